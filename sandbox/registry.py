@@ -1,0 +1,82 @@
+"""The sandbox's stand-in for ghcr.io: Debian's docker-registry with TLS (a CA made here) and htpasswd auth.
+
+It listens on an address of its own (put on the loopback device of this machine's network namespace), not on
+127.0.0.1: dockerd hard-codes 127.0.0.0/8 registries as insecure and skips their certificate checks, so only an
+address like this one makes the sandbox hosts see ghcr.io-like errors (unknown authority, no basic auth).
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from . import proc
+
+ADDRESS = "10.200.0.1"
+PORT = 5000
+SERVER = f"{ADDRESS}:{PORT}"
+USERNAME = "edumigsoft"
+CERTS_D = Path("/etc/docker/certs.d") / SERVER
+
+
+class Registry:
+    """CA, server certificate, users and the registry process, all kept under ``state/registry``."""
+
+    def __init__(self, state: Path):
+        self.dir = state / "registry"
+        self.ca_crt = self.dir / "ca.crt"
+        self.htpasswd = self.dir / "htpasswd"
+        self.token_file = self.dir / "token"
+        self.pidfile = self.dir / "registry.pid"
+        self.log = self.dir / "registry.log"
+
+    @property
+    def token(self) -> str:
+        """The read token of USERNAME (the sandbox's GITHUB_TOKEN), made once and kept private."""
+        if not self.token_file.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.token_file.touch(mode=0o600)
+            self.token_file.write_text("ghp_" + secrets.token_hex(18))
+        return self.token_file.read_text().strip()
+
+    def start(self) -> None:
+        """Make what is missing (address, CA, cert, htpasswd, config) and start the registry if it is not running."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if ADDRESS not in proc.sh("ip", "-4", "addr", "show", "dev", "lo").stdout:
+            proc.sh("ip", "addr", "add", f"{ADDRESS}/32", "dev", "lo")
+        self._make_certificates()
+        if not self.htpasswd.exists():
+            self.set_password(USERNAME, self.token, restart=False)
+        config = self.dir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.dir / 'storage'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '{SERVER}', tls: {{certificate: {self.dir / 'server.crt'}, key: {self.dir / 'server.key'}}}}}\n"
+            f"auth: {{htpasswd: {{realm: sandbox-registry, path: {self.htpasswd}}}}}\n")
+        proc.start(["docker-registry", "serve", str(config)], self.pidfile, self.log)
+        proc.wait_for("registry", lambda: proc.port_open(ADDRESS, PORT), 20, self.log)
+
+    def stop(self) -> None:
+        proc.stop(self.pidfile)
+
+    def set_password(self, user: str, password: str, restart: bool = True) -> None:
+        """Set ``user``'s password (bcrypt, given on stdin so it is in no argv); the registry reads it at start."""
+        self.htpasswd.touch(mode=0o600)
+        proc.sh("htpasswd", "-B", "-i", str(self.htpasswd), user, input=password)
+        if restart:
+            self.stop()
+            self.start()
+
+    def _make_certificates(self) -> None:
+        """A CA and a server certificate for ADDRESS, trusted by every dockerd here through certs.d."""
+        d = self.dir
+        if not (d / "server.crt").exists():
+            proc.sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                    "-subj", "/CN=fab sandbox CA", "-keyout", str(d / "ca.key"), "-out", str(self.ca_crt))
+            proc.sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={ADDRESS}",
+                    "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
+            (d / "san.ext").write_text(f"subjectAltName=IP:{ADDRESS}\n")
+            proc.sh("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(self.ca_crt),
+                    "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
+                    "-extfile", str(d / "san.ext"), "-out", str(d / "server.crt"))
+        CERTS_D.mkdir(parents=True, exist_ok=True)
+        (CERTS_D / "ca.crt").write_bytes(self.ca_crt.read_bytes())

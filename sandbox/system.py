@@ -1,0 +1,72 @@
+"""The seed-001 EMS system as it sits on a sandbox VPS: the /root hierarchy, the repo's compose files (images
+from the sandbox registry), the .env files and the GHCR token file, laid out as an operator would have them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import registry
+
+SYSTEM = "ems_system"
+HEALTH = """    healthcheck:
+      test: ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+"""
+
+
+def _service(name: str, image: str, port: int, volumes: list[str]) -> str:
+    vols = "".join(f"      - {v}\n" for v in volumes)
+    return (f"services:\n  {name}:\n    image: {image}\n    restart: unless-stopped\n"
+            f"    ports: [\"127.0.0.1:{port}:8080\"]\n    volumes:\n{vols}" + HEALTH)
+
+
+def _app(app: str, port: int) -> str:
+    image = f"{registry.SERVER}/edumigsoft/{app}_server:${{IMAGE_TAG:?IMAGE_TAG is set by fab deploy}}"
+    return _service(app, image, port, [
+        f"${{UPLOADS_HOST_PATH:-/root/{SYSTEM}/data/uploads/{app}}}:/data/uploads",
+        f"${{LOGS_HOST_PATH:-/root/{SYSTEM}/data/logs/{app}}}:/data/logs"])
+
+
+COMPOSE = {
+    "repo/servers/infra/docker-compose.prod.yml":
+        _service("traefik", f"{registry.SERVER}/sandbox/proxy:stable", 8088, ["/root/infra/letsencrypt:/letsencrypt"]),
+    "repo/servers/containers/postgres/docker-compose.prod.yml":
+        _service("postgres", f"{registry.SERVER}/sandbox/db:stable", 5432, ["pgdata:/var/lib/postgresql/data"])
+        + "volumes:\n  pgdata:\n    name: ems_pgdata\n",
+    "repo/servers/ems/container/docker-compose.prod.yml": _app("ems", 8080),
+    "repo/servers/sms/container/docker-compose.prod.yml": _app("sms", 8081),
+}
+ENV_EXAMPLE = "ENVIRONMENT=production\n# Dev: ../../.dev-data/uploads/{app} | VPS: /root/ems_system/data/uploads/{app}\n" \
+              "UPLOADS_HOST_PATH=/root/ems_system/data/uploads/{app}\nJWT_KEY=change-me\n"
+
+
+def seed(root: Path, token: str) -> None:
+    """Write the system under ``root`` (the host's /root): hierarchy, repo, .env files, token file (mode 600)."""
+    base = root / SYSTEM
+    for d in ("data/uploads/ems", "data/uploads/sms", "data/logs/ems", "data/logs/sms", "data/backups"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    (root / "infra" / "letsencrypt").mkdir(parents=True, exist_ok=True)
+    for rel, text in COMPOSE.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for app in ("ems", "sms"):
+        folder = base / f"repo/servers/{app}/container"
+        (folder / ".env_example").write_text(ENV_EXAMPLE.format(app=app))
+        (folder / ".env").write_text(ENV_EXAMPLE.format(app=app).replace("change-me", "sandbox-" + app))
+    write_token(root, token)
+
+
+def write_token(root: Path, token: str) -> None:
+    """The seed's token file: ``export GITHUB_TOKEN=...`` in .secrets/github, folder 700, file 600."""
+    secrets = root / SYSTEM / ".secrets"
+    secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(secrets, 0o700)
+    path = secrets / "github"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"export GITHUB_TOKEN={token}\n")
+    os.chmod(path, 0o600)

@@ -1,0 +1,137 @@
+"""One sandbox VPS: a separate host on this machine, reached over SSH like a real one.
+
+It has its own network namespace (a veth pair to this machine), a private mount namespace in which a folder of
+its own is bind-mounted on ``/root`` (so ``/root/<system>/...`` is the real path on both sides), its own dockerd
+and its own sshd. A long-lived "holder" process owns the mount namespace; dockerd and sshd join it with nsenter
+(``ip netns exec`` would remount /sys and dockerd dies without its devices cgroup).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import proc, registry
+
+FILES = Path(__file__).parent / "files"
+
+
+class SandboxHost:
+    """A sandbox VPS named ``name``; ``index`` picks its addresses (10.200.<index>.2, gateway .1)."""
+
+    def __init__(self, state: Path, name: str, index: int, client_key: Path):
+        self.name, self.index = name, index
+        self.dir = state / "hosts" / name
+        self.root = self.dir / "root"
+        self.netns = f"fsb-{name}"
+        self.veth = f"fsbh{index}"
+        self.address = f"10.200.{index}.2"
+        self.gateway = f"10.200.{index}.1"
+        self.sock = self.dir / "docker.sock"
+        self.client_key = client_key
+        self.known_hosts = self.dir / "known_hosts"
+        self.commands_log = self.dir / "commands.log"
+        self.stdin_log = self.dir / "stdin.log"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bring the host up, reusing whatever part of it already runs."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        self._network()
+        holder = proc.start(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount",
+                             "--propagation", "private", "sh", "-c",
+                             f"mount --bind '{self.root}' /root && exec sleep infinity"],
+                            self.dir / "holder.pid", self.dir / "holder.log")
+        proc.wait_for(f"{self.name} mount namespace", lambda: self._root_mounted(holder), 10, self.dir / "holder.log")
+        enter = ["nsenter", f"--target={holder}", "--mount", "--net"]
+        proc.start(enter + ["dockerd", "--host", f"unix://{self.sock}", "--data-root", str(self.dir / "docker"),
+                            "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile")],
+                   self.dir / "dockerd.pid", self.dir / "dockerd.log")
+        self._sshd_config()
+        os.makedirs("/run/sshd", exist_ok=True)
+        proc.start(enter + ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                   self.dir / "sshd.pid", self.dir / "sshd.log")
+        proc.wait_for(f"{self.name} dockerd", lambda: self.docker("version", check=False).returncode == 0,
+                      60, self.dir / "dockerd.log")
+        proc.wait_for(f"{self.name} sshd", lambda: proc.port_open(self.address, 22), 15, self.dir / "sshd.log")
+
+    def stop(self) -> None:
+        """Stop what this host runs (containers go with their dockerd) and remove its network."""
+        for daemon in ("sshd", "dockerd", "holder"):
+            proc.stop(self.dir / f"{daemon}.pid", timeout=30)
+        proc.sh("ip", "netns", "del", self.netns, check=False)
+        proc.sh("ip", "link", "del", self.veth, check=False)
+
+    def _root_mounted(self, holder: int) -> bool:
+        try:
+            return os.path.samefile(f"/proc/{holder}/root/root", self.root)
+        except OSError:
+            return False
+
+    def _network(self) -> None:
+        if self.netns in proc.sh("ip", "netns", "list").stdout.split():
+            return
+        proc.sh("ip", "netns", "add", self.netns)
+        proc.sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
+        proc.sh("ip", "addr", "add", f"{self.gateway}/24", "dev", self.veth)
+        proc.sh("ip", "link", "set", self.veth, "up")
+        inside = ["ip", "-n", self.netns]
+        proc.sh(*inside, "addr", "add", f"{self.address}/24", "dev", "eth0")
+        proc.sh(*inside, "link", "set", "eth0", "up")
+        proc.sh(*inside, "link", "set", "lo", "up")
+        proc.sh(*inside, "route", "add", f"{registry.ADDRESS}/32", "via", self.gateway)
+
+    def _sshd_config(self) -> None:
+        key = self.dir / "ssh_host_ed25519_key"
+        if not key.exists():
+            proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(key))
+        pub = (self.dir / "ssh_host_ed25519_key.pub").read_text().split()
+        self.known_hosts.write_text(f"{self.address} {pub[0]} {pub[1]}\n")
+        (self.dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
+        shutil.copy(FILES / "record-command", self.dir / "record-command")
+        (self.dir / "sshd_config").write_text(f"""\
+ListenAddress {self.address}:22
+HostKey {key}
+PidFile none
+AuthorizedKeysFile {self.dir / 'authorized_keys'}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+MaxStartups 50
+SetEnv DOCKER_HOST=unix://{self.sock}
+ForceCommand {self.dir / 'record-command'}
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+
+    # -- helpers for the harness and tests -----------------------------------------------------------------
+    def docker(self, *args: str, check: bool = True, **kw):
+        """Run the docker CLI against this host's dockerd (from this machine, as an observer)."""
+        env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=str(self.dir / "observer"))
+        return proc.sh("docker", *args, check=check, env=env, **kw)
+
+    def inside(self, script: str, check: bool = True):
+        """Run a bash script inside the host's namespaces, as its own root would (no SSH, nothing recorded)."""
+        holder = proc.read_pid(self.dir / "holder.pid")
+        if not holder:
+            raise proc.SandboxError(f"sandbox host {self.name} is not running")
+        return proc.sh("nsenter", f"--target={holder}", "--mount", "--net", "env",
+                       f"DOCKER_HOST=unix://{self.sock}", "bash", "-c", script, check=check)
+
+    def http(self, port: int, path: str) -> str | None:
+        """GET http://127.0.0.1:port/path as seen from the host itself (its own loopback); None when it fails."""
+        r = proc.sh("nsenter", f"--net=/run/netns/{self.netns}", "curl", "-fsS", "--max-time", "3",
+                    f"http://127.0.0.1:{port}{path}", check=False)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    def reset(self) -> None:
+        """Forget everything deployed: containers, volumes, images, logins, networks and the /root tree."""
+        self.inside("ids=$(docker ps -aq); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null;"
+                    "docker volume prune -af >/dev/null 2>&1 || docker volume prune -f >/dev/null;"
+                    "docker network prune -f >/dev/null; docker image prune -af >/dev/null")
+        for child in self.root.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        for log in (self.commands_log, self.stdin_log):
+            log.write_text("")
