@@ -1,0 +1,51 @@
+"""fab deploy: pull the tagged images, bring the stacks up in order, health-gate, record the release."""
+from __future__ import annotations
+
+import time
+
+from fabric import task
+
+from . import inventory, plan
+from .cli import new_release_id, operator, read_state, show_program, split_list, systems_of, tool_task
+from .errors import BAD_INPUT, ToolError
+from .remote import Session, console
+
+
+@task(auto_shortflags=False, help={
+    "host": "host from hosts.yml", "tag": "release tag to deploy (default: the system's tag: in hosts.yml, "
+    "else the tag running now, re-pulled)", "system": "only this system of the host",
+    "stack": "only these stacks (comma-separated), in their configured order",
+    "dry-run": "print the exact remote program and change nothing"})
+@tool_task
+def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
+    """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
+    h = inventory.load().host(host)
+    if tag is not None:
+        plan.check_tag(tag)
+    targets = [(s, plan.selected_stacks(s, split_list(stack))) for s in systems_of(h, system)]
+    by, origin = operator()
+    session = None if dry_run else Session(h)
+    for sysm, stacks in targets:
+        release_tag = tag or sysm.tag or _running_tag(session, h, sysm)
+        intent = plan.Intent("deploy", new_release_id(), release_tag, by, origin)
+        program = plan.deploy_program(h, sysm, stacks, intent)
+        if dry_run:
+            show_program(h, sysm, program)
+            continue
+        label = f"{h.name}/{sysm.name}"
+        console.print(f"[bold]{label}[/]: deploying [cyan]{release_tag}[/] (release {intent.release})")
+        started = time.monotonic()
+        session.check(session.run(program, label), label)
+        console.print(f"[green]✓ {label}: {release_tag} is live[/] ({time.monotonic() - started:.1f}s)")
+
+
+def _running_tag(session, host, system) -> str:
+    """Without --tag and no tag: in the inventory, re-deploy what runs now (a re-pushed tag is picked up)."""
+    if session is None:
+        raise ToolError("--dry-run needs --tag (or tag: in hosts.yml): otherwise the tag is read from the host",
+                        BAD_INPUT)
+    tag = read_state(session, host, system).current.get("tag")
+    if not tag:
+        raise ToolError(f"nothing is deployed on {host.name}/{system.name} yet: say which release with --tag",
+                        BAD_INPUT)
+    return plan.check_tag(tag)

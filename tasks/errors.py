@@ -1,0 +1,19 @@
+"""The one exception the tool raises for expected failures, and the exit codes scripts and CI can rely on."""
+from __future__ import annotations
+
+# Exit codes (documented in the README; stable for scripts and monitors).
+FAILED = 1          # unexpected failure (a bug, or something the tool did not foresee)
+BAD_INPUT = 2       # bad inventory, arguments, tag, secrets file: nothing was changed
+BUSY = 3            # another deploy holds the lock, or the history changed under us: nothing was changed
+REMOTE_FAILED = 4   # login or pull failed before anything restarted: nothing that runs was changed
+ROLLED_BACK = 5     # the new release failed its health gate and the previous good release is back
+NEEDS_ATTENTION = 6  # a release failed and the previous good one could not be restored (or there was none)
+UNREACHABLE = 7     # SSH connection failed or the host key is unknown or changed
+
+
+class ToolError(Exception):
+    """An expected failure with a message written for the operator and an exit code for scripts."""
+
+    def __init__(self, message: str, code: int = FAILED):
+        super().__init__(message)
+        self.code = code

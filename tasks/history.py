@@ -1,0 +1,94 @@
+"""The release history: an append-only JSON-lines file on the VPS, one line per state change of a release.
+
+A release is one deploy or rollback attempt. Its first line says what was asked (tag, action, who, images as
+``tag@digest`` per stack); later lines move it to ``good`` or ``failed``. The running release is the one named
+in the state's ``current`` file, written only when a release passes its health gate. Folding the lines here,
+on the operator's side, keeps the remote program simple and lets a damaged line be reported with its number
+instead of being silently dropped or rewritten.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .errors import BAD_INPUT, ToolError
+
+
+@dataclass
+class Release:
+    id: str
+    tag: str
+    action: str
+    by: str
+    at: str
+    state: str
+    images: dict = field(default_factory=dict)
+    origin: str = ""
+    finished: str = ""
+
+    def as_dict(self, running: bool = False) -> dict:
+        return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
+                "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
+                "images": self.images, "running": running}
+
+
+def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
+    """The releases in ``text``, oldest first. A line that is not a release record is an error naming it."""
+    releases: dict[str, Release] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            rid, state, at = rec["release"], rec["state"], rec["at"]
+            if not all(isinstance(v, str) for v in (rid, state, at)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ToolError(f"the release history {source} is damaged at line {number}; it was left as it is. "
+                            "Repair or move that line aside, then run again.", BAD_INPUT) from None
+        rel = releases.get(rid)
+        if rel is None:
+            releases[rid] = Release(rid, str(rec.get("tag", "")), str(rec.get("action", "")), str(rec.get("by", "")),
+                                    at, state, dict(rec.get("images") or {}), str(rec.get("from", "")))
+        else:
+            rel.state, rel.finished = state, at
+            rel.images = dict(rec.get("images") or rel.images)
+    return list(releases.values())
+
+
+def parse_current(lines: list[str]) -> dict:
+    """The ``current`` file: ``release ID``, ``tag T`` and ``pin STACK tag@digest`` lines."""
+    cur: dict = {"release": None, "tag": None, "pins": {}}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("release", "tag"):
+            cur[parts[0]] = parts[1]
+        elif len(parts) == 3 and parts[0] == "pin":
+            cur["pins"][parts[1]] = parts[2]
+    return cur
+
+
+def previous_good(releases: list[Release], current_id: str | None) -> Release | None:
+    """The newest good release that is not what runs now (and runs other images): rollback with no --to."""
+    running = next((r for r in releases if r.id == current_id), None)
+    for rel in reversed(releases):
+        if rel.state != "good" or rel.id == current_id:
+            continue
+        if running and rel.images == running.images:
+            continue
+        return rel
+    return None
+
+
+def find_good(releases: list[Release], tag: str) -> Release:
+    """The newest good release of ``tag``; a clear error listing the good releases otherwise."""
+    for rel in reversed(releases):
+        if rel.tag == tag and rel.state == "good":
+            return rel
+    known = list(dict.fromkeys(r.tag for r in reversed(releases) if r.state == "good"))
+    if any(r.tag == tag for r in releases):
+        why = f"{tag} is in the history but never passed its health gate"
+    else:
+        why = f"{tag} is not in the release history"
+    raise ToolError(f"{why}; good releases: {', '.join(known) or 'none'} (--force deploys any tag the registry has)",
+                    BAD_INPUT)

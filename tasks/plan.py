@@ -1,0 +1,348 @@
+"""The pure layer: inventory + intent -> the exact bash program a host runs. No SSH here.
+
+Each task sends one program on the SSH channel's standard input (``bash -s``), so a whole deploy costs one
+remote command (about two round trips) instead of one per step. The program is wrapped in ``{ ... }`` so bash
+reads all of it before running any of it (a dropped connection cannot cut it in half), and it ignores SIGHUP and
+SIGPIPE so that, once started, it finishes and releases its lock even if the operator's laptop goes away.
+
+Every value from the operator or the inventory enters as a ``shlex.quote``d shell variable assignment at the
+top, after validation; the library below never interpolates anything else. The program talks back with lines
+``@@step NAME text`` (a step starts), ``@@ok`` / ``@@fail text`` (it ends), ``@@info text``, ``@@error text``
+(the program gives up) and ``@@data KEY VALUE`` (see remote.Progress); all
+other output is docker's own and is kept for the log. The GHCR token is read from the secrets file by bash
+builtins and handed to ``docker login --password-stdin`` through a pipe: it is in no argv and no output.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass
+
+from .errors import BAD_INPUT, ToolError
+from .inventory import Host, Stack, System
+
+# OCI distribution spec: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}@sha256:[0-9a-f]{64}$")
+
+# Remote exit codes of the programs below (mapped to the tool's own exit codes in remote.py).
+R_LOCKED, R_LOGIN, R_PULL, R_ROLLED_BACK, R_BROKEN, R_CONFLICT, R_SECRETS = 10, 11, 12, 13, 14, 15, 16
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a valid OCI tag; a clear error otherwise (before anything remote runs)."""
+    if not isinstance(tag, str) or not TAG.match(tag):
+        raise ToolError(f"{tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
+                        "not starting with . or -)", BAD_INPUT)
+    return tag
+
+
+def image_repo(host: Host, stack: Stack) -> str:
+    """The full repository of ``stack``'s image on ``host``: relative names go to the host's registry."""
+    first = stack.image.split("/", 1)[0]
+    if "/" in stack.image and ("." in first or ":" in first or first == "localhost"):
+        return stack.image
+    return f"{host.registry.server}/{stack.image}"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the operator asked for, with who and when, as recorded in history and audit."""
+    action: str                 # deploy | rollback
+    release: str                # new release id
+    tag: str
+    by: str
+    origin: str
+    pins: dict | None = None    # rollback: stack -> tag@digest to restore; deploy: None (pull the tag)
+    history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
+
+
+def _q(value) -> str:
+    return shlex.quote(str(value))
+
+
+def _assign(name: str, value) -> str:
+    return f"{name}={_q(value)}"
+
+
+def state_dir(host: Host, system: System) -> str:
+    """The tool's own state on the VPS: beside data/, outside repo/, so a re-clone cannot lose it."""
+    return posixpath.join(host.base(system), "state")
+
+
+def selected_stacks(system: System, only: list[str] | None) -> list[Stack]:
+    """The system's stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
+    if only:
+        known = {s.name for s in system.stacks}
+        unknown = [s for s in only if s not in known]
+        if unknown:
+            raise ToolError(f"system {system.name} has no stack {', '.join(unknown)} (stacks: {', '.join(known)})",
+                            BAD_INPUT)
+    return [s for s in system.stacks if not only or s.name in only]
+
+
+def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Intent) -> str:
+    """The whole deploy (or rollback) of ``system`` on ``host``: lock, login, pull, record, up in order, health
+    gate, restore the previous good release on failure, record, unlock, audit."""
+    base = host.base(system)
+    head = [
+        _assign("BASE", base), _assign("STATE", state_dir(host, system)),
+        _assign("SECRETS", posixpath.join(base, system.secrets)),
+        _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
+        _assign("ACTION", intent.action), _assign("RELEASE", intent.release), _assign("TAG", intent.tag),
+        _assign("BY", intent.by), _assign("ORIGIN", intent.origin), _assign("SYSTEM", system.name),
+        _assign("EXPECT_HISTORY", intent.history_sha or ""), _assign("META", json_meta(intent)),
+    ]
+    body = ["begin", "lock_take", "check_history", "check_secrets", "registry_login"]
+    for s in stacks:
+        if s.image:
+            pin = (intent.pins or {}).get(s.name)
+            body.append(f"fetch {_q(s.name)} {_q(image_repo(host, s))} {_q(pin or '')}")
+    body.append("record deploying")
+    for s in stacks:
+        compose = posixpath.join(base, s.compose)
+        body.append(f"stack {_q(s.name)} {_q(compose)} {_q(f'{system.name}-{s.name}')} {_q(s.tag_var if s.image else '')} "
+                    f"{_q(s.wait)} {_q(s.health or '')}")
+    body.append("finish")
+    return _program(head, body)
+
+
+def read_state_program(host: Host, system: System) -> str:
+    """Read-only: the release history (with its checksum), the current pins and the lock, for rollback,
+    releases and status."""
+    head = [_assign("STATE", state_dir(host, system))]
+    return _program(head, ["show_state"])
+
+
+def status_program(host: Host, system: System) -> str:
+    """Read-only: state as above plus what runs in each stack and the secrets file's age."""
+    base = host.base(system)
+    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets))]
+    body = ["show_state"]
+    for s in system.stacks:
+        body.append(f"show_stack {_q(s.name)} {_q(posixpath.join(base, s.compose))} {_q(f'{system.name}-{s.name}')}")
+    body.append("show_secrets")
+    return _program(head, body)
+
+
+def unlock_program(host: Host, system: System) -> str:
+    """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
+    return _program([_assign("STATE", state_dir(host, system))], ["lock_break"])
+
+
+def json_meta(intent: Intent) -> str:
+    """The fixed part of the history and audit records, JSON-encoded on this side (no shell escaping games)."""
+    return json.dumps({"release": intent.release, "tag": intent.tag, "action": intent.action,
+                       "by": intent.by, "from": intent.origin}, separators=(",", ":"))[1:-1]
+
+
+def _program(head: list[str], body: list[str]) -> str:
+    return "{\n" + LIBRARY + "\n".join(head) + "\n" + "\n".join(body) + "\nexit 0\n}\n"
+
+
+# The bash library every program starts with. Kept in one place so the dry-run shows exactly what runs.
+LIBRARY = r"""set -u -o pipefail
+umask 077
+trap '' HUP PIPE
+T0=$(date +%s)
+say() { printf '@@%s\n' "$*"; }
+die() { local code=$1; shift; say "error $*"; exit "$code"; }
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+# write FILE from stdin: temporary file in the same folder, flushed, then renamed over FILE
+atomic_write() { local tmp; tmp=$(mktemp "$1.tmp.XXXXXX") && cat > "$tmp" && sync "$tmp" 2>/dev/null; mv -f "$tmp" "$1"; }
+append_line() { { [ ! -f "$1" ] || cat "$1"; printf '%s\n' "$2"; } | atomic_write "$1"; }
+begin() {
+  mkdir -p "$STATE" || die 1 "cannot create $STATE"
+  HOLDING=0; RESULT=refused; declare -gA NEW=()
+  trap 'finish_trap $?' EXIT
+}
+finish_trap() {
+  local code=$1
+  [ "$HOLDING" = 1 ] && rm -rf "$STATE/lock"
+  printf '{%s,"task":"%s","result":"%s","exit":%d,"seconds":%d,"at":"%s"}\n' \
+    "$META" "$ACTION" "$RESULT" "$code" "$(( $(date +%s) - T0 ))" "$(now)" >> "$STATE/audit.jsonl"
+}
+lock_take() {
+  say "step lock taking the deploy lock"
+  if ! mkdir "$STATE/lock" 2>/dev/null; then
+    local info; info=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
+    die 10 "another deploy holds the lock of $SYSTEM: $info"
+  fi
+  HOLDING=1
+  printf '%s since %s (%s %s, release %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" | atomic_write "$STATE/lock/info"
+}
+check_history() {
+  [ -z "$EXPECT_HISTORY" ] && return 0
+  local sum; sum=$(cat "$STATE/releases.jsonl" 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [ "$sum" = "$EXPECT_HISTORY" ] || die 15 "the release history of $SYSTEM changed since it was read; run the command again"
+}
+check_secrets() {
+  say "step secrets checking $SECRETS"
+  [ -f "$SECRETS" ] || die 16 "secrets file $SECRETS is missing: create it with 'export GITHUB_TOKEN=...' (chmod 600)"
+  local mode dmode; mode=$(stat -c %a "$SECRETS"); dmode=$(stat -c %a "$(dirname "$SECRETS")")
+  [ "${mode: -2}" = 00 ] || die 16 "secrets file $SECRETS is readable by others (mode $mode): chmod 600 it"
+  [ "${dmode: -2}" = 00 ] || die 16 "secrets folder $(dirname "$SECRETS") is open to others (mode $dmode): chmod 700 it"
+}
+# The token goes from the file to docker's stdin through bash builtins only: no argv, no output.
+read_token() {
+  local line; GITHUB_TOKEN=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "export GITHUB_TOKEN="*|"GITHUB_TOKEN="*) GITHUB_TOKEN=${line#*GITHUB_TOKEN=} ;;
+    esac
+  done < "$1"
+  GITHUB_TOKEN=${GITHUB_TOKEN%$'\r'}; GITHUB_TOKEN=${GITHUB_TOKEN#[\"\']}; GITHUB_TOKEN=${GITHUB_TOKEN%[\"\']}
+  [ -n "$GITHUB_TOKEN" ]
+}
+registry_login() {
+  say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
+  read_token "$SECRETS" || die 16 "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
+  local out
+  if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1); then
+    unset GITHUB_TOKEN
+    die 11 "docker login to $REGISTRY failed: $(printf '%s' "$out" | tail -n 1)"
+  fi
+  unset GITHUB_TOKEN
+  chmod 600 "$HOME/.docker/config.json" 2>/dev/null || true
+}
+# fetch STACK REPO [PIN]: make the image present; a deploy pulls the tag, a rollback the recorded digest.
+fetch() {
+  local stack=$1 repo=$2 pin=$3 out digest
+  if [ -n "$pin" ]; then
+    say "step pull $stack: $repo@${pin#*@} (recorded digest of ${pin%@*})"
+    if ! docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1; then
+      out=$(docker pull "$repo@${pin#*@}" 2>&1) || die 12 "pull of $repo@${pin#*@} failed: $(printf '%s' "$out" | tail -n 1)"
+    fi
+    NEW[$stack]=$pin
+  else
+    say "step pull $stack: $repo:$TAG"
+    out=$(docker pull "$repo:$TAG" 2>&1) || die 12 "pull of $repo:$TAG failed: $(printf '%s' "$out" | tail -n 1)"
+    digest=$(printf '%s\n' "$out" | sed -n 's/^Digest: \(sha256:[0-9a-f]\{64\}\)$/\1/p' | tail -n 1)
+    [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$repo:$TAG" \
+      | sed -n "s|^$repo@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n 1)
+    [ -n "$digest" ] || die 12 "no digest for $repo:$TAG after the pull"
+    NEW[$stack]=$TAG@$digest
+  fi
+  say "data pin $stack ${NEW[$stack]}"
+}
+images_json() {
+  local s sep="" out=""
+  for s in "${!NEW[@]}"; do out+="$sep\"$s\":\"${NEW[$s]}\""; sep=","; done
+  printf '{%s}' "$out"
+}
+record() {
+  append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s}' "$META" "$1" "$(now)" "$(images_json)")"
+}
+# set_pins ENVFILE VAR VALUE PROJECT: the tag is kept in the stack's .env, which compose reads on every
+# `up`, so the pinned release survives a reboot and an operator's manual `docker compose up -d`.
+set_pins() {
+  local env=$1 var=$2 value=$3 project=$4 mode=600
+  [ -f "$env" ] && mode=$(stat -c %a "$env")
+  { [ ! -f "$env" ] || grep -v -E "^($var|COMPOSE_PROJECT_NAME)=" "$env"
+    [ -z "$var" ] || printf '%s=%s\n' "$var" "$value"
+    printf 'COMPOSE_PROJECT_NAME=%s\n' "$project"; } | atomic_write "$env"
+  chmod "$mode" "$env"
+}
+# up STACK COMPOSE PROJECT WAIT HEALTH: bring one stack up and gate on compose health and the HTTP check.
+up() {
+  local stack=$1 compose=$2 project=$3 wait=$4 health=$5 out i
+  out=$(docker compose -p "$project" -f "$compose" up -d --remove-orphans --wait --wait-timeout "$wait" 2>&1)
+  local rc=$?
+  printf '%s\n' "$out"
+  [ $rc = 0 ] || { say "fail $stack: $(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)"; return 1; }
+  [ -z "$health" ] && return 0
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    if curl -fsS -o /dev/null --max-time 5 "$health" 2>/dev/null || wget -q -O /dev/null -T 5 "$health" 2>/dev/null; then
+      return 0
+    fi
+    sleep 1
+  done
+  say "fail $stack: $health did not answer 2xx"; return 1
+}
+STACKS=()
+stack() {
+  local name=$1 compose=$2 project=$3 var=$4 wait=$5 health=$6
+  STACKS+=("$name")
+  SPEC_COMPOSE[$name]=$compose; SPEC_PROJECT[$name]=$project; SPEC_VAR[$name]=$var
+  SPEC_WAIT[$name]=$wait; SPEC_HEALTH[$name]=$health
+}
+declare -A SPEC_COMPOSE=() SPEC_PROJECT=() SPEC_VAR=() SPEC_WAIT=() SPEC_HEALTH=()
+env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
+# apply: pin and bring up every stack in order; on the first failure stop and return 1.
+apply() {
+  local s
+  for s in "${STACKS[@]}"; do
+    say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
+    if [ -n "${SPEC_VAR[$s]}" ] && [ -n "${NEW[$s]:-}" ]; then
+      set_pins "$(env_of "$s")" "${SPEC_VAR[$s]}" "${NEW[$s]}" "${SPEC_PROJECT[$s]}"
+    else
+      set_pins "$(env_of "$s")" "" "" "${SPEC_PROJECT[$s]}"
+    fi
+    up "$s" "${SPEC_COMPOSE[$s]}" "${SPEC_PROJECT[$s]}" "${SPEC_WAIT[$s]}" "${SPEC_HEALTH[$s]}" || return 1
+  done
+}
+# restore: put back the previous good pins (from the state's current file) of every stack we changed.
+restore() {
+  local s pin ok=0
+  [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
+  for s in "${STACKS[@]}"; do
+    [ -n "${SPEC_VAR[$s]}" ] && [ -n "${NEW[$s]:-}" ] || continue
+    pin=$(sed -n "s/^pin $s //p" "$STATE/current")
+    [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
+    say "step restore $s: back to $pin"
+    set_pins "$(env_of "$s")" "${SPEC_VAR[$s]}" "$pin" "${SPEC_PROJECT[$s]}"
+    up "$s" "${SPEC_COMPOSE[$s]}" "${SPEC_PROJECT[$s]}" "${SPEC_WAIT[$s]}" "${SPEC_HEALTH[$s]}" || ok=1
+  done
+  return $ok
+}
+write_current() {
+  local s pin
+  { printf 'release %s\ntag %s\n' "$RELEASE" "$TAG"
+    [ ! -f "$STATE/current" ] || grep '^pin ' "$STATE/current" | while read -r _ s pin; do
+      [ -n "${NEW[$s]:-}" ] || printf 'pin %s %s\n' "$s" "$pin"; done
+    for s in "${!NEW[@]}"; do printf 'pin %s %s\n' "$s" "${NEW[$s]}"; done; } | atomic_write "$STATE/current"
+}
+finish() {
+  if apply; then
+    record good; write_current; RESULT=ok
+    say ok
+    return 0
+  fi
+  record failed
+  say "info health gate failed: restoring the previous good release"
+  if restore; then
+    say ok
+    local prev; prev=$(sed -n 's/^tag //p' "$STATE/current")
+    RESULT=rolled-back
+    die 13 "$TAG failed its health gate; the previous good release $prev is back and healthy"
+  fi
+  RESULT=broken
+  die 14 "$TAG failed its health gate and the previous good release could not be restored: look at the host now"
+}
+show_state() {
+  say "data history_sha $(cat "$STATE/releases.jsonl" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+  echo "@@history-begin"; cat "$STATE/releases.jsonl" 2>/dev/null; echo "@@history-end"
+  [ -f "$STATE/current" ] && sed 's/^/@@current /' "$STATE/current"
+  [ -d "$STATE/lock" ] && say "data lock $(cat "$STATE/lock/info" 2>/dev/null || echo 'holder unknown')"
+  return 0
+}
+show_stack() {
+  local out
+  out=$(docker compose -p "$3" -f "$2" ps -a --format json 2>/dev/null | tr -d '\n')
+  say "data stack $1 ${out:-[]}"
+}
+show_secrets() {
+  if [ -f "$SECRETS" ]; then say "data secrets $(stat -c '%a %Y' "$SECRETS")"; else say "data secrets missing"; fi
+}
+lock_break() {
+  if [ -d "$STATE/lock" ]; then
+    say "info removing the lock held by $(cat "$STATE/lock/info" 2>/dev/null || echo 'holder unknown')"
+    rm -rf "$STATE/lock"
+  else
+    say "info no lock was held"
+  fi
+}
+"""
