@@ -121,10 +121,10 @@ def _registry(doc: "_Doc", spec, at: tuple, base: Registry | None = None) -> Reg
     spec = doc.mapping(at, spec)
     doc.only_keys(at, spec, {"server", "username"})
     server = doc.string(at + ("server",), spec.get("server", base and base.server))
-    if not REGISTRY_SERVER.match(server):
+    if not REGISTRY_SERVER.fullmatch(server):
         doc.fail(at + ("server",), f"registry server {server!r} is not a host[:port]")
     username = doc.string(at + ("username",), spec.get("username", base and base.username))
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", username):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", username):
         doc.fail(at + ("username",), f"registry username {username!r} has characters a registry does not accept")
     return Registry(server, username)
 
@@ -151,13 +151,13 @@ def _system(doc: "_Doc", name: str, spec, default_registry: Registry) -> tuple[S
         sspec = doc.mapping(sat, sspec)
         doc.only_keys(sat, sspec, {"compose", "image", "health", "tag_var", "wait"})
         image = sspec.get("image")
-        if image is not None and not IMAGE_NAME.match(doc.string(sat + ("image",), image)):
+        if image is not None and not IMAGE_NAME.fullmatch(doc.string(sat + ("image",), image)):
             doc.fail(sat + ("image",), f"{image!r} is not an image repository (no tag: the tool picks it)")
         health = sspec.get("health")
-        if health is not None and not URL.match(doc.string(sat + ("health",), health)):
+        if health is not None and not URL.fullmatch(doc.string(sat + ("health",), health)):
             doc.fail(sat + ("health",), f"health {health!r} must be an http(s) URL")
         tag_var = sspec.get("tag_var", "IMAGE_TAG")
-        if not re.match(r"^[A-Z_][A-Z0-9_]*$", doc.string(sat + ("tag_var",), tag_var)):
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", doc.string(sat + ("tag_var",), tag_var)):
             doc.fail(sat + ("tag_var",), f"tag_var {tag_var!r} must be an UPPER_CASE variable name")
         stacks.append(Stack(sname, doc.relpath(sat + ("compose",), sspec.get("compose")), image, health, tag_var,
                             doc.integer(sat + ("wait",), sspec.get("wait", 120), 1, 3600)))
@@ -223,6 +223,7 @@ class _Doc:
                 if key in out:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: {key!r} appears twice", BAD_INPUT)
                 out[key] = cls._build(path, vnode, at + (key,), lines)
+                lines[at + (key,)] = knode.start_mark.line + 1  # errors point at the key's line
             return out
         if isinstance(node, yaml.SequenceNode):
             return [cls._build(path, v, at + (i,), lines) for i, v in enumerate(node.value)]
@@ -262,7 +263,7 @@ class _Doc:
         return norm
 
     def check_name(self, at, name, what: str) -> None:
-        if not isinstance(name, str) or not SAFE_NAME.match(name):
+        if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
             self.fail(at, f"{what} name {name!r} is not a safe name (letters, digits, _ . -; it becomes a path)")
 
     def only_keys(self, at, spec: dict, allowed: set) -> None:

@@ -34,7 +34,7 @@ R_LOCKED, R_LOGIN, R_PULL, R_ROLLED_BACK, R_BROKEN, R_CONFLICT, R_SECRETS = 10, 
 
 def check_tag(tag: str) -> str:
     """``tag`` if it is a valid OCI tag; a clear error otherwise (before anything remote runs)."""
-    if not isinstance(tag, str) or not TAG.match(tag):
+    if not isinstance(tag, str) or not TAG.fullmatch(tag):
         raise ToolError(f"{tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
                         "not starting with . or -)", BAD_INPUT)
     return tag

@@ -1,0 +1,66 @@
+"""Release history: folding state lines, damaged lines reported, choosing rollback targets."""
+import json
+
+import pytest
+
+from tasks import history
+from tasks.errors import BAD_INPUT, ToolError
+
+
+def line(rid, tag, state, images=None, action="deploy"):
+    rec = {"release": rid, "tag": tag, "action": action, "by": "ana@laptop", "from": "laptop", "state": state,
+           "at": f"2026-11-23T00:00:{rid[-2:]}Z", "images": images or {"ems": f"{tag}@sha256:{tag[-1] * 64}"}}
+    return json.dumps(rec)
+
+
+HISTORY = "\n".join([
+    line("r01", "v1.4.2", "deploying"), line("r01", "v1.4.2", "good"),
+    line("r02", "v1.4.3", "deploying"), line("r02", "v1.4.3", "good"),
+    line("r03", "v1.5.0", "deploying"), line("r03", "v1.5.0", "failed"),
+])
+
+
+def test_lines_fold_into_releases_in_order():
+    rels = history.parse(HISTORY)
+    assert [(r.id, r.tag, r.state) for r in rels] == [("r01", "v1.4.2", "good"), ("r02", "v1.4.3", "good"),
+                                                       ("r03", "v1.5.0", "failed")]
+    assert rels[0].finished.endswith("01Z") and rels[0].images["ems"].startswith("v1.4.2@sha256:")
+
+
+def test_damaged_line_is_reported_with_its_number():
+    text = HISTORY + "\n{not json\n"
+    with pytest.raises(ToolError, match="damaged at line 7") as e:
+        history.parse(text, "vps1:/root/s/state/releases.jsonl")
+    assert e.value.code == BAD_INPUT and "vps1:/root/s/state/releases.jsonl" in str(e.value)
+    with pytest.raises(ToolError, match="line 2"):
+        history.parse(line("r1", "v1", "good") + '\n{"release": "x"}\n')
+
+
+def test_empty_history():
+    assert history.parse("") == [] and history.previous_good([], None) is None
+
+
+def test_previous_good_skips_failed_and_running():
+    rels = history.parse(HISTORY)
+    assert history.previous_good(rels, "r02").id == "r01"
+    assert history.previous_good(rels, "r01").id == "r02"
+
+
+def test_previous_good_skips_releases_running_the_same_images():
+    rels = history.parse(HISTORY + "\n" + line("r04", "v1.4.3", "good", action="rollback"))
+    # r04 re-runs v1.4.3's images: going "back" to r02 would change nothing
+    assert history.previous_good(rels, "r04").id == "r01"
+
+
+def test_find_good_and_its_errors():
+    rels = history.parse(HISTORY)
+    assert history.find_good(rels, "v1.4.2").id == "r01"
+    with pytest.raises(ToolError, match=r"v9 is not in the release history; good releases: v1.4.3, v1.4.2"):
+        history.find_good(rels, "v9")
+    with pytest.raises(ToolError, match="never passed its health gate"):
+        history.find_good(rels, "v1.5.0")
+
+
+def test_current_file():
+    cur = history.parse_current(["release r02", "tag v1.4.3", "pin ems v1.4.3@sha256:" + "3" * 64, "junk"])
+    assert cur["release"] == "r02" and cur["tag"] == "v1.4.3" and list(cur["pins"]) == ["ems"]

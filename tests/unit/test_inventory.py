@@ -1,0 +1,123 @@
+"""Inventory loading and validation: every error names the file and line and says what is wrong."""
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tasks import inventory
+from tasks.errors import BAD_INPUT, ToolError
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+registry: {server: ghcr.io, username: edumigsoft}
+systems:
+  ems_system:
+    stacks:
+      infra: {compose: repo/servers/infra/docker-compose.prod.yml}
+      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: "http://127.0.0.1:8080/health"}
+hosts:
+  vps1: {address: 203.0.113.10, systems: [ems_system]}
+"""
+
+
+def write(tmp_path, text, name="hosts.yml"):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(path) -> str:
+    with pytest.raises(ToolError) as e:
+        inventory.load(path)
+    assert e.value.code == BAD_INPUT
+    return str(e.value)
+
+
+def test_committed_inventory_loads_with_the_seed_stacks_in_order():
+    inv = inventory.load(REPO / "hosts.yml")
+    host = inv.host("vps1")
+    assert [s.name for s in host.systems[0].stacks] == ["infra", "postgres", "ems", "sms"]
+    assert host.root == "/root" and host.registry.server == "ghcr.io"
+    assert host.base(host.systems[0]) == "/root/ems_system"
+
+
+def test_defaults(tmp_path):
+    host = inventory.load(write(tmp_path, GOOD)).host("vps1")
+    assert (host.user, host.port, host.root) == ("root", 22, "/root")
+    system = host.systems[0]
+    assert system.secrets == ".secrets/github"
+    assert system.stacks[1].tag_var == "IMAGE_TAG" and system.stacks[0].image is None
+
+
+def test_unknown_host_lists_the_known_ones(tmp_path):
+    inv = inventory.load(write(tmp_path, GOOD))
+    with pytest.raises(ToolError, match=r"unknown host 'vps9'.*knows vps1") as e:
+        inv.host("vps9")
+    assert e.value.code == BAD_INPUT
+    with pytest.raises(ToolError, match="say which host"):
+        inv.host(None)
+
+
+@pytest.mark.parametrize("bad, line, message", [
+    (GOOD.replace("address: 203.0.113.10, ", ""), 8, "hosts.vps1.address is missing"),
+    (GOOD.replace("[ems_system]", "[nope]"), 8, "unknown system 'nope'"),
+    (GOOD.replace("vps1:", "../etc:"), 8, "not a safe name"),
+    (GOOD.replace("ems_system:", "'ems system':"), 3, "not a safe name"),
+    (GOOD.replace("infra: {compose: repo/", "infra: {compose: ../../"), 5, "inside the system's folder"),
+    (GOOD.replace("infra: {compose: repo/", "infra: {compose: /etc/"), 5, "inside the system's folder"),
+    (GOOD.replace("image: edumigsoft/ems_server", "image: 'edumigsoft/ems_server:v1'"), 6, "not an image repository"),
+    (GOOD.replace('"http://127.0.0.1:8080/health"', '"http://x/$(id)"'), 6, "must be an http(s) URL"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], port: '22'}"), 8, "port must be a whole number"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], root: relative}"), 8, "normalised absolute path"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], colour: red}"), 8, "unknown key 'colour'"),
+    (GOOD.replace("registry: {server: ghcr.io, username: edumigsoft}", "registry: {server: 'ghcr.io; rm -rf /'}"), 1,
+     "not a host"),
+    (GOOD + "  vps1: {address: x, systems: [ems_system]}\n", 9, "'vps1' appears twice"),
+    (GOOD.replace("    stacks:\n      infra: {compose: repo/servers/infra/docker-compose.prod.yml}\n"
+                  "      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: \"http://127.0.0.1:8080/health\"}\n",
+                  "    stacks: {}\n"), 4, "at least one stack"),
+    ("registry: {server: r, username: u}\nsystems: [a, b]\n", 2, "systems must be a mapping"),
+])
+def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
+    path = write(tmp_path, bad)
+    text = error_of(path)
+    assert text.startswith(f"{path}:{line}: "), text
+    assert message in text
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, GOOD.replace("hosts:\n", "hosts:\n  vps1: {address: [unclosed\n"))
+    text = error_of(path)
+    assert f"{path}:" in text and "not valid YAML" in text
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    assert "inventory not found" in error_of(tmp_path / "nope.yml")
+
+
+def test_hosts_d_adds_hosts_and_overrides_the_registry_partially(tmp_path):
+    path = write(tmp_path, GOOD)
+    write(tmp_path, "hosts:\n  box: {address: 10.0.0.2, systems: [ems_system], registry: {server: 'reg.local:5000'}}\n",
+          "hosts.d/box.yml")
+    host = inventory.load(path).host("box")
+    assert host.registry.server == "reg.local:5000" and host.registry.username == "edumigsoft"
+    assert inventory.load(path).host("vps1").registry.server == "ghcr.io"
+
+
+def test_a_host_defined_in_two_files_is_refused(tmp_path):
+    path = write(tmp_path, GOOD)
+    extra = write(tmp_path, "hosts:\n  vps1: {address: 10.0.0.2, systems: [ems_system]}\n", "hosts.d/dup.yml")
+    text = error_of(path)
+    assert text.startswith(f"{extra}:2:") and "defined twice" in text
+
+
+def test_registry_top_level_is_required(tmp_path):
+    text = error_of(write(tmp_path, GOOD.replace("registry: {server: ghcr.io, username: edumigsoft}\n", "")))
+    assert "registry is missing" in text
+
+
+def test_inventory_path_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAB_INVENTORY", str(write(tmp_path, GOOD, "other.yml")))
+    assert "vps1" in inventory.load().hosts
