@@ -1,0 +1,109 @@
+"""End-to-end fixtures: the real `fab` CLI against a sandbox VPS (sshd + dockerd in their own namespaces, a TLS
+registry with password auth), started here if it is not running and stopped afterwards only if we started it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandbox import Sandbox, proc, registry, system
+
+REPO = Path(__file__).resolve().parents[2]
+FAB = str(Path(sys.executable).parent / "fab")
+HOSTS = ("t1",)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    sb = Sandbox()
+    was_running = {name: bool(proc.read_pid(sb.host(name).dir / "sshd.pid")) for name in HOSTS}
+    registry_running = bool(proc.read_pid(sb.registry.pidfile))
+    sb.up(HOSTS)
+    yield sb
+    for name, running in was_running.items():
+        if not running:
+            sb.host(name).stop()
+    if not registry_running:
+        sb.registry.stop()
+
+
+@dataclass
+class Vps:
+    """One clean sandbox host plus an inventory that reaches it, and helpers to drive and observe it."""
+    sb: Sandbox
+    host: object
+    inventory: Path
+
+    @property
+    def token(self) -> str:
+        return self.sb.registry.token
+
+    @property
+    def state(self) -> Path:
+        return self.host.root / system.SYSTEM / "state"
+
+    @property
+    def secrets(self) -> Path:
+        return self.host.root / system.SYSTEM / ".secrets" / "github"
+
+    def env(self, extra: dict | None = None) -> dict:
+        return dict(os.environ, FAB_INVENTORY=str(self.inventory), COLUMNS="200", **(extra or {}))
+
+    def fab(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([FAB, *args], cwd=REPO, env=self.env(env), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def spawn(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        """fab in the background (output merged, read it with communicate())."""
+        return subprocess.Popen([FAB, *args], cwd=REPO, env=self.env(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess:
+        res = self.fab(*args)
+        assert res.returncode == 0, f"fab {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        return res
+
+    def version(self) -> str | None:
+        return self.host.http(8080, "/version")
+
+    def releases(self) -> list[dict]:
+        return json.loads(self.ok("releases", "--host", self.host.name, "--json").stdout)[system.SYSTEM]
+
+    def running(self) -> dict:
+        return next(r for r in self.releases() if r["running"])
+
+    def containers(self) -> list[str]:
+        """id, image and state of every container: a restart or a recreate changes this."""
+        out = self.host.docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Image}} {{.State}}").stdout
+        return sorted(out.splitlines())
+
+    def tree(self) -> dict:
+        """Every path under the host's /root with its mode and content hash: byte-for-byte comparisons."""
+        out = {}
+        for path in sorted(self.host.root.rglob("*")):
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and not path.is_symlink() else ""
+            out[str(path.relative_to(self.host.root))] = (oct(st.st_mode), digest)
+        return out
+
+    def snapshot(self) -> tuple:
+        return self.tree(), self.containers()
+
+
+@pytest.fixture
+def vps(sandbox, tmp_path) -> Vps:
+    host = sandbox.host(HOSTS[0])
+    host.reset()
+    system.seed(host.root, sandbox.registry.token)
+    inv = yaml.safe_load((REPO / "hosts.yml").read_text())
+    inv["hosts"] = {host.name: sandbox.inventory_entry(host)}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return Vps(sandbox, host, path)

@@ -1,0 +1,117 @@
+"""Deploy, health gate, rollback and history, end to end on the sandbox VPS."""
+import time
+
+from sandbox import images
+from tasks import errors
+
+
+def test_deploy_two_releases_records_both_and_serves_the_newest(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert vps.version() == "v1.4.2"
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert vps.version() == "v1.4.3"
+    rels = vps.releases()
+    assert [(r["tag"], r["state"]) for r in rels] == [("v1.4.3", "good"), ("v1.4.2", "good")]
+    assert rels[0]["running"] and not rels[1]["running"]
+    assert all(v.startswith("v1.4.3@sha256:") for v in rels[0]["images"].values())
+    assert set(rels[0]["images"]) == {"ems", "sms"}
+
+
+def test_failed_health_gate_puts_the_previous_release_back(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
+    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
+    assert "v1.5.0 failed its health gate" in res.stderr and "v1.4.3 is back" in res.stderr
+    assert vps.version() == "v1.4.3"
+    rels = vps.releases()
+    assert (rels[0]["tag"], rels[0]["state"]) == ("v1.5.0", "failed")
+    assert vps.running()["tag"] == "v1.4.3"
+    audit = (vps.state / "audit.jsonl").read_text().splitlines()
+    assert '"result":"rolled-back","exit":13' in audit[-1]
+
+
+def test_first_release_failing_has_nothing_to_restore(vps):
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
+    assert res.returncode == errors.NEEDS_ATTENTION, res.stdout + res.stderr
+    assert "could not be restored" in res.stderr
+    assert vps.releases()[0]["state"] == "failed"
+
+
+def test_rollback_to_a_named_release_and_to_the_previous_one(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
+    assert vps.version() == "v1.4.2" and vps.running()["tag"] == "v1.4.2"
+    vps.ok("rollback", "--host", "t1")
+    assert vps.version() == "v1.4.3" and vps.running()["tag"] == "v1.4.3"
+    assert [r["action"] for r in vps.releases()[:2]] == ["rollback", "rollback"]
+
+
+def test_deploy_without_tag_redeploys_what_runs(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    vps.ok("deploy", "--host", "t1")
+    assert vps.releases()[0]["tag"] == "v1.4.3" and vps.version() == "v1.4.3"
+
+
+def test_rollback_restores_the_original_bits_of_a_repushed_tag(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert vps.host.http(8080, "/build") == "original"
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    builder = vps.sb.builder
+    try:
+        builder.push_variant(vps.sb.registry, images.APPS[0], "v1.4.2", build="repushed")
+        vps.host.inside("docker image prune -af >/dev/null")  # the host must fetch by digest, not find it
+        vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
+        assert vps.version() == "v1.4.2"
+        assert vps.host.http(8080, "/build") == "original"
+    finally:
+        builder.push_variant(vps.sb.registry, images.APPS[0], "v1.4.2", build="original")
+
+
+def test_the_pinned_release_survives_a_manual_compose_up(vps):
+    """An operator's `docker compose up -d` in the stack folder keeps the same project and release."""
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    before = vps.containers()
+    vps.host.inside("cd /root/ems_system/repo/servers/ems/container && docker compose -f docker-compose.prod.yml up -d --wait")
+    assert vps.containers() == before
+    assert vps.version() == "v1.4.3"
+
+
+def test_a_second_deploy_is_refused_while_the_lock_is_held(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    first = vps.spawn("deploy", "--host", "t1", "--tag", "v1.4.3", env={"FAB_OPERATOR": "alice@laptop"})
+    lock = vps.state / "lock" / "info"
+    deadline = time.monotonic() + 30
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    assert second.returncode == errors.BUSY, second.stdout + second.stderr
+    assert "another deploy holds the lock" in second.stderr and "alice@laptop" in second.stderr
+    assert vps.version() == "v1.4.3" and not lock.exists()
+
+
+def test_a_stale_lock_names_its_holder_and_unlock_force_clears_it(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    (vps.state / "lock").mkdir()
+    (vps.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (deploy v9, release x)\n")
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert res.returncode == errors.BUSY and "bob@ci since 2026-11-20T10:00:00Z" in res.stderr
+    assert "held by bob@ci" in vps.ok("status", "--host", "t1").stdout
+    res = vps.fab("unlock", "--host", "t1")
+    assert res.returncode == errors.BAD_INPUT and "--force" in res.stderr
+    assert (vps.state / "lock").exists()
+    vps.ok("unlock", "--host", "t1", "--force")
+    assert not (vps.state / "lock").exists()
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert vps.version() == "v1.4.3"
+
+
+def test_status_shows_release_containers_and_health(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    out = vps.ok("status", "--host", "t1").stdout
+    assert "release v1.4.3" in out and "lock: free" in out and "mode 600" in out
+    for stack in ("infra", "postgres", "ems", "sms"):
+        assert stack in out
+    assert out.count("healthy") >= 4
