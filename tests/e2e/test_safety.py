@@ -1,0 +1,156 @@
+"""Bad input gets a clear error and changes nothing; secrets never leak; --dry-run touches nothing; host keys
+are checked. Each change-nothing claim compares the host's whole /root tree and its containers before/after."""
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tasks import errors
+
+
+@pytest.fixture
+def deployed(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    return vps
+
+
+def assert_unchanged(vps, before, res, code, *phrases):
+    assert res.returncode == code, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
+    for phrase in phrases:
+        assert phrase in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    after = vps.snapshot()
+    assert after[1] == before[1], "containers changed"
+    changed = {k for k in set(before[0]) | set(after[0]) if before[0].get(k) != after[0].get(k)}
+    assert changed <= {"ems_system/state/audit.jsonl"}, f"changed on the VPS: {sorted(changed)}"
+
+
+def test_bad_tag_is_refused_before_anything_remote(deployed):
+    vps = deployed
+    before = vps.snapshot()
+    commands = vps.host.commands_log.read_text()
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1;touch /tmp/pwned")
+    assert_unchanged(vps, before, res, errors.BAD_INPUT, "not a valid image tag")
+    assert vps.host.commands_log.read_text() == commands, "a bad tag must not even open a connection"
+    assert not Path("/tmp/pwned").exists() and not (vps.host.root / "pwned").exists()
+
+
+def test_unknown_host_lists_the_known_ones(deployed):
+    before = deployed.snapshot()
+    res = deployed.fab("deploy", "--host", "vps9", "--tag", "v1.4.2")
+    assert_unchanged(deployed, before, res, errors.BAD_INPUT, "unknown host 'vps9'", "knows t1")
+
+
+def test_rollback_target_not_in_history(deployed):
+    before = deployed.snapshot()
+    res = deployed.fab("rollback", "--host", "t1", "--to", "v0.0.1")
+    assert_unchanged(deployed, before, res, errors.BAD_INPUT, "v0.0.1 is not in the release history",
+                     "good releases: v1.4.3")
+
+
+def test_malformed_inventory(deployed):
+    before = deployed.snapshot()
+    deployed.inventory.write_text(deployed.inventory.read_text().replace("systems:\n", "systems: [\n", 1))
+    res = deployed.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert_unchanged(deployed, before, res, errors.BAD_INPUT, f"{deployed.inventory}:", "not valid YAML")
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda v: v.secrets.unlink(), "is missing"),
+    (lambda v: os.chmod(v.secrets, 0o640), "readable by others (mode 640)"),
+    (lambda v: os.chmod(v.secrets, 0o604), "readable by others (mode 604)"),
+    (lambda v: os.chmod(v.secrets.parent, 0o755), "open to others (mode 755)"),
+    (lambda v: v.secrets.write_text("# no token here\n"), "no 'export GITHUB_TOKEN=...' line"),
+])
+def test_bad_secrets_file(deployed, damage, phrase):
+    damage(deployed)
+    before = deployed.snapshot()
+    res = deployed.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert_unchanged(deployed, before, res, errors.BAD_INPUT, phrase)
+
+
+def test_wrong_token_fails_login_and_restarts_nothing(deployed):
+    vps = deployed
+    vps.secrets.write_text("export GITHUB_TOKEN=ghp_wrongwrongwrongwrongwrongwrongwrong\n")
+    before = vps.snapshot()
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert_unchanged(vps, before, res, errors.REMOTE_FAILED, "docker login to", "failed")
+    assert "ghp_wrong" not in res.stdout + res.stderr
+    assert vps.version() == "v1.4.3"
+
+
+def test_missing_tag_in_registry_fails_the_pull_and_changes_nothing(deployed):
+    before = deployed.snapshot()
+    res = deployed.fab("deploy", "--host", "t1", "--tag", "v9.9.9")
+    assert_unchanged(deployed, before, res, errors.REMOTE_FAILED, "pull of", "v9.9.9 failed")
+    assert deployed.version() == "v1.4.3"
+
+
+def test_dry_run_prints_the_plan_and_leaves_the_host_byte_for_byte(deployed):
+    vps = deployed
+    before = vps.snapshot()
+    audit = (vps.state / "audit.jsonl").read_bytes()
+    res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2", "--dry-run")
+    assert "docker login" in res.stdout and "--password-stdin" in res.stdout and "nothing was sent" in res.stdout
+    assert "fetch ems 10.200.0.1:5000/edumigsoft/ems_server" in res.stdout
+    res = vps.ok("rollback", "--host", "t1", "--to", "v1.4.3", "--dry-run")
+    assert "@sha256:" in res.stdout
+    assert vps.snapshot() == before and (vps.state / "audit.jsonl").read_bytes() == audit
+
+
+def test_the_token_never_leaks(vps):
+    """Not in output, history, audit, dry-run, any command the VPS ran (sshd's record), nor any local argv."""
+    token = vps.token
+    assert token in vps.secrets.read_text()  # the search below can find it when it is there
+    seen_in_argv = []
+    stop = threading.Event()
+
+    def watch_argv():
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    if token.encode() in cmdline.read_bytes():
+                        seen_in_argv.append(cmdline)
+                except OSError:
+                    pass
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
+    try:
+        outputs = [vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2"),
+                   vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3"),
+                   vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0"),
+                   vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3", "--dry-run"),
+                   vps.fab("rollback", "--host", "t1", "--to", "v1.4.2", "--dry-run"),
+                   vps.fab("rollback", "--host", "t1"),
+                   vps.fab("status", "--host", "t1"), vps.fab("releases", "--host", "t1", "--json")]
+    finally:
+        stop.set()
+        watcher.join()
+    assert [o.returncode for o in outputs] == [0, 0, errors.ROLLED_BACK, 0, 0, 0, 0, 0]
+    assert not seen_in_argv, f"token in the argv of {seen_in_argv}"
+    places = {f"output of fab {i}": o.stdout + o.stderr for i, o in enumerate(outputs)}
+    places.update({p.name: p.read_text() for p in vps.state.iterdir() if p.is_file()})
+    places["commands the VPS ran"] = vps.host.commands_log.read_text()
+    places["programs sent on stdin"] = vps.host.stdin_log.read_text()
+    assert "docker login" in places["programs sent on stdin"]  # the record is real, not empty
+    for where, text in places.items():
+        assert token not in text, f"token found in {where}"
+
+
+def test_unknown_and_changed_host_keys_are_refused(vps, tmp_path):
+    known = Path(vps.host.known_hosts)
+    original = known.read_text()
+    try:
+        known.write_text("")
+        res = vps.fab("status", "--host", "t1")
+        assert res.returncode == errors.UNREACHABLE and "host key of" in res.stderr and "unknown" in res.stderr
+        other = tmp_path / "k"
+        os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+        known.write_text(f"{vps.host.address} {' '.join((tmp_path / 'k.pub').read_text().split()[:2])}\n")
+        res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+        assert res.returncode == errors.UNREACHABLE and "CHANGED" in res.stderr
+        assert not (vps.state / "releases.jsonl").exists()
+    finally:
+        known.write_text(original)
