@@ -154,3 +154,22 @@ def test_unknown_and_changed_host_keys_are_refused(vps, tmp_path):
         assert not (vps.state / "releases.jsonl").exists()
     finally:
         known.write_text(original)
+
+
+def test_trust_host_adds_a_key_only_when_the_fingerprint_matches(vps):
+    import subprocess
+    known = Path(vps.host.known_hosts)
+    original = known.read_text()
+    pub = vps.host.dir / "ssh_host_ed25519_key.pub"
+    real = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True).stdout.split()[1]
+    try:
+        known.write_text("")
+        res = vps.fab("trust-host", "--host", "t1", "--fingerprint", "SHA256:" + "A" * 43)
+        assert res.returncode == errors.UNREACHABLE and real in res.stdout + res.stderr and known.read_text() == ""
+        res = vps.fab("trust-host", "--host", "t1")  # no terminal, no fingerprint: refuses
+        assert res.returncode == errors.BAD_INPUT and known.read_text() == ""
+        vps.ok("trust-host", "--host", "t1", "--fingerprint", real)
+        assert known.read_text().split()[1:] == original.split()[1:]
+        vps.ok("status", "--host", "t1")
+    finally:
+        known.write_text(original)
