@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -86,6 +87,18 @@ def read_state(session: Session, host: Host, system: System) -> State:
     source = f"{host.name}:{plan.state_dir(host, system)}/releases.jsonl"
     return State(history.parse("\n".join(res.history), source), history.parse_current(res.current),
                  res.first("history_sha", ""), res.first("lock"))
+
+
+def carry_out(session: Session | None, host: Host, system: System, intent: plan.Intent, program: str) -> None:
+    """Run a deploy or rollback program (or, with no session, print it: --dry-run) and report the outcome."""
+    if session is None:
+        show_program(host, system, program)
+        return
+    label = f"{host.name}/{system.name}"
+    console.print(f"[bold]{label}[/]: {intent.action} of [cyan]{intent.tag}[/] (release {intent.release})")
+    started = time.monotonic()
+    session.check(session.run(program, label), label)
+    console.print(f"[green]✓ {label}: {intent.tag} is live[/] ({time.monotonic() - started:.1f}s)")
 
 
 def show_program(host: Host, system: System, program: str) -> None:

@@ -1,14 +1,12 @@
 """fab deploy: pull the tagged images, bring the stacks up in order, health-gate, record the release."""
 from __future__ import annotations
 
-import time
-
 from fabric import task
 
 from . import inventory, plan
-from .cli import new_release_id, operator, read_state, show_program, split_list, systems_of, tool_task
+from .cli import carry_out, new_release_id, operator, read_state, split_list, systems_of, tool_task
 from .errors import BAD_INPUT, ToolError
-from .remote import Session, console
+from .remote import Session
 
 
 @task(auto_shortflags=False, help={
@@ -28,15 +26,7 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
     for sysm, stacks in targets:
         release_tag = tag or sysm.tag or _running_tag(session, h, sysm)
         intent = plan.Intent("deploy", new_release_id(), release_tag, by, origin)
-        program = plan.deploy_program(h, sysm, stacks, intent)
-        if dry_run:
-            show_program(h, sysm, program)
-            continue
-        label = f"{h.name}/{sysm.name}"
-        console.print(f"[bold]{label}[/]: deploying [cyan]{release_tag}[/] (release {intent.release})")
-        started = time.monotonic()
-        session.check(session.run(program, label), label)
-        console.print(f"[green]✓ {label}: {release_tag} is live[/] ({time.monotonic() - started:.1f}s)")
+        carry_out(session, h, sysm, intent, plan.deploy_program(h, sysm, stacks, intent))
 
 
 def _running_tag(session, host, system) -> str:

@@ -2,14 +2,12 @@
 have been pushed again since)."""
 from __future__ import annotations
 
-import time
-
 from fabric import task
 
 from . import history, inventory, plan
-from .cli import new_release_id, operator, read_state, show_program, systems_of, tool_task
+from .cli import carry_out, new_release_id, operator, read_state, systems_of, tool_task
 from .errors import BAD_INPUT, ToolError
-from .remote import Session, console
+from .remote import Session
 
 
 @task(auto_shortflags=False, help={
@@ -31,15 +29,7 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False):
         tag, pins = _target(state, to, force, f"{h.name}/{sysm.name}")
         stacks = [s for s in sysm.stacks if not s.image or pins is None or s.name in pins]
         intent = plan.Intent("rollback", new_release_id(), tag, by, origin, pins, state.history_sha)
-        program = plan.deploy_program(h, sysm, stacks, intent)
-        if dry_run:
-            show_program(h, sysm, program)
-            continue
-        label = f"{h.name}/{sysm.name}"
-        console.print(f"[bold]{label}[/]: rolling back to [cyan]{tag}[/] (release {intent.release})")
-        started = time.monotonic()
-        session.check(session.run(program, label), label)
-        console.print(f"[green]✓ {label}: {tag} is live again[/] ({time.monotonic() - started:.1f}s)")
+        carry_out(None if dry_run else session, h, sysm, intent, plan.deploy_program(h, sysm, stacks, intent))
 
 
 def _target(state, to, force, label) -> tuple[str, dict | None]:
