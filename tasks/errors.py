@@ -9,6 +9,7 @@ REMOTE_FAILED = 4   # login or pull failed before anything restarted: nothing th
 ROLLED_BACK = 5     # the new release failed its health gate and the previous good release is back
 NEEDS_ATTENTION = 6  # a release failed and the previous good one could not be restored (or there was none)
 UNREACHABLE = 7     # SSH connection failed or the host key is unknown or changed
+TOKEN_WARNING = 8   # token-status: the token works but expires soon or lacks read:packages
 
 
 class ToolError(Exception):

@@ -70,6 +70,7 @@ class Host:
 class Inventory:
     path: Path
     hosts: dict[str, Host] = field(default_factory=dict)
+    github_api: str | None = None   # where token-status asks GitHub about a token (default api.github.com)
 
     def host(self, name: str | None) -> Host:
         """The host called ``name``; a clear error listing the known ones otherwise."""
@@ -97,7 +98,7 @@ def load(path: Path | None = None) -> Inventory:
     systems: dict[str, tuple[System, Registry | None]] = {}
     host_nodes: dict[str, tuple[_Doc, dict]] = {}
     for doc in [main] + extra:
-        doc.only_keys((), doc.data, {"registry", "systems", "hosts"} if doc is main else {"systems", "hosts"})
+        doc.only_keys((), doc.data, {"registry", "github_api", "systems", "hosts"} if doc is main else {"systems", "hosts"})
         for name, spec in doc.mapping(("systems",), doc.data.get("systems", {})).items():
             doc.check_name(("systems", name), name, "system")
             if name in systems:
@@ -109,6 +110,9 @@ def load(path: Path | None = None) -> Inventory:
                 doc.fail(("hosts", name), f"host {name!r} is defined twice")
             host_nodes[name] = (doc, spec)
     inv = Inventory(path)
+    if "github_api" in main.data and not URL.fullmatch(main.string(("github_api",), main.data["github_api"])):
+        main.fail(("github_api",), "github_api must be an http(s) URL")
+    inv.github_api = main.data.get("github_api")
     for name, (doc, spec) in host_nodes.items():
         inv.hosts[name] = _host(doc, name, spec, systems, registry)
     return inv

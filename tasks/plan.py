@@ -133,6 +133,38 @@ def unlock_program(host: Host, system: System) -> str:
     return _program([_assign("STATE", state_dir(host, system))], ["lock_break"])
 
 
+TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
+
+
+def check_token(token: str) -> str:
+    """A token that is safe to write as ``export GITHUB_TOKEN=...`` (the seed's update.sh sources that file,
+    so a token with shell characters would run as code). The error never repeats the value."""
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
+        raise ToolError("the new token is not a token (8-255 letters, digits, _ . -; no spaces, quotes or newlines)",
+                        BAD_INPUT)
+    return token
+
+
+def rotate_program(host: Host, system: System, intent: Intent) -> str:
+    """Replace the token file only after the new token (read from stdin, after this program) logged in for
+    real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
+    base = host.base(system)
+    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
+            _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
+            _assign("ACTION", "rotate-token"), _assign("SYSTEM", system.name), _assign("META", json_meta(intent))]
+    return _program(head, ["begin", "rotate_token"])
+
+
+def token_check_program(host: Host, system: System, github_api: str) -> str:
+    """Read-only: the token file's mode and age, whether it logs in now (throw-away docker config), and what
+    the GitHub API says of it (expiry, scopes), asked from the VPS so the token stays there."""
+    base = host.base(system)
+    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
+            _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
+            _assign("GITHUB_API", github_api)]
+    return _program(head, ["token_check"])
+
+
 def json_meta(intent: Intent) -> str:
     """The fixed part of the history and audit records, JSON-encoded on this side (no shell escaping games)."""
     return json.dumps({"release": intent.release, "tag": intent.tag, "action": intent.action,
@@ -336,6 +368,54 @@ show_stack() {
 }
 show_secrets() {
   if [ -f "$SECRETS" ]; then say "data secrets $(stat -c '%a %Y' "$SECRETS")"; else say "data secrets missing"; fi
+}
+# try_login CONFIG_DIR: docker login with $GITHUB_TOKEN into a throw-away config (the real login is untouched)
+try_login() {
+  local out
+  out=$(printf '%s' "$GITHUB_TOKEN" | DOCKER_CONFIG=$1 docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1) \
+    || { LOGIN_ERROR=$(printf '%s' "$out" | tail -n 1); return 1; }
+}
+rotate_token() {
+  local dir tmp cfg; dir=$(dirname "$SECRETS")
+  TMP_FILES=()
+  trap 'rm -rf "${TMP_FILES[@]}"; finish_trap $?' EXIT
+  say "step receive reading the new token from the SSH channel"
+  IFS= read -r GITHUB_TOKEN || die 16 "no token arrived on standard input: nothing was changed"
+  [ -n "$GITHUB_TOKEN" ] || die 16 "an empty token arrived: nothing was changed"
+  if [ -d "$dir" ]; then
+    local dmode; dmode=$(stat -c %a "$dir")
+    [ "${dmode: -2}" = 00 ] || die 16 "secrets folder $dir is open to others (mode $dmode): chmod 700 it"
+  else
+    mkdir -p -m 700 "$dir" || die 16 "cannot create $dir"
+  fi
+  say "step write writing it to a temporary file (umask 077) beside $SECRETS"
+  tmp=$(mktemp "$dir/.github.new.XXXXXX") && TMP_FILES+=("$tmp") || die 1 "cannot create a temporary file in $dir"
+  printf 'export GITHUB_TOKEN=%s\n' "$GITHUB_TOKEN" > "$tmp" && sync "$tmp" 2>/dev/null
+  say "step prove docker login to $REGISTRY with the new token (throw-away docker config)"
+  cfg=$(mktemp -d) && TMP_FILES+=("$cfg")
+  try_login "$cfg" || { unset GITHUB_TOKEN; die 11 "the new token was refused by $REGISTRY ($LOGIN_ERROR): the old token file and login are unchanged"; }
+  say "step replace renaming it over $SECRETS (mode 600)"
+  chmod 600 "$tmp" && mv -f "$tmp" "$SECRETS" || die 1 "could not rename the new token file into place"
+  unset GITHUB_TOKEN
+  now | atomic_write "$STATE/token-rotated"
+  registry_login
+  RESULT=ok
+  say ok
+}
+token_check() {
+  if [ ! -f "$SECRETS" ]; then say "data file missing"; return 0; fi
+  say "data file $(stat -c '%a %Y' "$SECRETS") $(stat -c %a "$(dirname "$SECRETS")")"
+  [ -f "$STATE/token-rotated" ] && say "data rotated $(cat "$STATE/token-rotated")"
+  read_token "$SECRETS" || { say "data login no-token-line"; return 0; }
+  local cfg; cfg=$(mktemp -d)
+  if try_login "$cfg"; then say "data login ok"; else say "data login failed $LOGIN_ERROR"; fi
+  rm -rf "$cfg"
+  local headers
+  headers=$(printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl -sS -m 10 -o /dev/null -D - -H @- "$GITHUB_API/user" 2>/dev/null) \
+    || { unset GITHUB_TOKEN; say "data api unreachable"; return 0; }
+  unset GITHUB_TOKEN
+  printf '%s\n' "$headers" | tr -d '\r' | sed -n 's/^[Hh][Tt][Tt][Pp][^ ]* \([0-9]*\).*/@@data api_status \1/p;
+    s/^[Gg]it[Hh]ub-[Aa]uthentication-[Tt]oken-[Ee]xpiration: */@@data api_expiry /p; s/^[Xx]-[Oo][Aa]uth-[Ss]copes: */@@data api_scopes /p'
 }
 lock_break() {
   if [ -d "$STATE/lock" ]; then

@@ -7,6 +7,7 @@ changed keys are refused; ``fab trust-host`` is the deliberate way to add one.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import socket
@@ -23,6 +24,11 @@ from . import plan
 from .errors import (BAD_INPUT, BUSY, FAILED, NEEDS_ATTENTION, REMOTE_FAILED, ROLLED_BACK, UNREACHABLE,
                      ToolError)
 from .inventory import Host
+
+# paramiko's transport thread logs its own tracebacks through logging's last-resort handler; the tool already
+# reports every failure in one clear line, so those stay out of the operator's output.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
