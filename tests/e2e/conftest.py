@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox import Sandbox, proc, system
+from sandbox import Sandbox, proc, registry, system
 
 REPO = Path(__file__).resolve().parents[2]
 FAB = str(Path(sys.executable).parent / "fab")
@@ -56,9 +56,12 @@ class Vps:
     def env(self, extra: dict | None = None) -> dict:
         return dict(os.environ, FAB_INVENTORY=str(self.inventory), COLUMNS="200", **(extra or {}))
 
-    def fab(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def fab(self, *args: str, env: dict | None = None, input: str | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run the real fab CLI (no stdin unless ``input`` is given) against this host's inventory."""
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run([FAB, *args], cwd=REPO, env=self.env(env), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, **stdin)
 
     def spawn(self, *args: str, env: dict | None = None) -> subprocess.Popen:
         """fab in the background (output merged, read it with communicate())."""
@@ -97,13 +100,34 @@ class Vps:
         return self.tree(), self.containers()
 
 
-@pytest.fixture
-def vps(sandbox, tmp_path) -> Vps:
-    host = sandbox.host(HOSTS[0])
+def clean_vps(sandbox, name: str, path: Path) -> Vps:
+    host = sandbox.host(name)
     host.reset()
     system.seed(host.root, sandbox.registry.token)
     inv = yaml.safe_load((REPO / "hosts.yml").read_text())
     inv["hosts"] = {host.name: sandbox.inventory_entry(host)}
-    path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
     return Vps(sandbox, host, path)
+
+
+@pytest.fixture
+def vps(sandbox, tmp_path) -> Vps:
+    return clean_vps(sandbox, HOSTS[0], tmp_path / "hosts.yml")
+
+
+@pytest.fixture(scope="session")
+def second_host(sandbox):
+    """A second sandbox VPS (its own namespaces, dockerd and sshd), for tests over several hosts."""
+    running = bool(proc.read_pid(sandbox.host("t2").dir / "sshd.pid"))
+    sandbox.up(["t2"])
+    yield "t2"
+    if not running:
+        sandbox.host("t2").stop()
+
+
+@pytest.fixture
+def registry_password(sandbox):
+    """Set the registry's password for the token user (as issuing a new token on GitHub would); the
+    original is put back afterwards so later tests log in with the seeded token."""
+    yield lambda token: sandbox.registry.set_password(registry.USERNAME, token)
+    sandbox.registry.set_password(registry.USERNAME, sandbox.registry.token)

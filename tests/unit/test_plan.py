@@ -77,15 +77,23 @@ def test_rollback_program_restores_recorded_digests(host):
     assert "EXPECT_HISTORY=" + "f" * 64 in program
 
 
-def test_the_token_only_ever_flows_into_docker_login_stdin(host):
-    """The program holds no secret (it reads the token on the VPS), and the only command that sees the token's
-    value is the pipe into ``docker login --password-stdin``: never echoed, never an argument."""
+def test_the_token_only_ever_flows_through_builtins_into_pipes_or_the_new_file(host):
+    """No program holds a secret (the token is read on the VPS), and every use of the token's value is the
+    printf builtin writing into a pipe to ``docker login --password-stdin`` / ``curl -H @-`` or into the
+    rotation's temporary file: never an argument of a process, never echoed to output."""
+    uses = [ln.strip() for ln in plan.LIBRARY.splitlines() if "$GITHUB_TOKEN" in ln or "${GITHUB_TOKEN" in ln]
+    assert uses, "the library must use the token somewhere"
+    for use in uses:
+        if use.startswith(("GITHUB_TOKEN=", "[ -n \"$GITHUB_TOKEN\" ]")):
+            continue  # bash assignments and tests: no process sees them
+        assert use.count("$GITHUB_TOKEN") == 1 and "printf " in use, use
+        after = use.split('"$GITHUB_TOKEN"', 1)[1].lstrip()
+        assert after.startswith("| docker login") and "--password-stdin" in after \
+            or after.startswith("| DOCKER_CONFIG=$1 docker login") and "--password-stdin" in after \
+            or after.startswith("| curl") and "-H @-" in after \
+            or after.startswith('> "$tmp"'), use
     system = host.systems[0]
     program = plan.deploy_program(host, system, list(system.stacks), intent())
-    uses = [ln.strip() for ln in program.splitlines() if "$GITHUB_TOKEN" in ln or "${GITHUB_TOKEN" in ln]
-    assert any("printf '%s' \"$GITHUB_TOKEN\" | docker login" in u and "--password-stdin" in u for u in uses)
-    for use in uses:
-        assert use.startswith(("GITHUB_TOKEN=", "[ -n \"$GITHUB_TOKEN\" ]", "if ! out=$(printf '%s' \"$GITHUB_TOKEN\" | docker login")), use
     assert "set -x" not in program and "xtrace" not in program
 
 

@@ -1,0 +1,175 @@
+"""GHCR token lifecycle end to end: rotation proven before it replaces, nothing changed on failure, several
+hosts in parallel, no leak anywhere, and token-status against a GitHub API stand-in."""
+import os
+import secrets
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks import errors, inventory, plan
+from tests.e2e.conftest import clean_vps
+
+STANDIN = Path(__file__).with_name("github_standin.py")
+
+
+def new_token() -> str:
+    return "ghp_" + secrets.token_hex(18)
+
+
+def secrets_dir_state(vps):
+    d = vps.secrets.parent
+    return sorted((p.name, oct(p.stat().st_mode), p.read_bytes()) for p in d.iterdir())
+
+
+def test_rotate_to_a_new_valid_token(vps, registry_password):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    token = new_token()
+    registry_password(token)  # the new token is issued; the old one stops working at the registry
+    res = vps.fab("rotate-token", "--host", "t1", "--token-env", "NEW_TOKEN", env={"NEW_TOKEN": token})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert vps.secrets.read_text() == f"export GITHUB_TOKEN={token}\n"
+    assert oct(vps.secrets.stat().st_mode)[-3:] == "600" and oct(vps.secrets.parent.stat().st_mode)[-3:] == "700"
+    assert [p.name for p in vps.secrets.parent.iterdir()] == ["github"]
+    vps.host.inside("docker image prune -af >/dev/null")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")  # logs in with the new token
+    assert vps.version() == "v1.4.3"
+    assert '"task":"rotate-token","result":"ok"' in (vps.state / "audit.jsonl").read_text()
+    assert (vps.state / "token-rotated").exists()
+
+
+def test_rotate_from_stdin_and_from_a_command(vps, registry_password):
+    token = new_token()
+    registry_password(token)
+    res = vps.fab("rotate-token", "--host", "t1", "--token-stdin", input=token + "\n")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert token in vps.secrets.read_text()
+    token2 = new_token()
+    registry_password(token2)
+    vps.ok("rotate-token", "--host", "t1", "--token-command", f"echo {token2}")
+    assert token2 in vps.secrets.read_text()
+
+
+def test_a_wrong_token_is_refused_and_nothing_changes(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    before = secrets_dir_state(vps)
+    config = (vps.host.root / ".docker" / "config.json").read_bytes()
+    res = vps.fab("rotate-token", "--host", "t1", "--token-env", "T", env={"T": "ghp_" + "0" * 36})
+    assert res.returncode == errors.REMOTE_FAILED, res.stdout + res.stderr
+    assert "refused" in res.stdout and "unchanged" in res.stdout
+    assert secrets_dir_state(vps) == before, "the old token file must be byte-identical, no temporary file left"
+    assert (vps.host.root / ".docker" / "config.json").read_bytes() == config
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert '"task":"rotate-token","result":"refused"' in (vps.state / "audit.jsonl").read_text()
+
+
+def test_bad_token_values_are_refused_locally(vps):
+    before = secrets_dir_state(vps)
+    for bad in ("short", "ghp_abc$(touch /tmp/x)def", "two words here", ""):
+        res = vps.fab("rotate-token", "--host", "t1", "--token-env", "T", env={"T": bad})
+        assert res.returncode == errors.BAD_INPUT, res.stderr
+        if bad:
+            assert bad not in res.stdout + res.stderr
+    res = vps.fab("rotate-token", "--host", "t1")  # no source and no terminal
+    assert res.returncode == errors.BAD_INPUT and "no token source" in res.stderr
+    assert secrets_dir_state(vps) == before
+
+
+def test_a_connection_dropped_before_the_token_arrives_changes_nothing(vps):
+    """The program arrives but the channel closes before the token line: the old token keeps working."""
+    before = secrets_dir_state(vps)
+    host = inventory.load(vps.inventory).host("t1")
+    program = plan.rotate_program(host, host.systems[0], plan.Intent("rotate-token", "", "", "t", "t"))
+    res = subprocess.run(["ssh", "-i", str(vps.sb.client_key), "-o", f"UserKnownHostsFile={vps.host.known_hosts}",
+                          "-o", "BatchMode=yes", f"root@{vps.host.address}", "bash -s"],
+                         input=program, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "no token arrived" in res.stdout
+    assert secrets_dir_state(vps) == before
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+
+
+def test_all_hosts_in_parallel_one_failing(vps, second_host, tmp_path, registry_password):
+    other = clean_vps(vps.sb, second_host, tmp_path / "other.yml")
+    os.chmod(other.secrets.parent, 0o755)  # t2 refuses: its secrets folder is open to others
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"].update(yaml.safe_load(other.inventory.read_text())["hosts"])
+    vps.inventory.write_text(yaml.safe_dump(inv))
+    token = new_token()
+    registry_password(token)
+    res = vps.fab("rotate-token", "--all", "--token-env", "T", env={"T": token})
+    assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.count("│") >= 4}
+    assert "ok" in rows["t1"] and "FAILED" in rows["t2"] and "open to others" in rows["t2"]
+    assert "1 of 2 failed" in res.stderr and "t2/ems_system" in res.stderr
+    assert token in vps.secrets.read_text() and token not in other.secrets.read_text()
+
+
+def test_the_new_token_appears_nowhere_but_the_secrets_file(vps, registry_password):
+    token = new_token()
+    registry_password(token)
+    outputs = [vps.fab("rotate-token", "--host", "t1", "--token-env", "T", env={"T": token}),
+               vps.fab("rotate-token", "--host", "t1", "--token-env", "T", "--dry-run", env={"T": token}),
+               vps.fab("rotate-token", "--host", "t1", "--token-env", "T", env={"T": token + "x"}),
+               vps.fab("token-status", "--host", "t1"), vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")]
+    assert [o.returncode for o in outputs[:3]] == [0, 0, errors.REMOTE_FAILED]
+    assert "<the new token, one line>" in outputs[1].stdout
+    assert token in vps.secrets.read_text()
+    assert token in vps.host.stdin_log.read_text()  # it did travel, on the SSH channel's stdin
+    places = {f"output {i}": o.stdout + o.stderr for i, o in enumerate(outputs)}
+    places.update({p.name: p.read_text() for p in vps.state.iterdir() if p.is_file()})
+    places["commands the VPS ran"] = vps.host.commands_log.read_text()
+    for where, text in places.items():
+        assert token not in text, f"token found in {where}"
+
+
+@pytest.fixture
+def github_api(vps):
+    """Start the GitHub API stand-in on the sandbox host's own 127.0.0.1 and point the inventory at it."""
+    procs = []
+
+    def start(expiry: str, scopes: str, port: int = 18443) -> None:
+        procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{vps.host.netns}", "python3", str(STANDIN),
+                                       str(port), expiry, scopes]))
+        inv = yaml.safe_load(vps.inventory.read_text())
+        inv["github_api"] = f"http://127.0.0.1:{port}"
+        vps.inventory.write_text(yaml.safe_dump(inv))
+        deadline = time.monotonic() + 10
+        while vps.host.http(port, "/") is None and time.monotonic() < deadline:
+            if subprocess.run(["nsenter", f"--net=/run/netns/{vps.host.netns}", "bash", "-c",
+                               f"exec 3<>/dev/tcp/127.0.0.1/{port}"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait()
+
+
+def github_date(days: int) -> str:
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_token_status_healthy_token(vps, github_api):
+    github_api(github_date(90), "read:packages")
+    res = vps.fab("token-status", "--host", "t1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "login ok" in res.stdout and "mode 600" in res.stdout and "(in 89 days)" in res.stdout
+
+
+def test_token_status_warns_of_expiry_and_missing_scope(vps, github_api):
+    github_api(github_date(3), "repo, workflow")
+    res = vps.fab("token-status", "--host", "t1", "--warn-days", "7")
+    assert res.returncode == errors.TOKEN_WARNING, res.stdout + res.stderr
+    assert "WARNING" in res.stdout and "expires in 2 days" in res.stdout
+    assert "lack read:packages" in res.stdout
+
+
+def test_token_status_without_the_api_and_with_a_bad_token(vps):
+    res = vps.fab("token-status", "--host", "t1")  # api.github.com cannot be reached from the sandbox
+    assert res.returncode == 0 and "expiry unknown" in res.stdout
+    vps.secrets.write_text("export GITHUB_TOKEN=ghp_" + "1" * 36 + "\n")
+    res = vps.fab("token-status", "--host", "t1")
+    assert res.returncode == errors.REMOTE_FAILED and "login fails now" in res.stdout
