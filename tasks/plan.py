@@ -369,7 +369,7 @@ show_stack() {
 show_secrets() {
   if [ -f "$SECRETS" ]; then say "data secrets $(stat -c '%a %Y' "$SECRETS")"; else say "data secrets missing"; fi
 }
-# try_login CONFIG_DIR: docker login with $GITHUB_TOKEN into a throw-away config (the real login is untouched)
+# try_login CONFIG_DIR: docker login with the token read by read_token, into a throw-away config (the real login is untouched)
 try_login() {
   local out
   out=$(printf '%s' "$GITHUB_TOKEN" | DOCKER_CONFIG=$1 docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1) \
