@@ -89,16 +89,18 @@ def read_state(session: Session, host: Host, system: System) -> State:
                  res.first("history_sha", ""), res.first("lock"))
 
 
-def carry_out(session: Session | None, host: Host, system: System, intent: plan.Intent, program: str) -> None:
-    """Run a deploy or rollback program (or, with no session, print it: --dry-run) and report the outcome."""
+def carry_out(session: Session | None, host: Host, system: System, intent: plan.Intent, program: str):
+    """Run a deploy or rollback program (or, with no session, print it: --dry-run) and report the outcome;
+    the program's Result on success."""
     if session is None:
         show_program(host, system, program)
-        return
+        return None
     label = f"{host.name}/{system.name}"
     console.print(f"[bold]{label}[/]: {intent.action} of [cyan]{intent.tag}[/] (release {intent.release})")
     started = time.monotonic()
-    session.check(session.run(program, label), label)
+    result = session.check(session.run(program, label), label)
     console.print(f"[green]✓ {label}: {intent.tag} is live[/] ({time.monotonic() - started:.1f}s)")
+    return result
 
 
 def show_program(host: Host, system: System, program: str) -> None:

@@ -7,6 +7,7 @@ from . import inventory, plan
 from .cli import carry_out, new_release_id, operator, read_state, split_list, systems_of, tool_task
 from .errors import BAD_INPUT, ToolError
 from .remote import Session
+from .token import warn_after_deploy
 
 
 @task(auto_shortflags=False, help={
@@ -17,7 +18,8 @@ from .remote import Session
 @tool_task
 def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
-    h = inventory.load().host(host)
+    inv = inventory.load()
+    h = inv.host(host)
     if tag is not None:
         plan.check_tag(tag)
     targets = [(s, plan.selected_stacks(s, split_list(stack))) for s in systems_of(h, system)]
@@ -26,7 +28,10 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
     for sysm, stacks in targets:
         release_tag = tag or sysm.tag or _running_tag(session, h, sysm)
         intent = plan.Intent("deploy", new_release_id(), release_tag, by, origin)
-        carry_out(session, h, sysm, intent, plan.deploy_program(h, sysm, stacks, intent))
+        program = plan.deploy_program(h, sysm, stacks, intent, plan.github_api(inv.github_api, h))
+        result = carry_out(session, h, sysm, intent, program)
+        if result:
+            warn_after_deploy(result, f"{h.name}/{sysm.name}")
 
 
 def _running_tag(session, host, system) -> str:

@@ -27,6 +27,7 @@ DEFAULT_SECRETS = ".secrets/github"
 class Registry:
     server: str
     username: str
+    logout: bool = False   # docker logout after the pulls: no credentials left in ~/.docker/config.json
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,17 @@ def _registry(doc: "_Doc", spec, at: tuple, base: Registry | None = None) -> Reg
     if spec is None and base is not None:
         return None
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"server", "username"})
+    doc.only_keys(at, spec, {"server", "username", "logout"})
     server = doc.string(at + ("server",), spec.get("server", base and base.server))
     if not REGISTRY_SERVER.fullmatch(server):
         doc.fail(at + ("server",), f"registry server {server!r} is not a host[:port]")
     username = doc.string(at + ("username",), spec.get("username", base and base.username))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", username):
         doc.fail(at + ("username",), f"registry username {username!r} has characters a registry does not accept")
-    return Registry(server, username)
+    logout = spec.get("logout", base.logout if base else False)
+    if not isinstance(logout, bool):
+        doc.fail(at + ("logout",), f"{doc.where(at + ('logout',))} must be true or false")
+    return Registry(server, username, logout)
 
 
 def _system(doc: "_Doc", name: str, spec, default_registry: Registry) -> tuple[System, Registry | None]:

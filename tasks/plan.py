@@ -29,6 +29,7 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}@sha256:[0-9a-f]{64}$")
 
 # Remote exit codes of the programs below (mapped to the tool's own exit codes in remote.py).
+DEFAULT_GITHUB_API = "https://api.github.com"
 R_LOCKED, R_LOGIN, R_PULL, R_ROLLED_BACK, R_BROKEN, R_CONFLICT, R_SECRETS = 10, 11, 12, 13, 14, 15, 16
 
 
@@ -84,7 +85,13 @@ def selected_stacks(system: System, only: list[str] | None) -> list[Stack]:
     return [s for s in system.stacks if not only or s.name in only]
 
 
-def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Intent) -> str:
+def github_api(configured: str | None, host: Host) -> str:
+    """Where to ask GitHub about the token: the inventory's github_api, else api.github.com for ghcr.io
+    (other registries' passwords are not GitHub tokens: empty means do not ask)."""
+    return configured or (DEFAULT_GITHUB_API if host.registry.server == "ghcr.io" else "")
+
+
+def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Intent, api: str = "") -> str:
     """The whole deploy (or rollback) of ``system`` on ``host``: lock, login, pull, record, up in order, health
     gate, restore the previous good release on failure, record, unlock, audit."""
     base = host.base(system)
@@ -95,12 +102,18 @@ def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Inte
         _assign("ACTION", intent.action), _assign("RELEASE", intent.release), _assign("TAG", intent.tag),
         _assign("BY", intent.by), _assign("ORIGIN", intent.origin), _assign("SYSTEM", system.name),
         _assign("EXPECT_HISTORY", intent.history_sha or ""), _assign("META", json_meta(intent)),
+        _assign("GITHUB_API", api),
     ]
     body = ["begin", "lock_take", "check_history", "check_secrets", "registry_login"]
     for s in stacks:
         if s.image:
             pin = (intent.pins or {}).get(s.name)
             body.append(f"fetch {_q(s.name)} {_q(image_repo(host, s))} {_q(pin or '')}")
+    if host.registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
+        for s in stacks:
+            if not s.image:
+                body.append(f"fetch_stack {_q(s.name)} {_q(posixpath.join(base, s.compose))} {_q(f'{system.name}-{s.name}')}")
+        body.append("registry_logout")
     body.append("record deploying")
     for s in stacks:
         compose = posixpath.join(base, s.compose)
@@ -237,8 +250,35 @@ registry_login() {
     unset GITHUB_TOKEN
     die 11 "docker login to $REGISTRY failed: $(printf '%s' "$out" | tail -n 1)"
   fi
+  probe_token_start
   unset GITHUB_TOKEN
   chmod 600 "$HOME/.docker/config.json" 2>/dev/null || true
+}
+fetch_stack() {
+  say "step pull $1: missing images of its compose file"
+  local out; out=$(docker compose -p "$3" -f "$2" pull --quiet --policy missing 2>&1) \
+    || die 12 "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
+}
+registry_logout() {
+  say "step logout docker logout $REGISTRY (registry.logout: the stored credentials go)"
+  docker logout "$REGISTRY" >/dev/null 2>&1 || true
+}
+# Ask GitHub about the token while the deploy runs (no added latency); reported at the end.
+PROBE=
+probe_token_start() {
+  [ -n "${GITHUB_API:-}" ] || return 0
+  PROBE=$(mktemp)
+  (printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl -sS -m 8 -o /dev/null -D - -H @- "$GITHUB_API/user" > "$PROBE" 2>/dev/null) &
+}
+probe_token_report() {
+  [ -n "$PROBE" ] || return 0
+  wait
+  api_headers < "$PROBE"
+  rm -f "$PROBE"
+}
+api_headers() {
+  tr -d '\r' | sed -n 's/^[Hh][Tt][Tt][Pp][^ ]* \([0-9]*\).*/@@data api_status \1/p;
+    s/^[Gg]it[Hh]ub-[Aa]uthentication-[Tt]oken-[Ee]xpiration: */@@data api_expiry /p; s/^[Xx]-[Oo][Aa]uth-[Ss]copes: */@@data api_scopes /p'
 }
 # fetch STACK REPO [PIN]: make the image present; a deploy pulls the tag, a rollback the recorded digest.
 fetch() {
@@ -340,6 +380,7 @@ write_current() {
 finish() {
   if apply; then
     record good; write_current; RESULT=ok
+    probe_token_report
     say ok
     return 0
   fi
@@ -414,8 +455,7 @@ token_check() {
   headers=$(printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl -sS -m 10 -o /dev/null -D - -H @- "$GITHUB_API/user" 2>/dev/null) \
     || { unset GITHUB_TOKEN; say "data api unreachable"; return 0; }
   unset GITHUB_TOKEN
-  printf '%s\n' "$headers" | tr -d '\r' | sed -n 's/^[Hh][Tt][Tt][Pp][^ ]* \([0-9]*\).*/@@data api_status \1/p;
-    s/^[Gg]it[Hh]ub-[Aa]uthentication-[Tt]oken-[Ee]xpiration: */@@data api_expiry /p; s/^[Xx]-[Oo][Aa]uth-[Ss]copes: */@@data api_scopes /p'
+  printf '%s\n' "$headers" | api_headers
 }
 lock_break() {
   if [ -d "$STATE/lock" ]; then

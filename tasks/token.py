@@ -24,7 +24,6 @@ from .errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
 from .inventory import Host
 from .remote import Session, console
 
-DEFAULT_API = "https://api.github.com"
 
 
 @task(auto_shortflags=False, help={
@@ -75,7 +74,7 @@ def token_status(c, host=None, all=False, system=None, warn_days=14):
         session = Session(h)
         try:
             label = f"{h.name}/{s.name}"
-            res = session.check(session.run(plan.token_check_program(h, s, inv.github_api or DEFAULT_API), label,
+            res = session.check(session.run(plan.token_check_program(h, s, inv.github_api or plan.DEFAULT_GITHUB_API), label,
                                             quiet=True), label)
             return describe(res.data, int(warn_days))
         finally:
@@ -102,25 +101,41 @@ def describe(data: dict, warn_days: int, now: datetime | None = None) -> str:
     if login != "ok":
         raise ToolError(f"login fails now: {login.removeprefix('failed ') or 'no token line'}", REMOTE_FAILED)
     parts.append("login ok")
-    warnings = []
-    if first.get("api") == "unreachable" or "api_status" not in first:
-        parts.append("GitHub API not reachable: expiry unknown")
-    else:
-        expiry = first.get("api_expiry")
-        if expiry:
-            when = datetime.strptime(expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-            days = (when - now).days
-            parts.append(f"expires {when:%Y-%m-%d} (in {days} days)")
-            if days <= warn_days:
-                warnings.append(f"expires in {days} days")
-        else:
-            parts.append("no expiry")
-        scopes = [x.strip() for x in first.get("api_scopes", "").split(",") if x.strip()]
-        if "read:packages" not in scopes:
-            warnings.append(f"scopes {', '.join(scopes) or 'none'} lack read:packages")
+    facts, warnings = api_findings(first, warn_days, now)
+    parts += facts
     if warnings:
         raise ToolError("; ".join(parts) + " — WARNING: " + "; ".join(warnings), TOKEN_WARNING)
     return "; ".join(parts)
+
+
+def api_findings(first: dict, warn_days: int, now: datetime) -> tuple[list[str], list[str]]:
+    """What GitHub's response headers say of the token (expiry, scopes), and what of that deserves a warning."""
+    if "api_status" not in first:
+        return ["GitHub API not reachable: expiry unknown"], []
+    facts, warnings = [], []
+    expiry = first.get("api_expiry")
+    if expiry:
+        when = datetime.strptime(expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        days = (when - now).days
+        facts.append(f"expires {when:%Y-%m-%d} (in {days} days)")
+        if days <= warn_days:
+            warnings.append(f"expires in {days} days")
+    else:
+        facts.append("no expiry")
+    scopes = [x.strip() for x in first.get("api_scopes", "").split(",") if x.strip()]
+    if "read:packages" not in scopes:
+        warnings.append(f"scopes {', '.join(scopes) or 'none'} lack read:packages")
+    return facts, warnings
+
+
+def warn_after_deploy(result, label: str, warn_days: int = 14) -> None:
+    """deploy's version of token-status's warning, from the probe that ran during the deploy."""
+    first = {k: v[0] for k, v in result.data.items()}
+    if "api_status" in first:
+        facts, warnings = api_findings(first, warn_days, datetime.now(timezone.utc))
+        if warnings:
+            console.print(f"[yellow]⚠ {label}: the GHCR token {'; '.join(warnings)} ({'; '.join(facts)}): "
+                          "run fab rotate-token[/]")
 
 
 def _hosts(name, all_hosts, inv=None) -> list[Host]:

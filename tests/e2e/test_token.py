@@ -173,3 +173,20 @@ def test_token_status_without_the_api_and_with_a_bad_token(vps):
     vps.secrets.write_text("export GITHUB_TOKEN=ghp_" + "1" * 36 + "\n")
     res = vps.fab("token-status", "--host", "t1")
     assert res.returncode == errors.REMOTE_FAILED and "login fails now" in res.stdout
+
+
+def test_deploy_warns_when_the_token_expires_soon(vps, github_api):
+    github_api(github_date(5), "read:packages")
+    res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert "the GHCR token expires in 4 days" in res.stdout and "rotate-token" in res.stdout
+
+
+def test_logout_after_pull_leaves_no_credentials_on_the_vps(vps):
+    import json
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"]["t1"]["registry"]["logout"] = True
+    vps.inventory.write_text(yaml.safe_dump(inv))
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    config = json.loads((vps.host.root / ".docker" / "config.json").read_text())
+    assert vps.sb.registry.token not in json.dumps(config) and not config.get("auths")
+    assert vps.version() == "v1.4.2"
