@@ -409,6 +409,7 @@ show_stack() {
 }
 show_secrets() {
   if [ -f "$SECRETS" ]; then say "data secrets $(stat -c '%a %Y' "$SECRETS")"; else say "data secrets missing"; fi
+  [ ! -f "$STATE/token-rotated" ] || say "data rotated $(cat "$STATE/token-rotated")"
 }
 # try_login CONFIG_DIR: docker login with the token read by read_token, into a throw-away config (the real login is untouched)
 try_login() {

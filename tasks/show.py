@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import time
+from datetime import datetime
 
 from fabric import task
 from rich.table import Table
@@ -62,8 +63,10 @@ def status(c, host=None, system=None):
         if secrets[0] == "missing":
             console.print(f"  token file: [red]missing[/] ({sysm.secrets})")
         else:
-            days = (time.time() - int(secrets[1])) / 86400
-            console.print(f"  token file: mode {secrets[0]}, last written {days:.0f} days ago")
+            rotated = res.first("rotated")
+            since = datetime.fromisoformat(rotated.replace("Z", "+00:00")).timestamp() if rotated else int(secrets[1])
+            what = "rotated" if rotated else "last written"
+            console.print(f"  token file: mode {secrets[0]}, {what} {(time.time() - since) / 86400:.0f} days ago")
         table = Table("stack", "container", "state", "health", "image")
         for entry in res.data.get("stack", []):
             name, _, raw = entry.partition(" ")
