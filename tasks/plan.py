@@ -61,12 +61,12 @@ class Intent:
     history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
 
 
-def _q(value) -> str:
+def q(value) -> str:
     return shlex.quote(str(value))
 
 
 def _assign(name: str, value) -> str:
-    return f"{name}={_q(value)}"
+    return f"{name}={q(value)}"
 
 
 def state_dir(host: Host, system: System) -> str:
@@ -91,7 +91,7 @@ def github_api(configured: str | None, host: Host) -> str:
     return configured or (DEFAULT_GITHUB_API if host.registry.server == "ghcr.io" else "")
 
 
-def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Intent, api: str = "") -> str:
+def deployprogram(host: Host, system: System, stacks: list[Stack], intent: Intent, api: str = "") -> str:
     """The whole deploy (or rollback) of ``system`` on ``host``: lock, login, pull, record, up in order, health
     gate, restore the previous good release on failure, record, unlock, audit."""
     base = host.base(system)
@@ -108,42 +108,42 @@ def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Inte
     for s in stacks:
         if s.image:
             pin = (intent.pins or {}).get(s.name)
-            body.append(f"fetch {_q(s.name)} {_q(image_repo(host, s))} {_q(pin or '')}")
+            body.append(f"fetch {q(s.name)} {q(image_repo(host, s))} {q(pin or '')}")
     if host.registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
         for s in stacks:
             if not s.image:
-                body.append(f"fetch_stack {_q(s.name)} {_q(posixpath.join(base, s.compose))} {_q(f'{system.name}-{s.name}')}")
+                body.append(f"fetch_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(f'{system.name}-{s.name}')}")
         body.append("registry_logout")
     body.append("record deploying")
     for s in stacks:
         compose = posixpath.join(base, s.compose)
-        body.append(f"stack {_q(s.name)} {_q(compose)} {_q(f'{system.name}-{s.name}')} {_q(s.tag_var if s.image else '')} "
-                    f"{_q(s.wait)} {_q(s.health or '')}")
+        body.append(f"stack {q(s.name)} {q(compose)} {q(f'{system.name}-{s.name}')} {q(s.tag_var if s.image else '')} "
+                    f"{q(s.wait)} {q(s.health or '')}")
     body.append("finish")
-    return _program(head, body)
+    return program(head, body)
 
 
-def read_state_program(host: Host, system: System) -> str:
+def read_stateprogram(host: Host, system: System) -> str:
     """Read-only: the release history (with its checksum), the current pins and the lock, for rollback,
     releases and status."""
     head = [_assign("STATE", state_dir(host, system))]
-    return _program(head, ["show_state"])
+    return program(head, ["show_state"])
 
 
-def status_program(host: Host, system: System) -> str:
+def statusprogram(host: Host, system: System) -> str:
     """Read-only: state as above plus what runs in each stack and the secrets file's age."""
     base = host.base(system)
     head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets))]
     body = ["show_state"]
     for s in system.stacks:
-        body.append(f"show_stack {_q(s.name)} {_q(posixpath.join(base, s.compose))} {_q(f'{system.name}-{s.name}')}")
+        body.append(f"show_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(f'{system.name}-{s.name}')}")
     body.append("show_secrets")
-    return _program(head, body)
+    return program(head, body)
 
 
-def unlock_program(host: Host, system: System) -> str:
+def unlockprogram(host: Host, system: System) -> str:
     """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
-    return _program([_assign("STATE", state_dir(host, system))], ["lock_break"])
+    return program([_assign("STATE", state_dir(host, system))], ["lock_break"])
 
 
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
@@ -158,24 +158,24 @@ def check_token(token: str) -> str:
     return token
 
 
-def rotate_program(host: Host, system: System, intent: Intent) -> str:
+def rotateprogram(host: Host, system: System, intent: Intent) -> str:
     """Replace the token file only after the new token (read from stdin, after this program) logged in for
     real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
     base = host.base(system)
     head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
             _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
             _assign("ACTION", "rotate-token"), _assign("SYSTEM", system.name), _assign("META", json_meta(intent))]
-    return _program(head, ["begin", "rotate_token"])
+    return program(head, ["begin", "rotate_token"])
 
 
-def token_check_program(host: Host, system: System, github_api: str) -> str:
+def token_checkprogram(host: Host, system: System, github_api: str) -> str:
     """Read-only: the token file's mode and age, whether it logs in now (throw-away docker config), and what
     the GitHub API says of it (expiry, scopes), asked from the VPS so the token stays there."""
     base = host.base(system)
     head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
             _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
             _assign("GITHUB_API", github_api)]
-    return _program(head, ["token_check"])
+    return program(head, ["token_check"])
 
 
 def json_meta(intent: Intent) -> str:
@@ -184,8 +184,9 @@ def json_meta(intent: Intent) -> str:
                        "by": intent.by, "from": intent.origin}, separators=(",", ":"))[1:-1]
 
 
-def _program(head: list[str], body: list[str]) -> str:
-    return "{\n" + LIBRARY + "\n".join(head) + "\n" + "\n".join(body) + "\nexit 0\n}\n"
+def program(head: list[str], body: list[str], extra: str = "") -> str:
+    """Assignments, then the library (plus ``extra`` functions), then the calls, all inside one { } block."""
+    return "{\n" + LIBRARY + extra + "\n".join(head) + "\n" + "\n".join(body) + "\nexit 0\n}\n"
 
 
 # The bash library every program starts with. Kept in one place so the dry-run shows exactly what runs.
