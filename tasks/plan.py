@@ -91,7 +91,7 @@ def github_api(configured: str | None, host: Host) -> str:
     return configured or (DEFAULT_GITHUB_API if host.registry.server == "ghcr.io" else "")
 
 
-def deployprogram(host: Host, system: System, stacks: list[Stack], intent: Intent, api: str = "") -> str:
+def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Intent, api: str = "") -> str:
     """The whole deploy (or rollback) of ``system`` on ``host``: lock, login, pull, record, up in order, health
     gate, restore the previous good release on failure, record, unlock, audit."""
     base = host.base(system)
@@ -123,14 +123,14 @@ def deployprogram(host: Host, system: System, stacks: list[Stack], intent: Inten
     return program(head, body)
 
 
-def read_stateprogram(host: Host, system: System) -> str:
+def read_state_program(host: Host, system: System) -> str:
     """Read-only: the release history (with its checksum), the current pins and the lock, for rollback,
     releases and status."""
     head = [_assign("STATE", state_dir(host, system))]
     return program(head, ["show_state"])
 
 
-def statusprogram(host: Host, system: System) -> str:
+def status_program(host: Host, system: System) -> str:
     """Read-only: state as above plus what runs in each stack and the secrets file's age."""
     base = host.base(system)
     head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets))]
@@ -141,7 +141,7 @@ def statusprogram(host: Host, system: System) -> str:
     return program(head, body)
 
 
-def unlockprogram(host: Host, system: System) -> str:
+def unlock_program(host: Host, system: System) -> str:
     """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
     return program([_assign("STATE", state_dir(host, system))], ["lock_break"])
 
@@ -158,7 +158,7 @@ def check_token(token: str) -> str:
     return token
 
 
-def rotateprogram(host: Host, system: System, intent: Intent) -> str:
+def rotate_program(host: Host, system: System, intent: Intent) -> str:
     """Replace the token file only after the new token (read from stdin, after this program) logged in for
     real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
     base = host.base(system)
@@ -168,7 +168,7 @@ def rotateprogram(host: Host, system: System, intent: Intent) -> str:
     return program(head, ["begin", "rotate_token"])
 
 
-def token_checkprogram(host: Host, system: System, github_api: str) -> str:
+def token_check_program(host: Host, system: System, github_api: str) -> str:
     """Read-only: the token file's mode and age, whether it logs in now (throw-away docker config), and what
     the GitHub API says of it (expiry, scopes), asked from the VPS so the token stays there."""
     base = host.base(system)
