@@ -70,3 +70,57 @@ def write_token(root: Path, token: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(f"export GITHUB_TOKEN={token}\n")
     os.chmod(path, 0o600)
+
+
+OLD = "/root/old"  # where the legacy layout lives on a sandbox host (inside its private /root)
+LEGACY = {"repo": f"{OLD}/ems_system", "letsencrypt": f"{OLD}/letsencrypt", "uploads": f"{OLD}/uploads",
+          "logs": f"{OLD}/logs", "volumes": ["ems_pgdata"]}
+
+
+def seed_legacy(root: Path, token: str, files: int = 2000) -> None:
+    """A host still on the old paths (seed 001 section 3, before step 1): the repo, letsencrypt and uploads
+    outside the hierarchy, the .env files pointing there. Uploads hold ``files`` files with odd names
+    (spaces, unicode, a symlink, an empty folder). The token file is already in its new place."""
+    old = root / "old"
+    repo = old / "ems_system"
+    for rel, text in COMPOSE.items():
+        path = repo / rel.removeprefix("repo/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace("/root/infra/letsencrypt:", "${LETSENCRYPT_PATH:-/root/infra/letsencrypt}:"))
+    (repo / "servers/infra/.env").write_text(f"LETSENCRYPT_PATH={OLD}/letsencrypt\n")
+    for app in ("ems", "sms"):
+        folder = repo / f"servers/{app}/container"
+        (folder / ".env_example").write_text(ENV_EXAMPLE.format(app=app))
+        (folder / ".env").write_text(f"ENVIRONMENT=production\nJWT_KEY=old-{app}\nIMAGE_TAG=v1.4.2\n"
+                                     f"UPLOADS_HOST_PATH={OLD}/uploads/{app}\nLOGS_HOST_PATH={OLD}/logs/{app}\n")
+        os.chmod(folder / ".env", 0o600)
+        (old / "logs" / app).mkdir(parents=True, exist_ok=True)
+    acme = old / "letsencrypt"
+    acme.mkdir(parents=True, exist_ok=True)
+    (acme / "acme.json").write_text('{"letsencrypt": {"Account": {"Email": "ops@example.org"}}}\n')
+    os.chmod(acme / "acme.json", 0o600)
+    uploads = old / "uploads"
+    odd = ["relatório final.pdf", "foto 01.jpg", "ação—çãõ ü.txt", "日本語.txt", "with'quote.txt", "a b  c"]
+    for i in range(files):
+        app = "ems" if i % 3 else "sms"
+        name = odd[i % len(odd)] if i < 60 else f"file-{i:05d}.bin"
+        folder = uploads / app / f"batch {i % 17}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}-{name}").write_bytes(os.urandom(64 + i % 700))
+    (uploads / "ems" / "empty folder").mkdir(parents=True, exist_ok=True)
+    (uploads / "ems" / "latest.pdf").symlink_to("batch 1/1-foto 01.jpg")
+    write_token(root, token)
+
+
+START_LEGACY = f"""
+set -e
+cd {OLD}/ems_system/servers
+while IFS= read -r l; do case $l in "export GITHUB_TOKEN="*) t=${{l#export GITHUB_TOKEN=}};; esac; done < /root/{SYSTEM}/.secrets/github
+printf '%s' "$t" | docker login {registry.SERVER} -u {registry.USERNAME} --password-stdin >/dev/null 2>&1
+(cd infra && docker compose -p infra -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
+(cd containers/postgres && docker compose -p postgres -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
+docker compose -p postgres -f containers/postgres/docker-compose.prod.yml exec -T postgres /bin/busybox sh -c \
+  'echo "rows: 42" > /var/lib/postgresql/data/table.dat' >/dev/null
+(cd ems/container && docker compose -p ems -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
+(cd sms/container && docker compose -p sms -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
+"""

@@ -51,6 +51,16 @@ class System:
 
 
 @dataclass(frozen=True)
+class Legacy:
+    """Where a system lived before seed 001's hierarchy (for migrate-layout). Absolute paths on the host."""
+    repo: str                       # the old git checkout (holds servers/...)
+    letsencrypt: str | None = None  # the old Traefik ACME folder
+    uploads: str | None = None      # the old uploads folder (with <app>/ inside)
+    logs: str | None = None         # the old logs folder (with <app>/ inside)
+    volumes: tuple[str, ...] = ()   # named volumes that must survive untouched (PostgreSQL's)
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -61,6 +71,7 @@ class Host:
     root: str = "/root"
     identity: str | None = None
     known_hosts: str | None = None
+    legacy: tuple = ()   # (system name, Legacy) pairs
 
     def base(self, system: System) -> str:
         """Where ``system`` lives on this host: <root>/<system>."""
@@ -176,7 +187,8 @@ def _system(doc: "_Doc", name: str, spec, default_registry: Registry) -> tuple[S
 def _host(doc: "_Doc", name: str, spec, systems: dict, default_registry: Registry) -> Host:
     at = ("hosts", name)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"address", "user", "port", "root", "systems", "identity", "known_hosts", "registry"})
+    doc.only_keys(at, spec, {"address", "user", "port", "root", "systems", "identity", "known_hosts", "registry",
+                             "legacy"})
     names = spec.get("systems")
     if not isinstance(names, list) or not names:
         doc.fail(at + ("systems",), f"host {name!r} needs a list of systems, e.g. systems: [ems_system]")
@@ -185,18 +197,31 @@ def _host(doc: "_Doc", name: str, spec, systems: dict, default_registry: Registr
         if sname not in systems:
             doc.fail(at + ("systems", i), f"host {name!r} runs unknown system {sname!r} (known: {', '.join(sorted(systems)) or 'none'})")
         chosen.append(systems[sname])
-    root = doc.string(at + ("root",), spec.get("root", "/root"))
-    if not root.startswith("/") or posixpath.normpath(root) != root.rstrip("/") or "\n" in root:
-        doc.fail(at + ("root",), f"root {root!r} must be a normalised absolute path")
+    root = doc.abspath(at + ("root",), spec.get("root", "/root"))
     system_registry = next((r for s, r in chosen if r), None) or default_registry
     host_registry = _registry(doc, spec.get("registry"), at + ("registry",), system_registry)
     opt = {k: doc.string(at + (k,), spec[k]) for k in ("identity", "known_hosts") if k in spec}
+    legacy = []
+    for sname, lspec in doc.mapping(at + ("legacy",), spec.get("legacy", {})).items():
+        lat = at + ("legacy", sname)
+        if sname not in [s.name for s, _ in chosen]:
+            doc.fail(lat, f"legacy layout given for {sname!r}, which host {name!r} does not run")
+        lspec = doc.mapping(lat, lspec)
+        doc.only_keys(lat, lspec, {"repo", "letsencrypt", "uploads", "logs", "volumes"})
+        paths = {k: doc.abspath(lat + (k,), lspec[k]) for k in ("repo", "letsencrypt", "uploads", "logs") if k in lspec}
+        if "repo" not in paths:
+            doc.fail(lat, f"{doc.where(lat)}.repo (the old checkout) is missing")
+        volumes = lspec.get("volumes", [])
+        if not isinstance(volumes, list) or not all(isinstance(v, str) and SAFE_NAME.fullmatch(v) for v in volumes):
+            doc.fail(lat + ("volumes",), "volumes must be a list of volume names")
+        legacy.append((sname, Legacy(volumes=tuple(volumes), **paths)))
     return Host(name=name, address=doc.string(at + ("address",), spec.get("address")),
                 systems=tuple(s for s, _ in chosen),
                 registry=host_registry or system_registry,
                 user=doc.string(at + ("user",), spec.get("user", "root")),
                 port=doc.integer(at + ("port",), spec.get("port", 22), 1, 65535),
-                root=posixpath.normpath(root), **{k: os.path.expanduser(v) for k, v in opt.items()})
+                root=posixpath.normpath(root), legacy=tuple(legacy),
+                **{k: os.path.expanduser(v) for k, v in opt.items()})
 
 
 class _Doc:
@@ -262,6 +287,12 @@ class _Doc:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             self.fail(at, f"{self.where(at)} must be a whole number from {low} to {high}, not {value!r}")
         return value
+
+    def abspath(self, at, value) -> str:
+        value = self.string(at, value)
+        if not value.startswith("/") or posixpath.normpath(value) != value.rstrip("/") or "\n" in value or value == "/":
+            self.fail(at, f"{self.where(at)} {value!r} must be a normalised absolute path")
+        return posixpath.normpath(value)
 
     def relpath(self, at, value) -> str:
         value = self.string(at, value)

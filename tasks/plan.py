@@ -65,7 +65,7 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-def _assign(name: str, value) -> str:
+def q_assign(name: str, value) -> str:
     return f"{name}={q(value)}"
 
 
@@ -96,13 +96,13 @@ def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Inte
     gate, restore the previous good release on failure, record, unlock, audit."""
     base = host.base(system)
     head = [
-        _assign("BASE", base), _assign("STATE", state_dir(host, system)),
-        _assign("SECRETS", posixpath.join(base, system.secrets)),
-        _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
-        _assign("ACTION", intent.action), _assign("RELEASE", intent.release), _assign("TAG", intent.tag),
-        _assign("BY", intent.by), _assign("ORIGIN", intent.origin), _assign("SYSTEM", system.name),
-        _assign("EXPECT_HISTORY", intent.history_sha or ""), _assign("META", json_meta(intent)),
-        _assign("GITHUB_API", api),
+        q_assign("BASE", base), q_assign("STATE", state_dir(host, system)),
+        q_assign("SECRETS", posixpath.join(base, system.secrets)),
+        q_assign("REGISTRY", host.registry.server), q_assign("REGISTRY_USER", host.registry.username),
+        q_assign("ACTION", intent.action), q_assign("RELEASE", intent.release), q_assign("TAG", intent.tag),
+        q_assign("BY", intent.by), q_assign("ORIGIN", intent.origin), q_assign("SYSTEM", system.name),
+        q_assign("EXPECT_HISTORY", intent.history_sha or ""), q_assign("META", json_meta(intent)),
+        q_assign("GITHUB_API", api),
     ]
     body = ["begin", "lock_take", "check_history", "check_secrets", "registry_login"]
     for s in stacks:
@@ -126,14 +126,14 @@ def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Inte
 def read_state_program(host: Host, system: System) -> str:
     """Read-only: the release history (with its checksum), the current pins and the lock, for rollback,
     releases and status."""
-    head = [_assign("STATE", state_dir(host, system))]
+    head = [q_assign("STATE", state_dir(host, system))]
     return program(head, ["show_state"])
 
 
 def status_program(host: Host, system: System) -> str:
     """Read-only: state as above plus what runs in each stack and the secrets file's age."""
     base = host.base(system)
-    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets))]
+    head = [q_assign("STATE", state_dir(host, system)), q_assign("SECRETS", posixpath.join(base, system.secrets))]
     body = ["show_state"]
     for s in system.stacks:
         body.append(f"show_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(f'{system.name}-{s.name}')}")
@@ -143,7 +143,7 @@ def status_program(host: Host, system: System) -> str:
 
 def unlock_program(host: Host, system: System) -> str:
     """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
-    return program([_assign("STATE", state_dir(host, system))], ["lock_break"])
+    return program([q_assign("STATE", state_dir(host, system))], ["lock_break"])
 
 
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
@@ -162,9 +162,9 @@ def rotate_program(host: Host, system: System, intent: Intent) -> str:
     """Replace the token file only after the new token (read from stdin, after this program) logged in for
     real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
     base = host.base(system)
-    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
-            _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
-            _assign("ACTION", "rotate-token"), _assign("SYSTEM", system.name), _assign("META", json_meta(intent))]
+    head = [q_assign("STATE", state_dir(host, system)), q_assign("SECRETS", posixpath.join(base, system.secrets)),
+            q_assign("REGISTRY", host.registry.server), q_assign("REGISTRY_USER", host.registry.username),
+            q_assign("ACTION", "rotate-token"), q_assign("SYSTEM", system.name), q_assign("META", json_meta(intent))]
     return program(head, ["begin", "rotate_token"])
 
 
@@ -172,9 +172,9 @@ def token_check_program(host: Host, system: System, github_api: str) -> str:
     """Read-only: the token file's mode and age, whether it logs in now (throw-away docker config), and what
     the GitHub API says of it (expiry, scopes), asked from the VPS so the token stays there."""
     base = host.base(system)
-    head = [_assign("STATE", state_dir(host, system)), _assign("SECRETS", posixpath.join(base, system.secrets)),
-            _assign("REGISTRY", host.registry.server), _assign("REGISTRY_USER", host.registry.username),
-            _assign("GITHUB_API", github_api)]
+    head = [q_assign("STATE", state_dir(host, system)), q_assign("SECRETS", posixpath.join(base, system.secrets)),
+            q_assign("REGISTRY", host.registry.server), q_assign("REGISTRY_USER", host.registry.username),
+            q_assign("GITHUB_API", github_api)]
     return program(head, ["token_check"])
 
 
