@@ -92,6 +92,7 @@ def migrate_layout(c, host=None, system=None, dry_run=False, yes=False, remove_o
             raise ToolError(f"{label}: --remove-old only after a completed migration", BAD_INPUT)
         projects = layout_plan.old_projects(facts.data.get("old", []))
         pins = layout_plan.stack_pins(h, sysm, leg, projects)
+        projects, pins = layout_plan.resume_facts(facts.data, projects, pins)
         _show_plan(label, h, sysm, leg, facts, projects, pins)
         refusals = facts.data.get("refuse", [])
         if refusals:

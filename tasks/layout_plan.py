@@ -72,7 +72,7 @@ def copies(host: Host, system: System, legacy: Legacy) -> list[tuple[str, str, s
 def _migration_head(host: Host, system: System, legacy: Legacy) -> list[str]:
     base = host.base(system)
     return [plan.q_assign("BASE", base), plan.q_assign("ROOT", host.root), plan.q_assign("STATE", plan.state_dir(host, system)),
-            plan.q_assign("OLD_REPO", legacy.repo), plan.q_assign("SYSTEM", system.name),
+            plan.q_assign("OLD_REPO", legacy.repo), plan.q_assign("SYSTEM", system.name), plan.q_assign("ACTION", "migrate-layout"),
             "VOLUMES=(" + " ".join(plan.q(v) for v in legacy.volumes) + ")",
             "COPIES=(" + " ".join(plan.q(f"{n}\t{src}\t{dst}") for n, src, dst in copies(host, system, legacy)) + ")"]
 
@@ -101,6 +101,15 @@ def old_projects(lines: list[str]) -> list[OldProject]:
     return list(projects.values())
 
 
+def resume_facts(data: dict, projects: list[OldProject], pins: dict) -> tuple[list[OldProject], dict]:
+    """Old projects and pins from an interrupted run's saved plan, for what no longer runs (its old stacks
+    may already be down): what runs now wins."""
+    running = {p.name for p in projects}
+    saved_projects = [OldProject(*(line.split("\t") + ["", ""])[:3]) for line in data.get("saved-old", [])]
+    saved_pins = dict(line.split(" ", 1) for line in data.get("saved-pin", []))
+    return projects + [p for p in saved_projects if p.name not in running], {**saved_pins, **pins}
+
+
 def stack_pins(host: Host, system: System, legacy: Legacy, projects: list[OldProject]) -> dict[str, str]:
     """The tag@digest each app stack ran under the old layout: the new stacks come up with the same images.
     A stack is matched to the old project that ran from the same folder of the repo."""
@@ -124,11 +133,13 @@ def migrate_program(host: Host, system: System, legacy: Legacy, projects: list[O
     check the volumes; on failure the old stacks come back. Markers in state/migration make it resumable."""
     base = host.base(system)
     head = _migration_head(host, system, legacy) + [
-        plan.q_assign("ACTION", "migrate-layout"), plan.q_assign("RELEASE", intent.release),
+        plan.q_assign("RELEASE", intent.release),
         plan.q_assign("TAG", intent.tag), plan.q_assign("BY", intent.by), plan.q_assign("META", plan.json_meta(intent)),
         plan.q_assign("EXPECT_HISTORY", ""),
         "OLD_PROJECTS=(" + " ".join(plan.q(f"{p.name}\t{p.workdir}\t{p.files}") for p in projects) + ")"]
-    body = ["begin", "migrated_already", "lock_take", "preflight_or_die", "copy_all"]
+    saved = [f"pin {name} {pin}" for name, pin in pins.items()] + [f"old {p.name}\t{p.workdir}\t{p.files}" for p in projects]
+    body = ["begin", "migrated_already", "lock_take", "preflight_or_die",
+            f"printf '%s\\n' {' '.join(plan.q(x) for x in saved)} | atomic_write \"$STATE/migration/plan\"", "copy_all"]
     body += [line for line in setup_program(host, system).splitlines() if line.startswith("ensure_dir ")]
     moved = [(src, dst) for name, src, dst in copies(host, system, legacy) if name != "repo"]
     for s in system.stacks:  # seed 001 step 4: the .env values that point into the old folders
@@ -202,7 +213,11 @@ migrated_already() {
 # preflight: every reason to refuse, as @@data refuse lines (survey reports them, the migration dies on them)
 preflight() {
   local entry name src dst need=0 avail
-  [ "${HOLDING:-0}" = 1 ] || [ ! -d "$STATE/lock" ] || say "data refuse a deploy lock is held: $(cat "$STATE/lock/info" 2>/dev/null)"
+  lock_holder
+  if [ "${HOLDING:-0}" != 1 ] && [ -n "$LOCK_INFO" ]; then
+    if resumable_lock "$LOCK_INFO"; then say "info resuming an interrupted migration ($LOCK_INFO)"
+    else say "data refuse a deploy lock is held: $LOCK_INFO"; fi
+  fi
   for entry in "${COPIES[@]}"; do
     IFS=$'\t' read -r name src dst <<< "$entry"
     if [ ! -d "$src" ]; then
@@ -238,6 +253,8 @@ survey() {
     [ -n "$digest" ] && [ "$tag" != "$ref" ] && pin="$tag@$digest"
     printf '@@data old %s\t%s\t%s\t%s\t%s\t%s\n' "$project" "$workdir" "$files" "$service" "$ref" "$pin"
   done
+  # an interrupted run saved what it found before it changed anything
+  [ ! -f "$STATE/migration/plan" ] || sed 's/^/@@data saved-/' "$STATE/migration/plan"
   local v
   for v in "${VOLUMES[@]}"; do say "data volume $v $(docker volume inspect --format '{{.CreatedAt}} {{.Mountpoint}}' "$v" 2>/dev/null)"; done
 }

@@ -211,14 +211,30 @@ finish_trap() {
   printf '{%s,"task":"%s","result":"%s","exit":%d,"seconds":%d,"at":"%s"}\n' \
     "$META" "$ACTION" "$RESULT" "$code" "$(( $(date +%s) - T0 ))" "$(now)" >> "$STATE/audit.jsonl"
 }
+# lock_holder: sets LOCK_INFO ("" when free, else the holder's info) and LOCK_STALE=1 when its process is gone
+lock_holder() {
+  LOCK_STALE=0; LOCK_INFO=
+  [ -d "$STATE/lock" ] || return 0
+  LOCK_INFO=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
+  local pid; pid=$(printf '%s' "$LOCK_INFO" | sed -n 's/.*, pid \([0-9]*\))$/\1/p')
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then LOCK_STALE=1; fi
+}
+# a lock left by a migration that died (killed, host rebooted) is taken over by the next migration only
+resumable_lock() { [ "$LOCK_STALE" = 1 ] && [ "$ACTION" = migrate-layout ] && case $1 in *"(migrate-layout "*) true ;; *) false ;; esac; }
 lock_take() {
   say "step lock taking the deploy lock"
   if ! mkdir "$STATE/lock" 2>/dev/null; then
-    local info; info=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
-    die 10 "another deploy holds the lock of $SYSTEM: $info"
+    lock_holder
+    if resumable_lock "$LOCK_INFO"; then
+      say "info taking over the lock of an interrupted migration: $LOCK_INFO"
+    elif [ "$LOCK_STALE" = 1 ]; then
+      die 10 "another deploy holds the lock of $SYSTEM: $LOCK_INFO; its process is gone, so the lock is stale: 'fab unlock --force' releases it"
+    else
+      die 10 "another deploy holds the lock of $SYSTEM: $LOCK_INFO"
+    fi
   fi
   HOLDING=1
-  printf '%s since %s (%s %s, release %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" | atomic_write "$STATE/lock/info"
+  printf '%s since %s (%s %s, release %s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" "$$" | atomic_write "$STATE/lock/info"
 }
 check_history() {
   [ -z "$EXPECT_HISTORY" ] && return 0
