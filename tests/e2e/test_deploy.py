@@ -95,10 +95,10 @@ def test_a_second_deploy_is_refused_while_the_lock_is_held(vps):
 def test_a_stale_lock_names_its_holder_and_unlock_force_clears_it(vps):
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     (vps.state / "lock").mkdir()
-    (vps.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (deploy v9, release x, pid 4194303)\n")
+    (vps.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (deploy v9, release x, pid 4194304)\n")
     res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
     assert res.returncode == errors.BUSY and "bob@ci since 2026-11-20T10:00:00Z" in res.stderr
-    assert "its process is gone, so the lock is stale" in res.stderr  # pid 4194303 is above pid_max
+    assert "its process is gone, so the lock is stale" in res.stderr  # 4194304 = 2^22, above any pid_max
     assert "held by bob@ci" in vps.ok("status", "--host", "t1").stdout
     res = vps.fab("unlock", "--host", "t1")
     assert res.returncode == errors.BAD_INPUT and "--force" in res.stderr
