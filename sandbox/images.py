@@ -70,14 +70,14 @@ class Builder:
         self.docker("push", "-q", ref)
 
     def push_variant(self, reg: registry.Registry, repo: str, tag: str, build: str) -> None:
-        """Push different content under an existing tag (a re-pushed tag, as happens on real registries)."""
+        """Push different content under an existing tag (a re-pushed tag, as happens on real registries).
+        Tests put the original content back the same way (build="original") when they are done."""
         self._start()
         try:
             self.docker("login", registry.SERVER, "-u", registry.USERNAME, "--password-stdin", input=reg.token)
             self.build_and_push(repo, tag, build=build)
         finally:
             self.stop()
-        self.stamp.unlink(missing_ok=True)  # the registry no longer holds the original bits under that tag
 
     def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
