@@ -83,7 +83,7 @@ class State:
 def read_state(session: Session, host: Host, system: System) -> State:
     """History, current pins and lock of ``system``, read in one round trip; a damaged history is an error."""
     label = f"{host.name}/{system.name}"
-    res = session.check(session.run(plan.read_state_program(host, system), label, quiet=True), label)
+    res = session.run(plan.read_state_program(host, system), label, quiet=True)
     source = f"{host.name}:{plan.state_dir(host, system)}/releases.jsonl"
     return State(history.parse("\n".join(res.history), source), history.parse_current(res.current),
                  res.first("history_sha", ""), res.first("lock"))
@@ -98,7 +98,7 @@ def carry_out(session: Session | None, host: Host, system: System, intent: plan.
     label = f"{host.name}/{system.name}"
     console.print(f"[bold]{label}[/]: {intent.action} of [cyan]{intent.tag}[/] (release {intent.release})")
     started = time.monotonic()
-    result = session.check(session.run(program, label), label)
+    result = session.run(program, label)
     console.print(f"[green]✓ {label}: {intent.tag} is live[/] ({time.monotonic() - started:.1f}s)")
     return result
 

@@ -27,10 +27,10 @@ def setup(c, host=None, system=None, dry_run=False):
             console.print("# then: docker network create for each external network the compose files declare")
             continue
         label = f"{h.name}/{sysm.name}"
-        data = session.check(session.run(program, label, quiet=True), label).data
+        data = session.run(program, label, quiet=True).data
         networks = layout_plan.external_networks(data.get("compose", []))
         if networks:
-            more = session.check(session.run(layout_plan.networks_program(networks), label, quiet=True), label).data
+            more = session.run(layout_plan.networks_program(networks), label, quiet=True).data
             for key, values in more.items():
                 data.setdefault(key, []).extend(values)
         _report(label, h, data)
@@ -82,11 +82,11 @@ def migrate_layout(c, host=None, system=None, dry_run=False, yes=False, remove_o
     by, origin = operator()
     for sysm in systems:
         leg, label = legacy[sysm.name], f"{h.name}/{sysm.name}"
-        facts = session.check(session.run(layout_plan.survey_program(h, sysm, leg), label, quiet=True), label)
+        facts = session.run(layout_plan.survey_program(h, sysm, leg), label, quiet=True)
         if facts.first("migrated") == "yes":
             console.print(f"[bold]{label}[/]: already on the new layout, nothing to do")
             if remove_old:
-                session.check(session.run(layout_plan.remove_old_program(h, sysm, leg), label), label)
+                session.run(layout_plan.remove_old_program(h, sysm, leg), label)
             continue
         if remove_old:
             raise ToolError(f"{label}: --remove-old only after a completed migration", BAD_INPUT)
@@ -104,7 +104,7 @@ def migrate_layout(c, host=None, system=None, dry_run=False, yes=False, remove_o
             show_program(h, sysm, program)
             continue
         _confirm(yes, label)
-        res = session.check(session.run(program, label), label)
+        res = session.run(program, label)
         console.print(f"[green]✓ {label}: on the new layout[/]; downtime {int(res.first('downtime_ms', 0)) / 1000:.1f}s; "
                       f"old copies kept at {', '.join(src for _, src, _ in layout_plan.copies(h, sysm, leg))} "
                       "(fab migrate-layout --remove-old deletes them)")

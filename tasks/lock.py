@@ -22,4 +22,4 @@ def unlock(c, host=None, system=None, force=False):
     session = Session(h)
     for sysm in systems:
         label = f"{h.name}/{sysm.name}"
-        session.check(session.run(plan.unlock_program(h, sysm), label), label)
+        session.run(plan.unlock_program(h, sysm), label)

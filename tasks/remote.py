@@ -184,7 +184,8 @@ class Session:
         self.conn = connect(host)
 
     def run(self, program: str, label: str, quiet: bool = False) -> Result:
-        """Send ``program`` to ``bash -s`` on the host's stdin and wait for it, showing its steps."""
+        """Send ``program`` to ``bash -s`` on the host's stdin and wait for it, showing its steps; the Result
+        when it succeeded, otherwise a ToolError with its message and mapped exit code."""
         result = Result()
         out = Progress(label, result, quiet)
         err = io.StringIO()
@@ -197,10 +198,10 @@ class Session:
         result.code = res.exited
         out.close_step(ok=result.code == 0)
         result.log.extend(redact(line) for line in err.getvalue().splitlines())
-        return result
+        return self._checked(result, label)
 
-    def check(self, result: Result, label: str) -> Result:
-        """``result`` if the program succeeded; otherwise a ToolError with its message and mapped exit code."""
+    @staticmethod
+    def _checked(result: Result, label: str) -> Result:
         if result.code == 0:
             return result
         message = escape("; ".join(result.errors) or f"remote program failed with exit code {result.code}")

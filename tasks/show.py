@@ -8,7 +8,7 @@ from datetime import datetime
 from fabric import task
 from rich.table import Table
 
-from . import inventory, plan
+from . import history, inventory, plan
 from .cli import read_state, systems_of, tool_task
 from .remote import Session, console
 
@@ -51,12 +51,9 @@ def status(c, host=None, system=None):
     session = Session(h)
     for sysm in systems_of(h, system):
         label = f"{h.name}/{sysm.name}"
-        res = session.check(session.run(plan.status_program(h, sysm), label, quiet=True), label)
-        cur = {}
-        for line in res.current:
-            k, _, v = line.partition(" ")
-            cur.setdefault(k, v)
-        console.print(f"[bold]{label}[/]: release [cyan]{cur.get('tag', 'none')}[/] ({cur.get('release', 'nothing deployed')})")
+        res = session.run(plan.status_program(h, sysm), label, quiet=True)
+        cur = history.parse_current(res.current)
+        console.print(f"[bold]{label}[/]: release [cyan]{cur['tag'] or 'none'}[/] ({cur['release'] or 'nothing deployed'})")
         lock = res.first("lock")
         console.print(f"  lock: [yellow]held by {lock}[/]" if lock else "  lock: free")
         secrets = (res.first("secrets") or "missing").split()
