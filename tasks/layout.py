@@ -121,7 +121,7 @@ def _show_plan(label, host, system, legacy, facts, projects, pins) -> None:
         console.print(f"  stop           {escape(p.name)} (from {escape(p.workdir)})")
     for s in system.stacks:
         pin = f" on {pins[s.name]}" if s.name in pins else (" [red](no running image found)[/]" if s.image else "")
-        console.print(f"  start          {system.name}-{s.name}{pin}")
+        console.print(f"  start          {plan.project(system, s)}{pin}")
     for v in legacy.volumes:
         console.print(f"  keep volume    {escape(v)} (must be the same, untouched)")
     waits = sum(s.wait for s in system.stacks)

@@ -20,14 +20,20 @@ def apps(system: System) -> list[str]:
     return [s.name for s in system.stacks if s.image]
 
 
-def setup_program(host: Host, system: System) -> str:
-    """Create what is missing of the hierarchy, the .env files from their examples, and report the rest."""
+def hierarchy_steps(host: Host, system: System) -> list[str]:
+    """`ensure_dir` calls for seed 001's folders: shared by setup and migrate-layout."""
     base = host.base(system)
     dirs = [(posixpath.join(host.root, "infra", "letsencrypt"), "")]
     dirs += [(posixpath.join(base, d), "") for d in ["data/backups"] + [f"data/{kind}/{app}" for kind in
                                                                             ("uploads", "logs") for app in apps(system)]]
     dirs += [(posixpath.join(base, "state"), "700"), (posixpath.dirname(posixpath.join(base, system.secrets)), "700")]
-    body = [f"ensure_dir {plan.q(path)} {plan.q(mode)}" for path, mode in dirs]
+    return [f"ensure_dir {plan.q(path)} {plan.q(mode)}" for path, mode in dirs]
+
+
+def setup_program(host: Host, system: System) -> str:
+    """Create what is missing of the hierarchy, the .env files from their examples, and report the rest."""
+    base = host.base(system)
+    body = hierarchy_steps(host, system)
     for s in system.stacks:
         compose = posixpath.join(base, s.compose)
         body.append(f"ensure_env {plan.q(s.name)} {plan.q(compose)}")
@@ -140,15 +146,13 @@ def migrate_program(host: Host, system: System, legacy: Legacy, projects: list[O
     saved = [f"pin {name} {pin}" for name, pin in pins.items()] + [f"old {p.name}\t{p.workdir}\t{p.files}" for p in projects]
     body = ["begin", "migrated_already", "lock_take", "preflight_or_die",
             f"printf '%s\\n' {' '.join(plan.q(x) for x in saved)} | atomic_write \"$STATE/migration/plan\"", "copy_all"]
-    body += [line for line in setup_program(host, system).splitlines() if line.startswith("ensure_dir ")]
+    body += hierarchy_steps(host, system)
     moved = [(src, dst) for name, src, dst in copies(host, system, legacy) if name != "repo"]
     for s in system.stacks:  # seed 001 step 4: the .env values that point into the old folders
         env = posixpath.join(posixpath.dirname(posixpath.join(base, s.compose)), ".env")
         body += [f"repoint_env {plan.q(env)} {plan.q(src)} {plan.q(dst)}" for src, dst in moved]
     for s in system.stacks:
-        compose = posixpath.join(base, s.compose)
-        body.append(f"stack {plan.q(s.name)} {plan.q(compose)} {plan.q(f'{system.name}-{s.name}')} "
-                    f"{plan.q(s.tag_var if s.image else '')} {plan.q(s.wait)} {plan.q(s.health or '')}")
+        body.append(plan.stack_step(host, system, s))
         if s.name in pins:
             body.append(f"NEW[{s.name}]={plan.q(pins[s.name])}")
     body.append("switch_over")

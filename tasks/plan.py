@@ -74,6 +74,20 @@ def state_dir(host: Host, system: System) -> str:
     return posixpath.join(host.base(system), "state")
 
 
+def project(system: System, stack: Stack) -> str:
+    """The compose project of a stack: <system>-<stack> (the seed's ems/container and sms/container folders
+    would otherwise both be project "container")."""
+    return f"{system.name}-{stack.name}"
+
+
+def stack_step(host: Host, system: System, stack: Stack) -> str:
+    """The ``stack`` call that declares one stack (compose file, project, tag variable, wait, health) to the
+    library's apply/restore."""
+    compose = posixpath.join(host.base(system), stack.compose)
+    return (f"stack {q(stack.name)} {q(compose)} {q(project(system, stack))} {q(stack.tag_var if stack.image else '')} "
+            f"{q(stack.wait)} {q(stack.health or '')}")
+
+
 def selected_stacks(system: System, only: list[str] | None) -> list[Stack]:
     """The system's stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
     if only:
@@ -112,13 +126,10 @@ def deploy_program(host: Host, system: System, stacks: list[Stack], intent: Inte
     if host.registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
         for s in stacks:
             if not s.image:
-                body.append(f"fetch_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(f'{system.name}-{s.name}')}")
+                body.append(f"fetch_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(project(system, s))}")
         body.append("registry_logout")
     body.append("record deploying")
-    for s in stacks:
-        compose = posixpath.join(base, s.compose)
-        body.append(f"stack {q(s.name)} {q(compose)} {q(f'{system.name}-{s.name}')} {q(s.tag_var if s.image else '')} "
-                    f"{q(s.wait)} {q(s.health or '')}")
+    body += [stack_step(host, system, s) for s in stacks]
     body.append("finish")
     return program(head, body)
 
@@ -136,7 +147,7 @@ def status_program(host: Host, system: System) -> str:
     head = [q_assign("STATE", state_dir(host, system)), q_assign("SECRETS", posixpath.join(base, system.secrets))]
     body = ["show_state"]
     for s in system.stacks:
-        body.append(f"show_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(f'{system.name}-{s.name}')}")
+        body.append(f"show_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(project(system, s))}")
     body.append("show_secrets")
     return program(head, body)
 
