@@ -142,10 +142,10 @@ def read_state_program(host: Host, system: System) -> str:
 
 
 def status_program(host: Host, system: System) -> str:
-    """Read-only: state as above plus what runs in each stack and the secrets file's age."""
+    """Read-only: the running release, the lock, what runs in each stack and the secrets file's age."""
     base = host.base(system)
     head = [q_assign("STATE", state_dir(host, system)), q_assign("SECRETS", posixpath.join(base, system.secrets))]
-    body = ["show_state"]
+    body = ["show_current"]
     for s in system.stacks:
         body.append(f"show_stack {q(s.name)} {q(posixpath.join(base, s.compose))} {q(project(system, s))}")
     body.append("show_secrets")
@@ -426,6 +426,10 @@ finish() {
 show_state() {
   say "data history_sha $(cat "$STATE/releases.jsonl" 2>/dev/null | sha256sum | cut -d' ' -f1)"
   echo "@@history-begin"; cat "$STATE/releases.jsonl" 2>/dev/null; echo "@@history-end"
+  show_current
+}
+# show_current: the running release and the lock (what status needs, without the whole history)
+show_current() {
   [ -f "$STATE/current" ] && sed 's/^/@@current /' "$STATE/current"
   [ -d "$STATE/lock" ] && say "data lock $(cat "$STATE/lock/info" 2>/dev/null || echo 'holder unknown')"
   return 0
