@@ -2,7 +2,7 @@
 import time
 
 from sandbox import images
-from tasks import errors
+from tasks.core import errors
 
 
 def test_deploy_two_releases_records_both_and_serves_the_newest(vps):

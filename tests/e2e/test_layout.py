@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sandbox import system
-from tasks import errors
+from tasks.core import errors
 from tests.e2e.conftest import Vps
 
 

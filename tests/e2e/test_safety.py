@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import errors
+from tasks.core import errors
 
 
 @pytest.fixture

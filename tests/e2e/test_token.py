@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import errors, inventory, plan
+from tasks.core import errors, inventory
+from tasks.core.programs.deploy import Intent
+from tasks.core.programs.token import rotate_program
 from tests.e2e.conftest import clean_vps
 
 STANDIN = Path(__file__).with_name("github_standin.py")
@@ -82,7 +84,7 @@ def test_a_connection_dropped_before_the_token_arrives_changes_nothing(vps):
     """The program arrives but the channel closes before the token line: the old token keeps working."""
     before = secrets_dir_state(vps)
     host = inventory.load(vps.inventory).host("t1")
-    program = plan.rotate_program(host, host.systems[0], plan.Intent("rotate-token", "", "", "t", "t"))
+    program = rotate_program(host.targets()[0], Intent("rotate-token", "", "", "t", "t")).text
     res = subprocess.run(["ssh", "-i", str(vps.sb.client_key), "-o", f"UserKnownHostsFile={vps.host.known_hosts}",
                           "-o", "BatchMode=yes", f"root@{vps.host.address}", "bash -s"],
                          input=program, capture_output=True, text=True, timeout=60)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tasks import history
-from tasks.errors import BAD_INPUT, ToolError
+from tasks.core import history
+from tasks.core.errors import BAD_INPUT, ToolError
 
 
 def line(rid, tag, state, images=None, action="deploy"):
@@ -60,7 +60,3 @@ def test_find_good_and_its_errors():
     with pytest.raises(ToolError, match="never passed its health gate"):
         history.find_good(rels, "v1.5.0")
 
-
-def test_current_file():
-    cur = history.parse_current(["release r02", "tag v1.4.3", "pin ems v1.4.3@sha256:" + "3" * 64, "junk"])
-    assert cur["release"] == "r02" and cur["tag"] == "v1.4.3" and list(cur["pins"]) == ["ems"]

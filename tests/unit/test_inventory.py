@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import inventory
-from tasks.errors import BAD_INPUT, ToolError
+from tasks.core import inventory
+from tasks.core.errors import BAD_INPUT, ToolError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_committed_inventory_loads_with_the_seed_stacks_in_order():
     host = inv.host("vps1")
     assert [s.name for s in host.systems[0].stacks] == ["infra", "postgres", "ems", "sms"]
     assert host.root == "/root" and host.registry.server == "ghcr.io"
-    assert host.base(host.systems[0]) == "/root/ems_system"
+    assert host.targets()[0].base == "/root/ems_system"
 
 
 def test_defaults(tmp_path):

@@ -3,19 +3,30 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tasks import plan
-from tasks.errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
-from tasks.token import _read_token, describe
+from tasks.core.errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
+from tasks.core.grammar import check_token
+from tasks.core.programs.protocol import Result
+from tasks.core.programs.token import describe
+from tasks.token import _read_token
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 MTIME = str(int(datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc).timestamp()))
+MISSING = object()
 
 
-def report(**kw):
-    base = {"file": [f"600 {MTIME} 700"], "login": ["ok"], "api_status": ["200"],
-            "api_expiry": ["2027-02-01 00:00:00 UTC"], "api_scopes": ["read:packages"]}
-    base.update({k: [v] for k, v in kw.items() if v is not None})
-    return {k: v for k, v in base.items() if kw.get(k, "") is not None}
+def report(file=None, login=None, api=None, rotated=None) -> Result:
+    """A token_check Result as the VPS reports it; MISSING leaves a line out."""
+    data = {"file": file or {"mode": "600", "mtime": MTIME, "dir_mode": "700"},
+            "login": login or {"result": "ok"},
+            "api": api or {"status": "200", "expiry": "2027-02-01 00:00:00 UTC", "scopes": "read:packages",
+                           "has_scopes": "1"}}
+    if rotated:
+        data["rotated"] = {"at": rotated}
+    return Result(data={k: [v] for k, v in data.items() if v is not MISSING})
+
+
+def api(**kw):
+    return {"status": "200", "expiry": "2027-02-01 00:00:00 UTC", "scopes": "read:packages", "has_scopes": "1", **kw}
 
 
 def test_healthy_token():
@@ -29,12 +40,12 @@ def test_recorded_rotation_time_wins_over_mtime():
 
 
 @pytest.mark.parametrize("kw, code, phrase", [
-    ({"file": "missing"}, BAD_INPUT, "missing"),
-    ({"file": f"640 {MTIME} 700"}, BAD_INPUT, "mode 640"),
-    ({"file": f"600 {MTIME} 755"}, BAD_INPUT, "folder 755"),
-    ({"login": "failed 401 Unauthorized"}, REMOTE_FAILED, "login fails now: 401 Unauthorized"),
-    ({"api_expiry": "2026-11-30 00:00:00 UTC"}, TOKEN_WARNING, "expires in 6 days"),
-    ({"api_scopes": "repo, gist"}, TOKEN_WARNING, "scopes repo, gist lack read:packages"),
+    ({"file": {"missing": "1"}}, BAD_INPUT, "missing"),
+    ({"file": {"mode": "640", "mtime": MTIME, "dir_mode": "700"}}, BAD_INPUT, "mode 640"),
+    ({"file": {"mode": "600", "mtime": MTIME, "dir_mode": "755"}}, BAD_INPUT, "folder 755"),
+    ({"login": {"result": "failed", "error": "401 Unauthorized"}}, REMOTE_FAILED, "login fails now: 401 Unauthorized"),
+    ({"api": api(expiry="2026-11-30 00:00:00 UTC")}, TOKEN_WARNING, "expires in 6 days"),
+    ({"api": api(scopes="repo, gist")}, TOKEN_WARNING, "scopes repo, gist lack read:packages"),
 ])
 def test_problems_and_warnings(kw, code, phrase):
     with pytest.raises(ToolError) as e:
@@ -42,21 +53,21 @@ def test_problems_and_warnings(kw, code, phrase):
     assert e.value.code == code and phrase in str(e.value)
 
 
-def test_no_expiry_header_and_unreachable_api():
-    assert "no expiry" in describe(report(api_expiry=None), 14, NOW)
-    data = report(api_status=None, api_expiry=None, api_scopes=None)
-    assert "GitHub API not reachable" in describe(data, 14, NOW)
+def test_no_expiry_header_unreachable_api_and_not_asked():
+    assert "no expiry" in describe(report(api=api(expiry="")), 14, NOW)
+    assert "GitHub API not reachable" in describe(report(api={"unreachable": "1"}), 14, NOW)
+    assert "not a GitHub registry: expiry not asked" in describe(report(api=MISSING), 14, NOW)
 
 
 @pytest.mark.parametrize("token", ["ghp_" + "a" * 36, "github_pat_11AB_cd-ef.gh"])
 def test_token_values_accepted(token):
-    assert plan.check_token(token) == token
+    assert check_token(token) == token
 
 
 @pytest.mark.parametrize("token", ["", "short", "ghp_abc def", "ghp_$(reboot)xx", "ghp_abc\nexport X=1", "a" * 256])
 def test_token_values_refused_without_repeating_them(token):
     with pytest.raises(ToolError) as e:
-        plan.check_token(token)
+        check_token(token)
     assert e.value.code == BAD_INPUT and (not token or token not in str(e.value))
 
 

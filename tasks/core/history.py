@@ -56,18 +56,6 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
     return list(releases.values())
 
 
-def parse_current(lines: list[str]) -> dict:
-    """The ``current`` file: ``release ID``, ``tag T`` and ``pin STACK tag@digest`` lines."""
-    cur: dict = {"release": None, "tag": None, "pins": {}}
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in ("release", "tag"):
-            cur[parts[0]] = parts[1]
-        elif len(parts) == 3 and parts[0] == "pin":
-            cur["pins"][parts[1]] = parts[2]
-    return cur
-
-
 def previous_good(releases: list[Release], current_id: str | None) -> Release | None:
     """The newest good release that is not what runs now (and runs other images): rollback with no --to."""
     running = next((r for r in releases if r.id == current_id), None)

@@ -3,25 +3,20 @@ only when the operator confirms it (interactively, or by passing the fingerprint
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-import paramiko
-from fabric import task
-
-from . import inventory
-from .cli import tool_task
-from .errors import BAD_INPUT, UNREACHABLE, ToolError
-from .remote import console, known_hosts_files
+from .core import inventory
+from .core.cli import command
+from .core.errors import BAD_INPUT, UNREACHABLE, ToolError
+from .core.ssh import known_hosts_files, offered_key
+from .core.ui import console
 
 
-@task(auto_shortflags=False, help={"host": "host from hosts.yml",
-                                   "fingerprint": "the SHA256:... fingerprint you checked (non-interactive use)"})
-@tool_task
+@command({"fingerprint": "the SHA256:... fingerprint you checked (non-interactive use)"})
 def trust_host(c, host=None, fingerprint=None):
     """Show a host's SSH key fingerprint and add it to known_hosts once you confirm it."""
     h = inventory.load().host(host)
-    key = _fetch_key(h)
+    key = offered_key(h)
     shown = key.fingerprint  # OpenSSH's SHA256:... form, as ssh-keygen -lf shows it
     console.print(f"{h.name} ({h.address}:{h.port}) offers {key.get_name()} key [bold]{shown}[/]")
     if fingerprint is not None:
@@ -35,17 +30,4 @@ def trust_host(c, host=None, fingerprint=None):
     with open(path, "a") as f:
         f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
     console.print(f"[green]✓ trusted[/]: added to {path}")
-
-
-def _fetch_key(h) -> paramiko.PKey:
-    try:
-        with socket.create_connection((h.address, h.port), timeout=15) as sock:
-            transport = paramiko.Transport(sock)
-            try:
-                transport.start_client(timeout=15)
-                return transport.get_remote_server_key()
-            finally:
-                transport.close()
-    except (OSError, paramiko.SSHException) as e:
-        raise ToolError(f"{h.name}: cannot read the host key of {h.address}:{h.port}: {e}", UNREACHABLE) from None
 

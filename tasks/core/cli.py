@@ -1,0 +1,135 @@
+"""What every fab task shares: the task preamble (``@command``), failures turned into one clear line and an
+exit code, choosing the targets, opening sessions, naming who acts and each new release."""
+from __future__ import annotations
+
+import functools
+import getpass
+import inspect
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from fabric import task
+from invoke.exceptions import Exit
+from rich.markup import escape
+
+from . import inventory
+from .errors import BAD_INPUT, FAILED, ToolError
+from .grammar import redact
+from .inventory import Inventory, Target
+from .programs.deploy import Intent
+from .programs.protocol import Program, Result, execute
+from .ssh import Session
+from .ui import console, err_console, show_program
+
+# Help for the options most tasks share; a task's own help for the same option wins.
+COMMON_HELP = {"host": "host from hosts.yml", "system": "only this system of the host",
+               "dry-run": "print the exact remote program and change nothing"}
+
+
+def command(help: dict | None = None):
+    """The preamble of every fab task: long options only (``-h`` stays help; a mistyped ``--t`` fails loudly),
+    help for each option, and the tool's error handling around the body."""
+    def wrap(fn):
+        params = [p.replace("_", "-") for p in inspect.signature(fn).parameters]
+        helps = {k: v for k, v in COMMON_HELP.items() if k in params} | (help or {})
+        return task(auto_shortflags=False, help=helps)(tool_task(fn))
+    return wrap
+
+
+def tool_task(fn):
+    """Run a task body; a ToolError becomes its message on stderr and its exit code, and anything unexpected
+    a redacted one-line message (the traceback, redacted too, only with FAB_DEBUG=1)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ToolError as e:
+            _fail(str(e), e.code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exit:
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence against leaking a traceback
+            if os.environ.get("FAB_DEBUG"):
+                sys.stderr.write(redact("".join(traceback.format_exception(e))))
+            _fail(f"unexpected {type(e).__name__}: {e} (FAB_DEBUG=1 shows the traceback)", FAILED)
+    return wrapper
+
+
+def _fail(message: str, code: int):
+    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)
+    raise Exit(code=code)
+
+
+def split_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def operator() -> tuple[str, str]:
+    """Who acts and from where, for history and audit (FAB_OPERATOR names a CI job or a person)."""
+    origin = socket.gethostname()
+    return os.environ.get("FAB_OPERATOR") or f"{getpass.getuser()}@{origin}", origin
+
+
+def new_release_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+
+
+@dataclass
+class Selection:
+    """The targets a task acts on (every system of the chosen hosts, or one), and one session per host,
+    opened when first needed and closed at the end."""
+    inventory: Inventory
+    targets: list[Target]
+    sessions: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def session(self, target: Target) -> Session:
+        """The host's session (safe from the threads of a parallel run: one connection per host)."""
+        with self.lock:
+            if target.host.name not in self.sessions:
+                self.sessions[target.host.name] = Session(target.host)
+            return self.sessions[target.host.name]
+
+    def __enter__(self) -> Selection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for session in self.sessions.values():
+            session.close()
+
+
+def select(host: str | None, system: str | None = None, all_hosts: bool = False) -> Selection:
+    """Load the inventory and choose: --host NAME (or --all) and, optionally, --system NAME."""
+    inv = inventory.load()
+    if all_hosts and host:
+        raise ToolError("give either --host or --all, not both", BAD_INPUT)
+    hosts = list(inv.hosts.values()) if all_hosts else [inv.host(host)]
+    return Selection(inv, [t for h in hosts for t in h.targets(system)])
+
+
+def print_program(target: Target, program: Program, tail: str = "") -> None:
+    """--dry-run: print the exact program ``target`` would receive; nothing is sent."""
+    h = target.host
+    show_program(target.label, f"{h.user}@{h.address}:{h.port}", program.text + tail)
+
+
+def release(session: Session | None, target: Target, intent: Intent, program: Program) -> Result | None:
+    """Run a deploy, rollback or migration program with its steps shown, and say the outcome; with no
+    session (--dry-run) print it instead."""
+    if session is None:
+        print_program(target, program)
+        return None
+    console.print(f"[bold]{escape(target.label)}[/]: {intent.action} of [cyan]{escape(intent.tag)}[/] "
+                  f"(release {intent.release})")
+    started = time.monotonic()
+    result = execute(session, program, target.label)
+    console.print(f"[green]✓ {escape(target.label)}: {escape(intent.tag)} is live[/] ({time.monotonic() - started:.1f}s)")
+    return result

@@ -1,0 +1,54 @@
+"""The rules every value obeys before it reaches a remote shell or a file on the VPS: tags, digests, pins,
+tokens, names, registry servers, URLs. The bottom layer: it imports nothing of the tool but its errors."""
+from __future__ import annotations
+
+import re
+
+from .errors import BAD_INPUT, ToolError
+
+# OCI distribution spec: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+PIN = re.compile(TAG.pattern + "@" + DIGEST.pattern)           # tag@digest: what a release pins per stack
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, stack, volume: becomes a path
+IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
+REGISTRY_SERVER = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
+URL = re.compile(r"https?://[^\s'\"`$\\]+")
+# The seed's update.sh sources the token file, so a token must not hold anything a shell would interpret.
+TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
+# Token shapes GitHub issues (classic, OAuth, app, fine-grained): masked wherever they appear.
+TOKEN_SHAPES = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})")
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a valid OCI tag; a clear error otherwise (before anything remote runs)."""
+    if not isinstance(tag, str) or not TAG.fullmatch(tag):
+        raise ToolError(f"{tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
+                        "not starting with . or -)", BAD_INPUT)
+    return tag
+
+
+def check_token(token: str) -> str:
+    """A token that is safe to write as ``export GITHUB_TOKEN=...``. The error never repeats the value."""
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
+        raise ToolError("the new token is not a token (8-255 letters, digits, _ . -; no spaces, quotes or newlines)",
+                        BAD_INPUT)
+    return token
+
+
+class Redactor:
+    """Masks every known secret value and anything shaped like a GitHub token."""
+
+    def __init__(self, *secrets: str):
+        self.secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return TOKEN_SHAPES.sub("***", text)
+
+
+# The one redactor of this process: rotate-token adds the new token to it before anything can print it.
+redact = Redactor()

@@ -1,0 +1,61 @@
+"""The deploy program (also rollback's): lock, login, pull, record, up in order, health gate, restore the
+previous good release on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..inventory import Stack, Target
+from .protocol import Program
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the operator asked for, with who and when, as recorded in history and audit."""
+    action: str                 # deploy | rollback | migrate-layout | rotate-token
+    release: str                # new release id
+    tag: str
+    by: str
+    origin: str
+    pins: dict | None = None    # rollback: stack -> tag@digest to restore; deploy: None (pull the tag)
+    history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
+
+    def meta(self) -> str:
+        """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
+        return json.dumps({"release": self.release, "tag": self.tag, "action": self.action,
+                           "by": self.by, "from": self.origin}, separators=(",", ":"))[1:-1]
+
+    def head(self) -> dict:
+        """The program variables every recording program uses."""
+        return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
+                "META": self.meta()}
+
+
+def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
+    """Declare ``stacks`` (in order) to the library's apply and restore."""
+    for s in stacks:
+        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.tag_var if s.image else "",
+                  s.wait, s.health or "")
+    return prog
+
+
+def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "") -> Program:
+    """The whole deploy (or rollback) of ``stacks`` of ``target``."""
+    registry = target.host.registry
+    prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
+        "STATE": target.state_dir, "SECRETS": target.secrets, "SYSTEM": target.system.name,
+        "REGISTRY": registry.server, "REGISTRY_USER": registry.username, **intent.head(),
+        "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api})
+    for step in ("begin", "lock_take", "check_history", "check_secrets", "registry_login"):
+        prog.step(step)
+    for s in stacks:
+        if s.image:
+            prog.step("fetch", s.name, target.image_repo(s), (intent.pins or {}).get(s.name, ""))
+    if registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
+        for s in stacks:
+            if not s.image:
+                prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
+        prog.step("registry_logout")
+    prog.step("record", "deploying")
+    return add_stacks(prog, target, stacks).step("go_live")
+

@@ -1,0 +1,160 @@
+"""How the tool and a remote program talk: the program's shape (head, library, steps), the exit codes, and the
+lines it prints, read into a Result.
+
+A program is one ``{ ... }`` block sent to ``bash -s``: the prelude, the exit codes its functions use, the
+variables of its head (every value ``shlex.quote``d after validation: the library interpolates nothing else),
+the library functions it needs, then its steps, each ``run NAME ARGS`` (a step that is not a function, or that
+fails without saying why, stops the program). It answers in lines (see sh/base.sh): ``@@step``, ``@@ok``,
+``@@fail``, ``@@info``, ``@@error``, ``@@data KEY {json}``, ``@@text KEY line``; the rest is docker's output.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import shlex
+from dataclasses import dataclass, field
+
+from ..errors import BAD_INPUT, BUSY, FAILED, NEEDS_ATTENTION, REMOTE_FAILED, ROLLED_BACK, ToolError
+from ..grammar import redact
+from ..ssh import Session
+from ..ui import StepDisplay
+from . import library
+
+
+class Code(enum.IntEnum):
+    """A remote program's exit codes (``die "$R_LOCKED"`` in the shell), each with the tool's exit code."""
+    FAILED = 1          # unexpected: a step failed without saying why, or the shell stopped
+    LOCKED = 10         # another deploy holds the lock
+    LOGIN = 11          # docker login failed
+    PULL = 12           # a pull failed
+    ROLLED_BACK = 13    # the release failed its gate; the previous good one is back
+    BROKEN = 14         # the release failed and the previous one could not be restored
+    CONFLICT = 15       # the history changed since the tool read it
+    REFUSED = 16        # the host refuses: secrets file, preflight
+
+    @property
+    def shell_name(self) -> str:
+        return f"R_{self.name}"
+
+
+TOOL_CODE = {Code.FAILED: FAILED, Code.LOCKED: BUSY, Code.LOGIN: REMOTE_FAILED, Code.PULL: REMOTE_FAILED,
+             Code.ROLLED_BACK: ROLLED_BACK, Code.BROKEN: NEEDS_ATTENTION, Code.CONFLICT: BUSY,
+             Code.REFUSED: BAD_INPUT}
+
+
+def q(value) -> str:
+    return shlex.quote(str(value))
+
+
+@dataclass
+class Program:
+    """One remote program: ``head`` variables (strings, or lists for bash arrays) and ``steps`` (a library
+    function and its arguments each). ``text`` is exactly what the host receives; ``--dry-run`` prints it."""
+    name: str
+    head: dict = field(default_factory=dict)
+    steps: list[tuple] = field(default_factory=list)
+
+    def step(self, function: str, *args) -> Program:
+        self.steps.append((function, *args))
+        return self
+
+    @property
+    def step_names(self) -> set[str]:
+        return {s[0] for s in self.steps}
+
+    @property
+    def text(self) -> str:
+        return assemble(self.name, [assign(k, v) for k, v in self.head.items()], self.step_names | {"run"},
+                        ["run " + " ".join(q(part) for part in step) for step in self.steps])
+
+
+def assemble(name: str, head: list[str], calls: set[str], body: list[str]) -> str:
+    """The prelude, the exit codes and library functions that ``calls`` need, ``head`` and ``body``, as one
+    { } block ending in ``exit 0``."""
+    lib = library.load()
+    functions = lib.closure(calls | lib.prelude_calls())
+    codes = sorted(set().union(*(f.codes for f in functions)), key=lambda n: Code[n[2:]])
+    parts = [lib.prelude, " ".join(f"{c}={Code[c[2:]].value}" for c in codes), *head, lib.code(functions), *body,
+             "exit 0"]
+    return "{\n# " + name + "\n" + "\n".join(p for p in parts if p) + "\n}\n"
+
+
+def assign(name: str, value) -> str:
+    """``name=value`` (a list becomes a bash array), every value quoted."""
+    if isinstance(value, (list, tuple)):
+        return f"{name}=(" + " ".join(q(v) for v in value) + ")"
+    return f"{name}={q(value)}"
+
+
+@dataclass
+class Result:
+    """What a program reported: exit code, @@data objects by key, @@text lines by key, errors, other output."""
+    code: int = 0
+    data: dict[str, list[dict]] = field(default_factory=dict)
+    text: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def all(self, key: str) -> list[dict]:
+        return self.data.get(key, [])
+
+    def one(self, key: str) -> dict | None:
+        """The last @@data object of ``key`` (None when the program sent none)."""
+        return self.data[key][-1] if key in self.data else None
+
+
+class Reader:
+    """Reads a program's stdout lines into a Result and shows its steps on a display as they happen."""
+
+    def __init__(self, result: Result, display: StepDisplay):
+        self.result, self.display = result, display
+
+    def line(self, line: str) -> None:
+        kind, _, rest = line.partition(" ") if line.startswith("@@") else ("", "", line)
+        r, d = self.result, self.display
+        if kind == "@@step":
+            d.step_started(rest.partition(" ")[2])
+        elif kind == "@@ok":
+            d.step_ended(ok=True)
+        elif kind == "@@fail":
+            d.fail(rest)
+        elif kind == "@@info":
+            d.info(rest)
+        elif kind == "@@error":
+            d.step_ended(ok=False)
+            r.errors.append(rest)
+        elif kind == "@@data":
+            key, _, value = rest.partition(" ")
+            r.data.setdefault(key, []).append(_json_object(key, value))
+        elif kind == "@@text":
+            key, _, value = rest.partition(" ")
+            r.text.setdefault(key, []).append(value)
+        else:
+            r.log.append(line)
+
+
+def _json_object(key: str, value: str) -> dict:
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise ToolError(f"the host sent a malformed @@data {key} line: {redact(value)[:200]!r}", FAILED)
+    return obj
+
+
+def execute(session: Session, program: Program, label: str, quiet: bool = False, stdin_tail: str = "") -> Result:
+    """Run ``program`` on the session's host, its steps shown under ``label`` (unless quiet); ``stdin_tail``
+    follows the program on stdin (rotate-token's new token). The Result when it succeeded; otherwise a
+    ToolError with the program's own error and the tool exit code its exit code maps to."""
+    result, display = Result(), StepDisplay(label, quiet)
+    reader = Reader(result, display)
+    result.code, stderr = session.stream(program.text + stdin_tail, reader.line)
+    display.step_ended(ok=result.code == 0)
+    result.log.extend(stderr)
+    if result.code == 0:
+        return result
+    message = "; ".join(result.errors) or f"remote program failed with exit code {result.code}"
+    tail = "\n".join(line for line in result.log[-12:] if line.strip())
+    detail = f"\n{tail}" if tail and not result.errors else ""
+    raise ToolError(f"{label}: {message}{detail}", TOOL_CODE.get(result.code, FAILED))

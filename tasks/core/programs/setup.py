@@ -1,0 +1,92 @@
+"""The setup programs: seed 001's hierarchy, .env files from their examples, the external networks the
+compose files declare; and what they report, read into a to-do list."""
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+
+from ..inventory import Target
+from .protocol import Program, Result
+
+
+def hierarchy(target: Target) -> list[tuple[str, str]]:
+    """(folder, enforced mode or "") of seed 001's hierarchy: shared by setup and migrate-layout."""
+    apps = [s.name for s in target.system.apps()]
+    dirs = [(target.letsencrypt, ""), (target.path("data/backups"), "")]
+    dirs += [(target.path(f"data/{kind}/{app}"), "") for kind in ("uploads", "logs") for app in apps]
+    return dirs + [(target.state_dir, "700"), (posixpath.dirname(target.secrets), "700")]
+
+
+def add_hierarchy(prog: Program, target: Target) -> Program:
+    for path, mode in hierarchy(target):
+        prog.step("ensure_dir", path, mode)
+    return prog
+
+
+def setup_program(target: Target) -> Program:
+    """Create what is missing of the hierarchy and the .env files; report placeholders, compose configs and
+    the token file."""
+    prog = add_hierarchy(Program(f"setup on {target.label}"), target)
+    for s in target.system.stacks:
+        prog.step("ensure_env", s.name, target.compose(s))
+    return prog.step("check_token_file", target.secrets)
+
+
+def networks_program(target: Target, names: list[str]) -> Program:
+    """Create the external Docker networks the compose files declare (seed 000: the forgotten step)."""
+    prog = Program(f"networks on {target.label}")
+    for name in names:
+        prog.step("ensure_network", name)
+    return prog
+
+
+@dataclass
+class SetupReport:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    todo: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)   # external networks the compose files declare
+
+    def add(self, result: Result, host_name: str) -> None:
+        """Fold one program's report in (setup's, then the networks')."""
+        for d in result.all("dir") + result.all("env") + result.all("network"):
+            what = d.get("path") or f"network {d.get('name')}"
+            if d["result"] == "created":
+                self.created.append(what)
+            elif d["result"] == "fixed":
+                self.created.append(f"{what} (mode fixed)")
+            elif d["result"] == "missing-compose":
+                self.todo.append(f"stack {d['stack']}: {d['compose']} is missing (is the repo cloned into repo/?)")
+            else:
+                self.existing.append(what)
+        by_file: dict[str, list[str]] = {}
+        for d in result.all("placeholder"):
+            by_file.setdefault(d["path"], []).append(d["key"])
+        self.todo += [f"fill in {path}: {', '.join(keys)} still hold placeholder values" for path, keys in by_file.items()]
+        token = result.one("token")
+        if token and token.get("missing"):
+            self.todo.append(f"create the token file {token['path']}: fab rotate-token --host {host_name} "
+                             "(or by hand on the VPS: 'export GITHUB_TOKEN=ghp_...' and chmod 600)")
+        elif token and token["mode"] != "600":
+            self.todo.append(f"the token file {token['path']} has mode {token['mode']}: chmod 600 it")
+        for name in external_networks([d["config"] for d in result.all("compose")]):
+            if name not in self.networks:
+                self.networks.append(name)
+
+
+def external_networks(configs: list[str]) -> list[str]:
+    """Names of the networks declared ``external`` in `docker compose config --format json` outputs."""
+    names = []
+    for raw in configs:
+        try:
+            cfg = json.loads(raw)
+        except ValueError:
+            continue
+        for key, net in (cfg.get("networks") or {}).items():
+            if isinstance(net, dict) and net.get("external"):
+                ext = net["external"]
+                name = net.get("name") or (ext.get("name") if isinstance(ext, dict) else None) or key
+                if name not in names:
+                    names.append(name)
+    return names

@@ -1,0 +1,100 @@
+"""Read-only programs about a system's state (its release history, the running release, the lock, what runs)
+and unlock: the builders, and the parsers that turn what they report into typed facts."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .. import history
+from ..inventory import Target
+from ..ssh import Session
+from .protocol import Program, Result, execute
+
+
+@dataclass
+class Current:
+    """The running good release (state/current): its id, tag and pins."""
+    release: str | None = None
+    tag: str | None = None
+    pins: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, result: Result) -> Current:
+        data = result.one("current") or {}
+        return cls(data.get("release") or None, data.get("tag") or None, dict(data.get("pins") or {}))
+
+
+@dataclass
+class State:
+    """What rollback and releases need: the history, its checksum (a rollback refuses if it changed), the
+    running release and the lock's holder."""
+    releases: list
+    current: Current
+    history_sha: str
+    lock: str | None
+
+
+def lock_holder(result: Result) -> str | None:
+    lock = result.one("lock")
+    return lock["holder"] if lock else None
+
+
+def read_state_program(target: Target) -> Program:
+    return Program("read-state", {"STATE": target.state_dir}).step("show_state")
+
+
+def read_state(session: Session, target: Target) -> State:
+    """History, current pins and lock of ``target``, in one round trip; a damaged history is an error."""
+    res = execute(session, read_state_program(target), target.label, quiet=True)
+    source = f"{target.host.name}:{target.state_dir}/releases.jsonl"
+    return State(history.parse("\n".join(res.text.get("history", [])), source), Current.parse(res),
+                 (res.one("history") or {}).get("sha256", ""), lock_holder(res))
+
+
+@dataclass
+class StackStatus:
+    name: str
+    containers: list[dict]
+
+
+@dataclass
+class Status:
+    current: Current
+    lock: str | None
+    stacks: list[StackStatus]
+    token_mode: str | None        # None: the token file is missing
+    token_mtime: int = 0
+    token_rotated: str | None = None
+
+
+def status_program(target: Target) -> Program:
+    """The running release, the lock, what runs in each stack and the secrets file's age."""
+    prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets}).step("show_current")
+    for s in target.system.stacks:
+        prog.step("show_stack", s.name, target.compose(s), target.project(s))
+    return prog.step("show_secrets")
+
+
+def parse_status(result: Result) -> Status:
+    secrets, rotated = result.one("secrets") or {"missing": "1"}, result.one("rotated")
+    stacks = [StackStatus(d["name"], containers(d.get("containers", ""))) for d in result.all("stack")]
+    return Status(Current.parse(result), lock_holder(result), stacks,
+                  None if secrets.get("missing") else secrets["mode"], int(secrets.get("mtime") or 0),
+                  rotated["at"] if rotated else None)
+
+
+def containers(raw: str) -> list[dict]:
+    """compose ps --format json prints one object per line (v2.21+) or one array (older): accept both."""
+    raw = raw.strip()
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+        return data if isinstance(data, list) else [data]
+    except ValueError:
+        return [json.loads(part) for part in raw.replace("}{", "}\n{").splitlines() if part.strip()]
+
+
+def unlock_program(target: Target) -> Program:
+    """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
+    return Program("unlock", {"STATE": target.state_dir}).step("lock_break")

@@ -1,0 +1,100 @@
+"""The token programs: rotate (the new token arrives on stdin after the program) and check (mode, age, a live
+login, GitHub's view of the token, asked from the VPS), and the verdict on what they report."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
+from ..inventory import Target
+from .deploy import Intent
+from .protocol import Program, Result
+
+
+def _registry_head(target: Target) -> dict:
+    registry = target.host.registry
+    return {"STATE": target.state_dir, "SECRETS": target.secrets, "REGISTRY": registry.server,
+            "REGISTRY_USER": registry.username}
+
+
+def rotate_program(target: Target, intent: Intent) -> Program:
+    """Replace the token file only after the new token (read from stdin, after this program) logged in for
+    real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
+    head = {**_registry_head(target), "ACTION": intent.action, "META": intent.meta(), "GITHUB_API": ""}
+    return Program(f"rotate-token on {target.label}", head).step("begin").step("rotate_token")
+
+
+def check_program(target: Target, github_api: str) -> Program:
+    """Read-only: the token file's mode and age, a live login, and GitHub's expiry and scopes (if asked)."""
+    return Program(f"token-status on {target.label}", {**_registry_head(target), "GITHUB_API": github_api}) \
+        .step("token_check")
+
+
+@dataclass
+class ApiAnswer:
+    """GitHub's answer about a token: HTTP status, expiry header (absent: never expires), scopes header."""
+    status: str
+    expiry: str
+    scopes: list[str]
+
+    @classmethod
+    def parse(cls, result: Result) -> ApiAnswer | None:
+        api = result.one("api")
+        if not api or api.get("unreachable"):
+            return None
+        return cls(api.get("status", ""), api.get("expiry", ""),
+                   [x.strip() for x in api.get("scopes", "").split(",") if x.strip()])
+
+    def findings(self, warn_days: int, now: datetime) -> tuple[list[str], list[str]]:
+        """What the answer says of the token, and what of that deserves a warning."""
+        facts, warnings = [], []
+        if self.expiry:
+            when = datetime.strptime(self.expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S") \
+                .replace(tzinfo=timezone.utc)
+            days = (when - now).days
+            facts.append(f"expires {when:%Y-%m-%d} (in {days} days)")
+            if days <= warn_days:
+                warnings.append(f"expires in {days} days")
+        else:
+            facts.append("no expiry")
+        if "read:packages" not in self.scopes:
+            warnings.append(f"scopes {', '.join(self.scopes) or 'none'} lack read:packages")
+        return facts, warnings
+
+
+def describe(result: Result, warn_days: int, now: datetime | None = None) -> str:
+    """One line on a token from what token_check reported; raises ToolError for a problem or a warning."""
+    now = now or datetime.now(timezone.utc)
+    file = result.one("file") or {"missing": "1"}
+    if file.get("missing"):
+        raise ToolError("token file missing", BAD_INPUT)
+    mode, dir_mode = file["mode"], file["dir_mode"]
+    if mode[-2:] != "00" or dir_mode[-2:] != "00":
+        raise ToolError(f"token file mode {mode} (folder {dir_mode}) is open to others", BAD_INPUT)
+    rotated = (result.one("rotated") or {}).get("at")
+    written = datetime.fromisoformat(rotated.replace("Z", "+00:00")) if rotated else \
+        datetime.fromtimestamp(int(file["mtime"]), timezone.utc)
+    parts = [f"mode {mode}", f"{(now - written).days} days old ({'rotated' if rotated else 'file written'} {written:%Y-%m-%d})"]
+    login = result.one("login") or {}
+    if login.get("result") != "ok":
+        raise ToolError(f"login fails now: {login.get('error') or 'no token line'}", REMOTE_FAILED)
+    parts.append("login ok")
+    api = ApiAnswer.parse(result)
+    if api is None:
+        asked = result.one("api") is not None
+        parts.append("GitHub API not reachable: expiry unknown" if asked else "not a GitHub registry: expiry not asked")
+        return "; ".join(parts)
+    facts, warnings = api.findings(warn_days, now)
+    parts += facts
+    if warnings:
+        raise ToolError("; ".join(parts) + " — WARNING: " + "; ".join(warnings), TOKEN_WARNING)
+    return "; ".join(parts)
+
+
+def deploy_warning(result: Result, warn_days: int = 14) -> str | None:
+    """deploy's version of token-status's warning, from the probe that ran during the deploy."""
+    api = ApiAnswer.parse(result)
+    if api is None:
+        return None
+    facts, warnings = api.findings(warn_days, datetime.now(timezone.utc))
+    return f"the GHCR token {'; '.join(warnings)} ({'; '.join(facts)}): run fab rotate-token" if warnings else None

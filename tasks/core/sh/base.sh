@@ -1,0 +1,75 @@
+# shellcheck shell=bash
+# The protocol and the building blocks every program uses. Programs talk back in lines:
+#   @@step NAME text   a step starts          @@ok / @@fail text   it ends
+#   @@info text        worth showing          @@error text         the program gives up (then exits non-zero)
+#   @@data KEY {json}  a fact for the tool    @@text KEY line      one line of a file (the release history)
+# Exit codes (R_*) and the variables the functions read are assigned in the program's head, by Python.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; META, ACTION, STATE and the R_* codes come from the program's head
+
+say() { printf '@@%s\n' "$*"; }
+
+# die CODE MESSAGE: the program gives up with MESSAGE (an @@error line) and exit CODE (one of the R_*).
+die() {
+  local code=$1; shift
+  SAID_ERROR=1
+  say "error $*"
+  exit "$code"
+}
+
+# run STEP ARGS: one step of the program's body. A step that is not a function of the library, or that fails
+# without saying why, stops the program: nothing after it runs (fail closed).
+run() {
+  declare -F "$1" >/dev/null || die "$R_FAILED" "the program calls '$1', which its library does not define (a bug in the tool)"
+  "$@" || die "$R_FAILED" "step $1 failed (exit $?) without saying why"
+}
+
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# json_str VALUE: VALUE as a JSON string (other control characters become spaces).
+json_str() {
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
+  s=${s//[[:cntrl:]]/ }
+  printf '"%s"' "$s"
+}
+
+# data KEY [NAME VALUE]...: one @@data line whose value is a JSON object of strings.
+data() {
+  local key=$1 out="" sep=""; shift
+  while [ $# -ge 2 ]; do out+="$sep$(json_str "$1"):$(json_str "$2")"; sep=","; shift 2; done
+  printf '@@data %s {%s}\n' "$key" "$out"
+}
+
+# atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then
+# renamed over FILE. A write that fails leaves FILE as it was and returns 1.
+atomic_write() {
+  local tmp
+  tmp=$(mktemp "$1.tmp.XXXXXX") || return 1
+  if cat > "$tmp"; then
+    sync "$tmp" 2>/dev/null
+    mv -f "$tmp" "$1" && return 0
+  fi
+  rm -f "$tmp"
+  return 1
+}
+
+# append_line FILE LINE: FILE rewritten atomically with LINE at its end.
+append_line() { { [ ! -f "$1" ] || cat "$1"; printf '%s\n' "$2"; } | atomic_write "$1"; }
+
+# begin: a program that changes the host starts here: its state folder, and an audit line however it ends.
+begin() {
+  mkdir -p "$STATE" || die "$R_FAILED" "cannot create $STATE"
+  AUDIT=1
+}
+
+# on_exit CODE (the EXIT trap): release a lock this program took, remove its temporary files, write the audit
+# line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error.
+on_exit() {
+  local code=$1
+  [ "$code" = 0 ] || [ "$SAID_ERROR" = 1 ] || say "error the remote program stopped unexpectedly (exit $code)"
+  [ "$HOLDING" = 1 ] && rm -rf "$STATE/lock"
+  [ "${#TMP_FILES[@]}" = 0 ] || rm -rf "${TMP_FILES[@]}"
+  [ "$AUDIT" = 1 ] || return 0
+  printf '{%s,"task":"%s","result":"%s","exit":%d,"seconds":%d,"at":"%s"}\n' \
+    "$META" "$ACTION" "$RESULT" "$code" "$(( $(date +%s) - T0 ))" "$(now)" >> "$STATE/audit.jsonl"
+}

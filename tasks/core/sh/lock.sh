@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# One deploy at a time per system: an atomic mkdir of state/lock, with who/when/what/pid in lock/info.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SYSTEM, ACTION, BY, TAG, RELEASE and R_* come from the program's head
+
+# lock_holder: LOCK_INFO ("" when free, else what the holder wrote) and LOCK_STALE=1 when its process is gone.
+lock_holder() {
+  LOCK_STALE=0; LOCK_INFO=
+  [ -d "$STATE/lock" ] || return 0
+  LOCK_INFO=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
+  local pid; pid=$(printf '%s' "$LOCK_INFO" | sed -n 's/.*, pid \([0-9]*\))$/\1/p')
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then LOCK_STALE=1; fi
+  return 0
+}
+
+# resumable_lock INFO: a lock left by a migration that died (killed, host rebooted) is taken over by the next
+# migration only.
+resumable_lock() {
+  [ "$LOCK_STALE" = 1 ] && [ "$ACTION" = migrate-layout ] && case $1 in *"(migrate-layout "*) true ;; *) false ;; esac
+}
+
+lock_take() {
+  say "step lock taking the deploy lock"
+  if ! mkdir "$STATE/lock" 2>/dev/null; then
+    lock_holder
+    if resumable_lock "$LOCK_INFO"; then
+      say "info taking over the lock of an interrupted migration: $LOCK_INFO"
+    elif [ "$LOCK_STALE" = 1 ]; then
+      die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO; its process is gone, so the lock is stale: 'fab unlock --force' releases it"
+    else
+      die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO"
+    fi
+  fi
+  HOLDING=1
+  printf '%s since %s (%s %s, release %s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" "$$" \
+    | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+}
+
+# lock_report: the lock's holder for status and rollback (nothing when it is free).
+lock_report() {
+  lock_holder
+  [ -z "$LOCK_INFO" ] || data lock holder "$LOCK_INFO" stale "$LOCK_STALE"
+}
+
+lock_break() {
+  lock_holder
+  if [ -n "$LOCK_INFO" ]; then
+    say "info removing the lock held by $LOCK_INFO$([ "$LOCK_STALE" = 0 ] || echo ' (its process is gone)')"
+    rm -rf "$STATE/lock"
+  else
+    say "info no lock was held"
+  fi
+}

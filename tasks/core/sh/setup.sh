@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# setup: seed 001's hierarchy, .env files from their examples, external networks. Every step is idempotent and
+# reports whether it created something or found it there, so a second run changes nothing and says so.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; R_* come from the program's head
+
+# ensure_dir PATH MODE: create PATH (and parents, 755 as the seed's mkdir -p) if missing; MODE, if given, is
+# enforced.
+ensure_dir() {
+  if [ -d "$1" ]; then
+    if [ -n "$2" ] && [ "$(stat -c %a "$1")" != "$2" ]; then
+      chmod "$2" "$1" || die "$R_FAILED" "cannot chmod $2 $1"
+      data dir path "$1" result fixed mode "$2"
+    else
+      data dir path "$1" result exists
+    fi
+  else
+    { (umask 022; mkdir -p "$1") && { [ -z "$2" ] || chmod "$2" "$1"; }; } || die "$R_FAILED" "cannot create $1"
+    data dir path "$1" result created
+  fi
+}
+
+# placeholder_keys ENVFILE: the keys whose values are still placeholders (change-me, xxx, <...>, your-...).
+# Only the keys leave the host, never the values: they are credentials.
+placeholder_keys() {
+  sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
+}
+
+# ensure_env STACK COMPOSE: .env from .env_example when missing (never overwritten); report its placeholders
+# and the compose file's configuration (for its external networks).
+ensure_env() {
+  local dir key cfg; dir=$(dirname "$2")
+  [ -f "$2" ] || { data env stack "$1" compose "$2" result missing-compose; return 0; }
+  if [ ! -f "$dir/.env" ] && [ -f "$dir/.env_example" ]; then
+    { cp "$dir/.env_example" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
+      || { rm -f "$dir/.env.tmp.$$"; die "$R_FAILED" "cannot create $dir/.env"; }
+    data env stack "$1" path "$dir/.env" result created
+  elif [ -f "$dir/.env" ]; then
+    data env stack "$1" path "$dir/.env" result exists
+  fi
+  if [ -f "$dir/.env" ]; then
+    placeholder_keys "$dir/.env" | while read -r key; do data placeholder path "$dir/.env" key "$key"; done
+  fi
+  cfg=$(cd "$dir" && IMAGE_TAG=inspect docker compose -f "$2" config --no-interpolate --format json 2>/dev/null)
+  [ -z "$cfg" ] || data compose stack "$1" config "$cfg"
+}
+
+# check_token_file PATH: is the token there, with which mode (never its content).
+check_token_file() {
+  if [ ! -f "$1" ]; then data token path "$1" missing 1
+  else data token path "$1" mode "$(stat -c %a "$1")"; fi
+}
+
+# ensure_network NAME: an external network the compose files need (seed 000: the forgotten step).
+ensure_network() {
+  if docker network inspect "$1" >/dev/null 2>&1; then
+    data network name "$1" result exists
+  else
+    docker network create "$1" >/dev/null || die "$R_FAILED" "cannot create network $1"
+    data network name "$1" result created
+  fi
+}

@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# Images and stacks: pull by tag or by recorded digest, pin the release in each stack's .env, bring the stacks
+# up in order behind the health gate, and put the previous good release back when the gate fails.
+# Globals: PINS (stack -> tag@digest of this release), STACKS (declared order), SPEC_* (each stack's settings).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG, RELEASE, STATE and R_* come from the program's head
+
+# use_pin STACK TAG@DIGEST: the image this release runs for STACK.
+use_pin() {
+  declare -gA PINS
+  PINS[$1]=$2
+  data pin stack "$1" pin "$2"
+}
+
+# digest_of_pull REPO: the digest a `docker pull` reported (stdin), else the one the image store knows for REPO.
+digest_of_pull() {
+  local digest
+  digest=$(sed -n 's/^Digest: \(sha256:[0-9a-f]\{64\}\)$/\1/p' | tail -n 1)
+  [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1:$TAG" \
+    | sed -n "s|^$1@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n 1)
+  [ -n "$digest" ] && printf '%s\n' "$digest"
+}
+
+# fetch STACK REPO [PIN]: make the image present; a deploy pulls the tag, a rollback the recorded digest.
+fetch() {
+  local stack=$1 repo=$2 pin=$3 out digest
+  if [ -n "$pin" ]; then
+    say "step pull $stack: $repo@${pin#*@} (recorded digest of ${pin%@*})"
+    if ! docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1; then
+      out=$(docker pull "$repo@${pin#*@}" 2>&1) || die "$R_PULL" "pull of $repo@${pin#*@} failed: $(printf '%s' "$out" | tail -n 1)"
+    fi
+    use_pin "$stack" "$pin"
+  else
+    say "step pull $stack: $repo:$TAG"
+    out=$(docker pull "$repo:$TAG" 2>&1) || die "$R_PULL" "pull of $repo:$TAG failed: $(printf '%s' "$out" | tail -n 1)"
+    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo") || die "$R_PULL" "no digest for $repo:$TAG after the pull"
+    use_pin "$stack" "$TAG@$digest"
+  fi
+}
+
+# fetch_stack STACK COMPOSE PROJECT: pull the missing images of a stack the tool does not pin (before a logout).
+fetch_stack() {
+  say "step pull $1: missing images of its compose file"
+  local out; out=$(docker compose -p "$3" -f "$2" pull --quiet --policy missing 2>&1) \
+    || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
+}
+
+# add_stack NAME COMPOSE PROJECT TAG_VAR WAIT HEALTH: declare a stack (in order) for apply and restore.
+add_stack() {
+  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_VAR SPEC_WAIT SPEC_HEALTH
+  STACKS+=("$1")
+  SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_VAR[$1]=$4; SPEC_WAIT[$1]=$5; SPEC_HEALTH[$1]=$6
+}
+
+env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
+
+# pin_env ENVFILE VAR VALUE PROJECT: the release is kept in the stack's .env, which compose reads on every
+# `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode stay.
+pin_env() {
+  local env=$1 var=$2 value=$3 project=$4 mode=600
+  [ -f "$env" ] && mode=$(stat -c %a "$env")
+  { [ ! -f "$env" ] || grep -v -E "^($var|COMPOSE_PROJECT_NAME)=" "$env" || [ $? = 1 ]
+    [ -z "$var" ] || printf '%s=%s\n' "$var" "$value"
+    printf 'COMPOSE_PROJECT_NAME=%s\n' "$project"; } | atomic_write "$env" || return 1
+  chmod "$mode" "$env"
+}
+
+# pin_stack STACK PIN: write STACK's .env for PIN (empty: only the project name, for a stack not pinned).
+pin_stack() {
+  if [ -n "${SPEC_VAR[$1]}" ] && [ -n "$2" ]; then
+    pin_env "$(env_of "$1")" "${SPEC_VAR[$1]}" "$2" "${SPEC_PROJECT[$1]}"
+  else
+    pin_env "$(env_of "$1")" "" "" "${SPEC_PROJECT[$1]}"
+  fi
+}
+
+# up STACK: bring one stack up and gate on compose's health and then its HTTP check.
+up() {
+  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i
+  out=$(docker compose -p "${SPEC_PROJECT[$1]}" -f "$compose" up -d --remove-orphans --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1)
+  rc=$?
+  printf '%s\n' "$out"
+  [ "$rc" = 0 ] || { say "fail $stack: $(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)"; return 1; }
+  [ -z "$health" ] && return 0
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    if curl -fsS -o /dev/null --max-time 5 "$health" 2>/dev/null || wget -q -O /dev/null -T 5 "$health" 2>/dev/null; then
+      return 0
+    fi
+    [ "$i" = 10 ] || sleep 1
+  done
+  say "fail $stack: $health did not answer 2xx"
+  return 1
+}
+
+# apply: pin and bring up every stack in order; on the first failure stop and return 1.
+apply() {
+  local s
+  for s in "${STACKS[@]}"; do
+    say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
+    pin_stack "$s" "${PINS[$s]:-}" || { say "fail $s: cannot write $(env_of "$s")"; return 1; }
+    up "$s" || return 1
+  done
+}
+
+# restore: put back the previous good pins (from the state's current file) of every stack this release changed.
+restore() {
+  local s pin ok=0
+  [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
+  for s in "${STACKS[@]}"; do
+    if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then continue; fi
+    pin=$(current_pin "$s")
+    [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
+    say "step restore $s: back to $pin"
+    pin_stack "$s" "$pin" || { say "fail cannot write $(env_of "$s")"; ok=1; continue; }
+    up "$s" || ok=1
+  done
+  return "$ok"
+}
+
+# go_live: the health gate. Every stack up in order: the release is good and current. Otherwise it is failed,
+# and the previous good release is put back by itself.
+go_live() {
+  if apply; then
+    record good
+    write_current
+    RESULT=ok
+    probe_token_report
+    say ok
+    return 0
+  fi
+  record failed
+  say "info health gate failed: restoring the previous good release"
+  if restore; then
+    say ok
+    RESULT=rolled-back
+    die "$R_ROLLED_BACK" "$TAG failed its health gate; the previous good release $(current_tag) is back and healthy"
+  fi
+  RESULT=broken
+  die "$R_BROKEN" "$TAG failed its health gate and the previous good release could not be restored: look at the host now"
+}

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# The tool's own state on the VPS: releases.jsonl (one JSON line per state change of a release), current (the
+# running good release and its pins: what a failed deploy restores), and what status reports.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SECRETS, META, EXPECT_HISTORY and R_* come from the program's head
+
+# pins_json: this release's pins as a JSON object.
+pins_json() {
+  local s sep="" out=""
+  for s in "${!PINS[@]}"; do out+="$sep$(json_str "$s"):$(json_str "${PINS[$s]}")"; sep=","; done
+  printf '{%s}' "$out"
+}
+
+# record STATE: one line of the release history (deploying, good, failed).
+record() {
+  append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s}' "$META" "$1" "$(now)" "$(pins_json)")" \
+    || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
+}
+
+# write_current: this release becomes the running good one; stacks it did not touch keep their pins.
+write_current() {
+  local s pin
+  { printf 'release %s\ntag %s\n' "$RELEASE" "$TAG"
+    [ ! -f "$STATE/current" ] || grep '^pin ' "$STATE/current" | while read -r _ s pin; do
+      [ -n "${PINS[$s]:-}" ] || printf 'pin %s %s\n' "$s" "$pin"; done
+    for s in "${!PINS[@]}"; do printf 'pin %s %s\n' "$s" "${PINS[$s]}"; done; } | atomic_write "$STATE/current" \
+    || die "$R_FAILED" "cannot write $STATE/current (disk full?)"
+}
+
+# current_pin STACK / current_tag: what the current file says runs.
+current_pin() { [ -f "$STATE/current" ] && sed -n "s/^pin $1 //p" "$STATE/current"; }
+current_tag() { [ -f "$STATE/current" ] && sed -n 's/^tag //p' "$STATE/current"; }
+
+history_sha() { { [ ! -f "$STATE/releases.jsonl" ] || cat "$STATE/releases.jsonl"; } | sha256sum | cut -d' ' -f1; }
+
+# check_history: a rollback chosen from the history refuses if the history changed since it was read.
+check_history() {
+  [ -z "$EXPECT_HISTORY" ] && return 0
+  [ "$(history_sha)" = "$EXPECT_HISTORY" ] || die "$R_CONFLICT" "the release history of $SYSTEM changed since it was read; run the command again"
+}
+
+# show_state: the release history (with its checksum), the current release and the lock.
+show_state() {
+  data history sha256 "$(history_sha)"
+  [ ! -f "$STATE/releases.jsonl" ] || sed 's/^/@@text history /' "$STATE/releases.jsonl"
+  show_current
+}
+
+# show_current: the running release and its pins, and the lock (what status needs, without the history).
+show_current() {
+  if [ -f "$STATE/current" ]; then
+    local key a b rel="" tag="" pins="" sep=""
+    while read -r key a b; do
+      case $key in
+        release) rel=$a ;;
+        tag) tag=$a ;;
+        pin) pins+="$sep$(json_str "$a"):$(json_str "$b")"; sep="," ;;
+      esac
+    done < "$STATE/current"
+    printf '@@data current {"release":%s,"tag":%s,"pins":{%s}}\n' "$(json_str "$rel")" "$(json_str "$tag")" "$pins"
+  fi
+  lock_report
+}
+
+# show_stack STACK COMPOSE PROJECT: compose's own JSON of the stack's containers.
+show_stack() {
+  local out
+  out=$(docker compose -p "$3" -f "$2" ps -a --format json 2>/dev/null)
+  data stack name "$1" containers "$out"
+}
+
+# show_secrets: the token file's mode and age (never its content).
+show_secrets() {
+  if [ -f "$SECRETS" ]; then data secrets mode "$(stat -c %a "$SECRETS")" mtime "$(stat -c %Y "$SECRETS")"
+  else data secrets missing 1; fi
+  [ ! -f "$STATE/token-rotated" ] || data rotated at "$(cat "$STATE/token-rotated")"
+}

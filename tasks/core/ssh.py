@@ -1,0 +1,132 @@
+"""The transport: open a checked SSH connection and stream a script through ``bash -s``, line by line.
+
+It knows nothing of what the script does or how its output is shown: the programs layer builds the script and
+reads the lines. Host keys: Fabric 3.2 accepts any key (AutoAddPolicy); here the known_hosts files are loaded
+and unknown or changed keys are refused. ``fab trust-host`` is the deliberate way to add one.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+import paramiko
+from fabric import Config, Connection
+from fabric.runners import Remote
+
+from .errors import UNREACHABLE, ToolError
+from .grammar import redact
+from .inventory import Host
+
+# paramiko's transport thread logs its own tracebacks through logging's last-resort handler; the tool already
+# reports every failure in one clear line, so those stay out of the operator's output.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+
+class ChunkedStdinRemote(Remote):
+    """Fabric's remote runner, reading an in-memory ``in_stream`` in large chunks. Invoke reads any non-tty
+    stream one byte per 10 ms poll, which turns a 14 KB program into minutes of upload."""
+
+    def read_our_stdin(self, input_):
+        if isinstance(input_, io.StringIO):
+            return input_.read(65536)
+        return super().read_our_stdin(input_)
+
+
+def known_hosts_files(host: Host, conn: Connection | None = None) -> list[str]:
+    """Where this host's key may be recorded: the inventory's file, else ssh_config's, else ~/.ssh/known_hosts."""
+    if host.known_hosts:
+        return [host.known_hosts]
+    configured = conn.ssh_config.get("userknownhostsfile") if conn else None
+    files = configured.split() if configured else ["~/.ssh/known_hosts"]
+    return [os.path.expanduser(f) for f in files] + ["/etc/ssh/ssh_known_hosts"]
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def connect(host: Host) -> Connection:
+    """An open Connection to ``host`` whose key matched a known_hosts entry; a clear error otherwise."""
+    kwargs = {"key_filename": [host.identity]} if host.identity else {}
+    config = Config(overrides={"runners": {"remote": ChunkedStdinRemote}})
+    conn = Connection(host.address, user=host.user, port=host.port, connect_timeout=15, connect_kwargs=kwargs,
+                      config=config)
+    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    keys = conn.client.get_host_keys()
+    for path in known_hosts_files(host, conn):
+        if os.path.exists(path):
+            keys.load(path)
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as e:
+        raise ToolError(f"{host.name}: the host key of {host.address} CHANGED (now {fingerprint(e.key)}). "
+                        "This can be an attack; if the host was rebuilt, remove the old entry and run "
+                        f"'fab trust-host --host {host.name}'.", UNREACHABLE) from None
+    except paramiko.SSHException as e:
+        if "not found in known_hosts" in str(e):
+            raise ToolError(f"{host.name}: the host key of {host.address} is unknown; check it and run "
+                            f"'fab trust-host --host {host.name}' to trust it.", UNREACHABLE) from None
+        raise ToolError(f"{host.name}: SSH to {host.user}@{host.address}:{host.port} failed: {e}", UNREACHABLE) from None
+    except (TimeoutError, OSError) as e:
+        raise ToolError(f"{host.name}: cannot reach {host.address}:{host.port}: {e}", UNREACHABLE) from None
+    return conn
+
+
+def offered_key(h: Host) -> paramiko.PKey:
+    """The key ``h`` offers, read without authenticating or trusting it (for trust-host to show)."""
+    try:
+        with socket.create_connection((h.address, h.port), timeout=15) as sock:
+            transport = paramiko.Transport(sock)
+            try:
+                transport.start_client(timeout=15)
+                return transport.get_remote_server_key()
+            finally:
+                transport.close()
+    except (OSError, paramiko.SSHException) as e:
+        raise ToolError(f"{h.name}: cannot read the host key of {h.address}:{h.port}: {e}", UNREACHABLE) from None
+
+
+class _Lines(io.TextIOBase):
+    """A stream that hands each complete line (redacted) to ``on_line``."""
+
+    def __init__(self, on_line: Callable[[str], None]):
+        self.on_line, self.pending = on_line, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.on_line(redact(line))
+        return len(text)
+
+    def flush_rest(self) -> None:
+        if self.pending:
+            self.on_line(redact(self.pending))
+            self.pending = ""
+
+
+class Session:
+    """One open connection to one host."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self.conn = connect(host)
+
+    def stream(self, script: str, on_line: Callable[[str], None]) -> tuple[int, list[str]]:
+        """Send ``script`` to ``bash -s`` on the host's stdin; each stdout line goes to ``on_line`` as it comes.
+        The exit code and the (redacted) stderr lines once it ends."""
+        out, err = _Lines(on_line), io.StringIO()
+        try:
+            res = self.conn.run("bash -s", in_stream=io.StringIO(script), out_stream=out, err_stream=err,
+                                warn=True, hide=False, pty=False)
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise ToolError(f"{self.host.name}: the connection broke while running: {redact(str(e))}", UNREACHABLE) from None
+        out.flush_rest()
+        return res.exited, [redact(line) for line in err.getvalue().splitlines()]
+
+    def close(self) -> None:
+        self.conn.close()

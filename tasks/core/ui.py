@@ -1,0 +1,73 @@
+"""What the operator sees: the consoles, each remote step as it starts and ends, dry-run programs, result tables.
+Nothing here runs anything; values are always printed as text, never as markup."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .grammar import redact
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class StepDisplay:
+    """Shows a remote program's steps (✓/✗ with seconds), its infos and failures, under a label; a quiet
+    display shows nothing (read-only programs whose facts the task prints itself)."""
+
+    def __init__(self, label: str, quiet: bool = False):
+        self.label, self.quiet = label, quiet
+        self.step: str | None = None
+        self.started = 0.0
+
+    def step_started(self, text: str) -> None:
+        self.step_ended(ok=True)
+        self.step, self.started = text, time.monotonic()
+
+    def step_ended(self, ok: bool) -> None:
+        if self.step is not None:
+            mark = "[green]✓[/]" if ok else "[red]✗[/]"
+            self._show(f"  {mark} [bold]{escape(self.label)}[/] {escape(self.step)} "
+                       f"[dim]({time.monotonic() - self.started:.1f}s)[/]")
+            self.step = None
+
+    def info(self, text: str) -> None:
+        self._show(f"    [yellow]{escape(text)}[/]")
+
+    def fail(self, text: str) -> None:
+        self.step_ended(ok=False)
+        self._show(f"    [red]{escape(text)}[/]")
+
+    def _show(self, markup: str) -> None:
+        if not self.quiet:
+            console.print(markup, soft_wrap=True)
+
+
+def show_program(label: str, where: str, text: str) -> None:
+    """--dry-run: the exact program, as the host would receive it on stdin of ``bash -s``."""
+    console.print(f"# {label} ({where}): this program would run as `bash -s`, nothing was sent",
+                  markup=False, style="bold", soft_wrap=True)
+    console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Outcome:
+    """One target's result in a run over several: ok, or failed with a message and an exit code."""
+    host: str
+    system: str
+    ok: bool
+    detail: str
+    code: int = 0
+    warning: bool = False
+
+
+def outcome_table(title: str, outcomes: list[Outcome]) -> None:
+    table = Table("host", "system", "result", "detail", title=title, title_justify="left")
+    for o in outcomes:
+        result = "[green]ok[/]" if o.ok else "[yellow]WARNING[/]" if o.warning else "[red]FAILED[/]"
+        table.add_row(escape(o.host), escape(o.system), result, escape(redact(o.detail)))
+    console.print(table)

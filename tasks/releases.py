@@ -1,0 +1,41 @@
+"""fab releases: the release history that rollback uses, newest first, marking the one that runs."""
+from __future__ import annotations
+
+import json as jsonlib
+
+from rich.markup import escape
+from rich.table import Table
+
+from .core.cli import command, select
+from .core.programs.state import read_state
+from .core.ui import console
+
+
+@command({"json": "print the history as JSON (newest first) for scripts"})
+def releases(c, host=None, system=None, json=False):
+    """Show the release history (newest first), marking the one that runs."""
+    out = {}
+    with select(host, system) as sel:
+        for target in sel.targets:
+            state = read_state(sel.session(target), target)
+            rows = [r.as_dict(running=r.id == state.current.release) for r in reversed(state.releases)]
+            if json:
+                out[target.system.name] = rows
+            else:
+                _table(target.label, rows)
+    if json:
+        print(jsonlib.dumps(out, indent=2))
+
+
+def _table(label: str, rows: list[dict]) -> None:
+    table = Table(title=f"{escape(label)} releases", title_justify="left")
+    for col in ("", "release", "tag", "action", "state", "started", "by", "images"):
+        table.add_column(col)
+    for r in rows:
+        digests = " ".join(sorted({v.split("@")[-1][7:19] for v in r["images"].values()}))
+        style = {"good": "green", "failed": "red"}.get(r["state"], "yellow")
+        table.add_row("▶" if r["running"] else "", escape(r["release"]), escape(r["tag"]), escape(r["action"]),
+                      f"[{style}]{escape(r['state'])}[/]", escape(r["started"]), escape(r["by"]), digests)
+    console.print(table)
+    if not rows:
+        console.print("  no releases recorded yet")

@@ -1,0 +1,39 @@
+"""fab setup: seed 001's /root hierarchy, .env files from their examples, the external networks; what is left."""
+from __future__ import annotations
+
+from rich.markup import escape
+
+from .core.cli import command, print_program, select
+from .core.programs.protocol import execute
+from .core.programs.setup import SetupReport, networks_program, setup_program
+from .core.ui import console
+
+
+@command({"dry-run": "print the remote program and change nothing"})
+def setup(c, host=None, system=None, dry_run=False):
+    """Create the /root hierarchy, .env files from their examples and the external networks; say what is left."""
+    with select(host, system) as sel:
+        for target in sel.targets:
+            program = setup_program(target)
+            if dry_run:
+                print_program(target, program)
+                console.print("# then: docker network create for each external network the compose files declare")
+                continue
+            session, report = sel.session(target), SetupReport()
+            report.add(execute(session, program, target.label, quiet=True), target.host.name)
+            if report.networks:
+                report.add(execute(session, networks_program(target, report.networks), target.label, quiet=True),
+                           target.host.name)
+            _show(target.label, report)
+
+
+def _show(label: str, report: SetupReport) -> None:
+    """What was created, what was there already, and the operator's remaining to-do list."""
+    console.print(f"[bold]{escape(label)}[/]: " + (f"created {len(report.created)} item(s)" if report.created
+                                                    else "nothing to do, everything was already in place"))
+    for item in report.created:
+        console.print(f"  [green]+[/] {escape(item)}")
+    if report.existing:
+        console.print(f"  [dim]{len(report.existing)} already there[/]")
+    for item in report.todo:
+        console.print(f"  [yellow]to do:[/] {escape(item)}")

@@ -1,0 +1,45 @@
+"""fab status: what runs on a host now: the release, its containers and their health, the lock, the token."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from rich.markup import escape
+from rich.table import Table
+
+from .core.cli import command, select
+from .core.programs.protocol import execute
+from .core.programs.state import Status, parse_status, status_program
+from .core.ui import console
+
+
+@command()
+def status(c, host=None, system=None):
+    """Show what runs on a host: containers, running release, health, deploy lock, token file age."""
+    with select(host, system) as sel:
+        for target in sel.targets:
+            res = execute(sel.session(target), status_program(target), target.label, quiet=True)
+            _show(target.label, target.system.secrets, parse_status(res))
+
+
+def _show(label: str, secrets: str, st: Status) -> None:
+    console.print(f"[bold]{escape(label)}[/]: release [cyan]{escape(st.current.tag or 'none')}[/] "
+                  f"({escape(st.current.release or 'nothing deployed')})")
+    console.print(f"  lock: [yellow]held by {escape(st.lock)}[/]" if st.lock else "  lock: free")
+    if st.token_mode is None:
+        console.print(f"  token file: [red]missing[/] ({escape(secrets)})")
+    else:
+        since = datetime.fromisoformat(st.token_rotated.replace("Z", "+00:00")).timestamp() if st.token_rotated \
+            else st.token_mtime
+        what = "rotated" if st.token_rotated else "last written"
+        console.print(f"  token file: mode {st.token_mode}, {what} {(time.time() - since) / 86400:.0f} days ago")
+    table = Table("stack", "container", "state", "health", "image")
+    for stack in st.stacks:
+        for ctr in stack.containers:
+            health = ctr.get("Health") or "-"
+            style = "green" if health in ("healthy", "-") and ctr.get("State") == "running" else "red"
+            table.add_row(escape(stack.name), escape(ctr.get("Name", "?")), f"[{style}]{escape(ctr.get('State', '?'))}[/]",
+                          escape(health), escape(ctr.get("Image", "?")))
+        if not stack.containers:
+            table.add_row(escape(stack.name), "-", "[yellow]not running[/]", "-", "-")
+    console.print(table)

@@ -1,0 +1,141 @@
+"""The deploy program run whole under bash with stub docker/curl: what it calls, in which order, what it
+writes (history, current, .env pins, audit, lock) and how it fails. Fast tier: no root, SSH or Docker."""
+import json
+
+from tasks.core.programs.deploy import Intent, deploy_program
+from tasks.core.programs.protocol import Code
+
+from .conftest import REGISTRY, TOKEN
+
+DIGEST = "sha256:aadae6505d8789c4190fc92bf05ad2797d48b5ea9b51d3cacd98d32ee4a5d473"  # in captured/docker-pull.txt
+OLD = "v1.4.2@sha256:" + "2" * 64
+
+
+def intent(**kw):
+    return Intent(**{**dict(action="deploy", release="r1", tag="v1.4.3", by="ana@laptop", origin="laptop"), **kw})
+
+
+def deploy(lab, **kw):
+    t = lab.target
+    return lab.run(deploy_program(t, list(t.system.stacks), intent(**kw)))
+
+
+def pulls_answer(lab):
+    lab.answer("docker", "pull *", captured="docker-pull.txt")
+
+
+def history(lab):
+    return [json.loads(line) for line in (lab.state / "releases.jsonl").read_text().splitlines()]
+
+
+def test_a_good_deploy_pins_records_and_unlocks(lab):
+    pulls_answer(lab)
+    run = deploy(lab)
+    assert run.code == 0, run.stdout + run.stderr
+    pin = f"v1.4.3@{DIGEST}"
+    assert run.result.all("pin") == [{"stack": "ems", "pin": pin}, {"stack": "sms", "pin": pin}]
+    env = (lab.root / "ems_system/repo/ems/.env").read_text()
+    assert f"IMAGE_TAG={pin}\n" in env and "COMPOSE_PROJECT_NAME=ems_system-ems\n" in env
+    assert (lab.root / "ems_system/repo/infra/.env").read_text() == "COMPOSE_PROJECT_NAME=ems_system-infra\n"
+    assert [(h["state"], h["images"]) for h in history(lab)] == [("deploying", {"ems": pin, "sms": pin}),
+                                                                ("good", {"ems": pin, "sms": pin})]
+    current = (lab.state / "current").read_text().splitlines()
+    assert current[:2] == ["release r1", "tag v1.4.3"] and sorted(current[2:]) == [f"pin ems {pin}", f"pin sms {pin}"]
+    audit = json.loads((lab.state / "audit.jsonl").read_text())
+    assert (audit["task"], audit["result"], audit["exit"], audit["by"]) == ("deploy", "ok", 0, "ana@laptop")
+    assert not (lab.state / "lock").exists()
+
+
+def test_the_order_of_docker_calls(lab):
+    pulls_answer(lab)
+    assert deploy(lab).code == 0
+    calls = lab.commands("docker")
+    assert calls[0] == f"login {REGISTRY} -u edumigsoft --password-stdin"
+    assert calls[1:3] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3", f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
+    ups = [c.split(" -f ")[0] for c in calls[3:]]
+    assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
+    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[3:])
+
+
+def test_the_token_goes_to_docker_on_stdin_only(lab):
+    pulls_answer(lab)
+    run = deploy(lab)
+    login = lab.calls("docker")[0]
+    assert login.stdin == TOKEN
+    assert all(TOKEN not in " ".join(c.argv) for c in lab.calls())
+    assert TOKEN not in run.stdout + run.stderr
+
+
+def test_a_failed_gate_restores_the_previous_pins_in_order(lab):
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    run = deploy(lab)
+    assert run.code == Code.ROLLED_BACK, run.stdout
+    assert "v1.4.3 failed its health gate; the previous good release v1.4.2 is back" in run.error
+    ups = [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose")]
+    # infra, ems (fails: sms never starts) -> restore every app stack of this release, in order
+    assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-ems",
+                   "compose -p ems_system-sms"]
+    for app in ("ems", "sms"):
+        assert f"IMAGE_TAG={OLD}\n" in (lab.root / f"ems_system/repo/{app}/.env").read_text()
+    assert [h["state"] for h in history(lab)] == ["deploying", "failed"]
+    assert (lab.state / "current").read_text().startswith("release r0\n"), "current must stay the previous release"
+    assert '"result":"rolled-back","exit":13' in (lab.state / "audit.jsonl").read_text()
+
+
+def test_nothing_to_restore_is_reported_broken(lab):
+    pulls_answer(lab)
+    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1)
+    run = deploy(lab)
+    assert run.code == Code.BROKEN and "could not be restored" in run.error
+
+
+def test_a_failed_pull_changes_nothing_that_runs(lab):
+    lab.answer("docker", "pull *", captured="docker-pull-manifest-unknown.txt", code=1)
+    run = deploy(lab)
+    assert run.code == Code.PULL and "manifest unknown" in run.error
+    assert not any(c.startswith("compose") for c in lab.commands("docker"))
+    assert not (lab.root / "ems_system/repo/ems/.env").exists() and not (lab.state / "lock").exists()
+
+
+def test_a_refused_login_says_so(lab):
+    lab.answer("docker", "login *", captured="docker-login-denied.txt", code=1)
+    run = deploy(lab)
+    assert run.code == Code.LOGIN and "401 Unauthorized" in run.error
+
+
+def test_an_up_to_date_pull_still_yields_the_digest(lab):
+    lab.answer("docker", "pull *", captured="docker-pull-up-to-date.txt")
+    run = deploy(lab)
+    assert run.code == 0 and run.result.one("pin")["pin"].startswith("v1.4.3@sha256:")
+
+
+def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
+    t = lab.target
+    lab.answer("docker", "image inspect *", code=1)
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", tag="v1.4.2",
+                                                                  pins={"ems": OLD, "sms": OLD})))
+    assert run.code == 0, run.stdout
+    pulls = [c for c in lab.commands("docker") if c.startswith("pull")]
+    assert pulls == [f"pull {REGISTRY}/edumigsoft/ems_server@{OLD.split('@')[1]}"] * 1 + \
+        [f"pull {REGISTRY}/edumigsoft/sms_server@{OLD.split('@')[1]}"]
+
+
+def test_a_changed_history_refuses_the_rollback(lab):
+    t = lab.target
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", pins={}, history_sha="0" * 64)))
+    assert run.code == Code.CONFLICT and "changed since it was read" in run.error
+    assert lab.commands("docker") == [] and not (lab.state / "lock").exists()
+
+
+def test_the_health_url_is_asked_after_compose(lab):
+    pulls_answer(lab)
+    lab.answer("curl", "*/health*", code=22)
+    lab.answer("wget", "*", code=1)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\n")
+    run = deploy(lab)
+    assert run.code == Code.BROKEN, run.stdout  # ems restored, but its health URL still fails
+    assert "http://127.0.0.1:8080/health did not answer 2xx" in run.stdout

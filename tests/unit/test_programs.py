@@ -1,0 +1,214 @@
+"""The program builders (pure): tags validated, every value quoted, every step a function the shipped library
+defines, only the functions a program needs, in inventory order; pinned by exact steps as Kamal pins its
+command builders."""
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tasks.core import inventory
+from tasks.core.errors import BAD_INPUT, ToolError
+from tasks.core.grammar import check_tag
+from tasks.core.programs import library
+from tasks.core.programs.deploy import Intent, deploy_program
+from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
+from tasks.core.programs.protocol import Program
+from tasks.core.programs.setup import networks_program, setup_program
+from tasks.core.programs.state import read_state_program, status_program, unlock_program
+from tasks.core.programs.token import check_program, rotate_program
+
+REPO = Path(__file__).resolve().parents[2]
+PIN = "v1.4.2@sha256:" + "a" * 64
+
+
+@pytest.fixture
+def target():
+    return inventory.load(REPO / "hosts.yml").host("vps1").targets()[0]
+
+
+def intent(**kw):
+    base = dict(action="deploy", release="20261123T000000Z-abcd", tag="v1.4.3", by="ana@laptop", origin="laptop")
+    return Intent(**{**base, **kw})
+
+
+def every_program(target) -> list[Program]:
+    """One of each program the tool can send, with the options that change their steps."""
+    legacy = inventory.Legacy("/opt/ems", "/opt/le", "/opt/up", "/opt/logs", ("pgdata",))
+    survey = Survey(None, [], 0, 0, [OldProject("container", "/opt/ems/servers/ems/container", "c.yml")], {})
+    logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
+    stacks = list(target.system.stacks)
+    return [deploy_program(target, stacks, intent(), "https://api.github.com"),
+            deploy_program(logout, stacks, intent()),
+            deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, history_sha="f" * 64)),
+            read_state_program(target), status_program(target), unlock_program(target),
+            rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
+            setup_program(target), networks_program(target, ["ems_net"]),
+            survey_program(target, legacy), migrate_program(target, legacy, survey, {"ems": PIN}, intent()),
+            remove_old_program(target, legacy)]
+
+
+@pytest.mark.parametrize("tag", ["v1.4.3", "latest", "1", "_x", "A-b.c_d", "v" * 128])
+def test_valid_tags(tag):
+    assert check_tag(tag) == tag
+
+
+@pytest.mark.parametrize("tag", ["v1;rm -rf /", "v1;touch /tmp/pwned", "", ".v1", "-v1", "v1 2", "v" * 129,
+                                 "$(id)", "v1\n", "v1@sha256:00", "tag/with/slash"])
+def test_invalid_tags_are_refused(tag):
+    with pytest.raises(ToolError) as e:
+        check_tag(tag)
+    assert e.value.code == BAD_INPUT and "not a valid image tag" in str(e.value)
+
+
+def bash_parses(text: str) -> None:
+    proc = subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_step_of_every_program_is_a_function_of_the_shipped_library(target):
+    functions = library.load().functions
+    for program in every_program(target):
+        unknown = program.step_names - set(functions)
+        assert not unknown, f"{program.name} calls {unknown}, which no file in tasks/core/sh defines"
+        bash_parses(program.text)
+        for name in program.step_names | {"run", "on_exit"}:
+            assert re.search(rf"^{name}\(\) {{", program.text, re.M), f"{program.name} lacks {name}"
+
+
+def test_a_program_carries_only_what_it_needs(target):
+    unlock = unlock_program(target).text
+    assert "lock_break() {" in unlock and "fetch() {" not in unlock and "registry_login() {" not in unlock
+    assert len(unlock) < 2500
+    deploy = deploy_program(target, list(target.system.stacks), intent()).text
+    assert "fetch() {" in deploy and "repoint_env() {" not in deploy and "ensure_dir() {" not in deploy
+
+
+def test_exit_codes_come_from_python_once(target):
+    text = deploy_program(target, list(target.system.stacks), intent()).text
+    assert "R_LOCKED=10" in text and "R_ROLLED_BACK=13" in text
+    assert not re.search(r"\bdie [0-9]", text), "a literal exit code in the shell"
+
+
+def test_deploy_program_steps_are_pinned(target):
+    program = deploy_program(target, list(target.system.stacks), intent())
+    base = "/root/ems_system/repo/servers"
+    assert program.steps == [
+        ("begin",), ("lock_take",), ("check_history",), ("check_secrets",), ("registry_login",),
+        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", ""), ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", ""),
+        ("record", "deploying"),
+        ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", "", 120, ""),
+        ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml", "ems_system-postgres", "",
+         120, ""),
+        ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", "ems_system-ems", "IMAGE_TAG", 120,
+         "http://127.0.0.1:8080/health"),
+        ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", "IMAGE_TAG", 120, ""),
+        ("go_live",)]
+    assert program.text.endswith("run add_stack sms /root/ems_system/repo/servers/sms/container/docker-compose.prod.yml"
+                                 " ems_system-sms IMAGE_TAG 120 ''\nrun go_live\nexit 0\n}\n")
+    assert program.text.startswith("{\n# deploy v1.4.3 on vps1/ems_system\n")
+
+
+def test_rollback_program_restores_recorded_digests(target):
+    program = deploy_program(target, list(target.system.stacks),
+                             intent(action="rollback", tag="v1.4.2", pins={"ems": PIN}, history_sha="f" * 64))
+    assert ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", PIN) in program.steps
+    assert f"\nrun fetch ems ghcr.io/edumigsoft/ems_server {PIN}\n" in program.text
+    assert "\nEXPECT_HISTORY=" + "f" * 64 + "\n" in program.text
+
+
+def test_logout_fetches_the_unpinned_stacks_first(target):
+    logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
+    steps = [s[:2] for s in deploy_program(logout, list(target.system.stacks), intent()).steps]
+    assert steps.index(("fetch_stack", "infra")) < steps.index(("registry_logout",)) < steps.index(("record", "deploying"))
+
+
+def test_values_are_quoted_so_a_hostile_inventory_cannot_inject(tmp_path):
+    (tmp_path / "hosts.yml").write_text(
+        "registry: {server: ghcr.io, username: u}\n"
+        "systems:\n  s1:\n    secrets: \".secrets/it's $(touch pwned)\"\n"
+        "    stacks:\n      a: {compose: \"dir with space/$(touch pwned)/c.yml\", image: o/a}\n"
+        "hosts:\n  h: {address: x, root: \"/srv/odd dir\", systems: [s1]}\n")
+    target = inventory.load(tmp_path / "hosts.yml").host("h").targets()[0]
+    program = deploy_program(target, list(target.system.stacks), intent(by="e'vil$(id)"))
+    bash_parses(program.text)
+    assert "SECRETS='/srv/odd dir/s1/.secrets/it'\"'\"'s $(touch pwned)'" in program.text
+    assert "'/srv/odd dir/s1/dir with space/$(touch pwned)/c.yml'" in program.text
+    # run just the assignments: every value must come out verbatim, nothing executed
+    head = program.text.split("\nSTATE=", 1)[1].split("\n# sh/", 1)[0]
+    out = subprocess.run(["bash", "-c", "STATE=" + head + '\nprintf "%s\\n" "$SECRETS" "$BY"'], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.stdout.splitlines() == ["/srv/odd dir/s1/.secrets/it's $(touch pwned)", "e'vil$(id)"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_token_only_ever_flows_through_builtins_into_pipes_or_the_new_file(target):
+    """No program holds a secret (the token is read on the VPS), and every use of the token's value is the
+    printf builtin writing into a pipe to ``docker login --password-stdin`` / ``curl -H @-`` or into the
+    rotation's temporary file: never an argument of a process, never echoed to output."""
+    text = "\n".join(f.text for f in library.load().functions.values())
+    uses = [ln.strip() for ln in text.splitlines() if "$GITHUB_TOKEN" in ln or "${GITHUB_TOKEN" in ln]
+    assert uses, "the library must use the token somewhere"
+    for use in uses:
+        if use.startswith(("GITHUB_TOKEN=", "[ -n \"$GITHUB_TOKEN\" ]")):
+            continue  # bash assignments and tests: no process sees them
+        assert use.count("$GITHUB_TOKEN") == 1 and "printf " in use, use
+        after = use.split('"$GITHUB_TOKEN"', 1)[1].lstrip()
+        assert after.startswith("| docker login") and "--password-stdin" in after \
+            or after.startswith("| DOCKER_CONFIG=$1 docker login") and "--password-stdin" in after \
+            or after.startswith("| curl") and "-H @-" in after \
+            or after.startswith('> "$tmp"'), use
+    for program in every_program(target):
+        assert "set -x" not in program.text and "xtrace" not in program.text
+
+
+def test_stack_selection(target):
+    system = target.system
+    assert [s.name for s in system.selected(["sms", "ems"])] == ["ems", "sms"]
+    assert len(system.selected(None)) == 4
+    with pytest.raises(ToolError, match="no stack web"):
+        system.selected(["web"])
+
+
+@pytest.mark.parametrize("image, server, expected", [
+    ("edumigsoft/ems_server", "ghcr.io", "ghcr.io/edumigsoft/ems_server"),
+    ("edumigsoft/ems_server", "10.200.0.1:5000", "10.200.0.1:5000/edumigsoft/ems_server"),
+    ("docker.io/library/nginx", "ghcr.io", "docker.io/library/nginx"),
+    ("localhost:5000/x", "ghcr.io", "localhost:5000/x"),
+])
+def test_image_repo_resolution(target, image, server, expected):
+    t = replace(target, host=replace(target.host, registry=replace(target.host.registry, server=server)))
+    assert t.image_repo(inventory.Stack("a", "c.yml", image)) == expected
+
+
+def test_targets_own_their_paths(target):
+    ems = target.system.stacks[2]
+    assert (target.base, target.state_dir, target.secrets, target.letsencrypt) == (
+        "/root/ems_system", "/root/ems_system/state", "/root/ems_system/.secrets/github", "/root/infra/letsencrypt")
+    assert target.env_file(ems) == "/root/ems_system/repo/servers/ems/container/.env"
+    assert target.project(ems) == "ems_system-ems" and target.label == "vps1/ems_system"
+
+
+def test_read_only_programs_take_no_lock(target):
+    for program in (read_state_program(target), status_program(target), check_program(target, ""),
+                    survey_program(target, inventory.Legacy("/opt/ems"))):
+        assert "lock_take" not in program.step_names and "begin" not in program.step_names
+
+
+def test_github_is_asked_only_about_ghcr_tokens_unless_configured(target, tmp_path):
+    inv = inventory.load(REPO / "hosts.yml")
+    assert inv.github_api_for(target.host) == "https://api.github.com"
+    other = replace(target.host, registry=replace(target.host.registry, server="registry.example.com"))
+    assert inv.github_api_for(other) == "", "a non-GitHub registry's password must never go to api.github.com"
+
+
+def test_every_program_is_shellcheck_clean(target):
+    """The files are checked alone in scripts/lint; here each assembled program, as a host receives it: a
+    head variable no function reads, or a variable read that nothing assigns, fails. (SC2317: the steps are
+    called through ``run``, which shellcheck cannot follow.)"""
+    assert shutil.which("shellcheck"), "scripts/bootstrap installs shellcheck"
+    for program in every_program(target):
+        proc = subprocess.run(["shellcheck", "-s", "bash", "-e", "SC2317", "-"], input=program.text, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{program.name}:\n{proc.stdout}"

@@ -1,0 +1,50 @@
+"""The protocol's pure parts: redaction, reading a program's lines into a Result, exit codes defined once."""
+import pytest
+
+from tasks.core import errors
+from tasks.core.errors import ToolError
+from tasks.core.grammar import Redactor
+from tasks.core.programs import library
+from tasks.core.programs.protocol import TOOL_CODE, Code, Reader, Result
+from tasks.core.ui import StepDisplay
+
+
+def test_redactor_masks_known_values_and_token_shapes():
+    r = Redactor("s3cret-value")
+    text = "login with s3cret-value and ghp_" + "A1b2" * 9 + " or github_pat_" + "x" * 30
+    out = r(text)
+    assert "s3cret-value" not in out and "ghp_" not in out and "github_pat_" not in out
+    assert out.count("***") == 3
+    assert r("nothing to hide") == "nothing to hide"
+
+
+def read(*lines: str) -> Result:
+    result = Result()
+    reader = Reader(result, StepDisplay("h/s", quiet=True))
+    for line in lines:
+        reader.line(line)
+    return result
+
+
+def test_reader_collects_data_text_errors_and_log():
+    res = read("@@step lock taking the lock", '@@data pin {"stack":"ems","pin":"v1@sha256:ab"}', "Pulling fs layer",
+               "@@text history {\"a\": 1}", '@@data pin {"stack":"sms","pin":"v2@sha256:cd"}',
+               "@@error locked by ana")
+    assert res.all("pin") == [{"stack": "ems", "pin": "v1@sha256:ab"}, {"stack": "sms", "pin": "v2@sha256:cd"}]
+    assert res.one("pin")["stack"] == "sms" and res.one("missing") is None
+    assert res.text == {"history": ['{"a": 1}']}
+    assert res.log == ["Pulling fs layer"] and res.errors == ["locked by ana"]
+
+
+@pytest.mark.parametrize("line", ["@@data pin not-json", "@@data pin [1, 2]", "@@data pin"])
+def test_malformed_data_is_an_error_not_a_guess(line):
+    with pytest.raises(ToolError, match="malformed @@data pin"):
+        read(line)
+
+
+def test_every_remote_code_maps_to_a_tool_code_and_the_shell_uses_only_those():
+    assert set(TOOL_CODE) == set(Code)
+    assert TOOL_CODE[Code.LOCKED] == errors.BUSY and TOOL_CODE[Code.ROLLED_BACK] == errors.ROLLED_BACK
+    used = set().union(*(f.codes for f in library.load().functions.values()))
+    assert used <= {c.shell_name for c in Code}, used - {c.shell_name for c in Code}
+    assert {c.shell_name for c in Code} <= used, "a remote code no shell function uses"
