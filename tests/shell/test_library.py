@@ -1,0 +1,169 @@
+"""The shell library's building blocks, each run under bash: the lock, reading the token, atomic writes,
+.env pins, the current file, JSON on the wire, and the fail-closed step runner. Fast tier: no root."""
+import json
+import os
+
+import pytest
+
+from tasks.core.programs.protocol import Code, Program, assemble
+
+from .conftest import TOKEN
+
+LOCK_HEAD = {"SYSTEM": "ems_system", "ACTION": "deploy", "BY": "ana@laptop", "TAG": "v1", "RELEASE": "r1"}
+
+
+def take_lock(lab, **head):
+    return lab.snippet("run lock_take; cat \"$STATE/lock/info\"; HOLDING=0", {"run", "lock_take"},
+                       {**LOCK_HEAD, **head})
+
+
+def test_the_lock_is_taken_with_who_what_and_pid(lab):
+    lab.state.mkdir()
+    run = take_lock(lab)
+    assert run.code == 0, run.stdout + run.stderr
+    info = run.result.log[-1]
+    assert info.startswith("ana@laptop since 20") and info.endswith(")") and "(deploy v1, release r1, pid " in info
+
+
+def test_a_held_lock_refuses_and_names_its_holder(lab):
+    (lab.state / "lock").mkdir(parents=True)
+    (lab.state / "lock" / "info").write_text(f"bob@ci since 2026-11-20T10:00:00Z (deploy v9, release x, pid {os.getpid()})\n")
+    run = take_lock(lab)
+    assert run.code == Code.LOCKED and "another deploy holds the lock of ems_system: bob@ci since" in run.error
+    assert "stale" not in run.error
+    assert (lab.state / "lock" / "info").read_text().startswith("bob@ci"), "a refused deploy must not touch the lock"
+
+
+def test_a_lock_whose_process_is_gone_is_called_stale(lab):
+    (lab.state / "lock").mkdir(parents=True)
+    (lab.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (deploy v9, release x, pid 4194304)\n")
+    run = take_lock(lab)
+    assert run.code == Code.LOCKED and "its process is gone, so the lock is stale" in run.error
+    run = take_lock(lab, ACTION="migrate-layout")
+    assert run.code == Code.LOCKED, "only an interrupted migration's lock is taken over"
+
+
+def test_an_interrupted_migrations_lock_is_taken_over_by_the_next_migration(lab):
+    (lab.state / "lock").mkdir(parents=True)
+    (lab.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (migrate-layout x, release x, pid 4194304)\n")
+    run = take_lock(lab, ACTION="migrate-layout")
+    assert run.code == 0 and "taking over the lock of an interrupted migration" in run.stdout
+
+
+def test_a_lock_taken_by_a_program_is_released_however_it_ends(lab):
+    lab.state.mkdir()
+    run = lab.snippet("run lock_take; die \"$R_PULL\" boom", {"run", "lock_take", "die"}, LOCK_HEAD)
+    assert run.code == Code.PULL and not (lab.state / "lock").exists()
+
+
+@pytest.mark.parametrize("content", [
+    f"export GITHUB_TOKEN={TOKEN}\n", f"GITHUB_TOKEN={TOKEN}\n", f"export GITHUB_TOKEN={TOKEN}\r\n",
+    f'export GITHUB_TOKEN="{TOKEN}"\n', f"export GITHUB_TOKEN='{TOKEN}'\n", f"# a comment\nexport GITHUB_TOKEN={TOKEN}",
+    f"export OTHER=1\nexport GITHUB_TOKEN=old\nexport GITHUB_TOKEN={TOKEN}\n",
+])
+def test_read_token_takes_the_seeds_line_in_its_variants(lab, content):
+    lab.secrets.write_text(content)
+    run = lab.snippet('read_token "$SECRETS" && [ "$GITHUB_TOKEN" = "$WANT" ] && echo same', {"read_token"},
+                      {"WANT": TOKEN})
+    assert run.result.log == ["same"], run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("content", ["# no token here\n", "", "export GITHUB_TOKEN=\n", "export GH_TOKEN=x\n"])
+def test_read_token_fails_without_a_token_line(lab, content):
+    lab.secrets.write_text(content)
+    run = lab.snippet('if read_token "$SECRETS"; then echo found; else echo none; fi', {"read_token"})
+    assert run.result.log == ["none"]
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(lab):
+    target = lab.path / "releases.jsonl"
+    old = "".join(f'{{"line":{i}}}\n' for i in range(600))
+    target.write_text(old)
+    ok = lab.snippet(f"printf 'new\\n' | atomic_write '{target}' && echo written", {"atomic_write"})
+    assert ok.result.log == ["written"] and target.read_text() == "new\n"
+    target.write_text(old)
+    # A write that fails part-way (here: over the 16 KB file-size limit, as a full disk would) leaves the old file.
+    body = f"seq 1 100000 | atomic_write '{target}' && echo written || echo failed"
+    failed = lab.run(assemble("t", [], {"atomic_write"}, ["ulimit -f 16", body]))
+    assert failed.result.log[-1] == "failed", failed.stdout + failed.stderr
+    assert target.read_text() == old
+    assert sorted(p.name for p in lab.path.iterdir() if p.name.startswith("releases")) == ["releases.jsonl"]
+
+
+def test_append_line_keeps_what_was_there(lab):
+    target = lab.path / "audit.jsonl"
+    target.write_text("a\n")
+    lab.snippet(f"append_line '{target}' b && append_line '{target}' 'c d'", {"append_line"})
+    assert target.read_text() == "a\nb\nc d\n"
+
+
+def test_pin_env_keeps_other_lines_and_the_mode(lab):
+    env = lab.path / ".env"
+    env.write_text("DB_PASSWORD=s3cret\nIMAGE_TAG=v1@sha256:old\nCOMPOSE_PROJECT_NAME=container\nUPLOADS=/x\n")
+    env.chmod(0o640)
+    lab.snippet(f"pin_env '{env}' IMAGE_TAG 'v2@sha256:new' ems_system-ems", {"pin_env"})
+    assert env.read_text() == "DB_PASSWORD=s3cret\nUPLOADS=/x\nIMAGE_TAG=v2@sha256:new\nCOMPOSE_PROJECT_NAME=ems_system-ems\n"
+    assert oct(env.stat().st_mode & 0o777) == "0o640"
+
+
+def test_pin_env_on_a_file_holding_only_its_own_lines(lab):
+    env = lab.path / ".env"
+    env.write_text("IMAGE_TAG=v1@sha256:old\nCOMPOSE_PROJECT_NAME=p\n")
+    run = lab.snippet(f"pin_env '{env}' IMAGE_TAG 'v2@sha256:new' p && echo ok", {"pin_env"})
+    assert run.result.log == ["ok"] and env.read_text() == "IMAGE_TAG=v2@sha256:new\nCOMPOSE_PROJECT_NAME=p\n"
+
+
+def test_write_current_keeps_the_pins_of_stacks_this_release_did_not_touch(lab):
+    lab.state.mkdir()
+    (lab.state / "current").write_text("release r0\ntag v1\npin ems v1@sha256:e\npin sms v1@sha256:s\n")
+    lab.snippet("use_pin ems v2@sha256:E >/dev/null; write_current", {"use_pin", "write_current"},
+                {"RELEASE": "r1", "TAG": "v2"})
+    assert (lab.state / "current").read_text() == "release r1\ntag v2\npin sms v1@sha256:s\npin ems v2@sha256:E\n"
+
+
+def test_show_current_sends_json_and_ignores_junk(lab):
+    lab.state.mkdir()
+    (lab.state / "current").write_text('release r02\ntag v1.4.3\npin ems v1.4.3@sha256:3\njunk "line\\\n')
+    run = lab.snippet("show_current", {"show_current"})
+    assert run.result.one("current") == {"release": "r02", "tag": "v1.4.3", "pins": {"ems": "v1.4.3@sha256:3"}}
+
+
+@pytest.mark.parametrize("value", ['plain', 'quo"te', 'back\\slash', 'tab\there', 'new\nline', 'bell\x07', 'ünï'])
+def test_json_on_the_wire_survives_any_value(lab, value):
+    run = lab.snippet('data thing value "$V"', {"data"}, {"V": value})
+    assert run.result.one("thing")["value"] == value.replace("\x07", " ")
+
+
+def test_a_misspelled_step_stops_the_program_with_an_error(lab):
+    marker = lab.path / "after"
+    prog = Program("t").step("begin").step("lock_takee").step("atomic_write", str(marker))
+    run = lab.run(prog.text.replace("{\n# t\n", "{\n# t\nSTATE=" + str(lab.state) + "\nMETA='\"x\":1'\nACTION=t\n", 1))
+    assert run.code == Code.FAILED and "calls 'lock_takee', which its library does not define" in run.error
+    assert not marker.exists(), "nothing after a bad step may run"
+    assert '"result":"refused","exit":1' in (lab.state / "audit.jsonl").read_text()
+
+
+def test_a_step_that_fails_without_saying_why_stops_the_program(lab):
+    run = lab.snippet("run false_step; echo after", {"run"}, {})
+    assert run.code == Code.FAILED and "false_step" in run.error and "after" not in run.stdout
+    run = lab.snippet("f() { return 3; }; run f; echo after", {"run"}, {})
+    assert run.code == Code.FAILED and "step f failed (exit 3) without saying why" in run.error
+    assert "after" not in run.stdout
+
+
+def test_an_unbound_variable_is_an_error_not_a_silent_exit(lab):
+    run = lab.snippet('echo "$NOT_SET"', {"say"}, {})
+    assert run.code != 0 and "stopped unexpectedly" in run.error
+
+
+def test_api_headers_from_githubs_answer(lab):
+    headers = ("HTTP/2 200 \r\nx-oauth-scopes: read:packages, repo\r\n"
+               "github-authentication-token-expiration: 2027-02-01 00:00:00 UTC\r\ncontent-type: x\r\n\r\n")
+    run = lab.snippet('printf "%s" "$H" | api_headers', {"api_headers"}, {"H": headers})
+    assert run.result.one("api") == {"status": "200", "expiry": "2027-02-01 00:00:00 UTC",
+                                     "scopes": "read:packages, repo", "has_scopes": "1"}
+
+
+def test_data_lines_are_json_objects(lab):
+    run = lab.snippet("data lock holder 'a b' stale 1", {"data"})
+    assert json.loads(run.stdout.split(" ", 2)[2]) == {"holder": "a b", "stale": "1"}

@@ -1,0 +1,127 @@
+"""The migration helpers, token rotation and setup, run under bash in a temp folder. Fast tier: no root."""
+import os
+import subprocess
+
+import pytest
+
+from tasks.core.programs.deploy import Intent
+from tasks.core.programs.protocol import Code
+from tasks.core.programs.setup import setup_program
+from tasks.core.programs.token import rotate_program
+
+from .conftest import REGISTRY, TOKEN
+
+NEW_TOKEN = "ghp_" + "N3w" * 12
+
+
+def make_tree(root):
+    (root / "ems" / "deep").mkdir(parents=True)
+    (root / "ems" / "a file with spaces.txt").write_text("x" * 1000)
+    (root / "ems" / "deep" / "ünïcode").write_bytes(os.urandom(300))
+    (root / "empty").mkdir()
+    os.symlink("ems/deep", root / "link")
+    os.chmod(root / "ems" / "a file with spaces.txt", 0o640)
+
+
+def manifest(lab, path):
+    return lab.snippet(f"manifest '{path}'", {"manifest"}).result.log[-1]
+
+
+def test_manifest_matches_a_faithful_copy_and_nothing_else(lab):
+    src = lab.path / "src"
+    make_tree(src)
+    subprocess.run(["cp", "-a", str(src), str(lab.path / "copy")], check=True)
+    assert manifest(lab, src) == manifest(lab, lab.path / "copy")
+    for change in (lambda d: (d / "ems" / "deep" / "ünïcode").write_bytes(b"other"),
+                   lambda d: os.chmod(d / "ems" / "a file with spaces.txt", 0o644),
+                   lambda d: os.remove(d / "link") or os.symlink("ems", d / "link"),
+                   lambda d: (d / "empty" / "new").write_text("")):
+        subprocess.run(["rm", "-rf", str(lab.path / "c2")], check=True)
+        subprocess.run(["cp", "-a", str(src), str(lab.path / "c2")], check=True)
+        change(lab.path / "c2")
+        assert manifest(lab, lab.path / "c2") != manifest(lab, src)
+
+
+def test_copy_all_copies_verifies_and_marks(lab):
+    src, dst = lab.path / "old" / "uploads", lab.root / "ems_system" / "data" / "uploads"
+    make_tree(src)
+    lab.state.mkdir()
+    (lab.state / "migration").mkdir()
+    run = lab.snippet("copy_all", {"copy_all"}, {"COPIES": [f"uploads\t{src}\t{dst}"]})
+    assert run.code == 0, run.stdout + run.stderr
+    assert manifest(lab, src) == manifest(lab, dst) and (lab.state / "migration" / "copied-uploads").exists()
+    assert not (dst.parent / "uploads.migrating").exists() and src.exists(), "the old copy stays"
+
+
+HOSTILE = ["/opt/a#b", "/opt/a&b", "/opt/a.b", "/opt/x/e", "/opt/[ab]*", "/opt/a\\1", "/opt/s#x#y#e"]
+
+
+@pytest.mark.parametrize("old", HOSTILE)
+def test_repoint_env_matches_the_old_path_exactly_whatever_it_holds(lab, old):
+    env = lab.path / ".env"
+    lines = [f"UPLOADS={old}/ems", f'LOGS="{old}"', f"OTHER={old}x/ems", "PLAIN=/somewhere/else",
+             "# a comment /opt", "DB_PASSWORD=s3cr&t#1", "SIMILAR=/opt/axb/ems"]
+    env.write_text("\n".join(lines) + "\n")
+    env.chmod(0o640)
+    run = lab.snippet('repoint_env "$E" "$OLD" "$NEW"', {"repoint_env"},
+                      {"E": env, "OLD": old, "NEW": "/root/ems_system/data/uploads"})
+    assert run.code == 0, run.stdout + run.stderr
+    want = list(lines)
+    want[0], want[1] = "UPLOADS=/root/ems_system/data/uploads/ems", 'LOGS="/root/ems_system/data/uploads"'
+    assert env.read_text() == "\n".join(want) + "\n"
+    assert oct(env.stat().st_mode & 0o777) == "0o640"
+    assert "UPLOADS LOGS now point under" in run.stdout
+    assert not (lab.path / "pwned").exists()
+
+
+def test_repoint_env_leaves_a_file_without_matches_untouched(lab):
+    env = lab.path / ".env"
+    env.write_text("A=1\nB=/else\n")
+    before = env.stat().st_mtime_ns
+    lab.snippet('repoint_env "$E" /opt/old /new', {"repoint_env"}, {"E": env})
+    assert env.read_text() == "A=1\nB=/else\n" and env.stat().st_mtime_ns == before
+
+
+def test_rotation_replaces_the_token_only_after_a_real_login(lab):
+    program = rotate_program(lab.target, Intent("rotate-token", "", "", "ana@laptop", "laptop"))
+    run = lab.run(program, stdin_tail=NEW_TOKEN + "\n")
+    assert run.code == 0, run.stdout + run.stderr
+    assert lab.secrets.read_text() == f"export GITHUB_TOKEN={NEW_TOKEN}\n"
+    assert oct(lab.secrets.stat().st_mode & 0o777) == "0o600"
+    logins = lab.calls("docker")
+    assert logins[0].stdin == NEW_TOKEN and logins[0].argv[1:] == ["login", REGISTRY, "-u", "edumigsoft", "--password-stdin"]
+    assert logins[1].stdin == NEW_TOKEN, "the real login is refreshed with the new token"
+    assert [p.name for p in lab.secrets.parent.iterdir()] == ["github"]
+
+
+@pytest.mark.parametrize("tail, code, phrase", [("", Code.REFUSED, "no token arrived"),
+                                                 ("\n", Code.REFUSED, "an empty token arrived")])
+def test_rotation_without_a_token_changes_nothing(lab, tail, code, phrase):
+    run = lab.run(rotate_program(lab.target, Intent("rotate-token", "", "", "a", "b")), stdin_tail=tail)
+    assert run.code == code and phrase in run.error
+    assert lab.secrets.read_text() == f"export GITHUB_TOKEN={TOKEN}\n" and lab.calls("docker") == []
+
+
+def test_a_refused_new_token_leaves_the_old_file_and_no_temporary_files(lab):
+    lab.answer("docker", "login *", captured="docker-login-denied.txt", code=1)
+    run = lab.run(rotate_program(lab.target, Intent("rotate-token", "", "", "a", "b")), stdin_tail=NEW_TOKEN + "\n")
+    assert run.code == Code.LOGIN and "the old token file and login are unchanged" in run.error
+    assert lab.secrets.read_text() == f"export GITHUB_TOKEN={TOKEN}\n"
+    assert [p.name for p in lab.secrets.parent.iterdir()] == ["github"]
+    assert NEW_TOKEN not in run.stdout + run.stderr
+
+
+def test_setup_creates_the_hierarchy_once_and_reports_placeholders(lab):
+    ems = lab.root / "ems_system" / "repo" / "ems"
+    (ems / ".env_example").write_text("DB_PASSWORD=change-me\nPORT=8080\nSECRET=\"<your secret>\"\n")
+    lab.answer("docker", "compose -f * config *", captured="compose-config-infra.json")
+    first = lab.run(setup_program(lab.target))
+    assert first.code == 0, first.stdout + first.stderr
+    created = {d["path"] for d in first.result.all("dir") if d["result"] == "created"}
+    assert str(lab.root / "infra" / "letsencrypt") in created and str(lab.state) in created
+    assert oct(lab.state.stat().st_mode & 0o777) == "0o700"
+    assert (ems / ".env").read_text() == (ems / ".env_example").read_text()
+    assert sorted(d["key"] for d in first.result.all("placeholder")) == ["DB_PASSWORD", "SECRET"]
+    assert all("change-me" not in line for line in first.stdout.splitlines()), "values never leave the host"
+    again = lab.run(setup_program(lab.target))
+    assert {d["result"] for d in again.result.all("dir")} == {"exists"}
