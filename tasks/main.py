@@ -7,19 +7,22 @@ from fabric import Config, Executor
 from fabric import __version__ as fabric_version
 from fabric.main import Fab
 from invoke import Collection
+from invoke import __version__ as invoke_version
+from paramiko import __version__ as paramiko_version
 
-from . import deploy, migrate, releases, rollback, setup, status, token, trust, unlock
-
-VERSION = "0.5.0"
+from . import __version__, deploy, migrate, releases, rollback, setup, status, token, trust, unlock
 
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, setup.setup, migrate.migrate_layout, token.rotate_token, token.token_status)
 
 
 class FabVps(Fab):
+    """Fabric's `fab`, naming itself and what it runs on (what an operator pastes into a bug report)."""
+
     def print_version(self):
-        super().print_version()  # name + version, then Paramiko and Invoke
-        print(f"Fabric {fabric_version}")
+        for name, number in (("fab-vps", __version__), ("Fabric", fabric_version), ("Paramiko", paramiko_version),
+                             ("Invoke", invoke_version)):
+            print(f"{name} {number}")
 
 
-program = FabVps(name="fab-vps", version=VERSION, namespace=namespace, executor_class=Executor, config_class=Config)
+program = FabVps(name="fab-vps", version=__version__, namespace=namespace, executor_class=Executor, config_class=Config)

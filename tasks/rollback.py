@@ -34,11 +34,11 @@ def _target(state: State, to, force, label) -> tuple[str, dict | None]:
         rel = history.previous_good(state.releases, state.current.release)
         if rel is None:
             raise ToolError(f"{label}: there is no earlier good release to go back to", BAD_INPUT)
-        return rel.tag, rel.images
+        return rel.tag, rel.pins
     try:
         rel = history.find_good(state.releases, to)
     except ToolError:
         if not force:
             raise
         return to, None
-    return rel.tag, rel.images
+    return rel.tag, rel.pins

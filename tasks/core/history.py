@@ -22,14 +22,14 @@ class Release:
     by: str
     at: str
     state: str
-    images: dict = field(default_factory=dict)
+    pins: dict = field(default_factory=dict)   # stack -> tag@digest (the record's "images" key)
     origin: str = ""
     finished: str = ""
 
     def as_dict(self, running: bool = False) -> dict:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
-                "images": self.images, "running": running}
+                "images": self.pins, "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -52,7 +52,7 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
                                     at, state, dict(rec.get("images") or {}), str(rec.get("from", "")))
         else:
             rel.state, rel.finished = state, at
-            rel.images = dict(rec.get("images") or rel.images)
+            rel.pins = dict(rec.get("images") or rel.pins)
     return list(releases.values())
 
 
@@ -62,7 +62,7 @@ def previous_good(releases: list[Release], current_id: str | None) -> Release | 
     for rel in reversed(releases):
         if rel.state != "good" or rel.id == current_id:
             continue
-        if running and rel.images == running.images:
+        if running and rel.pins == running.pins:
             continue
         return rel
     return None

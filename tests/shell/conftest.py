@@ -95,13 +95,28 @@ class Lab:
         text = program.text if isinstance(program, Program) else program
         cmd = ["bash", "-c", f"ulimit {ulimit}; exec bash -s"] if ulimit else ["bash", "-s"]
         proc = subprocess.run(cmd, input=text + stdin_tail, capture_output=True, text=True, timeout=60, cwd=self.path,
-                              env={"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.path / "home"),
-                                   "LAB_DIR": str(self.path), "LC_ALL": "C", **(env or {})})
+                              env=self.env(env))
         result = Result(code=proc.returncode)
         reader = Reader(result, StepDisplay("lab", quiet=True))
         for line in proc.stdout.splitlines():
             reader.line(line)
         return Run(proc.returncode, result, proc.stdout, proc.stderr)
+
+    def hang_up(self, program: Program, after_lines: int) -> int:
+        """Run ``program`` and close its stdout after ``after_lines`` lines, as a dropped SSH connection does;
+        its exit code once it has finished on its own."""
+        proc = subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, cwd=self.path, env=self.env())
+        proc.stdin.write(program.text)
+        proc.stdin.close()
+        for _ in range(after_lines):
+            proc.stdout.readline()
+        proc.stdout.close()
+        return proc.wait(timeout=60)
+
+    def env(self, extra: dict | None = None) -> dict:
+        return {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.path / "home"), "LAB_DIR": str(self.path),
+                "LC_ALL": "C", **(extra or {})}
 
     def snippet(self, body: str, calls: set[str], head: dict | None = None) -> Run:
         """Library functions ``calls`` (and what they need) plus a bash ``body`` that uses them."""

@@ -139,3 +139,14 @@ def test_the_health_url_is_asked_after_compose(lab):
     run = deploy(lab)
     assert run.code == Code.BROKEN, run.stdout  # ems restored, but its health URL still fails
     assert "http://127.0.0.1:8080/health did not answer 2xx" in run.stdout
+
+
+def test_the_deploy_finishes_and_unlocks_when_the_operator_goes_away(lab):
+    """The laptop drops after the first line: every later write fails, and the VPS still finishes the deploy,
+    records it and releases the lock."""
+    pulls_answer(lab)
+    t = lab.target
+    code = lab.hang_up(deploy_program(t, list(t.system.stacks), intent()), after_lines=1)
+    assert code == 0
+    assert [h["state"] for h in history(lab)] == ["deploying", "good"]
+    assert not (lab.state / "lock").exists() and (lab.state / "current").exists()

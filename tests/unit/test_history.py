@@ -24,7 +24,7 @@ def test_lines_fold_into_releases_in_order():
     rels = history.parse(HISTORY)
     assert [(r.id, r.tag, r.state) for r in rels] == [("r01", "v1.4.2", "good"), ("r02", "v1.4.3", "good"),
                                                        ("r03", "v1.5.0", "failed")]
-    assert rels[0].finished.endswith("01Z") and rels[0].images["ems"].startswith("v1.4.2@sha256:")
+    assert rels[0].finished.endswith("01Z") and rels[0].pins["ems"].startswith("v1.4.2@sha256:")
 
 
 def test_damaged_line_is_reported_with_its_number():

@@ -74,8 +74,8 @@ def assemble(name: str, head: list[str], calls: set[str], body: list[str]) -> st
     lib = library.load()
     functions = lib.closure(calls | lib.prelude_calls())
     used = set().union(*(f.codes for f in functions), library.CODE.findall("\n".join(body)))
-    codes = sorted(used, key=lambda n: Code[n[2:]])
-    parts = [lib.prelude, " ".join(f"{c}={Code[c[2:]].value}" for c in codes), *head, lib.code(functions), *body,
+    codes = " ".join(f"{c.shell_name}={c.value}" for c in Code if c.shell_name in used)
+    parts = [lib.prelude, codes, *head, lib.code(functions), *body,
              "exit 0"]
     return "{\n# " + name + "\n" + "\n".join(p for p in parts if p) + "\n}\n"
 

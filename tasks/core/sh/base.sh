@@ -6,7 +6,9 @@
 # Exit codes (R_*) and the variables the functions read are assigned in the program's head, by Python.
 # shellcheck disable=SC2034,SC2154  # globals shared across files; META, ACTION, STATE and the R_* codes come from the program's head
 
-say() { printf '@@%s\n' "$*"; }
+# say TEXT: one protocol line. It never fails: once the operator's connection is gone, writes fail, and the
+# program must still finish (health gate, restore, unlock) rather than stop at its next report.
+say() { printf '@@%s\n' "$*" 2>/dev/null || true; }
 
 # die CODE MESSAGE: the program gives up with MESSAGE (an @@error line) and exit CODE (one of the R_*).
 die() {
@@ -37,7 +39,7 @@ json_str() {
 data() {
   local key=$1 out="" sep=""; shift
   while [ $# -ge 2 ]; do out+="$sep$(json_str "$1"):$(json_str "$2")"; sep=","; shift 2; done
-  printf '@@data %s {%s}\n' "$key" "$out"
+  printf '@@data %s {%s}\n' "$key" "$out" 2>/dev/null || true
 }
 
 # atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then

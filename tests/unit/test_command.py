@@ -1,0 +1,44 @@
+"""The installed console command (`fab-vps`, from pyproject's scripts): Fabric's program with the tasks built
+in, run from an operator's own folder that holds only a hosts.yml."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COMMAND = Path(sys.executable).parent / "fab-vps"
+
+
+@pytest.fixture
+def deploy_repo(tmp_path):
+    shutil.copy(REPO / "hosts.yml", tmp_path / "hosts.yml")
+    return tmp_path
+
+
+def run(folder, *args):
+    assert COMMAND.exists(), "scripts/bootstrap installs the project into .venv (pip install -e '.[test]')"
+    return subprocess.run([str(COMMAND), *args], cwd=folder, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_version_names_the_tool_fabric_paramiko_and_invoke(deploy_repo):
+    out = run(deploy_repo, "--version").stdout
+    for name in ("fab-vps", "Fabric", "Paramiko", "Invoke"):
+        assert name in out
+
+
+def test_it_runs_the_tasks_from_a_folder_with_only_a_hosts_yml(deploy_repo):
+    listing = run(deploy_repo, "--list").stdout
+    for task in ("deploy", "rollback", "migrate-layout", "rotate-token", "token-status", "trust-host"):
+        assert task in listing
+    res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "run fetch ems ghcr.io/edumigsoft/ems_server ''" in res.stdout
+
+
+def test_bad_input_exits_2_as_fab_does(deploy_repo):
+    res = run(deploy_repo, "deploy", "--host", "vps9", "--tag", "v1")
+    assert res.returncode == 2 and "unknown host 'vps9'" in res.stderr
+    assert run(deploy_repo.parent, "status", "--host", "vps1").returncode == 2  # no hosts.yml there
