@@ -7,9 +7,9 @@ from rich.markup import escape
 
 from .core.cli import command, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.inventory import Legacy, Target
+from .core.inventory import Target
 from .core.programs.deploy import Intent
-from .core.programs.migrate import Survey, copies, migrate_program, remove_old_program, survey_program
+from .core.programs.migrate import Survey, migrate_program, remove_old_program, survey_program
 from .core.programs.protocol import execute
 from .core.ui import console
 
@@ -25,26 +25,26 @@ def migrate_layout(c, host=None, system=None, dry_run=False, yes=False, remove_o
                 raise ToolError(f"hosts.yml has no legacy: block for {target.system.name} on {target.host.name}: "
                                 "nothing says where the old paths are", BAD_INPUT)
         for target in sel.targets:
-            _migrate(sel.session(target), target, target.legacy, dry_run, yes, remove_old)
+            _migrate(sel.session(target), target, dry_run, yes, remove_old)
 
 
-def _migrate(session, target: Target, legacy: Legacy, dry_run: bool, yes: bool, remove_old: bool) -> None:
+def _migrate(session, target: Target, dry_run: bool, yes: bool, remove_old: bool) -> None:
     label = target.label
-    survey = Survey.parse(execute(session, survey_program(target, legacy), label, quiet=True))
+    survey = Survey.parse(execute(session, survey_program(target), label, quiet=True))
     if survey.migrated:
         console.print(f"[bold]{escape(label)}[/]: already on the new layout, nothing to do")
         if remove_old:
-            execute(session, remove_old_program(target, legacy), label)
+            execute(session, remove_old_program(target), label)
         return
     if remove_old:
         raise ToolError(f"{label}: --remove-old only after a completed migration", BAD_INPUT)
-    pins = survey.pins(target, legacy)
-    _show_plan(target, legacy, survey, pins)
+    pins = survey.pins(target)
+    _show_plan(target, survey, pins)
     if survey.refusals:
         raise ToolError(f"{label}: refused before changing anything: " + "; ".join(survey.refusals), BAD_INPUT)
     tags = {pin.split("@")[0] for pin in pins.values()}
     intent = Intent("migrate-layout", new_release_id(), tags.pop() if len(tags) == 1 else "migrated", *operator())
-    program = migrate_program(target, legacy, survey, pins, intent)
+    program = migrate_program(target, survey, pins, intent)
     if dry_run:
         print_program(target, program)
         return
@@ -52,14 +52,14 @@ def _migrate(session, target: Target, legacy: Legacy, dry_run: bool, yes: bool, 
     res = execute(session, program, label)
     downtime = int((res.one("switch") or {}).get("downtime_ms") or 0) / 1000
     console.print(f"[green]✓ {escape(label)}: on the new layout[/]; downtime {downtime:.1f}s; old copies kept at "
-                  f"{escape(', '.join(src for _, src, _ in copies(target, legacy)))} "
+                  f"{escape(', '.join(src for _, src, _ in target.migration_copies()))} "
                   "(fab migrate-layout --remove-old deletes them)")
 
 
-def _show_plan(target: Target, legacy: Legacy, survey: Survey, pins: dict) -> None:
+def _show_plan(target: Target, survey: Survey, pins: dict) -> None:
     """Every copy, every stack that goes down and comes up, the volumes kept, the expected downtime."""
     console.print(f"[bold]{escape(target.label)}[/]: migration plan (seed 001 section 3)")
-    for _, src, dst in copies(target, legacy):
+    for _, src, dst in target.migration_copies():
         console.print(f"  copy + verify  {escape(src)} -> {escape(dst)}   [dim](old copy kept)[/]")
     console.print(f"  [dim]{survey.need / 1e6:.1f} MB to copy, {survey.avail / 1e9:.1f} GB free[/]")
     for p in survey.projects:
@@ -67,7 +67,7 @@ def _show_plan(target: Target, legacy: Legacy, survey: Survey, pins: dict) -> No
     for s in target.system.stacks:
         pin = f" on {escape(pins[s.name])}" if s.name in pins else (" [red](no running image found)[/]" if s.image else "")
         console.print(f"  start          {escape(target.project(s))}{pin}")
-    for v in legacy.volumes:
+    for v in target.legacy.volumes:
         console.print(f"  keep volume    {escape(v)} (must be the same, untouched)")
     waits = sum(s.wait for s in target.system.stacks)
     console.print(f"  downtime: from the first stop to the last healthy start (seconds usually; at most {waits}s of "

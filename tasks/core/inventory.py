@@ -125,6 +125,19 @@ class Target:
     def legacy(self) -> Legacy | None:
         return dict(self.host.legacy).get(self.system.name)
 
+    def migration_copies(self) -> list[tuple[str, str, str]]:
+        """(name, old path, new path) of everything migrate-layout copies, in order (seed 001, steps 1-2)."""
+        legacy = self.legacy
+        if legacy is None:
+            return []
+        out = [("repo", legacy.repo, self.path("repo"))]
+        if legacy.letsencrypt:
+            out.append(("letsencrypt", legacy.letsencrypt, self.letsencrypt))
+        for kind in ("uploads", "logs"):
+            if getattr(legacy, kind):
+                out.append((kind, getattr(legacy, kind), self.path(f"data/{kind}")))
+        return out
+
     def path(self, relative: str) -> str:
         return posixpath.join(self.base, relative)
 
@@ -268,13 +281,25 @@ def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Regist
     runs = [s.name for s, _ in chosen]
     legacy = tuple((sname, _legacy(doc, at + ("legacy", sname), sname, lspec, name, runs))
                    for sname, lspec in doc.mapping(at + ("legacy",), spec.get("legacy", {})).items())
-    return Host(name=name, address=doc.string(at + ("address",), spec.get("address")),
+    host = Host(name=name, address=doc.string(at + ("address",), spec.get("address")),
                 systems=tuple(s for s, _ in chosen),
                 registry=host_registry or system_registry,
                 user=doc.string(at + ("user",), spec.get("user", "root")),
                 port=doc.integer(at + ("port",), spec.get("port", 22), 1, 65535),
                 root=doc.abspath(at + ("root",), spec.get("root", "/root")), legacy=legacy,
                 **{k: os.path.expanduser(v) for k, v in opt.items()})
+    for target in host.targets():
+        for what, old, new in target.migration_copies():
+            if _overlap(old, new):
+                doc.fail(at + ("legacy", target.system.name, what),
+                         f"legacy {what} {old} overlaps its new location {new}: the copy would be a no-op and "
+                         "--remove-old would delete live data")
+    return host
+
+
+def _overlap(a: str, b: str) -> bool:
+    """The same folder, or one inside the other."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
 def _legacy(doc: YamlDoc, at: tuple, system: str, spec, host: str, runs: list[str]) -> Legacy:

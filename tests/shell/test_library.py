@@ -167,3 +167,18 @@ def test_api_headers_from_githubs_answer(lab):
 def test_data_lines_are_json_objects(lab):
     run = lab.snippet("data lock holder 'a b' stale 1", {"data"})
     assert json.loads(run.stdout.split(" ", 2)[2]) == {"holder": "a b", "stale": "1"}
+
+
+def test_simultaneous_deploys_one_wins_and_the_other_always_names_it(lab):
+    """Before, the lock folder existed before its info file: 1 in 6 simultaneous pairs said "holder unknown"."""
+    import concurrent.futures
+    lab.state.mkdir()
+    body = "run lock_take; /bin/sleep 0.2; HOLDING=0; rm -rf \"$STATE/lock\""
+    for _ in range(12):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda by: lab.snippet(body, {"run", "lock_take"}, {**LOCK_HEAD, "BY": by}),
+                                 ["first@a", "second@b"]))
+        refused = [r for r in runs if r.code == Code.LOCKED]
+        for r in refused:
+            assert "holder unknown" not in r.error and "@" in r.error.split("lock of ems_system: ")[1], r.error
+        assert [p.name for p in lab.state.iterdir()] == [], "no lock or temporary lock folder left"

@@ -125,3 +125,41 @@ def test_setup_creates_the_hierarchy_once_and_reports_placeholders(lab):
     assert all("change-me" not in line for line in first.stdout.splitlines()), "values never leave the host"
     again = lab.run(setup_program(lab.target))
     assert {d["result"] for d in again.result.all("dir")} == {"exists"}
+
+
+def test_a_folder_that_once_held_more_files_still_verifies(lab):
+    """ext4 keeps a folder's size after most of its entries are deleted; its copy is smaller. The manifest
+    compares what matters, so such a copy verifies (before, a migration could never finish)."""
+    src = lab.path / "uploads"
+    src.mkdir()
+    for i in range(400):
+        (src / f"a-fairly-long-upload-file-name-{i:04}.jpg").write_text(str(i))
+    for i in range(300):
+        (src / f"a-fairly-long-upload-file-name-{i:04}.jpg").unlink()
+    subprocess.run(["cp", "-a", str(src), str(lab.path / "copy")], check=True)
+    assert src.stat().st_size != (lab.path / "copy").stat().st_size, "this filesystem does not keep folder sizes"
+    assert manifest(lab, src) == manifest(lab, lab.path / "copy")
+
+
+def test_remove_old_never_deletes_a_folder_that_is_the_new_one(lab):
+    """A legacy path that resolves (through a symlink) to its new location: --remove-old refuses and deletes
+    nothing."""
+    new = lab.root / "ems_system" / "data" / "uploads"
+    new.mkdir(parents=True)
+    (new / "photo.jpg").write_text("live data")
+    (lab.path / "old").symlink_to(new)
+    (lab.state / "migration").mkdir(parents=True)
+    for marker in ("done", "copied-uploads"):
+        (lab.state / "migration" / marker).write_text("x\n")
+    run = lab.snippet("run remove_old", {"run", "remove_old"},
+                      {"SYSTEM": "ems_system", "COPIES": [f"uploads\t{lab.path / 'old'}\t{new}"]})
+    assert run.code == Code.REFUSED and "same folder or inside each other" in run.error
+    assert (new / "photo.jpg").read_text() == "live data"
+
+
+def test_preflight_refuses_overlapping_folders(lab):
+    (lab.root / "ems_system" / "repo").mkdir(parents=True, exist_ok=True)
+    run = lab.snippet("preflight", {"preflight"},
+                      {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout", "VOLUMES": [],
+                       "COPIES": [f"repo\t{lab.root / 'ems_system'}\t{lab.root / 'ems_system' / 'repo'}"]})
+    assert any("inside each other" in d["reason"] for d in run.result.all("refuse")), run.stdout

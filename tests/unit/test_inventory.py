@@ -121,3 +121,16 @@ def test_registry_top_level_is_required(tmp_path):
 def test_inventory_path_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FAB_INVENTORY", str(write(tmp_path, GOOD, "other.yml")))
     assert "vps1" in inventory.load().hosts
+
+
+@pytest.mark.parametrize("legacy, key", [
+    ("{repo: /root/ems_system/repo}", "repo"),                                  # the same folder
+    ("{repo: /opt/ems, uploads: /root/ems_system/data}", "uploads"),            # the new one lies inside it
+    ("{repo: /opt/ems, letsencrypt: /root/infra/letsencrypt/old}", "letsencrypt"),  # it lies inside the new one
+])
+def test_a_legacy_path_overlapping_its_new_location_is_refused(tmp_path, legacy, key):
+    """Otherwise the copy is a no-op and --remove-old deletes the live folder."""
+    text = GOOD.replace("systems: [ems_system]}", "systems: [ems_system]}\n  old: {address: x, systems: [ems_system], "
+                        f"legacy: {{ems_system: {legacy}}}}}")
+    error = error_of(write(tmp_path, text))
+    assert error.startswith(f"{tmp_path / 'hosts.yml'}:9: ") and f"legacy {key}" in error and "live data" in error

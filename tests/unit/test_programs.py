@@ -37,6 +37,7 @@ def intent(**kw):
 def every_program(target) -> list[Program]:
     """One of each program the tool can send, with the options that change their steps."""
     legacy = inventory.Legacy("/opt/ems", "/opt/le", "/opt/up", "/opt/logs", ("pgdata",))
+    old = replace(target, host=replace(target.host, legacy=(("ems_system", legacy),)))
     survey = Survey(None, [], 0, 0, [OldProject("container", "/opt/ems/servers/ems/container", "c.yml")], {})
     logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
     stacks = list(target.system.stacks)
@@ -46,8 +47,7 @@ def every_program(target) -> list[Program]:
             read_state_program(target), status_program(target), unlock_program(target),
             rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
             setup_program(target), networks_program(target, ["ems_net"]),
-            survey_program(target, legacy), migrate_program(target, legacy, survey, {"ems": PIN}, intent()),
-            remove_old_program(target, legacy)]
+            survey_program(old), migrate_program(old, survey, {"ems": PIN}, intent()), remove_old_program(old)]
 
 
 @pytest.mark.parametrize("tag", ["v1.4.3", "latest", "1", "_x", "A-b.c_d", "v" * 128])
@@ -193,7 +193,7 @@ def test_targets_own_their_paths(target):
 
 def test_read_only_programs_take_no_lock(target):
     for program in (read_state_program(target), status_program(target), check_program(target, ""),
-                    survey_program(target, inventory.Legacy("/opt/ems"))):
+                    survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", inventory.Legacy("/opt/ems")),))))):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names
 
 

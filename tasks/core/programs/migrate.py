@@ -5,21 +5,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from ..inventory import Legacy, Target
+from ..inventory import Target
 from .deploy import Intent, add_stacks
 from .protocol import Program, Result
 from .setup import add_hierarchy
-
-
-def copies(target: Target, legacy: Legacy) -> list[tuple[str, str, str]]:
-    """(name, old path, new path) of everything migrate-layout copies, in order (seed 001, steps 1-2)."""
-    out = [("repo", legacy.repo, target.path("repo"))]
-    if legacy.letsencrypt:
-        out.append(("letsencrypt", legacy.letsencrypt, target.letsencrypt))
-    for kind in ("uploads", "logs"):
-        if getattr(legacy, kind):
-            out.append((kind, getattr(legacy, kind), target.path(f"data/{kind}")))
-    return out
 
 
 @dataclass
@@ -57,7 +46,7 @@ class Survey:
                    int(space.get("need") or 0), int(space.get("avail") or 0), list(projects.values()),
                    {d["stack"]: d["pin"] for d in result.all("saved_pin")})
 
-    def pins(self, target: Target, legacy: Legacy) -> dict[str, str]:
+    def pins(self, target: Target) -> dict[str, str]:
         """The tag@digest each app stack ran under the old layout (matched by the repo folder its old project
         ran from), over what a killed run saved: the new stacks come up on the same images."""
         pins = dict(self.saved_pins)
@@ -65,33 +54,33 @@ class Survey:
             folder = posixpath.dirname(posixpath.relpath(stack.compose, "repo"))
             repo = target.image_repo(stack)
             for proj in self.projects:
-                if posixpath.relpath(proj.workdir, legacy.repo) == folder:
+                if posixpath.relpath(proj.workdir, target.legacy.repo) == folder:
                     for ref, pin in proj.images.values():
                         if ref.startswith(repo + ":") and pin:
                             pins[stack.name] = pin
         return pins
 
 
-def _head(target: Target, legacy: Legacy) -> dict:
+def _head(target: Target) -> dict:
     """What survey and the migration both read: where things are, what to copy, the volumes to keep."""
     return {"BASE": target.base, "STATE": target.state_dir, "ACTION": "migrate-layout",
-            "VOLUMES": list(legacy.volumes), "COPIES": _copies(target, legacy)}
+            "VOLUMES": list(target.legacy.volumes), "COPIES": _copies(target)}
 
 
-def _copies(target: Target, legacy: Legacy) -> list[str]:
-    return [f"{n}\t{src}\t{dst}" for n, src, dst in copies(target, legacy)]
+def _copies(target: Target) -> list[str]:
+    return [f"{n}\t{src}\t{dst}" for n, src, dst in target.migration_copies()]
 
 
-def survey_program(target: Target, legacy: Legacy) -> Program:
+def survey_program(target: Target) -> Program:
     """Read-only: is it migrated, what would be refused, what runs from the old paths and with which images."""
-    return Program(f"migrate-layout survey on {target.label}", {**_head(target, legacy), "OLD_REPO": legacy.repo}) \
+    return Program(f"migrate-layout survey on {target.label}", {**_head(target), "OLD_REPO": target.legacy.repo}) \
         .step("survey")
 
 
-def migrate_program(target: Target, legacy: Legacy, survey: Survey, pins: dict, intent: Intent) -> Program:
+def migrate_program(target: Target, survey: Survey, pins: dict, intent: Intent) -> Program:
     """Copy and verify, stop the old stacks, start the new ones in order on the same images, health-gate,
     check the volumes; on failure the old stacks come back. Markers in state/migration make it resumable."""
-    head = {**_head(target, legacy), **intent.head(), "SYSTEM": target.system.name,
+    head = {**_head(target), **intent.head(), "SYSTEM": target.system.name,
             "OLD_PROJECTS": [p.line() for p in survey.projects]}
     prog = Program(f"migrate-layout on {target.label}", head)
     for step in ("begin", "migrated_already", "lock_take", "preflight_or_die"):
@@ -99,7 +88,7 @@ def migrate_program(target: Target, legacy: Legacy, survey: Survey, pins: dict, 
     prog.step("save_plan", *[f"pin {name} {pin}" for name, pin in pins.items()],
               *[f"old {p.line()}" for p in survey.projects])
     add_hierarchy(prog.step("copy_all"), target)
-    moved = [(src, dst) for name, src, dst in copies(target, legacy) if name != "repo"]
+    moved = [(src, dst) for name, src, dst in target.migration_copies() if name != "repo"]
     for s in target.system.stacks:  # seed 001 step 4: the .env values that point into the old folders
         for src, dst in moved:
             prog.step("repoint_env", target.env_file(s), src, dst)
@@ -109,7 +98,7 @@ def migrate_program(target: Target, legacy: Legacy, survey: Survey, pins: dict, 
     return prog.step("switch_over")
 
 
-def remove_old_program(target: Target, legacy: Legacy) -> Program:
+def remove_old_program(target: Target) -> Program:
     """After a completed migration, delete the old copies the migration kept (an explicit operator request)."""
-    head = {"STATE": target.state_dir, "SYSTEM": target.system.name, "COPIES": _copies(target, legacy)}
+    head = {"STATE": target.state_dir, "SYSTEM": target.system.name, "COPIES": _copies(target)}
     return Program(f"migrate-layout --remove-old on {target.label}", head).step("remove_old")

@@ -18,22 +18,31 @@ resumable_lock() {
   [ "$LOCK_STALE" = 1 ] && [ "$ACTION" = migrate-layout ] && case $1 in *"(migrate-layout "*) true ;; *) false ;; esac
 }
 
+# lock_take: the lock appears with its info already inside (a folder renamed into place, atomically; the
+# rename fails when the lock exists), so a refused deploy can always name the holder.
 lock_take() {
   say "step lock taking the deploy lock"
-  if ! mkdir "$STATE/lock" 2>/dev/null; then
-    lock_holder
-    if resumable_lock "$LOCK_INFO"; then
-      say "info taking over the lock of an interrupted migration: $LOCK_INFO"
-    elif [ "$LOCK_STALE" = 1 ]; then
-      die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO; its process is gone, so the lock is stale: 'fab unlock --force' releases it"
-    else
-      die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO"
-    fi
+  local new
+  new=$(mktemp -d "$STATE/lock.new.XXXXXX") || die "$R_FAILED" "cannot create a lock in $STATE"
+  TMP_FILES+=("$new")
+  lock_info > "$new/info" || die "$R_FAILED" "cannot write a lock in $STATE (disk full?)"
+  if mv -T "$new" "$STATE/lock" 2>/dev/null; then
+    HOLDING=1
+    return 0
   fi
-  HOLDING=1
-  printf '%s since %s (%s %s, release %s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" "$$" \
-    | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+  lock_holder
+  if resumable_lock "$LOCK_INFO"; then
+    say "info taking over the lock of an interrupted migration: $LOCK_INFO"
+    lock_info | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+    HOLDING=1
+  elif [ "$LOCK_STALE" = 1 ]; then
+    die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO; its process is gone, so the lock is stale: 'fab unlock --force' releases it"
+  else
+    die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO"
+  fi
 }
+
+lock_info() { printf '%s since %s (%s %s, release %s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" "$$"; }
 
 # lock_report: the lock's holder for status and rollback (nothing when it is free).
 lock_report() {

@@ -4,10 +4,22 @@
 # program's head; markers under state/migration make a killed migration resumable.
 # shellcheck disable=SC2034,SC2154  # globals shared across files; BASE, STATE, SYSTEM, OLD_REPO, COPIES, OLD_PROJECTS, VOLUMES and R_* come from the program's head
 
-# manifest DIR: one hash over every entry's type, mode, owner, size, link target, name and file checksums.
+# manifest DIR: one hash over every entry's type, mode, owner, name, link target, and each file's size and
+# checksum. A folder's own size is left out: ext4 never shrinks a folder that once held more entries, and
+# `cp -a` does not reproduce it, so it would make a faithful copy look different.
 manifest() {
-  (cd "$1" && { find . -printf '%y %m %U:%G %s %l %p\n' | LC_ALL=C sort
+  (cd "$1" && { find . \( -type d -printf '%y %m %U:%G - %l %p\n' \) -o -printf '%y %m %U:%G %s %l %p\n' | LC_ALL=C sort
                 find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; }) | sha256sum | cut -d' ' -f1
+}
+
+# overlapping OLD NEW: the two paths, symlinks resolved, are one folder or one lies inside the other (then a
+# copy is a no-op and removing the old one deletes the new one).
+overlapping() {
+  local a b
+  a=$(realpath -m -- "$1")/ b=$(realpath -m -- "$2")/
+  case $a in "$b"*) return 0 ;; esac
+  case $b in "$a"*) return 0 ;; esac
+  return 1
 }
 
 only_empty_dirs() { [ -z "$(find "$1" -mindepth 1 -not -type d -print -quit 2>/dev/null)" ]; }
@@ -36,7 +48,8 @@ preflight() {
       continue
     fi
     need=$(( need + $(du -sb "$src" | cut -f1) ))
-    if [ -e "$dst" ] && ! [ -d "$dst" ]; then data refuse reason "$dst exists and is not a folder"
+    if overlapping "$src" "$dst"; then data refuse reason "the old $name folder $src and its new place $dst are the same folder or inside each other"
+    elif [ -e "$dst" ] && ! [ -d "$dst" ]; then data refuse reason "$dst exists and is not a folder"
     elif [ -d "$dst" ] && ! only_empty_dirs "$dst" && [ "$(manifest "$dst")" != "$(manifest "$src")" ]; then
       data refuse reason "$dst already holds other content than $src: move it aside first"
     fi
@@ -172,6 +185,7 @@ remove_old() {
     IFS=$'\t' read -r name src dst <<< "$entry"
     [ -d "$src" ] || continue
     { [ -f "$STATE/migration/copied-$name" ] && [ -d "$dst" ]; } || die "$R_REFUSED" "$name was never copied to $dst: keeping $src"
+    ! overlapping "$src" "$dst" || die "$R_REFUSED" "$src and $dst are the same folder or inside each other (symlinks resolved): nothing was removed"
     say "step remove removing the old $name copy $src"
     rm -rf "$src" || die "$R_FAILED" "could not remove all of $src"
     say ok
