@@ -7,7 +7,7 @@ from .core.grammar import check_tag
 from .core.programs.deploy import Intent, deploy_program
 from .core.programs.state import read_state
 from .core.programs.token import deploy_warning
-from .core.ui import console
+from .core.ui import console, safe
 
 
 @command({"tag": "release tag to deploy (default: the system's tag: in hosts.yml, else the tag running now, re-pulled)",
@@ -27,7 +27,7 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
             result = release(session, target, intent, program)
             warning = result and deploy_warning(result)
             if warning:
-                console.print(f"[yellow]⚠ {target.label}: {warning}[/]", markup=True)
+                console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
 
 
 def _running_tag(session, target) -> str:

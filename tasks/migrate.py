@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
 from .core.cli import command, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.inventory import Target
 from .core.programs.deploy import Intent
 from .core.programs.migrate import Survey, migrate_program, remove_old_program, survey_program
 from .core.programs.protocol import execute
-from .core.ui import console
+from .core.ui import console, safe
 
 
 @command({"host": "host from hosts.yml (its legacy: block says where the old paths are)",
@@ -32,7 +30,7 @@ def _migrate(session, target: Target, dry_run: bool, yes: bool, remove_old: bool
     label = target.label
     survey = Survey.parse(execute(session, survey_program(target), label, quiet=True))
     if survey.migrated:
-        console.print(f"[bold]{escape(label)}[/]: already on the new layout, nothing to do")
+        console.print(f"[bold]{safe(label)}[/]: already on the new layout, nothing to do")
         if remove_old:
             execute(session, remove_old_program(target), label)
         return
@@ -50,27 +48,28 @@ def _migrate(session, target: Target, dry_run: bool, yes: bool, remove_old: bool
         return
     _confirm(yes, label)
     res = execute(session, program, label)
-    downtime = int((res.one("switch") or {}).get("downtime_ms") or 0) / 1000
-    console.print(f"[green]✓ {escape(label)}: on the new layout[/]; downtime {downtime:.1f}s; old copies kept at "
-                  f"{escape(', '.join(src for _, src, _ in target.migration_copies()))} "
+    switch = int((res.one("switch") or {}).get("switch_ms") or 0) / 1000
+    console.print(f"[green]✓ {safe(label)}: on the new layout[/]; switch time {switch:.1f}s (first old stack down to "
+                  "last new stack healthy: the longest the service can have been down); old copies kept at "
+                  f"{safe(', '.join(src for _, src, _ in target.migration_copies()))} "
                   "(fab migrate-layout --remove-old deletes them)")
 
 
 def _show_plan(target: Target, survey: Survey, pins: dict) -> None:
-    """Every copy, every stack that goes down and comes up, the volumes kept, the expected downtime."""
-    console.print(f"[bold]{escape(target.label)}[/]: migration plan (seed 001 section 3)")
+    """Every copy, every stack that goes down and comes up, the volumes kept, the expected switch time."""
+    console.print(f"[bold]{safe(target.label)}[/]: migration plan (seed 001 section 3)")
     for _, src, dst in target.migration_copies():
-        console.print(f"  copy + verify  {escape(src)} -> {escape(dst)}   [dim](old copy kept)[/]")
+        console.print(f"  copy + verify  {safe(src)} -> {safe(dst)}   [dim](old copy kept)[/]")
     console.print(f"  [dim]{survey.need / 1e6:.1f} MB to copy, {survey.avail / 1e9:.1f} GB free[/]")
     for p in survey.projects:
-        console.print(f"  stop           {escape(p.name)} (from {escape(p.workdir)})")
+        console.print(f"  stop           {safe(p.name)} (from {safe(p.workdir)})")
     for s in target.system.stacks:
-        pin = f" on {escape(pins[s.name])}" if s.name in pins else (" [red](no running image found)[/]" if s.image else "")
-        console.print(f"  start          {escape(target.project(s))}{pin}")
+        pin = f" on {safe(pins[s.name])}" if s.name in pins else (" [red](no running image found)[/]" if s.image else "")
+        console.print(f"  start          {safe(target.project(s))}{pin}")
     for v in target.legacy.volumes:
-        console.print(f"  keep volume    {escape(v)} (must be the same, untouched)")
+        console.print(f"  keep volume    {safe(v)} (must be the same, untouched)")
     waits = sum(s.wait for s in target.system.stacks)
-    console.print(f"  downtime: from the first stop to the last healthy start (seconds usually; at most {waits}s of "
+    console.print(f"  switch time: from the first stop to the last healthy start (seconds usually; at most {waits}s of "
                   "health waits); if the new stacks fail, the old ones are started again")
 
 

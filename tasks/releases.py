@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from rich.markup import escape
 from rich.table import Table
 
 from .core.cli import command, select
 from .core.programs.state import read_state
-from .core.ui import console
+from .core.ui import console, safe
 
 
 @command({"json": "print the history as JSON (newest first) for scripts"})
@@ -28,14 +27,14 @@ def releases(c, host=None, system=None, json=False):
 
 
 def _table(label: str, rows: list[dict]) -> None:
-    table = Table(title=f"{escape(label)} releases", title_justify="left")
+    table = Table(title=f"{safe(label)} releases", title_justify="left")
     for col in ("", "release", "tag", "action", "state", "started", "by", "images"):
         table.add_column(col)
     for r in rows:
         digests = " ".join(sorted({v.split("@")[-1][7:19] for v in r["images"].values()}))
         style = {"good": "green", "failed": "red"}.get(r["state"], "yellow")
-        table.add_row("▶" if r["running"] else "", escape(r["release"]), escape(r["tag"]), escape(r["action"]),
-                      f"[{style}]{escape(r['state'])}[/]", escape(r["started"]), escape(r["by"]), digests)
+        table.add_row("▶" if r["running"] else "", safe(r["release"]), safe(r["tag"]), safe(r["action"]),
+                      f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), digests)
     console.print(table)
     if not rows:
         console.print("  no releases recorded yet")

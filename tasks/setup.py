@@ -1,12 +1,10 @@
 """fab setup: seed 001's /root hierarchy, .env files from their examples, the external networks; what is left."""
 from __future__ import annotations
 
-from rich.markup import escape
-
 from .core.cli import command, print_program, select
 from .core.programs.protocol import execute
 from .core.programs.setup import SetupReport, networks_program, setup_program
-from .core.ui import console
+from .core.ui import console, safe
 
 
 @command({"dry-run": "print the remote program and change nothing"})
@@ -29,11 +27,11 @@ def setup(c, host=None, system=None, dry_run=False):
 
 def _show(label: str, report: SetupReport) -> None:
     """What was created, what was there already, and the operator's remaining to-do list."""
-    console.print(f"[bold]{escape(label)}[/]: " + (f"created {len(report.created)} item(s)" if report.created
+    console.print(f"[bold]{safe(label)}[/]: " + (f"created {len(report.created)} item(s)" if report.created
                                                     else "nothing to do, everything was already in place"))
     for item in report.created:
-        console.print(f"  [green]+[/] {escape(item)}")
+        console.print(f"  [green]+[/] {safe(item)}")
     if report.existing:
         console.print(f"  [dim]{len(report.existing)} already there[/]")
     for item in report.todo:
-        console.print(f"  [yellow]to do:[/] {escape(item)}")
+        console.print(f"  [yellow]to do:[/] {safe(item)}")

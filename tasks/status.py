@@ -4,13 +4,12 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from rich.markup import escape
 from rich.table import Table
 
 from .core.cli import command, select
 from .core.programs.protocol import execute
 from .core.programs.state import Status, parse_status, status_program
-from .core.ui import console
+from .core.ui import console, safe
 
 
 @command()
@@ -23,11 +22,11 @@ def status(c, host=None, system=None):
 
 
 def _show(label: str, secrets: str, st: Status) -> None:
-    console.print(f"[bold]{escape(label)}[/]: release [cyan]{escape(st.current.tag or 'none')}[/] "
-                  f"({escape(st.current.release or 'nothing deployed')})")
-    console.print(f"  lock: [yellow]held by {escape(st.lock)}[/]" if st.lock else "  lock: free")
+    console.print(f"[bold]{safe(label)}[/]: release [cyan]{safe(st.current.tag or 'none')}[/] "
+                  f"({safe(st.current.release or 'nothing deployed')})")
+    console.print(f"  lock: [yellow]held by {safe(st.lock)}[/]" if st.lock else "  lock: free")
     if st.token_mode is None:
-        console.print(f"  token file: [red]missing[/] ({escape(secrets)})")
+        console.print(f"  token file: [red]missing[/] ({safe(secrets)})")
     else:
         since = datetime.fromisoformat(st.token_rotated.replace("Z", "+00:00")).timestamp() if st.token_rotated \
             else st.token_mtime
@@ -38,8 +37,8 @@ def _show(label: str, secrets: str, st: Status) -> None:
         for ctr in stack.containers:
             health = ctr.get("Health") or "-"
             style = "green" if health in ("healthy", "-") and ctr.get("State") == "running" else "red"
-            table.add_row(escape(stack.name), escape(ctr.get("Name", "?")), f"[{style}]{escape(ctr.get('State', '?'))}[/]",
-                          escape(health), escape(ctr.get("Image", "?")))
+            table.add_row(safe(stack.name), safe(ctr.get("Name", "?")), f"[{style}]{safe(ctr.get('State', '?'))}[/]",
+                          safe(health), safe(ctr.get("Image", "?")))
         if not stack.containers:
-            table.add_row(escape(stack.name), "-", "[yellow]not running[/]", "-", "-")
+            table.add_row(safe(stack.name), "-", "[yellow]not running[/]", "-", "-")
     console.print(table)

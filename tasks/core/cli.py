@@ -17,16 +17,15 @@ from datetime import datetime, timezone
 
 from fabric import task
 from invoke.exceptions import Exit
-from rich.markup import escape
 
-from . import inventory
-from .errors import BAD_INPUT, FAILED, ToolError
+from . import grammar, inventory
+from .errors import BAD_INPUT, FAILED, TOKEN_WARNING, ToolError
 from .grammar import redact
 from .inventory import Inventory, Target
 from .programs.deploy import Intent
 from .programs.protocol import Program, Result, execute
 from .ssh import Session
-from .ui import console, err_console, show_program
+from .ui import console, err_console, safe, show_program
 
 # Help for the options most tasks share; a task's own help for the same option wins.
 COMMON_HELP = {"host": "host from hosts.yml", "system": "only this system of the host",
@@ -64,7 +63,8 @@ def tool_task(fn):
 
 
 def _fail(message: str, code: int):
-    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)
+    prefix = "[bold yellow]warning:[/]" if code == TOKEN_WARNING else "[bold red]error:[/]"
+    err_console.print(f"{prefix} {safe(redact(message))}", soft_wrap=True)
     raise Exit(code=code)
 
 
@@ -73,9 +73,15 @@ def split_list(value: str | None) -> list[str] | None:
 
 
 def operator() -> tuple[str, str]:
-    """Who acts and from where, for history and audit (FAB_OPERATOR names a CI job or a person)."""
+    """Who acts and from where, for history, audit and the lock (FAB_OPERATOR names a CI job or a person).
+    Other operators read it in their terminals and the lock's staleness is read from the same line: it must
+    be printable, one line, and short."""
     origin = socket.gethostname()
-    return os.environ.get("FAB_OPERATOR") or f"{getpass.getuser()}@{origin}", origin
+    who = os.environ.get("FAB_OPERATOR") or f"{getpass.getuser()}@{origin}"
+    if not grammar.OPERATOR.fullmatch(who):
+        raise ToolError("FAB_OPERATOR must be 1-64 printable characters on one line (e.g. ci/nightly or ana@laptop)",
+                        BAD_INPUT)
+    return who, origin
 
 
 def new_release_id() -> str:
@@ -127,9 +133,9 @@ def release(session: Session | None, target: Target, intent: Intent, program: Pr
     if session is None:
         print_program(target, program)
         return None
-    console.print(f"[bold]{escape(target.label)}[/]: {intent.action} of [cyan]{escape(intent.tag)}[/] "
+    console.print(f"[bold]{safe(target.label)}[/]: {intent.action} of [cyan]{safe(intent.tag)}[/] "
                   f"(release {intent.release})")
     started = time.monotonic()
     result = execute(session, program, target.label)
-    console.print(f"[green]✓ {escape(target.label)}: {escape(intent.tag)} is live[/] ({time.monotonic() - started:.1f}s)")
+    console.print(f"[green]✓ {safe(target.label)}: {safe(intent.tag)} is live[/] ({time.monotonic() - started:.1f}s)")
     return result

@@ -10,9 +10,12 @@ from .errors import BAD_INPUT, ToolError
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PIN = re.compile(TAG.pattern + "@" + DIGEST.pattern)           # tag@digest: what a release pins per stack
+RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+WORD = re.compile(r"[a-z][a-z-]{0,31}")                          # a release's state: deploying, good, failed
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, stack, volume: becomes a path
 IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
-REGISTRY_SERVER = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+REGISTRY_SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")  # host[:port], never an option
+OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATOR: printable, one line
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
 URL = re.compile(r"https?://[^\s'\"`$\\]+")

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from . import grammar
 from .errors import BAD_INPUT, ToolError
+
+FINAL = ("good", "failed")   # the states that end a release
 
 
 @dataclass
@@ -39,21 +42,35 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = _record(json.loads(line))
             rid, state, at = rec["release"], rec["state"], rec["at"]
-            if not all(isinstance(v, str) for v in (rid, state, at)):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ToolError(f"the release history {source} is damaged at line {number}; it was left as it is. "
                             "Repair or move that line aside, then run again.", BAD_INPUT) from None
         rel = releases.get(rid)
         if rel is None:
-            releases[rid] = Release(rid, str(rec.get("tag", "")), str(rec.get("action", "")), str(rec.get("by", "")),
-                                    at, state, dict(rec.get("images") or {}), str(rec.get("from", "")))
+            releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
+                                    at if state in FINAL else "")
         else:
             rel.state, rel.finished = state, at
-            rel.pins = dict(rec.get("images") or rel.pins)
+            rel.pins = rec["images"] or rel.pins
     return list(releases.values())
+
+
+def _record(rec: dict) -> dict:
+    """One history record, every field checked with the grammar the tool writes it with (data read back
+    from a host is not trusted: a pin that is not tag@digest must never reach a .env)."""
+    out = {k: rec.get(k, "") for k in ("release", "state", "at", "tag", "action", "by", "from")}
+    if not all(isinstance(v, str) for v in out.values()) or not out["release"] or not out["state"] or not out["at"]:
+        raise TypeError
+    if not (grammar.TAG.fullmatch(out["tag"]) and grammar.WORD.fullmatch(out["state"])
+            and grammar.RELEASE_ID.fullmatch(out["release"])):
+        raise ValueError
+    pins = rec.get("images") or {}
+    if not isinstance(pins, dict) or not all(isinstance(k, str) and grammar.SAFE_NAME.fullmatch(k) and isinstance(v, str)
+                                             and grammar.PIN.fullmatch(v) for k, v in pins.items()):
+        raise ValueError
+    return {**out, "images": dict(pins)}
 
 
 def previous_good(releases: list[Release], current_id: str | None) -> Release | None:

@@ -2,6 +2,9 @@
 Nothing here runs anything; values are always printed as text, never as markup."""
 from __future__ import annotations
 
+import os
+import re
+import sys
 import time
 from dataclasses import dataclass
 
@@ -11,8 +14,28 @@ from rich.table import Table
 
 from .grammar import redact
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Control characters (escape sequences above all) from a host, an inventory or another operator's name never
+# reach a terminal: they could rewrite what the operator sees.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text) -> str:
+    return CONTROL.sub("?", str(text))
+
+
+def safe(value) -> str:
+    """``value`` as text inside rich markup: printable, and its brackets never read as markup."""
+    return escape(printable(value))
+
+
+def _width(stream) -> int | None:
+    """Off a terminal (CI, pipes, cron mail) print full width rather than rich's 80 columns, which would cut
+    release ids and digests; COLUMNS still wins. NO_COLOR is honoured by rich itself."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 4096
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 class StepDisplay:
@@ -31,16 +54,16 @@ class StepDisplay:
     def step_ended(self, ok: bool) -> None:
         if self.step is not None:
             mark = "[green]✓[/]" if ok else "[red]✗[/]"
-            self._show(f"  {mark} [bold]{escape(self.label)}[/] {escape(self.step)} "
+            self._show(f"  {mark} [bold]{safe(self.label)}[/] {safe(self.step)} "
                        f"[dim]({time.monotonic() - self.started:.1f}s)[/]")
             self.step = None
 
     def info(self, text: str) -> None:
-        self._show(f"    [yellow]{escape(text)}[/]")
+        self._show(f"    [yellow]{safe(text)}[/]")
 
     def fail(self, text: str) -> None:
         self.step_ended(ok=False)
-        self._show(f"    [red]{escape(text)}[/]")
+        self._show(f"    [red]{safe(text)}[/]")
 
     def _show(self, markup: str) -> None:
         if not self.quiet:
@@ -69,5 +92,5 @@ def outcome_table(title: str, outcomes: list[Outcome]) -> None:
     table = Table("host", "system", "result", "detail", title=title, title_justify="left")
     for o in outcomes:
         result = "[green]ok[/]" if o.ok else "[yellow]WARNING[/]" if o.warning else "[red]FAILED[/]"
-        table.add_row(escape(o.host), escape(o.system), result, escape(redact(o.detail)))
+        table.add_row(safe(o.host), safe(o.system), result, safe(redact(o.detail)))
     console.print(table)

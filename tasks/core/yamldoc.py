@@ -9,6 +9,11 @@ import yaml
 from .errors import BAD_INPUT, ToolError
 
 
+MAX_BYTES = 1 << 20     # an inventory is a page or two; a megabyte is already absurd
+MAX_DEPTH = 16          # hosts.yml nests six levels deep at most
+PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null", "float", "map", "seq")}
+
+
 class YamlDoc:
     """One YAML file's data plus the line of each key; typed getters that fail with file:line."""
 
@@ -17,34 +22,55 @@ class YamlDoc:
 
     @classmethod
     def read(cls, path: Path) -> YamlDoc:
+        """Parse ``path``; every way a file can be malformed is a file:line error, never a crash or a hang:
+        aliases (a 2 KB alias bomb expands to gigabytes), tags, non-string keys, deep nesting, huge files,
+        bytes that are not UTF-8."""
         try:
-            node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+            raw = path.read_bytes()
+            if len(raw) > MAX_BYTES:
+                raise ToolError(f"{path}:1: the inventory is larger than {MAX_BYTES // 1024} KB", BAD_INPUT)
+            node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
+            lines: dict = {}
+            data = cls._build(path, node, (), lines, set()) if node is not None else {}
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b"\n") + 1
+            raise ToolError(f"{path}:{line}: not valid UTF-8", BAD_INPUT) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""
             raise ToolError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', None) or e}", BAD_INPUT) from None
         except OSError as e:
             raise ToolError(f"cannot read inventory {path}: {e.strerror}", BAD_INPUT) from None
-        lines: dict = {}
-        data = cls._build(path, node, (), lines) if node is not None else {}
         if not isinstance(data, dict):
             raise ToolError(f"{path}:1: the inventory must be a mapping with systems: and hosts:", BAD_INPUT)
         return cls(path, data, lines)
 
     @classmethod
-    def _build(cls, path, node, at, lines):
-        lines[at] = node.start_mark.line + 1
+    def _build(cls, path, node, at, lines, seen: set):
+        line = node.start_mark.line + 1
+        if id(node) in seen:
+            raise ToolError(f"{path}:{line}: YAML aliases (*name) are not accepted in an inventory: write it out",
+                            BAD_INPUT)
+        seen.add(id(node))
+        if len(at) > MAX_DEPTH:
+            raise ToolError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels", BAD_INPUT)
+        if node.tag not in PLAIN_TAGS:
+            raise ToolError(f"{path}:{line}: YAML tag {node.tag} is not accepted in an inventory", BAD_INPUT)
+        lines[at] = line
         if isinstance(node, yaml.MappingNode):
             out = {}
             for knode, vnode in node.value:
-                key = yaml.SafeLoader(" ").construct_object(knode)
+                if not isinstance(knode, yaml.ScalarNode) or knode.tag not in PLAIN_TAGS:
+                    raise ToolError(f"{path}:{knode.start_mark.line + 1}: a key must be a plain name "
+                                    "(no lists, mappings or << merges)", BAD_INPUT)
+                key = cls._build(path, knode, at + ("<key>",), {}, seen)
                 if key in out:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: {key!r} appears twice", BAD_INPUT)
-                out[key] = cls._build(path, vnode, at + (key,), lines)
+                out[key] = cls._build(path, vnode, at + (key,), lines, seen)
                 lines[at + (key,)] = knode.start_mark.line + 1  # errors point at the key's line
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [cls._build(path, v, at + (i,), lines) for i, v in enumerate(node.value)]
+            return [cls._build(path, v, at + (i,), lines, seen) for i, v in enumerate(node.value)]
         return yaml.SafeLoader(" ").construct_object(node)
 
     def fail(self, at: tuple, message: str):

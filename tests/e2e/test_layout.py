@@ -79,7 +79,7 @@ def test_migrate_layout_moves_everything_and_loses_nothing(old_vps):
     vol = volume(vps)
     res = vps.fab("migrate-layout", "--host", "t1", "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "on the new layout" in res.stdout and "downtime" in res.stdout
+    assert "on the new layout" in res.stdout and "switch time" in res.stdout
     assert tree(new(vps, "ems_system/data/uploads")) == uploads, "every upload byte-identical"
     assert tree(new(vps, "infra/letsencrypt")) == acme
     assert tree(old(vps, "uploads")) == uploads, "old copies are kept"
@@ -94,7 +94,7 @@ def test_migrate_layout_moves_everything_and_loses_nothing(old_vps):
     assert vps.version() == "v1.4.2"
     assert vps.running()["action"] == "migrate-layout"
     assert '"task":"migrate-layout","result":"ok"' in (vps.state / "audit.jsonl").read_text()
-    assert "downtime" in (vps.state / "migration" / "done").read_text()
+    assert "switch time" in (vps.state / "migration" / "done").read_text()
     before = vps.snapshot()
     again = vps.ok("migrate-layout", "--host", "t1", "--yes")
     assert "already on the new layout, nothing to do" in again.stdout

@@ -170,7 +170,7 @@ def test_token_status_warns_of_expiry_and_missing_scope(vps, github_api):
 
 
 def test_token_status_without_the_api_and_with_a_bad_token(vps):
-    res = vps.fab("token-status", "--host", "t1")  # api.github.com cannot be reached from the sandbox
+    res = vps.fab("token-status", "--host", "t1")  # the sandbox registry is not GHCR: GitHub is not asked
     assert res.returncode == 0 and "expiry unknown" in res.stdout
     vps.secrets.write_text("export GITHUB_TOKEN=ghp_" + "1" * 36 + "\n")
     res = vps.fab("token-status", "--host", "t1")

@@ -50,7 +50,7 @@ def test_the_order_of_docker_calls(lab):
     pulls_answer(lab)
     assert deploy(lab).code == 0
     calls = lab.commands("docker")
-    assert calls[0] == f"login {REGISTRY} -u edumigsoft --password-stdin"
+    assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
     assert calls[1:3] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3", f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
     ups = [c.split(" -f ")[0] for c in calls[3:]]
     assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
@@ -150,3 +150,13 @@ def test_the_deploy_finishes_and_unlocks_when_the_operator_goes_away(lab):
     assert code == 0
     assert [h["state"] for h in history(lab)] == ["deploying", "good"]
     assert not (lab.state / "lock").exists() and (lab.state / "current").exists()
+
+
+def test_a_damaged_previous_pin_is_not_restored(lab):
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text("release r0\ntag v1.4.2\npin ems v1.4.2@sha256:2 DB_PASSWORD=x\n")
+    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    run = deploy(lab)
+    assert run.code == Code.BROKEN and "the previous pin of ems in" in run.stdout
+    assert "DB_PASSWORD" not in (lab.root / "ems_system/repo/ems/.env").read_text()

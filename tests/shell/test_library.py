@@ -115,10 +115,17 @@ def test_pin_env_on_a_file_holding_only_its_own_lines(lab):
 
 def test_write_current_keeps_the_pins_of_stacks_this_release_did_not_touch(lab):
     lab.state.mkdir()
-    (lab.state / "current").write_text("release r0\ntag v1\npin ems v1@sha256:e\npin sms v1@sha256:s\n")
-    lab.snippet("use_pin ems v2@sha256:E >/dev/null; write_current", {"use_pin", "write_current"},
+    e, s, e2 = (f"v{n}@sha256:" + c * 64 for n, c in ((1, "e"), (1, "5"), (2, "f")))
+    (lab.state / "current").write_text(f"release r0\ntag v1\npin ems {e}\npin sms {s}\n")
+    lab.snippet(f"use_pin ems {e2} >/dev/null; write_current", {"use_pin", "write_current"},
                 {"RELEASE": "r1", "TAG": "v2"})
-    assert (lab.state / "current").read_text() == "release r1\ntag v2\npin sms v1@sha256:s\npin ems v2@sha256:E\n"
+    assert (lab.state / "current").read_text() == f"release r1\ntag v2\npin sms {s}\npin ems {e2}\n"
+
+
+@pytest.mark.parametrize("pin", ["v2@sha256:E", "latest", "v1@sha256:" + "a" * 64 + " X=1", "-v@sha256:" + "a" * 64])
+def test_a_damaged_pin_never_reaches_pins_or_an_env(lab, pin):
+    run = lab.snippet('run use_pin ems "$P"', {"run", "use_pin"}, {"P": pin})
+    assert run.code == Code.FAILED and "refusing a damaged pin for ems" in run.error
 
 
 def test_show_current_sends_json_and_ignores_junk(lab):

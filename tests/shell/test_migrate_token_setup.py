@@ -89,7 +89,7 @@ def test_rotation_replaces_the_token_only_after_a_real_login(lab):
     assert lab.secrets.read_text() == f"export GITHUB_TOKEN={NEW_TOKEN}\n"
     assert oct(lab.secrets.stat().st_mode & 0o777) == "0o600"
     logins = lab.calls("docker")
-    assert logins[0].stdin == NEW_TOKEN and logins[0].argv[1:] == ["login", REGISTRY, "-u", "edumigsoft", "--password-stdin"]
+    assert logins[0].stdin == NEW_TOKEN and logins[0].argv[1:] == ["login", "-u", "edumigsoft", "--password-stdin", "--", REGISTRY]
     assert logins[1].stdin == NEW_TOKEN, "the real login is refreshed with the new token"
     assert [p.name for p in lab.secrets.parent.iterdir()] == ["github"]
 

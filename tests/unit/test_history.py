@@ -60,3 +60,16 @@ def test_find_good_and_its_errors():
     with pytest.raises(ToolError, match="never passed its health gate"):
         history.find_good(rels, "v1.5.0")
 
+
+
+@pytest.mark.parametrize("damage", [
+    {"images": {"ems": "v1@sha256:" + "a" * 64 + "\nDB_PASSWORD=x"}},   # a pin with a newline would write a variable
+    {"images": {"ems": "latest"}}, {"images": ["ems"]}, {"images": {"../x": "v1@sha256:" + "a" * 64}},
+    {"tag": ["v1"]}, {"tag": "v1;rm -rf /"}, {"state": 3}, {"release": {"x": 1}}, {"by": None},
+])
+def test_values_read_back_from_the_host_are_checked_like_input(damage):
+    rec = json.loads(line("r01", "v1.4.2", "good"))
+    text = line("r00", "v1.4.1", "good") + "\n" + json.dumps({**rec, **damage})
+    with pytest.raises(ToolError, match="damaged at line 2") as e:
+        history.parse(text)
+    assert e.value.code == BAD_INPUT

@@ -74,6 +74,8 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], colour: red}"), 8, "unknown key 'colour'"),
     (GOOD.replace("registry: {server: ghcr.io, username: edumigsoft}", "registry: {server: 'ghcr.io; rm -rf /'}"), 1,
      "not a host"),
+    (GOOD.replace("server: ghcr.io", "server: --password-stdin"), 1, "not a host"),
+    (GOOD.replace("server: ghcr.io", "server: -x.io"), 1, "not a host"),
     (GOOD + "  vps1: {address: x, systems: [ems_system]}\n", 9, "'vps1' appears twice"),
     (GOOD.replace("    stacks:\n      infra: {compose: repo/servers/infra/docker-compose.prod.yml}\n"
                   "      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: \"http://127.0.0.1:8080/health\"}\n",
@@ -134,3 +136,25 @@ def test_a_legacy_path_overlapping_its_new_location_is_refused(tmp_path, legacy,
                         f"legacy: {{ems_system: {legacy}}}}}")
     error = error_of(write(tmp_path, text))
     assert error.startswith(f"{tmp_path / 'hosts.yml'}:9: ") and f"legacy {key}" in error and "live data" in error
+
+
+@pytest.mark.parametrize("text, line, phrase", [
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n", 1, "aliases"),
+    (GOOD + "  v2: !!python/object/apply:os.system ['id']\n", 9, "YAML tag"),
+    (GOOD.replace("hosts:\n", "base: &b {address: x}\nhosts:\n") + "  v2: {<<: *b, systems: [ems_system]}\n", 10,
+     "a key must be a plain name"),
+    (GOOD + "  ? [a, b]\n  : {address: x}\n", 9, "a key must be a plain name"),
+    ("x:" + " [" * 40 + "]" * 40 + "\n", 1, "nested deeper"),
+    (GOOD + "# " + "x" * (1 << 20) + "\n", 1, "larger than"),
+])
+def test_hostile_yaml_is_a_file_line_error_not_a_crash(tmp_path, text, line, phrase):
+    path = write(tmp_path, text)
+    error = error_of(path)
+    assert error.startswith(f"{path}:{line}: ") and phrase in error, error
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_bytes(GOOD.encode() + b"  v2: {address: \xff}\n")
+    assert error_of(path).startswith(f"{path}:9: not valid UTF-8")

@@ -56,7 +56,7 @@ def test_problems_and_warnings(kw, code, phrase):
 def test_no_expiry_header_unreachable_api_and_not_asked():
     assert "no expiry" in describe(report(api=api(expiry="")), 14, NOW)
     assert "GitHub API not reachable" in describe(report(api={"unreachable": "1"}), 14, NOW)
-    assert "not a GitHub registry: expiry not asked" in describe(report(api=MISSING), 14, NOW)
+    assert "expiry unknown: not a GitHub registry, so GitHub is not asked" in describe(report(api=MISSING), 14, NOW)
 
 
 @pytest.mark.parametrize("token", ["ghp_" + "a" * 36, "github_pat_11AB_cd-ef.gh"])

@@ -14,6 +14,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
+from .. import grammar
 from ..errors import BAD_INPUT, BUSY, FAILED, NEEDS_ATTENTION, REMOTE_FAILED, ROLLED_BACK, ToolError
 from ..grammar import redact
 from ..ssh import Session
@@ -36,6 +37,9 @@ class Code(enum.IntEnum):
     def shell_name(self) -> str:
         return f"R_{self.name}"
 
+
+# The tool's own grammar, written into a program that checks values with it (the shell never spells it again).
+CONSTANTS = {"PIN_RE": grammar.PIN.pattern}
 
 TOOL_CODE = {Code.FAILED: FAILED, Code.LOCKED: BUSY, Code.LOGIN: REMOTE_FAILED, Code.PULL: REMOTE_FAILED,
              Code.ROLLED_BACK: ROLLED_BACK, Code.BROKEN: NEEDS_ATTENTION, Code.CONFLICT: BUSY,
@@ -75,7 +79,9 @@ def assemble(name: str, head: list[str], calls: set[str], body: list[str]) -> st
     functions = lib.closure(calls | lib.prelude_calls())
     used = set().union(*(f.codes for f in functions), library.CODE.findall("\n".join(body)))
     codes = " ".join(f"{c.shell_name}={c.value}" for c in Code if c.shell_name in used)
-    parts = [lib.prelude, codes, *head, lib.code(functions), *body,
+    text = lib.code(functions)
+    constants = [assign(k, v) for k, v in CONSTANTS.items() if f"${{{k}}}" in text or f"${k}" in text]
+    parts = [lib.prelude, codes, *constants, *head, text, *body,
              "exit 0"]
     return "{\n# " + name + "\n" + "\n".join(p for p in parts if p) + "\n}\n"
 

@@ -47,6 +47,8 @@ class ApiAnswer:
 
     def findings(self, warn_days: int, now: datetime) -> tuple[list[str], list[str]]:
         """What the answer says of the token, and what of that deserves a warning."""
+        if self.status != "200":
+            return [], [f"the GitHub API answered {self.status or 'nothing'} for this token: expiry and scopes unknown"]
         facts, warnings = [], []
         if self.expiry:
             when = datetime.strptime(self.expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S") \
@@ -82,7 +84,7 @@ def describe(result: Result, warn_days: int, now: datetime | None = None) -> str
     api = ApiAnswer.parse(result)
     if api is None:
         asked = result.one("api") is not None
-        parts.append("GitHub API not reachable: expiry unknown" if asked else "not a GitHub registry: expiry not asked")
+        parts.append("GitHub API not reachable: expiry unknown" if asked else "expiry unknown: not a GitHub registry, so GitHub is not asked")
         return "; ".join(parts)
     facts, warnings = api.findings(warn_days, now)
     parts += facts

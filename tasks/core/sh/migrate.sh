@@ -207,10 +207,10 @@ switch_over() {
   if apply; then
     t_up=$(date +%s%N); ms=$(( (t_up - t_down) / 1000000 ))
     [ "$(volumes_state)" = "$vol_before" ] || say "fail named volumes changed"
-    data switch downtime_ms "$ms" volumes "$(volumes_state | tr '\n' ';')"
+    data switch switch_ms "$ms" volumes "$(volumes_state | tr '\n' ';')"
     record good
     write_current
-    printf '%s downtime %sms\n' "$(now)" "$ms" | atomic_write "$STATE/migration/done" \
+    printf '%s switch time %sms\n' "$(now)" "$ms" | atomic_write "$STATE/migration/done" \
       || die "$R_FAILED" "cannot write $STATE/migration/done"
     RESULT=ok
     say ok

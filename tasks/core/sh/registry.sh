@@ -28,7 +28,7 @@ registry_login() {
   say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
   read_token "$SECRETS" || die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
   local out
-  if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1); then
+  if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login -u "$REGISTRY_USER" --password-stdin -- "$REGISTRY" 2>&1); then
     unset GITHUB_TOKEN
     die "$R_LOGIN" "docker login to $REGISTRY failed: $(printf '%s' "$out" | tail -n 1)"
   fi
@@ -39,14 +39,14 @@ registry_login() {
 
 registry_logout() {
   say "step logout docker logout $REGISTRY (registry.logout: the stored credentials go)"
-  docker logout "$REGISTRY" >/dev/null 2>&1 || true
+  docker logout -- "$REGISTRY" >/dev/null 2>&1 || true
 }
 
 # try_login CONFIG_DIR: docker login with GITHUB_TOKEN into a throw-away config (the real login is untouched);
 # LOGIN_ERROR says why it failed.
 try_login() {
   local out
-  out=$(printf '%s' "$GITHUB_TOKEN" | DOCKER_CONFIG=$1 docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1) \
+  out=$(printf '%s' "$GITHUB_TOKEN" | DOCKER_CONFIG=$1 docker login -u "$REGISTRY_USER" --password-stdin -- "$REGISTRY" 2>&1) \
     || { LOGIN_ERROR=$(printf '%s' "$out" | tail -n 1); return 1; }
 }
 

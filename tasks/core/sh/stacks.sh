@@ -2,10 +2,15 @@
 # Images and stacks: pull by tag or by recorded digest, pin the release in each stack's .env, bring the stacks
 # up in order behind the health gate, and put the previous good release back when the gate fails.
 # Globals: PINS (stack -> tag@digest of this release), STACKS (declared order), SPEC_* (each stack's settings).
-# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG, RELEASE, STATE and R_* come from the program's head
+# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG, RELEASE, STATE, PIN_RE and R_* come from the program's head
+
+# valid_pin VALUE: VALUE is tag@sha256:digest (PIN_RE, the tool's own grammar, comes with the program). Every
+# pin that reaches PINS or a .env is checked: one read back from a file may be damaged.
+valid_pin() { [[ $1 =~ ^${PIN_RE}$ ]]; }
 
 # use_pin STACK TAG@DIGEST: the image this release runs for STACK.
 use_pin() {
+  valid_pin "$2" || die "$R_FAILED" "refusing a damaged pin for $1: $2"
   declare -gA PINS
   PINS[$1]=$2
   data pin stack "$1" pin "$2"
@@ -109,6 +114,7 @@ restore() {
     if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then continue; fi
     pin=$(current_pin "$s")
     [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
+    valid_pin "$pin" || { say "info the previous pin of $s in $STATE/current is damaged: not restored"; ok=1; continue; }
     say "step restore $s: back to $pin"
     pin_stack "$s" "$pin" || { say "fail cannot write $(env_of "$s")"; ok=1; continue; }
     up "$s" || ok=1
