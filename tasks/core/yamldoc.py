@@ -8,7 +8,6 @@ import yaml
 
 from .errors import BAD_INPUT, ToolError
 
-
 MAX_BYTES = 1 << 20     # an inventory is a page or two; a megabyte is already absurd
 MAX_DEPTH = 16          # hosts.yml nests six levels deep at most
 PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null", "float", "map", "seq")}

@@ -1,6 +1,7 @@
 """What reaches the operator's terminal: no markup or escape sequences from data, a valid FAB_OPERATOR, honest
 words for warnings and for GitHub's answers (no SSH)."""
 import pytest
+from invoke.exceptions import Exit
 from rich.console import Console
 
 from tasks.core import cli, history
@@ -36,8 +37,9 @@ def test_fab_operator_accepts_names_with_brackets(monkeypatch):
 
 
 def test_a_warning_is_called_a_warning(capsys):
-    with pytest.raises(Exception):
+    with pytest.raises(Exit) as e:
         cli._fail("1 of 1 warned", TOKEN_WARNING)
+    assert e.value.code == TOKEN_WARNING
     assert "warning: 1 of 1 warned" in capsys.readouterr().err
 
 
