@@ -2,32 +2,28 @@
 only when the operator confirms it (interactively, or by passing the fingerprint they checked out of band)."""
 from __future__ import annotations
 
-import os
 import sys
 
 from .core import inventory
 from .core.cli import command
 from .core.errors import BAD_INPUT, UNREACHABLE, ToolError
-from .core.ssh import known_hosts_files, offered_key
-from .core.ui import console
+from .core.hostkeys import entry_name, record
+from .core.ssh import connection, known_hosts_files, offered_key
+from .core.ui import console, safe
 
 
 @command({"fingerprint": "the SHA256:... fingerprint you checked (non-interactive use)"})
 def trust_host(c, host=None, fingerprint=None):
-    """Show a host's SSH key fingerprint and add it to known_hosts once you confirm it."""
+    """Show a host's SSH key fingerprint and record it in known_hosts once you confirm it (replacing a stale one)."""
     h = inventory.load().host(host)
     key = offered_key(h)
     shown = key.fingerprint  # OpenSSH's SHA256:... form, as ssh-keygen -lf shows it
-    console.print(f"{h.name} ({h.address}:{h.port}) offers {key.get_name()} key [bold]{shown}[/]")
+    console.print(f"{safe(h.name)} ({safe(h.address)}:{h.port}) offers {key.get_name()} key [bold]{shown}[/]")
     if fingerprint is not None:
         if fingerprint != shown:
             raise ToolError(f"{h.name}: the host offers {shown}, not {fingerprint}: nothing was trusted", UNREACHABLE)
     elif not sys.stdin.isatty() or input("Trust this key? Type yes: ").strip() != "yes":
         raise ToolError("not trusted: pass --fingerprint SHA256:... after checking it, or answer yes", BAD_INPUT)
-    path = known_hosts_files(h)[0]
-    name = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a") as f:
-        f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-    console.print(f"[green]✓ trusted[/]: added to {path}")
-
+    path = known_hosts_files(h, connection(h))[0]  # the file the lookup reads first (ssh_config's, if it names one)
+    removed = record(path, entry_name(h.address, h.port), key)
+    console.print(f"[green]✓ trusted[/]: recorded in {safe(path)}" + (f" (replacing {removed} stale entry)" if removed else ""))

@@ -18,6 +18,7 @@ from fabric.runners import Remote
 
 from .errors import UNREACHABLE, ToolError
 from .grammar import redact
+from .hostkeys import KnownHosts, Refuse
 from .inventory import Host
 
 # paramiko's transport thread logs its own tracebacks through logging's last-resort handler; the tool already
@@ -49,17 +50,24 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
-def connect(host: Host) -> Connection:
-    """An open Connection to ``host`` whose key matched a known_hosts entry; a clear error otherwise."""
+def connection(host: Host) -> Connection:
+    """A Connection to ``host``, not yet open, that refuses unknown, changed and revoked keys: its own and
+    those of every ProxyJump bastion on the way (Fabric would accept theirs silently)."""
     kwargs = {"key_filename": [host.identity]} if host.identity else {}
     config = Config(overrides={"runners": {"remote": ChunkedStdinRemote}})
     conn = Connection(host.address, user=host.user, port=host.port, connect_timeout=15, connect_kwargs=kwargs,
                       config=config)
-    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    keys = conn.client.get_host_keys()
-    for path in known_hosts_files(host, conn):
-        if os.path.exists(path):
-            keys.load(path)
+    hop = conn
+    while isinstance(hop, Connection):
+        known = KnownHosts(known_hosts_files(host, hop), hop.client.get_host_keys())
+        hop.client.set_missing_host_key_policy(Refuse(known, host.name))
+        hop = hop.gateway
+    return conn
+
+
+def connect(host: Host) -> Connection:
+    """An open Connection to ``host`` whose key matched a known_hosts entry; a clear error otherwise."""
+    conn = connection(host)
     try:
         conn.open()
     except paramiko.BadHostKeyException as e:

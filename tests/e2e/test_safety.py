@@ -173,3 +173,22 @@ def test_trust_host_adds_a_key_only_when_the_fingerprint_matches(vps):
         vps.ok("status", "--host", "t1")
     finally:
         known.write_text(original)
+
+
+def test_trust_host_replaces_a_changed_key_so_the_next_command_works(vps, tmp_path):
+    """Before, the new key was appended after the stale one, which stayed first: the next command still said
+    CHANGED although trust-host had said "trusted"."""
+    import subprocess
+    known = Path(vps.host.known_hosts)
+    original = known.read_text()
+    pub = vps.host.dir / "ssh_host_ed25519_key.pub"
+    real = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True).stdout.split()[1]
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+        known.write_text(f"{vps.host.address} {' '.join((tmp_path / 'k.pub').read_text().split()[:2])}\n")
+        assert vps.fab("status", "--host", "t1").returncode == errors.UNREACHABLE
+        vps.ok("trust-host", "--host", "t1", "--fingerprint", real)
+        vps.ok("status", "--host", "t1")
+        assert [ln.split()[0] for ln in known.read_text().splitlines()] == [vps.host.address]
+    finally:
+        known.write_text(original)

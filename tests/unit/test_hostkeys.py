@@ -1,0 +1,64 @@
+"""known_hosts as OpenSSH reads it: stale entries replaced by trust-host, marker lines understood, revoked
+keys refused, and every ProxyJump bastion checked like the host itself (no SSH: keys made here)."""
+import paramiko
+import pytest
+
+from tasks.core import hostkeys, inventory, ssh
+from tasks.core.errors import UNREACHABLE, ToolError
+
+
+@pytest.fixture
+def keys(tmp_path):
+    import subprocess
+    out = []
+    for i in range(3):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / f"k{i}")], check=True)
+        out.append(paramiko.Ed25519Key.from_private_key_file(str(tmp_path / f"k{i}")))
+    return out
+
+
+def line(name, k):
+    return f"{name} {k.get_name()} {k.get_base64()}\n"
+
+
+def test_trust_replaces_the_stale_entry_and_keeps_everything_else(tmp_path, keys):
+    old, new, other = keys
+    path = tmp_path / "known_hosts"
+    hashed = paramiko.HostKeys.hash_host("[10.0.0.5]:2222")
+    path.write_text("# mine\n" + line("[10.0.0.5]:2222", old) + line("other.example,[10.0.0.5]:2222", old)
+                    + line(hashed, old) + line("other.example", other) + "@revoked * " + line("", other).lstrip())
+    path.chmod(0o600)
+    assert hostkeys.record(str(path), "[10.0.0.5]:2222", new) == 3
+    text = path.read_text()
+    assert text == ("# mine\n" + line("other.example", old) + line("other.example", other)
+                    + "@revoked * " + line("", other).lstrip() + line("[10.0.0.5]:2222", new))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    known = hostkeys.KnownHosts([str(path)])
+    assert known.keys.lookup("[10.0.0.5]:2222")[new.get_name()] == new
+
+
+def test_marker_lines_are_read_not_crashed_on(tmp_path, keys):
+    good, revoked, ca = keys
+    path = tmp_path / "known_hosts"
+    path.write_text(line("a.example", good) + line("b.example", revoked) + "@revoked * " + line("", revoked).lstrip()
+                    + "@cert-authority *.corp " + line("", ca).lstrip() + "garbage line here\n")
+    known = hostkeys.KnownHosts([str(path)])
+    assert known.keys.lookup("a.example") is not None
+    assert known.keys.lookup("b.example") is None, "a revoked key is never trusted, even when listed"
+    policy = hostkeys.Refuse(known, "vps1")
+    with pytest.raises(ToolError, match="marked @revoked") as e:
+        policy.missing_host_key(None, "b.example", revoked)
+    assert e.value.code == UNREACHABLE
+    with pytest.raises(ToolError, match="@cert-authority, which this tool does not support"):
+        policy.missing_host_key(None, "x.corp", paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "k0")))
+
+
+def test_a_proxyjump_bastion_is_checked_like_the_host(tmp_path, monkeypatch):
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 203.0.113.10\n  ProxyJump jump@bastion.example:2200\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    host = inventory.Host("vps1", "203.0.113.10", (), inventory.Registry("ghcr.io", "u"))
+    conn = ssh.connection(host)
+    assert conn.gateway is not None and conn.gateway.host == "bastion.example"
+    for hop in (conn, conn.gateway):
+        assert isinstance(hop.client._policy, hostkeys.Refuse), "Fabric's AutoAddPolicy must not survive"
