@@ -19,6 +19,8 @@ OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATO
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
+# Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).
+API_URL = re.compile(r"(?:https://[^\s'\"`$\\/]+|http://(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?)(?:/[^\s'\"`$\\]*)?")
 # The seed's update.sh sources the token file, so a token must not hold anything a shell would interpret.
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
 # Token shapes GitHub issues (classic, OAuth, app, fine-grained): masked wherever they appear.

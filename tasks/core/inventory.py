@@ -25,6 +25,7 @@ class Registry:
     server: str
     username: str
     logout: bool = False   # docker logout after the pulls: no credentials left in ~/.docker/config.json
+    github_api: str | None = None   # opt-in: this registry's password is a GitHub token; ask this API about it
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,12 @@ class Inventory:
         return self.hosts[name]
 
     def github_api_for(self, host: Host) -> str:
-        """Where to ask GitHub about ``host``'s token: the inventory's github_api, else api.github.com for
-        ghcr.io. Other registries' passwords are not GitHub tokens: empty means never ask."""
-        return self.github_api or (DEFAULT_GITHUB_API if host.registry.server == "ghcr.io" else "")
+        """Where to ask GitHub about ``host``'s token (every caller asks here): the registry's own github_api
+        (an explicit opt-in), else for ghcr.io the inventory's github_api or api.github.com. Any other
+        registry's password is not a GitHub token and is never sent to GitHub: empty means never ask."""
+        if host.registry.github_api:
+            return host.registry.github_api
+        return (self.github_api or DEFAULT_GITHUB_API) if host.registry.server == "ghcr.io" else ""
 
 
 def default_path() -> Path:
@@ -211,7 +215,7 @@ def load(path: Path | None = None) -> Inventory:
             host_nodes[name] = (doc, spec)
     inv = Inventory(path)
     if "github_api" in main.data:
-        inv.github_api = main.matching(("github_api",), main.data["github_api"], grammar.URL, "must be an http(s) URL")
+        inv.github_api = _api_url(main, ("github_api",), main.data["github_api"])
     for name, (doc, spec) in host_nodes.items():
         inv.hosts[name] = _host(doc, name, spec, systems, registry)
     return inv
@@ -222,13 +226,19 @@ def _registry(doc: YamlDoc, spec, at: tuple, base: Registry | None = None) -> Re
     if spec is None and base is not None:
         return None
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"server", "username", "logout"})
+    doc.only_keys(at, spec, {"server", "username", "logout", "github_api"})
     server = doc.matching(at + ("server",), spec.get("server", base and base.server), grammar.REGISTRY_SERVER,
                           "is not a host[:port]")
     username = doc.matching(at + ("username",), spec.get("username", base and base.username), grammar.REGISTRY_USER,
                             "has characters a registry does not accept")
     logout = doc.boolean(at + ("logout",), spec.get("logout", base.logout if base else False))
-    return Registry(server, username, logout)
+    api = spec.get("github_api", base.github_api if base and spec.get("server") in (None, base.server) else None)
+    return Registry(server, username, logout, api and _api_url(doc, at + ("github_api",), api))
+
+
+def _api_url(doc: YamlDoc, at: tuple, value) -> str:
+    """An https URL; plain http only to the VPS's own loopback (the token then never crosses a network)."""
+    return doc.matching(at, value, grammar.API_URL, "must be an https:// URL (http:// only to 127.0.0.1 or localhost)")
 
 
 def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[System, Registry | None]:

@@ -136,7 +136,7 @@ def github_api(vps):
         procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{vps.host.netns}", "python3", str(STANDIN),
                                        str(port), expiry, scopes]))
         inv = yaml.safe_load(vps.inventory.read_text())
-        inv["github_api"] = f"http://127.0.0.1:{port}"
+        inv["hosts"]["t1"]["registry"]["github_api"] = f"http://127.0.0.1:{port}"  # opt-in: not ghcr.io
         vps.inventory.write_text(yaml.safe_dump(inv))
         deadline = time.monotonic() + 10
         while vps.host.http(port, "/") is None and time.monotonic() < deadline:

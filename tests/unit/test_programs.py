@@ -197,11 +197,28 @@ def test_read_only_programs_take_no_lock(target):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names
 
 
-def test_github_is_asked_only_about_ghcr_tokens_unless_configured(target, tmp_path):
+def test_github_is_asked_only_about_ghcr_tokens_or_on_a_registrys_opt_in(target, tmp_path):
     inv = inventory.load(REPO / "hosts.yml")
     assert inv.github_api_for(target.host) == "https://api.github.com"
     other = replace(target.host, registry=replace(target.host.registry, server="registry.example.com"))
     assert inv.github_api_for(other) == "", "a non-GitHub registry's password must never go to api.github.com"
+    inv.github_api = "https://github.example.com/api/v3"   # GitHub Enterprise: for ghcr.io tokens only
+    assert inv.github_api_for(other) == "" and inv.github_api_for(target.host) == "https://github.example.com/api/v3"
+    opted = replace(other, registry=replace(other.registry, github_api="https://api.github.com"))
+    assert inv.github_api_for(opted) == "https://api.github.com"
+
+
+@pytest.mark.parametrize("url, ok", [("https://api.github.com", True), ("http://127.0.0.1:18443", True),
+                                     ("http://api.github.com", False), ("http://127.0.0.1.evil.example/", False),
+                                     ("https://", False), ("https://x/$(id)", False)])
+def test_a_token_is_only_ever_sent_over_https_or_to_the_vpss_loopback(tmp_path, url, ok):
+    (tmp_path / "hosts.yml").write_text(f"registry: {{server: r.example, username: u, github_api: '{url}'}}\n"
+                                        "systems: {s: {stacks: {a: {compose: c.yml}}}}\nhosts: {}\n")
+    if ok:
+        assert inventory.load(tmp_path / "hosts.yml") is not None
+    else:
+        with pytest.raises(ToolError, match=r"hosts.yml:1: .*must be an https:// URL"):
+            inventory.load(tmp_path / "hosts.yml")
 
 
 def test_every_program_is_shellcheck_clean(target):

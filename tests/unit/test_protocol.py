@@ -48,3 +48,21 @@ def test_every_remote_code_maps_to_a_tool_code_and_the_shell_uses_only_those():
     used = set().union(*(f.codes for f in library.load().functions.values()))
     assert used <= {c.shell_name for c in Code}, used - {c.shell_name for c in Code}
     assert {c.shell_name for c in Code} <= used, "a remote code no shell function uses"
+
+
+@pytest.mark.parametrize("data", [{"old": [{"project": "p"}]}, {"space": [{"need": "lots"}]},
+                                  {"old": [{"project": "p", "workdir": 1, "files": "f", "service": "s", "ref": [],
+                                            "pin": ""}]}])
+def test_an_odd_survey_is_a_clear_error_not_a_crash(data):
+    from tasks.core.programs.migrate import Survey
+    with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
+        Survey.parse(Result(data=data))
+    assert e.value.code == errors.FAILED
+
+
+def test_an_odd_status_is_a_clear_error_not_a_crash():
+    from tasks.core.programs.state import parse_status
+    with pytest.raises(ToolError, match="cannot read"):
+        parse_status(Result(data={"stack": [{"name": "ems", "containers": "{not json"}]}))
+    with pytest.raises(ToolError, match="cannot read"):
+        parse_status(Result(data={"current": [{"release": "r", "tag": "v", "pins": ["x"]}]}))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from .. import grammar
 from ..inventory import Target
 from .deploy import Intent, add_stacks
-from .protocol import Program, Result
+from .protocol import Program, Result, fields, report
 from .setup import add_hierarchy
 
 
@@ -33,19 +34,23 @@ class Survey:
     saved_pins: dict                   # pins a killed run saved before it changed anything
 
     @classmethod
+    @report
     def parse(cls, result: Result) -> Survey:
         migrated = result.one("migrated")
         space = result.one("space") or {}
         projects: dict[str, OldProject] = {}
         for d in result.all("old"):
-            proj = projects.setdefault(d["project"], OldProject(d["project"], d["workdir"], d["files"]))
-            proj.images[d["service"]] = (d["ref"], d["pin"])
+            name, workdir, files, service, ref, pin = fields(d, "project", "workdir", "files", "service", "ref", "pin")
+            proj = projects.setdefault(name, OldProject(name, workdir, files))
+            proj.images[service] = (ref, pin if grammar.PIN.fullmatch(pin) else "")
         for d in result.all("saved_old"):  # its old stacks may already be down: what runs now wins
-            projects.setdefault(d["project"], OldProject(d["project"], d["workdir"], d["files"]))
+            name, workdir, files = fields(d, "project", "workdir", "files")
+            projects.setdefault(name, OldProject(name, workdir, files))
         return cls(migrated["at"] if migrated else None, [d["reason"] for d in result.all("refuse")],
                    int(space.get("need") or 0), int(space.get("avail") or 0), list(projects.values()),
-                   {d["stack"]: d["pin"] for d in result.all("saved_pin")})
+                   {d["stack"]: d["pin"] for d in result.all("saved_pin") if grammar.PIN.fullmatch(d["pin"])})
 
+    @report
     def pins(self, target: Target) -> dict[str, str]:
         """The tag@digest each app stack ran under the old layout (matched by the repo folder its old project
         ran from), over what a killed run saved: the new stacks come up on the same images."""

@@ -10,6 +10,7 @@ fails without saying why, stops the program). It answers in lines (see sh/base.s
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -138,6 +139,27 @@ class Reader:
             r.text.setdefault(key, []).append(value)
         else:
             r.log.append(line)
+
+
+def report(parse):
+    """Marks a parser of what a host reported: a missing or mistyped field is a clear error naming the report,
+    never a crash (data read back from a host is not trusted)."""
+    @functools.wraps(parse)
+    def checked(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ToolError(f"the host sent a report the tool cannot read ({parse.__qualname__}: "
+                            f"{type(e).__name__}: {redact(str(e))[:120]})", FAILED) from None
+    return checked
+
+
+def fields(obj: dict, *keys: str) -> tuple[str, ...]:
+    """The string values of ``keys`` in one @data object (the shell's ``data`` sends only strings)."""
+    values = tuple(obj[k] for k in keys)
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{', '.join(keys)} must be strings")
+    return values
 
 
 def _json_object(key: str, value: str) -> dict:

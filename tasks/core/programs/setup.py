@@ -7,7 +7,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from ..inventory import Target
-from .protocol import Program, Result
+from .protocol import Program, Result, report
 
 
 def hierarchy(target: Target) -> list[tuple[str, str]]:
@@ -48,6 +48,7 @@ class SetupReport:
     todo: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)   # external networks the compose files declare
 
+    @report
     def add(self, result: Result, host_name: str) -> None:
         """Fold one program's report in (setup's, then the networks')."""
         for d in result.all("dir") + result.all("env") + result.all("network"):

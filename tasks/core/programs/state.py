@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .. import history
 from ..inventory import Target
 from ..ssh import Session
-from .protocol import Program, Result, execute
+from .protocol import Program, Result, execute, report
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Current:
     pins: dict = field(default_factory=dict)
 
     @classmethod
+    @report
     def parse(cls, result: Result) -> Current:
         data = result.one("current") or {}
         return cls(data.get("release") or None, data.get("tag") or None, dict(data.get("pins") or {}))
@@ -75,6 +76,7 @@ def status_program(target: Target) -> Program:
     return prog.step("show_secrets")
 
 
+@report
 def parse_status(result: Result) -> Status:
     secrets, rotated = result.one("secrets") or {"missing": "1"}, result.one("rotated")
     stacks = [StackStatus(d["name"], containers(d.get("containers", ""))) for d in result.all("stack")]
@@ -83,6 +85,7 @@ def parse_status(result: Result) -> Status:
                   rotated["at"] if rotated else None)
 
 
+@report
 def containers(raw: str) -> list[dict]:
     """compose ps --format json prints one object per line (v2.21+) or one array (older): accept both."""
     raw = raw.strip()

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
 from ..inventory import Target
 from .deploy import Intent
-from .protocol import Program, Result
+from .protocol import Program, Result, report
 
 
 def _registry_head(target: Target) -> dict:
@@ -38,6 +38,7 @@ class ApiAnswer:
     scopes: list[str]
 
     @classmethod
+    @report
     def parse(cls, result: Result) -> ApiAnswer | None:
         api = result.one("api")
         if not api or api.get("unreachable"):
@@ -64,6 +65,7 @@ class ApiAnswer:
         return facts, warnings
 
 
+@report
 def describe(result: Result, warn_days: int, now: datetime | None = None) -> str:
     """One line on a token from what token_check reported; raises ToolError for a problem or a warning."""
     now = now or datetime.now(timezone.utc)
