@@ -160,3 +160,20 @@ def test_a_damaged_previous_pin_is_not_restored(lab):
     run = deploy(lab)
     assert run.code == Code.BROKEN and "the previous pin of ems in" in run.stdout
     assert "DB_PASSWORD" not in (lab.root / "ems_system/repo/ems/.env").read_text()
+
+
+def test_a_stack_whose_env_cannot_be_written_is_left_running_and_the_rest_restored(lab):
+    """Disk full on the repo: ems's .env cannot be pinned, so ems never changed; the gate fails and only the
+    stacks that were switched are put back, so the previous release is reported back (not "look now")."""
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    env = lab.root / "ems_system/repo/ems/.env"
+    env.write_text(f"IMAGE_TAG={OLD}\nCOMPOSE_PROJECT_NAME=ems_system-ems\n" + "# padding\n" * 3000)
+    t = lab.target
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent()).text.replace(
+        "\nrun go_live\n", "\nulimit -f 16\nrun go_live\n"))  # a full disk for every write from here on
+    assert run.code == Code.ROLLED_BACK, run.stdout + run.stderr
+    assert "cannot write" in run.stdout and f"IMAGE_TAG={OLD}\n" in env.read_text()
+    assert [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose")] == \
+        ["compose -p ems_system-infra"]

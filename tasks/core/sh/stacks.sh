@@ -96,21 +96,24 @@ up() {
   return 1
 }
 
-# apply: pin and bring up every stack in order; on the first failure stop and return 1.
+# apply: pin and bring up every stack in order; on the first failure stop and return 1. SWITCHED lists the
+# stacks whose .env it changed (a stack whose .env could not be written still runs what it ran).
 apply() {
   local s
+  SWITCHED=()
   for s in "${STACKS[@]}"; do
     say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
-    pin_stack "$s" "${PINS[$s]:-}" || { say "fail $s: cannot write $(env_of "$s")"; return 1; }
+    pin_stack "$s" "${PINS[$s]:-}" || { say "fail $s: cannot write $(env_of "$s") (disk full?): it still runs what it ran"; return 1; }
+    SWITCHED+=("$s")
     up "$s" || return 1
   done
 }
 
-# restore: put back the previous good pins (from the state's current file) of every stack this release changed.
+# restore: put back the previous good pins (from the state's current file) of every stack apply switched.
 restore() {
   local s pin ok=0
   [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
-  for s in "${STACKS[@]}"; do
+  for s in "${SWITCHED[@]}"; do
     if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then continue; fi
     pin=$(current_pin "$s")
     [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
