@@ -134,6 +134,9 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise ToolError(f"{self.host.name}: the connection broke while running: {redact(str(e))}", UNREACHABLE) from None
         out.flush_rest()
+        if res.exited == -1:  # the channel closed without an exit status: the connection went away
+            raise ToolError(f"{self.host.name}: the connection broke while the program ran; the host finishes it on "
+                            "its own (and unlocks when done): see 'fab status' and 'fab releases'", UNREACHABLE)
         return res.exited, [redact(line) for line in err.getvalue().splitlines()]
 
     def close(self) -> None:

@@ -131,3 +131,12 @@ def registry_password(sandbox):
     original is put back afterwards so later tests log in with the seeded token."""
     yield lambda token: sandbox.registry.set_password(registry.USERNAME, token)
     sandbox.registry.set_password(registry.USERNAME, sandbox.registry.token)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a run that included the fault suite: its table of figures (every row must be all-yes)."""
+    from . import test_faults
+    if test_faults.RESULTS:
+        terminalreporter.section("faults: every promise after every fault")
+        for line in test_faults.summary_table():
+            terminalreporter.write_line(line)

@@ -1,0 +1,284 @@
+"""The fault suite: each fault injected into a real deploy on a sandbox VPS, then the same promises checked
+(a healthy running release, the new one or the previous good one; a history whose every line parses; no lock
+left; the stacks' .env files intact and pinned consistently; the token nowhere but its file). Marked `faults`
+(also `e2e`): `scripts/test -m faults` runs it alone, and its summary prints the table of figures."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from sandbox import proc, system
+from tasks.core import errors
+
+from .conftest import FAB, REPO
+
+pytestmark = pytest.mark.faults
+PIN = re.compile(r"IMAGE_TAG=(v[0-9.]+)@sha256:[0-9a-f]{64}")
+APPS = ("ems", "sms")
+RESULTS: list[tuple[str, dict]] = []   # (fault, {promise: kept}) for the summary table
+
+
+class Cutter:
+    """A TCP proxy on 127.0.0.1 in front of a host's sshd whose connections can be cut at once, as a dropped
+    Wi-Fi or a VPN going down would (the VPS sees its SSH channel close mid-program)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target, self.socks, self.lock = target, [], threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.socks.clear()
+
+    def close(self):
+        self.cut()
+        self.server.close()
+
+
+# -- what must hold after every fault -------------------------------------------------------------------------
+def env_lines(vps) -> dict:
+    """Each app's .env without its IMAGE_TAG line (what the operator wrote there must survive)."""
+    return {app: [ln for ln in (vps.host.root / system.SYSTEM / f"repo/servers/{app}/container/.env").read_text()
+                  .splitlines() if not ln.startswith("IMAGE_TAG=")] for app in APPS}
+
+
+def wait_unlocked(vps, timeout: float = 180) -> bool:
+    """The program on the VPS goes on after the operator's side is gone: wait until it has released the lock."""
+    deadline = time.monotonic() + timeout
+    while (vps.state / "lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not (vps.state / "lock").exists()
+
+
+def promises(vps, env_before: dict, allowed: set[str]) -> dict:
+    """Check every promise; a dict of promise -> kept (asserted by the caller, tabled by the summary)."""
+    kept = {"no lock left": wait_unlocked(vps)}
+    version = vps.version()
+    kept["healthy after"] = version in allowed and vps.host.http(8080, "/health") is not None
+    lines = (vps.state / "releases.jsonl").read_text().splitlines()
+    try:
+        [json.loads(line) for line in lines]
+        releases = vps.fab("releases", "--host", "t1", "--json")
+        running = next(r for r in json.loads(releases.stdout)[system.SYSTEM] if r["running"])
+        kept["history intact"] = releases.returncode == 0
+    except (ValueError, StopIteration):
+        kept["history intact"], running = False, None
+    pins = {app: PIN.search((vps.host.root / system.SYSTEM / f"repo/servers/{app}/container/.env").read_text())
+            for app in APPS}
+    kept["nothing lost"] = (env_lines(vps) == env_before and all(pins.values()) and running is not None
+                            and running["tag"] == version
+                            and all(running["images"][a].split("@")[0] == pins[a].group(1) for a in APPS))
+    token = vps.token
+    kept["token nowhere"] = not any(token in p.read_text(errors="replace") for p in vps.state.rglob("*") if p.is_file())
+    return kept
+
+
+def check(fault: str, vps, env_before: dict, allowed: set[str]) -> None:
+    kept = promises(vps, env_before, allowed)
+    RESULTS.append((fault, kept))
+    assert all(kept.values()), f"{fault}: {kept}"
+
+
+@pytest.fixture
+def live(vps):
+    """A VPS running v1.4.2 (the previous good release every fault may fall back to)."""
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    return vps
+
+
+def run_until(vps, args: list[str], marker: str, env: dict | None = None) -> subprocess.Popen:
+    """Start fab and return once a line containing ``marker`` was printed (a step has finished)."""
+    p = subprocess.Popen([FAB, *args], cwd=REPO, env=vps.env(env), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in p.stdout:
+        if marker in line:
+            return p
+    raise AssertionError(f"fab ended before {marker!r}: exit {p.wait()}")
+
+
+# -- the faults -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("phase, marker", [("pull", "(token from the secrets file)"),
+                                           ("up", "infra: docker compose up")])
+def test_ssh_cut_mid_deploy(live, tmp_path, phase, marker):
+    vps, before = live, env_lines(live)
+    cutter = Cutter((vps.host.address, 22))
+    try:
+        key = (vps.host.dir / "ssh_host_ed25519_key.pub").read_text().split()
+        (tmp_path / "kh").write_text(f"[127.0.0.1]:{cutter.port} {key[0]} {key[1]}\n")
+        inv = yaml.safe_load(vps.inventory.read_text())
+        inv["hosts"]["t1"].update(address="127.0.0.1", port=cutter.port, known_hosts=str(tmp_path / "kh"))
+        via = tmp_path / "via-proxy.yml"
+        via.write_text(yaml.safe_dump(inv))
+        p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], marker, {"FAB_INVENTORY": str(via)})
+        cutter.cut()
+        p.stdout.read()
+        assert p.wait(timeout=60) == errors.UNREACHABLE
+    finally:
+        cutter.close()
+    check(f"SSH cut mid-{phase}", vps, before, {"v1.4.3"})  # the VPS finished the deploy on its own
+    assert (vps.state / "releases.jsonl").read_text().count('"state":"good"') == 2
+
+
+@pytest.mark.parametrize("phase, tag, marker, allowed", [
+    ("lock", "v1.4.3", "taking the deploy lock", {"v1.4.3"}),
+    ("pull", "v1.4.3", "(token from the secrets file)", {"v1.4.3"}),
+    ("up", "v1.4.3", "postgres: docker compose up", {"v1.4.3"}),
+    ("restore", "v1.5.0", "health gate failed", {"v1.4.2"}),
+])
+def test_fab_killed_mid_deploy(live, phase, tag, marker, allowed):
+    vps, before = live, env_lines(live)
+    p = run_until(vps, ["deploy", "--host", "t1", "--tag", tag], marker)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    check(f"fab SIGKILLed at {phase}", vps, before, allowed)
+
+
+def test_registry_down(live):
+    vps, before = live, env_lines(live)
+    vps.sb.registry.stop()
+    try:
+        res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+        assert res.returncode in (errors.REMOTE_FAILED,), res.stdout + res.stderr
+    finally:
+        vps.sb.registry.start()
+    check("registry down", vps, before, {"v1.4.2"})
+
+
+def fill(vps, folder: str, free_kb: int) -> None:
+    """A small tmpfs on ``folder`` of the host (its content copied in), filled up to ``free_kb`` free."""
+    vps.host.inside(f"set -e; cd '{folder}'; tmp=$(mktemp -d); cp -a . \"$tmp\"; mount -t tmpfs -o size=512k tmpfs .;"
+                    f"cd '{folder}'; cp -a \"$tmp\"/. .; rm -rf \"$tmp\";"
+                    f"dd if=/dev/zero of=.filler bs=1k count=4096 2>/dev/null || true;"
+                    f"truncate -s -{free_kb}k .filler || rm -f .filler")
+
+
+def unfill(vps, folder: str) -> None:
+    vps.host.inside(f"set -e; tmp=$(mktemp -d); cp -a '{folder}'/. \"$tmp\"; rm -f \"$tmp\"/.filler;"
+                    f"umount '{folder}'; rm -rf '{folder}'/*; cp -a \"$tmp\"/. '{folder}'/; rm -rf \"$tmp\"")
+
+
+@pytest.mark.parametrize("where, free_kb, code, allowed", [
+    ("state", 0, errors.FAILED, {"v1.4.2"}),                  # the lock cannot be written
+    ("state", 8, errors.FAILED, {"v1.4.2"}),                  # the lock can, the history cannot
+    ("repo/servers/ems/container", 0, errors.ROLLED_BACK, {"v1.4.2"}),   # ems's .env cannot be pinned
+])
+def test_disk_full(live, where, free_kb, code, allowed):
+    vps, before = live, env_lines(live)
+    history = (vps.state / "releases.jsonl").read_text()
+    if where == "state":  # a history big enough that rewriting it needs more room than is left
+        rel = json.loads(history.splitlines()[-1])
+        old = "\n".join(json.dumps({**rel, "release": f"old{i}"}) for i in range(300)) + "\n"
+        (vps.state / "releases.jsonl").write_text(old + history)
+        history = old + history
+    folder = f"/root/{system.SYSTEM}/{where}"
+    fill(vps, folder, free_kb)
+    try:
+        res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+        inside = vps.host.inside(f"cat {folder}/releases.jsonl 2>/dev/null || true").stdout
+    finally:
+        unfill(vps, folder)
+    assert res.returncode == code, res.stdout + res.stderr
+    if where == "state":
+        assert inside == history, "a failed write must leave the history exactly as it was"
+        assert "disk full" in res.stderr
+    check(f"disk full: {where} ({free_kb} KB free)", vps, before, allowed)
+
+
+def test_dockerd_down_during_a_deploy(live):
+    """The daemon crashed: the deploy changes nothing, and once dockerd is back the release runs again."""
+    vps, before = live, env_lines(live)
+    proc.stop(vps.host.dir / "dockerd.pid", timeout=30)
+    try:
+        res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+        assert res.returncode == errors.REMOTE_FAILED, res.stdout + res.stderr
+    finally:
+        vps.host.start()
+    wait_for_version(vps)
+    check("dockerd down during a deploy", vps, before, {"v1.4.2"})
+
+
+def wait_for_version(vps, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while vps.version() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_host_reboot_after_deploy(live):
+    vps, before = live, env_lines(live)
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    vps.host.stop()
+    vps.host.start()
+    wait_for_version(vps)
+    check("host reboot after deploy", vps, before, {"v1.4.3"})
+
+
+@pytest.mark.parametrize("n", [2, 10])
+def test_concurrent_deploys(live, n):
+    vps, before = live, env_lines(live)
+    runs = [vps.spawn("deploy", "--host", "t1", "--tag", "v1.4.3", env={"FAB_OPERATOR": f"op{i}@ci"})
+            for i in range(n)]
+    outs = [(p.communicate(timeout=300)[0], p.returncode) for p in runs]
+    codes = sorted(code for _, code in outs)
+    assert codes.count(0) >= 1 and set(codes) <= {0, errors.BUSY}, outs
+    for out, code in outs:
+        if code == errors.BUSY:
+            assert re.search(r"holds the lock of ems_system: op\d+@ci since", out), out
+    check(f"{n} concurrent deploys", vps, before, {"v1.4.3"})
+
+
+def summary_table() -> list[str]:
+    """The figures: one row per fault, yes/no for each promise (every row must be all-yes)."""
+    cols = ["healthy after", "history intact", "nothing lost", "no lock left", "token nowhere"]
+    rows = {}
+    for fault, kept in RESULTS:
+        runs, ok = rows.get(fault, (0, {c: 0 for c in cols}))
+        rows[fault] = (runs + 1, {c: ok[c] + bool(kept.get(c)) for c in cols})
+    width = max([len(f) for f in rows] + [5])
+    out = [f"{'fault':<{width}}  runs  " + "  ".join(cols)]
+    for fault, (runs, ok) in rows.items():
+        out.append(f"{fault:<{width}}  {runs:>4}  " + "  ".join(
+            f"{'yes' if ok[c] == runs else 'NO':>{len(c)}}" for c in cols))
+    return out
+
