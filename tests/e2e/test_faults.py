@@ -143,20 +143,21 @@ def run_until(vps, args: list[str], marker: str, env: dict | None = None) -> sub
                                            ("up", "infra: docker compose up")])
 def test_ssh_cut_mid_deploy(live, tmp_path, phase, marker):
     vps, before = live, env_lines(live)
-    cutter = Cutter((vps.host.address, 22))
+    cutter, direct = Cutter((vps.host.address, 22)), vps.inventory.read_text()
     try:
         key = (vps.host.dir / "ssh_host_ed25519_key.pub").read_text().split()
         (tmp_path / "kh").write_text(f"[127.0.0.1]:{cutter.port} {key[0]} {key[1]}\n")
-        inv = yaml.safe_load(vps.inventory.read_text())
+        inv = yaml.safe_load(direct)
         inv["hosts"]["t1"].update(address="127.0.0.1", port=cutter.port, known_hosts=str(tmp_path / "kh"))
-        via = tmp_path / "via-proxy.yml"
-        via.write_text(yaml.safe_dump(inv))
-        p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], marker, {"FAB_INVENTORY": str(via)})
+        vps.inventory.write_text(yaml.safe_dump(inv))
+        p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], marker)
         cutter.cut()
-        p.stdout.read()
-        assert p.wait(timeout=60) == errors.UNREACHABLE
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == errors.UNREACHABLE, out
+        assert "the host finishes it on its own" in out
     finally:
         cutter.close()
+        vps.inventory.write_text(direct)
     check(f"SSH cut mid-{phase}", vps, before, {"v1.4.3"})  # the VPS finished the deploy on its own
     assert (vps.state / "releases.jsonl").read_text().count('"state":"good"') == 2
 
