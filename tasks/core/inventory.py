@@ -282,8 +282,10 @@ def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Regist
         doc.fail(at + ("systems",), f"host {name!r} needs a list of systems, e.g. systems: [ems_system]")
     chosen = []
     for i, sname in enumerate(names):
-        if sname not in systems:
+        if not isinstance(sname, str) or sname not in systems:
             doc.fail(at + ("systems", i), f"host {name!r} runs unknown system {sname!r} (known: {', '.join(sorted(systems)) or 'none'})")
+        if sname in names[:i]:
+            doc.fail(at + ("systems", i), f"host {name!r} lists system {sname!r} twice")
         chosen.append(systems[sname])
     system_registry = next((r for s, r in chosen if r), None) or default_registry
     host_registry = _registry(doc, spec.get("registry"), at + ("registry",), system_registry)

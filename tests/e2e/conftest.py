@@ -115,6 +115,22 @@ def vps(sandbox, tmp_path) -> Vps:
     return clean_vps(sandbox, HOSTS[0], tmp_path / "hosts.yml")
 
 
+@pytest.fixture
+def old_vps(sandbox, tmp_path) -> Vps:
+    """A host still on the old layout (seed 001 before section 3), its stacks running from the old paths."""
+    host = sandbox.host("t1")
+    host.reset()
+    system.seed_legacy(host.root, sandbox.registry.token)
+    host.inside(system.START_LEGACY)
+    inv = yaml.safe_load((REPO / "hosts.yml").read_text())
+    entry = sandbox.inventory_entry(host)
+    entry["legacy"] = {system.SYSTEM: system.LEGACY}
+    inv["hosts"] = {host.name: entry}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return Vps(sandbox, host, path)
+
+
 @pytest.fixture(scope="session")
 def second_host(sandbox):
     """A second sandbox VPS (its own namespaces, dockerd and sshd), for tests over several hosts."""

@@ -5,6 +5,7 @@ left; the stacks' .env files intact and pinned consistently; the token nowhere b
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -19,6 +20,7 @@ from sandbox import proc, system
 from tasks.core import errors
 
 from .conftest import FAB, REPO
+from .test_layout import new, old, remote_program_pid, tree, volume
 
 pytestmark = pytest.mark.faults
 PIN = re.compile(r"IMAGE_TAG=(v[0-9.]+)@sha256:[0-9a-f]{64}")
@@ -283,3 +285,36 @@ def summary_table() -> list[str]:
             f"{'yes' if ok[c] == runs else 'NO':>{len(c)}}" for c in cols))
     return out
 
+
+
+def new_containers_started(vps) -> bool:
+    return any(n.startswith("ems_system-") for n in vps.host.docker("ps", "--format", "{{.Names}}").stdout.split())
+
+
+@pytest.mark.parametrize("phase", ["copy", "switch"])
+def test_migration_killed_and_resumed(old_vps, phase):
+    """The program on the host dies (a crash, a reboot) in the middle of copying, or once the old stacks are
+    down and the new ones starting: the next migrate-layout takes over and finishes, nothing lost."""
+    vps = old_vps
+    uploads, vol = tree(old(vps, "uploads")), volume(vps)
+    reached = {"copy": lambda: new(vps, "ems_system/repo.migrating").exists(),
+               "switch": lambda: new_containers_started(vps)}[phase]
+    p = vps.spawn("migrate-layout", "--host", "t1", "--yes")
+    deadline = time.monotonic() + 120
+    while not reached() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = remote_program_pid(vps)
+    assert reached() and pid, f"the migration should be in its {phase} and still running"
+    os.kill(pid, signal.SIGKILL)
+    p.communicate(timeout=60)
+    res = vps.fab("migrate-layout", "--host", "t1", "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    kept = {"healthy after": vps.version() == "v1.4.2" and vps.host.http(8080, "/health") is not None,
+            "history intact": vps.fab("releases", "--host", "t1", "--json").returncode == 0,
+            "nothing lost": tree(new(vps, "ems_system/data/uploads")) == uploads and volume(vps) == vol
+            and tree(old(vps, "uploads")) == uploads,
+            "no lock left": wait_unlocked(vps),
+            "token nowhere": not any(vps.token in f.read_text(errors="replace")
+                                     for f in vps.state.rglob("*") if f.is_file())}
+    RESULTS.append((f"migration killed at {phase}", kept))
+    assert all(kept.values()), kept

@@ -8,12 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-from sandbox import system
 from tasks.core import errors
-from tests.e2e.conftest import Vps
 
 
 def tree(path: Path) -> dict:
@@ -31,21 +28,6 @@ def tree(path: Path) -> dict:
                 out[str(p.relative_to(path))] = ("file", oct(st.st_mode), st.st_size,
                                                  hashlib.sha256(p.read_bytes()).hexdigest())
     return out
-
-
-@pytest.fixture
-def old_vps(sandbox, tmp_path) -> Vps:
-    host = sandbox.host("t1")
-    host.reset()
-    system.seed_legacy(host.root, sandbox.registry.token)
-    host.inside(system.START_LEGACY)
-    inv = yaml.safe_load((Path(__file__).parents[2] / "hosts.yml").read_text())
-    entry = sandbox.inventory_entry(host)
-    entry["legacy"] = {system.SYSTEM: system.LEGACY}
-    inv["hosts"] = {host.name: entry}
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inv, sort_keys=False))
-    return Vps(sandbox, host, path)
 
 
 def old(vps, name: str) -> Path:

@@ -77,6 +77,8 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("server: ghcr.io", "server: --password-stdin"), 1, "not a host"),
     (GOOD.replace("server: ghcr.io", "server: -x.io"), 1, "not a host"),
     (GOOD + "  vps1: {address: x, systems: [ems_system]}\n", 9, "'vps1' appears twice"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system, ems_system]}"), 8, "lists system 'ems_system' twice"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [[ems_system]]}"), 8, "runs unknown system"),
     (GOOD.replace("    stacks:\n      infra: {compose: repo/servers/infra/docker-compose.prod.yml}\n"
                   "      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: \"http://127.0.0.1:8080/health\"}\n",
                   "    stacks: {}\n"), 4, "at least one stack"),
