@@ -4,11 +4,14 @@ left; the stacks' .env files intact and pinned consistently; the token nowhere b
 (also `e2e`): `scripts/test -m faults` runs it alone, and its summary prints the table of figures."""
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -16,7 +19,7 @@ import time
 import pytest
 import yaml
 
-from sandbox import proc, system
+from sandbox import proc, registry, system
 from tasks.core import errors
 
 from .conftest import FAB, REPO
@@ -32,9 +35,9 @@ class Cutter:
     """A TCP proxy on 127.0.0.1 in front of a host's sshd whose connections can be cut at once, as a dropped
     Wi-Fi or a VPN going down would (the VPS sees its SSH channel close mid-program)."""
 
-    def __init__(self, target: tuple[str, int]):
-        self.target, self.socks, self.lock = target, [], threading.Lock()
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, target: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0), delay: float = 0.0):
+        self.target, self.delay, self.socks, self.lock = target, delay, [], threading.Lock()
+        self.server = socket.create_server(listen)
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -50,10 +53,10 @@ class Cutter:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src, dst):
+    def _pump(self, src, dst):
         try:
             while data := src.recv(65536):
+                time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
@@ -178,6 +181,65 @@ def test_fab_killed_mid_deploy(live, phase, tag, marker, allowed):
     check(f"fab SIGKILLed at {phase}", vps, before, allowed)
 
 
+class Failing(http.server.BaseHTTPRequestHandler):
+    """A registry that answers 500 to everything (over TLS, with the registry's own certificate)."""
+
+    def do_GET(self):
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_POST = do_PUT = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def registry_replaced_by(sb, mode: str):
+    """The real registry stopped; in its place, on its address: a 500 for everything (``500``), or a TCP proxy
+    delaying every chunk by 0.2 s in front of the real registry moved to the next port (``slow``)."""
+    sb.registry.stop()
+    servers, real = [], None
+    try:
+        if mode == "500":
+            httpd = http.server.ThreadingHTTPServer((registry.ADDRESS, registry.PORT), Failing)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(sb.registry.dir / "server.crt", sb.registry.dir / "server.key")
+            httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+            servers.append(httpd)
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        else:
+            config = sb.registry.dir / "config-slow.yml"
+            config.write_text((sb.registry.dir / "config.yml").read_text().replace(
+                registry.SERVER, f"{registry.ADDRESS}:{registry.PORT + 1}"))
+            real = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            proc.wait_for("slow registry", lambda: proc.port_open(registry.ADDRESS, registry.PORT + 1), 20,
+                          sb.registry.log)
+            servers.append(Cutter((registry.ADDRESS, registry.PORT + 1), listen=(registry.ADDRESS, registry.PORT),
+                                  delay=0.2))
+        yield
+    finally:
+        for s in servers:
+            s.shutdown() if isinstance(s, http.server.HTTPServer) else s.close()
+            if isinstance(s, http.server.HTTPServer):
+                s.server_close()
+        if real:
+            real.terminate()
+            real.wait()
+        sb.registry.start()
+
+
+@pytest.mark.parametrize("mode, code, allowed", [("500", errors.REMOTE_FAILED, {"v1.4.2"}), ("slow", 0, {"v1.4.3"})])
+def test_registry_failing_or_slow(live, mode, code, allowed):
+    vps, before = live, env_lines(live)
+    with registry_replaced_by(vps.sb, mode):
+        res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert res.returncode == code, res.stdout + res.stderr
+    check(f"registry {'answering 500' if mode == '500' else 'slow (0.2 s per chunk)'}", vps, before, allowed)
+
+
 def test_registry_down(live):
     vps, before = live, env_lines(live)
     vps.sb.registry.stop()
@@ -240,6 +302,19 @@ def test_dockerd_down_during_a_deploy(live):
         vps.host.start()
     wait_for_version(vps)
     check("dockerd down during a deploy", vps, before, {"v1.4.2"})
+
+
+def test_dockerd_restarted_mid_up(live):
+    """dockerd restarts while the stacks come up: the deploy ends good or rolled back, and once dockerd is back
+    (restart: unless-stopped) a release runs that matches its pins and the history."""
+    vps, before = live, env_lines(live)
+    p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], "infra: docker compose up")
+    proc.stop(vps.host.dir / "dockerd.pid", timeout=30)
+    vps.host.start()
+    out = p.stdout.read()
+    assert p.wait(timeout=300) in (0, errors.ROLLED_BACK), out
+    wait_for_version(vps)
+    check("dockerd restarted mid-up", vps, before, {"v1.4.2", "v1.4.3"})
 
 
 def wait_for_version(vps, timeout: float = 60) -> None:
