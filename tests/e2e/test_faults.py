@@ -47,7 +47,11 @@ class Cutter:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
             with self.lock:
                 self.socks += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
@@ -200,6 +204,9 @@ def registry_replaced_by(sb, mode: str):
     """The real registry stopped; in its place, on its address: a 500 for everything (``500``), or a TCP proxy
     delaying every chunk by 0.2 s in front of the real registry moved to the next port (``slow``)."""
     sb.registry.stop()
+    deadline = time.monotonic() + 20
+    while proc.port_open(registry.ADDRESS, registry.PORT) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the stopped registry may hold its port a moment longer
     servers, real = [], None
     try:
         if mode == "500":

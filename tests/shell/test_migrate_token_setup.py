@@ -163,3 +163,17 @@ def test_preflight_refuses_overlapping_folders(lab):
                       {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout", "VOLUMES": [],
                        "COPIES": [f"repo\t{lab.root / 'ems_system'}\t{lab.root / 'ems_system' / 'repo'}"]})
     assert any("inside each other" in d["reason"] for d in run.result.all("refuse")), run.stdout
+
+
+def test_a_resumed_migration_does_not_refuse_its_own_verified_copy(lab):
+    """Killed after its copies were verified and its .env files re-pointed: the copy now differs from the old
+    folder, and the resumed run must take it as done (before, it refused: "already holds other content")."""
+    src, dst = lab.path / "old" / "repo", lab.root / "ems_system" / "repo2"
+    make_tree(src)
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    (dst / "ems" / ".env").write_text("UPLOADS=/root/ems_system/data/uploads/ems\n")  # re-pointed
+    (lab.state / "migration").mkdir(parents=True)
+    (lab.state / "migration" / "copied-repo").write_text("x\n")
+    run = lab.snippet("preflight", {"preflight"}, {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout",
+                                                   "VOLUMES": [], "COPIES": [f"repo\t{src}\t{dst}"]})
+    assert run.result.all("refuse") == [], run.stdout

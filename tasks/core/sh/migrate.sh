@@ -43,8 +43,10 @@ preflight() {
   fi
   for entry in "${COPIES[@]}"; do
     IFS=$'\t' read -r name src dst <<< "$entry"
+    # copied and verified by an interrupted run (its .env files may since have been re-pointed): done
+    if [ -f "$STATE/migration/copied-$name" ] && [ -d "$dst" ]; then continue; fi
     if [ ! -d "$src" ]; then
-      [ -f "$STATE/migration/copied-$name" ] || data refuse reason "the old $name folder $src is missing"
+      data refuse reason "the old $name folder $src is missing"
       continue
     fi
     need=$(( need + $(du -sb "$src" | cut -f1) ))
