@@ -10,6 +10,7 @@ from .errors import BAD_INPUT, ToolError
 
 MAX_BYTES = 1 << 20     # an inventory is a page or two; a megabyte is already absurd
 MAX_DEPTH = 16          # hosts.yml nests six levels deep at most
+MAX_NODES = 20000       # values after aliases are expanded: a real inventory has hundreds, an alias bomb billions
 PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null", "float", "map", "seq")}
 
 
@@ -22,15 +23,15 @@ class YamlDoc:
     @classmethod
     def read(cls, path: Path) -> YamlDoc:
         """Parse ``path``; every way a file can be malformed is a file:line error, never a crash or a hang:
-        aliases (a 2 KB alias bomb expands to gigabytes), tags, non-string keys, deep nesting, huge files,
-        bytes that are not UTF-8."""
+        aliases that expand beyond a budget (a 2 KB alias bomb expands to gigabytes), tags, merge and non-string
+        keys, deep nesting, huge files, bytes that are not UTF-8. Plain aliases (shared settings) are fine."""
         try:
             raw = path.read_bytes()
             if len(raw) > MAX_BYTES:
                 raise ToolError(f"{path}:1: the inventory is larger than {MAX_BYTES // 1024} KB", BAD_INPUT)
             node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
             lines: dict = {}
-            data = cls._build(path, node, (), lines, set()) if node is not None else {}
+            data = cls._build(path, node, (), lines, [MAX_NODES]) if node is not None else {}
         except UnicodeDecodeError as e:
             line = raw[:e.start].count(b"\n") + 1
             raise ToolError(f"{path}:{line}: not valid UTF-8", BAD_INPUT) from None
@@ -45,12 +46,12 @@ class YamlDoc:
         return cls(path, data, lines)
 
     @classmethod
-    def _build(cls, path, node, at, lines, seen: set):
+    def _build(cls, path, node, at, lines, budget: list[int]):
         line = node.start_mark.line + 1
-        if id(node) in seen:
-            raise ToolError(f"{path}:{line}: YAML aliases (*name) are not accepted in an inventory: write it out",
-                            BAD_INPUT)
-        seen.add(id(node))
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ToolError(f"{path}:{line}: the inventory expands to more than {MAX_NODES} values "
+                            "(YAML aliases nested into an alias bomb?)", BAD_INPUT)
         if len(at) > MAX_DEPTH:
             raise ToolError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels", BAD_INPUT)
         if node.tag not in PLAIN_TAGS:
@@ -62,14 +63,14 @@ class YamlDoc:
                 if not isinstance(knode, yaml.ScalarNode) or knode.tag not in PLAIN_TAGS:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: a key must be a plain name "
                                     "(no lists, mappings or << merges)", BAD_INPUT)
-                key = cls._build(path, knode, at + ("<key>",), {}, seen)
+                key = cls._build(path, knode, at + ("<key>",), {}, budget)
                 if key in out:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: {key!r} appears twice", BAD_INPUT)
-                out[key] = cls._build(path, vnode, at + (key,), lines, seen)
+                out[key] = cls._build(path, vnode, at + (key,), lines, budget)
                 lines[at + (key,)] = knode.start_mark.line + 1  # errors point at the key's line
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [cls._build(path, v, at + (i,), lines, seen) for i, v in enumerate(node.value)]
+            return [cls._build(path, v, at + (i,), lines, budget) for i, v in enumerate(node.value)]
         return yaml.SafeLoader(" ").construct_object(node)
 
     def fail(self, at: tuple, message: str):

@@ -142,7 +142,8 @@ def test_a_legacy_path_overlapping_its_new_location_is_refused(tmp_path, legacy,
 
 @pytest.mark.parametrize("text, line, phrase", [
     ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n", 1, "aliases"),
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n", 1, "alias bomb"),
     (GOOD + "  v2: !!python/object/apply:os.system ['id']\n", 9, "YAML tag"),
     (GOOD.replace("hosts:\n", "base: &b {address: x}\nhosts:\n") + "  v2: {<<: *b, systems: [ems_system]}\n", 10,
      "a key must be a plain name"),
@@ -160,3 +161,11 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path):
     path = tmp_path / "hosts.yml"
     path.write_bytes(GOOD.encode() + b"  v2: {address: \xff}\n")
     assert error_of(path).startswith(f"{path}:9: not valid UTF-8")
+
+
+def test_plain_aliases_for_shared_settings_are_fine(tmp_path):
+    text = GOOD + \
+        "  vps2: {address: 203.0.113.11, systems: [ems_system], identity: &key ~/.ssh/deploy}\n" \
+        "  vps3: {address: 203.0.113.12, systems: [ems_system], identity: *key}\n"
+    inv = inventory.load(write(tmp_path, text))
+    assert inv.host("vps3").identity == inv.host("vps2").identity
