@@ -1,7 +1,7 @@
 """fab deploy: pull the tagged images, bring the stacks up in order, health-gate, record the release."""
 from __future__ import annotations
 
-from .core.cli import command, new_release_id, operator, release, select, split_list
+from .core.cli import command, new_release_id, operator, run_release, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_tag
 from .core.programs.deploy import Intent, deploy_program
@@ -24,7 +24,7 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
             intent = Intent("deploy", new_release_id(), tag or target.system.tag or _running_tag(session, target),
                             by, origin)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host))
-            result = release(session, target, intent, program)
+            result = run_release(session, target, intent, program)
             warning = result and deploy_warning(result)
             if warning:
                 console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")

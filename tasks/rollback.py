@@ -3,7 +3,7 @@ have been pushed again since)."""
 from __future__ import annotations
 
 from .core import history
-from .core.cli import command, new_release_id, operator, release, select
+from .core.cli import command, new_release_id, operator, run_release, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_tag
 from .core.programs.deploy import Intent, deploy_program
@@ -25,7 +25,7 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False):
             tag, pins = _target(state, to, force, target.label)
             stacks = [s for s in target.system.stacks if not s.image or pins is None or s.name in pins]
             intent = Intent("rollback", new_release_id(), tag, by, origin, pins, state.history_sha)
-            release(None if dry_run else session, target, intent, deploy_program(target, stacks, intent))
+            run_release(None if dry_run else session, target, intent, deploy_program(target, stacks, intent))
 
 
 def _target(state: State, to, force, label) -> tuple[str, dict | None]:

@@ -127,7 +127,7 @@ def print_program(target: Target, program: Program, tail: str = "") -> None:
     show_program(target.label, f"{h.user}@{h.address}:{h.port}", program.text + tail)
 
 
-def release(session: Session | None, target: Target, intent: Intent, program: Program) -> Result | None:
+def run_release(session: Session | None, target: Target, intent: Intent, program: Program) -> Result | None:
     """Run a deploy, rollback or migration program with its steps shown, and say the outcome; with no
     session (--dry-run) print it instead."""
     if session is None:

@@ -82,8 +82,7 @@ def assemble(name: str, head: list[str], calls: set[str], body: list[str]) -> st
     codes = " ".join(f"{c.shell_name}={c.value}" for c in Code if c.shell_name in used)
     text = lib.code(functions)
     constants = [assign(k, v) for k, v in CONSTANTS.items() if f"${{{k}}}" in text or f"${k}" in text]
-    parts = [lib.prelude, codes, *constants, *head, text, *body,
-             "exit 0"]
+    parts = [lib.prelude, codes, *constants, *head, text, *body, "exit 0"]
     return "{\n# " + name + "\n" + "\n".join(p for p in parts if p) + "\n}\n"
 
 
