@@ -3,26 +3,31 @@ from __future__ import annotations
 
 from .core.cli import command, new_release_id, operator, run_release, select, split_list
 from .core.errors import BAD_INPUT, ToolError
-from .core.grammar import check_tag
-from .core.programs.deploy import Intent, deploy_program
-from .core.programs.state import read_state
+from .core.grammar import check_tags, pin_tag
+from .core.inventory import Stack, Target
+from .core.programs.deploy import Intent, deploy_program, label
+from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
 
 
-@command({"tag": "release tag to deploy (default: the system's tag: in hosts.yml, else the tag running now, re-pulled)",
+@command({"tag": "what to deploy: TAG for every image stack, or stack=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
+                 "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each stack's "
+                 "running tag, pulled again)",
           "stack": "only these stacks (comma-separated), in their configured order"})
 def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
-    if tag is not None:
-        check_tag(tag)
+    choice = check_tags(tag) if tag is not None else None
     with select(host, system) as sel:
         plans = [(t, t.system.selected(split_list(stack))) for t in sel.targets]  # every name checked first
+        for target, stacks in plans:
+            _check_named(choice, target, stacks)
         by, origin = operator()
         for target, stacks in plans:
             session = None if dry_run else sel.session(target)
-            intent = Intent("deploy", new_release_id(), tag or target.system.tag or _running_tag(session, target),
-                            by, origin)
+            apps = [s.name for s in stacks if s.image]
+            tags, pins = _versions(choice or target.system.tag, session, target, apps)
+            intent = Intent("deploy", new_release_id(), label(tags, pins), by, origin, pins=pins, tags=tags)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host))
             result = run_release(session, target, intent, program)
             warning = result and deploy_warning(result)
@@ -30,12 +35,34 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
                 console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
 
 
-def _running_tag(session, target) -> str:
-    """Without --tag and no tag: in the inventory, re-deploy what runs now (a re-pushed tag is picked up)."""
+def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
+    """stack=tag pairs name image stacks of this deploy (refused before anything connects)."""
+    if isinstance(choice, dict):
+        apps = [s.name for s in stacks if s.image]
+        unknown = [name for name in choice if name not in apps]
+        if unknown:
+            raise ToolError(f"--tag names {', '.join(unknown)}, not an image stack of this deploy of {target.label} "
+                            f"(image stacks: {', '.join(apps) or 'none'})", BAD_INPUT)
+
+
+def _versions(choice, session, target: Target, apps: list[str]) -> tuple[dict, dict]:
+    """What each image stack runs after this deploy: the tags to pull, and the pins kept exactly as they run.
+    One tag: every stack pulls it. stack=tag pairs: those pull, the others keep what runs. Nothing: each stack
+    pulls the tag it runs again (a re-pushed tag is picked up), never another stack's."""
+    if isinstance(choice, str):
+        return {s: choice for s in apps}, {}
+    choice = choice or {}
+    rest = [s for s in apps if s not in choice]
+    if not rest:
+        return dict(choice), {}
     if session is None:
-        raise ToolError("--dry-run needs --tag (or tag: in hosts.yml): otherwise the tag is read from the host",
-                        BAD_INPUT)
-    tag = read_state(session, target).current.tag
-    if not tag:
-        raise ToolError(f"nothing is deployed on {target.label} yet: say which release with --tag", BAD_INPUT)
-    return check_tag(tag)
+        raise ToolError("--dry-run needs a tag for every image stack (--tag TAG, stack=TAG pairs, or tag: in "
+                        "hosts.yml): otherwise what runs is read from the host", BAD_INPUT)
+    running = read_current(session, target).pins
+    missing = [s for s in rest if s not in running]
+    if missing:
+        raise ToolError(f"nothing is deployed for {', '.join(missing)} on {target.label} yet: say which release "
+                        "with --tag", BAD_INPUT)
+    if choice:
+        return dict(choice), {s: running[s] for s in rest}
+    return {s: pin_tag(running[s]) for s in rest}, {}

@@ -28,13 +28,13 @@ def releases(c, host=None, system=None, json=False):
 
 def _table(label: str, rows: list[dict]) -> None:
     table = Table(title=f"{safe(label)} releases", title_justify="left")
-    for col in ("", "release", "tag", "action", "state", "started", "by", "images"):
+    for col in ("", "release", "tag", "action", "state", "started", "by", "stacks (tag, digest)"):
         table.add_column(col)
     for r in rows:
-        digests = " ".join(sorted({v.split("@")[-1][7:19] for v in r["images"].values()}))
+        pins = " ".join(f"{s} {p.split('@')[0]} ({p.split('@')[-1][7:19]})" for s, p in sorted(r["images"].items()))
         style = {"good": "green", "failed": "red"}.get(r["state"], "yellow")
         table.add_row("▶" if r["running"] else "", safe(r["release"]), safe(r["tag"]), safe(r["action"]),
-                      f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), digests)
+                      f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), safe(pins))
     console.print(table)
     if not rows:
         console.print("  no releases recorded yet")

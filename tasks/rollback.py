@@ -5,18 +5,18 @@ from __future__ import annotations
 from .core import history
 from .core.cli import command, new_release_id, operator, run_release, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.grammar import check_tag
+from .core.grammar import check_label
 from .core.programs.deploy import Intent, deploy_program
 from .core.programs.state import State, read_state
 
 
-@command({"to": "release tag from the history (default: the previous good release)",
+@command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
           "force": "allow a tag that is not in the history (pulled by tag from the registry)",
           "dry-run": "read the history, print the exact remote program and change nothing"})
 def rollback(c, host=None, to=None, system=None, force=False, dry_run=False):
     """Roll back to a recorded release (no --to: the previous good one), restoring its exact image digests."""
     if to is not None:
-        check_tag(to)
+        check_label(to)
     with select(host, system) as sel:
         by, origin = operator()
         for target in sel.targets:

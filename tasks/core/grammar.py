@@ -13,6 +13,8 @@ PIN = re.compile(TAG.pattern + "@" + DIGEST.pattern)           # tag@digest: wha
 RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 WORD = re.compile(r"[a-z][a-z-]{0,31}")                          # a release's state: deploying, good, failed
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, stack, volume: becomes a path
+# A release's label: its one tag, or stack=tag pairs when its stacks run different versions.
+LABEL = re.compile(rf"{TAG.pattern}|{SAFE_NAME.pattern}={TAG.pattern}(?:,{SAFE_NAME.pattern}={TAG.pattern})*")
 IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 REGISTRY_SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")  # host[:port], never an option
 OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATOR: printable, one line
@@ -33,6 +35,32 @@ def check_tag(tag: str) -> str:
         raise ToolError(f"{tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
                         "not starting with . or -)", BAD_INPUT)
     return tag
+
+
+def check_tags(value: str) -> str | dict[str, str]:
+    """--tag: one tag for every image stack, or ``stack=tag`` pairs, comma-separated, for some of them."""
+    if "=" not in value:
+        return check_tag(value)
+    tags: dict[str, str] = {}
+    for part in value.split(","):
+        stack, _, tag = part.partition("=")
+        if not SAFE_NAME.fullmatch(stack) or stack in tags:
+            raise ToolError(f"--tag {value!r}: {stack!r} is not a stack name, or comes twice (use stack=tag,stack=tag)",
+                            BAD_INPUT)
+        tags[stack] = check_tag(tag)
+    return tags
+
+
+def check_label(label: str) -> str:
+    """A release label (rollback --to): a tag, or stack=tag pairs as `fab releases` shows them."""
+    if not isinstance(label, str) or not LABEL.fullmatch(label):
+        raise ToolError(f"{label!r} is not a release tag (a tag, or stack=tag pairs as 'fab releases' shows)", BAD_INPUT)
+    return label
+
+
+def pin_tag(pin: str) -> str:
+    """The tag of a ``tag@digest`` pin."""
+    return pin.split("@", 1)[0]
 
 
 def check_token(token: str) -> str:

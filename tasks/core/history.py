@@ -63,7 +63,7 @@ def _record(rec: dict) -> dict:
     out = {k: rec.get(k, "") for k in ("release", "state", "at", "tag", "action", "by", "from")}
     if not all(isinstance(v, str) for v in out.values()) or not out["release"] or not out["state"] or not out["at"]:
         raise TypeError
-    if not (grammar.TAG.fullmatch(out["tag"]) and grammar.WORD.fullmatch(out["state"])
+    if not (grammar.LABEL.fullmatch(out["tag"]) and grammar.WORD.fullmatch(out["state"])
             and grammar.RELEASE_ID.fullmatch(out["release"])):
         raise ValueError
     pins = rec.get("images") or {}

@@ -116,3 +116,23 @@ def test_status_shows_release_containers_and_health(vps):
     for stack in ("infra", "postgres", "ems", "sms"):
         assert stack in out
     assert out.count("healthy") >= 4
+
+
+def test_each_app_keeps_its_own_version(vps):
+    """EMS and SMS are released separately: --tag sms=... moves only sms, and a plain deploy re-deploys each
+    app's own version (before, it moved ems to the version sms had been given)."""
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    ems_before = vps.running()["images"]["ems"]
+    vps.ok("deploy", "--host", "t1", "--tag", "sms=v1.4.2")
+    rel = vps.running()
+    assert rel["tag"] == "ems=v1.4.3,sms=v1.4.2" and rel["images"]["ems"] == ems_before
+    assert rel["images"]["sms"].startswith("v1.4.2@sha256:") and vps.version() == "v1.4.3"
+    vps.ok("deploy", "--host", "t1")
+    rel = vps.running()
+    assert rel["images"]["ems"] == ems_before and rel["images"]["sms"].startswith("v1.4.2@sha256:")
+    assert vps.version() == "v1.4.3"
+    assert "ems=v1.4.3,sms=v1.4.2" in vps.ok("status", "--host", "t1").stdout
+    res = vps.fab("deploy", "--host", "t1", "--tag", "web=v1.4.3")
+    assert res.returncode == errors.BAD_INPUT and "not an image stack" in res.stderr
+    vps.ok("rollback", "--host", "t1", "--to", "v1.4.3")
+    assert all(p.startswith("v1.4.3@") for p in vps.running()["images"].values())

@@ -12,7 +12,8 @@ OLD = "v1.4.2@sha256:" + "2" * 64
 
 
 def intent(**kw):
-    return Intent(**{**dict(action="deploy", release="r1", tag="v1.4.3", by="ana@laptop", origin="laptop"), **kw})
+    return Intent(**{**dict(action="deploy", release="r1", tag="v1.4.3", by="ana@laptop", origin="laptop",
+                            tags={"ems": "v1.4.3", "sms": "v1.4.3"}), **kw})
 
 
 def deploy(lab, **kw):
@@ -114,7 +115,7 @@ def test_an_up_to_date_pull_still_yields_the_digest(lab):
 def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
     t = lab.target
     lab.answer("docker", "image inspect *", code=1)
-    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", tag="v1.4.2",
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", tag="v1.4.2", tags=None,
                                                                   pins={"ems": OLD, "sms": OLD})))
     assert run.code == 0, run.stdout
     pulls = [c for c in lab.commands("docker") if c.startswith("pull")]
@@ -124,7 +125,8 @@ def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
 
 def test_a_changed_history_refuses_the_rollback(lab):
     t = lab.target
-    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", pins={}, history_sha="0" * 64)))
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", pins={}, tags=None,
+                                                                  history_sha="0" * 64)))
     assert run.code == Code.CONFLICT and "changed since it was read" in run.error
     assert lab.commands("docker") == [] and not (lab.state / "lock").exists()
 
@@ -176,3 +178,15 @@ def test_a_stack_whose_env_cannot_be_written_is_left_running_and_the_rest_restor
     assert "cannot write" in run.stdout and f"IMAGE_TAG={OLD}\n" in env.read_text()
     assert [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose")] == \
         ["compose -p ems_system-infra"]
+
+
+def test_a_stack_kept_as_it_runs_is_not_pulled(lab):
+    """--tag ems=v1.4.3: ems pulls its tag; sms keeps exactly its running digest (present: nothing pulled)."""
+    pulls_answer(lab)
+    t = lab.target
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(tag="ems=v1.4.3,sms=v1.4.2",
+                                                                  tags={"ems": "v1.4.3"}, pins={"sms": OLD})))
+    assert run.code == 0, run.stdout + run.stderr
+    assert [c for c in lab.commands("docker") if c.startswith("pull")] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3"]
+    assert f"IMAGE_TAG={OLD}\n" in (lab.root / "ems_system/repo/sms/.env").read_text()
+    assert (lab.state / "current").read_text().startswith("release r1\ntag ems=v1.4.3,sms=v1.4.2\n")

@@ -30,7 +30,8 @@ def target():
 
 
 def intent(**kw):
-    base = dict(action="deploy", release="20261123T000000Z-abcd", tag="v1.4.3", by="ana@laptop", origin="laptop")
+    base = dict(action="deploy", release="20261123T000000Z-abcd", tag="v1.4.3", by="ana@laptop", origin="laptop",
+                tags={"ems": "v1.4.3", "sms": "v1.4.3"})
     return Intent(**{**base, **kw})
 
 
@@ -43,7 +44,7 @@ def every_program(target) -> list[Program]:
     stacks = list(target.system.stacks)
     return [deploy_program(target, stacks, intent(), "https://api.github.com"),
             deploy_program(logout, stacks, intent()),
-            deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, history_sha="f" * 64)),
+            deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, tags=None, history_sha="f" * 64)),
             read_state_program(target), status_program(target), unlock_program(target),
             rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
             setup_program(target), networks_program(target, ["ems_net"]),
@@ -97,7 +98,8 @@ def test_deploy_program_steps_are_pinned(target):
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
         ("begin",), ("lock_take",), ("check_history",), ("check_secrets",), ("registry_login",),
-        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", ""), ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", ""),
+        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
+        ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
         ("record", "deploying"),
         ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", "", 120, ""),
         ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml", "ems_system-postgres", "",
@@ -113,9 +115,10 @@ def test_deploy_program_steps_are_pinned(target):
 
 def test_rollback_program_restores_recorded_digests(target):
     program = deploy_program(target, list(target.system.stacks),
-                             intent(action="rollback", tag="v1.4.2", pins={"ems": PIN}, history_sha="f" * 64))
-    assert ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", PIN) in program.steps
-    assert f"\nrun fetch ems ghcr.io/edumigsoft/ems_server {PIN}\n" in program.text
+                             intent(action="rollback", tag="v1.4.2", pins={"ems": PIN}, tags=None,
+                                    history_sha="f" * 64))
+    assert ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "", PIN) in program.steps
+    assert f"\nrun fetch ems ghcr.io/edumigsoft/ems_server '' {PIN}\n" in program.text
     assert "\nEXPECT_HISTORY=" + "f" * 64 + "\n" in program.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .. import grammar
 from ..inventory import Stack, Target
 from .protocol import Program
 
@@ -17,8 +18,9 @@ class Intent:
     tag: str
     by: str
     origin: str
-    pins: dict | None = None    # rollback: stack -> tag@digest to restore; deploy: None (pull the tag)
+    pins: dict | None = None    # stack -> tag@digest to run (a rollback's, or the stacks a deploy keeps as they run)
     history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
+    tags: dict | None = None    # stack -> tag to pull now (a deploy)
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -29,6 +31,16 @@ class Intent:
         """The program variables every recording program uses."""
         return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
                 "META": self.meta()}
+
+
+def label(tags: dict[str, str], pins: dict[str, str]) -> str:
+    """A release's label: its one tag when every image stack it pulls or keeps has the same, else stack=tag
+    pairs (sorted): what history, status and rollback --to call it."""
+    versions = {**{s: grammar.pin_tag(p) for s, p in pins.items()}, **tags}
+    distinct = set(versions.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return ",".join(f"{s}={t}" for s, t in sorted(versions.items()))
 
 
 def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
@@ -50,7 +62,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step(step)
     for s in stacks:
         if s.image:
-            prog.step("fetch", s.name, target.image_repo(s), (intent.pins or {}).get(s.name, ""))
+            prog.step("fetch", s.name, target.image_repo(s), (intent.tags or {}).get(s.name, ""),
+                      (intent.pins or {}).get(s.name, ""))
     if registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
         for s in stacks:
             if not s.image:

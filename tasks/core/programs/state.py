@@ -52,6 +52,12 @@ def read_state(session: Session, target: Target) -> State:
                  (res.one("history") or {}).get("sha256", ""), lock_holder(res))
 
 
+def read_current(session: Session, target: Target) -> Current:
+    """The running release and its pins (without the history)."""
+    prog = Program("read-current", {"STATE": target.state_dir}).step("show_current")
+    return Current.parse(execute(session, prog, target.label, quiet=True))
+
+
 @dataclass
 class StackStatus:
     name: str

@@ -2,7 +2,7 @@
 # Images and stacks: pull by tag or by recorded digest, pin the release in each stack's .env, bring the stacks
 # up in order behind the health gate, and put the previous good release back when the gate fails.
 # Globals: PINS (stack -> tag@digest of this release), STACKS (declared order), SPEC_* (each stack's settings).
-# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG, RELEASE, STATE, PIN_RE and R_* come from the program's head
+# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG (the release's label), RELEASE, STATE, PIN_RE and R_* come from the program's head
 
 # valid_pin VALUE: VALUE is tag@sha256:digest (PIN_RE, the tool's own grammar, comes with the program). Every
 # pin that reaches PINS or a .env is checked: one read back from a file may be damaged.
@@ -16,18 +16,19 @@ use_pin() {
   data pin stack "$1" pin "$2"
 }
 
-# digest_of_pull REPO: the digest a `docker pull` reported (stdin), else the one the image store knows for REPO.
+# digest_of_pull REPO TAG: the digest a `docker pull` reported (stdin), else the one the image store knows.
 digest_of_pull() {
   local digest
   digest=$(sed -n 's/^Digest: \(sha256:[0-9a-f]\{64\}\)$/\1/p' | tail -n 1)
-  [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1:$TAG" \
+  [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1:$2" \
     | sed -n "s|^$1@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n 1)
   [ -n "$digest" ] && printf '%s\n' "$digest"
 }
 
-# fetch STACK REPO [PIN]: make the image present; a deploy pulls the tag, a rollback the recorded digest.
+# fetch STACK REPO TAG PIN: make the stack's image present. With a TAG, pull it (a re-pushed tag is picked up)
+# and pin the digest it has now; with a PIN (a rollback, or a stack this deploy keeps), the recorded digest.
 fetch() {
-  local stack=$1 repo=$2 pin=$3 out digest
+  local stack=$1 repo=$2 tag=$3 pin=$4 out digest
   if [ -n "$pin" ]; then
     say "step pull $stack: $repo@${pin#*@} (recorded digest of ${pin%@*})"
     if ! docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1; then
@@ -35,10 +36,10 @@ fetch() {
     fi
     use_pin "$stack" "$pin"
   else
-    say "step pull $stack: $repo:$TAG"
-    out=$(docker pull "$repo:$TAG" 2>&1) || die "$R_PULL" "pull of $repo:$TAG failed: $(printf '%s' "$out" | tail -n 1)"
-    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo") || die "$R_PULL" "no digest for $repo:$TAG after the pull"
-    use_pin "$stack" "$TAG@$digest"
+    say "step pull $stack: $repo:$tag"
+    out=$(docker pull "$repo:$tag" 2>&1) || die "$R_PULL" "pull of $repo:$tag failed: $(printf '%s' "$out" | tail -n 1)"
+    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo" "$tag") || die "$R_PULL" "no digest for $repo:$tag after the pull"
+    use_pin "$stack" "$tag@$digest"
   fi
 }
 

@@ -1,0 +1,69 @@
+"""Versions per app: --tag for all or stack=tag for some, a release's label, and what a plain deploy
+re-deploys (each stack its own tag, never another stack's). No SSH: what runs is given."""
+import pytest
+
+from tasks import deploy as deploy_task
+from tasks.core import history, inventory
+from tasks.core.errors import BAD_INPUT, ToolError
+from tasks.core.grammar import check_label, check_tags
+from tasks.core.programs.deploy import label
+from tasks.core.programs.state import Current
+
+from .test_programs import REPO
+
+E2, S1 = "v2.0.1@sha256:" + "e" * 64, "v1.4.3@sha256:" + "5" * 64
+
+
+@pytest.fixture
+def target():
+    return inventory.load(REPO / "hosts.yml").host("vps1").targets()[0]
+
+
+def test_one_tag_or_stack_tag_pairs():
+    assert check_tags("v1.4.3") == "v1.4.3"
+    assert check_tags("ems=v2.0.1,sms=v1.4.3") == {"ems": "v2.0.1", "sms": "v1.4.3"}
+
+
+@pytest.mark.parametrize("bad", ["ems=", "=v1", "ems=v1,ems=v2", "ems=v1;rm -rf /", "a b=v1", "ems=v1,", "../x=v1"])
+def test_bad_tag_choices_are_refused(bad):
+    with pytest.raises(ToolError) as e:
+        check_tags(bad)
+    assert e.value.code == BAD_INPUT
+
+
+def test_a_release_is_labelled_by_its_one_tag_or_by_each_stacks():
+    assert label({"ems": "v1.4.3", "sms": "v1.4.3"}, {}) == "v1.4.3"
+    assert label({"ems": "v2.0.1"}, {"sms": S1}) == "ems=v2.0.1,sms=v1.4.3"
+    assert check_label("ems=v2.0.1,sms=v1.4.3") and check_label("v1.4.3")
+    rec = ('{"release":"r1","tag":"ems=v2.0.1,sms=v1.4.3","action":"deploy","by":"a","from":"b","state":"good",'
+           '"at":"2026-11-26T00:00:00Z","images":{}}')
+    assert history.parse(rec)[0].tag == "ems=v2.0.1,sms=v1.4.3"
+
+
+def running(monkeypatch, pins):
+    monkeypatch.setattr(deploy_task, "read_current", lambda session, target: Current("r0", "x", dict(pins)))
+
+
+def test_a_plain_deploy_pulls_each_stacks_own_tag_again(monkeypatch, target):
+    """The bug: after `--tag v1 --stack sms`, a plain deploy moved ems from v2 to v1 (one tag per system)."""
+    running(monkeypatch, {"ems": E2, "sms": S1})
+    assert deploy_task._versions(None, object(), target, ["ems", "sms"]) == ({"ems": "v2.0.1", "sms": "v1.4.3"}, {})
+
+
+def test_stack_tag_pairs_pull_those_and_keep_the_others_exactly(monkeypatch, target):
+    running(monkeypatch, {"ems": E2, "sms": S1})
+    assert deploy_task._versions({"sms": "v1.5.0"}, object(), target, ["ems", "sms"]) == ({"sms": "v1.5.0"}, {"ems": E2})
+    assert deploy_task._versions("v3", None, target, ["ems", "sms"]) == ({"ems": "v3", "sms": "v3"}, {})
+
+
+def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
+    with pytest.raises(ToolError, match="--dry-run needs a tag for every image stack"):
+        deploy_task._versions({"sms": "v1"}, None, target, ["ems", "sms"])
+    running(monkeypatch, {"sms": S1})
+    with pytest.raises(ToolError, match="nothing is deployed for ems"):
+        deploy_task._versions(None, object(), target, ["ems", "sms"])
+    with pytest.raises(ToolError, match="--tag names web, not an image stack") as e:
+        deploy_task._check_named({"web": "v1"}, target, list(target.system.stacks))
+    assert e.value.code == BAD_INPUT
+    with pytest.raises(ToolError, match="--tag names infra"):  # a stack the tool does not pin
+        deploy_task._check_named({"infra": "v1"}, target, list(target.system.stacks))
