@@ -14,8 +14,9 @@ from .core.ui import console, safe
 @command({"tag": "what to deploy: TAG for every image stack, or stack=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
                  "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each stack's "
                  "running tag, pulled again)",
-          "stack": "only these stacks (comma-separated), in their configured order"})
-def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
+          "stack": "only these stacks (comma-separated), in their configured order",
+          "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example"})
+def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow_placeholders=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
     choice = check_tags(tag) if tag is not None else None
     with select(host, system) as sel:
@@ -28,7 +29,8 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False):
             apps = [s.name for s in stacks if s.image]
             tags, pins = _versions(choice or target.system.tag, session, target, apps)
             intent = Intent("deploy", new_release_id(), label(tags, pins), by, origin, pins=pins, tags=tags)
-            program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host))
+            program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
+                                     allow_placeholders)
             result = run_release(session, target, intent, program)
             warning = result and deploy_warning(result)
             if warning:

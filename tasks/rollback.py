@@ -12,8 +12,9 @@ from .core.programs.state import State, read_state
 
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
           "force": "allow a tag that is not in the history (pulled by tag from the registry)",
-          "dry-run": "read the history, print the exact remote program and change nothing"})
-def rollback(c, host=None, to=None, system=None, force=False, dry_run=False):
+          "dry-run": "read the history, print the exact remote program and change nothing",
+          "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example"})
+def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, allow_placeholders=False):
     """Roll back to a recorded release (no --to: the previous good one), restoring its exact image digests."""
     if to is not None:
         check_label(to)
@@ -25,7 +26,8 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False):
             tag, pins = _target(state, to, force, target.label)
             stacks = [s for s in target.system.stacks if not s.image or pins is None or s.name in pins]
             intent = Intent("rollback", new_release_id(), tag, by, origin, pins, state.history_sha)
-            run_release(None if dry_run else session, target, intent, deploy_program(target, stacks, intent))
+            program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders)
+            run_release(None if dry_run else session, target, intent, program)
 
 
 def _target(state: State, to, force, label) -> tuple[str, dict | None]:

@@ -192,3 +192,15 @@ def test_trust_host_replaces_a_changed_key_so_the_next_command_works(vps, tmp_pa
         assert [ln.split()[0] for ln in known.read_text().splitlines()] == [vps.host.address]
     finally:
         known.write_text(original)
+
+
+def test_a_placeholder_left_in_an_env_refuses_the_deploy_and_changes_nothing(deployed):
+    """seed 001's .env_example says JWT_KEY=change-me: deployed as is, it would be the real key."""
+    vps = deployed
+    env = vps.host.root / "ems_system/repo/servers/ems/container/.env"
+    env.write_text(env.read_text().replace("JWT_KEY=sandbox-ems", "JWT_KEY=change-me"))
+    before = vps.snapshot()
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert_unchanged(vps, before, res, errors.BAD_INPUT, "still placeholders from .env_example: ems:JWT_KEY")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2", "--allow-placeholders")
+    assert vps.version() == "v1.4.2"

@@ -190,3 +190,19 @@ def test_a_stack_kept_as_it_runs_is_not_pulled(lab):
     assert [c for c in lab.commands("docker") if c.startswith("pull")] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3"]
     assert f"IMAGE_TAG={OLD}\n" in (lab.root / "ems_system/repo/sms/.env").read_text()
     assert (lab.state / "current").read_text().startswith("release r1\ntag ems=v1.4.3,sms=v1.4.2\n")
+
+
+def test_placeholders_left_from_env_example_refuse_the_deploy_before_anything_changes(lab):
+    """seed 001's change-me passwords would go into PostgreSQL for good: refused, keys named, values kept on the
+    host; a key the example leaves empty, or one that was filled in, is fine."""
+    ems = lab.root / "ems_system/repo/ems"
+    (ems / ".env_example").write_text("DB_PASSWORD=change-me\nJWT_KEY='<your key>'\nOPTIONAL=\nPORT=8080\n")
+    (ems / ".env").write_text("DB_PASSWORD=change-me\nJWT_KEY='s3cr3t-filled'\nOPTIONAL=\nPORT=8080\n")
+    pulls_answer(lab)
+    run = deploy(lab)
+    assert run.code == Code.REFUSED and "still placeholders from .env_example: ems:DB_PASSWORD:" in run.error
+    assert "JWT_KEY" not in run.error and "OPTIONAL" not in run.error and "s3cr3t" not in run.stdout
+    assert lab.commands("docker") == [] and not (lab.state / "releases.jsonl").exists()
+    t = lab.target
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(), allow_placeholders=True))
+    assert run.code == 0, run.stdout

@@ -97,19 +97,20 @@ def test_deploy_program_steps_are_pinned(target):
     program = deploy_program(target, list(target.system.stacks), intent())
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
-        ("begin",), ("lock_take",), ("check_history",), ("check_secrets",), ("registry_login",),
-        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
-        ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
-        ("record", "deploying"),
+        ("begin",), ("lock_take",), ("check_history",), ("check_secrets",),
         ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", "", 120, ""),
         ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml", "ems_system-postgres", "",
          120, ""),
         ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", "ems_system-ems", "IMAGE_TAG", 120,
          "http://127.0.0.1:8080/health"),
         ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", "IMAGE_TAG", 120, ""),
-        ("go_live",)]
-    assert program.text.endswith("run add_stack sms /root/ems_system/repo/servers/sms/container/docker-compose.prod.yml"
-                                 " ems_system-sms IMAGE_TAG 120 ''\nrun go_live\nexit 0\n}\n")
+        ("check_placeholders",), ("registry_login",),
+        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
+        ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
+        ("record", "deploying"), ("go_live",)]
+    assert "check_placeholders" not in deploy_program(target, [], intent(), allow_placeholders=True).step_names
+    assert program.text.endswith("run fetch sms ghcr.io/edumigsoft/sms_server v1.4.3 ''\nrun record deploying\n"
+                                 "run go_live\nexit 0\n}\n")
     assert program.text.startswith("{\n# deploy v1.4.3 on vps1/ems_system\n")
 
 

@@ -51,15 +51,20 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     return prog
 
 
-def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "") -> Program:
+def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
+                   allow_placeholders: bool = False) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``."""
     registry = target.host.registry
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
         "STATE": target.state_dir, "SECRETS": target.secrets, "SYSTEM": target.system.name,
         "REGISTRY": registry.server, "REGISTRY_USER": registry.username, **intent.head(),
         "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api})
-    for step in ("begin", "lock_take", "check_history", "check_secrets", "registry_login"):
+    for step in ("begin", "lock_take", "check_history", "check_secrets"):
         prog.step(step)
+    add_stacks(prog, target, stacks)
+    if not allow_placeholders:
+        prog.step("check_placeholders")
+    prog.step("registry_login")
     for s in stacks:
         if s.image:
             prog.step("fetch", s.name, target.image_repo(s), (intent.tags or {}).get(s.name, ""),
@@ -69,6 +74,5 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
             if not s.image:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
-    prog.step("record", "deploying")
-    return add_stacks(prog, target, stacks).step("go_live")
+    return prog.step("record", "deploying").step("go_live")
 

@@ -19,12 +19,6 @@ ensure_dir() {
   fi
 }
 
-# placeholder_keys ENVFILE: the keys whose values are still placeholders (change-me, xxx, <...>, your-...).
-# Only the keys leave the host, never the values: they are credentials.
-placeholder_keys() {
-  sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
-}
-
 # ensure_env STACK COMPOSE: .env from .env_example when missing (never overwritten); report its placeholders
 # and the compose file's configuration (for its external networks).
 ensure_env() {

@@ -59,6 +59,40 @@ add_stack() {
 
 env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
 
+# env_value FILE KEY: KEY's value in an env file (quotes removed); it stays on the host, in a variable.
+env_value() {
+  local line value=""
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line#"${line%%[![:space:]]*}"}; line=${line#export }
+    case $line in "$2="*) value=${line#*=} ;; esac
+  done < "$1"
+  value=${value%$'\r'}; value=${value#[\"\']}; value=${value%[\"\']}
+  printf '%s' "$value"
+}
+
+# placeholder_keys ENVFILE: the keys whose values are still placeholders (change-me, xxx, <...>, your-...).
+# Only the keys leave the host, never the values: they are credentials.
+placeholder_keys() {
+  sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
+}
+
+# check_placeholders: before anything is pulled or stopped, refuse a stack whose .env still holds a placeholder
+# its .env_example gives (seed 001's change-me passwords would go into PostgreSQL for good). Keys are named,
+# values never leave the host.
+check_placeholders() {
+  say "step env checking the stacks' .env files for placeholders left from .env_example"
+  local s env example key found=""
+  for s in "${STACKS[@]}"; do
+    env=$(env_of "$s"); example="${env}_example"
+    if [ ! -f "$env" ] || [ ! -f "$example" ]; then continue; fi
+    while read -r key; do
+      [ -n "$(env_value "$example" "$key")" ] && [ "$(env_value "$env" "$key")" = "$(env_value "$example" "$key")" ] \
+        && found+=" $s:$key"
+    done < <(placeholder_keys "$example")
+  done
+  [ -z "$found" ] || die "$R_REFUSED" "still placeholders from .env_example:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
+}
+
 # pin_env ENVFILE VAR VALUE PROJECT: the release is kept in the stack's .env, which compose reads on every
 # `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode stay.
 pin_env() {
