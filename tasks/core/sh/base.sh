@@ -55,6 +55,18 @@ atomic_write() {
   return 1
 }
 
+# env_value FILE KEY: KEY's value in an env file (the last one; quotes and CR removed). A caller keeps it in a
+# variable: printf is a builtin, so the value is in no process's arguments.
+env_value() {
+  local line value=""
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line#"${line%%[![:space:]]*}"}; line=${line#export }
+    case $line in "$2="*) value=${line#*=} ;; esac
+  done < "$1"
+  value=${value%$'\r'}; value=${value#[\"\']}; value=${value%[\"\']}
+  printf '%s' "$value"
+}
+
 # append_line FILE LINE: FILE rewritten atomically with LINE at its end.
 append_line() { { [ ! -f "$1" ] || cat "$1"; printf '%s\n' "$2"; } | atomic_write "$1"; }
 

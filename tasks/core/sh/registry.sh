@@ -14,13 +14,7 @@ check_secrets() {
 # read_token FILE: GITHUB_TOKEN from the seed's "export GITHUB_TOKEN=..." line (quotes and CRLF tolerated);
 # fails when there is no such line.
 read_token() {
-  local line; GITHUB_TOKEN=
-  while IFS= read -r line || [ -n "$line" ]; do
-    case $line in
-      "export GITHUB_TOKEN="*|"GITHUB_TOKEN="*) GITHUB_TOKEN=${line#*GITHUB_TOKEN=} ;;
-    esac
-  done < "$1"
-  GITHUB_TOKEN=${GITHUB_TOKEN%$'\r'}; GITHUB_TOKEN=${GITHUB_TOKEN#[\"\']}; GITHUB_TOKEN=${GITHUB_TOKEN%[\"\']}
+  GITHUB_TOKEN=$(env_value "$1" GITHUB_TOKEN)
   [ -n "$GITHUB_TOKEN" ]
 }
 

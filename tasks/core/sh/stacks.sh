@@ -59,17 +59,6 @@ add_stack() {
 
 env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
 
-# env_value FILE KEY: KEY's value in an env file (quotes removed); it stays on the host, in a variable.
-env_value() {
-  local line value=""
-  while IFS= read -r line || [ -n "$line" ]; do
-    line=${line#"${line%%[![:space:]]*}"}; line=${line#export }
-    case $line in "$2="*) value=${line#*=} ;; esac
-  done < "$1"
-  value=${value%$'\r'}; value=${value#[\"\']}; value=${value%[\"\']}
-  printf '%s' "$value"
-}
-
 # placeholder_keys ENVFILE: the keys whose values are still placeholders (change-me, xxx, <...>, your-...).
 # Only the keys leave the host, never the values: they are credentials.
 placeholder_keys() {
