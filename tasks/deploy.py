@@ -5,7 +5,7 @@ from .core.cli import command, new_release_id, operator, run_release, select, sp
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_tags, pin_tag
 from .core.inventory import Stack, Target
-from .core.programs.deploy import Intent, deploy_program, label
+from .core.programs.deploy import Intent, deploy_program, label, unchecked
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
@@ -32,9 +32,19 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders)
             result = run_release(session, target, intent, program)
-            warning = result and deploy_warning(result)
-            if warning:
-                console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
+            if result:
+                _warn(target, result)
+
+
+def _warn(target: Target, result) -> None:
+    """What the deploy saw that deserves a look: an expiring token, services the gate cannot judge."""
+    warnings = [w for w in [deploy_warning(result)] if w]
+    blind = unchecked(result)
+    if blind:
+        warnings.append(f"no healthcheck on {', '.join(blind)}: the gate only saw them start, so a release that "
+                        "breaks them would pass; add a healthcheck to their compose service")
+    for warning in warnings:
+        console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
 
 
 def _check_named(choice, target: Target, stacks: list[Stack]) -> None:

@@ -1,7 +1,7 @@
 """Deploy, health gate, rollback and history, end to end on the sandbox VPS."""
 import time
 
-from sandbox import images
+from sandbox import images, system
 from tasks.core import errors
 
 
@@ -136,3 +136,11 @@ def test_each_app_keeps_its_own_version(vps):
     assert res.returncode == errors.BAD_INPUT and "not an image stack" in res.stderr
     vps.ok("rollback", "--host", "t1", "--to", "v1.4.3")
     assert all(p.startswith("v1.4.3@") for p in vps.running()["images"].values())
+
+
+def test_a_service_without_a_healthcheck_is_warned_about(vps):
+    """EVAonline's worker has no healthcheck: the gate can only see it start, and the operator is told."""
+    compose = vps.host.root / "ems_system/repo/servers/sms/container/docker-compose.prod.yml"
+    compose.write_text(compose.read_text().replace(system.HEALTH, ""))
+    out = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3").stdout
+    assert "no healthcheck on ems_system-sms/sms:" in out and "ems_system-ems/" not in out

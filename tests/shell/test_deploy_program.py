@@ -53,9 +53,10 @@ def test_the_order_of_docker_calls(lab):
     calls = lab.commands("docker")
     assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
     assert calls[1:3] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3", f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
-    ups = [c.split(" -f ")[0] for c in calls[3:]]
+    ups = [c.split(" -f ")[0] for c in calls[3:-1]]
     assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
-    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[3:])
+    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[3:-1])
+    assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
 def test_the_token_goes_to_docker_on_stdin_only(lab):
@@ -206,3 +207,16 @@ def test_placeholders_left_from_env_example_refuse_the_deploy_before_anything_ch
     t = lab.target
     run = lab.run(deploy_program(t, list(t.system.stacks), intent(), allow_placeholders=True))
     assert run.code == 0, run.stdout
+
+
+def test_services_without_a_healthcheck_are_reported(lab):
+    """EVAonline's celery worker has no healthcheck: a release that breaks it would pass the gate unseen."""
+    pulls_answer(lab)
+    lab.answer("docker", "ps --filter *", "ems_system-ems ems Up 3 seconds (healthy)\n"
+                                         "ems_system-sms worker Up 3 seconds\n"
+                                         "ems_system-sms beat Up 2 seconds (health: starting)\n")
+    run = deploy(lab)
+    assert run.code == 0
+    assert run.result.all("unchecked") == [{"project": "ems_system-sms", "service": "worker"}]
+    ps = next(c for c in lab.commands("docker") if c.startswith("ps "))
+    assert "label=com.docker.compose.project=ems_system-ems" in ps and "ems_system-infra" not in ps

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .. import grammar
 from ..inventory import Stack, Target
-from .protocol import Program
+from .protocol import Program, Result
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step("registry_logout")
     return prog.step("record", "deploying").step("go_live")
 
+
+
+def unchecked(result: Result) -> list[str]:
+    """The services a deploy found running without a healthcheck (``project/service``)."""
+    return [f"{d['project']}/{d['service']}" for d in result.all("unchecked")]
