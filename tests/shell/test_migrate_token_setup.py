@@ -177,3 +177,15 @@ def test_a_resumed_migration_does_not_refuse_its_own_verified_copy(lab):
     run = lab.snippet("preflight", {"preflight"}, {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout",
                                                    "VOLUMES": [], "COPIES": [f"repo\t{src}\t{dst}"]})
     assert run.result.all("refuse") == [], run.stdout
+
+
+def test_setup_and_deploy_know_enlevohubs_env_docker_too(lab):
+    """seed 002 ships .env.docker, not .env_example: setup makes .env from it, deploy checks against it."""
+    ems = lab.root / "ems_system" / "repo" / "ems"
+    (ems / ".env.docker").write_text("POSTGRES_PASSWORD=change-me\n")
+    assert lab.run(setup_program(lab.target)).code == 0
+    assert (ems / ".env").read_text() == "POSTGRES_PASSWORD=change-me\n"
+    from tasks.core.programs.deploy import Intent, deploy_program
+    t = lab.target
+    run = lab.run(deploy_program(t, list(t.system.stacks), Intent("deploy", "r", "v1", "a", "b", tags={"ems": "v1"})))
+    assert run.code == Code.REFUSED and "ems:POSTGRES_PASSWORD" in run.error

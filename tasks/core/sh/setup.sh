@@ -19,13 +19,13 @@ ensure_dir() {
   fi
 }
 
-# ensure_env STACK COMPOSE: .env from .env_example when missing (never overwritten); report its placeholders
-# and the compose file's configuration (for its external networks).
+# ensure_env STACK COMPOSE: .env from its template (.env_example or .env.docker) when missing (never
+# overwritten); report its placeholders and the compose file's configuration (for its external networks).
 ensure_env() {
-  local dir key cfg; dir=$(dirname "$2")
+  local dir key cfg template; dir=$(dirname "$2")
   [ -f "$2" ] || { data env stack "$1" compose "$2" result missing-compose; return 0; }
-  if [ ! -f "$dir/.env" ] && [ -f "$dir/.env_example" ]; then
-    { cp "$dir/.env_example" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
+  if [ ! -f "$dir/.env" ] && template=$(env_template "$dir"); then
+    { cp "$template" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
       || { rm -f "$dir/.env.tmp.$$"; die "$R_FAILED" "cannot create $dir/.env"; }
     data env stack "$1" path "$dir/.env" result created
   elif [ -f "$dir/.env" ]; then

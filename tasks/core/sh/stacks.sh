@@ -65,15 +65,25 @@ placeholder_keys() {
   sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
 }
 
+# env_template DIR: the example a stack's .env is made from: .env_example (seed 001) or .env.docker (seed 002).
+env_template() {
+  local name
+  for name in .env_example .env.docker; do
+    if [ -f "$1/$name" ]; then printf '%s/%s' "$1" "$name"; return 0; fi
+  done
+  return 1
+}
+
 # check_placeholders: before anything is pulled or stopped, refuse a stack whose .env still holds a placeholder
-# its .env_example gives (seed 001's change-me passwords would go into PostgreSQL for good). Keys are named,
+# its template gives (seed 001's change-me passwords would go into PostgreSQL for good). Keys are named,
 # values never leave the host.
 check_placeholders() {
-  say "step env checking the stacks' .env files for placeholders left from .env_example"
+  say "step env checking the stacks' .env files for placeholders left from their .env_example"
   local s env example key found=""
   for s in "${STACKS[@]}"; do
-    env=$(env_of "$s"); example="${env}_example"
-    if [ ! -f "$env" ] || [ ! -f "$example" ]; then continue; fi
+    env=$(env_of "$s")
+    example=$(env_template "$(dirname "$env")") || continue
+    [ -f "$env" ] || continue
     while read -r key; do
       [ -n "$(env_value "$example" "$key")" ] && [ "$(env_value "$env" "$key")" = "$(env_value "$example" "$key")" ] \
         && found+=" $s:$key"
