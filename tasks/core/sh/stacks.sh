@@ -162,13 +162,16 @@ restore() {
 # unchecked_services: the running services of the pinned stacks that have no healthcheck: for them the gate
 # only knows they started, so a release that breaks one would pass (one docker call for all stacks).
 unchecked_services() {
-  local s filters=() project service status
+  local s pinned=" " project service status
   for s in "${STACKS[@]}"; do
-    [ -z "${SPEC_VAR[$s]}" ] || filters+=(--filter "label=com.docker.compose.project=${SPEC_PROJECT[$s]}")
+    [ -z "${SPEC_VAR[$s]}" ] || pinned+="${SPEC_PROJECT[$s]} "
   done
-  [ "${#filters[@]}" -gt 0 ] || return 0
-  docker ps "${filters[@]}" --format '{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} {{.Status}}' 2>/dev/null \
+  [ "$pinned" != " " ] || return 0
+  # (docker ANDs label filters, so the projects are matched here)
+  docker ps --filter label=com.docker.compose.project \
+      --format '{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} {{.Status}}' 2>/dev/null \
     | while read -r project service status; do
+        case $pinned in *" $project "*) ;; *) continue ;; esac
         case $status in *"(healthy)"*|*"(unhealthy)"*|*"(health: "*) ;; *) data unchecked project "$project" service "$service" ;; esac
       done
   return 0
