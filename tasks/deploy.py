@@ -5,7 +5,7 @@ from .core.cli import command, new_release_id, operator, run_release, select, sp
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_tags, pin_tag
 from .core.inventory import Stack, Target
-from .core.programs.deploy import Intent, deploy_program, label, unchecked
+from .core.programs.deploy import Intent, deploy_program, label, new_volumes, unchecked, unset
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
@@ -37,12 +37,17 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow
 
 
 def _warn(target: Target, result) -> None:
-    """What the deploy saw that deserves a look: an expiring token, services the gate cannot judge."""
+    """What the deploy saw that deserves a look: an expiring token, services the gate cannot judge, variables
+    compose left empty, volumes it created."""
     warnings = [w for w in [deploy_warning(result)] if w]
-    blind = unchecked(result)
+    blind, blank, created = unchecked(result), unset(result), new_volumes(result)
     if blind:
         warnings.append(f"no healthcheck on {', '.join(blind)}: the gate only saw them start, so a release that "
                         "breaks them would pass; add a healthcheck to their compose service")
+    if blank:
+        warnings.append(f"not set in the stacks' .env, so empty: {', '.join(blank)}")
+    if created:
+        warnings.append(f"new, empty volumes created: {', '.join(created)}")
     for warning in warnings:
         console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
 

@@ -10,6 +10,7 @@ ROLLED_BACK = 5     # the new release failed its health gate and the previous go
 NEEDS_ATTENTION = 6  # a release failed and the previous good one could not be restored (or there was none)
 UNREACHABLE = 7     # SSH connection failed or the host key is unknown or changed
 TOKEN_WARNING = 8   # token-status: the token works but expires soon or lacks read:packages
+NOT_STARTED = 9     # compose could not start the new release (a conflict, a missing image): the previous is back
 
 
 class ToolError(Exception):

@@ -38,6 +38,7 @@ class Stack:
     health: str | None = None
     tag_var: str = "IMAGE_TAG"
     wait: int = 120
+    project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class Host:
     identity: str | None = None
     known_hosts: str | None = None
     legacy: tuple = ()   # (system name, Legacy) pairs
+
+    def projects(self) -> list[str]:
+        """Every compose project the tool runs on this host (what is not one of them was started by hand)."""
+        return [t.project(s) for t in self.targets() for s in t.system.stacks]
 
     def targets(self, only: str | None = None) -> list[Target]:
         """Each system of this host as a Target, or just the system ``only`` (which must be one of them)."""
@@ -150,9 +155,10 @@ class Target:
         return posixpath.join(posixpath.dirname(self.compose(stack)), ".env")
 
     def project(self, stack: Stack) -> str:
-        """The compose project: <system>-<stack> (the seed's ems/container and sms/container folders would
-        otherwise both be project "container")."""
-        return f"{self.system.name}-{stack.name}"
+        """The compose project: the stack's ``project:`` (one started by hand, adopted with its containers and
+        volumes), else <system>-<stack> (the seed's ems/container and sms/container folders would otherwise
+        both be project "container")."""
+        return stack.project or f"{self.system.name}-{stack.name}"
 
     def image_repo(self, stack: Stack) -> str:
         """The full repository of ``stack``'s image: relative names go to the host's registry."""
@@ -260,7 +266,7 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"compose", "image", "health", "tag_var", "wait"})
+    doc.only_keys(at, spec, {"compose", "image", "health", "tag_var", "wait", "project"})
     image, health = spec.get("image"), spec.get("health")
     if image is not None:
         doc.matching(at + ("image",), image, grammar.IMAGE_NAME, "is not an image repository (no tag: the tool picks it)")
@@ -268,8 +274,12 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
     tag_var = doc.matching(at + ("tag_var",), spec.get("tag_var", "IMAGE_TAG"), grammar.ENV_VAR,
                            "must be an UPPER_CASE variable name")
+    project = spec.get("project")
+    if project is not None:
+        doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
+                     "is not a compose project name (lower case letters, digits, '-' and '_')")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), image, health, tag_var,
-                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600))
+                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project)
 
 
 def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Registry) -> Host:
@@ -300,6 +310,11 @@ def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Regist
                 port=doc.integer(at + ("port",), spec.get("port", 22), 1, 65535),
                 root=doc.abspath(at + ("root",), spec.get("root", "/root")), legacy=legacy,
                 **{k: os.path.expanduser(v) for k, v in opt.items()})
+    projects = host.projects()
+    twice = sorted({p for p in projects if projects.count(p) > 1})
+    if twice:
+        doc.fail(at + ("systems",), f"host {name!r} would run compose project {', '.join(twice)} for two stacks: "
+                 "give one of them another 'project:'")
     for target in host.targets():
         for what, old, new in target.migration_copies():
             if _overlap(old, new):

@@ -70,10 +70,10 @@ class Lab:
         self.state = Path(self.target.state_dir)
 
     def answer(self, tool: str, pattern: str, output: str = "", code: int = 0, captured: str | None = None,
-               once: bool = False) -> None:
+               once: bool = False, stderr: bool = False) -> None:
         """``tool`` called with arguments matching the glob ``pattern`` prints ``output`` (or a captured file)
-        and exits ``code`` (``once``: only the first time). Later rules win."""
-        name = f"{len(list(self.out.iterdir()))}.out"
+        on stdout (or ``stderr``) and exits ``code`` (``once``: only the first time). Later rules win."""
+        name = f"{len(list(self.out.iterdir()))}.{'err' if stderr else 'out'}"
         (self.out / name).write_text((CAPTURED / captured).read_text() if captured else output)
         with open(self.path / "rules", "a") as f:
             f.write(f"{tool}\t{pattern}\t{code}\t{name}\t{int(once)}\n")

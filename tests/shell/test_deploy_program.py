@@ -25,6 +25,11 @@ def pulls_answer(lab):
     lab.answer("docker", "pull *", captured="docker-pull.txt")
 
 
+def ups(lab):
+    """The `compose up` calls, as "compose -p PROJECT" each."""
+    return [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose") and " up " in c]
+
+
 def history(lab):
     return [json.loads(line) for line in (lab.state / "releases.jsonl").read_text().splitlines()]
 
@@ -53,9 +58,12 @@ def test_the_order_of_docker_calls(lab):
     calls = lab.commands("docker")
     assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
     assert calls[1:3] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3", f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
-    ups = [c.split(" -f ")[0] for c in calls[3:-1]]
-    assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
-    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[3:-1])
+    assert calls[3].startswith("ps -a --format"), "preflight: one look at every container"
+    assert calls[4:7] == [f"compose -p ems_system-{s} -f {lab.root}/ems_system/repo/{s}/docker-compose.yml config"
+                          for s in ("infra", "ems", "sms")]
+    assert [c.split(" -f ")[0] for c in calls[7:-1]] == ups(lab) == \
+        ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
+    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[7:-1])
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
@@ -72,13 +80,12 @@ def test_a_failed_gate_restores_the_previous_pins_in_order(lab):
     pulls_answer(lab)
     lab.state.mkdir()
     (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
-    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
     run = deploy(lab)
     assert run.code == Code.ROLLED_BACK, run.stdout
     assert "v1.4.3 failed its health gate; the previous good release v1.4.2 is back" in run.error
-    ups = [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose")]
     # infra, ems (fails: sms is never switched) -> restore ems, the one app stack this release switched
-    assert ups == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-ems"]
+    assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-ems"]
     assert f"IMAGE_TAG={OLD}\n" in (lab.root / "ems_system/repo/ems/.env").read_text()
     assert not (lab.root / "ems_system/repo/sms/.env").exists(), "sms was never touched"
     assert [h["state"] for h in history(lab)] == ["deploying", "failed"]
@@ -88,7 +95,7 @@ def test_a_failed_gate_restores_the_previous_pins_in_order(lab):
 
 def test_nothing_to_restore_is_reported_broken(lab):
     pulls_answer(lab)
-    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1)
+    lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1)
     run = deploy(lab)
     assert run.code == Code.BROKEN and "could not be restored" in run.error
 
@@ -158,7 +165,7 @@ def test_a_damaged_previous_pin_is_not_restored(lab):
     pulls_answer(lab)
     lab.state.mkdir()
     (lab.state / "current").write_text("release r0\ntag v1.4.2\npin ems v1.4.2@sha256:2 DB_PASSWORD=x\n")
-    lab.answer("docker", "compose -p ems_system-ems *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
     run = deploy(lab)
     assert run.code == Code.BROKEN and "the previous pin of ems in" in run.stdout
     assert "DB_PASSWORD" not in (lab.root / "ems_system/repo/ems/.env").read_text()
@@ -177,7 +184,7 @@ def test_a_stack_whose_env_cannot_be_written_is_left_running_and_the_rest_restor
         "\nrun go_live\n", "\nulimit -f 16\nrun go_live\n"))  # a full disk for every write from here on
     assert run.code == Code.ROLLED_BACK, run.stdout + run.stderr
     assert "cannot write" in run.stdout and f"IMAGE_TAG={OLD}\n" in env.read_text()
-    assert [c.split(" -f ")[0] for c in lab.commands("docker") if c.startswith("compose")] == \
+    assert ups(lab) == \
         ["compose -p ems_system-infra"]
 
 

@@ -83,12 +83,23 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
                   "      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: \"http://127.0.0.1:8080/health\"}\n",
                   "    stacks: {}\n"), 4, "at least one stack"),
     ("registry: {server: r, username: u}\nsystems: [a, b]\n", 2, "systems must be a mapping"),
+    (GOOD.replace("infra: {compose:", "infra: {project: 'Postgres DB', compose:"), 5, "not a compose project name"),
+    (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,
+     "compose project ems_system-ems for two stacks"),
 ])
 def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     path = write(tmp_path, bad)
     text = error_of(path)
     assert text.startswith(f"{path}:{line}: "), text
     assert message in text
+
+
+def test_a_stack_keeps_the_compose_project_it_was_started_with(tmp_path):
+    """Taking over a hand-run VPS: ``project:`` keeps the old project (its containers and volumes)."""
+    inv = inventory.load(write(tmp_path, GOOD.replace("infra: {compose:", "infra: {project: postgres, compose:")))
+    target = inv.host("vps1").targets()[0]
+    assert [target.project(s) for s in target.system.stacks] == ["postgres", "ems_system-ems"]
+    assert inv.host("vps1").projects() == ["postgres", "ems_system-ems"]
 
 
 def test_malformed_yaml_names_the_line(tmp_path):

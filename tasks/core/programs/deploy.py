@@ -1,5 +1,5 @@
-"""The deploy program (also rollback's): lock, login, pull, record, up in order, health gate, restore the
-previous good release on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
+"""The deploy program (also rollback's): lock, login, pull, preflight (nothing has stopped yet), record, up in
+order, health gate, restore the previous good release on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .. import grammar
 from ..inventory import Stack, Target
-from .protocol import Program, Result
+from .protocol import Program, Result, fields, report
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
         "STATE": target.state_dir, "SECRETS": target.secrets, "SYSTEM": target.system.name,
         "REGISTRY": registry.server, "REGISTRY_USER": registry.username, **intent.head(),
-        "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api})
+        "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api,
+        "OWN_PROJECTS": " ".join(target.host.projects())})
     for step in ("begin", "lock_take", "check_history", "check_secrets"):
         prog.step(step)
     add_stacks(prog, target, stacks)
@@ -74,10 +75,23 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
             if not s.image:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
-    return prog.step("record", "deploying").step("go_live")
+    return prog.step("preflight_stacks").step("record", "deploying").step("go_live")
 
 
-
+@report
 def unchecked(result: Result) -> list[str]:
     """The services a deploy found running without a healthcheck (``project/service``)."""
-    return [f"{d['project']}/{d['service']}" for d in result.all("unchecked")]
+    return ["/".join(fields(d, "project", "service")) for d in result.all("unchecked")]
+
+
+@report
+def unset(result: Result) -> list[str]:
+    """The variables a stack's compose file uses that its .env does not set (``stack:VARIABLE``); compose
+    gives them an empty string."""
+    return [":".join(fields(d, "stack", "variable")) for d in result.all("unset")]
+
+
+@report
+def new_volumes(result: Result) -> list[str]:
+    """The named volumes preflight found missing, which compose created empty (``stack:volume``)."""
+    return [":".join(fields(d, "stack", "name")) for d in result.all("volume") if d["result"] == "new"]

@@ -112,13 +112,23 @@ pin_stack() {
   fi
 }
 
-# up STACK: bring one stack up and gate on compose's health and then its HTTP check.
+# up STACK: bring one stack up and gate on compose's health and then its HTTP check. When compose itself fails
+# (a conflict, a missing image or network: not the containers' health), COMPOSE_FAILED says which
+# stack and why.
 up() {
-  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i
+  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i why
   out=$(docker compose -p "${SPEC_PROJECT[$1]}" -f "$compose" up -d --remove-orphans --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1)
   rc=$?
   printf '%s\n' "$out"
-  [ "$rc" = 0 ] || { say "fail $stack: $(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)"; return 1; }
+  if [ "$rc" != 0 ]; then
+    why=$(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
+    say "fail $stack: $why"
+    case $out in
+      *unhealthy*|*"exited ("*|*"exited with code"*|*"is not running"*|*"dependency failed"*) ;;
+      *) COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check" ;;
+    esac
+    return 1
+  fi
   [ -z "$health" ] && return 0
   for i in 1 2 3 4 5 6 7 8 9 10; do
     if curl -fsS -o /dev/null --max-time 5 "$health" 2>/dev/null || wget -q -O /dev/null -T 5 "$health" 2>/dev/null; then
@@ -131,24 +141,30 @@ up() {
 }
 
 # apply: pin and bring up every stack in order; on the first failure stop and return 1. SWITCHED lists the
-# stacks whose .env it changed (a stack whose .env could not be written still runs what it ran).
+# stacks whose .env it changed (a stack whose .env could not be written still runs what it ran); FAILED_UP
+# the stack whose `up` failed.
 apply() {
   local s
-  SWITCHED=()
+  SWITCHED=() FAILED_UP=""
   for s in "${STACKS[@]}"; do
     say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
     pin_stack "$s" "${PINS[$s]:-}" || { say "fail $s: cannot write $(env_of "$s") (disk full?): it still runs what it ran"; return 1; }
     SWITCHED+=("$s")
-    up "$s" || return 1
+    up "$s" || { FAILED_UP=$s; return 1; }
   done
 }
 
-# restore: put back the previous good pins (from the state's current file) of every stack apply switched.
+# restore: put back the previous good pins (from the state's current file) of every stack apply switched. A
+# stack without a pin has nothing to go back to: the one that failed is brought up again as it was (if that
+# fails too, the previous release is not back, and nobody is told it is).
 restore() {
   local s pin ok=0
   [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
   for s in "${SWITCHED[@]}"; do
-    if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then continue; fi
+    if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then
+      [ "$s" != "$FAILED_UP" ] || { say "step restore $s: up again as it was"; up "$s" || ok=1; }
+      continue
+    fi
     pin=$(current_pin "$s")
     [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
     valid_pin "$pin" || { say "info the previous pin of $s in $STATE/current is damaged: not restored"; ok=1; continue; }
@@ -178,7 +194,8 @@ unchecked_services() {
 }
 
 # go_live: the health gate. Every stack up in order: the release is good and current. Otherwise it is failed,
-# and the previous good release is put back by itself.
+# and the previous good release is put back by itself. A release compose could not even start exits with its
+# own code (R_NOT_STARTED), so a config or conflict problem is not mistaken for the app's health.
 go_live() {
   if apply; then
     unchecked_services
@@ -190,12 +207,17 @@ go_live() {
     return 0
   fi
   record failed
-  say "info health gate failed: restoring the previous good release"
+  local failed="$TAG failed its health gate" code=$R_ROLLED_BACK
+  if [ -n "${COMPOSE_FAILED:-}" ]; then
+    failed="$TAG could not be started (compose failed, not a health check: $COMPOSE_FAILED)"
+    code=$R_NOT_STARTED
+  fi
+  say "info $failed: restoring the previous good release"
   if restore; then
     say ok
     RESULT=rolled-back
-    die "$R_ROLLED_BACK" "$TAG failed its health gate; the previous good release $(current_tag) is back and healthy"
+    die "$code" "$failed; the previous good release $(current_tag) is back and healthy"
   fi
   RESULT=broken
-  die "$R_BROKEN" "$TAG failed its health gate and the previous good release could not be restored: look at the host now"
+  die "$R_BROKEN" "$failed and the previous good release could not be restored: look at the host now"
 }

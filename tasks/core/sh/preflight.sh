@@ -1,0 +1,118 @@
+# shellcheck shell=bash
+# preflight: before anything that runs is stopped, each stack's compose file must resolve with this release's
+# pins, name only external networks and volumes that exist, and not take a container name or start on a new,
+# empty volume while a hand-started copy of the stack holds that name or the data (taking over a VPS). Every
+# problem of every stack is reported at once; nothing has been changed when it refuses.
+# Globals: STACKS, SPEC_*, PINS (stacks.sh); OWN_PROJECTS (every compose project the tool runs on this host);
+# PROBLEMS (what preflight found).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; R_* and OWN_PROJECTS come from the program's head
+
+# compose_config STACK: `docker compose config` of STACK as this release will run it (its pin in the
+# environment, which wins over the .env that is only rewritten when the stack goes live); warnings on stderr.
+compose_config() {
+  local s=$1 pin=()
+  [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ] || pin=("${SPEC_VAR[$s]}=${PINS[$s]}")
+  env "${pin[@]}" docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config
+}
+
+# compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,
+# their fields at 4) the lines "network NAME external|own", "volume KEY NAME external|own", "container NAME".
+compose_objects() {
+  awk '
+    function flush() {
+      if (key != "" && sec == "networks") print "network", name, ext
+      if (key != "" && sec == "volumes") print "volume", key, name, ext
+      key = ""
+    }
+    { gsub(/"/, "") }
+    /^[^ ]/ { flush(); sec = $1; sub(/:$/, "", sec); next }
+    sec == "services" && /^    container_name: / { print "container", $2; next }
+    (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
+    key != "" && /^    name: / { name = $2 }
+    key != "" && /^    external: true$/ { ext = "external" }
+    END { flush() }'
+}
+
+problem() { PROBLEMS+=("stack $1: $2"); }
+
+own_project() { case " $OWN_PROJECTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# adopt_hint PROJECT: how to keep a project that was started by hand (compose names containers and volumes
+# after it).
+adopt_hint() { printf "adopt it with 'project: %s' for this stack in hosts.yml" "$1"; }
+
+# volume_holds_data NAME: true unless the volume's folder is visibly empty (a driver without a local folder
+# counts as holding data).
+volume_holds_data() {
+  local mp; mp=$(docker volume inspect --format '{{.Mountpoint}}' "$1" 2>/dev/null)
+  ! { [ -n "$mp" ] && [ -d "$mp" ] && [ -z "$(find "$mp" -mindepth 1 -print -quit 2>/dev/null)" ]; }
+}
+
+# check_volume STACK KEY NAME: a volume compose would create new is refused while a volume of the same name in
+# another compose project (not one of the tool's) holds data: PostgreSQL would start on an empty database.
+check_volume() {
+  local s=$1 other project
+  if docker volume inspect "$3" >/dev/null 2>&1; then data volume stack "$s" name "$3" result exists; return 0; fi
+  data volume stack "$s" name "$3" result new
+  while read -r other project; do
+    if [ -z "$other" ] || [ "$project" = "${SPEC_PROJECT[$s]}" ] || own_project "$project"; then continue; fi
+    volume_holds_data "$other" || continue
+    problem "$s" "it would start on a new, empty volume $3 while volume $other of compose project ${project:-?} holds data: $(adopt_hint "$project")"
+  done < <(docker volume ls --filter "label=com.docker.compose.volume=$2" --format '{{.Name}} {{.Label "com.docker.compose.project"}}' 2>/dev/null)
+}
+
+# check_running STACK CONTAINERS: containers (name|project|working dir lines) that hold one of the stack's
+# container names, or run its compose folder under another project (started by hand there).
+check_running() {
+  local s=$1 name project dir folder want
+  folder=$(dirname "${SPEC_COMPOSE[$s]}")
+  while IFS='|' read -r name project dir; do
+    if [ -z "$name" ] || [ "$project" = "${SPEC_PROJECT[$s]}" ]; then continue; fi
+    for want in "${NAMES[@]}"; do
+      [ "$name" = "$want" ] || continue
+      if [ -z "$project" ]; then problem "$s" "a container named $name exists outside compose: remove or rename it"
+      elif own_project "$project"; then problem "$s" "container name $name is taken by the tool's stack $project"
+      else problem "$s" "container $name already runs as compose project $project: $(adopt_hint "$project")"; fi
+    done
+    if [ "$dir" = "$folder" ] && [ -n "$project" ] && ! own_project "$project"; then
+      problem "$s" "$folder already runs as compose project $project (container $name): $(adopt_hint "$project")"
+    fi
+  done <<< "$2"
+}
+
+# check_stack STACK CONTAINERS: the stack's config, external networks and volumes, new volumes, names.
+check_stack() {
+  local s=$1 cfg err kind a b c
+  NAMES=()
+  err=$(mktemp) || die "$R_FAILED" "cannot create a temporary file"
+  if ! cfg=$(compose_config "$s" 2>"$err"); then
+    problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
+    rm -f "$err"; return 0
+  fi
+  sed -n -E 's/.*The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set.*/\1/p' "$err" | sort -u \
+    | while read -r a; do data unset stack "$s" variable "$a"; done
+  rm -f "$err"
+  while read -r kind a b c; do
+    case $kind in
+      network) [ "$b" != external ] || docker network inspect "$a" >/dev/null 2>&1 \
+                 || problem "$s" "external network $a does not exist (fab setup creates it)" ;;
+      volume) if [ "$c" = external ]; then
+                docker volume inspect "$b" >/dev/null 2>&1 || problem "$s" "external volume $b does not exist"
+              else check_volume "$s" "$a" "$b"; fi ;;
+      container) NAMES+=("$a") ;;
+    esac
+  done < <(printf '%s\n' "$cfg" | compose_objects)
+  check_running "$s" "$2"
+}
+
+# preflight_stacks: every stack checked; any problem refuses the deploy with all of them named.
+preflight_stacks() {
+  say "step preflight: each stack's compose config with this release's pins, its networks, volumes and names"
+  local s containers
+  PROBLEMS=()
+  containers=$(docker ps -a \
+    --format '{{.Names}}|{{.Label "com.docker.compose.project"}}|{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null) \
+    || die "$R_FAILED" "docker ps failed: is docker running?"
+  for s in "${STACKS[@]}"; do check_stack "$s" "$containers"; done
+  [ "${#PROBLEMS[@]}" = 0 ] || die "$R_REFUSED" "preflight: $(printf '%s; ' "${PROBLEMS[@]}")nothing was changed"
+}

@@ -1,0 +1,135 @@
+"""Preflight, run whole in the deploy program under bash with stub docker (fast tier): each stack's compose
+config with this release's pins, its external networks and volumes, and the traces of a stack started by hand
+(taking over a VPS), all checked before anything that runs is stopped; and a `compose up` that fails for a
+reason other than health, told apart from a failed gate."""
+from tasks.core.programs.protocol import Code
+
+from .test_deploy_program import OLD, deploy, history, pulls_answer, ups
+
+INFRA = "compose -p ems_system-infra *"
+PS_FORMAT = "ps -a --format *"
+
+
+def refused(lab, run, *words):
+    """The deploy was refused with every one of ``words`` in its message, and nothing ran or was recorded."""
+    assert run.code == Code.REFUSED, run.stdout + run.stderr
+    assert all(w in run.error for w in words), run.error
+    assert run.error.endswith("nothing was changed")
+    assert ups(lab) == [] and not (lab.state / "releases.jsonl").exists()
+    assert not (lab.state / "lock").exists()
+
+
+def test_a_variable_the_compose_file_requires_refuses_before_anything_stops(lab):
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", "error while interpolating services.db.environment.PASSWORD: "
+               "required variable DB_PASSWORD is missing a value: set it in .env\n", code=1, stderr=True)
+    refused(lab, deploy(lab), "stack infra: docker compose config fails: error while interpolating",
+            "required variable DB_PASSWORD is missing")
+
+
+def test_the_config_is_read_with_this_releases_pin_not_the_old_env(lab):
+    """The .env still names the running release until the stack goes live: compose config must see the new one."""
+    pulls_answer(lab)
+    assert deploy(lab).code == 0
+    config = [c for c in lab.calls("docker") if c.argv[1:2] == ["compose"] and c.argv[-1] == "config"]
+    assert [c.argv[3] for c in config] == ["ems_system-infra", "ems_system-ems", "ems_system-sms"]
+
+
+def test_a_missing_external_network_is_named_with_the_setup_hint(lab):
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", captured="compose-config-postgres.yml")
+    lab.answer("docker", "network inspect ems_net", code=1)
+    refused(lab, deploy(lab), "stack infra: external network ems_net does not exist (fab setup creates it)")
+
+
+def test_a_new_volume_while_a_hand_started_project_holds_the_data_is_refused(lab):
+    """Seed 001's PostgreSQL started by hand as project "postgres": the tool's own project name would give it a
+    new, empty volume. Refused with the line that adopts the old project; nothing changed."""
+    data = lab.path / "volumes/postgres_pgdata"
+    (data / "base").mkdir(parents=True)
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", captured="compose-config-postgres.yml")
+    lab.answer("docker", "volume inspect ems_system-infra_pgdata", code=1)
+    lab.answer("docker", "volume ls --filter label=com.docker.compose.volume=pgdata *", "postgres_pgdata postgres\n")
+    lab.answer("docker", "volume inspect --format * postgres_pgdata", f"{data}\n")
+    refused(lab, deploy(lab), "stack infra: it would start on a new, empty volume ems_system-infra_pgdata while "
+            "volume postgres_pgdata of compose project postgres holds data: adopt it with 'project: postgres'")
+
+
+def test_an_empty_volume_elsewhere_or_a_volume_of_the_tools_own_stacks_does_not_refuse(lab):
+    (lab.path / "volumes/empty").mkdir(parents=True)
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", captured="compose-config-postgres.yml")
+    lab.answer("docker", "volume inspect ems_system-infra_pgdata", code=1)
+    lab.answer("docker", "volume ls --filter label=com.docker.compose.volume=pgdata *",
+               "old_pgdata old\nems_system-sms_pgdata ems_system-sms\n")
+    lab.answer("docker", "volume inspect --format * old_pgdata", f"{lab.path}/volumes/empty\n")
+    run = deploy(lab)
+    assert run.code == 0, run.stdout
+    assert {"stack": "infra", "name": "ems_system-infra_pgdata", "result": "new"} in run.result.all("volume")
+
+
+def test_a_stack_started_by_hand_in_its_folder_is_found_by_its_compose_labels(lab):
+    pulls_answer(lab)
+    folder = lab.root / "ems_system/repo/ems"
+    lab.answer("docker", PS_FORMAT, f"container-ems-1|container|{folder}\nems_system-sms-sms-1|ems_system-sms|x\n")
+    refused(lab, deploy(lab), f"stack ems: {folder} already runs as compose project container "
+            "(container container-ems-1): adopt it with 'project: container'")
+
+
+def test_a_container_name_taken_outside_the_tool_is_named(lab):
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", captured="compose-config-postgres.yml")
+    lab.answer("docker", PS_FORMAT, "ems_postgres||\n")
+    refused(lab, deploy(lab), "stack infra: a container named ems_postgres exists outside compose")
+    lab.answer("docker", PS_FORMAT, "ems_postgres|postgres|/opt/ems/postgres\n")
+    refused(lab, deploy(lab), "container ems_postgres already runs as compose project postgres: adopt it")
+
+
+def test_every_problem_of_every_stack_is_named_at_once(lab):
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", captured="compose-config-postgres.yml")
+    lab.answer("docker", "network inspect ems_net", code=1)
+    lab.answer("docker", "compose -p ems_system-sms * config", "yaml: line 3: did not find expected key\n", code=1,
+               stderr=True)
+    refused(lab, deploy(lab), "stack infra: external network ems_net", "stack sms: docker compose config fails: "
+            "yaml: line 3")
+
+
+def test_unset_variables_are_reported_not_refused(lab):
+    pulls_answer(lab)
+    lab.answer("docker", "compose -p ems_system-ems * config",
+               'time="2026-11-26T09:00:00Z" level=warning msg="The \\"SMTP_HOST\\" variable is not set. '
+               'Defaulting to a blank string."\n', stderr=True)
+    run = deploy(lab)
+    assert run.code == 0
+    assert run.result.all("unset") == [{"stack": "ems", "variable": "SMTP_HOST"}]
+
+
+def test_a_compose_failure_that_is_not_health_has_its_own_code_and_the_previous_release_back(lab):
+    """A container-name conflict at `up` (preflight cannot see everything): not reported as a failed gate."""
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    lab.answer("docker", "compose -p ems_system-ems * up *", 'Error response from daemon: Conflict. The container '
+               'name "/ems" is already in use by container "3f2a". You have to remove (or rename) that container.\n',
+               code=1, once=True)
+    run = deploy(lab)
+    assert run.code == Code.NOT_STARTED, run.stdout
+    assert "v1.4.3 could not be started (compose failed, not a health check: ems: Error response from daemon: " \
+           "Conflict." in run.error and "the previous good release v1.4.2 is back and healthy" in run.error
+    assert [h["state"] for h in history(lab)] == ["deploying", "failed"]
+
+
+def test_a_stack_without_a_pin_that_fails_is_not_reported_back_unless_it_came_back(lab):
+    """infra has no pin to go back to: it is brought up again as it was; if it fails again the host needs a
+    look (it used to be reported "back and healthy")."""
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    lab.answer("docker", f"{INFRA} up *", "Error response from daemon: driver failed programming external "
+               "connectivity: Bind for 127.0.0.1:443 failed: port is already allocated\n", code=1)
+    run = deploy(lab)
+    assert run.code == Code.BROKEN, run.stdout
+    assert ups(lab) == ["compose -p ems_system-infra"] * 2
+    assert "could not be started (compose failed, not a health check: infra: " in run.error
