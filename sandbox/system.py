@@ -112,11 +112,15 @@ def seed_legacy(root: Path, token: str, files: int = 2000) -> None:
     write_token(root, token)
 
 
+# What an operator types first on a seed VPS: docker login with the token file's token.
+LOGIN = f"""
+while IFS= read -r l; do case $l in "export GITHUB_TOKEN="*) t=${{l#export GITHUB_TOKEN=}};; esac; done < /root/{SYSTEM}/.secrets/github
+printf '%s' "$t" | docker login {registry.SERVER} -u {registry.USERNAME} --password-stdin >/dev/null 2>&1
+"""
 START_LEGACY = f"""
 set -e
 cd {OLD}/ems_system/servers
-while IFS= read -r l; do case $l in "export GITHUB_TOKEN="*) t=${{l#export GITHUB_TOKEN=}};; esac; done < /root/{SYSTEM}/.secrets/github
-printf '%s' "$t" | docker login {registry.SERVER} -u {registry.USERNAME} --password-stdin >/dev/null 2>&1
+{LOGIN}
 (cd infra && docker compose -p infra -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
 (cd containers/postgres && docker compose -p postgres -f docker-compose.prod.yml up -d --wait) >/dev/null 2>&1
 docker compose -p postgres -f containers/postgres/docker-compose.prod.yml exec -T postgres /bin/busybox sh -c \

@@ -2,6 +2,7 @@
 before anything that runs is stopped (issue 9, problems 2 and 4), end to end on the sandbox VPS."""
 import yaml
 
+from sandbox import system
 from tasks.core import errors
 
 from .test_safety import assert_unchanged
@@ -9,6 +10,7 @@ from .test_safety import assert_unchanged
 POSTGRES = "ems_system/repo/servers/containers/postgres"
 HAND_START = f"""
 set -e
+{system.LOGIN}
 cd /root/{POSTGRES}
 docker compose -f docker-compose.prod.yml up -d --wait >/dev/null 2>&1
 docker compose -f docker-compose.prod.yml exec -T postgres /bin/busybox sh -c \
