@@ -54,7 +54,7 @@ class Builder:
         return True
 
     def build_and_push(self, repo: str, tag: str, build: str, healthy: bool = True) -> None:
-        """Build ``repo:tag`` serving ``tag`` on /version and ``build`` on /build, and push it."""
+        """Build ``repo:tag`` serving ``tag`` on /version, ``build`` on /build and ``repo`` on /app, and push it."""
         ctx = self.dir / "ctx" / repo.replace("/", "_") / tag
         shutil.rmtree(ctx, ignore_errors=True)
         (ctx / "www").mkdir(parents=True)
@@ -63,6 +63,7 @@ class Builder:
         shutil.copy(FILES / "Dockerfile", ctx / "Dockerfile")
         (ctx / "www" / "version").write_text(tag + "\n")
         (ctx / "www" / "build").write_text(build + "\n")
+        (ctx / "www" / "app").write_text(repo + "\n")  # each app its own image (and digest), as in real life
         if healthy:
             (ctx / "www" / "health").write_text("ok\n")
         ref = f"{registry.SERVER}/{repo}:{tag}"
@@ -94,5 +95,6 @@ class Builder:
         h = hashlib.sha256()
         for name in ("Dockerfile", "app-entrypoint"):
             h.update((FILES / name).read_bytes())
+        h.update(Path(__file__).read_bytes())  # how the images are built is an input too
         h.update(repr((APPS, SUPPORT, GOOD, BROKEN, registry.SERVER)).encode())
         return h.hexdigest()

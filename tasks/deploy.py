@@ -11,8 +11,8 @@ from .core.programs.token import deploy_warning
 from .core.ui import console, safe
 
 
-@command({"tag": "what to deploy: TAG for every image stack, or stack=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
-                 "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each stack's "
+@command({"tag": "what to deploy: TAG for every app (pinned image), or app=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
+                 "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each app's "
                  "running tag, pulled again)",
           "stack": "only these stacks (comma-separated), in their configured order",
           "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example"})
@@ -26,7 +26,7 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow
         by, origin = operator()
         for target, stacks in plans:
             session = None if dry_run else sel.session(target)
-            apps = [s.name for s in stacks if s.image]
+            apps = [a.name for a in target.system.apps(stacks)]
             tags, pins = _versions(choice or target.system.tag, session, target, apps)
             intent = Intent("deploy", new_release_id(), label(tags, pins), by, origin, pins=pins, tags=tags)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
@@ -53,19 +53,19 @@ def _warn(target: Target, result) -> None:
 
 
 def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
-    """stack=tag pairs name image stacks of this deploy (refused before anything connects)."""
+    """app=tag pairs name apps of this deploy (refused before anything connects)."""
     if isinstance(choice, dict):
-        apps = [s.name for s in stacks if s.image]
+        apps = [a.name for a in target.system.apps(stacks)]
         unknown = [name for name in choice if name not in apps]
         if unknown:
-            raise ToolError(f"--tag names {', '.join(unknown)}, not an image stack of this deploy of {target.label} "
-                            f"(image stacks: {', '.join(apps) or 'none'})", BAD_INPUT)
+            raise ToolError(f"--tag names {', '.join(unknown)}, not an app of this deploy of {target.label} "
+                            f"(apps: {', '.join(apps) or 'none'})", BAD_INPUT)
 
 
 def _versions(choice, session, target: Target, apps: list[str]) -> tuple[dict, dict]:
-    """What each image stack runs after this deploy: the tags to pull, and the pins kept exactly as they run.
-    One tag: every stack pulls it. stack=tag pairs: those pull, the others keep what runs. Nothing: each stack
-    pulls the tag it runs again (a re-pushed tag is picked up), never another stack's."""
+    """What each app runs after this deploy: the tags to pull, and the pins kept exactly as they run. One tag:
+    every app pulls it. app=tag pairs: those pull, the others keep what runs. Nothing: each app pulls the tag it
+    runs again (a re-pushed tag is picked up), never another app's."""
     if isinstance(choice, str):
         return {s: choice for s in apps}, {}
     choice = choice or {}
@@ -73,7 +73,7 @@ def _versions(choice, session, target: Target, apps: list[str]) -> tuple[dict, d
     if not rest:
         return dict(choice), {}
     if session is None:
-        raise ToolError("--dry-run needs a tag for every image stack (--tag TAG, stack=TAG pairs, or tag: in "
+        raise ToolError("--dry-run needs a tag for every app (--tag TAG, app=TAG pairs, or tag: in "
                         "hosts.yml): otherwise what runs is read from the host", BAD_INPUT)
     running = read_current(session, target).pins
     missing = [s for s in rest if s not in running]

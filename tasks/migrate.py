@@ -64,8 +64,9 @@ def _show_plan(target: Target, survey: Survey, pins: dict) -> None:
     for p in survey.projects:
         console.print(f"  stop           {safe(p.name)} (from {safe(p.workdir)})")
     for s in target.system.stacks:
-        pin = f" on {safe(pins[s.name])}" if s.name in pins else (" [red](no running image found)[/]" if s.image else "")
-        console.print(f"  start          {safe(target.project(s))}{pin}")
+        on = [f"{a.name} {pins[a.name]}" if a.name in pins else f"[red]{a.name}: no running image found[/]"
+              for a in s.apps]
+        console.print(f"  start          {safe(target.project(s))}" + (f" on {safe(', '.join(on))}" if on else ""))
     for v in target.legacy.volumes:
         console.print(f"  keep volume    {safe(v)} (must be the same, untouched)")
     waits = sum(s.wait for s in target.system.stacks)

@@ -28,7 +28,7 @@ def releases(c, host=None, system=None, json=False):
 
 def _table(label: str, rows: list[dict]) -> None:
     table = Table(title=f"{safe(label)} releases", title_justify="left")
-    for col in ("", "release", "tag", "action", "state", "started", "by", "stacks (tag, digest)"):
+    for col in ("", "release", "tag", "action", "state", "started", "by", "apps (tag, digest)"):
         table.add_column(col)
     for r in rows:
         pins = " ".join(f"{s} {p.split('@')[0]} ({p.split('@')[-1][7:19]})" for s, p in sorted(r["images"].items()))

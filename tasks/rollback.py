@@ -24,7 +24,8 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, all
             session = sel.session(target)
             state = read_state(session, target)
             tag, pins = _target(state, to, force, target.label)
-            stacks = [s for s in target.system.stacks if not s.image or pins is None or s.name in pins]
+            stacks = [s for s in target.system.stacks
+                      if not s.apps or pins is None or any(a.name in pins for a in s.apps)]
             intent = Intent("rollback", new_release_id(), tag, by, origin, pins, state.history_sha)
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders)
             run_release(None if dry_run else session, target, intent, program)

@@ -13,7 +13,7 @@ PIN = re.compile(TAG.pattern + "@" + DIGEST.pattern)           # tag@digest: wha
 RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 WORD = re.compile(r"[a-z][a-z-]{0,31}")                          # a release's state: deploying, good, failed
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, stack, volume: becomes a path
-# A release's label: its one tag, or stack=tag pairs when its stacks run different versions.
+# A release's label: its one tag, or app=tag pairs when its apps run different versions.
 LABEL = re.compile(rf"{TAG.pattern}|{SAFE_NAME.pattern}={TAG.pattern}(?:,{SAFE_NAME.pattern}={TAG.pattern})*")
 IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 REGISTRY_SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")  # host[:port], never an option
@@ -39,23 +39,23 @@ def check_tag(tag: str) -> str:
 
 
 def check_tags(value: str) -> str | dict[str, str]:
-    """--tag: one tag for every image stack, or ``stack=tag`` pairs, comma-separated, for some of them."""
+    """--tag: one tag for every app (pinned image), or ``app=tag`` pairs, comma-separated, for some of them."""
     if "=" not in value:
         return check_tag(value)
     tags: dict[str, str] = {}
     for part in value.split(","):
-        stack, _, tag = part.partition("=")
-        if not SAFE_NAME.fullmatch(stack) or stack in tags:
-            raise ToolError(f"--tag {value!r}: {stack!r} is not a stack name, or comes twice (use stack=tag,stack=tag)",
+        app, _, tag = part.partition("=")
+        if not SAFE_NAME.fullmatch(app) or app in tags:
+            raise ToolError(f"--tag {value!r}: {app!r} is not an app name, or comes twice (use app=tag,app=tag)",
                             BAD_INPUT)
-        tags[stack] = check_tag(tag)
+        tags[app] = check_tag(tag)
     return tags
 
 
 def check_label(label: str) -> str:
-    """A release label (rollback --to): a tag, or stack=tag pairs as `fab releases` shows them."""
+    """A release label (rollback --to): a tag, or app=tag pairs as `fab releases` shows them."""
     if not isinstance(label, str) or not LABEL.fullmatch(label):
-        raise ToolError(f"{label!r} is not a release tag (a tag, or stack=tag pairs as 'fab releases' shows)", BAD_INPUT)
+        raise ToolError(f"{label!r} is not a release tag (a tag, or app=tag pairs as 'fab releases' shows)", BAD_INPUT)
     return label
 
 

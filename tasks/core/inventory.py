@@ -29,14 +29,23 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class App:
+    """One image the tool pins: ``name`` is unique in its system (the key of pins, history and ``--tag
+    name=TAG``), ``tag_var`` the variable of the compose file's image line that carries its tag@digest."""
+    name: str
+    image: str                # the repository, without a tag
+    tag_var: str = "IMAGE_TAG"
+
+
+@dataclass(frozen=True)
 class Stack:
-    """One compose stack of a system. ``image`` is the image repository the tool pins, or None for a stack
-    whose images it does not pin (Traefik, PostgreSQL): those are only brought up, in order."""
+    """One compose stack of a system and the apps (images) it pins: none for a stack whose images the tool
+    does not pin (Traefik, PostgreSQL): those are only brought up, in order. EnlevoHub's one compose file pins
+    two (backend, frontend), each with its own variable."""
     name: str
     compose: str              # relative to <root>/<system>
-    image: str | None = None
+    apps: tuple[App, ...] = ()
     health: str | None = None
-    tag_var: str = "IMAGE_TAG"
     wait: int = 120
     project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
 
@@ -48,9 +57,9 @@ class System:
     secrets: str = DEFAULT_SECRETS
     tag: str | None = None
 
-    def apps(self) -> list[Stack]:
-        """The stacks whose image the tool pins."""
-        return [s for s in self.stacks if s.image]
+    def apps(self, stacks: list[Stack] | None = None) -> list[App]:
+        """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""
+        return [a for s in (self.stacks if stacks is None else stacks) for a in s.apps]
 
     def selected(self, only: list[str] | None) -> list[Stack]:
         """The stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
@@ -160,12 +169,12 @@ class Target:
         both be project "container")."""
         return stack.project or f"{self.system.name}-{stack.name}"
 
-    def image_repo(self, stack: Stack) -> str:
-        """The full repository of ``stack``'s image: relative names go to the host's registry."""
-        first = stack.image.split("/", 1)[0]
-        if "/" in stack.image and ("." in first or ":" in first or first == "localhost"):
-            return stack.image
-        return f"{self.host.registry.server}/{stack.image}"
+    def image_repo(self, app: App) -> str:
+        """The full repository of ``app``'s image: relative names go to the host's registry."""
+        first = app.image.split("/", 1)[0]
+        if "/" in app.image and ("." in first or ":" in first or first == "localhost"):
+            return app.image
+        return f"{self.host.registry.server}/{app.image}"
 
 
 @dataclass
@@ -259,6 +268,13 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
     if not stacks_spec:
         doc.fail(at + ("stacks",), f"system {name!r} needs at least one stack under 'stacks:'")
     stacks = [_stack(doc, at + ("stacks", sname), sname, sspec) for sname, sspec in stacks_spec.items()]
+    seen: dict[str, str] = {}
+    for stack in stacks:
+        for app in stack.apps:
+            if app.name in seen:
+                doc.fail(at + ("stacks", stack.name), f"app {app.name!r} is pinned by stacks {seen[app.name]!r} "
+                         f"and {stack.name!r}: app names are unique in a system (they name versions)")
+            seen[app.name] = stack.name
     registry = _registry(doc, spec.get("registry"), at + ("registry",), default_registry)
     return System(name, tuple(stacks), secrets, tag), registry
 
@@ -266,20 +282,56 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"compose", "image", "health", "tag_var", "wait", "project"})
-    image, health = spec.get("image"), spec.get("health")
-    if image is not None:
-        doc.matching(at + ("image",), image, grammar.IMAGE_NAME, "is not an image repository (no tag: the tool picks it)")
+    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project"})
+    health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
-    tag_var = doc.matching(at + ("tag_var",), spec.get("tag_var", "IMAGE_TAG"), grammar.ENV_VAR,
-                           "must be an UPPER_CASE variable name")
     project = spec.get("project")
     if project is not None:
         doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
                      "is not a compose project name (lower case letters, digits, '-' and '_')")
-    return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), image, health, tag_var,
+    return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
                  doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project)
+
+
+def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:
+    """``image:`` (+ ``tag_var:``): one app named after the stack; ``images: {name: {image, tag_var}}``: one
+    per image line of a compose file that runs several (each its own variable)."""
+    if "images" in spec:
+        for key in ("image", "tag_var"):
+            if key in spec:
+                doc.fail(at + (key,), f"give either {key}: or images:, not both")
+        images = doc.mapping(at + ("images",), spec["images"])
+        if not images:
+            doc.fail(at + ("images",), "images: needs at least one image")
+        apps = []
+        for name, ispec in images.items():
+            doc.check_name(at + ("images", name), name, "app", grammar.SAFE_NAME)
+            ispec = doc.mapping(at + ("images", name), ispec)
+            doc.only_keys(at + ("images", name), ispec, {"image", "tag_var"})
+            if "tag_var" not in ispec:
+                doc.fail(at + ("images", name), f"image {name!r} needs its own tag_var: (the variable of its "
+                         "image line in the compose file)")
+            apps.append(_app(doc, at + ("images", name), name, ispec))
+        variables = [a.tag_var for a in apps]
+        for a in apps:
+            if variables.count(a.tag_var) > 1:
+                doc.fail(at + ("images", a.name, "tag_var"), f"two images of stack {stack!r} use {a.tag_var}: "
+                         "each needs its own variable, or one would run the other's digest")
+        return tuple(apps)
+    if "image" in spec:
+        return (_app(doc, at, stack, spec),)
+    if "tag_var" in spec:
+        doc.fail(at + ("tag_var",), "tag_var: without image: (the stack pins nothing)")
+    return ()
+
+
+def _app(doc: YamlDoc, at: tuple, name: str, spec: dict) -> App:
+    image = doc.matching(at + ("image",), spec.get("image"), grammar.IMAGE_NAME,
+                         "is not an image repository (no tag: the tool picks it)")
+    tag_var = doc.matching(at + ("tag_var",), spec.get("tag_var", "IMAGE_TAG"), grammar.ENV_VAR,
+                           "must be an UPPER_CASE variable name")
+    return App(name, image, tag_var)
 
 
 def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Registry) -> Host:

@@ -1,6 +1,8 @@
 """Deploy, health gate, rollback and history, end to end on the sandbox VPS."""
 import time
 
+import yaml
+
 from sandbox import images, system
 from tasks.core import errors
 
@@ -133,7 +135,7 @@ def test_each_app_keeps_its_own_version(vps):
     assert vps.version() == "v1.4.3"
     assert "ems=v1.4.3,sms=v1.4.2" in vps.ok("status", "--host", "t1").stdout
     res = vps.fab("deploy", "--host", "t1", "--tag", "web=v1.4.3")
-    assert res.returncode == errors.BAD_INPUT and "not an image stack" in res.stderr
+    assert res.returncode == errors.BAD_INPUT and "not an app of this deploy" in res.stderr
     vps.ok("rollback", "--host", "t1", "--to", "v1.4.3")
     assert all(p.startswith("v1.4.3@") for p in vps.running()["images"].values())
 
@@ -144,3 +146,32 @@ def test_a_service_without_a_healthcheck_is_warned_about(vps):
     compose.write_text(compose.read_text().replace(system.HEALTH, ""))
     out = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3").stdout
     assert "no healthcheck on ems_system-sms/sms:" in out and "ems_system-ems/" not in out
+
+
+def test_two_images_in_one_compose_file_each_run_their_own_digest(vps):
+    """EnlevoHub's single compose file (issue 9, problem 3): the second image was pulled with the first one's
+    digest and the deploy failed. Here sms's compose file also runs a "front" service on the ems image, with its
+    own variable: each service runs its own image's digest, and each moves on its own."""
+    compose = vps.host.root / "ems_system/repo/servers/sms/container/docker-compose.prod.yml"
+    text = compose.read_text()
+    front = text.split("services:\n", 1)[1].replace("  sms:\n", "  front:\n", 1).replace("sms_server:${IMAGE_TAG",
+            "ems_server:${FRONT_TAG").replace("127.0.0.1:8081:8080", "127.0.0.1:8082:8080").replace("/sms", "/front")
+    compose.write_text(text + front)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    sms = inv["systems"]["ems_system"]["stacks"]["sms"]
+    del sms["image"]
+    sms["images"] = {"sms": {"image": "edumigsoft/sms_server", "tag_var": "IMAGE_TAG"},
+                     "front": {"image": "edumigsoft/ems_server", "tag_var": "FRONT_TAG"}}
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    pins = vps.running()["images"]
+    assert set(pins) == {"ems", "sms", "front"}
+    assert pins["front"] == pins["ems"] != pins["sms"], "front runs the ems image's digest, not sms's"
+    for service, app in (("front", "ems"), ("sms", "sms")):
+        ref = vps.host.docker("inspect", "-f", "{{.Config.Image}}", f"ems_system-sms-{service}-1").stdout.strip()
+        assert ref == f"10.200.0.1:5000/edumigsoft/{app}_server:{pins[app]}"
+    assert vps.host.http(8082, "/version") == "v1.4.3" and vps.host.http(8082, "/app") == "edumigsoft/ems_server"
+    vps.ok("deploy", "--host", "t1", "--tag", "front=v1.4.2")
+    assert vps.host.http(8082, "/version") == "v1.4.2" and vps.host.http(8081, "/version") == "v1.4.3"
+    assert vps.running()["tag"] == "ems=v1.4.3,front=v1.4.2,sms=v1.4.3"

@@ -1,7 +1,9 @@
 """The deploy program run whole under bash with stub docker/curl: what it calls, in which order, what it
 writes (history, current, .env pins, audit, lock) and how it fails. Fast tier: no root, SSH or Docker."""
 import json
+from pathlib import Path
 
+from tasks.core import inventory
 from tasks.core.programs.deploy import Intent, deploy_program
 from tasks.core.programs.protocol import Code
 
@@ -39,7 +41,7 @@ def test_a_good_deploy_pins_records_and_unlocks(lab):
     run = deploy(lab)
     assert run.code == 0, run.stdout + run.stderr
     pin = f"v1.4.3@{DIGEST}"
-    assert run.result.all("pin") == [{"stack": "ems", "pin": pin}, {"stack": "sms", "pin": pin}]
+    assert run.result.all("pin") == [{"app": "ems", "pin": pin}, {"app": "sms", "pin": pin}]
     env = (lab.root / "ems_system/repo/ems/.env").read_text()
     assert f"IMAGE_TAG={pin}\n" in env and "COMPOSE_PROJECT_NAME=ems_system-ems\n" in env
     assert (lab.root / "ems_system/repo/infra/.env").read_text() == "COMPOSE_PROJECT_NAME=ems_system-infra\n"
@@ -167,7 +169,7 @@ def test_a_damaged_previous_pin_is_not_restored(lab):
     (lab.state / "current").write_text("release r0\ntag v1.4.2\npin ems v1.4.2@sha256:2 DB_PASSWORD=x\n")
     lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
     run = deploy(lab)
-    assert run.code == Code.BROKEN and "the previous pin of ems in" in run.stdout
+    assert run.code == Code.BROKEN and "the previous pin of ems is damaged: not used" in run.stdout
     assert "DB_PASSWORD" not in (lab.root / "ems_system/repo/ems/.env").read_text()
 
 
@@ -228,3 +230,50 @@ def test_services_without_a_healthcheck_are_reported(lab):
     assert run.code == 0
     assert run.result.all("unchecked") == [{"project": "ems_system-sms", "service": "worker"}]
     assert "ps --filter label=com.docker.compose.project --format" in " ".join(lab.commands("docker"))
+
+
+def enlevohub(lab):
+    """Seed 002's shape: one compose file running a backend and a frontend image, each with its variable."""
+    (lab.root / "hosts.yml").write_text(
+        (lab.root / "hosts.yml").read_text().replace("systems:\n", "systems:\n  enlevohub:\n    stacks:\n      app:\n"
+        "        compose: repo/docker-compose.yml\n        images:\n"
+        "          backend: {image: edumigsoft/enlevohub-backend, tag_var: BACKEND_TAG}\n"
+        "          frontend: {image: edumigsoft/enlevohub-frontend, tag_var: FRONTEND_TAG}\n", 1)
+        .replace("systems: [ems_system]", "systems: [ems_system, enlevohub]"))
+    target = inventory.load(lab.root / "hosts.yml").host("lab").targets("enlevohub")[0]
+    Path(target.compose(target.system.stacks[0])).parent.mkdir(parents=True)
+    Path(target.compose(target.system.stacks[0])).write_text("services: {}\n")
+    (lab.root / "enlevohub/.secrets").mkdir(mode=0o700)
+    (lab.root / "enlevohub/.secrets/github").write_text(lab.secrets.read_text())
+    (lab.root / "enlevohub/.secrets/github").chmod(0o600)
+    lab.answer("docker", "pull *enlevohub-backend:*", captured="docker-pull.txt")
+    lab.answer("docker", "pull *enlevohub-frontend:*", f"Digest: {FRONT}\n")
+    return target
+
+
+FRONT = "sha256:" + "f" * 64
+
+
+def test_each_image_of_one_compose_file_gets_its_own_digest(lab):
+    """EnlevoHub: the frontend was once pulled as enlevohub-frontend@<backend digest>. Each image line has its
+    own variable, and each variable its own image's digest."""
+    t = enlevohub(lab)
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v1"})))
+    assert run.code == 0, run.stdout + run.stderr
+    env = (lab.root / "enlevohub/repo/.env").read_text()
+    assert env == f"BACKEND_TAG=v2@{DIGEST}\nFRONTEND_TAG=v1@{FRONT}\nCOMPOSE_PROJECT_NAME=enlevohub-app\n"
+    current = (lab.root / "enlevohub/state/current").read_text().splitlines()
+    assert sorted(current[2:]) == [f"pin backend v2@{DIGEST}", f"pin frontend v1@{FRONT}"]
+
+
+def test_a_failed_gate_puts_back_every_image_of_the_stack(lab):
+    t = enlevohub(lab)
+    state = lab.root / "enlevohub/state"
+    state.mkdir()
+    old_front = "v0@sha256:" + "0" * 64
+    (state / "current").write_text(f"release r0\ntag v1\npin backend {OLD}\npin frontend {old_front}\n")
+    lab.answer("docker", "compose -p enlevohub-app * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v2"})))
+    assert run.code == Code.ROLLED_BACK, run.stdout
+    env = (lab.root / "enlevohub/repo/.env").read_text()
+    assert env == f"BACKEND_TAG={OLD}\nFRONTEND_TAG={old_front}\nCOMPOSE_PROJECT_NAME=enlevohub-app\n"

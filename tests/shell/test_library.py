@@ -101,7 +101,7 @@ def test_pin_env_keeps_other_lines_and_the_mode(lab):
     env = lab.path / ".env"
     env.write_text("DB_PASSWORD=s3cret\nIMAGE_TAG=v1@sha256:old\nCOMPOSE_PROJECT_NAME=container\nUPLOADS=/x\n")
     env.chmod(0o640)
-    lab.snippet(f"pin_env '{env}' IMAGE_TAG 'v2@sha256:new' ems_system-ems", {"pin_env"})
+    lab.snippet(f"pin_env '{env}' ems_system-ems IMAGE_TAG=v2@sha256:new", {"pin_env"})
     assert env.read_text() == "DB_PASSWORD=s3cret\nUPLOADS=/x\nIMAGE_TAG=v2@sha256:new\nCOMPOSE_PROJECT_NAME=ems_system-ems\n"
     assert oct(env.stat().st_mode & 0o777) == "0o640"
 
@@ -109,7 +109,7 @@ def test_pin_env_keeps_other_lines_and_the_mode(lab):
 def test_pin_env_on_a_file_holding_only_its_own_lines(lab):
     env = lab.path / ".env"
     env.write_text("IMAGE_TAG=v1@sha256:old\nCOMPOSE_PROJECT_NAME=p\n")
-    run = lab.snippet(f"pin_env '{env}' IMAGE_TAG 'v2@sha256:new' p && echo ok", {"pin_env"})
+    run = lab.snippet(f"pin_env '{env}' p IMAGE_TAG=v2@sha256:new && echo ok", {"pin_env"})
     assert run.result.log == ["ok"] and env.read_text() == "IMAGE_TAG=v2@sha256:new\nCOMPOSE_PROJECT_NAME=p\n"
 
 

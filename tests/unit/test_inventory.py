@@ -48,7 +48,8 @@ def test_defaults(tmp_path):
     assert (host.user, host.port, host.root) == ("root", 22, "/root")
     system = host.systems[0]
     assert system.secrets == ".secrets/github"
-    assert system.stacks[1].tag_var == "IMAGE_TAG" and system.stacks[0].image is None
+    assert system.stacks[1].apps == (inventory.App("ems", "edumigsoft/ems_server", "IMAGE_TAG"),)
+    assert system.stacks[0].apps == ()
 
 
 def test_unknown_host_lists_the_known_ones(tmp_path):
@@ -84,6 +85,17 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
                   "    stacks: {}\n"), 4, "at least one stack"),
     ("registry: {server: r, username: u}\nsystems: [a, b]\n", 2, "systems must be a mapping"),
     (GOOD.replace("infra: {compose:", "infra: {project: 'Postgres DB', compose:"), 5, "not a compose project name"),
+    (GOOD.replace("infra: {compose:", "infra: {images: {backend: {image: a/b}}, compose:"), 5,
+     "image 'backend' needs its own tag_var"),
+    (GOOD.replace("infra: {compose:", "infra: {images: {b: {image: a/b, tag_var: T}, f: {image: a/f, tag_var: T}}, "
+                  "compose:"), 5, "two images of stack 'infra' use T"),
+    (GOOD.replace("infra: {compose:", "infra: {image: a/b, images: {b: {image: a/b, tag_var: T}}, compose:"), 5,
+     "give either image: or images:"),
+    (GOOD.replace("infra: {compose:", "infra: {images: {ems: {image: a/b, tag_var: T}}, compose:"), 6,
+     "app 'ems' is pinned by stacks 'infra' and 'ems'"),
+    (GOOD.replace("infra: {compose:", "infra: {tag_var: T, compose:"), 5, "tag_var: without image:"),
+    (GOOD.replace("infra: {compose:", "infra: {images: {b: {image: 'a/b:v1', tag_var: T}}, compose:"), 5,
+     "not an image repository"),
     (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,
      "compose project ems_system-ems for two stacks"),
 ])
@@ -92,6 +104,18 @@ def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     text = error_of(path)
     assert text.startswith(f"{path}:{line}: "), text
     assert message in text
+
+
+def test_one_compose_file_with_several_images_pins_each_with_its_own_variable(tmp_path):
+    """EnlevoHub's single compose file runs backend and frontend images: each is an app of the stack."""
+    inv = inventory.load(write(tmp_path, GOOD.replace(
+        "infra: {compose:", "infra: {images: {backend: {image: e/backend, tag_var: BACKEND_TAG}, "
+        "frontend: {image: e/frontend, tag_var: FRONTEND_TAG}}, compose:")))
+    system = inv.host("vps1").systems[0]
+    assert [(a.name, a.image, a.tag_var) for a in system.apps()] == [
+        ("backend", "e/backend", "BACKEND_TAG"), ("frontend", "e/frontend", "FRONTEND_TAG"),
+        ("ems", "edumigsoft/ems_server", "IMAGE_TAG")]
+    assert [a.name for a in system.apps(system.stacks[1:])] == ["ems"]
 
 
 def test_a_stack_keeps_the_compose_project_it_was_started_with(tmp_path):

@@ -27,11 +27,11 @@ def read(*lines: str) -> Result:
 
 
 def test_reader_collects_data_text_errors_and_log():
-    res = read("@@step lock taking the lock", '@@data pin {"stack":"ems","pin":"v1@sha256:ab"}', "Pulling fs layer",
-               "@@text history {\"a\": 1}", '@@data pin {"stack":"sms","pin":"v2@sha256:cd"}',
+    res = read("@@step lock taking the lock", '@@data pin {"app":"ems","pin":"v1@sha256:ab"}', "Pulling fs layer",
+               "@@text history {\"a\": 1}", '@@data pin {"app":"sms","pin":"v2@sha256:cd"}',
                "@@error locked by ana")
-    assert res.all("pin") == [{"stack": "ems", "pin": "v1@sha256:ab"}, {"stack": "sms", "pin": "v2@sha256:cd"}]
-    assert res.one("pin")["stack"] == "sms" and res.one("missing") is None
+    assert res.all("pin") == [{"app": "ems", "pin": "v1@sha256:ab"}, {"app": "sms", "pin": "v2@sha256:cd"}]
+    assert res.one("pin")["app"] == "sms" and res.one("missing") is None
     assert res.text == {"history": ['{"a": 1}']}
     assert res.log == ["Pulling fs layer"] and res.errors == ["locked by ana"]
 

@@ -57,12 +57,12 @@ def test_stack_tag_pairs_pull_those_and_keep_the_others_exactly(monkeypatch, tar
 
 
 def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
-    with pytest.raises(ToolError, match="--dry-run needs a tag for every image stack"):
+    with pytest.raises(ToolError, match="--dry-run needs a tag for every app"):
         deploy_task._versions({"sms": "v1"}, None, target, ["ems", "sms"])
     running(monkeypatch, {"sms": S1})
     with pytest.raises(ToolError, match="nothing is deployed for ems"):
         deploy_task._versions(None, object(), target, ["ems", "sms"])
-    with pytest.raises(ToolError, match="--tag names web, not an image stack") as e:
+    with pytest.raises(ToolError, match="--tag names web, not an app of this deploy") as e:
         deploy_task._check_named({"web": "v1"}, target, list(target.system.stacks))
     assert e.value.code == BAD_INPUT
     with pytest.raises(ToolError, match="--tag names infra"):  # a stack the tool does not pin

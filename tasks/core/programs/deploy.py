@@ -18,9 +18,9 @@ class Intent:
     tag: str
     by: str
     origin: str
-    pins: dict | None = None    # stack -> tag@digest to run (a rollback's, or the stacks a deploy keeps as they run)
+    pins: dict | None = None    # app -> tag@digest to run (a rollback's, or the apps a deploy keeps as they run)
     history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
-    tags: dict | None = None    # stack -> tag to pull now (a deploy)
+    tags: dict | None = None    # app -> tag to pull now (a deploy)
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -34,8 +34,8 @@ class Intent:
 
 
 def label(tags: dict[str, str], pins: dict[str, str]) -> str:
-    """A release's label: its one tag when every image stack it pulls or keeps has the same, else stack=tag
-    pairs (sorted): what history, status and rollback --to call it."""
+    """A release's label: its one tag when every app it pulls or keeps has the same, else app=tag pairs
+    (sorted): what history, status and rollback --to call it."""
     versions = {**{s: grammar.pin_tag(p) for s, p in pins.items()}, **tags}
     distinct = set(versions.values())
     if len(distinct) == 1:
@@ -46,8 +46,8 @@ def label(tags: dict[str, str], pins: dict[str, str]) -> str:
 def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare ``stacks`` (in order) to the library's apply and restore."""
     for s in stacks:
-        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.tag_var if s.image else "",
-                  s.wait, s.health or "")
+        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
+                  " ".join(f"{a.name}={a.tag_var}" for a in s.apps))
     return prog
 
 
@@ -66,13 +66,12 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if not allow_placeholders:
         prog.step("check_placeholders")
     prog.step("registry_login")
-    for s in stacks:
-        if s.image:
-            prog.step("fetch", s.name, target.image_repo(s), (intent.tags or {}).get(s.name, ""),
-                      (intent.pins or {}).get(s.name, ""))
+    for a in target.system.apps(stacks):
+        prog.step("fetch", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
+                  (intent.pins or {}).get(a.name, ""))
     if registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
         for s in stacks:
-            if not s.image:
+            if not s.apps:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
     return prog.step("preflight_stacks").step("record", "deploying").step("go_live")

@@ -48,21 +48,22 @@ class Survey:
             projects.setdefault(name, OldProject(name, workdir, files))
         return cls(migrated["at"] if migrated else None, [d["reason"] for d in result.all("refuse")],
                    int(space.get("need") or 0), int(space.get("avail") or 0), list(projects.values()),
-                   {d["stack"]: d["pin"] for d in result.all("saved_pin") if grammar.PIN.fullmatch(d["pin"])})
+                   {d["app"]: d["pin"] for d in result.all("saved_pin") if grammar.PIN.fullmatch(d["pin"])})
 
     @report
     def pins(self, target: Target) -> dict[str, str]:
         """The tag@digest each app stack ran under the old layout (matched by the repo folder its old project
         ran from), over what a killed run saved: the new stacks come up on the same images."""
         pins = dict(self.saved_pins)
-        for stack in target.system.apps():
+        for stack in target.system.stacks:
             folder = posixpath.dirname(posixpath.relpath(stack.compose, "repo"))
-            repo = target.image_repo(stack)
-            for proj in self.projects:
-                if posixpath.relpath(proj.workdir, target.legacy.repo) == folder:
-                    for ref, pin in proj.images.values():
-                        if ref.startswith(repo + ":") and pin:
-                            pins[stack.name] = pin
+            for app in stack.apps:
+                repo = target.image_repo(app)
+                for proj in self.projects:
+                    if posixpath.relpath(proj.workdir, target.legacy.repo) == folder:
+                        for ref, pin in proj.images.values():
+                            if ref.startswith(repo + ":") and pin:
+                                pins[app.name] = pin
         return pins
 
 

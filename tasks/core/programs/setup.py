@@ -12,7 +12,7 @@ from .protocol import Program, Result, report
 
 def hierarchy(target: Target) -> list[tuple[str, str]]:
     """(folder, enforced mode or "") of seed 001's hierarchy: shared by setup and migrate-layout."""
-    apps = [s.name for s in target.system.apps()]
+    apps = [a.name for a in target.system.apps()]
     dirs = [(target.letsencrypt, ""), (target.path("data/backups"), "")]
     dirs += [(target.path(f"data/{kind}/{app}"), "") for kind in ("uploads", "logs") for app in apps]
     return dirs + [(target.state_dir, "700"), (posixpath.dirname(target.secrets), "700")]

@@ -92,7 +92,7 @@ survey() {
     while IFS= read -r line; do
       rest=${line#* }
       case ${line%% *} in
-        pin) data saved_pin stack "${rest%% *}" pin "${rest#* }" ;;
+        pin) data saved_pin app "${rest%% *}" pin "${rest#* }" ;;
         old) IFS=$'\t' read -r a b v <<< "$rest"; data saved_old project "$a" workdir "$b" files "$v" ;;
       esac
     done < "$STATE/migration/plan"

@@ -10,9 +10,8 @@
 # compose_config STACK: `docker compose config` of STACK as this release will run it (its pin in the
 # environment, which wins over the .env that is only rewritten when the stack goes live); warnings on stderr.
 compose_config() {
-  local s=$1 pin=()
-  [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ] || pin=("${SPEC_VAR[$s]}=${PINS[$s]}")
-  env "${pin[@]}" docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config
+  stack_pins "$1" new >&2 || return 1
+  env "${STACK_PINS[@]}" docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" config
 }
 
 # compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,

@@ -1,19 +1,20 @@
 # shellcheck shell=bash
 # Images and stacks: pull by tag or by recorded digest, pin the release in each stack's .env, bring the stacks
 # up in order behind the health gate, and put the previous good release back when the gate fails.
-# Globals: PINS (stack -> tag@digest of this release), STACKS (declared order), SPEC_* (each stack's settings).
+# Globals: PINS (app -> tag@digest of this release; an app is one image the tool pins, named in hosts.yml),
+# STACKS (declared order), SPEC_* (each stack's settings; SPEC_APPS its "app=VARIABLE" words).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; TAG (the release's label), RELEASE, STATE, PIN_RE and R_* come from the program's head
 
 # valid_pin VALUE: VALUE is tag@sha256:digest (PIN_RE, the tool's own grammar, comes with the program). Every
 # pin that reaches PINS or a .env is checked: one read back from a file may be damaged.
 valid_pin() { [[ $1 =~ ^${PIN_RE}$ ]]; }
 
-# use_pin STACK TAG@DIGEST: the image this release runs for STACK.
+# use_pin APP TAG@DIGEST: the image this release runs for APP.
 use_pin() {
   valid_pin "$2" || die "$R_FAILED" "refusing a damaged pin for $1: $2"
   declare -gA PINS
   PINS[$1]=$2
-  data pin stack "$1" pin "$2"
+  data pin app "$1" pin "$2"
 }
 
 # digest_of_pull REPO TAG: the digest a `docker pull` reported (stdin), else the one the image store knows.
@@ -25,21 +26,21 @@ digest_of_pull() {
   [ -n "$digest" ] && printf '%s\n' "$digest"
 }
 
-# fetch STACK REPO TAG PIN: make the stack's image present. With a TAG, pull it (a re-pushed tag is picked up)
+# fetch APP REPO TAG PIN: make the app's image present. With a TAG, pull it (a re-pushed tag is picked up)
 # and pin the digest it has now; with a PIN (a rollback, or a stack this deploy keeps), the recorded digest.
 fetch() {
-  local stack=$1 repo=$2 tag=$3 pin=$4 out digest
+  local app=$1 repo=$2 tag=$3 pin=$4 out digest
   if [ -n "$pin" ]; then
-    say "step pull $stack: $repo@${pin#*@} (recorded digest of ${pin%@*})"
+    say "step pull $app: $repo@${pin#*@} (recorded digest of ${pin%@*})"
     if ! docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1; then
       out=$(docker pull "$repo@${pin#*@}" 2>&1) || die "$R_PULL" "pull of $repo@${pin#*@} failed: $(printf '%s' "$out" | tail -n 1)"
     fi
-    use_pin "$stack" "$pin"
+    use_pin "$app" "$pin"
   else
-    say "step pull $stack: $repo:$tag"
+    say "step pull $app: $repo:$tag"
     out=$(docker pull "$repo:$tag" 2>&1) || die "$R_PULL" "pull of $repo:$tag failed: $(printf '%s' "$out" | tail -n 1)"
     digest=$(printf '%s\n' "$out" | digest_of_pull "$repo" "$tag") || die "$R_PULL" "no digest for $repo:$tag after the pull"
-    use_pin "$stack" "$tag@$digest"
+    use_pin "$app" "$tag@$digest"
   fi
 }
 
@@ -50,11 +51,29 @@ fetch_stack() {
     || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
 }
 
-# add_stack NAME COMPOSE PROJECT TAG_VAR WAIT HEALTH: declare a stack (in order) for apply and restore.
+# add_stack NAME COMPOSE PROJECT WAIT HEALTH APPS: declare a stack (in order) for apply and restore. APPS are
+# the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image is
+# ever given another one's digest.
 add_stack() {
-  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_VAR SPEC_WAIT SPEC_HEALTH
+  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS
   STACKS+=("$1")
-  SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_VAR[$1]=$4; SPEC_WAIT[$1]=$5; SPEC_HEALTH[$1]=$6
+  SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_WAIT[$1]=$4; SPEC_HEALTH[$1]=$5; SPEC_APPS[$1]=$6
+}
+
+# stack_pins STACK new|previous: STACK_PINS becomes "VARIABLE=PIN" for each app of STACK, from this release or
+# from the previous good one (state/current); fails, saying why, when one is damaged or a previous one missing.
+# An app this release has no pin for (migrate-layout found no running image) keeps its .env line as it is.
+stack_pins() {
+  local word app pin
+  STACK_PINS=()
+  for word in ${SPEC_APPS[$1]}; do
+    app=${word%%=*}
+    if [ "$2" = new ]; then pin=${PINS[$app]:-}; else pin=$(current_pin "$app"); fi
+    if [ -z "$pin" ] && [ "$2" = new ]; then continue; fi
+    [ -n "$pin" ] || { say "info no $2 pin for $app"; return 1; }
+    valid_pin "$pin" || { say "info the $2 pin of $app is damaged: not used"; return 1; }
+    STACK_PINS+=("${word#*=}=$pin")
+  done
 }
 
 env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
@@ -92,24 +111,25 @@ check_placeholders() {
   [ -z "$found" ] || die "$R_REFUSED" "still placeholders from .env_example:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
 }
 
-# pin_env ENVFILE VAR VALUE PROJECT: the release is kept in the stack's .env, which compose reads on every
-# `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode stay.
+# pin_env ENVFILE PROJECT [VARIABLE=PIN...]: the release is kept in the stack's .env, which compose reads on
+# every `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode
+# stay.
 pin_env() {
-  local env=$1 var=$2 value=$3 project=$4 mode=600
+  local env=$1 project=$2 mode=600 owned=COMPOSE_PROJECT_NAME line
+  shift 2
+  for line in "$@"; do owned+="|${line%%=*}"; done
   [ -f "$env" ] && mode=$(stat -c %a "$env")
-  { [ ! -f "$env" ] || grep -v -E "^($var|COMPOSE_PROJECT_NAME)=" "$env" || [ $? = 1 ]
-    [ -z "$var" ] || printf '%s=%s\n' "$var" "$value"
+  { [ ! -f "$env" ] || grep -v -E "^($owned)=" "$env" || [ $? = 1 ]
+    [ $# = 0 ] || printf '%s\n' "$@"
     printf 'COMPOSE_PROJECT_NAME=%s\n' "$project"; } | atomic_write "$env" || return 1
   chmod "$mode" "$env"
 }
 
-# pin_stack STACK PIN: write STACK's .env for PIN (empty: only the project name, for a stack not pinned).
+# pin_stack STACK new|previous: write STACK's .env with its apps' pins (none: only the project name).
+# Returns 2 when a pin is missing or damaged (nothing written), 1 when the .env cannot be written.
 pin_stack() {
-  if [ -n "${SPEC_VAR[$1]}" ] && [ -n "$2" ]; then
-    pin_env "$(env_of "$1")" "${SPEC_VAR[$1]}" "$2" "${SPEC_PROJECT[$1]}"
-  else
-    pin_env "$(env_of "$1")" "" "" "${SPEC_PROJECT[$1]}"
-  fi
+  stack_pins "$1" "$2" || return 2
+  pin_env "$(env_of "$1")" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
 }
 
 # up STACK: bring one stack up and gate on compose's health and then its HTTP check. When compose itself fails
@@ -148,7 +168,12 @@ apply() {
   SWITCHED=() FAILED_UP=""
   for s in "${STACKS[@]}"; do
     say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
-    pin_stack "$s" "${PINS[$s]:-}" || { say "fail $s: cannot write $(env_of "$s") (disk full?): it still runs what it ran"; return 1; }
+    pin_stack "$s" new
+    case $? in
+      0) ;;
+      1) say "fail $s: cannot write $(env_of "$s") (disk full?): it still runs what it ran"; return 1 ;;
+      *) say "fail $s: a damaged pin: it still runs what it ran"; return 1 ;;
+    esac
     SWITCHED+=("$s")
     up "$s" || { FAILED_UP=$s; return 1; }
   done
@@ -158,18 +183,17 @@ apply() {
 # stack without a pin has nothing to go back to: the one that failed is brought up again as it was (if that
 # fails too, the previous release is not back, and nobody is told it is).
 restore() {
-  local s pin ok=0
+  local s ok=0 rc
   [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
   for s in "${SWITCHED[@]}"; do
-    if [ -z "${SPEC_VAR[$s]}" ] || [ -z "${PINS[$s]:-}" ]; then
+    if [ -z "${SPEC_APPS[$s]}" ]; then
       [ "$s" != "$FAILED_UP" ] || { say "step restore $s: up again as it was"; up "$s" || ok=1; }
       continue
     fi
-    pin=$(current_pin "$s")
-    [ -n "$pin" ] || { say "info no previous good pin for $s"; ok=1; continue; }
-    valid_pin "$pin" || { say "info the previous pin of $s in $STATE/current is damaged: not restored"; ok=1; continue; }
-    say "step restore $s: back to $pin"
-    pin_stack "$s" "$pin" || { say "fail cannot write $(env_of "$s")"; ok=1; continue; }
+    say "step restore $s: back to the previous good release's pins"
+    pin_stack "$s" previous; rc=$?
+    [ "$rc" != 1 ] || say "fail cannot write $(env_of "$s")"
+    if [ "$rc" != 0 ]; then ok=1; continue; fi
     up "$s" || ok=1
   done
   return "$ok"
@@ -180,7 +204,7 @@ restore() {
 unchecked_services() {
   local s pinned=" " project service status
   for s in "${STACKS[@]}"; do
-    [ -z "${SPEC_VAR[$s]}" ] || pinned+="${SPEC_PROJECT[$s]} "
+    [ -z "${SPEC_APPS[$s]}" ] || pinned+="${SPEC_PROJECT[$s]} "
   done
   [ "$pinned" != " " ] || return 0
   # (docker ANDs label filters, so the projects are matched here)
