@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import install, proc, registry, system
+from . import infra, install, proc, registry, system
 from .images import Builder
 from .proc import SandboxError
 from .vps import SandboxHost
@@ -24,6 +24,7 @@ class Sandbox:
     def __init__(self, state: Path = DEFAULT_STATE):
         self.state = state
         self.registry = registry.Registry(state)
+        self.hub = registry.Registry(state, "hub", registry.HUB_PORT, auth=False)  # the Docker Hub stand-in
         self.builder = Builder(state)
         self.client_key = state / "ssh" / "id_ed25519"
 
@@ -33,8 +34,11 @@ class Sandbox:
         install.ensure_installed(log)
         self.state.mkdir(parents=True, exist_ok=True)
         self.registry.start()
+        self.hub.start()
         if self.builder.ensure_images(self.registry):
             log("built and pushed the sandbox release images")
+        if infra.ensure(self.builder, self.hub, log):
+            log("built and pushed the sandbox's PostgreSQL, nginx and Traefik images")
         if not self.client_key.exists():
             self.client_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fab-sandbox", "-f", str(self.client_key))
@@ -62,6 +66,7 @@ class Sandbox:
         for d in sorted((self.state / "hosts").glob("*/index")):
             self.host(d.parent.name).stop()
         self.registry.stop()
+        self.hub.stop()
         self.builder.stop()
 
     def inventory_entry(self, host: SandboxHost) -> dict:

@@ -40,7 +40,7 @@ class Builder:
         stamp = self._inputs_digest()
         if self.stamp.exists() and self.stamp.read_text() == stamp:
             return False
-        self._start()
+        self.start()
         try:
             self.docker("login", registry.SERVER, "-u", registry.USERNAME, "--password-stdin", input=reg.token)
             for repo in APPS:
@@ -73,14 +73,14 @@ class Builder:
     def push_variant(self, reg: registry.Registry, repo: str, tag: str, build: str) -> None:
         """Push different content under an existing tag (a re-pushed tag, as happens on real registries).
         Tests put the original content back the same way (build="original") when they are done."""
-        self._start()
+        self.start()
         try:
             self.docker("login", registry.SERVER, "-u", registry.USERNAME, "--password-stdin", input=reg.token)
             self.build_and_push(repo, tag, build=build)
         finally:
             self.stop()
 
-    def _start(self) -> None:
+    def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         argv = ["dockerd", "--host", f"unix://{self.sock}", "--data-root", str(self.dir / "data"),
                 "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile"),

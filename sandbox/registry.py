@@ -1,4 +1,7 @@
-"""The sandbox's stand-in for ghcr.io: Debian's docker-registry with TLS (a CA made here) and htpasswd auth.
+"""The sandbox's stand-ins for ghcr.io (Debian's docker-registry with TLS from a CA made here and htpasswd auth)
+and for Docker Hub (the same registry without auth, on HUB_PORT, which every sandbox dockerd uses as its
+registry mirror: `image: postgres:15` in a compose file is pulled from it, unchanged, and never from the
+internet).
 
 It listens on an address of its own (put on the loopback device of this machine's network namespace), not on
 127.0.0.1: dockerd hard-codes 127.0.0.0/8 registries as insecure and skips their certificate checks, so only an
@@ -15,14 +18,18 @@ ADDRESS = "10.200.0.1"
 PORT = 5000
 SERVER = f"{ADDRESS}:{PORT}"
 USERNAME = "edumigsoft"
-CERTS_D = Path("/etc/docker/certs.d") / SERVER
+HUB_PORT = 5001
+HUB = f"{ADDRESS}:{HUB_PORT}"
 
 
 class Registry:
-    """CA, server certificate, users and the registry process, all kept under ``state/registry``."""
+    """CA, server certificate, users and the registry process, all kept under ``state/<name>``; ``auth`` False
+    for the public one (the Docker Hub stand-in)."""
 
-    def __init__(self, state: Path):
-        self.dir = state / "registry"
+    def __init__(self, state: Path, name: str = "registry", port: int = PORT, auth: bool = True):
+        self.dir = state / name
+        self.port, self.auth = port, auth
+        self.server = f"{ADDRESS}:{port}"
         self.ca_crt = self.dir / "ca.crt"
         self.htpasswd = self.dir / "htpasswd"
         self.token_file = self.dir / "token"
@@ -44,16 +51,17 @@ class Registry:
         if ADDRESS not in proc.sh("ip", "-4", "addr", "show", "dev", "lo").stdout:
             proc.sh("ip", "addr", "add", f"{ADDRESS}/32", "dev", "lo")
         self._make_certificates()
-        if not self.htpasswd.exists():
+        if self.auth and not self.htpasswd.exists():
             self.set_password(USERNAME, self.token, restart=False)
         config = self.dir / "config.yml"
+        auth = f"auth: {{htpasswd: {{realm: sandbox-registry, path: {self.htpasswd}}}}}\n" if self.auth else ""
         config.write_text(
             "version: 0.1\nlog: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.dir / 'storage'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: '{SERVER}', tls: {{certificate: {self.dir / 'server.crt'}, key: {self.dir / 'server.key'}}}}}\n"
-            f"auth: {{htpasswd: {{realm: sandbox-registry, path: {self.htpasswd}}}}}\n")
+            f"http: {{addr: '{self.server}', tls: {{certificate: {self.dir / 'server.crt'}, key: {self.dir / 'server.key'}}}}}\n"
+            + auth)
         proc.start(["docker-registry", "serve", str(config)], self.pidfile, self.log)
-        proc.wait_for("registry", lambda: proc.port_open(ADDRESS, PORT), 20, self.log)
+        proc.wait_for(self.dir.name, lambda: proc.port_open(ADDRESS, self.port), 20, self.log)
 
     def stop(self) -> None:
         proc.stop(self.pidfile)
@@ -78,5 +86,6 @@ class Registry:
             proc.sh("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(self.ca_crt),
                     "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
                     "-extfile", str(d / "san.ext"), "-out", str(d / "server.crt"))
-        CERTS_D.mkdir(parents=True, exist_ok=True)
-        (CERTS_D / "ca.crt").write_bytes(self.ca_crt.read_bytes())
+        certs_d = Path("/etc/docker/certs.d") / self.server
+        certs_d.mkdir(parents=True, exist_ok=True)
+        (certs_d / "ca.crt").write_bytes(self.ca_crt.read_bytes())

@@ -46,7 +46,8 @@ class SandboxHost:
         proc.wait_for(f"{self.name} mount namespace", lambda: self._root_mounted(holder), 10, self.dir / "holder.log")
         enter = ["nsenter", f"--target={holder}", "--mount", "--net"]
         proc.start(enter + ["dockerd", "--host", f"unix://{self.sock}", "--data-root", str(self.dir / "docker"),
-                            "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile")],
+                            "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile"),
+                            "--registry-mirror", f"https://{registry.HUB}"],  # Docker Hub's images come from here
                    self.dir / "dockerd.pid", self.dir / "dockerd.log")
         self._sshd_config()
         os.makedirs("/run/sshd", exist_ok=True)
@@ -127,10 +128,14 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         return r.stdout.strip() if r.returncode == 0 else None
 
     def reset(self) -> None:
-        """Forget everything deployed: containers, volumes, images, logins, networks and the /root tree."""
+        """Forget everything deployed: containers, volumes, release images, logins, networks and the /root tree
+        (Docker Hub's images stay, as a VPS keeps what it pulled once: they are large)."""
         self.inside("ids=$(docker ps -aq); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null;"
                     "docker volume prune -af >/dev/null 2>&1 || docker volume prune -f >/dev/null;"
-                    "docker network prune -f >/dev/null; docker image prune -af >/dev/null")
+                    "docker network prune -f >/dev/null;"
+                    # release images go; Docker Hub's (postgres, nginx, traefik: no registry in their name) stay
+                    "ids=$(docker image ls -a --format '{{.Repository}} {{.ID}}' | awk '$1 ~ /[.:]/ || $1 == \"<none>\""
+                    " {print $2}' | sort -u); [ -z \"$ids\" ] || docker rmi -f $ids >/dev/null 2>&1; true")
         for child in self.root.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         for log in (self.commands_log, self.stdin_log):

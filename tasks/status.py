@@ -18,10 +18,10 @@ def status(c, host=None, system=None):
     with select(host, system) as sel:
         for target in sel.targets:
             res = execute(sel.session(target), status_program(target), target.label, quiet=True)
-            _show(target.label, target.system.secrets, parse_status(res))
+            _show(target.label, target.system.secrets, parse_status(res), target.system.stacks)
 
 
-def _show(label: str, secrets: str, st: Status) -> None:
+def _show(label: str, secrets: str, st: Status, stacks) -> None:
     console.print(f"[bold]{safe(label)}[/]: release [cyan]{safe(st.current.tag or 'none')}[/] "
                   f"({safe(st.current.release or 'nothing deployed')})")
     console.print(f"  lock: [yellow]held by {safe(st.lock)}[/]" if st.lock else "  lock: free")
@@ -42,3 +42,8 @@ def _show(label: str, secrets: str, st: Status) -> None:
         if not stack.containers:
             table.add_row(safe(stack.name), "-", "[yellow]not running[/]", "-", "-")
     console.print(table)
+    scales = {s.name: dict(s.scale) for s in stacks}
+    for stack in st.stacks:
+        for service, healthy, wanted in stack.replicas(scales.get(stack.name, {})):
+            style = "green" if healthy == wanted else "red"
+            console.print(f"  replicas {safe(stack.name)}/{safe(service)}: [{style}]{healthy}/{wanted} healthy[/]")

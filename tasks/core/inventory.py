@@ -48,6 +48,7 @@ class Stack:
     health: str | None = None
     wait: int = 120
     project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
+    scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project"})
+    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
@@ -290,8 +291,11 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     if project is not None:
         doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
                      "is not a compose project name (lower case letters, digits, '-' and '_')")
+    scale = tuple((doc.matching(at + ("scale", svc), svc, grammar.SERVICE, "is not a compose service name"),
+                   doc.integer(at + ("scale", svc), n, 0, 100))
+                  for svc, n in doc.mapping(at + ("scale",), spec.get("scale", {})).items())
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
-                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project)
+                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale)
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

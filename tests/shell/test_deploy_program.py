@@ -238,7 +238,8 @@ def enlevohub(lab):
         (lab.root / "hosts.yml").read_text().replace("systems:\n", "systems:\n  enlevohub:\n    stacks:\n      app:\n"
         "        compose: repo/docker-compose.yml\n        images:\n"
         "          backend: {image: edumigsoft/enlevohub-backend, tag_var: BACKEND_TAG}\n"
-        "          frontend: {image: edumigsoft/enlevohub-frontend, tag_var: FRONTEND_TAG}\n", 1)
+        "          frontend: {image: edumigsoft/enlevohub-frontend, tag_var: FRONTEND_TAG}\n"
+        "        scale: {backend: 3}\n", 1)
         .replace("systems: [ems_system]", "systems: [ems_system, enlevohub]"))
     target = inventory.load(lab.root / "hosts.yml").host("lab").targets("enlevohub")[0]
     Path(target.compose(target.system.stacks[0])).parent.mkdir(parents=True)
@@ -277,3 +278,6 @@ def test_a_failed_gate_puts_back_every_image_of_the_stack(lab):
     assert run.code == Code.ROLLED_BACK, run.stdout
     env = (lab.root / "enlevohub/repo/.env").read_text()
     assert env == f"BACKEND_TAG={OLD}\nFRONTEND_TAG={old_front}\nCOMPOSE_PROJECT_NAME=enlevohub-app\n"
+    ups = [c for c in lab.commands("docker") if " up " in c]
+    assert len(ups) == 2 and all(" --remove-orphans --scale backend=3 --wait " in c for c in ups), \
+        "the replicas of hosts.yml on the deploy and on the restore"

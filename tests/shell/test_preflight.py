@@ -2,9 +2,10 @@
 config with this release's pins, its external networks and volumes, and the traces of a stack started by hand
 (taking over a VPS), all checked before anything that runs is stopped; and a `compose up` that fails for a
 reason other than health, told apart from a failed gate."""
+from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
-from .test_deploy_program import OLD, deploy, history, pulls_answer, ups
+from .test_deploy_program import OLD, deploy, enlevohub, history, intent, pulls_answer, ups
 
 INFRA = "compose -p ems_system-infra *"
 PS_FORMAT = "ps -a --format *"
@@ -133,3 +134,19 @@ def test_a_stack_without_a_pin_that_fails_is_not_reported_back_unless_it_came_ba
     assert run.code == Code.BROKEN, run.stdout
     assert ups(lab) == ["compose -p ems_system-infra"] * 2
     assert "could not be started (compose failed, not a health check: infra: " in run.error
+
+
+def test_replicas_of_a_service_that_can_run_once_only_are_refused(lab):
+    """Seed 002 scales its backend: with a container_name or a fixed host port, compose cannot start the
+    second replica, so it is refused before anything stops."""
+    t = enlevohub(lab)
+    lab.answer("docker", "compose -p enlevohub-app * config", "name: enlevohub-app\nservices:\n  backend:\n"
+               "    container_name: enlevohub_backend\n    image: x\n    ports:\n      - mode: ingress\n"
+               "        host_ip: 127.0.0.1\n        target: 8080\n        published: \"8080\"\n        protocol: tcp\n"
+               "  frontend:\n    image: y\n    ports:\n      - mode: ingress\n        target: 80\n"
+               "        published: \"80\"\n")
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v1"})))
+    assert run.code == Code.REFUSED, run.stdout
+    assert "stack app: service backend sets container_name enlevohub_backend: it cannot run 3 replicas" in run.error
+    assert "stack app: service backend publishes host port 8080: it cannot run 3 replicas" in run.error
+    assert "frontend" not in run.error, "one frontend may publish its port"

@@ -94,6 +94,9 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("infra: {compose:", "infra: {images: {ems: {image: a/b, tag_var: T}}, compose:"), 6,
      "app 'ems' is pinned by stacks 'infra' and 'ems'"),
     (GOOD.replace("infra: {compose:", "infra: {tag_var: T, compose:"), 5, "tag_var: without image:"),
+    (GOOD.replace("infra: {compose:", "infra: {scale: {backend: 101}, compose:"), 5, "from 0 to 100"),
+    (GOOD.replace("infra: {compose:", "infra: {scale: {'b k': 2}, compose:"), 5, "not a compose service name"),
+    (GOOD.replace("infra: {compose:", "infra: {scale: [backend], compose:"), 5, "must be a mapping"),
     (GOOD.replace("infra: {compose:", "infra: {images: {b: {image: 'a/b:v1', tag_var: T}}, compose:"), 5,
      "not an image repository"),
     (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,
@@ -116,6 +119,12 @@ def test_one_compose_file_with_several_images_pins_each_with_its_own_variable(tm
         ("backend", "e/backend", "BACKEND_TAG"), ("frontend", "e/frontend", "FRONTEND_TAG"),
         ("ems", "edumigsoft/ems_server", "IMAGE_TAG")]
     assert [a.name for a in system.apps(system.stacks[1:])] == ["ems"]
+
+
+def test_replicas_live_in_hosts_yml(tmp_path):
+    """Seed 002's `docker compose up --scale backend=3`, written once so no deploy undoes it."""
+    inv = inventory.load(write(tmp_path, GOOD.replace("infra: {compose:", "infra: {scale: {backend: 3}, compose:")))
+    assert inv.host("vps1").systems[0].stacks[0].scale == (("backend", 3),)
 
 
 def test_a_stack_keeps_the_compose_project_it_was_started_with(tmp_path):

@@ -55,3 +55,15 @@ def test_a_release_recorded_once_as_good_has_finished():
     line = ('{"release":"m1","tag":"migrated","action":"migrate-layout","by":"a","from":"b","state":"good",'
             '"at":"2026-11-26T00:00:00Z","images":{}}')
     assert history.parse(line)[0].finished == "2026-11-26T00:00:00Z"
+
+
+def test_replicas_count_healthy_containers_against_hosts_yml():
+    from tasks.core.programs.state import StackStatus
+    ctrs = [{"Service": "backend", "State": "running", "Health": "healthy"},
+            {"Service": "backend", "State": "running", "Health": "starting"},
+            {"Service": "backend", "State": "exited", "Health": ""},
+            {"Service": "nginx", "State": "running", "Health": ""},
+            {"Service": "worker", "State": "running", "Health": ""}, {"Service": "worker", "State": "running"}]
+    st = StackStatus("app", ctrs)
+    assert st.replicas({"backend": 3}) == [("backend", 1, 3), ("worker", 2, 2)]
+    assert st.replicas({"beat": 1}) == [("backend", 1, 3), ("beat", 0, 1), ("worker", 2, 2)]

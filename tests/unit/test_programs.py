@@ -98,13 +98,13 @@ def test_deploy_program_steps_are_pinned(target):
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
         ("begin",), ("lock_take",), ("check_history",), ("check_secrets",),
-        ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", 120, "", ""),
+        ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", 120, "", "", ""),
         ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml", "ems_system-postgres", 120,
-         "", ""),
+         "", "", ""),
         ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", "ems_system-ems", 120,
-         "http://127.0.0.1:8080/health", "ems=IMAGE_TAG"),
+         "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
         ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", 120, "",
-         "sms=IMAGE_TAG"),
+         "sms=IMAGE_TAG", ""),
         ("check_placeholders",), ("registry_login",),
         ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
         ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
@@ -124,11 +124,12 @@ def test_each_image_of_a_stack_is_fetched_and_declared_on_its_own(tmp_path):
         "        compose: repo/docker-compose.yml\n        images:\n"
         "          backend: {image: u/enlevohub-backend, tag_var: BACKEND_TAG}\n"
         "          frontend: {image: u/enlevohub-frontend, tag_var: FRONTEND_TAG}\n"
+        "        scale: {backend: 3}\n"
         "hosts:\n  en1: {address: 10.0.0.1, systems: [enlevohub]}\n")
     t = inventory.load(tmp_path / "hosts.yml").host("en1").targets()[0]
     steps = deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v1"})).steps
     assert ("add_stack", "app", "/root/enlevohub/repo/docker-compose.yml", "enlevohub-app", 120, "",
-            "backend=BACKEND_TAG frontend=FRONTEND_TAG") in steps
+            "backend=BACKEND_TAG frontend=FRONTEND_TAG", "backend=3") in steps
     assert [s for s in steps if s[0] == "fetch"] == [("fetch", "backend", "ghcr.io/u/enlevohub-backend", "v2", ""),
                                                     ("fetch", "frontend", "ghcr.io/u/enlevohub-frontend", "v1", "")]
 

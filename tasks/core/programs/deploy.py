@@ -47,7 +47,7 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare ``stacks`` (in order) to the library's apply and restore."""
     for s in stacks:
         prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
-                  " ".join(f"{a.name}={a.tag_var}" for a in s.apps))
+                  " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
     return prog
 
 

@@ -63,6 +63,21 @@ class StackStatus:
     name: str
     containers: list[dict]
 
+    def replicas(self, scale: dict[str, int]) -> list[tuple[str, int, int]]:
+        """(service, healthy, wanted) for each service with replicas: ``scale`` from hosts.yml, else as many
+        as run. Healthy: running, and healthy where the service has a healthcheck."""
+        by_service: dict[str, list[dict]] = {}
+        for ctr in self.containers:
+            by_service.setdefault(str(ctr.get("Service", "?")), []).append(ctr)
+        out = []
+        for service in sorted(set(by_service) | set(scale)):
+            ctrs = by_service.get(service, [])
+            wanted = scale.get(service, len(ctrs))
+            if wanted > 1 or service in scale:
+                healthy = sum(1 for c in ctrs if c.get("State") == "running" and c.get("Health") in ("healthy", "", None))
+                out.append((service, healthy, wanted))
+        return out
+
 
 @dataclass
 class Status:

@@ -15,7 +15,8 @@ compose_config() {
 }
 
 # compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,
-# their fields at 4) the lines "network NAME external|own", "volume KEY NAME external|own", "container NAME".
+# their fields at 4) the lines "network NAME external|own", "volume KEY NAME external|own", "container NAME
+# SERVICE", "published SERVICE PORT".
 compose_objects() {
   awk '
     function flush() {
@@ -25,7 +26,9 @@ compose_objects() {
     }
     { gsub(/"/, "") }
     /^[^ ]/ { flush(); sec = $1; sub(/:$/, "", sec); next }
-    sec == "services" && /^    container_name: / { print "container", $2; next }
+    sec == "services" && /^  [^ ]/ { service = $1; sub(/:$/, "", service); next }
+    sec == "services" && /^    container_name: / { print "container", $2, service; next }
+    sec == "services" && /^        published: / { print "published", service, $2; next }
     (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
     key != "" && /^    name: / { name = $2 }
     key != "" && /^    external: true$/ { ext = "external" }
@@ -33,6 +36,16 @@ compose_objects() {
 }
 
 problem() { PROBLEMS+=("stack $1: $2"); }
+
+# single STACK SERVICE WHY: a service that can run once only (WHY) must not be given replicas.
+single() {
+  local word
+  for word in ${SPEC_SCALE[$1]:-}; do
+    if [ "${word%%=*}" = "$2" ] && [ "${word#*=}" -gt 1 ]; then
+      problem "$1" "service $2 $3: it cannot run ${word#*=} replicas (scale: in hosts.yml)"
+    fi
+  done
+}
 
 own_project() { case " $OWN_PROJECTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -98,7 +111,8 @@ check_stack() {
       volume) if [ "$c" = external ]; then
                 docker volume inspect "$b" >/dev/null 2>&1 || problem "$s" "external volume $b does not exist"
               else check_volume "$s" "$a" "$b"; fi ;;
-      container) NAMES+=("$a") ;;
+      container) NAMES+=("$a"); single "$s" "$b" "sets container_name $a" ;;
+      published) single "$s" "$a" "publishes host port $b" ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"

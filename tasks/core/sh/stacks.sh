@@ -51,13 +51,14 @@ fetch_stack() {
     || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
 }
 
-# add_stack NAME COMPOSE PROJECT WAIT HEALTH APPS: declare a stack (in order) for apply and restore. APPS are
-# the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image is
-# ever given another one's digest.
+# add_stack NAME COMPOSE PROJECT WAIT HEALTH APPS SCALE: declare a stack (in order) for apply and restore. APPS
+# are the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image
+# is ever given another one's digest. SCALE: "service=replicas" words, given to every `up`.
 add_stack() {
-  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS
+  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
   STACKS+=("$1")
   SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_WAIT[$1]=$4; SPEC_HEALTH[$1]=$5; SPEC_APPS[$1]=$6
+  SPEC_SCALE[$1]=${7:-}
 }
 
 # stack_pins STACK new|previous: STACK_PINS becomes "VARIABLE=PIN" for each app of STACK, from this release or
@@ -136,8 +137,10 @@ pin_stack() {
 # (a conflict, a missing image or network: not the containers' health), COMPOSE_FAILED says which
 # stack and why.
 up() {
-  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i why
-  out=$(docker compose -p "${SPEC_PROJECT[$1]}" -f "$compose" up -d --remove-orphans --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1)
+  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i why scale=() word
+  for word in ${SPEC_SCALE[$1]:-}; do scale+=(--scale "$word"); done
+  out=$(docker compose -p "${SPEC_PROJECT[$1]}" -f "$compose" up -d --remove-orphans "${scale[@]}" \
+    --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1)
   rc=$?
   printf '%s\n' "$out"
   if [ "$rc" != 0 ]; then
