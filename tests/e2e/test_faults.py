@@ -175,7 +175,7 @@ def test_ssh_cut_mid_deploy(live, tmp_path, phase, marker):
     ("lock", "v1.4.3", "taking the deploy lock", {"v1.4.3"}),
     ("pull", "v1.4.3", "(token from the secrets file)", {"v1.4.3"}),
     ("up", "v1.4.3", "postgres: docker compose up", {"v1.4.3"}),
-    ("restore", "v1.5.0", "health gate failed", {"v1.4.2"}),
+    ("restore", "v1.5.0", "failed its health gate", {"v1.4.2"}),
 ])
 def test_fab_killed_mid_deploy(live, phase, tag, marker, allowed):
     vps, before = live, env_lines(live)

@@ -150,3 +150,15 @@ def test_replicas_of_a_service_that_can_run_once_only_are_refused(lab):
     assert "stack app: service backend sets container_name enlevohub_backend: it cannot run 3 replicas" in run.error
     assert "stack app: service backend publishes host port 8080: it cannot run 3 replicas" in run.error
     assert "frontend" not in run.error, "one frontend may publish its port"
+
+
+def test_a_dockerd_restarted_mid_up_is_waited_for_and_the_stack_tried_again(lab):
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} up *", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+               "Is the docker daemon running?\n", code=1, once=True)
+    lab.answer("docker", "info", "Cannot connect to the Docker daemon\n", code=1, once=True)
+    run = deploy(lab)
+    assert run.code == 0, run.stdout
+    assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-infra", "compose -p ems_system-ems",
+                        "compose -p ems_system-sms"]
+    assert lab.commands("docker").count("info") == 2, "asked until it answered"

@@ -133,15 +133,34 @@ pin_stack() {
   pin_env "$(env_of "$1")" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
 }
 
-# up STACK: bring one stack up and gate on compose's health and then its HTTP check. When compose itself fails
-# (a conflict, a missing image or network: not the containers' health), COMPOSE_FAILED says which
-# stack and why.
-up() {
-  local stack=$1 compose=${SPEC_COMPOSE[$1]} health=${SPEC_HEALTH[$1]} out rc i why scale=() word
+# compose_up STACK: `docker compose up --wait` of STACK with its replicas; compose's output on stdout.
+compose_up() {
+  local scale=() word
   for word in ${SPEC_SCALE[$1]:-}; do scale+=(--scale "$word"); done
-  out=$(docker compose -p "${SPEC_PROJECT[$1]}" -f "$compose" up -d --remove-orphans "${scale[@]}" \
-    --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1)
-  rc=$?
+  docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" up -d --remove-orphans "${scale[@]}" \
+    --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1
+}
+
+# daemon_back SECONDS: wait for dockerd to answer again (restarted by an upgrade or a crash).
+daemon_back() {
+  local i
+  for (( i = 0; i < $1; i++ )); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# up STACK: bring one stack up and gate on compose's health and then its HTTP check. A dockerd that stopped
+# answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
+# missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
+up() {
+  local stack=$1 health=${SPEC_HEALTH[$1]} out rc i why
+  out=$(compose_up "$stack"); rc=$?
+  if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
+    say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
+    if daemon_back 60; then out=$(compose_up "$stack"); rc=$?; fi
+  fi
   printf '%s\n' "$out"
   if [ "$rc" != 0 ]; then
     why=$(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
