@@ -108,10 +108,10 @@ def test_deploy_program_steps_are_pinned(target):
         ("check_placeholders",), ("registry_login",),
         ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
         ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
-        ("preflight_stacks",), ("record", "deploying"), ("go_live",)]
+        ("preflight_stacks",), ("config_snapshot",), ("record", "deploying"), ("go_live",)]
     assert "check_placeholders" not in deploy_program(target, [], intent(), allow_placeholders=True).step_names
     assert program.text.endswith("run fetch sms ghcr.io/edumigsoft/sms_server v1.4.3 ''\nrun preflight_stacks\n"
-                                 "run record deploying\n"
+                                 "run config_snapshot\nrun record deploying\n"
                                  "run go_live\nexit 0\n}\n")
     assert program.text.startswith("{\n# deploy v1.4.3 on vps1/ems_system\n")
     assert "\nOWN_PROJECTS='ems_system-infra ems_system-postgres ems_system-ems ems_system-sms'\n" in program.text

@@ -1,5 +1,6 @@
-"""The deploy program (also rollback's): lock, login, pull, preflight (nothing has stopped yet), record, up in
-order, health gate, restore the previous good release on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
+"""The deploy program (also rollback's): lock, [move repo/ to a git ref], login, pull, preflight (nothing has
+stopped yet), the configuration's hashes, record, up in order, health gate, restore the previous good release
+(and commit) on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ class Intent:
     pins: dict | None = None    # app -> tag@digest to run (a rollback's, or the apps a deploy keeps as they run)
     history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
     tags: dict | None = None    # app -> tag to pull now (a deploy)
+    ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -59,10 +61,12 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         "STATE": target.state_dir, "SECRETS": target.secrets, "SYSTEM": target.system.name,
         "REGISTRY": registry.server, "REGISTRY_USER": registry.username, **intent.head(),
         "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api,
-        "OWN_PROJECTS": " ".join(target.host.projects())})
+        "OWN_PROJECTS": " ".join(target.host.projects()), "REPO": target.path("repo"), "BASE": target.base})
     for step in ("begin", "lock_take", "check_history", "check_secrets"):
         prog.step(step)
     add_stacks(prog, target, stacks)
+    if intent.ref:
+        prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
         prog.step("check_placeholders")
     prog.step("registry_login")
@@ -74,7 +78,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
             if not s.apps:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
-    return prog.step("preflight_stacks").step("record", "deploying").step("go_live")
+    return prog.step("preflight_stacks").step("config_snapshot").step("record", "deploying").step("go_live")
 
 
 @report

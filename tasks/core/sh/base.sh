@@ -42,6 +42,9 @@ data() {
   printf '@@data %s {%s}\n' "$key" "$out" 2>/dev/null || true
 }
 
+# data_json KEY JSON: one @@data line whose value the caller built as JSON (nested objects).
+data_json() { printf '@@data %s %s\n' "$1" "$2" 2>/dev/null || true; }
+
 # atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then
 # renamed over FILE. A write that fails leaves FILE as it was and returns 1.
 atomic_write() {
@@ -77,10 +80,13 @@ begin() {
 }
 
 # on_exit CODE (the EXIT trap): release a lock this program took, remove its temporary files, write the audit
-# line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error.
+# line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error. A program
+# that fails first runs its EXIT_HOOKS (undo what it changed before its release went live).
 on_exit() {
   local code=$1
   [ "$code" = 0 ] || [ "$SAID_ERROR" = 1 ] || say "error the remote program stopped unexpectedly (exit $code)"
+  local hook
+  [ "$code" = 0 ] || for hook in "${EXIT_HOOKS[@]}"; do "$hook"; done
   [ "$HOLDING" = 1 ] && rm -rf "$STATE/lock"
   [ "${#TMP_FILES[@]}" = 0 ] || rm -rf "${TMP_FILES[@]}"
   [ "$AUDIT" = 1 ] || return 0

@@ -201,12 +201,14 @@ apply() {
   done
 }
 
-# restore: put back the previous good pins (from the state's current file) of every stack apply switched. A
+# restore: put back the previous good pins (from the state's current file) of every stack apply switched, and
+# repo/ on its previous commit if this release moved it. A
 # stack without a pin has nothing to go back to: the one that failed is brought up again as it was (if that
 # fails too, the previous release is not back, and nobody is told it is).
 restore() {
   local s ok=0 rc
   [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
+  undo_checkout || ok=1
   for s in "${SWITCHED[@]}"; do
     if [ -z "${SPEC_APPS[$s]}" ]; then
       [ "$s" != "$FAILED_UP" ] || { say "step restore $s: up again as it was"; up "$s" || ok=1; }

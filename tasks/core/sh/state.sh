@@ -12,7 +12,8 @@ pins_json() {
 
 # record STATE: one line of the release history (deploying, good, failed).
 record() {
-  append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s}' "$META" "$1" "$(now)" "$(pins_json)")" \
+  append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
+      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}")" \
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
 }
 

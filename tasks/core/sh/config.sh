@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# The configuration a release runs with: the git commit of repo/ (when it is a checkout, with a dirty flag) and
+# a hash of every compose file and .env it uses (hashes only: values never leave the host). --ref moves repo/
+# to a commit of its origin before anything stops; a deploy that ends before its release is live, or whose
+# release fails, puts repo/ back on the commit it was on.
+# Globals: REPO and BASE (head), CONFIG (this release's configuration as JSON, for record), PREV_COMMIT and
+# MOVED (what repo/ was on before checkout_ref moved it).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; REPO, BASE and R_* come from the program's head
+
+is_checkout() { [ -e "$REPO/.git" ]; }
+
+git_repo() { git -C "$REPO" "$@"; }
+
+# repo_dirty: tracked files of repo/ changed since its commit (untracked ones, such as .env, do not count).
+repo_dirty() { [ -n "$(git_repo status --porcelain --untracked-files=no 2>/dev/null)" ]; }
+
+# resolve_ref REF: the commit REF names: a branch of origin, a tag, or a commit.
+resolve_ref() {
+  git_repo rev-parse --verify --quiet "refs/remotes/origin/$1^{commit}" \
+    || git_repo rev-parse --verify --quiet "$1^{commit}"
+}
+
+# checkout_ref REF: repo/ moved to REF, fetched from its origin unless it is a commit already there. Refused
+# on a checkout with local changes (they would be mixed into the release, or lost).
+checkout_ref() {
+  local ref=$1 commit out
+  say "step config moving repo/ to $ref"
+  is_checkout || die "$R_REFUSED" "$REPO is not a git checkout, so it cannot be moved to $ref: nothing was changed"
+  ! repo_dirty || die "$R_REFUSED" "$REPO has local changes to tracked files: commit or discard them first: nothing was changed"
+  PREV_COMMIT=$(git_repo rev-parse --verify HEAD) || die "$R_FAILED" "cannot read the commit of $REPO"
+  if ! [[ $ref =~ ^[0-9a-f]{40}$ ]] || ! git_repo cat-file -e "$ref^{commit}" 2>/dev/null; then
+    out=$(git_repo fetch --quiet --tags origin 2>&1) || die "$R_PULL" "git fetch in $REPO failed: $(printf '%s' "$out" | tail -n 1): nothing was changed"
+  fi
+  commit=$(resolve_ref "$ref") || die "$R_REFUSED" "$ref is not a branch, tag or commit of $REPO's origin: nothing was changed"
+  [ "$commit" = "$PREV_COMMIT" ] && { say "info repo/ is already on $ref ($commit)"; return 0; }
+  out=$(git_repo checkout --quiet --detach "$commit" 2>&1) || die "$R_FAILED" "git checkout of $ref failed: $out"
+  MOVED=1
+  EXIT_HOOKS+=(undo_checkout)
+  data config_moved from "$PREV_COMMIT" to "$commit"
+}
+
+# undo_checkout: repo/ back on the commit it was on before checkout_ref (the release did not go live).
+undo_checkout() {
+  [ "${MOVED:-0}" = 1 ] || return 0
+  if git_repo checkout --quiet --detach "$PREV_COMMIT" 2>/dev/null; then
+    MOVED=0
+    say "info repo/ is back on $PREV_COMMIT"
+  else
+    say "info could not put repo/ back on $PREV_COMMIT: look at $REPO"
+    return 1
+  fi
+}
+
+# config_hash STACK FILE: sha256 of FILE; of a .env, without the lines the tool writes (the pins and the
+# project name change with every release; the operator's values are what counts as configuration).
+config_hash() {
+  local owned=COMPOSE_PROJECT_NAME word
+  for word in ${SPEC_APPS[$1]}; do owned+="|${word#*=}"; done
+  case $2 in
+    */.env) { grep -v -E "^($owned)=" "$2" || [ $? = 1 ]; } | sha256sum | cut -d' ' -f1 ;;
+    *) sha256sum < "$2" | cut -d' ' -f1 ;;
+  esac
+}
+
+# config_snapshot: CONFIG becomes the commit of repo/ (and whether it has local changes) and the hash of each
+# stack's compose file and .env, as this release is about to run them.
+config_snapshot() {
+  local s f commit="" dirty=false files="" sep=""
+  if is_checkout && commit=$(git_repo rev-parse --verify HEAD 2>/dev/null); then
+    ! repo_dirty || dirty=true
+  fi
+  for s in "${STACKS[@]}"; do
+    for f in "${SPEC_COMPOSE[$s]}" "$(env_of "$s")"; do
+      [ -f "$f" ] || continue
+      files+="$sep$(json_str "${f#"$BASE"/}"):$(json_str "$(config_hash "$s" "$f")")"
+      sep=","
+    done
+  done
+  CONFIG=$(printf '{"commit":%s,"dirty":%s,"files":{%s}}' "$(json_str "$commit")" "$dirty" "$files")
+  data_json config "$CONFIG"
+}
