@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .core.cli import command, new_release_id, operator, run_release, select, split_list
 from .core.errors import BAD_INPUT, ToolError
-from .core.grammar import check_tags, pin_tag
+from .core.grammar import check_ref, check_tags, pin_tag
 from .core.inventory import Stack, Target
 from .core.programs.deploy import Intent, deploy_program, label, new_volumes, unchecked, unset
 from .core.programs.state import read_current
@@ -15,10 +15,13 @@ from .core.ui import console, safe
                  "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each app's "
                  "running tag, pulled again)",
           "stack": "only these stacks (comma-separated), in their configured order",
+          "ref": "first move repo/ (a git checkout) to this branch, tag or commit of its origin; refused on local "
+                 "changes; a release that fails moves it back",
           "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example"})
-def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow_placeholders=False):
+def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=False, allow_placeholders=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
     choice = check_tags(tag) if tag is not None else None
+    ref = check_ref(ref) if ref is not None else None
     with select(host, system) as sel:
         plans = [(t, t.system.selected(split_list(stack))) for t in sel.targets]  # every name checked first
         for target, stacks in plans:
@@ -28,7 +31,8 @@ def deploy(c, host=None, tag=None, system=None, stack=None, dry_run=False, allow
             session = None if dry_run else sel.session(target)
             apps = [a.name for a in target.system.apps(stacks)]
             tags, pins = _versions(choice or target.system.tag, session, target, apps)
-            intent = Intent("deploy", new_release_id(), label(tags, pins), by, origin, pins=pins, tags=tags)
+            intent = Intent("deploy", new_release_id(), label(tags, pins) or "config", by, origin, pins=pins,
+                            tags=tags, ref=ref)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders)
             result = run_release(session, target, intent, program)
@@ -53,9 +57,14 @@ def _warn(target: Target, result) -> None:
 
 
 def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
-    """app=tag pairs name apps of this deploy (refused before anything connects)."""
+    """app=tag pairs name apps of this deploy, and a tag needs an app to set (refused before anything
+    connects)."""
+    apps = [a.name for a in target.system.apps(stacks)]
+    if choice is not None and not apps:
+        raise ToolError(f"--tag: this deploy of {target.label} pins no image (no stack of it has image: or images: in "
+                        "hosts.yml), so a tag has nothing to set; deploy without --tag (and --ref to move repo/)",
+                        BAD_INPUT)
     if isinstance(choice, dict):
-        apps = [a.name for a in target.system.apps(stacks)]
         unknown = [name for name in choice if name not in apps]
         if unknown:
             raise ToolError(f"--tag names {', '.join(unknown)}, not an app of this deploy of {target.label} "

@@ -28,13 +28,22 @@ def releases(c, host=None, system=None, json=False):
 
 def _table(label: str, rows: list[dict]) -> None:
     table = Table(title=f"{safe(label)} releases", title_justify="left")
-    for col in ("", "release", "tag", "action", "state", "started", "by", "apps (tag, digest)"):
+    for col in ("", "release", "tag", "action", "state", "started", "by", "apps (tag, digest)", "config"):
         table.add_column(col)
     for r in rows:
         pins = " ".join(f"{s} {p.split('@')[0]} ({p.split('@')[-1][7:19]})" for s, p in sorted(r["images"].items()))
         style = {"good": "green", "failed": "red"}.get(r["state"], "yellow")
         table.add_row("▶" if r["running"] else "", safe(r["release"]), safe(r["tag"]), safe(r["action"]),
-                      f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), safe(pins))
+                      f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), safe(pins),
+                      safe(_config(r["config"])))
     console.print(table)
     if not rows:
         console.print("  no releases recorded yet")
+
+
+def _config(config: dict) -> str:
+    """The commit of repo/ a release ran with (short; * when it had local changes), else its files' count."""
+    if not config:
+        return "-"
+    commit = config["commit"][:10] + ("*" if config["dirty"] else "") if config["commit"] else "no git"
+    return f"{commit} ({len(config['files'])} files)"

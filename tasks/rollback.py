@@ -5,9 +5,11 @@ from __future__ import annotations
 from .core import history
 from .core.cli import command, new_release_id, operator, run_release, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.grammar import check_label
-from .core.programs.deploy import Intent, deploy_program
+from .core.grammar import check_label, check_tag
+from .core.inventory import Target
+from .core.programs.deploy import Intent, config_differences, deploy_program
 from .core.programs.state import State, read_state
+from .core.ui import console, safe
 
 
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
@@ -15,7 +17,7 @@ from .core.programs.state import State, read_state
           "dry-run": "read the history, print the exact remote program and change nothing",
           "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example"})
 def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, allow_placeholders=False):
-    """Roll back to a recorded release (no --to: the previous good one), restoring its exact image digests."""
+    """Roll back to a recorded release (no --to: the previous good one): its exact image digests and its commit."""
     if to is not None:
         check_label(to)
     with select(host, system) as sel:
@@ -23,25 +25,41 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, all
         for target in sel.targets:
             session = sel.session(target)
             state = read_state(session, target)
-            tag, pins = _target(state, to, force, target.label)
-            stacks = [s for s in target.system.stacks
-                      if not s.apps or pins is None or any(a.name in pins for a in s.apps)]
-            intent = Intent("rollback", new_release_id(), tag, by, origin, pins, state.history_sha)
+            rel = _target(state, to, force, target.label)
+            if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
+                tags = {a.name: check_tag(to) for a in target.system.apps()}
+                intent = Intent("rollback", new_release_id(), to, by, origin, history_sha=state.history_sha, tags=tags)
+                stacks = list(target.system.stacks)
+            else:
+                intent = Intent("rollback", new_release_id(), rel.tag, by, origin, rel.pins, state.history_sha,
+                                ref=rel.commit or None)
+                stacks = [s for s in target.system.stacks if not s.apps or any(a.name in rel.pins for a in s.apps)]
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders)
-            run_release(None if dry_run else session, target, intent, program)
+            result = run_release(None if dry_run else session, target, intent, program)
+            if result and rel:
+                _warn_config(target, rel, result)
 
 
-def _target(state: State, to, force, label) -> tuple[str, dict | None]:
-    """The tag and pins to go back to: a good release of ``to``, the previous good one, or (--force) a bare tag."""
+def _target(state: State, to, force, label) -> history.Release | None:
+    """The release to go back to: a good release of ``to``, the previous good one, or None (--force: a bare
+    tag)."""
     if to is None:
         rel = history.previous_good(state.releases, state.current.release)
         if rel is None:
             raise ToolError(f"{label}: there is no earlier good release to go back to", BAD_INPUT)
-        return rel.tag, rel.pins
+        return rel
     try:
-        rel = history.find_good(state.releases, to)
+        return history.find_good(state.releases, to)
     except ToolError:
         if not force:
             raise
-        return to, None
-    return rel.tag, rel.pins
+        return None
+
+
+def _warn_config(target: Target, rel: history.Release, result) -> None:
+    """Say which files differ from what ``rel`` ran with: repo/ went back to its commit, but a .env is not in
+    git (its values stay on the host), so only its hash can tell."""
+    differ = config_differences(rel.config, result)
+    if differ:
+        console.print(f"[yellow]⚠ {safe(target.label)}: configuration differs from what {safe(rel.tag)} ran "
+                      f"with: {safe(', '.join(differ))}[/]")

@@ -21,6 +21,11 @@ OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATO
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
 SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service name
+# deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
+# as more than a name).
+GIT_REF = re.compile(r"(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}(?<![./])")
+COMMIT = re.compile(r"[0-9a-f]{40}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
 # Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).
@@ -51,6 +56,14 @@ def check_tags(value: str) -> str | dict[str, str]:
                             BAD_INPUT)
         tags[app] = check_tag(tag)
     return tags
+
+
+def check_ref(ref: str) -> str:
+    """deploy --ref: a branch, tag or commit name git reads as nothing more."""
+    if not isinstance(ref, str) or not GIT_REF.fullmatch(ref):
+        raise ToolError(f"--ref {ref!r} is not a branch, tag or commit name (letters, digits, _ . / -, not starting "
+                        "with - or ., no '..')", BAD_INPUT)
+    return ref
 
 
 def check_label(label: str) -> str:

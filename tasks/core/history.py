@@ -25,14 +25,19 @@ class Release:
     by: str
     at: str
     state: str
-    pins: dict = field(default_factory=dict)   # stack -> tag@digest (the record's "images" key)
+    pins: dict = field(default_factory=dict)   # app -> tag@digest (the record's "images" key)
     origin: str = ""
     finished: str = ""
+    config: dict = field(default_factory=dict)  # {"commit", "dirty", "files": {path: sha256}}: what it ran with
+
+    @property
+    def commit(self) -> str:
+        return self.config.get("commit", "")
 
     def as_dict(self, running: bool = False) -> dict:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
-                "images": self.pins, "running": running}
+                "images": self.pins, "config": self.config, "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -50,7 +55,7 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         rel = releases.get(rid)
         if rel is None:
             releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
-                                    at if state in FINAL else "")
+                                    at if state in FINAL else "", rec["config"])
         else:
             rel.state, rel.finished = state, at
             rel.pins = rec["images"] or rel.pins
@@ -70,25 +75,39 @@ def _record(rec: dict) -> dict:
     if not isinstance(pins, dict) or not all(isinstance(k, str) and grammar.SAFE_NAME.fullmatch(k) and isinstance(v, str)
                                              and grammar.PIN.fullmatch(v) for k, v in pins.items()):
         raise ValueError
-    return {**out, "images": dict(pins)}
+    return {**out, "images": dict(pins), "config": _config(rec.get("config") or {})}
+
+
+def _config(config: dict) -> dict:
+    """A release's configuration record: a commit (or ""), a dirty flag, and file -> sha256."""
+    if not isinstance(config, dict):
+        raise ValueError
+    commit, dirty, files = config.get("commit", ""), config.get("dirty", False), config.get("files", {})
+    if not (isinstance(commit, str) and (not commit or grammar.COMMIT.fullmatch(commit)) and isinstance(dirty, bool)
+            and isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) and grammar.SHA256.fullmatch(v)
+                                                for k, v in files.items())):
+        raise ValueError
+    return {"commit": commit, "dirty": dirty, "files": dict(files)} if config else {}
 
 
 def previous_good(releases: list[Release], current_id: str | None) -> Release | None:
-    """The newest good release that is not what runs now (and runs other images): rollback with no --to."""
+    """The newest good release that is not what runs now (and runs other images or another commit of repo/):
+    rollback with no --to."""
     running = next((r for r in releases if r.id == current_id), None)
     for rel in reversed(releases):
         if rel.state != "good" or rel.id == current_id:
             continue
-        if running and rel.pins == running.pins:
+        if running and rel.pins == running.pins and rel.commit == running.commit:
             continue
         return rel
     return None
 
 
 def find_good(releases: list[Release], tag: str) -> Release:
-    """The newest good release of ``tag``; a clear error listing the good releases otherwise."""
+    """The newest good release of ``tag`` (or the release with that id); a clear error listing the good
+    releases otherwise."""
     for rel in reversed(releases):
-        if rel.tag == tag and rel.state == "good":
+        if tag in (rel.tag, rel.id) and rel.state == "good":
             return rel
     known = list(dict.fromkeys(r.tag for r in reversed(releases) if r.state == "good"))
     if any(r.tag == tag for r in releases):

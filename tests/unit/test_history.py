@@ -73,3 +73,35 @@ def test_values_read_back_from_the_host_are_checked_like_input(damage):
     with pytest.raises(ToolError, match="damaged at line 2") as e:
         history.parse(text)
     assert e.value.code == BAD_INPUT
+
+
+def config_line(rid, commit, state="good", files=None):
+    rec = json.loads(line(rid, "config", state, images={"_": "x"}))
+    rec["images"] = {}
+    rec["config"] = {"commit": commit, "dirty": False, "files": files or {"repo/a.yml": "a" * 64}}
+    return json.dumps(rec)
+
+
+def test_a_release_keeps_the_configuration_it_ran_with():
+    rels = history.parse(config_line("r01", "1" * 40))
+    assert rels[0].commit == "1" * 40 and rels[0].config["files"] == {"repo/a.yml": "a" * 64}
+    assert rels[0].as_dict()["config"]["commit"] == "1" * 40
+
+
+@pytest.mark.parametrize("config", [
+    {"commit": "HEAD", "dirty": False, "files": {}}, {"commit": "", "dirty": "no", "files": {}},
+    {"commit": "", "dirty": False, "files": {"a": "not-a-hash"}}, {"commit": "", "dirty": False, "files": []},
+    "text"])
+def test_a_damaged_configuration_record_is_a_damaged_line(config):
+    rec = json.loads(config_line("r01", ""))
+    rec["config"] = config
+    with pytest.raises(ToolError, match="damaged at line 1"):
+        history.parse(json.dumps(rec))
+
+
+def test_a_system_without_images_rolls_back_to_its_previous_commit():
+    """Plantão's PostgreSQL: only public images, so its releases differ by the commit of repo/ alone."""
+    rels = history.parse("\n".join([config_line("r01", "1" * 40), config_line("r02", "2" * 40),
+                                    config_line("r03", "2" * 40)]))
+    assert history.previous_good(rels, "r03").id == "r01"
+    assert history.find_good(rels, "r02").id == "r02", "a release id names it when its tag does not"

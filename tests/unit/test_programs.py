@@ -253,3 +253,20 @@ def test_every_program_is_shellcheck_clean(target):
     for program in every_program(target):
         proc = subprocess.run(["shellcheck", "-s", "bash", "-e", "SC2317", "-"], input=program.text, capture_output=True, text=True)
         assert proc.returncode == 0, f"{program.name}:\n{proc.stdout}"
+
+
+def test_a_system_of_public_images_needs_no_token_and_no_login(tmp_path):
+    """Plantão's PostgreSQL: nothing to pin, so no secrets file, no docker login; only the stacks, in order."""
+    (tmp_path / "hosts.yml").write_text(
+        "registry: {server: ghcr.io, username: u}\nsystems:\n  plantao:\n    stacks:\n"
+        "      postgres: {compose: repo/postgres/docker-compose.yml}\n"
+        "hosts:\n  p1: {address: 10.0.0.1, systems: [plantao]}\n")
+    t = inventory.load(tmp_path / "hosts.yml").host("p1").targets()[0]
+    program = deploy_program(t, list(t.system.stacks), intent(tag="config", tags={}, ref="main"))
+    assert [s[0] for s in program.steps] == ["begin", "lock_take", "check_history", "add_stack", "checkout_ref",
+                                             "check_placeholders", "preflight_stacks", "config_snapshot", "record",
+                                             "go_live"]
+    assert "GITHUB_TOKEN" not in program.text and "SECRETS=" not in program.text
+    check = subprocess.run(["shellcheck", "-s", "bash", "-e", "SC2317", "-"], input=program.text, capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stdout

@@ -67,3 +67,26 @@ def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
     assert e.value.code == BAD_INPUT
     with pytest.raises(ToolError, match="--tag names infra"):  # a stack the tool does not pin
         deploy_task._check_named({"infra": "v1"}, target, list(target.system.stacks))
+
+
+def test_a_tag_for_a_deploy_without_images_is_refused(target):
+    """`--stack infra --tag v1` used to record a release with an empty label (a history line the tool then
+    called damaged): there is no image to set a tag for."""
+    with pytest.raises(ToolError, match="pins no image") as e:
+        deploy_task._check_named("v1", target, [target.system.stacks[0]])
+    assert e.value.code == BAD_INPUT
+    assert label({}, {}) == ""
+
+
+@pytest.mark.parametrize("ref", ["main", "v2.1.0", "release/2.1", "a" * 40])
+def test_git_refs(ref):
+    from tasks.core.grammar import check_ref
+    assert check_ref(ref) == ref
+
+
+@pytest.mark.parametrize("ref", ["-b", "--upload-pack=x", "a..b", "x/", "x.", ".x", "a b", "a;b", "a//b", "$(x)", ""])
+def test_git_refs_that_git_could_read_as_more_than_a_name_are_refused(ref):
+    from tasks.core.grammar import check_ref
+    with pytest.raises(ToolError) as e:
+        check_ref(ref)
+    assert e.value.code == BAD_INPUT

@@ -37,9 +37,11 @@ class Intent:
 
 def label(tags: dict[str, str], pins: dict[str, str]) -> str:
     """A release's label: its one tag when every app it pulls or keeps has the same, else app=tag pairs
-    (sorted): what history, status and rollback --to call it."""
+    (sorted): what history, status and rollback --to call it. Empty when it pins no image."""
     versions = {**{s: grammar.pin_tag(p) for s, p in pins.items()}, **tags}
     distinct = set(versions.values())
+    if not distinct:
+        return ""
     if len(distinct) == 1:
         return distinct.pop()
     return ",".join(f"{s}={t}" for s, t in sorted(versions.items()))
@@ -57,23 +59,26 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
                    allow_placeholders: bool = False) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``."""
     registry = target.host.registry
+    private = bool(target.system.apps())   # a system of public images only needs no token and no login
+    login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
+             "GITHUB_API": github_api} if private else {}
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
-        "STATE": target.state_dir, "SECRETS": target.secrets, "SYSTEM": target.system.name,
-        "REGISTRY": registry.server, "REGISTRY_USER": registry.username, **intent.head(),
-        "EXPECT_HISTORY": intent.history_sha or "", "GITHUB_API": github_api,
-        "OWN_PROJECTS": " ".join(target.host.projects()), "REPO": target.path("repo"), "BASE": target.base})
-    for step in ("begin", "lock_take", "check_history", "check_secrets"):
+        "STATE": target.state_dir, "SYSTEM": target.system.name, **login, **intent.head(),
+        "EXPECT_HISTORY": intent.history_sha or "", "OWN_PROJECTS": " ".join(target.host.projects()),
+        "REPO": target.path("repo"), "BASE": target.base})
+    for step in ("begin", "lock_take", "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
     add_stacks(prog, target, stacks)
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
         prog.step("check_placeholders")
-    prog.step("registry_login")
+    if private:
+        prog.step("registry_login")
     for a in target.system.apps(stacks):
         prog.step("fetch", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))
-    if registry.logout:  # compose cannot pull once logged out: fetch the other stacks' missing images now
+    if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
         for s in stacks:
             if not s.apps:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
@@ -98,3 +103,17 @@ def unset(result: Result) -> list[str]:
 def new_volumes(result: Result) -> list[str]:
     """The named volumes preflight found missing, which compose created empty (``stack:volume``)."""
     return [":".join(fields(d, "stack", "name")) for d in result.all("volume") if d["result"] == "new"]
+
+
+@report
+def config_differences(recorded: dict, result: Result) -> list[str]:
+    """The files whose hash differs between a recorded configuration and the one a run reported (``config``),
+    and a different commit of repo/; nothing when the release recorded no configuration."""
+    now = result.one("config")
+    if not recorded or now is None:
+        return []
+    files, then = now["files"], recorded.get("files", {})
+    differ = sorted(p for p in set(files) | set(then) if files.get(p) != then.get(p))
+    if recorded.get("commit") and now["commit"] != recorded["commit"]:
+        differ.insert(0, f"repo/ commit {now['commit'][:10] or 'none'} (recorded {recorded['commit'][:10]})")
+    return differ
