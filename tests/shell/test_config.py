@@ -10,6 +10,7 @@ from tasks.core.programs.protocol import Code
 
 from .test_deploy_program import OLD, history, intent, pulls_answer
 
+EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of nothing
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@x", "HOME": "/nonexistent"}
 
@@ -49,8 +50,9 @@ def test_a_release_records_its_commit_and_the_hashes_of_its_files(lab):
     assert run(lab).code == 0
     config = history(lab)[0]["config"]
     assert config["commit"] == v1 and config["dirty"] is False
-    assert sorted(config["files"]) == ["repo/ems/.env", "repo/ems/docker-compose.yml", "repo/infra/docker-compose.yml",
-                                       "repo/sms/docker-compose.yml"]
+    assert sorted(config["files"]) == ["repo/ems/.env", "repo/ems/docker-compose.yml", "repo/infra/.env",
+                                       "repo/infra/docker-compose.yml", "repo/sms/.env", "repo/sms/docker-compose.yml"]
+    assert config["files"]["repo/infra/.env"] == EMPTY, "not there yet: what the tool will create, no values"
     env_hash = subprocess.run(["sha256sum"], input="JWT_KEY=s3cr3t-value\n", capture_output=True,
                               text=True).stdout.split()[0]
     assert config["files"]["repo/ems/.env"] == env_hash, "the .env's own values, without the tool's pins"

@@ -52,12 +52,13 @@ undo_checkout() {
 }
 
 # config_hash STACK FILE: sha256 of FILE; of a .env, without the lines the tool writes (the pins and the
-# project name change with every release; the operator's values are what counts as configuration).
+# project name change with every release; the operator's values are what counts as configuration). A .env
+# that does not exist yet hashes as an empty one: the tool creates it with only its own lines.
 config_hash() {
   local owned=COMPOSE_PROJECT_NAME word
   for word in ${SPEC_APPS[$1]}; do owned+="|${word#*=}"; done
   case $2 in
-    */.env) { grep -v -E "^($owned)=" "$2" || [ $? = 1 ]; } | sha256sum | cut -d' ' -f1 ;;
+    */.env) { [ ! -f "$2" ] || grep -v -E "^($owned)=" "$2" || [ $? = 1 ]; } | sha256sum | cut -d' ' -f1 ;;
     *) sha256sum < "$2" | cut -d' ' -f1 ;;
   esac
 }
@@ -71,7 +72,7 @@ config_snapshot() {
   fi
   for s in "${STACKS[@]}"; do
     for f in "${SPEC_COMPOSE[$s]}" "$(env_of "$s")"; do
-      [ -f "$f" ] || continue
+      [ -f "$f" ] || [ "${f##*/}" = .env ] || continue
       files+="$sep$(json_str "${f#"$BASE"/}"):$(json_str "$(config_hash "$s" "$f")")"
       sep=","
     done
