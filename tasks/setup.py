@@ -1,27 +1,29 @@
-"""fab setup: seed 001's /root hierarchy, .env files from their examples, the external networks; what is left."""
+"""fab setup: the tool's folders, .env files from their examples, the folders and external networks the stacks'
+compose files use; what is left to do."""
 from __future__ import annotations
 
 from .core.cli import command, print_program, select
 from .core.programs.protocol import execute
-from .core.programs.setup import SetupReport, networks_program, setup_program
+from .core.programs.setup import SetupReport, finish_program, setup_program
 from .core.ui import console, safe
 
 
 @command({"dry-run": "print the remote program and change nothing"})
 def setup(c, host=None, system=None, dry_run=False):
-    """Create the /root hierarchy, .env files from their examples and the external networks; say what is left."""
+    """Create what the system's stacks use (folders, .env from examples, external networks); say what is left."""
     with select(host, system) as sel:
         for target in sel.targets:
             program = setup_program(target)
             if dry_run:
                 print_program(target, program)
-                console.print("# then: docker network create for each external network the compose files declare")
+                console.print("# then: the folders the stacks bind-mount and the external networks they declare, "
+                              "as their compose files say")
                 continue
             session, report = sel.session(target), SetupReport()
-            report.add(execute(session, program, target.label, quiet=True), target.host.name)
-            if report.networks:
-                report.add(execute(session, networks_program(target, report.networks), target.label, quiet=True),
-                           target.host.name)
+            report.add(execute(session, program, target.label, quiet=True), target.host.name, target)
+            if report.networks or report.folders:
+                finish = finish_program(target, report.folders, report.networks)
+                report.add(execute(session, finish, target.label, quiet=True), target.host.name)
             _show(target.label, report)
 
 

@@ -97,6 +97,9 @@ def test_a_system_of_public_images_deploys_without_a_tag_and_rolls_back_by_commi
     inv["hosts"]["t1"]["systems"] = ["plantao"]
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
 
+    setup = vps.ok("setup", "--host", "t1").stdout
+    assert "token" not in setup and not (base / ".secrets").exists(), "no token for public images"
+    assert "letsencrypt" not in setup and "uploads" not in setup, "nothing of EMS's layout"
     vps.ok("deploy", "--host", "t1")
     psql = ["exec", "openlabs_postgres", "psql", "-U", "admin", "-d", "escala_db", "-tAc"]
     vps.host.docker(*psql, "CREATE TABLE escala (dia date); INSERT INTO escala VALUES ('2026-11-26')")

@@ -1,15 +1,17 @@
 """The migration helpers, token rotation and setup, run under bash in a temp folder. Fast tier: no root."""
+import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tasks.core.programs.deploy import Intent
 from tasks.core.programs.protocol import Code
-from tasks.core.programs.setup import setup_program
+from tasks.core.programs.setup import SetupReport, finish_program, setup_program
 from tasks.core.programs.token import rotate_program
 
-from .conftest import REGISTRY, TOKEN
+from .conftest import CAPTURED, REGISTRY, TOKEN
 
 NEW_TOKEN = "ghp_" + "N3w" * 12
 
@@ -111,18 +113,29 @@ def test_a_refused_new_token_leaves_the_old_file_and_no_temporary_files(lab):
     assert NEW_TOKEN not in run.stdout + run.stderr
 
 
-def test_setup_creates_the_hierarchy_once_and_reports_placeholders(lab):
+def test_setup_creates_what_the_stacks_use_once_and_reports_placeholders(lab):
+    """The tool's own folders, then the folders the compose files bind-mount on the host (outside repo/, the
+    checkout's own; nothing left unresolved; nothing outside the hierarchy): no system gets EMS's folders."""
     ems = lab.root / "ems_system" / "repo" / "ems"
     (ems / ".env_example").write_text("DB_PASSWORD=change-me\nPORT=8080\nSECRET=\"<your secret>\"\n")
-    lab.answer("docker", "compose -f * config *", captured="compose-config-infra.json")
+    binds = [f"{lab.root}/infra/letsencrypt", f"{lab.root}/ems_system/data/uploads/ems", f"{ems}/nginx.conf",
+             "/var/lib/elsewhere", "${UNSET}/x"]
+    config = json.loads((CAPTURED / "compose-config-infra.json").read_text())
+    config["services"]["traefik"]["volumes"] = [{"type": "bind", "source": b, "target": "/t"} for b in binds]
+    lab.answer("docker", "compose -f * config *", json.dumps(config))
     first = lab.run(setup_program(lab.target))
     assert first.code == 0, first.stdout + first.stderr
     created = {d["path"] for d in first.result.all("dir") if d["result"] == "created"}
-    assert str(lab.root / "infra" / "letsencrypt") in created and str(lab.state) in created
+    assert created == {str(lab.state)}, "the token's folder was there already"
     assert oct(lab.state.stat().st_mode & 0o777) == "0o700"
     assert (ems / ".env").read_text() == (ems / ".env_example").read_text()
     assert sorted(d["key"] for d in first.result.all("placeholder")) == ["DB_PASSWORD", "SECRET"]
     assert all("change-me" not in line for line in first.stdout.splitlines()), "values never leave the host"
+    report = SetupReport()
+    report.add(first.result, "lab", lab.target)
+    assert report.folders == binds[:2]
+    finish = lab.run(finish_program(lab.target, report.folders, []))
+    assert finish.code == 0 and (lab.root / "infra/letsencrypt").is_dir() and not Path("/var/lib/elsewhere").exists()
     again = lab.run(setup_program(lab.target))
     assert {d["result"] for d in again.result.all("dir")} == {"exists"}
 

@@ -16,7 +16,7 @@ from tasks.core.programs import library
 from tasks.core.programs.deploy import Intent, deploy_program
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
 from tasks.core.programs.protocol import Program
-from tasks.core.programs.setup import networks_program, setup_program
+from tasks.core.programs.setup import finish_program, setup_program
 from tasks.core.programs.state import read_state_program, status_program, unlock_program
 from tasks.core.programs.token import check_program, rotate_program
 
@@ -47,7 +47,7 @@ def every_program(target) -> list[Program]:
             deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, tags=None, history_sha="f" * 64)),
             read_state_program(target), status_program(target), unlock_program(target),
             rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
-            setup_program(target), networks_program(target, ["ems_net"]),
+            setup_program(target), finish_program(target, ["/root/infra/letsencrypt"], ["ems_net"]),
             survey_program(old), migrate_program(old, survey, {"ems": PIN}, intent()), remove_old_program(old)]
 
 

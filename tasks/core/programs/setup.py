@@ -25,18 +25,25 @@ def add_hierarchy(prog: Program, target: Target) -> Program:
 
 
 def setup_program(target: Target) -> Program:
-    """Create what is missing of the hierarchy and the .env files; report placeholders, compose configs and
-    the token file."""
-    prog = add_hierarchy(Program(f"setup on {target.label}"), target)
+    """The tool's own folders (state; the token's, for a system that pins images), the .env files from their
+    templates; report placeholders, compose configs and the token file. What the stacks themselves need
+    (folders they bind-mount, external networks) comes from those configs: ``finish_program``."""
+    prog = Program(f"setup on {target.label}").step("ensure_dir", target.state_dir, "700")
+    private = bool(target.system.apps())
+    if private:
+        prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
     for s in target.system.stacks:
-        prog.step("ensure_env", s.name, target.compose(s))
-    return prog.step("check_token_file", target.secrets)
+        prog.step("ensure_env", s.name, target.compose(s), *[a.tag_var for a in s.apps])
+    return prog.step("check_token_file", target.secrets) if private else prog
 
 
-def networks_program(target: Target, names: list[str]) -> Program:
-    """Create the external Docker networks the compose files declare (seed 000: the forgotten step)."""
-    prog = Program(f"networks on {target.label}")
-    for name in names:
+def finish_program(target: Target, folders: list[str], networks: list[str]) -> Program:
+    """Create the folders the stacks bind-mount and the external Docker networks they declare (seed 000: the
+    forgotten step), as their compose files say: each system gets only what it uses."""
+    prog = Program(f"setup of the stacks' needs on {target.label}")
+    for path in folders:
+        prog.step("ensure_dir", path, "")
+    for name in networks:
         prog.step("ensure_network", name)
     return prog
 
@@ -47,9 +54,10 @@ class SetupReport:
     existing: list[str] = field(default_factory=list)
     todo: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)   # external networks the compose files declare
+    folders: list[str] = field(default_factory=list)    # folders they bind-mount, on the host, outside repo/
 
     @report
-    def add(self, result: Result, host_name: str) -> None:
+    def add(self, result: Result, host_name: str, target: Target | None = None) -> None:
         """Fold one program's report in (setup's, then the networks')."""
         for d in result.all("dir") + result.all("env") + result.all("network"):
             what = d.get("path") or f"network {d.get('name')}"
@@ -71,9 +79,13 @@ class SetupReport:
                              "(or by hand on the VPS: 'export GITHUB_TOKEN=ghp_...' and chmod 600)")
         elif token and token["mode"] != "600":
             self.todo.append(f"the token file {token['path']} has mode {token['mode']}: chmod 600 it")
-        for name in external_networks([d["config"] for d in result.all("compose")]):
+        configs = [d["config"] for d in result.all("compose")]
+        for name in external_networks(configs):
             if name not in self.networks:
                 self.networks.append(name)
+        for path in bind_folders(configs, target) if target else []:
+            if path not in self.folders:
+                self.folders.append(path)
 
 
 def external_networks(configs: list[str]) -> list[str]:
@@ -91,3 +103,25 @@ def external_networks(configs: list[str]) -> list[str]:
                 if name not in names:
                     names.append(name)
     return names
+
+
+def bind_folders(configs: list[str], target: Target) -> list[str]:
+    """The bind-mount sources of `docker compose config --format json` outputs that setup creates: inside the
+    host's root (the hierarchy: /root/infra/letsencrypt, <system>/data/uploads/ems), outside repo/ (the
+    checkout brings its own files), and resolved (no ${...} left)."""
+    repo = target.path("repo").rstrip("/") + "/"
+    root = target.host.root.rstrip("/") + "/"
+    out = []
+    for raw in configs:
+        try:
+            services = (json.loads(raw).get("services") or {}).values()
+        except (ValueError, AttributeError):
+            continue
+        for svc in services:
+            for vol in (svc.get("volumes") or []) if isinstance(svc, dict) else []:
+                src = vol.get("source", "") if isinstance(vol, dict) and vol.get("type") == "bind" else ""
+                path = posixpath.normpath(src) if isinstance(src, str) and src.startswith("/") else ""
+                if path.startswith(root) and not (path + "/").startswith(repo) and "$" not in path \
+                        and path not in out:
+                    out.append(path)
+    return out

@@ -19,10 +19,12 @@ ensure_dir() {
   fi
 }
 
-# ensure_env STACK COMPOSE: .env from its template (.env_example or .env.docker) when missing (never
-# overwritten); report its placeholders and the compose file's configuration (for its external networks).
+# ensure_env STACK COMPOSE [VARIABLE...]: .env from its template (.env_example or .env.docker) when missing
+# (never overwritten); report its placeholders and the compose file's configuration as compose resolves it
+# (the tool's VARIABLEs, set only by a deploy, given a stand-in), for its external networks and bind mounts.
 ensure_env() {
-  local dir key cfg template; dir=$(dirname "$2")
+  local dir key cfg template var stand_in=(); dir=$(dirname "$2")
+  for var in "${@:3}"; do stand_in+=("$var=inspect"); done
   [ -f "$2" ] || { data env stack "$1" compose "$2" result missing-compose; return 0; }
   if [ ! -f "$dir/.env" ] && template=$(env_template "$dir"); then
     { cp "$template" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
@@ -34,7 +36,8 @@ ensure_env() {
   if [ -f "$dir/.env" ]; then
     placeholder_keys "$dir/.env" | while read -r key; do data placeholder path "$dir/.env" key "$key"; done
   fi
-  cfg=$(cd "$dir" && IMAGE_TAG=inspect docker compose -f "$2" config --no-interpolate --format json 2>/dev/null)
+  cfg=$(cd "$dir" && env "${stand_in[@]}" docker compose -f "$2" config --format json 2>/dev/null) \
+    || cfg=$(cd "$dir" && env "${stand_in[@]}" docker compose -f "$2" config --no-interpolate --format json 2>/dev/null)
   [ -z "$cfg" ] || data compose stack "$1" config "$cfg"
 }
 
