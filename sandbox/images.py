@@ -14,7 +14,9 @@ from pathlib import Path
 from . import proc, registry
 
 FILES = Path(__file__).parent / "files"
-APPS = ("edumigsoft/ems_server", "edumigsoft/sms_server")
+APPS = ("edumigsoft/ems_server", "edumigsoft/sms_server",   # seed 001
+        "edumigsoft/enlevohub-backend",                       # seed 002
+        "edumigsoft/evaonline-runtime")                       # seed 004: api, worker, beat and flower
 SUPPORT = ("sandbox/proxy", "sandbox/db")  # stand-ins for Traefik and PostgreSQL in the infra/postgres stacks
 GOOD = ("v1.4.2", "v1.4.3")
 BROKEN = ("v1.5.0",)
@@ -60,6 +62,7 @@ class Builder:
         (ctx / "www").mkdir(parents=True)
         shutil.copy(shutil.which("busybox") or "/bin/busybox", ctx / "busybox")
         shutil.copy(FILES / "app-entrypoint", ctx / "app-entrypoint")
+        shutil.copy(FILES / "wget", ctx / "wget")
         shutil.copy(FILES / "Dockerfile", ctx / "Dockerfile")
         (ctx / "www" / "version").write_text(tag + "\n")
         (ctx / "www" / "build").write_text(build + "\n")
@@ -93,7 +96,7 @@ class Builder:
 
     def _inputs_digest(self) -> str:
         h = hashlib.sha256()
-        for name in ("Dockerfile", "app-entrypoint"):
+        for name in ("Dockerfile", "app-entrypoint", "wget"):
             h.update((FILES / name).read_bytes())
         h.update(Path(__file__).read_bytes())  # how the images are built is an input too
         h.update(repr((APPS, SUPPORT, GOOD, BROKEN, registry.SERVER)).encode())

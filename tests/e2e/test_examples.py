@@ -1,0 +1,118 @@
+"""The seed systems as they really run, from examples/ (issue 9), end to end on a sandbox VPS with the real
+PostgreSQL, Traefik and nginx images: each example deploys v1.4.2, moves to v1.4.3, has a broken v1.5.0 put
+back by itself, rolls back, and keeps its data."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from sandbox import registry, system
+from tasks.core import errors
+
+from .conftest import REPO, Vps
+
+EXAMPLES = REPO / "examples"
+
+
+def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str, str]]) -> Vps:
+    """examples/<name> on a clean sandbox host: its repo/ in <root>/<system>/repo, each .env made from its
+    .env_example with ``env`` values (the operator's step), the token file, and an inventory of the example's
+    hosts.yml pointing at the sandbox host."""
+    host = sandbox.host("t1")
+    host.reset()
+    base = host.root / sys_name
+    shutil.copytree(EXAMPLES / name / "repo", base / "repo", symlinks=True)
+    for folder, values in env.items():
+        example = (base / "repo" / folder / ".env_example")
+        text = example.read_text() if example.exists() else ""
+        lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in values]
+        (base / "repo" / folder / ".env").write_text("\n".join(lines + [f"{k}={v}" for k, v in values.items()]) + "\n")
+    system.write_token(host.root, sandbox.registry.token)
+    if sys_name != system.SYSTEM:
+        shutil.move(str(host.root / system.SYSTEM / ".secrets"), str(base / ".secrets"))
+    inv = yaml.safe_load((EXAMPLES / name / "hosts.yml").read_text())
+    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
+    inv["hosts"] = {"t1": {**sandbox.inventory_entry(host), "systems": [sys_name]}}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return Vps(sandbox, host, path)
+
+
+def psql(vps, container: str, user: str, db: str, sql: str) -> str:
+    return vps.host.docker("exec", container, "psql", "-U", user, "-d", db, "-tAc", sql).stdout.strip()
+
+
+# -- seeds 000/001: EMS + SMS behind Traefik, one shared PostgreSQL ------------------------------------------------
+EMS_ENV = {"servers/containers/postgres": {"POSTGRES_PASSWORD": "pg-admin-pw", "EMS_DB_PASSWORD": "ems-pw",
+                                           "SMS_DB_PASSWORD": "sms-pw"},
+           "servers/ems/container": {"DB_PASSWORD": "ems-pw", "REGISTRY": registry.SERVER},
+           "servers/sms/container": {"DB_PASSWORD": "sms-pw", "REGISTRY": registry.SERVER}}
+
+
+@pytest.fixture
+def ems(sandbox, tmp_path) -> Vps:
+    vps = install(sandbox, tmp_path, "ems", "ems_system", EMS_ENV)
+    infra = vps.host.root / "ems_system/repo/servers/infra/.env"
+    infra.write_text(f"DOCKER_SOCKET={vps.host.sock}\n")   # the sandbox's dockerd listens there
+    return vps
+
+
+HAND_STARTED = f"""
+set -e
+{system.LOGIN}
+docker network create ems_net >/dev/null
+cd /root/ems_system/repo/servers && docker compose -f containers/postgres/docker-compose.prod.yml up -d --wait >/dev/null 2>&1
+docker exec postgres_shared_db psql -U ems_user -d db_ems -qc \
+  "CREATE TABLE pedidos (id int); INSERT INTO pedidos SELECT generate_series(1, 42)"
+cd /root/ems_system/repo/servers/ems/container && IMAGE_TAG=v1.4.2 docker compose -f docker-compose.prod.yml up -d --wait >/dev/null 2>&1
+"""
+
+
+def test_ems_and_sms_taken_over_from_a_hand_run_vps_then_released_each_on_its_own(ems):
+    """Seed 000's VPS as its team left it (PostgreSQL started by hand in its folder: project "postgres",
+    db_ems holding data; EMS started by hand as project "container"), taken over without losing a row, then
+    two apps on their own versions behind the real Traefik."""
+    vps = ems
+    vps.host.inside(HAND_STARTED)
+    as_shipped = vps.inventory.read_text()
+    inv = yaml.safe_load(as_shipped)
+    del inv["systems"]["ems_system"]["stacks"]["postgres"]["project"]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
+    assert "stack postgres: container postgres_shared_db already runs as compose project postgres: adopt it with " \
+           "'project: postgres'" in res.stderr
+    assert "stack ems: container ems_server_app already runs as compose project container" in res.stderr
+    assert psql(vps, "postgres_shared_db", "ems_user", "db_ems", "SELECT count(*) FROM pedidos") == "42"
+
+    vps.inventory.write_text(as_shipped)   # the example as shipped adopts postgres; EMS's own copy is stopped
+    vps.host.inside("cd /root/ems_system/repo/servers/ems/container && IMAGE_TAG=x docker compose -f "
+                    "docker-compose.prod.yml down >/dev/null 2>&1")
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert vps.host.http(80, "/ems/version") == "v1.4.2" and vps.host.http(80, "/sms/version") == "v1.4.2"
+    vps.ok("deploy", "--host", "t1", "--tag", "ems=v1.4.3")
+    assert vps.host.http(80, "/ems/version") == "v1.4.3" and vps.host.http(80, "/sms/version") == "v1.4.2"
+    res = vps.fab("deploy", "--host", "t1", "--tag", "sms=v1.5.0")
+    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
+    assert vps.host.http(80, "/sms/version") == "v1.4.2"
+    vps.ok("rollback", "--host", "t1")
+    assert vps.host.http(80, "/ems/version") == "v1.4.2"
+    assert psql(vps, "postgres_shared_db", "ems_user", "db_ems", "SELECT count(*) FROM pedidos") == "42"
+    volumes = vps.host.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert volumes == ["postgres_postgres_data"], "the hand-started database's own volume, and no other"
+
+
+def test_ems_first_start_creates_the_apps_databases_once(ems):
+    """A fresh VPS: setup makes ems_net and the folders; PostgreSQL's init_users.sh runs on the empty volume."""
+    vps = ems
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert psql(vps, "postgres_shared_db", "sms_user", "db_sms", "SELECT current_user") == "sms_user"
+    assert (vps.host.root / "ems_system/data/uploads/ems").is_dir() and (vps.host.root / "infra/letsencrypt").is_dir()
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")   # init scripts never run twice
+    assert "init: running" not in vps.host.docker("logs", "postgres_shared_db").stdout.split("init: done")[-1]
+
+
