@@ -25,8 +25,8 @@ def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str
     base = host.root / sys_name
     shutil.copytree(EXAMPLES / name / "repo", base / "repo", symlinks=True)
     for folder, values in env.items():
-        example = (base / "repo" / folder / ".env_example")
-        text = example.read_text() if example.exists() else ""
+        templates = [base / "repo" / folder / name for name in (".env_example", ".env.docker")]
+        text = next((t.read_text() for t in templates if t.exists()), "")
         lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in values]
         (base / "repo" / folder / ".env").write_text("\n".join(lines + [f"{k}={v}" for k, v in values.items()]) + "\n")
     system.write_token(host.root, sandbox.registry.token)
@@ -116,3 +116,31 @@ def test_ems_first_start_creates_the_apps_databases_once(ems):
     assert "init: running" not in vps.host.docker("logs", "postgres_shared_db").stdout.split("init: done")[-1]
 
 
+
+
+# -- seed 002: EnlevoHub, one compose file, three backend replicas behind nginx -------------------------------------
+def backend_tags(vps) -> list[str]:
+    out = vps.host.docker("ps", "--filter", "label=com.docker.compose.service=backend", "--format", "{{.ID}}").stdout
+    refs = [vps.host.docker("inspect", "-f", "{{.Config.Image}}", cid).stdout.strip() for cid in out.split()]
+    return sorted(ref.split("enlevohub-backend:", 1)[1].split("@")[0] for ref in refs)
+
+
+def test_enlevohub_three_replicas_behind_nginx_all_on_one_release(sandbox, tmp_path):
+    vps = install(sandbox, tmp_path, "enlevohub", "enlevohub",
+                  {".": {"JWT_SECRET": "jwt-for-the-sandbox", "REGISTRY": registry.SERVER}})
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert backend_tags(vps) == ["v1.4.2"] * 3
+    assert vps.host.http(80, "/api/version") == "v1.4.2"
+    assert "replicas app/backend: 3/3 healthy" in vps.ok("status", "--host", "t1").stdout
+    psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub",
+         "CREATE TABLE obras (id int); INSERT INTO obras SELECT generate_series(1, 7)")
+
+    vps.ok("deploy", "--host", "t1", "--tag", "backend=v1.4.3")
+    assert backend_tags(vps) == ["v1.4.3"] * 3 and vps.host.http(80, "/api/version") == "v1.4.3"
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
+    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
+    assert backend_tags(vps) == ["v1.4.3"] * 3, "every replica back on the previous release"
+    vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
+    assert backend_tags(vps) == ["v1.4.2"] * 3 and vps.host.http(80, "/api/version") == "v1.4.2"
+    assert psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub", "SELECT count(*) FROM obras") == "7"
