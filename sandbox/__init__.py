@@ -38,7 +38,7 @@ class Sandbox:
         if self.builder.ensure_images(self.registry):
             log("built and pushed the sandbox release images")
         if infra.ensure(self.builder, self.hub, log):
-            log("built and pushed the sandbox's PostgreSQL, nginx and Traefik images")
+            log("built and pushed the sandbox's PostgreSQL, nginx, Redis and Traefik images")
         if not self.client_key.exists():
             self.client_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fab-sandbox", "-f", str(self.client_key))

