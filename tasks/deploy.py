@@ -5,7 +5,8 @@ from .core.cli import command, new_release_id, operator, run_release, select, sp
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.inventory import Stack, Target
-from .core.programs.deploy import Intent, deploy_program, label, new_volumes, unchecked, unset
+from .core.programs.deploy import Intent, deploy_program, label, look_program, looked, new_volumes, unchecked, unset
+from .core.programs.protocol import execute
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
@@ -17,8 +18,10 @@ from .core.ui import console, safe
           "stack": "only these stacks (comma-separated), in their configured order",
           "ref": "first move repo/ (a git checkout) to this branch, tag or commit of its origin; refused on local "
                  "changes; a release that fails moves it back",
-          "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example"})
-def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=False, allow_placeholders=False):
+          "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example",
+          "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)"})
+def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=False, allow_placeholders=False,
+           offline=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
     choice = check_tags(tag) if tag is not None else None
     ref = check_ref(ref) if ref is not None else None
@@ -38,6 +41,8 @@ def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=Fa
             result = run_release(session, target, intent, program)
             if result:
                 _warn(target, result)
+            if dry_run and not offline:
+                _look(sel.session(target), target, stacks, intent)
 
 
 def _warn(target: Target, result) -> None:
@@ -54,6 +59,19 @@ def _warn(target: Target, result) -> None:
         warnings.append(f"new, empty volumes created: {', '.join(created)}")
     for warning in warnings:
         console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
+
+
+def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:
+    """--dry-run: a read-only look at the host: the volumes each stack will use, and whether preflight would
+    refuse (exit 2 then)."""
+    volumes, problems = looked(execute(session, look_program(target, stacks, intent), target.label, quiet=True))
+    console.print(f"# {safe(target.label)}: a read-only look at the host (nothing locked, pulled or changed)")
+    for stack, name, state in volumes:
+        console.print(f"  stack {safe(stack)} uses volume {safe(name)}"
+                      + (" (exists)" if state == "exists" else " [yellow](new: created empty)[/]"))
+    if problems:
+        raise ToolError(f"{target.label}: preflight would refuse this deploy: {'; '.join(problems)}", BAD_INPUT)
+    console.print("  preflight: nothing would refuse this deploy")
 
 
 def _check_named(choice, target: Target, stacks: list[Stack]) -> None:

@@ -72,7 +72,7 @@ class StepDisplay:
 
 def show_program(label: str, where: str, text: str) -> None:
     """--dry-run: the exact program, as the host would receive it on stdin of ``bash -s``."""
-    console.print(f"# {label} ({where}): this program would run as `bash -s`, nothing was sent",
+    console.print(f"# {label} ({where}): this program would run as `bash -s` (it was not sent)",
                   markup=False, style="bold", soft_wrap=True)
     console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
 

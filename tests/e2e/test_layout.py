@@ -142,7 +142,7 @@ def test_new_stacks_failing_put_the_old_ones_back(old_vps):
 def test_dry_run_changes_nothing(old_vps):
     before = old_vps.snapshot()
     res = old_vps.ok("migrate-layout", "--host", "t1", "--dry-run")
-    assert "migration plan" in res.stdout and "copy_all" in res.stdout and "nothing was sent" in res.stdout
+    assert "migration plan" in res.stdout and "copy_all" in res.stdout and "(it was not sent)" in res.stdout
     assert old_vps.snapshot() == before
 
 

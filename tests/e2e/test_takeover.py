@@ -49,6 +49,9 @@ def test_a_stack_started_by_hand_under_another_project_with_data_is_never_given_
     compose.write_text(compose.read_text().replace("    name: ems_pgdata\n", ""))
     vps.host.inside(HAND_START + f"docker compose -f /root/{POSTGRES}/docker-compose.prod.yml down >/dev/null 2>&1\n")
     before = vps.snapshot()
+    look = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3", "--dry-run")
+    assert look.returncode == errors.BAD_INPUT and "preflight would refuse this deploy" in look.stderr
+    assert "stack postgres uses volume ems_system-postgres_pgdata (new: created empty)" in look.stdout
     res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
     assert_unchanged(vps, before, res, errors.BAD_INPUT,
                      "stack postgres: it would start on a new, empty volume ems_system-postgres_pgdata while volume "

@@ -13,7 +13,7 @@ from tasks.core import inventory
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library
-from tasks.core.programs.deploy import Intent, deploy_program
+from tasks.core.programs.deploy import Intent, deploy_program, look_program
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
 from tasks.core.programs.protocol import Program
 from tasks.core.programs.setup import finish_program, setup_program
@@ -270,3 +270,13 @@ def test_a_system_of_public_images_needs_no_token_and_no_login(tmp_path):
     check = subprocess.run(["shellcheck", "-s", "bash", "-e", "SC2317", "-"], input=program.text, capture_output=True,
                            text=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_the_dry_run_look_changes_nothing(target):
+    """--dry-run's look: stacks declared, stand-in pins for digests not pulled yet, preflight reported: no
+    lock, no login, no pull, no write, no up."""
+    program = look_program(target, list(target.system.stacks), intent())
+    assert {s[0] for s in program.steps} == {"add_stack", "use_pin", "preflight_report"}
+    assert ("use_pin", "ems", "v1.4.3@sha256:" + "0" * 64) in program.steps
+    for word in ("lock_take", "docker login", "docker pull", "atomic_write", " up -d", "record "):
+        assert word not in program.text

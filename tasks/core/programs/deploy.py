@@ -87,6 +87,27 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
 
 
 @report
+def look_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
+    """--dry-run's read-only look at the host: preflight with this release's pins (a digest not pulled yet is a
+    stand-in: compose config only reads it), for the volumes each stack will use and what would refuse the
+    deploy. Nothing is locked, pulled, written or started."""
+    prog = add_stacks(Program(f"look before {intent.action} {intent.tag} on {target.label}",
+                              {"OWN_PROJECTS": " ".join(target.host.projects())}), target, stacks)
+    for a in target.system.apps(stacks):
+        tag = (intent.tags or {}).get(a.name, "dry-run")
+        prog.step("use_pin", a.name, (intent.pins or {}).get(a.name) or f"{tag}@sha256:{'0' * 64}")
+    return prog.step("preflight_report")
+
+
+@report
+def looked(result: Result) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """What a look found: (stack, volume, exists|new) for every named volume, and the problems that would
+    refuse the deploy."""
+    return ([fields(d, "stack", "name", "result") for d in result.all("volume")],
+            [fields(d, "text")[0] for d in result.all("problem")])
+
+
+@report
 def unchecked(result: Result) -> list[str]:
     """The services a deploy found running without a healthcheck (``project/service``, once each, sorted)."""
     return sorted({"/".join(fields(d, "project", "service")) for d in result.all("unchecked")})

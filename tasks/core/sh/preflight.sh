@@ -118,8 +118,8 @@ check_stack() {
   check_running "$s" "$2"
 }
 
-# preflight_stacks: every stack checked; any problem refuses the deploy with all of them named.
-preflight_stacks() {
+# preflight_check: every stack checked (one look at the containers for all); PROBLEMS says what would refuse.
+preflight_check() {
   say "step preflight: each stack's compose config with this release's pins, its networks, volumes and names"
   local s containers
   PROBLEMS=()
@@ -127,5 +127,17 @@ preflight_stacks() {
     --format '{{.Names}}|{{.Label "com.docker.compose.project"}}|{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null) \
     || die "$R_FAILED" "docker ps failed: is docker running?"
   for s in "${STACKS[@]}"; do check_stack "$s" "$containers"; done
+}
+
+# preflight_stacks: any problem refuses the deploy, all of them named, before anything that runs is stopped.
+preflight_stacks() {
+  preflight_check
   [ "${#PROBLEMS[@]}" = 0 ] || die "$R_REFUSED" "preflight: $(printf '%s; ' "${PROBLEMS[@]}")nothing was changed"
+}
+
+# preflight_report: --dry-run's look: what preflight finds, reported; nothing refused, locked or changed.
+preflight_report() {
+  local p
+  preflight_check
+  for p in "${PROBLEMS[@]}"; do data problem text "$p"; done
 }
