@@ -49,6 +49,7 @@ class Stack:
     wait: int = 120
     project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
     scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
+    require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale"})
+    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
+                             "require_healthcheck"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
@@ -294,8 +296,9 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     scale = tuple((doc.matching(at + ("scale", svc), svc, grammar.SERVICE, "is not a compose service name"),
                    doc.integer(at + ("scale", svc), n, 0, 100))
                   for svc, n in doc.mapping(at + ("scale",), spec.get("scale", {})).items())
+    strict = doc.boolean(at + ("require_healthcheck",), spec.get("require_healthcheck", False))
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
-                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale)
+                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict)
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

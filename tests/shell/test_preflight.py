@@ -2,9 +2,12 @@
 config with this release's pins, its external networks and volumes, and the traces of a stack started by hand
 (taking over a VPS), all checked before anything that runs is stopped; and a `compose up` that fails for a
 reason other than health, told apart from a failed gate."""
+from dataclasses import replace
+
 from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
+from .conftest import REGISTRY
 from .test_deploy_program import OLD, deploy, enlevohub, history, intent, pulls_answer, ups
 
 INFRA = "compose -p ems_system-infra *"
@@ -162,3 +165,22 @@ def test_a_dockerd_restarted_mid_up_is_waited_for_and_the_stack_tried_again(lab)
     assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-infra", "compose -p ems_system-ems",
                         "compose -p ems_system-sms"]
     assert lab.commands("docker").count("info") == 2, "asked until it answered"
+
+
+def test_require_healthcheck_refuses_a_pinned_service_without_one(lab):
+    """EVAonline's worker with no healthcheck: with require_healthcheck the deploy is refused before anything
+    stops (a healthcheck in the compose file or in the image counts; other images are not asked about)."""
+    pulls_answer(lab)
+    t = lab.target
+    strict = [replace(s, require_healthcheck=True) for s in t.system.stacks]
+    pin = "v1.4.3@sha256:aadae6505d8789c4190fc92bf05ad2797d48b5ea9b51d3cacd98d32ee4a5d473"
+    lab.answer("docker", "compose -p ems_system-sms * config", "name: ems_system-sms\nservices:\n  worker:\n"
+               f"    image: {REGISTRY}/edumigsoft/sms_server:{pin}\n  beat:\n"
+               f"    image: {REGISTRY}/edumigsoft/sms_server:{pin}\n    healthcheck:\n      test: [CMD, x]\n"
+               "  baked:\n    image: x/baked@sha256:1\n  redis:\n    image: redis:7-alpine\n")
+    run = lab.run(deploy_program(t, strict, intent()))
+    assert run.code == Code.REFUSED, run.stdout
+    assert "stack sms: service worker has no healthcheck (require_healthcheck: true)" in run.error
+    assert "beat" not in run.error and "redis" not in run.error and "baked" not in run.error
+    lab.answer("docker", "image inspect --format * *sms_server*", "yes\n")  # the image brings its own
+    assert lab.run(deploy_program(t, strict, intent())).code == 0

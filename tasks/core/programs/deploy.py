@@ -55,6 +55,15 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     return prog
 
 
+def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
+    """``add_stacks`` for preflight: also the stacks whose pinned services must have a healthcheck."""
+    add_stacks(prog, target, stacks)
+    for s in stacks:
+        if s.require_healthcheck:
+            prog.step("require_healthchecks", s.name)
+    return prog
+
+
 def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
                    allow_placeholders: bool = False) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``."""
@@ -68,7 +77,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         "REPO": target.path("repo"), "BASE": target.base})
     for step in ("begin", "lock_take", "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
-    add_stacks(prog, target, stacks)
+    add_checked_stacks(prog, target, stacks)
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
@@ -91,8 +100,8 @@ def look_program(target: Target, stacks: list[Stack], intent: Intent) -> Program
     """--dry-run's read-only look at the host: preflight with this release's pins (a digest not pulled yet is a
     stand-in: compose config only reads it), for the volumes each stack will use and what would refuse the
     deploy. Nothing is locked, pulled, written or started."""
-    prog = add_stacks(Program(f"look before {intent.action} {intent.tag} on {target.label}",
-                              {"OWN_PROJECTS": " ".join(target.host.projects())}), target, stacks)
+    prog = add_checked_stacks(Program(f"look before {intent.action} {intent.tag} on {target.label}",
+                                      {"OWN_PROJECTS": " ".join(target.host.projects())}), target, stacks)
     for a in target.system.apps(stacks):
         tag = (intent.tags or {}).get(a.name, "dry-run")
         prog.step("use_pin", a.name, (intent.pins or {}).get(a.name) or f"{tag}@sha256:{'0' * 64}")

@@ -16,7 +16,7 @@ compose_config() {
 
 # compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,
 # their fields at 4) the lines "network NAME external|own", "volume KEY NAME external|own", "container NAME
-# SERVICE", "published SERVICE PORT".
+# SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck SERVICE".
 compose_objects() {
   awk '
     function flush() {
@@ -29,6 +29,8 @@ compose_objects() {
     sec == "services" && /^  [^ ]/ { service = $1; sub(/:$/, "", service); next }
     sec == "services" && /^    container_name: / { print "container", $2, service; next }
     sec == "services" && /^        published: / { print "published", service, $2; next }
+    sec == "services" && /^    image: / { print "image", service, $2; next }
+    sec == "services" && /^    healthcheck:/ { print "healthcheck", service; next }
     (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
     key != "" && /^    name: / { name = $2 }
     key != "" && /^    external: true$/ { ext = "external" }
@@ -36,6 +38,9 @@ compose_objects() {
 }
 
 problem() { PROBLEMS+=("stack $1: $2"); }
+
+# require_healthchecks STACK: preflight refuses a service of STACK's pinned images without a healthcheck.
+require_healthchecks() { declare -gA STRICT; STRICT[$1]=1; }
 
 # single STACK SERVICE WHY: a service that can run once only (WHY) must not be given replicas.
 single() {
@@ -96,6 +101,7 @@ check_running() {
 check_stack() {
   local s=$1 cfg err kind a b c
   NAMES=()
+  declare -gA IMAGES=() CHECKED=()
   err=$(mktemp) || die "$R_FAILED" "cannot create a temporary file"
   if ! cfg=$(compose_config "$s" 2>"$err"); then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
@@ -113,9 +119,27 @@ check_stack() {
               else check_volume "$s" "$a" "$b"; fi ;;
       container) NAMES+=("$a"); single "$s" "$b" "sets container_name $a" ;;
       published) single "$s" "$a" "publishes host port $b" ;;
+      image) IMAGES[$a]=$b ;;
+      healthcheck) CHECKED[$a]=1 ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
+  [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
+}
+
+# check_healthchecks STACK: with require_healthcheck, every service that runs one of the stack's pinned images
+# has a healthcheck (in the compose file or in the image): otherwise the gate could only see it start.
+check_healthchecks() {
+  local svc pin
+  stack_pins "$1" new || return 0
+  for svc in "${!IMAGES[@]}"; do
+    [ -z "${CHECKED[$svc]:-}" ] || continue
+    for pin in "${STACK_PINS[@]}"; do
+      [[ ${IMAGES[$svc]} == *":${pin#*=}" ]] || continue
+      [ -n "$(docker image inspect --format '{{if .Config.Healthcheck}}yes{{end}}' "${IMAGES[$svc]}" 2>/dev/null)" ] \
+        || problem "$1" "service $svc has no healthcheck (require_healthcheck: true): add one to its compose service"
+    done
+  done
 }
 
 # preflight_check: every stack checked (one look at the containers for all); PROBLEMS says what would refuse.
@@ -123,6 +147,7 @@ preflight_check() {
   say "step preflight: each stack's compose config with this release's pins, its networks, volumes and names"
   local s containers
   PROBLEMS=()
+  declare -gA STRICT
   containers=$(docker ps -a \
     --format '{{.Names}}|{{.Label "com.docker.compose.project"}}|{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null) \
     || die "$R_FAILED" "docker ps failed: is docker running?"
