@@ -21,7 +21,7 @@ from invoke.exceptions import Exit
 from . import grammar, inventory
 from .errors import BAD_INPUT, FAILED, TOKEN_WARNING, ToolError
 from .grammar import redact
-from .inventory import Inventory, Target
+from .model import Inventory, Target
 from .programs.deploy import Intent
 from .programs.protocol import Program, Result, execute
 from .ssh import Session

@@ -19,7 +19,7 @@ from fabric.runners import Remote
 from .errors import UNREACHABLE, ToolError
 from .grammar import redact
 from .hostkeys import KnownHosts, Refuse
-from .inventory import Host
+from .model import Host
 
 # paramiko's transport thread logs its own tracebacks through logging's last-resort handler; the tool already
 # reports every failure in one clear line, so those stay out of the operator's output.

@@ -3,7 +3,7 @@ keys refused, and every ProxyJump bastion checked like the host itself (no SSH: 
 import paramiko
 import pytest
 
-from tasks.core import hostkeys, inventory, ssh
+from tasks.core import hostkeys, model, ssh
 from tasks.core.errors import UNREACHABLE, ToolError
 
 
@@ -57,7 +57,7 @@ def test_a_proxyjump_bastion_is_checked_like_the_host(tmp_path, monkeypatch):
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text("Host 203.0.113.10\n  ProxyJump jump@bastion.example:2200\n")
     monkeypatch.setenv("HOME", str(tmp_path))
-    host = inventory.Host("vps1", "203.0.113.10", (), inventory.Registry("ghcr.io", "u"))
+    host = model.Host("vps1", "203.0.113.10", (), model.Registry("ghcr.io", "u"))
     conn = ssh.connection(host)
     assert conn.gateway is not None and conn.gateway.host == "bastion.example"
     for hop in (conn, conn.gateway):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import inventory
+from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def test_defaults(tmp_path):
     assert (host.user, host.port, host.root) == ("root", 22, "/root")
     system = host.systems[0]
     assert system.secrets == ".secrets/github"
-    assert system.stacks[1].apps == (inventory.App("ems", "edumigsoft/ems_server", "IMAGE_TAG"),)
+    assert system.stacks[1].apps == (model.App("ems", "edumigsoft/ems_server", "IMAGE_TAG"),)
     assert system.stacks[0].apps == ()
 
 

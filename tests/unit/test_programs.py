@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import inventory
+from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library
@@ -37,7 +37,7 @@ def intent(**kw):
 
 def every_program(target) -> list[Program]:
     """One of each program the tool can send, with the options that change their steps."""
-    legacy = inventory.Legacy("/opt/ems", "/opt/le", "/opt/up", "/opt/logs", ("pgdata",))
+    legacy = model.Legacy("/opt/ems", "/opt/le", "/opt/up", "/opt/logs", ("pgdata",))
     old = replace(target, host=replace(target.host, legacy=(("ems_system", legacy),)))
     survey = Survey(None, [], 0, 0, [OldProject("container", "/opt/ems/servers/ems/container", "c.yml")], {})
     logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
@@ -204,7 +204,7 @@ def test_stack_selection(target):
 ])
 def test_image_repo_resolution(target, image, server, expected):
     t = replace(target, host=replace(target.host, registry=replace(target.host.registry, server=server)))
-    assert t.image_repo(inventory.App("a", image)) == expected
+    assert t.image_repo(model.App("a", image)) == expected
 
 
 def test_targets_own_their_paths(target):
@@ -217,7 +217,7 @@ def test_targets_own_their_paths(target):
 
 def test_read_only_programs_take_no_lock(target):
     for program in (read_state_program(target), status_program(target), check_program(target, ""),
-                    survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", inventory.Legacy("/opt/ems")),))))):
+                    survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", model.Legacy("/opt/ems")),))))):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names
 
 

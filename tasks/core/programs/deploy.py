@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from .. import grammar
-from ..inventory import Stack, Target
+from ..model import Stack, Target
 from .protocol import Program, Result, fields, report
 
 

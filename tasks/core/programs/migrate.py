@@ -6,7 +6,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from .. import grammar
-from ..inventory import Target
+from ..model import Target
 from .deploy import Intent, add_stacks
 from .protocol import Program, Result, fields, report
 from .setup import add_hierarchy

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from .. import history
-from ..inventory import Target
+from ..model import Target
 from ..ssh import Session
 from .protocol import Program, Result, execute, report
 

@@ -1,0 +1,198 @@
+"""The configuration objects: hosts, the systems they run, each system's stacks and the apps (images) they pin,
+and the paths derived from them. A ``Target`` (one system on one host) owns every path of it on the host: its
+folder, state, secrets, compose files, .env files, compose projects and image repositories. Built and
+validated by ``inventory.load`` from hosts.yml; nothing here reads a file.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BAD_INPUT, ToolError
+
+DEFAULT_SECRETS = ".secrets/github"
+DEFAULT_GITHUB_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str
+    logout: bool = False   # docker logout after the pulls: no credentials left in ~/.docker/config.json
+    github_api: str | None = None   # opt-in: this registry's password is a GitHub token; ask this API about it
+
+
+@dataclass(frozen=True)
+class App:
+    """One image the tool pins: ``name`` is unique in its system (the key of pins, history and ``--tag
+    name=TAG``), ``tag_var`` the variable of the compose file's image line that carries its tag@digest."""
+    name: str
+    image: str                # the repository, without a tag
+    tag_var: str = "IMAGE_TAG"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One compose stack of a system and the apps (images) it pins: none for a stack whose images the tool
+    does not pin (Traefik, PostgreSQL): those are only brought up, in order. EnlevoHub's one compose file pins
+    two (backend, frontend), each with its own variable."""
+    name: str
+    compose: str              # relative to <root>/<system>
+    apps: tuple[App, ...] = ()
+    health: str | None = None
+    wait: int = 120
+    project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
+    scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
+    require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    stacks: tuple[Stack, ...]
+    secrets: str = DEFAULT_SECRETS
+    tag: str | None = None
+
+    def apps(self, stacks: list[Stack] | None = None) -> list[App]:
+        """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""
+        return [a for s in (self.stacks if stacks is None else stacks) for a in s.apps]
+
+    def selected(self, only: list[str] | None) -> list[Stack]:
+        """The stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
+        known = [s.name for s in self.stacks]
+        unknown = [n for n in only or [] if n not in known]
+        if unknown:
+            raise ToolError(f"system {self.name} has no stack {', '.join(unknown)} (stacks: {', '.join(known)})",
+                            BAD_INPUT)
+        return [s for s in self.stacks if not only or s.name in only]
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """Where a system lived before seed 001's hierarchy (for migrate-layout). Absolute paths on the host."""
+    repo: str                       # the old git checkout (holds servers/...)
+    letsencrypt: str | None = None  # the old Traefik ACME folder
+    uploads: str | None = None      # the old uploads folder (with <app>/ inside)
+    logs: str | None = None         # the old logs folder (with <app>/ inside)
+    volumes: tuple[str, ...] = ()   # named volumes that must survive untouched (PostgreSQL's)
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    systems: tuple[System, ...]
+    registry: Registry
+    user: str = "root"
+    port: int = 22
+    root: str = "/root"
+    identity: str | None = None
+    known_hosts: str | None = None
+    legacy: tuple = ()   # (system name, Legacy) pairs
+
+    def projects(self) -> list[str]:
+        """Every compose project the tool runs on this host (what is not one of them was started by hand)."""
+        return [t.project(s) for t in self.targets() for s in t.system.stacks]
+
+    def targets(self, only: str | None = None) -> list[Target]:
+        """Each system of this host as a Target, or just the system ``only`` (which must be one of them)."""
+        chosen = [s for s in self.systems if not only or s.name == only]
+        if not chosen:
+            raise ToolError(f"host {self.name} runs no system {only!r} (it runs "
+                            f"{', '.join(s.name for s in self.systems)})", BAD_INPUT)
+        return [Target(self, s) for s in chosen]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One system on one host, and where everything of it lives there (seed 001's hierarchy)."""
+    host: Host
+    system: System
+
+    @property
+    def label(self) -> str:
+        return f"{self.host.name}/{self.system.name}"
+
+    @property
+    def base(self) -> str:
+        """<root>/<system>."""
+        return posixpath.join(self.host.root, self.system.name)
+
+    @property
+    def state_dir(self) -> str:
+        """The tool's own state: beside data/, outside repo/, so a re-clone cannot lose it."""
+        return posixpath.join(self.base, "state")
+
+    @property
+    def secrets(self) -> str:
+        return posixpath.join(self.base, self.system.secrets)
+
+    @property
+    def letsencrypt(self) -> str:
+        """Traefik's ACME state, shared by every system of the host."""
+        return posixpath.join(self.host.root, "infra", "letsencrypt")
+
+    @property
+    def legacy(self) -> Legacy | None:
+        return dict(self.host.legacy).get(self.system.name)
+
+    def migration_copies(self) -> list[tuple[str, str, str]]:
+        """(name, old path, new path) of everything migrate-layout copies, in order (seed 001, steps 1-2)."""
+        legacy = self.legacy
+        if legacy is None:
+            return []
+        out = [("repo", legacy.repo, self.path("repo"))]
+        if legacy.letsencrypt:
+            out.append(("letsencrypt", legacy.letsencrypt, self.letsencrypt))
+        for kind in ("uploads", "logs"):
+            if getattr(legacy, kind):
+                out.append((kind, getattr(legacy, kind), self.path(f"data/{kind}")))
+        return out
+
+    def path(self, relative: str) -> str:
+        return posixpath.join(self.base, relative)
+
+    def compose(self, stack: Stack) -> str:
+        return self.path(stack.compose)
+
+    def env_file(self, stack: Stack) -> str:
+        """The .env beside the compose file: compose reads it on every `up`; the tool pins releases there."""
+        return posixpath.join(posixpath.dirname(self.compose(stack)), ".env")
+
+    def project(self, stack: Stack) -> str:
+        """The compose project: the stack's ``project:`` (one started by hand, adopted with its containers and
+        volumes), else <system>-<stack> (the seed's ems/container and sms/container folders would otherwise
+        both be project "container")."""
+        return stack.project or f"{self.system.name}-{stack.name}"
+
+    def image_repo(self, app: App) -> str:
+        """The full repository of ``app``'s image: relative names go to the host's registry."""
+        first = app.image.split("/", 1)[0]
+        if "/" in app.image and ("." in first or ":" in first or first == "localhost"):
+            return app.image
+        return f"{self.host.registry.server}/{app.image}"
+
+
+@dataclass
+class Inventory:
+    path: Path
+    hosts: dict[str, Host] = field(default_factory=dict)
+    github_api: str | None = None   # where to ask GitHub about a token (default api.github.com for ghcr.io)
+
+    def host(self, name: str | None) -> Host:
+        """The host called ``name``; a clear error listing the known ones otherwise."""
+        known = ", ".join(sorted(self.hosts)) or "none"
+        if not name:
+            raise ToolError(f"say which host: --host NAME (known hosts in {self.path}: {known})", BAD_INPUT)
+        if name not in self.hosts:
+            raise ToolError(f"unknown host {name!r}: {self.path} knows {known}", BAD_INPUT)
+        return self.hosts[name]
+
+    def github_api_for(self, host: Host) -> str:
+        """Where to ask GitHub about ``host``'s token (every caller asks here): the registry's own github_api
+        (an explicit opt-in), else for ghcr.io the inventory's github_api or api.github.com. Any other
+        registry's password is not a GitHub token and is never sent to GitHub: empty means never ask."""
+        if host.registry.github_api:
+            return host.registry.github_api
+        return (self.github_api or DEFAULT_GITHUB_API) if host.registry.server == "ghcr.io" else ""
