@@ -97,7 +97,7 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
     doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck"})
+                             "require_healthcheck", "env_template"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
@@ -109,8 +109,12 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
                    doc.integer(at + ("scale", svc), n, 0, 100))
                   for svc, n in doc.mapping(at + ("scale",), spec.get("scale", {})).items())
     strict = doc.boolean(at + ("require_healthcheck",), spec.get("require_healthcheck", False))
+    template = spec.get("env_template")
+    if template is not None:
+        doc.matching(at + ("env_template",), template, grammar.FILE_NAME,
+                     "must be a file name beside the compose file (e.g. .env.production)")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
-                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict)
+                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template)
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

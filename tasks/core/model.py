@@ -45,6 +45,7 @@ class Stack:
     project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
     scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
     require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
+    env_template: str | None = None     # the file beside the compose file its .env is made from
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,6 @@ def test_a_placeholder_left_in_an_env_refuses_the_deploy_and_changes_nothing(dep
     env.write_text(env.read_text().replace("JWT_KEY=sandbox-ems", "JWT_KEY=change-me"))
     before = vps.snapshot()
     res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")
-    assert_unchanged(vps, before, res, errors.BAD_INPUT, "still placeholders from .env_example: ems:JWT_KEY")
+    assert_unchanged(vps, before, res, errors.BAD_INPUT, "still placeholders from the .env templates: ems:JWT_KEY")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2", "--allow-placeholders")
     assert vps.version() == "v1.4.2"

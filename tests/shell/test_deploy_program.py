@@ -1,6 +1,7 @@
 """The deploy program run whole under bash with stub docker/curl: what it calls, in which order, what it
 writes (history, current, .env pins, audit, lock) and how it fails. Fast tier: no root, SSH or Docker."""
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tasks.core import inventory
@@ -210,7 +211,7 @@ def test_placeholders_left_from_env_example_refuse_the_deploy_before_anything_ch
     (ems / ".env").write_text("DB_PASSWORD=change-me\nJWT_KEY='s3cr3t-filled'\nOPTIONAL=\nPORT=8080\n")
     pulls_answer(lab)
     run = deploy(lab)
-    assert run.code == Code.REFUSED and "still placeholders from .env_example: ems:DB_PASSWORD:" in run.error
+    assert run.code == Code.REFUSED and "still placeholders from the .env templates: ems:DB_PASSWORD:" in run.error
     assert "JWT_KEY" not in run.error and "OPTIONAL" not in run.error and "s3cr3t" not in run.stdout
     assert lab.commands("docker") == [] and not (lab.state / "releases.jsonl").exists()
     t = lab.target
@@ -281,3 +282,17 @@ def test_a_failed_gate_puts_back_every_image_of_the_stack(lab):
     ups = [c for c in lab.commands("docker") if " up " in c]
     assert len(ups) == 2 and all(" --remove-orphans --scale backend=3 --wait " in c for c in ups), \
         "the replicas of hosts.yml on the deploy and on the restore"
+
+
+def test_a_configured_template_is_the_one_checked(lab):
+    """env_template: .env.production in hosts.yml: its placeholders count, the default names do not."""
+    ems = lab.root / "ems_system/repo/ems"
+    (ems / ".env_example").write_text("DB_PASSWORD=change-me\n")
+    (ems / ".env.production").write_text("API_KEY=<your key>\n")
+    (ems / ".env").write_text("DB_PASSWORD=change-me\nAPI_KEY=<your key>\n")
+    pulls_answer(lab)
+    t = lab.target
+    stacks = [replace(s, env_template=".env.production") if s.name == "ems" else s for s in t.system.stacks]
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == Code.REFUSED and "still placeholders from the .env templates: ems:API_KEY:" in run.error
+    assert "DB_PASSWORD" not in run.error

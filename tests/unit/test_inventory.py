@@ -98,6 +98,8 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("infra: {compose:", "infra: {scale: {'b k': 2}, compose:"), 5, "not a compose service name"),
     (GOOD.replace("infra: {compose:", "infra: {scale: [backend], compose:"), 5, "must be a mapping"),
     (GOOD.replace("infra: {compose:", "infra: {require_healthcheck: 'yes', compose:"), 5, "true or false"),
+    (GOOD.replace("infra: {compose:", "infra: {env_template: ../../etc/passwd, compose:"), 5, "a file name beside"),
+    (GOOD.replace("infra: {compose:", "infra: {env_template: '..', compose:"), 5, "a file name beside"),
     (GOOD.replace("infra: {compose:", "infra: {images: {b: {image: 'a/b:v1', tag_var: T}}, compose:"), 5,
      "not an image repository"),
     (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,

@@ -19,14 +19,15 @@ ensure_dir() {
   fi
 }
 
-# ensure_env STACK COMPOSE [VARIABLE...]: .env from its template (.env_example or .env.docker) when missing
-# (never overwritten); report its placeholders and the compose file's configuration as compose resolves it
-# (the tool's VARIABLEs, set only by a deploy, given a stand-in), for its external networks and bind mounts.
+# ensure_env STACK COMPOSE TEMPLATE [VARIABLE...]: .env from its template (TEMPLATE if configured, else
+# .env_example or .env.docker) when missing (never overwritten); report its placeholders and the compose file's
+# configuration as compose resolves it (the tool's VARIABLEs, set only by a deploy, given a stand-in), for its
+# external networks and bind mounts.
 ensure_env() {
   local dir key cfg template var stand_in=(); dir=$(dirname "$2")
-  for var in "${@:3}"; do stand_in+=("$var=inspect"); done
+  for var in "${@:4}"; do stand_in+=("$var=inspect"); done
   [ -f "$2" ] || { data env stack "$1" compose "$2" result missing-compose; return 0; }
-  if [ ! -f "$dir/.env" ] && template=$(env_template "$dir"); then
+  if [ ! -f "$dir/.env" ] && template=$(env_template "$dir" "$3"); then
     { cp "$template" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
       || { rm -f "$dir/.env.tmp.$$"; die "$R_FAILED" "cannot create $dir/.env"; }
     data env stack "$1" path "$dir/.env" result created

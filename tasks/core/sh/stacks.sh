@@ -85,31 +85,35 @@ placeholder_keys() {
   sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
 }
 
-# env_template DIR: the example a stack's .env is made from: .env_example (seed 001) or .env.docker (seed 002).
+# env_template DIR [NAME]: the example a stack's .env is made from: NAME (hosts.yml's env_template), else
+# .env_example (seed 001) or .env.docker (seed 002).
 env_template() {
-  local name
-  for name in .env_example .env.docker; do
+  local name names=(.env_example .env.docker)
+  [ -z "${2:-}" ] || names=("$2")
+  for name in "${names[@]}"; do
     if [ -f "$1/$name" ]; then printf '%s/%s' "$1" "$name"; return 0; fi
   done
   return 1
 }
 
-# check_placeholders: before anything is pulled or stopped, refuse a stack whose .env still holds a placeholder
-# its template gives (seed 001's change-me passwords would go into PostgreSQL for good). Keys are named,
-# values never leave the host.
+# check_placeholders [STACK=TEMPLATE...]: before anything is pulled or stopped, refuse a stack whose .env still
+# holds a placeholder its template gives (seed 001's change-me passwords would go into PostgreSQL for good).
+# Keys are named, values never leave the host. A STACK=TEMPLATE pair names a stack's configured template.
 check_placeholders() {
-  say "step env checking the stacks' .env files for placeholders left from their .env_example"
-  local s env example key found=""
+  say "step env checking the stacks' .env files for placeholders left from their templates"
+  local s env example key found="" pair
+  declare -A named=()
+  for pair in "$@"; do named[${pair%%=*}]=${pair#*=}; done
   for s in "${STACKS[@]}"; do
     env=$(env_of "$s")
-    example=$(env_template "$(dirname "$env")") || continue
+    example=$(env_template "$(dirname "$env")" "${named[$s]:-}") || continue
     [ -f "$env" ] || continue
     while read -r key; do
       [ -n "$(env_value "$example" "$key")" ] && [ "$(env_value "$env" "$key")" = "$(env_value "$example" "$key")" ] \
         && found+=" $s:$key"
     done < <(placeholder_keys "$example")
   done
-  [ -z "$found" ] || die "$R_REFUSED" "still placeholders from .env_example:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
+  [ -z "$found" ] || die "$R_REFUSED" "still placeholders from the .env templates:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
 }
 
 # pin_env ENVFILE PROJECT [VARIABLE=PIN...]: the release is kept in the stack's .env, which compose reads on
