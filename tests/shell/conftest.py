@@ -24,6 +24,7 @@ TOKEN = "ghp_" + "T0k3n" * 7 + "x"
 class Call:
     argv: list[str]
     stdin: str | None
+    env: dict[str, str]   # the *TAG variables it was called with (pins given to compose)
 
 
 @dataclass
@@ -82,9 +83,10 @@ class Lab:
         out = []
         for argv in sorted(self.calls_dir.glob("*.argv"), key=lambda p: p.name):
             args = argv.read_bytes().decode().split("\0")[:-1]
-            stdin = argv.with_suffix(".stdin")
+            stdin, env = argv.with_suffix(".stdin"), argv.with_suffix(".env")
+            tags = dict(line.split("=", 1) for line in env.read_text().splitlines()) if env.exists() else {}
             if tool is None or args[0] == tool:
-                out.append(Call(args, stdin.read_text() if stdin.exists() else None))
+                out.append(Call(args, stdin.read_text() if stdin.exists() else None, tags))
         return out
 
     def commands(self, tool: str) -> list[str]:

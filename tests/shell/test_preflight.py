@@ -34,9 +34,12 @@ def test_a_variable_the_compose_file_requires_refuses_before_anything_stops(lab)
 def test_the_config_is_read_with_this_releases_pin_not_the_old_env(lab):
     """The .env still names the running release until the stack goes live: compose config must see the new one."""
     pulls_answer(lab)
+    (lab.root / "ems_system/repo/ems/.env").write_text(f"IMAGE_TAG={OLD}\n")
     assert deploy(lab).code == 0
-    config = [c for c in lab.calls("docker") if c.argv[1:2] == ["compose"] and c.argv[-1] == "config"]
-    assert [c.argv[3] for c in config] == ["ems_system-infra", "ems_system-ems", "ems_system-sms"]
+    config = {c.argv[3]: c.env for c in lab.calls("docker") if c.argv[1:2] == ["compose"] and c.argv[-1] == "config"}
+    new = "v1.4.3@sha256:aadae6505d8789c4190fc92bf05ad2797d48b5ea9b51d3cacd98d32ee4a5d473"
+    assert config == {"ems_system-infra": {}, "ems_system-ems": {"IMAGE_TAG": new},
+                      "ems_system-sms": {"IMAGE_TAG": new}}
 
 
 def test_a_missing_external_network_is_named_with_the_setup_hint(lab):
