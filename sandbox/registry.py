@@ -18,7 +18,7 @@ ADDRESS = "10.200.0.1"
 PORT = 5000
 SERVER = f"{ADDRESS}:{PORT}"
 USERNAME = "edumigsoft"
-HUB_PORT = 5001
+HUB_PORT = 5050   # (5001 is taken by the fault suite's slow registry: PORT + 1)
 HUB = f"{ADDRESS}:{HUB_PORT}"
 
 
