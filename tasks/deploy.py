@@ -18,7 +18,9 @@ from .core.ui import console, safe
           "stack": "only these stacks (comma-separated), in their configured order",
           "ref": "first move repo/ (a git checkout) to this branch, tag or commit of its origin; refused on local "
                  "changes; a release that fails moves it back",
-          "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its .env_example",
+          "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its template",
+          "dry-run": "print the exact program, then look at the host read-only (volumes, preflight); change "
+                     "nothing",
           "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)"})
 def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=False, allow_placeholders=False,
            offline=False):
