@@ -21,6 +21,7 @@ OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATO
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
 FILE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,64}")       # one path component, not . or ..
+PLACEHOLDER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")              # a value hosts.yml calls a placeholder
 SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service name
 # deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
 # as more than a name).

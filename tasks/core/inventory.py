@@ -97,7 +97,7 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
     doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck", "env_template"})
+                             "require_healthcheck", "env_template", "placeholders"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
@@ -113,8 +113,12 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     if template is not None:
         doc.matching(at + ("env_template",), template, grammar.FILE_NAME,
                      "must be a file name beside the compose file (e.g. .env.production)")
+    listed = spec.get("placeholders", [])
+    if not isinstance(listed, list) or not all(isinstance(v, str) and grammar.PLACEHOLDER.fullmatch(v) for v in listed):
+        doc.fail(at + ("placeholders",), "placeholders must be a list of values (one line each, 1-200 characters)")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
-                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template)
+                 doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template,
+                 tuple(listed))
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

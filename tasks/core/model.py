@@ -46,6 +46,7 @@ class Stack:
     scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
     require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
     env_template: str | None = None     # the file beside the compose file its .env is made from
+    placeholders: tuple[str, ...] = ()  # more values that must not stay in its .env (a template's defaults)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,8 @@ def backend_tags(vps) -> list[str]:
 
 def test_enlevohub_three_replicas_behind_nginx_all_on_one_release(sandbox, tmp_path):
     vps = install(sandbox, tmp_path, "enlevohub", "enlevohub",
-                  {".": {"JWT_SECRET": "jwt-for-the-sandbox", "REGISTRY": registry.SERVER}})
+                  {".": {"JWT_SECRET": "jwt-for-the-sandbox", "DB_PASSWORD": "enlevo-sandbox-pw",
+                         "REGISTRY": registry.SERVER}})
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     assert backend_tags(vps) == ["v1.4.2"] * 3

@@ -297,3 +297,19 @@ def test_a_configured_template_is_the_one_checked(lab):
     run = lab.run(deploy_program(t, stacks, intent()))
     assert run.code == Code.REFUSED and "still placeholders from the .env templates: ems:API_KEY:" in run.error
     assert "DB_PASSWORD" not in run.error
+
+
+def test_values_hosts_yml_lists_count_as_placeholders(lab):
+    """Seed 002's .env.docker ships DB_PASSWORD=enlevohub2026, a real-looking default: listed under
+    placeholders: in hosts.yml, it refuses the deploy while the .env still has it; a changed value is fine."""
+    ems = lab.root / "ems_system/repo/ems"
+    (ems / ".env.docker").write_text("DB_PASSWORD=enlevohub2026\nLOG_LEVEL=info\n")
+    (ems / ".env").write_text("DB_PASSWORD=enlevohub2026\nLOG_LEVEL=info\n")
+    pulls_answer(lab)
+    t = lab.target
+    stacks = [replace(s, placeholders=("enlevohub2026", "info")) if s.name == "ems" else s for s in t.system.stacks]
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == Code.REFUSED and "ems:DB_PASSWORD ems:LOG_LEVEL:" in run.error
+    assert "enlevohub2026" not in run.stdout.replace("run check_placeholders", ""), "values stay on the host"
+    (ems / ".env").write_text("DB_PASSWORD=s0mething-else\nLOG_LEVEL=debug\n")
+    assert lab.run(deploy_program(t, stacks, intent())).code == 0

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,13 @@ def test_setup_and_deploy_know_enlevohubs_env_docker_too(lab):
     t = lab.target
     run = lab.run(deploy_program(t, list(t.system.stacks), Intent("deploy", "r", "v1", "a", "b", tags={"ems": "v1"})))
     assert run.code == Code.REFUSED and "ems:POSTGRES_PASSWORD" in run.error
+
+
+def test_setup_names_the_listed_placeholders_too(lab):
+    ems = lab.root / "ems_system" / "repo" / "ems"
+    (ems / ".env.docker").write_text("DB_PASSWORD=enlevohub2026\nPORT=8080\n")
+    t = lab.target
+    stacks = [replace(s, placeholders=("enlevohub2026",)) if s.name == "ems" else s for s in t.system.stacks]
+    run = lab.run(setup_program(replace(t, system=replace(t.system, stacks=tuple(stacks)))))
+    assert run.code == 0 and [d["key"] for d in run.result.all("placeholder")] == ["DB_PASSWORD"]
+    assert "enlevohub2026" not in run.stdout, "only the key leaves the host"

@@ -81,7 +81,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
-        prog.step("check_placeholders", *[f"{s.name}={s.env_template}" for s in stacks if s.env_template])
+        prog.step("check_placeholders", *[f"template:{s.name}={s.env_template}" for s in stacks if s.env_template],
+                  *[f"value:{s.name}={v}" for s in stacks for v in s.placeholders])
     if private:
         prog.step("registry_login")
     for a in target.system.apps(stacks):

@@ -33,7 +33,8 @@ def setup_program(target: Target) -> Program:
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
     for s in target.system.stacks:
-        prog.step("ensure_env", s.name, target.compose(s), s.env_template or "", *[a.tag_var for a in s.apps])
+        prog.step("ensure_env", s.name, target.compose(s), s.env_template or "", "\n".join(s.placeholders),
+                  *[a.tag_var for a in s.apps])
     return prog.step("check_token_file", target.secrets) if private else prog
 
 

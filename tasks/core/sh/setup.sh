@@ -19,13 +19,13 @@ ensure_dir() {
   fi
 }
 
-# ensure_env STACK COMPOSE TEMPLATE [VARIABLE...]: .env from its template (TEMPLATE if configured, else
-# .env_example or .env.docker) when missing (never overwritten); report its placeholders and the compose file's
-# configuration as compose resolves it (the tool's VARIABLEs, set only by a deploy, given a stand-in), for its
-# external networks and bind mounts.
+# ensure_env STACK COMPOSE TEMPLATE VALUES [VARIABLE...]: .env from its template (TEMPLATE if configured, else
+# .env_example or .env.docker) when missing (never overwritten); report its placeholders (VALUES: more of them,
+# one per line, from hosts.yml) and the compose file's configuration as compose resolves it (the tool's
+# VARIABLEs, set only by a deploy, given a stand-in), for its external networks and bind mounts.
 ensure_env() {
   local dir key cfg template var stand_in=(); dir=$(dirname "$2")
-  for var in "${@:4}"; do stand_in+=("$var=inspect"); done
+  for var in "${@:5}"; do stand_in+=("$var=inspect"); done
   [ -f "$2" ] || { data env stack "$1" compose "$2" result missing-compose; return 0; }
   if [ ! -f "$dir/.env" ] && template=$(env_template "$dir" "$3"); then
     { cp "$template" "$dir/.env.tmp.$$" && chmod 600 "$dir/.env.tmp.$$" && mv "$dir/.env.tmp.$$" "$dir/.env"; } \
@@ -35,7 +35,7 @@ ensure_env() {
     data env stack "$1" path "$dir/.env" result exists
   fi
   if [ -f "$dir/.env" ]; then
-    placeholder_keys "$dir/.env" | while read -r key; do data placeholder path "$dir/.env" key "$key"; done
+    placeholder_keys "$dir/.env" "$4" | while read -r key; do data placeholder path "$dir/.env" key "$key"; done
   fi
   cfg=$(cd "$dir" && env "${stand_in[@]}" docker compose -f "$2" config --format json 2>/dev/null) \
     || cfg=$(cd "$dir" && env "${stand_in[@]}" docker compose -f "$2" config --no-interpolate --format json 2>/dev/null)

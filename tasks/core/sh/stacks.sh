@@ -79,10 +79,21 @@ stack_pins() {
 
 env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
 
-# placeholder_keys ENVFILE: the keys whose values are still placeholders (change-me, xxx, <...>, your-...).
-# Only the keys leave the host, never the values: they are credentials.
+# placeholder_keys ENVFILE [VALUES]: the keys whose values are still placeholders (change-me, xxx, <...>,
+# your-..., or one of the VALUES lines hosts.yml lists), once each. Only the keys leave the host, never the
+# values: they are credentials.
 placeholder_keys() {
-  sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
+  { sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(change[-_ ]?me[^\"']*|xxx+|todo|<[^>]*>|your[-_][^\"']*|\\.\\.\\.)?[\"']?[[:space:]]*$/\2/Ip" "$1"
+    [ -z "${2:-}" ] || listed_keys "$1" "$2"; } | sort -u
+}
+
+# listed_keys ENVFILE VALUES: the keys of ENVFILE whose value is one of the VALUES lines.
+listed_keys() {
+  local key keys
+  mapfile -t keys < <(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=.*/\2/p' "$1")
+  for key in "${keys[@]}"; do
+    ! grep -qxF -- "$(env_value "$1" "$key")" <<< "$2" || printf '%s\n' "$key"
+  done
 }
 
 # env_template DIR [NAME]: the example a stack's .env is made from: NAME (hosts.yml's env_template), else
@@ -96,14 +107,20 @@ env_template() {
   return 1
 }
 
-# check_placeholders [STACK=TEMPLATE...]: before anything is pulled or stopped, refuse a stack whose .env still
-# holds a placeholder its template gives (seed 001's change-me passwords would go into PostgreSQL for good).
-# Keys are named, values never leave the host. A STACK=TEMPLATE pair names a stack's configured template.
+# check_placeholders [template:STACK=NAME | value:STACK=VALUE ...]: before anything is pulled or stopped,
+# refuse a stack whose .env still holds a placeholder its template gives (seed 001's change-me passwords would
+# go into PostgreSQL for good). Keys are named, values never leave the host. The words give a stack's
+# configured template and the values hosts.yml lists as placeholders for it.
 check_placeholders() {
   say "step env checking the stacks' .env files for placeholders left from their templates"
-  local s env example key found="" pair
-  declare -A named=()
-  for pair in "$@"; do named[${pair%%=*}]=${pair#*=}; done
+  local s env example key found="" word
+  declare -A named=() listed=()
+  for word in "$@"; do
+    case $word in
+      template:*) word=${word#template:}; named[${word%%=*}]=${word#*=} ;;
+      value:*) word=${word#value:}; listed[${word%%=*}]+=${word#*=}$'\n' ;;
+    esac
+  done
   for s in "${STACKS[@]}"; do
     env=$(env_of "$s")
     example=$(env_template "$(dirname "$env")" "${named[$s]:-}") || continue
@@ -111,7 +128,7 @@ check_placeholders() {
     while read -r key; do
       [ -n "$(env_value "$example" "$key")" ] && [ "$(env_value "$env" "$key")" = "$(env_value "$example" "$key")" ] \
         && found+=" $s:$key"
-    done < <(placeholder_keys "$example")
+    done < <(placeholder_keys "$example" "${listed[$s]:-}")
   done
   [ -z "$found" ] || die "$R_REFUSED" "still placeholders from the .env templates:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
 }
