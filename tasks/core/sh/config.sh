@@ -55,10 +55,10 @@ undo_checkout() {
 # project name change with every release; the operator's values are what counts as configuration). A .env
 # that does not exist yet hashes as an empty one: the tool creates it with only its own lines.
 config_hash() {
-  local owned=COMPOSE_PROJECT_NAME word
-  for word in ${SPEC_APPS[$1]}; do owned+="|${word#*=}"; done
+  local word vars=()
+  for word in ${SPEC_APPS[$1]}; do vars+=("${word#*=}"); done
   case $2 in
-    */.env) { [ ! -f "$2" ] || grep -v -E "^($owned)=" "$2" || [ $? = 1 ]; } | sha256sum | cut -d' ' -f1 ;;
+    */.env) env_lines_but "$2" "${vars[@]}" | sha256sum | cut -d' ' -f1 ;;
     *) sha256sum < "$2" | cut -d' ' -f1 ;;
   esac
 }

@@ -133,15 +133,24 @@ check_placeholders() {
   [ -z "$found" ] || die "$R_REFUSED" "still placeholders from the .env templates:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
 }
 
+# env_lines_but ENVFILE [VARIABLE...]: ENVFILE's lines but the ones that set a VARIABLE or
+# COMPOSE_PROJECT_NAME (the lines the tool writes); nothing for a file that does not exist.
+env_lines_but() {
+  local owned=COMPOSE_PROJECT_NAME var
+  [ -f "$1" ] || return 0
+  for var in "${@:2}"; do owned+="|$var"; done
+  grep -v -E "^($owned)=" "$1" || [ $? = 1 ]
+}
+
 # pin_env ENVFILE PROJECT [VARIABLE=PIN...]: the release is kept in the stack's .env, which compose reads on
 # every `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode
 # stay.
 pin_env() {
-  local env=$1 project=$2 mode=600 owned=COMPOSE_PROJECT_NAME line
+  local env=$1 project=$2 mode=600 line vars=()
   shift 2
-  for line in "$@"; do owned+="|${line%%=*}"; done
+  for line in "$@"; do vars+=("${line%%=*}"); done
   [ -f "$env" ] && mode=$(stat -c %a "$env")
-  { [ ! -f "$env" ] || grep -v -E "^($owned)=" "$env" || [ $? = 1 ]
+  { env_lines_but "$env" "${vars[@]}"
     [ $# = 0 ] || printf '%s\n' "$@"
     printf 'COMPOSE_PROJECT_NAME=%s\n' "$project"; } | atomic_write "$env" || return 1
   chmod "$mode" "$env"
