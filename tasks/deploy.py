@@ -5,7 +5,8 @@ from .core.cli import command, new_release_id, operator, run_release, select, sp
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.model import Stack, Target
-from .core.programs.deploy import Intent, deploy_program, label, look_program, looked, new_volumes, unchecked, unset
+from .core.programs.declare import Intent
+from .core.programs.deploy import deploy_program, label, look_program, looked, new_volumes, unchecked, unset
 from .core.programs.protocol import execute
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning

@@ -7,7 +7,8 @@ from .core.cli import command, new_release_id, operator, run_release, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_label, check_tag
 from .core.model import Target
-from .core.programs.deploy import Intent, config_differences, deploy_program
+from .core.programs.declare import Intent
+from .core.programs.deploy import config_differences, deploy_program
 from .core.programs.state import State, read_state
 from .core.ui import console, safe
 

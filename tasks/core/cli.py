@@ -22,7 +22,7 @@ from . import grammar, inventory
 from .errors import BAD_INPUT, FAILED, TOKEN_WARNING, ToolError
 from .grammar import redact
 from .model import Inventory, Target
-from .programs.deploy import Intent
+from .programs.declare import Intent
 from .programs.protocol import Program, Result, execute
 from .ssh import Session
 from .ui import console, err_console, safe, show_program

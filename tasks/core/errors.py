@@ -11,6 +11,7 @@ NEEDS_ATTENTION = 6  # a release failed and the previous good one could not be r
 UNREACHABLE = 7     # SSH connection failed or the host key is unknown or changed
 TOKEN_WARNING = 8   # token-status: the token works but expires soon or lacks read:packages
 NOT_STARTED = 9     # compose could not start the new release (a conflict, a missing image): the previous is back
+BACKUP_FAILED = 10  # a backup, drill or restore failed: the live databases and the kept backups are as they were
 
 
 class ToolError(Exception):

@@ -26,6 +26,10 @@ SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service
 # deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
 # as more than a name).
 GIT_REF = re.compile(r"(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}(?<![./])")
+DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")    # a PostgreSQL database or role: also a file name
+# A backup: the folder <stack>-<UTC time>[-N] that fab backup writes in data/backups/.
+BACKUP_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?")
+BACKUP_NAME = re.compile(rf"{SAFE_NAME.pattern}-{BACKUP_STAMP.pattern}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name

@@ -29,6 +29,7 @@ class Release:
     origin: str = ""
     finished: str = ""
     config: dict = field(default_factory=dict)  # {"commit", "dirty", "files": {path: sha256}}: what it ran with
+    backups: list = field(default_factory=list)  # the backups taken just before it went live (backup: before_deploy)
 
     @property
     def commit(self) -> str:
@@ -37,7 +38,7 @@ class Release:
     def as_dict(self, running: bool = False) -> dict:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
-                "images": self.pins, "config": self.config, "running": running}
+                "images": self.pins, "config": self.config, "backups": self.backups, "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -55,7 +56,7 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         rel = releases.get(rid)
         if rel is None:
             releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
-                                    at if state in FINAL else "", rec["config"])
+                                    at if state in FINAL else "", rec["config"], rec["backups"])
         else:
             rel.state, rel.finished = state, at
             rel.pins = rec["images"] or rel.pins
@@ -75,7 +76,10 @@ def _record(rec: dict) -> dict:
     if not isinstance(pins, dict) or not all(isinstance(k, str) and grammar.SAFE_NAME.fullmatch(k) and isinstance(v, str)
                                              and grammar.PIN.fullmatch(v) for k, v in pins.items()):
         raise ValueError
-    return {**out, "images": dict(pins), "config": _config(rec.get("config") or {})}
+    backups = rec.get("backups") or []
+    if not isinstance(backups, list) or not all(isinstance(b, str) and grammar.BACKUP_NAME.fullmatch(b) for b in backups):
+        raise ValueError
+    return {**out, "images": dict(pins), "config": _config(rec.get("config") or {}), "backups": list(backups)}
 
 
 def _config(config: dict) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import grammar
 from .errors import BAD_INPUT, ToolError
-from .model import DEFAULT_SECRETS, App, Host, Inventory, Legacy, Registry, Stack, System
+from .model import DEFAULT_SECRETS, App, Database, Host, Inventory, Legacy, Registry, Retention, Stack, System
 from .yamldoc import YamlDoc
 
 
@@ -73,7 +73,7 @@ def _api_url(doc: YamlDoc, at: tuple, value) -> str:
 def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[System, Registry | None]:
     at = ("systems", name)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"secrets", "stacks", "registry", "tag"})
+    doc.only_keys(at, spec, {"secrets", "stacks", "registry", "tag", "backup"})
     secrets = doc.relpath(at + ("secrets",), spec.get("secrets", DEFAULT_SECRETS))
     tag = spec.get("tag")
     if tag is not None:
@@ -90,14 +90,46 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
                          f"and {stack.name!r}: app names are unique in a system (they name versions)")
             seen[app.name] = stack.name
     registry = _registry(doc, spec.get("registry"), at + ("registry",), default_registry)
-    return System(name, tuple(stacks), secrets, tag), registry
+    keep, before = _backup(doc, at + ("backup",), spec.get("backup", {}))
+    if before and not any(s.database for s in stacks):
+        doc.fail(at + ("backup", "before_deploy"), f"system {name!r} has no stack with database: to back up")
+    return System(name, tuple(stacks), secrets, tag, keep, before), registry
+
+
+def _backup(doc: YamlDoc, at: tuple, spec) -> tuple[Retention, bool]:
+    """``backup: {before_deploy: bool, keep: {last, daily, weekly, monthly}}`` of a system."""
+    spec = doc.mapping(at, spec)
+    doc.only_keys(at, spec, {"before_deploy", "keep"})
+    keep = doc.mapping(at + ("keep",), spec.get("keep", {}))
+    doc.only_keys(at + ("keep",), keep, {"last", "daily", "weekly", "monthly"})
+    default = Retention()
+    counts = {k: doc.integer(at + ("keep", k), keep.get(k, getattr(default, k)), 0, 1000)
+              for k in ("last", "daily", "weekly", "monthly")}
+    return Retention(**counts), doc.boolean(at + ("before_deploy",), spec.get("before_deploy", False))
+
+
+def _database(doc: YamlDoc, at: tuple, spec) -> Database | None:
+    """``database: {service, user, databases}`` of a stack: its PostgreSQL."""
+    if spec is None:
+        return None
+    spec = doc.mapping(at, spec)
+    doc.only_keys(at, spec, {"service", "user", "databases"})
+    service = doc.matching(at + ("service",), spec.get("service"), grammar.SERVICE,
+                           "must name the compose service that runs PostgreSQL")
+    user = spec.get("user")
+    if user is not None:
+        doc.matching(at + ("user",), user, grammar.DB_NAME, "is not a PostgreSQL role name the tool accepts")
+    names = spec.get("databases", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and grammar.DB_NAME.fullmatch(n) for n in names):
+        doc.fail(at + ("databases",), "databases must be a list of database names (letters, digits, _ . -)")
+    return Database(service, user, tuple(names))
 
 
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
     doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck", "env_template", "placeholders"})
+                             "require_healthcheck", "env_template", "placeholders", "database"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
@@ -118,7 +150,7 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
         doc.fail(at + ("placeholders",), "placeholders must be a list of values (one line each, 1-200 characters)")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
                  doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template,
-                 tuple(listed))
+                 tuple(listed), _database(doc, at + ("database",), spec.get("database")))
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

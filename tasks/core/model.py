@@ -33,6 +33,30 @@ class App:
 
 
 @dataclass(frozen=True)
+class Database:
+    """A stack's PostgreSQL, which ``fab backup`` dumps and ``fab restore`` restores: the compose service it
+    runs as, the role to connect as (None: the container's POSTGRES_USER, as the official image sets it) and
+    the databases (empty: every database but the templates and ``postgres``)."""
+    service: str
+    user: str | None = None
+    databases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many backups to keep per stack: the ``last`` newest, and the newest of each of the last ``daily``
+    days, ``weekly`` ISO weeks and ``monthly`` months that have one (a backup may count for several; restic's
+    rules). The newest is always kept."""
+    last: int = 3
+    daily: int = 7
+    weekly: int = 4
+    monthly: int = 6
+
+    def __str__(self) -> str:
+        return f"keep last {self.last}, daily {self.daily}, weekly {self.weekly}, monthly {self.monthly}"
+
+
+@dataclass(frozen=True)
 class Stack:
     """One compose stack of a system and the apps (images) it pins: none for a stack whose images the tool
     does not pin (Traefik, PostgreSQL): those are only brought up, in order. EnlevoHub's one compose file pins
@@ -47,6 +71,7 @@ class Stack:
     require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
     env_template: str | None = None     # the file beside the compose file its .env is made from
     placeholders: tuple[str, ...] = ()  # more values that must not stay in its .env (a template's defaults)
+    database: Database | None = None    # a PostgreSQL the tool backs up and restores
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,13 @@ class System:
     stacks: tuple[Stack, ...]
     secrets: str = DEFAULT_SECRETS
     tag: str | None = None
+    keep: Retention = Retention()
+    backup_before_deploy: bool = False   # a verified dump of every database before each deploy, in its release
+
+    @property
+    def databases(self) -> list[Stack]:
+        """The stacks that hold a database (``database:`` in hosts.yml), in order."""
+        return [s for s in self.stacks if s.database]
 
     def apps(self, stacks: list[Stack] | None = None) -> list[App]:
         """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""
@@ -151,6 +183,11 @@ class Target:
             if getattr(legacy, kind):
                 out.append((kind, getattr(legacy, kind), self.path(f"data/{kind}")))
         return out
+
+    @property
+    def backups(self) -> str:
+        """Where ``fab backup`` writes (seed 001's data/backups/): on the VPS, beside the data it saves."""
+        return self.path("data/backups")
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.base, relative)

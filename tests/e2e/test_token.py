@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tasks.core import errors, inventory
-from tasks.core.programs.deploy import Intent
+from tasks.core.programs.declare import Intent
 from tasks.core.programs.token import rotate_program
 from tests.e2e.conftest import clean_vps
 

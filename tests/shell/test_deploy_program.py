@@ -5,7 +5,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from tasks.core import inventory
-from tasks.core.programs.deploy import Intent, deploy_program
+from tasks.core.programs.declare import Intent
+from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
 from .conftest import REGISTRY, TOKEN

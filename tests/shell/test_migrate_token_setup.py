@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.programs.deploy import Intent
+from tasks.core.programs.declare import Intent
 from tasks.core.programs.protocol import Code
 from tasks.core.programs.setup import SetupReport, finish_program, setup_program
 from tasks.core.programs.token import rotate_program
@@ -199,7 +199,7 @@ def test_setup_and_deploy_know_enlevohubs_env_docker_too(lab):
     (ems / ".env.docker").write_text("POSTGRES_PASSWORD=change-me\n")
     assert lab.run(setup_program(lab.target)).code == 0
     assert (ems / ".env").read_text() == "POSTGRES_PASSWORD=change-me\n"
-    from tasks.core.programs.deploy import Intent, deploy_program
+    from tasks.core.programs.deploy import deploy_program
     t = lab.target
     run = lab.run(deploy_program(t, list(t.system.stacks), Intent("deploy", "r", "v1", "a", "b", tags={"ems": "v1"})))
     assert run.code == Code.REFUSED and "ems:POSTGRES_PASSWORD" in run.error

@@ -13,7 +13,8 @@ from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library
-from tasks.core.programs.deploy import Intent, deploy_program, look_program
+from tasks.core.programs.declare import Intent
+from tasks.core.programs.deploy import deploy_program, look_program
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
 from tasks.core.programs.protocol import Program
 from tasks.core.programs.setup import finish_program, setup_program

@@ -1,38 +1,13 @@
 """The deploy program (also rollback's): lock, [move repo/ to a git ref], login, pull, preflight (nothing has
-stopped yet), the configuration's hashes, record, up in order, health gate, restore the previous good release
+stopped yet), [a verified backup of the databases], the configuration's hashes, record, up in order, health gate, restore the previous good release
 (and commit) on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 from .. import grammar
 from ..model import Stack, Target
+from .backup import before_deploy
+from .declare import Intent, add_stacks
 from .protocol import Program, Result, fields, report
-
-
-@dataclass(frozen=True)
-class Intent:
-    """What the operator asked for, with who and when, as recorded in history and audit."""
-    action: str                 # deploy | rollback | migrate-layout | rotate-token
-    release: str                # new release id
-    tag: str
-    by: str
-    origin: str
-    pins: dict | None = None    # app -> tag@digest to run (a rollback's, or the apps a deploy keeps as they run)
-    history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
-    tags: dict | None = None    # app -> tag to pull now (a deploy)
-    ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
-
-    def meta(self) -> str:
-        """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
-        return json.dumps({"release": self.release, "tag": self.tag, "action": self.action,
-                           "by": self.by, "from": self.origin}, separators=(",", ":"))[1:-1]
-
-    def head(self) -> dict:
-        """The program variables every recording program uses."""
-        return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
-                "META": self.meta()}
 
 
 def label(tags: dict[str, str], pins: dict[str, str]) -> str:
@@ -45,14 +20,6 @@ def label(tags: dict[str, str], pins: dict[str, str]) -> str:
     if len(distinct) == 1:
         return distinct.pop()
     return ",".join(f"{s}={t}" for s, t in sorted(versions.items()))
-
-
-def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
-    """Declare ``stacks`` (in order) to the library's apply and restore."""
-    for s in stacks:
-        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
-                  " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
-    return prog
 
 
 def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
@@ -93,7 +60,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
             if not s.apps:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
-    return prog.step("preflight_stacks").step("config_snapshot").step("record", "deploying").step("go_live")
+    before_deploy(prog.step("preflight_stacks"), target)
+    return prog.step("config_snapshot").step("record", "deploying").step("go_live")
 
 
 @report

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .. import grammar
 from ..model import Target
-from .deploy import Intent, add_stacks
+from .declare import Intent, add_stacks
 from .protocol import Program, Result, fields, report
 from .setup import add_hierarchy
 

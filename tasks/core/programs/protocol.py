@@ -16,7 +16,17 @@ import shlex
 from dataclasses import dataclass, field
 
 from .. import grammar
-from ..errors import BAD_INPUT, BUSY, FAILED, NEEDS_ATTENTION, NOT_STARTED, REMOTE_FAILED, ROLLED_BACK, ToolError
+from ..errors import (
+    BACKUP_FAILED,
+    BAD_INPUT,
+    BUSY,
+    FAILED,
+    NEEDS_ATTENTION,
+    NOT_STARTED,
+    REMOTE_FAILED,
+    ROLLED_BACK,
+    ToolError,
+)
 from ..grammar import redact
 from ..ssh import Session
 from ..ui import StepDisplay
@@ -34,6 +44,7 @@ class Code(enum.IntEnum):
     CONFLICT = 15       # the history changed since the tool read it
     REFUSED = 16        # the host refuses: secrets file, preflight
     NOT_STARTED = 17    # compose could not start the release (not its health); the previous one is back
+    BACKUP = 18         # a backup, drill or restore failed; the live databases are as they were
 
     @property
     def shell_name(self) -> str:
@@ -45,7 +56,8 @@ CONSTANTS = {"PIN_RE": grammar.PIN.pattern}
 
 TOOL_CODE = {Code.FAILED: FAILED, Code.LOCKED: BUSY, Code.LOGIN: REMOTE_FAILED, Code.PULL: REMOTE_FAILED,
              Code.ROLLED_BACK: ROLLED_BACK, Code.BROKEN: NEEDS_ATTENTION, Code.CONFLICT: BUSY,
-             Code.REFUSED: BAD_INPUT, Code.NOT_STARTED: NOT_STARTED}
+             Code.REFUSED: BAD_INPUT, Code.NOT_STARTED: NOT_STARTED,
+             Code.BACKUP: BACKUP_FAILED}
 
 
 def q(value) -> str:

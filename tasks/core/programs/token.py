@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
 from ..model import Target
-from .deploy import Intent
+from .declare import Intent
 from .protocol import Program, Result, report
 
 

@@ -10,10 +10,11 @@ pins_json() {
   printf '{%s}' "$out"
 }
 
-# record STATE: one line of the release history (deploying, good, failed).
+# record STATE: one line of the release history (deploying, good, failed), with the configuration and the
+# backups taken before it (when there are).
 record() {
   append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
-      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}")" \
+      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}")" \
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
 }
 

@@ -1,0 +1,190 @@
+"""fab backup, fab backups, fab restore: PostgreSQL backups of a system's database stacks, made, verified and
+kept on the VPS (in <root>/<system>/data/backups/), and restored from there: by default a drill into a scratch
+database, with --live over the live one."""
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+import time
+from datetime import datetime, timezone
+
+from rich.table import Table
+
+from .core import grammar
+from .core.cli import command, new_release_id, operator, print_program, select
+from .core.errors import BAD_INPUT, ToolError
+from .core.model import Stack, Target
+from .core.programs.backup import (
+    backup_program,
+    drill_program,
+    drilled,
+    list_program,
+    listed,
+    preview_program,
+    restore_program,
+    retention,
+    taken,
+)
+from .core.programs.declare import Intent
+from .core.programs.protocol import execute
+from .core.ui import console, safe
+
+
+@command({"json": "print the result as JSON (the backups taken, what retention kept and pruned)",
+          "dry-run": "print the exact program, then preview what retention would prune (nothing is written)"})
+def backup(c, host=None, system=None, dry_run=False, json=False):
+    """Back up every database stack of a system on the VPS: pg_dump -Fc and the roles, verified, checksummed,
+    then old backups pruned by the retention counts."""
+    out = {}
+    with select(host, system) as sel:
+        targets = _with_databases(sel.targets)
+        by, origin = operator()
+        for target in targets:
+            stacks = target.system.databases
+            intent = Intent("backup", new_release_id(), "+".join(s.name for s in stacks), by, origin)
+            if dry_run:
+                print_program(target, backup_program(target, stacks, intent))
+                kept = retention(execute(sel.session(target), preview_program(target, stacks), target.label,
+                                         quiet=True))
+                _show_retention(target, kept, "would")
+                continue
+            result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
+            made, kept = taken(result), retention(result)
+            out[target.system.name] = {"backups": made, "retention": [
+                dict(zip(("stack", "name", "action", "reason"), k, strict=True)) for k in kept]}
+            if not json:
+                for b in made:
+                    console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
+                                  f"({_size(int(b['bytes']))}, {safe(b['databases'])}, {b['seconds']}s, verified)")
+                _show_retention(target, kept, "")
+    if json:
+        print(jsonlib.dumps(out, indent=2))
+
+
+@command({"json": "print the list as JSON for scripts"})
+def backups(c, host=None, system=None, json=False):
+    """List the backups kept on the VPS (newest first): size, age, databases, the release they were taken for."""
+    out = {}
+    with select(host, system) as sel:
+        for target in _with_databases(sel.targets):
+            found = listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
+            out[target.system.name] = [b.as_dict() for b in found]
+            if not json:
+                _table(target, found)
+    if json:
+        print(jsonlib.dumps(out, indent=2))
+
+
+@command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z)",
+          "live": "restore over the live databases (a fresh verified backup first; the stacks after the database "
+                  "are stopped meanwhile) instead of a drill into a scratch database",
+          "yes": "--live without asking (no terminal, e.g. CI)",
+          "json": "print the drill's figures as JSON",
+          "dry-run": "print the exact program and change nothing"})
+def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, live=False, yes=False):
+    """Restore a backup: by default a drill into a scratch database beside the live one (tables, rows and
+    time restored; nothing live changes); --live over the live databases."""
+    name = from_
+    if not name or not grammar.BACKUP_NAME.fullmatch(name):
+        raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z)",
+                        BAD_INPUT)
+    with select(host, system) as sel:
+        target, stack = _owner(_with_databases(sel.targets), name)
+        if live:
+            program = restore_program(target, stack, name, Intent("restore", new_release_id(), name, *operator()))
+        else:
+            program = drill_program(target, stack, name)
+        if dry_run:
+            print_program(target, program)
+            return
+        if live:
+            _confirm(target, name, yes)
+        started = time.monotonic()
+        result = execute(sel.session(target), program, target.label, quiet=json)
+        if live:
+            console.print(f"[green]✓ {safe(target.label)}: {safe(stack.name)} restored from {safe(name)}[/] "
+                          f"({time.monotonic() - started:.1f}s; what ran before is in backup "
+                          f"{safe((result.one('restored') or {}).get('before', '?'))})")
+            return
+        figures = drilled(result)
+        if json:
+            print(jsonlib.dumps({"backup": name, "databases": figures}, indent=2))
+            return
+        for f in figures:
+            console.print(f"[green]✓ drill of {safe(name)}: {safe(f['database'])}[/] restored "
+                          f"{f['tables']} tables, {f['rows']} rows in {f['seconds']:.1f}s (scratch database dropped)")
+
+
+def _with_databases(targets: list[Target]) -> list[Target]:
+    """The targets whose system has a database stack; none is a clear error (nothing to back up)."""
+    chosen = [t for t in targets if t.system.databases]
+    if not chosen:
+        names = ", ".join(t.label for t in targets)
+        raise ToolError(f"{names}: no stack has database: in hosts.yml, so there is nothing to back up "
+                        "(mark the PostgreSQL stack with database: {service: NAME})", BAD_INPUT)
+    return chosen
+
+
+def _owner(targets: list[Target], name: str) -> tuple[Target, Stack]:
+    """The database stack a backup name belongs to (its name starts with the stack's)."""
+    found = [(t, s) for t in targets for s in t.system.databases
+             if name.startswith(s.name + "-") and grammar.BACKUP_STAMP.fullmatch(name[len(s.name) + 1:])]
+    if len(found) != 1:
+        stacks = ", ".join(f"{t.label}:{s.name}" for t in targets for s in t.system.databases)
+        why = "several systems have it: add --system" if found else "it names none of the database stacks"
+        raise ToolError(f"backup {name}: {why} ({stacks})", BAD_INPUT)
+    return found[0]
+
+
+def _confirm(target: Target, name: str, yes: bool) -> None:
+    """--live replaces live data: asked at a terminal, or --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ToolError("--live replaces the live databases: add --yes to confirm (there is no terminal to ask)",
+                        BAD_INPUT)
+    answer = input(f"Replace the live databases of {target.label} with backup {name}? "
+                   "(a fresh backup is taken first) [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ToolError("not confirmed: nothing was changed", BAD_INPUT)
+
+
+def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood: str) -> None:
+    pruned = [n for _, n, action, _ in kept if action == "prune"]
+    verb = "would prune" if mood else "pruned"
+    console.print(f"  {safe(target.label)}: retention ({safe(target.system.keep)}): {len(kept) - len(pruned)} kept, "
+                  f"{verb} {len(pruned)}{': ' + safe(', '.join(pruned)) if pruned else ''}")
+    for _, name, action, reason in kept:
+        if action == "keep":
+            console.print(f"    keep {safe(name)} ({safe(reason)})")
+
+
+def _table(target: Target, found) -> None:
+    table = Table(title=f"{safe(target.label)} backups in {safe(target.backups)}", title_justify="left")
+    for col in ("backup", "stack", "databases", "size", "age", "taken by", "verified"):
+        table.add_column(col)
+    now = datetime.now(timezone.utc)
+    for b in found:
+        age = now - datetime.fromisoformat(b.created.replace("Z", "+00:00"))
+        table.add_row(safe(b.name), safe(b.stack), safe(" ".join(b.databases)), _size(b.bytes), _age(age.total_seconds()),
+                      safe(f"{b.taken} {b.release}" if b.taken in ("deploy", "rollback") else b.taken),
+                      "[green]yes[/]" if b.verified else "[red]no[/]")
+    console.print(table)
+    if not found:
+        console.print("  no backups yet ('fab backup' takes one)")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"

@@ -1,0 +1,129 @@
+"""The backup programs (sh/backup.sh): take a verified backup of a system's database stacks and prune by the
+retention counts, preview that pruning, list the backups, restore one into a scratch database (a drill) or
+over the live ones; and the parsers of what they report."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import grammar
+from ..model import Stack, Target
+from .declare import Intent, add_databases, add_stacks
+from .protocol import Program, Result, fields, report
+
+
+def _head(target: Target) -> dict:
+    return {"STATE": target.state_dir, "SYSTEM": target.system.name, "BACKUPS": target.backups}
+
+
+def clients(target: Target, stack: Stack) -> list[Stack]:
+    """The stacks configured after a database stack (its clients): stopped while it is restored."""
+    stacks = list(target.system.stacks)
+    return stacks[stacks.index(stack) + 1:]
+
+
+def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
+    """Lock, a verified backup of each database stack, then prune each stack's backups by the retention."""
+    prog = Program(f"backup of {target.label}", {**_head(target), **intent.head()}).step("begin").step("lock_take")
+    add_databases(prog, target, stacks)
+    for s in stacks:
+        prog.step("backup_take", s.name)
+    return _prune(prog, target, stacks, "apply").step("backup_done")
+
+
+def before_deploy(prog: Program, target: Target) -> Program:
+    """``backup: {before_deploy: true}``: a verified backup of each running database stack once preflight
+    passed (nothing has stopped), recorded in the release; then retention."""
+    if not target.system.backup_before_deploy:
+        return prog
+    stacks = target.system.databases
+    prog.head["BACKUPS"] = target.backups
+    add_databases(prog, target, stacks).step("backups_before_deploy")
+    return _prune(prog, target, stacks, "apply")
+
+
+def _prune(prog: Program, target: Target, stacks: list[Stack], mode: str) -> Program:
+    keep = target.system.keep
+    for s in stacks:
+        prog.step("prune_backups", s.name, keep.last, keep.daily, keep.weekly, keep.monthly, mode)
+    return prog
+
+
+def preview_program(target: Target, stacks: list[Stack]) -> Program:
+    """Read-only: what ``fab backup`` would keep and prune now (counting the backup it would take)."""
+    return _prune(add_databases(Program(f"retention preview on {target.label}", _head(target)), target, stacks),
+                  target, stacks, "preview")
+
+
+def list_program(target: Target) -> Program:
+    """Read-only: every complete backup of the system's database stacks."""
+    return add_databases(Program(f"backups on {target.label}", _head(target)), target,
+                         target.system.databases).step("backups_report")
+
+
+def drill_program(target: Target, stack: Stack, name: str) -> Program:
+    """Restore backup ``name`` into scratch databases beside the live ones, count, drop: nothing live changes."""
+    prog = add_databases(Program(f"restore drill of {name} on {target.label}", _head(target)), target, [stack])
+    return prog.step("restore_drill", stack.name, name)
+
+
+def restore_program(target: Target, stack: Stack, name: str, intent: Intent) -> Program:
+    """Lock, then backup ``name`` over the live databases of ``stack`` (a fresh backup first, its clients
+    stopped meanwhile)."""
+    prog = Program(f"restore of {name} on {target.label}", {**_head(target), **intent.head()})
+    prog.step("begin").step("lock_take")
+    add_stacks(prog, target, clients(target, stack))
+    return add_databases(prog, target, [stack]).step("restore_live", stack.name, name)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One backup as its manifest describes it, with its size on disk."""
+    name: str
+    stack: str
+    created: str
+    databases: tuple[str, ...]
+    taken: str                # by which task: backup, or deploy (then before ``release``), restore
+    release: str
+    verified: str
+    bytes: int
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "stack": self.stack, "created": self.created, "databases": list(self.databases),
+                "taken": self.taken, "release": self.release, "verified": self.verified, "bytes": self.bytes}
+
+
+@report
+def listed(result: Result) -> list[Backup]:
+    """The backups a listing reported, newest first."""
+    sizes = {d["name"]: int(d["bytes"]) for d in result.all("size")}
+    out = []
+    for m in result.all("backup"):
+        name, stack, created, by, release, verified = fields(m, "name", "stack", "created", "taken", "release",
+                                                             "verified")
+        dbs = m["databases"]
+        if not grammar.BACKUP_NAME.fullmatch(name) or not all(isinstance(d, str) for d in dbs):
+            raise ValueError(f"a backup manifest names {name!r}")
+        out.append(Backup(name, stack, created, tuple(dbs), by, release, verified, sizes.get(name, 0)))
+    return sorted(out, key=lambda b: b.created, reverse=True)
+
+
+@report
+def taken(result: Result) -> list[dict]:
+    """The backups a program took: name, stack, bytes, databases, seconds."""
+    keys = ("name", "stack", "bytes", "databases", "seconds")
+    return [dict(zip(keys, fields(d, *keys), strict=True)) for d in result.all("backup")]
+
+
+@report
+def retention(result: Result) -> list[tuple[str, str, str, str]]:
+    """(stack, backup, keep|prune, why kept) for every backup a prune or its preview looked at; the backup a
+    preview counts but that does not exist yet is named ``(new)``."""
+    return [(d["stack"], "(new)" if d.get("new") else d["name"], d["action"], d.get("reason", ""))
+            for d in result.all("retention")]
+
+
+@report
+def drilled(result: Result) -> list[dict]:
+    """Per database a drill restored: tables, rows and seconds."""
+    return [{"database": d["database"], "tables": int(d["tables"]), "rows": int(d["rows"]),
+             "seconds": float(d["seconds"])} for d in result.all("drill")]

@@ -1,0 +1,49 @@
+"""What the programs that change a host declare to the library: the operator's intent (the release, who, the
+audit record) and the stacks and databases they act on, in their configured order."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..model import Stack, Target
+from .protocol import Program
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the operator asked for, with who and when, as recorded in history and audit."""
+    action: str                 # deploy | rollback | migrate-layout | rotate-token
+    release: str                # new release id
+    tag: str
+    by: str
+    origin: str
+    pins: dict | None = None    # app -> tag@digest to run (a rollback's, or the apps a deploy keeps as they run)
+    history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
+    tags: dict | None = None    # app -> tag to pull now (a deploy)
+    ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
+
+    def meta(self) -> str:
+        """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
+        return json.dumps({"release": self.release, "tag": self.tag, "action": self.action,
+                           "by": self.by, "from": self.origin}, separators=(",", ":"))[1:-1]
+
+    def head(self) -> dict:
+        """The program variables every recording program uses."""
+        return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
+                "META": self.meta()}
+
+
+def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
+    """Declare ``stacks`` (in order) to the library's apply and restore."""
+    for s in stacks:
+        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
+                  " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
+    return prog
+
+
+def add_databases(prog: Program, target: Target, stacks: list[Stack]) -> Program:
+    """Declare the database ``stacks`` (in order) to the library."""
+    for s in stacks:
+        db = s.database
+        prog.step("add_database", s.name, target.project(s), db.service, db.user or "", " ".join(db.databases))
+    return prog

@@ -1,0 +1,303 @@
+# shellcheck shell=bash
+# PostgreSQL backups of a system's database stacks, made and checked on the VPS (a dump never crosses the
+# operator's connection). A backup is a folder BACKUPS/<stack>-<UTC time> holding globals.sql (the roles),
+# <database>.dump (pg_dump -Fc) per database, SHA256SUMS and manifest.json. It is written as
+# .partial-<name>, every dump read back whole by pg_restore, checksummed, then renamed: a folder named like a
+# backup with a manifest is complete and verified; a .partial-* one is removed when its program ends.
+# Globals: DATABASES (the database stacks), DB_* (each one's compose project, service, role, databases),
+# BACKUPS (the folder), TAKEN (the backups this program made, as a JSON list).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, RELEASE and R_* come from the program's head
+
+# add_database STACK PROJECT SERVICE ROLE DATABASES: declare a database stack. ROLE and DATABASES may be empty:
+# the container's POSTGRES_USER (else postgres), and every database but the templates and "postgres".
+add_database() {
+  declare -gA DB_PROJECT DB_SERVICE DB_ROLE DB_NAMES
+  DATABASES+=("$1")
+  DB_PROJECT[$1]=$2; DB_SERVICE[$1]=$3; DB_ROLE[$1]=$4; DB_NAMES[$1]=$5
+}
+
+# db_container STACK: the running container of STACK's database service (fails when none runs).
+db_container() {
+  local id
+  id=$(docker ps -q --filter "label=com.docker.compose.project=${DB_PROJECT[$1]}" \
+    --filter "label=com.docker.compose.service=${DB_SERVICE[$1]}" 2>/dev/null | head -n 1)
+  [ -n "$id" ] && printf '%s' "$id"
+}
+
+# db_open STACK: DB_C (its running container) and DB_U (the role to connect as), or die saying why.
+db_open() {
+  DB_C=$(db_container "$1") || die "$R_REFUSED" "stack $1: its database service ${DB_SERVICE[$1]} is not running (compose project ${DB_PROJECT[$1]}): deploy it first"
+  DB_U=${DB_ROLE[$1]}
+  [ -n "$DB_U" ] || DB_U=$(docker exec "$DB_C" printenv POSTGRES_USER 2>/dev/null) || DB_U=postgres
+}
+
+# db_sql DATABASE SQL: one statement through psql in DB_C as DB_U; rows on stdout, unaligned.
+db_sql() { docker exec "$DB_C" psql -X -v ON_ERROR_STOP=1 -U "$DB_U" -d "$1" -Atqc "$2"; }
+
+# db_list STACK: the databases a backup of STACK holds, one per line (hosts.yml's list, else every one that
+# accepts connections but "postgres" and the tool's own scratch databases).
+db_list() {
+  if [ -n "${DB_NAMES[$1]}" ]; then tr ' ' '\n' <<< "${DB_NAMES[$1]}"; return 0; fi
+  db_sql postgres "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres' AND datname NOT LIKE 'fab\\_%' ORDER BY 1"
+}
+
+# backup_dump FILE COMMAND...: COMMAND's stdout into FILE; its last error line in DUMP_ERR when it fails.
+backup_dump() {
+  local file=$1; shift
+  DUMP_ERR=$({ "$@" > "$file"; } 2>&1) && return 0
+  DUMP_ERR=$(printf '%s' "$DUMP_ERR" | tail -n 1)
+  [ -n "$DUMP_ERR" ] || DUMP_ERR="cannot write $file (disk full?)"
+  return 1
+}
+
+# backup_take STACK: a new verified backup of STACK's databases; its name in BACKUP_NAME, added to TAKEN.
+backup_take() {
+  local stack=$1 db dbs name dir n=1 t0=$EPOCHREALTIME
+  say "step backup $stack: pg_dump of its databases, read back whole, into $BACKUPS"
+  db_open "$stack"
+  mapfile -t dbs < <(db_list "$stack") || die "$R_BACKUP" "stack $stack: cannot list its databases"
+  [ "${#dbs[@]}" -gt 0 ] || die "$R_BACKUP" "stack $stack: no database to back up"
+  { mkdir -p "$BACKUPS" && chmod 700 "$BACKUPS"; } || die "$R_BACKUP" "cannot create $BACKUPS"
+  name=$stack-$(date -u +%Y%m%dT%H%M%SZ)
+  while [ -e "$BACKUPS/$name" ]; do n=$((n + 1)); name=${name%-[0-9]}-$n; done
+  dir=$BACKUPS/.partial-$name
+  mkdir "$dir" || die "$R_BACKUP" "cannot create $dir"
+  TMP_FILES+=("$dir")
+  backup_dump "$dir/globals.sql" docker exec "$DB_C" pg_dumpall -U "$DB_U" --globals-only \
+    || die "$R_BACKUP" "stack $stack: pg_dumpall --globals-only failed: $DUMP_ERR; no backup was written"
+  for db in "${dbs[@]}"; do
+    [[ $db =~ ^[A-Za-z_][A-Za-z0-9_.-]{0,62}$ ]] || die "$R_BACKUP" "stack $stack: database '$db' has a name the tool will not use as a file name: list the databases in hosts.yml"
+    backup_dump "$dir/$db.dump" docker exec "$DB_C" pg_dump -U "$DB_U" -Fc "$db" \
+      || die "$R_BACKUP" "stack $stack: pg_dump of $db failed: $DUMP_ERR; no backup was written"
+    backup_dump /dev/null docker exec -i "$DB_C" pg_restore -f /dev/null < "$dir/$db.dump" \
+      || die "$R_BACKUP" "stack $stack: the dump of $db does not read back whole ($DUMP_ERR); no backup was written"
+  done
+  backup_seal "$stack" "$dir" "$name" "$t0" "${dbs[@]}"
+  mv -T "$dir" "$BACKUPS/$name" || die "$R_BACKUP" "cannot rename $dir to $name"
+  BACKUP_NAME=$name
+  TAKEN+="${TAKEN:+,}$(json_str "$name")"
+  data backup name "$name" stack "$stack" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)" \
+    databases "${dbs[*]}" seconds "$(backup_seconds "$t0")"
+}
+
+# backup_done: the end of `fab backup` (its audit line says ok).
+backup_done() { RESULT=ok; say ok; }
+
+# backup_seal STACK DIR NAME T0 DATABASES...: SHA256SUMS and manifest.json (written last, flushed: a folder
+# with a manifest is complete).
+backup_seal() {
+  local stack=$1 dir=$2 name=$3 t0=$4 list
+  shift 4
+  (cd "$dir" && sha256sum -- * > SHA256SUMS) || die "$R_BACKUP" "cannot checksum $dir (disk full?)"
+  list=$(printf '%s\n' "$@" | while read -r db; do json_str "$db"; printf ','; done)
+  printf '{"name":%s,"stack":%s,"created":"%s","databases":[%s],"taken":%s,"release":%s,"verified":"pg_restore read every dump whole","seconds":"%s"}\n' \
+    "$(json_str "$name")" "$(json_str "$stack")" "$(now)" "${list%,}" "$(json_str "${ACTION:-}")" "$(json_str "${RELEASE:-}")" \
+    "$(backup_seconds "$t0")" > "$dir/manifest.json" || die "$R_BACKUP" "cannot write the manifest in $dir (disk full?); no backup was written"
+  sync "$dir"/* || die "$R_BACKUP" "cannot flush $dir to disk; no backup was written"
+}
+
+backup_seconds() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+# backups_before_deploy: `backup: before_deploy` on the system: a verified backup of every running
+# database stack before anything stops; recorded in the release (TAKEN).
+backups_before_deploy() {
+  local s
+  for s in "${DATABASES[@]}"; do
+    if db_container "$s" >/dev/null; then backup_take "$s"
+    else say "info stack $s: its database is not running yet: nothing to back up before this deploy"; fi
+  done
+}
+
+# backup_names STACK: STACK's complete backups (a manifest), newest first.
+backup_names() {
+  local d
+  for d in "$BACKUPS/$1"-*/manifest.json; do
+    [ -f "$d" ] || continue
+    d=${d%/manifest.json}; d=${d##*/}
+    [[ ${d#"$1"-} =~ ^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$ ]] && printf '%s\n' "$d"
+  done | sort -r
+}
+
+# prune_backups STACK LAST DAILY WEEKLY MONTHLY apply|preview: keep the LAST newest backups and the newest of
+# each of the last DAILY days, WEEKLY ISO weeks and MONTHLY months (restic's rules; always the newest); remove
+# the others (apply) or only say so (preview, which counts a backup taken now, as `fab backup` would). Every
+# backup gets one @@data retention line. Applied only after this program took a verified backup of STACK.
+prune_backups() {
+  local stack=$1 mode=$6 name stamp reason now=""
+  local -A seen=()
+  local -a left=("$2" "$3" "$4" "$5")
+  [ "$mode" = apply ] || now=$stack-$(date -u +%Y%m%dT%H%M%SZ)
+  # nothing is removed unless this program has just made a verified backup of the stack
+  [ "$mode" != apply ] || [[ ${TAKEN:-} == *"\"$stack-"[0-9]* ]] || return 0
+  while read -r name; do
+    stamp=${name#"$stack"-}
+    reason=""
+    [ -n "${seen[newest]:-}" ] || { seen[newest]=1; reason=" newest"; }
+    retention_keep 0 "l$name" last
+    retention_keep 1 "d${stamp:0:8}" daily
+    retention_keep 2 "w$(date -u -d "${stamp:0:8}" +%G%V)" weekly
+    retention_keep 3 "m${stamp:0:6}" monthly
+    if [ -n "$reason" ]; then
+      data retention stack "$stack" name "$name" action keep reason "${reason# }" new "$([ "$name" != "$now" ] || echo 1)"
+    else
+      data retention stack "$stack" name "$name" action prune
+      [ "$mode" != apply ] || rm -rf -- "${BACKUPS:?}/$name" || die "$R_BACKUP" "cannot remove $BACKUPS/$name"
+    fi
+  done < <({ backup_names "$stack"; [ -z "$now" ] || printf '%s\n' "$now"; } | sort -r -u)
+}
+
+# retention_keep RULE BUCKET WORD (prune_backups' loop): the first backup of a new BUCKET (a day, a week, a
+# month; for "last" each backup is its own) is kept while RULE has some left.
+retention_keep() {
+  [ -z "${seen[$2]:-}" ] && [ "${left[$1]}" -gt 0 ] || return 0
+  seen[$2]=1
+  left[$1]=$(( left[$1] - 1 ))
+  reason+=" $3"
+}
+
+# backups_report: every backup of the system's database stacks: its manifest and size.
+backups_report() {
+  local s name
+  for s in "${DATABASES[@]}"; do
+    backup_names "$s" | while read -r name; do
+      data_json backup "$(head -c 4096 "$BACKUPS/$name/manifest.json" | tr -d '\n')"
+      data size name "$name" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)"
+    done
+  done
+}
+
+# backup_check NAME: NAME is a complete backup and its files are what was written (SHA256SUMS).
+backup_check() {
+  local dir=$BACKUPS/$1 out
+  [ -f "$dir/manifest.json" ] || die "$R_REFUSED" "no backup $1 in $BACKUPS ('fab backups' lists them)"
+  out=$(cd "$dir" && sha256sum --quiet -c SHA256SUMS 2>&1) \
+    || die "$R_BACKUP" "backup $1 is damaged (its files differ from their checksums: $(printf '%s' "$out" | head -n 1)): not used"
+}
+
+# db_counts DATABASE: "TABLES ROWS" of DATABASE's user tables (exact counts).
+db_counts() {
+  printf '%s\n' "SELECT format('SELECT count(*) FROM %I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" '\gexec' \
+    | docker exec -i "$DB_C" psql -X -v ON_ERROR_STOP=1 -U "$DB_U" -d "$1" -Atq \
+    | awk '{ n++; s += $1 } END { printf "%d %d\n", n, s }'
+}
+
+# db_restore DUMP DATABASE [OPTIONS]: a new DATABASE (owned like ORIGINAL when it exists) filled from DUMP.
+db_restore() {
+  local dump=$1 db=$2
+  shift 2
+  db_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null || return 1
+  docker exec -i "$DB_C" pg_restore -U "$DB_U" -d "$db" --exit-on-error "$@" < "$dump"
+}
+
+# drop_scratch: the program's scratch databases go, whatever way it ends (an exit hook).
+drop_scratch() {
+  local db
+  for db in "${SCRATCH[@]}"; do db_sql postgres "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1; done
+  SCRATCH=()
+}
+
+# restore_drill STACK NAME: restore every database of backup NAME into a scratch database beside the live one,
+# count its tables and rows, drop it. The live databases are not touched.
+restore_drill() {
+  local stack=$1 name=$2 dump db scratch t0 counts
+  backup_check "$name"
+  db_open "$stack"
+  SCRATCH=()
+  EXIT_HOOKS+=(drop_scratch)
+  for dump in "$BACKUPS/$name"/*.dump; do
+    db=${dump##*/}; db=${db%.dump}; scratch=fab_drill_${db:0:40}
+    say "step drill $db: pg_restore of $name into the scratch database $scratch"
+    t0=$EPOCHREALTIME
+    db_sql postgres "DROP DATABASE IF EXISTS \"$scratch\" WITH (FORCE)" >/dev/null
+    SCRATCH+=("$scratch")
+    db_restore "$dump" "$scratch" --no-owner --no-privileges > /dev/null 2>&1 \
+      || die "$R_BACKUP" "the drill could not restore $db from $name: the backup does not restore"
+    counts=$(db_counts "$scratch") || die "$R_BACKUP" "the drill could not count the rows of $scratch"
+    data drill database "$db" tables "${counts% *}" rows "${counts#* }" seconds "$(backup_seconds "$t0")"
+  done
+  drop_scratch
+  say ok
+}
+
+# restore_live STACK NAME: backup NAME over STACK's live databases. First a fresh verified backup (what runs
+# now); the stacks declared after it (its clients) stopped; each database restored into a new one beside the
+# live one; only when all restored, every pair swapped in one transaction (renames) and the old ones dropped;
+# the clients brought up again behind their health gate. Any failure before the swap leaves the live
+# databases as they were and the clients running again.
+restore_live() {
+  local stack=$1 name=$2 fresh dump db
+  backup_check "$name"
+  backup_take "$stack"
+  fresh=$BACKUP_NAME
+  SCRATCH=() STOPPED=() SWAP=""
+  EXIT_HOOKS+=(drop_scratch start_stopped)
+  stop_clients
+  for dump in "$BACKUPS/$name"/*.dump; do
+    db=${dump##*/}; db=${db%.dump}
+    restore_beside "$dump" "$db" "fab_restore_${db:0:40}" \
+      || die "$R_BACKUP" "pg_restore of $db from $name failed ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
+  done
+  db_swap || die "$R_BACKUP" "the restored databases could not replace the live ones ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
+  SCRATCH=()
+  for db in "${SWAPPED[@]}"; do db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null \
+    || say "info could not drop fab_old_${db:0:40} (the database as it was before the restore): drop it by hand"; done
+  start_stopped || die "$R_BROKEN" "the databases of $stack are restored from $name, but its clients did not come back healthy: look at the host (the data from before the restore is in backup $fresh)"
+  data restored name "$name" stack "$stack" before "$fresh"
+  RESULT=ok
+  say ok
+}
+
+# stop_clients: stop the declared stacks (the database's clients), last first; STOPPED lists them.
+stop_clients() {
+  local i s
+  [ -n "${STACKS+set}" ] || return 0
+  for (( i = ${#STACKS[@]} - 1; i >= 0; i-- )); do
+    s=${STACKS[i]}
+    say "step stop $s: no client writes while its database is restored"
+    STOPPED+=("$s")
+    docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" stop 2>&1 || die "$R_BACKUP" "could not stop $s"
+  done
+}
+
+# start_stopped: bring the stopped stacks up again in order, behind the health gate (also an exit hook).
+start_stopped() {
+  local s ok=0
+  [ "${#STOPPED[@]}" -gt 0 ] || return 0
+  for s in "${STACKS[@]}"; do
+    [[ " ${STOPPED[*]} " == *" $s "* ]] || continue
+    say "step up $s: docker compose up --wait${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
+    up "$s" || ok=1
+  done
+  STOPPED=()
+  return "$ok"
+}
+
+# restore_beside DUMP DATABASE NEW: NEW filled from DUMP and owned by DATABASE's owner (a scratch database
+# until the swap); SWAP gets the pair.
+restore_beside() {
+  local dump=$1 db=$2 new=$3 owner
+  say "step restore $db: pg_restore into $new, beside the live database"
+  db_sql postgres "DROP DATABASE IF EXISTS \"$new\" WITH (FORCE)" >/dev/null
+  SCRATCH+=("$new")
+  DUMP_ERR=$(db_restore "$dump" "$new" 2>&1 >/dev/null) || { DUMP_ERR=$(printf '%s' "$DUMP_ERR" | tail -n 1); return 1; }
+  owner=$(db_sql postgres "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$db'") || return 1
+  [ -z "$owner" ] || db_sql postgres "ALTER DATABASE \"$new\" OWNER TO \"$owner\"" >/dev/null || return 1
+  SWAP+="$db "
+}
+
+# db_swap: every restored database takes its live one's name in one transaction (all or none); the live
+# ones become fab_old_*. SWAPPED lists the databases replaced.
+db_swap() {
+  local db sql="" names=""
+  say "step swap: the restored databases replace the live ones (one transaction)"
+  for db in $SWAP; do
+    names+="${names:+,}'$db'"
+    db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null || return 1
+    [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ] \
+      || sql+="ALTER DATABASE \"$db\" RENAME TO \"fab_old_${db:0:40}\"; "
+    sql+="ALTER DATABASE \"fab_restore_${db:0:40}\" RENAME TO \"$db\"; "
+  done
+  db_sql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ($names) AND pid <> pg_backend_pid()" >/dev/null
+  DUMP_ERR=$(db_sql postgres "BEGIN; $sql COMMIT;" 2>&1) || return 1
+  read -r -a SWAPPED <<< "$SWAP"
+}
