@@ -31,7 +31,8 @@ from .core.ui import console, safe
 
 
 @command({"json": "print the result as JSON (the backups taken, what retention kept and pruned)",
-          "dry-run": "print the exact program, then preview what retention would prune (nothing is written)"})
+          "dry-run": "print the exact program, then preview what retention would prune (nothing is written); with "
+                     "--json only the preview"})
 def backup(c, host=None, system=None, dry_run=False, json=False):
     """Back up every database stack of a system on the VPS: pg_dump -Fc and the roles, verified, checksummed,
     then old backups pruned by the retention counts."""
@@ -43,15 +44,17 @@ def backup(c, host=None, system=None, dry_run=False, json=False):
             stacks = target.system.databases
             intent = Intent("backup", new_release_id(), "+".join(s.name for s in stacks), by, origin)
             if dry_run:
-                print_program(target, backup_program(target, stacks, intent))
+                if not json:
+                    print_program(target, backup_program(target, stacks, intent))
                 kept = retention(execute(sel.session(target), preview_program(target, stacks), target.label,
                                          quiet=True))
-                _show_retention(target, kept, "would")
+                out[target.system.name] = {"backups": [], "retention": _rows(kept)}
+                if not json:
+                    _show_retention(target, kept, "would")
                 continue
             result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
             made, kept = taken(result), retention(result)
-            out[target.system.name] = {"backups": made, "retention": [
-                dict(zip(("stack", "name", "action", "reason"), k, strict=True)) for k in kept]}
+            out[target.system.name] = {"backups": made, "retention": _rows(kept)}
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
@@ -113,6 +116,10 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
         for f in figures:
             console.print(f"[green]✓ drill of {safe(name)}: {safe(f['database'])}[/] restored "
                           f"{f['tables']} tables, {f['rows']} rows in {f['seconds']:.1f}s (scratch database dropped)")
+
+
+def _rows(kept: list[tuple[str, str, str, str]]) -> list[dict]:
+    return [dict(zip(("stack", "name", "action", "reason"), k, strict=True)) for k in kept]
 
 
 def _with_databases(targets: list[Target]) -> list[Target]:
