@@ -4,14 +4,13 @@ database, with --live over the live one."""
 from __future__ import annotations
 
 import json as jsonlib
-import sys
 import time
 from datetime import datetime, timezone
 
 from rich.table import Table
 
 from .core import grammar
-from .core.cli import command, new_release_id, operator, print_program, select
+from .core.cli import command, confirm, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.model import Stack, Target
 from .core.programs.backup import (
@@ -100,8 +99,9 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
         if dry_run:
             print_program(target, program)
             return
-        if live:
-            _confirm(target, name, yes)
+        if live and not yes:
+            confirm(f"Replace the live databases of {target.label} with backup {name}? (a fresh backup is taken "
+                    "first)")
         started = time.monotonic()
         result = execute(sel.session(target), program, target.label, quiet=json)
         if live:
@@ -134,26 +134,12 @@ def _with_databases(targets: list[Target]) -> list[Target]:
 
 def _owner(targets: list[Target], name: str) -> tuple[Target, Stack]:
     """The database stack a backup name belongs to (its name starts with the stack's)."""
-    found = [(t, s) for t in targets for s in t.system.databases
-             if name.startswith(s.name + "-") and grammar.BACKUP_STAMP.fullmatch(name[len(s.name) + 1:])]
+    found = [(t, t.system.backup_stack(name)) for t in targets if t.system.backup_stack(name)]
     if len(found) != 1:
         stacks = ", ".join(f"{t.label}:{s.name}" for t in targets for s in t.system.databases)
         why = "several systems have it: add --system" if found else "it names none of the database stacks"
         raise ToolError(f"backup {name}: {why} ({stacks})", BAD_INPUT)
     return found[0]
-
-
-def _confirm(target: Target, name: str, yes: bool) -> None:
-    """--live replaces live data: asked at a terminal, or --yes."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ToolError("--live replaces the live databases: add --yes to confirm (there is no terminal to ask)",
-                        BAD_INPUT)
-    answer = input(f"Replace the live databases of {target.label} with backup {name}? "
-                   "(a fresh backup is taken first) [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise ToolError("not confirmed: nothing was changed", BAD_INPUT)
 
 
 def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood: str) -> None:

@@ -3,10 +3,10 @@ have been pushed again since)."""
 from __future__ import annotations
 
 from .core import history
-from .core.cli import command, new_release_id, operator, run_release, select
+from .core.cli import command, confirm, new_release_id, operator, run_release, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_label, check_tag
-from .core.model import Target
+from .core.model import Stack, Target
 from .core.programs.declare import Intent
 from .core.programs.deploy import config_differences, deploy_program
 from .core.programs.state import State, read_state
@@ -16,9 +16,14 @@ from .core.ui import console, safe
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
           "force": "allow a tag that is not in the history (pulled by tag from the registry)",
           "dry-run": "read the history, print the exact remote program and change nothing",
-          "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example"})
-def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, allow_placeholders=False):
-    """Roll back to a recorded release (no --to: the previous good one): its exact image digests and its commit."""
+          "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example",
+          "with-data": "also put the databases back to the backup taken right after that release ran (the next "
+                       "deploy's before-deploy backup; a fresh backup is taken first); asks at a terminal",
+          "yes": "--with-data without asking (no terminal, e.g. CI)"})
+def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, allow_placeholders=False,
+             with_data=False, yes=False):
+    """Roll back to a recorded release (no --to: the previous good one): its exact image digests and its commit;
+    its data too with --with-data (the default never touches data)."""
     if to is not None:
         check_label(to)
     with select(host, system) as sel:
@@ -35,10 +40,36 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, all
                 intent = Intent("rollback", new_release_id(), rel.tag, by, origin, rel.pins, state.history_sha,
                                 ref=rel.commit or None)
                 stacks = [s for s in target.system.stacks if not s.apps or any(a.name in rel.pins for a in s.apps)]
-            program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders)
+            snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
+            program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
+                                     snapshot=snapshot)
             result = run_release(None if dry_run else session, target, intent, program)
             if result and rel:
                 _warn_config(target, rel, result)
+
+
+def _snapshot(state: State, rel: history.Release | None, target: Target, confirmed: bool) -> list[tuple[Stack, str]]:
+    """--with-data: (database stack, backup) for each backup the release after ``rel`` took before it went live:
+    the data ``rel`` left. Asked at a terminal unless ``confirmed``."""
+    after = history.snapshot_after(state.releases, rel) if rel else None
+    if after is None:
+        raise ToolError(f"{target.label}: --with-data: no backup was taken after {rel.tag if rel else 'that tag'} ran "
+                        "(backup: {before_deploy: true} takes one before each deploy); roll back without --with-data "
+                        "and restore by hand ('fab backups', 'fab restore --live --from NAME')", BAD_INPUT)
+    snapshot = [(_owner(target, name), name) for name in after.backups]
+    names = ", ".join(name for _, name in snapshot)
+    if not confirmed:
+        confirm(f"Replace the live databases of {target.label} with {names} (taken before {after.tag} went live; "
+                "a fresh backup is taken first)?")
+    return snapshot
+
+
+def _owner(target: Target, name: str) -> Stack:
+    """The database stack a recorded backup belongs to."""
+    stack = target.system.backup_stack(name)
+    if stack is None:
+        raise ToolError(f"{target.label}: backup {name} belongs to no database stack of hosts.yml", BAD_INPUT)
+    return stack
 
 
 def _target(state: State, to, force, label) -> history.Release | None:

@@ -121,6 +121,14 @@ def select(host: str | None, system: str | None = None, all_hosts: bool = False)
     return Selection(inv, [t for h in hosts for t in h.targets(system)])
 
 
+def confirm(question: str) -> None:
+    """A yes/no question before a task replaces live data: at a terminal only (elsewhere the task's --yes)."""
+    if not sys.stdin.isatty():
+        raise ToolError("this replaces live data: add --yes to confirm (there is no terminal to ask)", BAD_INPUT)
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise ToolError("not confirmed: nothing was changed", BAD_INPUT)
+
+
 def print_program(target: Target, program: Program, tail: str = "") -> None:
     """--dry-run: print the exact program ``target`` would receive; nothing is sent."""
     h = target.host

@@ -120,3 +120,10 @@ def find_good(releases: list[Release], tag: str) -> Release:
         why = f"{tag} is not in the release history"
     raise ToolError(f"{why}; good releases: {', '.join(known) or 'none'} (--force deploys any tag the registry has)",
                     BAD_INPUT)
+
+
+def snapshot_after(releases: list[Release], rel: Release) -> Release | None:
+    """The first release after ``rel`` that took backups before it went live (``backup: before_deploy``):
+    their data is the data ``rel`` left (rollback --with-data restores it). None when there is none."""
+    later = releases[releases.index(rel) + 1:]
+    return next((r for r in later if r.backups), None)

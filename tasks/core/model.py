@@ -9,6 +9,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import grammar
 from .errors import BAD_INPUT, ToolError
 
 DEFAULT_SECRETS = ".secrets/github"
@@ -87,6 +88,11 @@ class System:
     def databases(self) -> list[Stack]:
         """The stacks that hold a database (``database:`` in hosts.yml), in order."""
         return [s for s in self.stacks if s.database]
+
+    def backup_stack(self, name: str) -> Stack | None:
+        """The database stack backup ``name`` belongs to (backups are named <stack>-<UTC time>)."""
+        return next((s for s in self.databases if name.startswith(s.name + "-")
+                     and grammar.BACKUP_STAMP.fullmatch(name[len(s.name) + 1:])), None)
 
     def apps(self, stacks: list[Stack] | None = None) -> list[App]:
         """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""

@@ -159,3 +159,22 @@ def test_a_damaged_backup_is_refused_and_nothing_changes(plantao):
 def test_a_system_without_a_database_stack_has_nothing_to_back_up(vps):
     res = vps.fab("backup", "--host", "t1")
     assert res.returncode == errors.BAD_INPUT and "no stack has database: in hosts.yml" in res.stderr
+
+
+def test_rollback_with_data_restores_the_snapshot_the_next_deploy_took_and_only_when_asked(plantao):
+    vps = plantao
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")          # backs up the 120 rows first
+    psql(vps, *DB, "DELETE FROM turnos WHERE id > 50")              # what v1.4.3 did to the data
+    refused = vps.fab("rollback", "--host", "t1", "--with-data")
+    assert refused.returncode == errors.BAD_INPUT and "add --yes" in refused.stderr
+    assert rows(vps) == "50" and vps.version() == "v1.4.3"
+
+    vps.ok("rollback", "--host", "t1", "--with-data", "--yes")
+    assert rows(vps) == "120" and vps.version() == "v1.4.2"
+    history = json.loads(vps.ok("releases", "--host", "t1", "--json").stdout)["plantao"]
+    (before,) = history[0]["backups"]
+    assert next(b for b in listed(vps) if b["name"] == before)["taken"] == "rollback", \
+        "the data from before the rollback is kept, and recorded in the rollback's release"
+
+    vps.ok("rollback", "--host", "t1")                              # back to v1.4.3: the default never touches data
+    assert vps.version() == "v1.4.3" and rows(vps) == "120"

@@ -70,9 +70,22 @@ def restore_program(target: Target, stack: Stack, name: str, intent: Intent) -> 
     """Lock, then backup ``name`` over the live databases of ``stack`` (a fresh backup first, its clients
     stopped meanwhile)."""
     prog = Program(f"restore of {name} on {target.label}", {**_head(target), **intent.head()})
-    prog.step("begin").step("lock_take")
-    add_stacks(prog, target, clients(target, stack))
-    return add_databases(prog, target, [stack]).step("restore_live", stack.name, name)
+    after = clients(target, stack)
+    add_stacks(prog.step("begin").step("lock_take"), target, after)
+    return add_databases(prog, target, [stack]).step("restore_live", stack.name, name, "start",
+                                                     *[s.name for s in after])
+
+
+def restore_before_rollback(prog: Program, target: Target, snapshot: list[tuple[Stack, str]],
+                            declared: list[Stack]) -> Program:
+    """rollback --with-data: each database stack back to its snapshot before the release's stacks come up
+    (its clients, among the ``declared`` stacks, stay stopped for the rollback to bring up)."""
+    prog.head["BACKUPS"] = target.backups
+    add_databases(prog, target, [stack for stack, _ in snapshot])
+    for stack, name in snapshot:
+        prog.step("restore_live", stack.name, name, "keep-stopped",
+                  *[s.name for s in clients(target, stack) if s in declared])
+    return prog
 
 
 @dataclass(frozen=True)

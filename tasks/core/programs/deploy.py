@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import grammar
 from ..model import Stack, Target
-from .backup import before_deploy
+from .backup import before_deploy, restore_before_rollback
 from .declare import Intent, add_stacks
 from .protocol import Program, Result, fields, report
 
@@ -32,8 +32,9 @@ def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Pr
 
 
 def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
-                   allow_placeholders: bool = False) -> Program:
-    """The whole deploy (or rollback) of ``stacks`` of ``target``."""
+                   allow_placeholders: bool = False, snapshot: list[tuple[Stack, str]] = ()) -> Program:
+    """The whole deploy (or rollback) of ``stacks`` of ``target``; a rollback --with-data first restores each
+    database stack of ``snapshot`` to its backup."""
     registry = target.host.registry
     private = bool(target.system.apps())   # a system of public images only needs no token and no login
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
@@ -60,7 +61,11 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
             if not s.apps:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
-    before_deploy(prog.step("preflight_stacks"), target)
+    prog.step("preflight_stacks")
+    if snapshot:
+        restore_before_rollback(prog, target, list(snapshot), stacks)
+    else:
+        before_deploy(prog, target)
     return prog.step("config_snapshot").step("record", "deploying").step("go_live")
 
 

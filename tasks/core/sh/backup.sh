@@ -219,19 +219,22 @@ restore_drill() {
   say ok
 }
 
-# restore_live STACK NAME: backup NAME over STACK's live databases. First a fresh verified backup (what runs
-# now); the stacks declared after it (its clients) stopped; each database restored into a new one beside the
-# live one; only when all restored, every pair swapped in one transaction (renames) and the old ones dropped;
-# the clients brought up again behind their health gate. Any failure before the swap leaves the live
-# databases as they were and the clients running again.
+# restore_live STACK NAME start|keep-stopped [CLIENT...]: backup NAME over STACK's live databases. First a
+# fresh verified backup (what runs now); the CLIENT stacks (declared; those configured after STACK) stopped;
+# each database restored into a new one beside the live one; only when all restored, every pair swapped in
+# one transaction (renames) and the old ones dropped; the clients brought up again behind their health gate
+# (start), or left for the rollback that follows to bring up on its release (keep-stopped). Any failure
+# before the swap leaves the live databases as they were and the clients running again.
 restore_live() {
-  local stack=$1 name=$2 fresh dump db
+  local stack=$1 name=$2 mode=$3 fresh dump db
+  shift 3
   backup_check "$name"
   backup_take "$stack"
   fresh=$BACKUP_NAME
-  SCRATCH=() STOPPED=() SWAP=""
+  SCRATCH=() SWAP=""
+  declare -ga STOPPED
   EXIT_HOOKS+=(drop_scratch start_stopped)
-  stop_clients
+  stop_clients "$@"
   for dump in "$BACKUPS/$name"/*.dump; do
     db=${dump##*/}; db=${db%.dump}
     restore_beside "$dump" "$db" "fab_restore_${db:0:40}" \
@@ -241,18 +244,28 @@ restore_live() {
   SCRATCH=()
   for db in "${SWAPPED[@]}"; do db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null \
     || say "info could not drop fab_old_${db:0:40} (the database as it was before the restore): drop it by hand"; done
-  start_stopped || die "$R_BROKEN" "the databases of $stack are restored from $name, but its clients did not come back healthy: look at the host (the data from before the restore is in backup $fresh)"
   data restored name "$name" stack "$stack" before "$fresh"
+  if [ "$mode" = keep-stopped ]; then
+    STOPPED=()
+    DATA_NOTE+="$stack holds the data of backup $name; its data from before is in backup $fresh ('fab restore --live --from $fresh' puts it back). "
+    EXIT_HOOKS+=(data_note)
+    say "info $stack holds the data of $name now; the data from before is in backup $fresh"
+    return 0
+  fi
+  start_stopped || die "$R_BROKEN" "the databases of $stack are restored from $name, but its clients did not come back healthy: look at the host (the data from before the restore is in backup $fresh)"
   RESULT=ok
   say ok
 }
 
-# stop_clients: stop the declared stacks (the database's clients), last first; STOPPED lists them.
+# data_note (an exit hook of a rollback --with-data that failed after its restore): where each data is.
+data_note() { [ -z "${DATA_NOTE:-}" ] || say "info ${DATA_NOTE% }"; DATA_NOTE=""; }
+
+# stop_clients CLIENT...: stop those stacks, last first (each once); STOPPED lists them.
 stop_clients() {
   local i s
-  [ -n "${STACKS+set}" ] || return 0
-  for (( i = ${#STACKS[@]} - 1; i >= 0; i-- )); do
-    s=${STACKS[i]}
+  for (( i = $#; i >= 1; i-- )); do
+    s=${!i}
+    [[ " ${STOPPED[*]} " != *" $s "* ]] || continue
     say "step stop $s: no client writes while its database is restored"
     STOPPED+=("$s")
     docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" stop 2>&1 || die "$R_BACKUP" "could not stop $s"
