@@ -29,14 +29,15 @@ from .core.programs.protocol import execute
 from .core.ui import console, safe
 
 
-@command({"json": "print the result as JSON (the backups taken, what retention kept and pruned)",
+@command({"all": "every host of hosts.yml whose systems have a database stack (one after another)",
+          "json": "print the result as JSON (the backups taken, what retention kept and pruned)",
           "dry-run": "print the exact program, then preview what retention would prune (nothing is written); with "
                      "--json only the preview"})
-def backup(c, host=None, system=None, dry_run=False, json=False):
+def backup(c, host=None, system=None, all=False, dry_run=False, json=False):
     """Back up every database stack of a system on the VPS: pg_dump -Fc and the roles, verified, checksummed,
     then old backups pruned by the retention counts."""
     out = {}
-    with select(host, system) as sel:
+    with select(host, system, all) as sel:
         targets = _with_databases(sel.targets)
         by, origin = operator()
         for target in targets:
@@ -47,13 +48,13 @@ def backup(c, host=None, system=None, dry_run=False, json=False):
                     print_program(target, backup_program(target, stacks, intent))
                 kept = retention(execute(sel.session(target), preview_program(target, stacks), target.label,
                                          quiet=True))
-                out[target.system.name] = {"backups": [], "retention": _rows(kept)}
+                out[target.label] = {"backups": [], "retention": _rows(kept)}
                 if not json:
                     _show_retention(target, kept, "would")
                 continue
             result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
             made, kept = taken(result), retention(result)
-            out[target.system.name] = {"backups": made, "retention": _rows(kept)}
+            out[target.label] = {"backups": made, "retention": _rows(kept)}
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
@@ -63,21 +64,23 @@ def backup(c, host=None, system=None, dry_run=False, json=False):
         print(jsonlib.dumps(out, indent=2))
 
 
-@command({"json": "print the list as JSON for scripts"})
-def backups(c, host=None, system=None, json=False):
+@command({"all": "every host of hosts.yml whose systems have a database stack",
+          "json": "print the list as JSON for scripts"})
+def backups(c, host=None, system=None, all=False, json=False):
     """List the backups kept on the VPS (newest first): size, age, databases, the release they were taken for."""
     out = {}
-    with select(host, system) as sel:
+    with select(host, system, all) as sel:
         for target in _with_databases(sel.targets):
             found = listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
-            out[target.system.name] = [b.as_dict() for b in found]
+            out[target.label] = [b.as_dict() for b in found]
             if not json:
                 _table(target, found)
     if json:
         print(jsonlib.dumps(out, indent=2))
 
 
-@command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z)",
+@command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z), or latest "
+                  "(the newest; for a scheduled drill)",
           "live": "restore over the live databases (a fresh verified backup first; the stacks after the database "
                   "are stopped meanwhile) instead of a drill into a scratch database",
           "yes": "--live without asking (no terminal, e.g. CI)",
@@ -87,10 +90,12 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
     """Restore a backup: by default a drill into a scratch database beside the live one (tables, rows and
     time restored; nothing live changes); --live over the live databases."""
     name = from_
-    if not name or not grammar.BACKUP_NAME.fullmatch(name):
-        raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z)",
-                        BAD_INPUT)
+    if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
+        raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "
+                        "or --from latest", BAD_INPUT)
     with select(host, system) as sel:
+        if name == "latest":
+            name = _latest(sel, _with_databases(sel.targets))
         target, stack = _owner(_with_databases(sel.targets), name)
         if live:
             program = restore_program(target, stack, name, Intent("restore", new_release_id(), name, *operator()))
@@ -130,6 +135,16 @@ def _with_databases(targets: list[Target]) -> list[Target]:
         raise ToolError(f"{names}: no stack has database: in hosts.yml, so there is nothing to back up "
                         "(mark the PostgreSQL stack with database: {service: NAME})", BAD_INPUT)
     return chosen
+
+
+def _latest(sel, targets: list[Target]) -> str:
+    """--from latest: the newest backup of the one system with a database stack that was chosen."""
+    if len(targets) != 1 or len(targets[0].system.databases) != 1:
+        raise ToolError("--from latest needs one database stack: add --system (or name the backup)", BAD_INPUT)
+    found = listed(execute(sel.session(targets[0]), list_program(targets[0]), targets[0].label, quiet=True))
+    if not found:
+        raise ToolError(f"{targets[0].label}: no backup yet ('fab backup' takes one)", BAD_INPUT)
+    return found[0].name
 
 
 def _owner(targets: list[Target], name: str) -> tuple[Target, Stack]:

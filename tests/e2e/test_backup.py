@@ -50,11 +50,11 @@ def rows(vps) -> str:
 
 
 def take(vps) -> dict:
-    return json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["plantao"]
+    return json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["t1/plantao"]
 
 
 def listed(vps) -> list[dict]:
-    return json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["plantao"]
+    return json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/plantao"]
 
 
 def backups_dir(vps):
@@ -69,7 +69,8 @@ def test_rows_backed_up_dropped_seen_by_a_drill_and_brought_back_live(plantao):
     assert entry["name"] == made["name"] and entry["taken"] == "backup" and entry["verified"]
     psql(vps, *DB, "DROP TABLE turnos")
 
-    drill = json.loads(vps.ok("restore", "--host", "t1", "--from", made["name"], "--json").stdout)
+    drill = json.loads(vps.ok("restore", "--host", "t1", "--from", "latest", "--json").stdout)
+    assert drill["backup"] == made["name"]
     assert drill["databases"] == [{"database": "escala_db", "tables": 1, "rows": 120,
                                    "seconds": drill["databases"][0]["seconds"]}]
     assert rows(vps) == "no table", "a drill never touches the live database"
@@ -104,7 +105,7 @@ def test_the_retention_preview_is_what_the_backup_then_prunes(plantao):
                   "20261004T020000Z", "20260927T020000Z", "20260815T020000Z", "20260715T020000Z",
                   "20260615T020000Z", "20260515T020000Z", "20260415T020000Z", "20260315T020000Z"):
         shutil.copytree(backups_dir(vps) / first["name"], backups_dir(vps) / f"postgres-{stamp}")
-    preview = json.loads(vps.ok("backup", "--host", "t1", "--dry-run", "--json").stdout)["plantao"]["retention"]
+    preview = json.loads(vps.ok("backup", "--host", "t1", "--dry-run", "--json").stdout)["t1/plantao"]["retention"]
     would = sorted(r["name"] for r in preview if r["action"] == "prune")
     assert would, "six monthly and four weekly slots cannot hold thirteen backups"
     done = take(vps)

@@ -112,7 +112,7 @@ def test_retention_keeps_the_last_and_the_newest_of_each_day_week_and_month(db_l
     make_backups(db_lab, [f"postgres-{s}" for s in STAMPS] + ["postgres-20260101T000000Z-partial"])
     (backups_dir(db_lab) / ".partial-postgres-20261126T040000Z").mkdir()
     (backups_dir(db_lab) / "postgres-20261001T000000Z").mkdir()   # no manifest: not a backup, never touched
-    run = prune(db_lab, "apply", taken='"postgres-20261126T030000Z"')
+    run = prune(db_lab, "prune", taken='"postgres-20261126T030000Z"')
     assert run.code == 0, run.stderr
     got = {name: (action, why) for _, name, action, why in retention(run.result)}
     assert got == {
@@ -135,7 +135,7 @@ def test_retention_keeps_the_last_and_the_newest_of_each_day_week_and_month(db_l
 def test_retention_removes_nothing_unless_this_program_made_a_backup_of_the_stack(db_lab):
     make_backups(db_lab, [f"postgres-{s}" for s in STAMPS])
     for taken in ("", '"postgres2-20261126T030000Z"'):
-        run = prune(db_lab, "apply", taken)
+        run = prune(db_lab, "prune", taken)
         assert run.code == 0 and len(list(backups_dir(db_lab).iterdir())) == len(STAMPS)
 
 

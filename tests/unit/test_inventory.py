@@ -107,6 +107,20 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
      "not an image repository"),
     (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,
      "compose project ems_system-ems for two stacks"),
+    (GOOD.replace("infra: {compose:", "infra: {database: {service: 'db; rm'}, compose:"), 5,
+     "must name the compose service"),
+    (GOOD.replace("infra: {compose:", "infra: {database: {}, compose:"), 5, "infra.database.service is missing"),
+    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, databases: ['a/b']}, compose:"), 5,
+     "databases must be a list of database names"),
+    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, user: \"x'y\"}, compose:"), 5,
+     "not a PostgreSQL role name"),
+    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, port: 5432}, compose:"), 5,
+     "unknown key 'port'"),
+    (GOOD.replace("    stacks:\n", "    backup: {before_deploy: true}\n    stacks:\n", 1), 4,
+     "no stack with database: to back up"),
+    (GOOD.replace("    stacks:\n", "    backup: {keep: {daily: -1}}\n    stacks:\n", 1), 4, "from 0 to 1000"),
+    (GOOD.replace("    stacks:\n", "    backup: {keep: {hourly: 3}}\n    stacks:\n", 1), 4, "unknown key 'hourly'"),
+    (GOOD.replace("    stacks:\n", "    backup: before-deploy\n    stacks:\n", 1), 4, "must be a mapping"),
 ])
 def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     path = write(tmp_path, bad)
@@ -139,6 +153,20 @@ def test_a_stack_keeps_the_compose_project_it_was_started_with(tmp_path):
     target = inv.host("vps1").targets()[0]
     assert [target.project(s) for s in target.system.stacks] == ["postgres", "ems_system-ems"]
     assert inv.host("vps1").projects() == ["postgres", "ems_system-ems"]
+
+
+def test_a_database_stack_and_the_backup_policy(tmp_path):
+    """Seed 003's PostgreSQL marked for backups, kept by restic's rules, dumped before each deploy."""
+    inv = inventory.load(write(tmp_path, GOOD.replace("infra: {compose:", "infra: {database: {service: db}, compose:")
+                               .replace("    stacks:\n", "    backup: {before_deploy: true, keep: {daily: 14}}\n"
+                                        "    stacks:\n", 1)))
+    system = inv.host("vps1").systems[0]
+    assert system.databases == [system.stacks[0]] and system.stacks[0].database == model.Database("db")
+    assert system.keep == model.Retention(last=3, daily=14, weekly=4, monthly=6) and system.backup_before_deploy
+    assert system.backup_stack("infra-20261126T020000Z") is system.stacks[0]
+    assert system.backup_stack("infra-20261126T020000Z-2") is system.stacks[0]
+    assert system.backup_stack("ems-20261126T020000Z") is None and system.backup_stack("infra-latest") is None
+    assert inv.host("vps1").targets()[0].backups == "/root/ems_system/data/backups"
 
 
 def test_malformed_yaml_names_the_line(tmp_path):

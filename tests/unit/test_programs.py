@@ -13,6 +13,7 @@ from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library
+from tasks.core.programs.backup import backup_program, drill_program, list_program, preview_program, restore_program
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program, look_program
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
@@ -30,6 +31,17 @@ def target():
     return inventory.load(REPO / "hosts.yml").host("vps1").targets()[0]
 
 
+BACKUP = "postgres-20261126T020000Z"
+
+
+def with_database(target):
+    """The committed system with its PostgreSQL marked as a database and backed up before each deploy."""
+    stacks = tuple(replace(s, database=model.Database("postgres")) if s.name == "postgres" else s
+                   for s in target.system.stacks)
+    system = replace(target.system, stacks=stacks, backup_before_deploy=True)
+    return replace(target, system=system)
+
+
 def intent(**kw):
     base = dict(action="deploy", release="20261123T000000Z-abcd", tag="v1.4.3", by="ana@laptop", origin="laptop",
                 tags={"ems": "v1.4.3", "sms": "v1.4.3"})
@@ -43,7 +55,13 @@ def every_program(target) -> list[Program]:
     survey = Survey(None, [], 0, 0, [OldProject("container", "/opt/ems/servers/ems/container", "c.yml")], {})
     logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
     stacks = list(target.system.stacks)
+    db = with_database(target)
+    pg = db.system.databases[0]
     return [deploy_program(target, stacks, intent(), "https://api.github.com"),
+            deploy_program(db, list(db.system.stacks), intent()),
+            deploy_program(db, list(db.system.stacks), intent(action="rollback"), snapshot=[(pg, BACKUP)]),
+            backup_program(db, [pg], intent(action="backup")), preview_program(db, [pg]), list_program(db),
+            drill_program(db, pg, BACKUP), restore_program(db, pg, BACKUP, intent(action="restore")),
             deploy_program(logout, stacks, intent()),
             deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, tags=None, history_sha="f" * 64)),
             read_state_program(target), status_program(target), unlock_program(target),
@@ -216,7 +234,41 @@ def test_targets_own_their_paths(target):
     assert target.project(ems) == "ems_system-ems" and target.label == "vps1/ems_system"
 
 
+def test_backup_programs_are_pinned(target):
+    db = with_database(target)
+    pg = db.system.databases[0]
+    declare = ("add_database", "postgres", "ems_system-postgres", "postgres", "", "")
+    assert backup_program(db, [pg], intent(action="backup")).steps == [
+        ("begin",), ("lock_take",), declare, ("backup_take", "postgres"),
+        ("prune_backups", "postgres", 3, 7, 4, 6, "prune"), ("backup_done",)]
+    assert preview_program(db, [pg]).steps == [("prune_backups", "postgres", 3, 7, 4, 6, "preview")]
+    assert list_program(db).steps == [("backups_report", "postgres")]
+    assert drill_program(db, pg, BACKUP).steps == [declare, ("restore_drill", "postgres", BACKUP)]
+    restore = restore_program(db, pg, BACKUP, intent(action="restore")).steps
+    assert restore[:2] == [("begin",), ("lock_take",)] and [s[1] for s in restore[2:4]] == ["ems", "sms"]
+    assert restore[4:] == [declare, ("restore_live", "postgres", BACKUP, "start", "ems", "sms")]
+    assert "\nBACKUPS=/root/ems_system/data/backups\n" in backup_program(db, [pg], intent()).text
+
+
+def test_a_deploy_backs_up_after_preflight_or_a_rollback_restores_its_snapshot(target):
+    db = with_database(target)
+    pg, stacks = db.system.databases[0], list(db.system.stacks)
+    steps = [s[0] for s in deploy_program(db, stacks, intent()).steps]
+    assert steps[steps.index("preflight_stacks"):] == ["preflight_stacks", "add_database", "backups_before_deploy",
+                                                       "prune_backups", "config_snapshot", "record", "go_live"]
+    steps = deploy_program(db, stacks, intent(action="rollback"), snapshot=[(pg, BACKUP)]).steps
+    names = [s[0] for s in steps]
+    assert names[names.index("preflight_stacks"):] == ["preflight_stacks", "add_database", "restore_live",
+                                                       "config_snapshot", "record", "go_live"]
+    assert ("restore_live", "postgres", BACKUP, "keep-stopped", "ems", "sms") in steps
+    assert "backups_before_deploy" not in deploy_program(target, list(target.system.stacks), intent()).step_names
+
+
 def test_read_only_programs_take_no_lock(target):
+    db = with_database(target)
+    for program in (preview_program(db, db.system.databases), list_program(db),
+                    drill_program(db, db.system.databases[0], BACKUP)):
+        assert "lock_take" not in program.step_names and "begin" not in program.step_names
     for program in (read_state_program(target), status_program(target), check_program(target, ""),
                     survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", model.Legacy("/opt/ems")),))))):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names

@@ -11,8 +11,10 @@ from .declare import Intent, add_databases, add_stacks
 from .protocol import Program, Result, fields, report
 
 
-def _head(target: Target) -> dict:
-    return {"STATE": target.state_dir, "SYSTEM": target.system.name, "BACKUPS": target.backups}
+def _head(target: Target, intent: Intent | None = None) -> dict:
+    """Where the backups are; for a program that locks, also the system (named by the lock) and the intent."""
+    locking = {"SYSTEM": target.system.name, **intent.head()} if intent else {}
+    return {"STATE": target.state_dir, "BACKUPS": target.backups, **locking}
 
 
 def clients(target: Target, stack: Stack) -> list[Stack]:
@@ -23,11 +25,11 @@ def clients(target: Target, stack: Stack) -> list[Stack]:
 
 def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
     """Lock, a verified backup of each database stack, then prune each stack's backups by the retention."""
-    prog = Program(f"backup of {target.label}", {**_head(target), **intent.head()}).step("begin").step("lock_take")
+    prog = Program(f"backup of {target.label}", _head(target, intent)).step("begin").step("lock_take")
     add_databases(prog, target, stacks)
     for s in stacks:
         prog.step("backup_take", s.name)
-    return _prune(prog, target, stacks, "apply").step("backup_done")
+    return _prune(prog, target, stacks, "prune").step("backup_done")
 
 
 def before_deploy(prog: Program, target: Target) -> Program:
@@ -38,7 +40,7 @@ def before_deploy(prog: Program, target: Target) -> Program:
     stacks = target.system.databases
     prog.head["BACKUPS"] = target.backups
     add_databases(prog, target, stacks).step("backups_before_deploy")
-    return _prune(prog, target, stacks, "apply")
+    return _prune(prog, target, stacks, "prune")
 
 
 def _prune(prog: Program, target: Target, stacks: list[Stack], mode: str) -> Program:
@@ -50,14 +52,13 @@ def _prune(prog: Program, target: Target, stacks: list[Stack], mode: str) -> Pro
 
 def preview_program(target: Target, stacks: list[Stack]) -> Program:
     """Read-only: what ``fab backup`` would keep and prune now (counting the backup it would take)."""
-    return _prune(add_databases(Program(f"retention preview on {target.label}", _head(target)), target, stacks),
-                  target, stacks, "preview")
+    return _prune(Program(f"retention preview on {target.label}", _head(target)), target, stacks, "preview")
 
 
 def list_program(target: Target) -> Program:
     """Read-only: every complete backup of the system's database stacks."""
-    return add_databases(Program(f"backups on {target.label}", _head(target)), target,
-                         target.system.databases).step("backups_report")
+    return Program(f"backups on {target.label}", _head(target)).step(
+        "backups_report", *[s.name for s in target.system.databases])
 
 
 def drill_program(target: Target, stack: Stack, name: str) -> Program:
@@ -69,7 +70,7 @@ def drill_program(target: Target, stack: Stack, name: str) -> Program:
 def restore_program(target: Target, stack: Stack, name: str, intent: Intent) -> Program:
     """Lock, then backup ``name`` over the live databases of ``stack`` (a fresh backup first, its clients
     stopped meanwhile)."""
-    prog = Program(f"restore of {name} on {target.label}", {**_head(target), **intent.head()})
+    prog = Program(f"restore of {name} on {target.label}", _head(target, intent))
     after = clients(target, stack)
     add_stacks(prog.step("begin").step("lock_take"), target, after)
     return add_databases(prog, target, [stack]).step("restore_live", stack.name, name, "start",

@@ -4,30 +4,30 @@
 # <database>.dump (pg_dump -Fc) per database, SHA256SUMS and manifest.json. It is written as
 # .partial-<name>, every dump read back whole by pg_restore, checksummed, then renamed: a folder named like a
 # backup with a manifest is complete and verified; a .partial-* one is removed when its program ends.
-# Globals: DATABASES (the database stacks), DB_* (each one's compose project, service, role, databases),
+# Globals: DATABASES (the database stacks), DB ("STACK:project", :service, :role, :names: their settings),
 # BACKUPS (the folder), TAKEN (the backups this program made, as a JSON list).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, RELEASE and R_* come from the program's head
 
 # add_database STACK PROJECT SERVICE ROLE DATABASES: declare a database stack. ROLE and DATABASES may be empty:
 # the container's POSTGRES_USER (else postgres), and every database but the templates and "postgres".
 add_database() {
-  declare -gA DB_PROJECT DB_SERVICE DB_ROLE DB_NAMES
+  declare -gA DB
   DATABASES+=("$1")
-  DB_PROJECT[$1]=$2; DB_SERVICE[$1]=$3; DB_ROLE[$1]=$4; DB_NAMES[$1]=$5
+  DB[$1:project]=$2; DB[$1:service]=$3; DB[$1:role]=$4; DB[$1:names]=$5
 }
 
 # db_container STACK: the running container of STACK's database service (fails when none runs).
 db_container() {
   local id
-  id=$(docker ps -q --filter "label=com.docker.compose.project=${DB_PROJECT[$1]}" \
-    --filter "label=com.docker.compose.service=${DB_SERVICE[$1]}" 2>/dev/null | head -n 1)
+  id=$(docker ps -q --filter "label=com.docker.compose.project=${DB[$1:project]}" \
+    --filter "label=com.docker.compose.service=${DB[$1:service]}" 2>/dev/null | head -n 1)
   [ -n "$id" ] && printf '%s' "$id"
 }
 
 # db_open STACK: DB_C (its running container) and DB_U (the role to connect as), or die saying why.
 db_open() {
-  DB_C=$(db_container "$1") || die "$R_REFUSED" "stack $1: its database service ${DB_SERVICE[$1]} is not running (compose project ${DB_PROJECT[$1]}): deploy it first"
-  DB_U=${DB_ROLE[$1]}
+  DB_C=$(db_container "$1") || die "$R_REFUSED" "stack $1: its database service ${DB[$1:service]} is not running (compose project ${DB[$1:project]}): deploy it first"
+  DB_U=${DB[$1:role]}
   [ -n "$DB_U" ] || DB_U=$(docker exec "$DB_C" printenv POSTGRES_USER 2>/dev/null) || DB_U=postgres
 }
 
@@ -37,7 +37,7 @@ db_sql() { docker exec "$DB_C" psql -X -v ON_ERROR_STOP=1 -U "$DB_U" -d "$1" -At
 # db_list STACK: the databases a backup of STACK holds, one per line (hosts.yml's list, else every one that
 # accepts connections but "postgres" and the tool's own scratch databases).
 db_list() {
-  if [ -n "${DB_NAMES[$1]}" ]; then tr ' ' '\n' <<< "${DB_NAMES[$1]}"; return 0; fi
+  if [ -n "${DB[$1:names]}" ]; then tr ' ' '\n' <<< "${DB[$1:names]}"; return 0; fi
   db_sql postgres "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres' AND datname NOT LIKE 'fab\\_%' ORDER BY 1"
 }
 
@@ -50,7 +50,7 @@ backup_dump() {
   return 1
 }
 
-# backup_take STACK: a new verified backup of STACK's databases; its name in BACKUP_NAME, added to TAKEN.
+# backup_take STACK: a new verified backup of STACK's databases; its name is added to TAKEN (a JSON list).
 backup_take() {
   local stack=$1 db dbs name dir n=1 t0=$EPOCHREALTIME
   say "step backup $stack: pg_dump of its databases, read back whole, into $BACKUPS"
@@ -74,7 +74,6 @@ backup_take() {
   done
   backup_seal "$stack" "$dir" "$name" "$t0" "${dbs[@]}"
   mv -T "$dir" "$BACKUPS/$name" || die "$R_BACKUP" "cannot rename $dir to $name"
-  BACKUP_NAME=$name
   TAKEN+="${TAKEN:+,}$(json_str "$name")"
   data backup name "$name" stack "$stack" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)" \
     databases "${dbs[*]}" seconds "$(backup_seconds "$t0")"
@@ -118,17 +117,17 @@ backup_names() {
   done | sort -r
 }
 
-# prune_backups STACK LAST DAILY WEEKLY MONTHLY apply|preview: keep the LAST newest backups and the newest of
+# prune_backups STACK LAST DAILY WEEKLY MONTHLY prune|preview: keep the LAST newest backups and the newest of
 # each of the last DAILY days, WEEKLY ISO weeks and MONTHLY months (restic's rules; always the newest); remove
-# the others (apply) or only say so (preview, which counts a backup taken now, as `fab backup` would). Every
+# the others (prune) or only say so (preview, which counts a backup taken now, as `fab backup` would). Every
 # backup gets one @@data retention line. Applied only after this program took a verified backup of STACK.
 prune_backups() {
   local stack=$1 mode=$6 name stamp reason now=""
   local -A seen=()
   local -a left=("$2" "$3" "$4" "$5")
-  [ "$mode" = apply ] || now=$stack-$(date -u +%Y%m%dT%H%M%SZ)
+  [ "$mode" = prune ] || now=$stack-$(date -u +%Y%m%dT%H%M%SZ)
   # nothing is removed unless this program has just made a verified backup of the stack
-  [ "$mode" != apply ] || [[ ${TAKEN:-} == *"\"$stack-"[0-9]* ]] || return 0
+  [ "$mode" != prune ] || [[ ${TAKEN:-} == *"\"$stack-"[0-9]* ]] || return 0
   while read -r name; do
     stamp=${name#"$stack"-}
     reason=""
@@ -141,7 +140,7 @@ prune_backups() {
       data retention stack "$stack" name "$name" action keep reason "${reason# }" new "$([ "$name" != "$now" ] || echo 1)"
     else
       data retention stack "$stack" name "$name" action prune
-      [ "$mode" != apply ] || rm -rf -- "${BACKUPS:?}/$name" || die "$R_BACKUP" "cannot remove $BACKUPS/$name"
+      [ "$mode" != prune ] || rm -rf -- "${BACKUPS:?}/$name" || die "$R_BACKUP" "cannot remove $BACKUPS/$name"
     fi
   done < <({ backup_names "$stack"; [ -z "$now" ] || printf '%s\n' "$now"; } | sort -r -u)
 }
@@ -155,10 +154,10 @@ retention_keep() {
   reason+=" $3"
 }
 
-# backups_report: every backup of the system's database stacks: its manifest and size.
+# backups_report STACK...: every backup of those database stacks: its manifest and size.
 backups_report() {
   local s name
-  for s in "${DATABASES[@]}"; do
+  for s in "$@"; do
     backup_names "$s" | while read -r name; do
       data_json backup "$(head -c 4096 "$BACKUPS/$name/manifest.json" | tr -d '\n')"
       data size name "$name" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)"
@@ -230,7 +229,7 @@ restore_live() {
   shift 3
   backup_check "$name"
   backup_take "$stack"
-  fresh=$BACKUP_NAME
+  fresh=${TAKEN##*,}; fresh=${fresh//\"/}
   SCRATCH=() SWAP=""
   declare -ga STOPPED
   EXIT_HOOKS+=(drop_scratch start_stopped)
@@ -301,16 +300,16 @@ restore_beside() {
 # db_swap: every restored database takes its live one's name in one transaction (all or none); the live
 # ones become fab_old_*. SWAPPED lists the databases replaced.
 db_swap() {
-  local db sql="" names=""
+  local db sql="" quoted=""
   say "step swap: the restored databases replace the live ones (one transaction)"
   for db in $SWAP; do
-    names+="${names:+,}'$db'"
+    quoted+="${quoted:+,}'$db'"
     db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null || return 1
     [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ] \
       || sql+="ALTER DATABASE \"$db\" RENAME TO \"fab_old_${db:0:40}\"; "
     sql+="ALTER DATABASE \"fab_restore_${db:0:40}\" RENAME TO \"$db\"; "
   done
-  db_sql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ($names) AND pid <> pg_backend_pid()" >/dev/null
+  db_sql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ($quoted) AND pid <> pg_backend_pid()" >/dev/null
   DUMP_ERR=$(db_sql postgres "BEGIN; $sql COMMIT;" 2>&1) || return 1
   read -r -a SWAPPED <<< "$SWAP"
 }
