@@ -3,6 +3,7 @@ PostgreSQL, Traefik and nginx images: each example deploys v1.4.2, moves to v1.4
 back by itself, rolls back, and keeps its data."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -114,6 +115,11 @@ def test_ems_first_start_creates_the_apps_databases_once(ems):
     assert (vps.host.root / "ems_system/data/uploads/ems").is_dir() and (vps.host.root / "infra/letsencrypt").is_dir()
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")   # init scripts never run twice
     assert "init: running" not in vps.host.docker("logs", "postgres_shared_db").stdout.split("init: done")[-1]
+    # backup: before_deploy took a dump of both apps' databases before the second deploy; a drill restores them
+    drill = json.loads(vps.ok("restore", "--host", "t1", "--from", "latest", "--json").stdout)
+    assert [d["database"] for d in drill["databases"]] == ["db_ems", "db_sms", "postgres_admin"]
+    globals_sql = next((vps.host.root / "ems_system/data/backups").iterdir()) / "globals.sql"
+    assert "CREATE ROLE ems_user" in globals_sql.read_text() and "CREATE ROLE sms_user" in globals_sql.read_text()
 
 
 
