@@ -11,6 +11,7 @@ from pathlib import Path
 from . import infra, install, proc, registry, system
 from .images import Builder
 from .proc import SandboxError
+from .systemd_host import SystemdHost
 from .vps import SandboxHost
 
 DEFAULT_STATE = Path(os.environ.get("FAB_SANDBOX_DIR", "/var/lib/fab-sandbox"))
@@ -28,9 +29,9 @@ class Sandbox:
         self.builder = Builder(state)
         self.client_key = state / "ssh" / "id_ed25519"
 
-    def up(self, names=("sandbox",), log=print) -> list[SandboxHost]:
-        """Install and start what is missing, then return the named hosts, each running with the system seeded
-        if it has none yet."""
+    def up(self, names=("sandbox",), log=print, kind: str | None = None) -> list[SandboxHost]:
+        """Install and start what is missing, then return the named hosts (new ones of ``kind``: "systemd" for
+        a host booted by systemd), each running with the system seeded if it has none yet."""
         install.ensure_installed(log)
         self.state.mkdir(parents=True, exist_ok=True)
         self.registry.start()
@@ -42,16 +43,17 @@ class Sandbox:
         if not self.client_key.exists():
             self.client_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fab-sandbox", "-f", str(self.client_key))
-        hosts = [self.host(name) for name in names]
+        hosts = [self.host(name, kind) for name in names]
         for host in hosts:
             host.start()
             if not (host.root / system.SYSTEM).exists():
                 system.seed(host.root, self.registry.token)
         return hosts
 
-    def host(self, name: str) -> SandboxHost:
-        """The host ``name``, with an address index of its own kept across restarts."""
-        index_file = self.state / "hosts" / name / "index"
+    def host(self, name: str, kind: str | None = None) -> SandboxHost:
+        """The host ``name``, with an address index and a kind (plain, or "systemd") of its own kept across
+        restarts; ``kind`` is only read for a new host."""
+        index_file, kind_file = self.state / "hosts" / name / "index", self.state / "hosts" / name / "kind"
         if index_file.exists():
             index = int(index_file.read_text())
         else:
@@ -59,7 +61,9 @@ class Sandbox:
             index = min(set(range(1, 250)) - taken)
             index_file.parent.mkdir(parents=True, exist_ok=True)
             index_file.write_text(str(index))
-        return SandboxHost(self.state, name, index, self.client_key)
+            kind_file.write_text(kind or "plain")
+        cls = SystemdHost if kind_file.exists() and kind_file.read_text() == "systemd" else SandboxHost
+        return cls(self.state, name, index, self.client_key)
 
     def down(self) -> None:
         """Stop every host and the registry; keep the image cache and keys for a warm start."""

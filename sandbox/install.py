@@ -17,6 +17,7 @@ PACKAGES = {  # command -> Debian package that provides it
     "dockerd": "docker.io", "sshd": "openssh-server", "docker-registry": "docker-registry",
     "busybox": "busybox-static", "htpasswd": "apache2-utils", "curl": "curl", "iptables": "iptables",
     "mmdebstrap": "mmdebstrap",   # the real PostgreSQL and nginx images are Debian root filesystems (infra.py)
+    "systemd-nspawn": "systemd-container",   # boots the systemd host (systemd_host.py)
 }
 PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 

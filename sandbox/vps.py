@@ -36,6 +36,17 @@ class SandboxHost:
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Bring the host up, reusing whatever part of it already runs."""
+        enter = self._base()
+        self._sshd_config()
+        os.makedirs("/run/sshd", exist_ok=True)
+        proc.start(enter + ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                   self.dir / "sshd.pid", self.dir / "sshd.log")
+        self._wait_dockerd()
+        self._wait_sshd(self.dir / "sshd.log")
+
+    def _base(self) -> list[str]:
+        """The network, the mount namespace (its own folder on /root) and dockerd; the nsenter prefix that
+        enters them."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(mode=0o700, exist_ok=True)
         self._network()
@@ -49,13 +60,14 @@ class SandboxHost:
                             "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile"),
                             "--registry-mirror", f"https://{registry.HUB}"],  # Docker Hub's images come from here
                    self.dir / "dockerd.pid", self.dir / "dockerd.log")
-        self._sshd_config()
-        os.makedirs("/run/sshd", exist_ok=True)
-        proc.start(enter + ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.dir / "sshd_config")],
-                   self.dir / "sshd.pid", self.dir / "sshd.log")
+        return enter
+
+    def _wait_dockerd(self) -> None:
         proc.wait_for(f"{self.name} dockerd", lambda: self.docker("version", check=False).returncode == 0,
                       60, self.dir / "dockerd.log")
-        proc.wait_for(f"{self.name} sshd", lambda: proc.port_open(self.address, 22), 15, self.dir / "sshd.log")
+
+    def _wait_sshd(self, log: Path) -> None:
+        proc.wait_for(f"{self.name} sshd", lambda: proc.port_open(self.address, 22), 30, log)
 
     def stop(self) -> None:
         """Stop what this host runs (containers go with their dockerd) and remove its network."""
@@ -83,13 +95,19 @@ class SandboxHost:
         proc.sh(*inside, "link", "set", "lo", "up")
         proc.sh(*inside, "route", "add", f"{registry.ADDRESS}/32", "via", self.gateway)
 
-    def _sshd_config(self) -> None:
+    def _ssh_keys(self) -> Path:
+        """The host's own key (made once), the known_hosts line the tests' inventory trusts, and the client key
+        authorised to log in as root; the host key's path."""
         key = self.dir / "ssh_host_ed25519_key"
         if not key.exists():
             proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(key))
         pub = (self.dir / "ssh_host_ed25519_key.pub").read_text().split()
         self.known_hosts.write_text(f"{self.address} {pub[0]} {pub[1]}\n")
         (self.dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
+        return key
+
+    def _sshd_config(self) -> None:
+        key = self._ssh_keys()
         shutil.copy(FILES / "record-command", self.dir / "record-command")
         (self.dir / "sshd_config").write_text(f"""\
 ListenAddress {self.address}:22
