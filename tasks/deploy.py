@@ -1,6 +1,7 @@
 """fab deploy: pull the tagged images, bring the stacks up in order, health-gate, record the release."""
 from __future__ import annotations
 
+from .core import artifacts
 from .core.cli import command, new_release_id, operator, run_release, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import check_ref, check_tags, pin_tag
@@ -19,28 +20,36 @@ from .core.ui import console, safe
           "stack": "only these stacks (comma-separated), in their configured order",
           "ref": "first move repo/ (a git checkout) to this branch, tag or commit of its origin; refused on local "
                  "changes; a release that fails moves it back",
+          "artifact": "the file of a binary stack (seed 003's Go binary): PATH when this deploy has one binary stack, "
+                      "else stack=PATH pairs; uploaded over the SSH connection (skipped when the host has it) and "
+                      "installed as releases/<tag>/ beside its live path. A binary stack without one keeps what runs",
           "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its template",
           "dry-run": "print the exact program, then look at the host read-only (volumes, preflight); change "
                      "nothing",
           "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)"})
-def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, dry_run=False, allow_placeholders=False,
-           offline=False):
+def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, artifact=None, dry_run=False,
+           allow_placeholders=False, offline=False):
     """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
     choice = check_tags(tag) if tag is not None else None
     ref = check_ref(ref) if ref is not None else None
     with select(host, system) as sel:
         plans = [(t, t.system.selected(split_list(stack))) for t in sel.targets]  # every name checked first
+        files = {}
         for target, stacks in plans:
+            files[target.label] = artifacts.chosen(artifact, target, stacks, choice)
             _check_named(choice, target, stacks)
         by, origin = operator()
         for target, stacks in plans:
             session = None if dry_run else sel.session(target)
-            apps = [a.name for a in target.system.apps(stacks)]
-            tags, pins = _versions(choice or target.system.tag, session, target, apps)
+            mine = files[target.label]
+            keep = [s.name for s in target.system.binaries(stacks) if s.name not in mine]
+            tags, pins = _versions(choice or target.system.tag, session, target, target.system.versioned(stacks), keep)
             intent = Intent("deploy", new_release_id(), label(tags, pins) or "config", by, origin, pins=pins,
-                            tags=tags, ref=ref)
+                            tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()})
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders)
+            if session is not None:
+                artifacts.upload(session, target, mine)
             result = run_release(session, target, intent, program)
             if result:
                 _warn(target, result)
@@ -78,9 +87,9 @@ def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:
 
 
 def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
-    """app=tag pairs name apps of this deploy, and a tag needs an app to set (refused before anything
-    connects)."""
-    apps = [a.name for a in target.system.apps(stacks)]
+    """app=tag pairs name apps (or binary stacks) of this deploy, and a tag needs one to set (refused before
+    anything connects)."""
+    apps = target.system.versioned(stacks)
     if choice is not None and not apps:
         raise ToolError(f"--tag: this deploy of {target.label} pins no image (no stack of it has image: or images: in "
                         "hosts.yml), so a tag has nothing to set; deploy without --tag (and --ref to move repo/)",
@@ -92,24 +101,25 @@ def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
                             f"(apps: {', '.join(apps) or 'none'})", BAD_INPUT)
 
 
-def _versions(choice, session, target: Target, apps: list[str]) -> tuple[dict, dict]:
-    """What each app runs after this deploy: the tags to pull, and the pins kept exactly as they run. One tag:
-    every app pulls it. app=tag pairs: those pull, the others keep what runs. Nothing: each app pulls the tag it
-    runs again (a re-pushed tag is picked up), never another app's."""
+def _versions(choice, session, target: Target, names: list[str], keep: list[str]) -> tuple[dict, dict]:
+    """What each app (or binary stack) runs after this deploy: the tags to install now, and the pins kept
+    exactly as they run. One tag: every app pulls it. app=tag pairs: those pull, the others keep what runs.
+    Nothing: each app pulls the tag it runs again (a re-pushed tag is picked up), never another app's. A binary
+    stack in ``keep`` (no --artifact) always keeps what runs."""
     if isinstance(choice, str):
-        return {s: choice for s in apps}, {}
-    choice = choice or {}
-    rest = [s for s in apps if s not in choice]
+        choice = {n: choice for n in names if n not in keep}
+    choice = dict(choice or {})
+    rest = [n for n in names if n not in choice]
     if not rest:
-        return dict(choice), {}
+        return choice, {}
     if session is None:
         raise ToolError("--dry-run needs a tag for every app (--tag TAG, app=TAG pairs, or tag: in "
-                        "hosts.yml): otherwise what runs is read from the host", BAD_INPUT)
+                        "hosts.yml) and an --artifact for every binary: otherwise what runs is read from the host",
+                        BAD_INPUT)
     running = read_current(session, target).pins
-    missing = [s for s in rest if s not in running]
+    missing = [n for n in rest if n not in running]
     if missing:
         raise ToolError(f"nothing is deployed for {', '.join(missing)} on {target.label} yet: say which release "
-                        "with --tag", BAD_INPUT)
-    if choice:
-        return dict(choice), {s: running[s] for s in rest}
-    return {s: pin_tag(running[s]) for s in rest}, {}
+                        f"with --tag{' and --artifact' if set(missing) & set(keep) else ''}", BAD_INPUT)
+    kept = {n: running[n] for n in rest if choice or n in keep}
+    return {**choice, **{n: pin_tag(running[n]) for n in rest if n not in kept}}, kept

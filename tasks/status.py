@@ -42,6 +42,10 @@ def _show(label: str, secrets: str, st: Status, stacks) -> None:
         if not stack.containers:
             table.add_row(safe(stack.name), "-", "[yellow]not running[/]", "-", "-")
     console.print(table)
+    for u in st.units:
+        style = "green" if u["state"] == "active" else "red"
+        console.print(f"  unit {safe(u['unit'])} ({safe(u['stack'])}): [{style}]{safe(u['state'])} ({safe(u['sub'])})[/]"
+                      f"{' since ' + safe(u['since']) if u['since'] else ''}, runs {safe(u['target'] or 'nothing')}")
     scales = {s.name: dict(s.scale) for s in stacks}
     for stack in st.stacks:
         for service, healthy, wanted in stack.replicas(scales.get(stack.name, {})):

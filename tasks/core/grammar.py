@@ -30,6 +30,9 @@ DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")    # a PostgreSQL databas
 # A backup: the folder <stack>-<UTC time>[-N] that fab backup writes in data/backups/.
 BACKUP_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?")
 BACKUP_NAME = re.compile(rf"{SAFE_NAME.pattern}-{BACKUP_STAMP.pattern}")
+UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}")           # a systemd unit name (".service" optional)
+OWNER = re.compile(r"[a-z_][a-z0-9_-]{0,31}(?::[a-z_][a-z0-9_-]{0,31})?")   # user[:group] for chown
+FILE_MODE = re.compile(r"0?[0-7]{3}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name

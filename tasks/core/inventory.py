@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import grammar
 from .errors import BAD_INPUT, ToolError
-from .model import DEFAULT_SECRETS, App, Database, Host, Inventory, Legacy, Registry, Retention, Stack, System
+from .model import DEFAULT_SECRETS, App, Binary, Database, Host, Inventory, Legacy, Registry, Retention, Stack, System
 from .yamldoc import YamlDoc
 
 
@@ -128,11 +128,15 @@ def _database(doc: YamlDoc, at: tuple, spec) -> Database | None:
 def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     doc.check_name(at, name, "stack", grammar.SAFE_NAME)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck", "env_template", "placeholders", "database"})
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
+    if "binary" in spec:
+        doc.only_keys(at, spec, {"binary", "health", "wait"})
+        return Stack(name, None, health=health, wait=doc.integer(at + ("wait",), spec.get("wait", 60), 1, 3600),
+                     binary=_binary(doc, at + ("binary",), spec["binary"]))
+    doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
+                             "require_healthcheck", "env_template", "placeholders", "database", "binary"})
     project = spec.get("project")
     if project is not None:
         doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
@@ -151,6 +155,27 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
                  doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template,
                  tuple(listed), _database(doc, at + ("database",), spec.get("database")))
+
+
+def _binary(doc: YamlDoc, at: tuple, spec) -> Binary:
+    """``binary: {path, unit, owner, mode, keep, unit_template}`` of a stack (seed 003's Go binary)."""
+    spec = doc.mapping(at, spec)
+    doc.only_keys(at, spec, {"path", "unit", "owner", "mode", "keep", "unit_template"})
+    path = doc.abspath(at + ("path",), spec.get("path"))
+    if path.count("/") < 2:
+        doc.fail(at + ("path",), "must be a file in a folder of its own (e.g. /opt/plantao/escala-plantao): its "
+                 "releases live beside it")
+    unit = doc.matching(at + ("unit",), spec.get("unit"), grammar.UNIT, "is not a systemd unit name (e.g. plantao)")
+    owner = spec.get("owner")
+    if owner is not None:
+        doc.matching(at + ("owner",), owner, grammar.OWNER, "must be user or user:group")
+    mode = doc.matching(at + ("mode",), str(spec.get("mode", "0755")), grammar.FILE_MODE,
+                        "must be an octal mode such as 0755 (quoted in YAML)")
+    template = spec.get("unit_template")
+    if template is not None:
+        template = doc.relpath(at + ("unit_template",), template)
+    return Binary(path, unit.removesuffix(".service"), owner, mode, doc.integer(at + ("keep",), spec.get("keep", 5), 2, 100),
+                  template)
 
 
 def _apps(doc: YamlDoc, at: tuple, stack: str, spec: dict) -> tuple[App, ...]:

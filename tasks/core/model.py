@@ -58,12 +58,36 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class Binary:
+    """A stack that is one executable run by a systemd unit (seed 003's Go binary), not a compose file. Each
+    release lives in releases/<tag>/ beside ``path``, which becomes a symlink the tool switches atomically."""
+    path: str                        # the live path the unit's ExecStart runs (absolute)
+    unit: str                        # the systemd unit, without .service
+    owner: str | None = None         # user[:group] of the release folders (the seed's chown -R opc:opc)
+    mode: str = "0755"
+    keep: int = 5                    # releases kept beside it (the live one and the one before always)
+    unit_template: str | None = None  # relative to <root>/<system>: fab setup installs it as the unit file
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def releases(self) -> str:
+        return posixpath.join(posixpath.dirname(self.path), "releases")
+
+    @property
+    def unit_file(self) -> str:
+        return f"/etc/systemd/system/{self.unit}.service"
+
+
+@dataclass(frozen=True)
 class Stack:
     """One compose stack of a system and the apps (images) it pins: none for a stack whose images the tool
     does not pin (Traefik, PostgreSQL): those are only brought up, in order. EnlevoHub's one compose file pins
     two (backend, frontend), each with its own variable."""
     name: str
-    compose: str              # relative to <root>/<system>
+    compose: str | None       # relative to <root>/<system>; None for a binary
     apps: tuple[App, ...] = ()
     health: str | None = None
     wait: int = 120
@@ -73,6 +97,7 @@ class Stack:
     env_template: str | None = None     # the file beside the compose file its .env is made from
     placeholders: tuple[str, ...] = ()  # more values that must not stay in its .env (a template's defaults)
     database: Database | None = None    # a PostgreSQL the tool backs up and restores
+    binary: Binary | None = None        # a binary under systemd instead of a compose file (its app: the stack)
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,15 @@ class System:
     def apps(self, stacks: list[Stack] | None = None) -> list[App]:
         """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""
         return [a for s in (self.stacks if stacks is None else stacks) for a in s.apps]
+
+    def versioned(self, stacks: list[Stack] | None = None) -> list[str]:
+        """What a release pins a version of, in stack order: each app (image), and each binary stack (named
+        after its stack). The keys of pins, history and ``--tag name=TAG``."""
+        return [n for s in (self.stacks if stacks is None else stacks)
+                for n in ([s.name] if s.binary else [a.name for a in s.apps])]
+
+    def binaries(self, stacks: list[Stack] | None = None) -> list[Stack]:
+        return [s for s in (self.stacks if stacks is None else stacks) if s.binary]
 
     def selected(self, only: list[str] | None) -> list[Stack]:
         """The stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
@@ -133,7 +167,7 @@ class Host:
 
     def projects(self) -> list[str]:
         """Every compose project the tool runs on this host (what is not one of them was started by hand)."""
-        return [t.project(s) for t in self.targets() for s in t.system.stacks]
+        return [t.project(s) for t in self.targets() for s in t.system.stacks if not s.binary]
 
     def targets(self, only: str | None = None) -> list[Target]:
         """Each system of this host as a Target, or just the system ``only`` (which must be one of them)."""
@@ -189,6 +223,11 @@ class Target:
             if getattr(legacy, kind):
                 out.append((kind, getattr(legacy, kind), self.path(f"data/{kind}")))
         return out
+
+    @property
+    def artifacts(self) -> str:
+        """Where binaries arrive (named by their sha256) before a deploy installs them: the tool's state."""
+        return posixpath.join(self.state_dir, "artifacts")
 
     @property
     def backups(self) -> str:

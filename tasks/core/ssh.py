@@ -1,4 +1,5 @@
-"""The transport: open a checked SSH connection and stream a script through ``bash -s``, line by line.
+"""The transport: open a checked SSH connection, stream a script through ``bash -s`` line by line, and upload a
+file over the same connection.
 
 It knows nothing of what the script does or how its output is shown: the programs layer builds the script and
 reads the lines. Host keys: Fabric 3.2 accepts any key (AutoAddPolicy); here the known_hosts files are loaded
@@ -138,6 +139,32 @@ class Session:
             raise ToolError(f"{self.host.name}: the connection broke while the program ran; the host finishes it on "
                             "its own (and unlocks when done): see 'fab status' and 'fab releases'", UNREACHABLE)
         return res.exited, [redact(line) for line in err.getvalue().splitlines()]
+
+    def upload(self, local: str, folder: str, name: str, progress: Callable[[int, int], None]) -> bool:
+        """Put the file ``local`` at ``folder/name`` over this connection (SFTP), unless a file of the same
+        size is there already (its name is its content's sha256: the receiving program checks it). Written
+        under a temporary name and renamed; missing folders are made root's only. True if it was sent."""
+        try:
+            sftp = self.conn.sftp()
+            target = f"{folder}/{name}"
+            try:
+                if sftp.stat(target).st_size == os.path.getsize(local):
+                    return False
+            except FileNotFoundError:
+                pass
+            path = ""
+            for part in folder.strip("/").split("/"):
+                path += "/" + part
+                try:
+                    sftp.stat(path)
+                except FileNotFoundError:
+                    sftp.mkdir(path, 0o700)
+            partial = f"{folder}/.{name}.partial"
+            sftp.put(local, partial, callback=progress)
+            sftp.posix_rename(partial, target)
+            return True
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise ToolError(f"{self.host.name}: uploading {local} failed: {redact(str(e))}", UNREACHABLE) from None
 
     def close(self) -> None:
         self.conn.close()

@@ -6,10 +6,12 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from .grammar import redact
@@ -94,3 +96,13 @@ def outcome_table(title: str, outcomes: list[Outcome]) -> None:
         result = "[green]ok[/]" if o.ok else "[yellow]WARNING[/]" if o.warning else "[red]FAILED[/]"
         table.add_row(safe(o.host), safe(o.system), result, safe(redact(o.detail)))
     console.print(table)
+
+
+@contextmanager
+def transfer(label: str, size: int):
+    """A progress bar for one upload (rich, at a terminal; one line when it ends elsewhere); yields the
+    callback SFTP calls with (bytes sent, total)."""
+    with Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=not console.is_terminal, disable=not console.is_terminal) as bar:
+        task = bar.add_task(printable(label), total=size)
+        yield lambda sent, total: bar.update(task, completed=sent)

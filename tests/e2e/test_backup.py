@@ -26,12 +26,14 @@ DB = ("openlabs_postgres", "admin", "escala_db")
 
 @pytest.fixture
 def plantao(sandbox, tmp_path) -> Vps:
-    """examples/plantao's PostgreSQL (backed up before each deploy) and an app stack after it (its client)."""
+    """examples/plantao's PostgreSQL (backed up before each deploy) and an app stack after it (its client),
+    on a plain sandbox host."""
     vps = install(sandbox, tmp_path, "plantao", "plantao", {".": {"DB_PASS": "plantao-sandbox-pw"}})
     app = vps.host.root / "plantao/repo/app/docker-compose.yml"
     app.parent.mkdir()
     app.write_text(APP)
     inv = yaml.safe_load(vps.inventory.read_text())
+    del inv["systems"]["plantao"]["stacks"]["escala"]   # the binary runs on the systemd host (test_binary.py)
     inv["systems"]["plantao"]["stacks"]["app"] = {"compose": "repo/app/docker-compose.yml",
                                                   "image": "edumigsoft/ems_server",
                                                   "health": "http://127.0.0.1:8080/health"}

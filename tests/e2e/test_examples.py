@@ -17,11 +17,11 @@ from .conftest import REPO, Vps
 EXAMPLES = REPO / "examples"
 
 
-def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str, str]]) -> Vps:
+def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str, str]], host: str = "t1") -> Vps:
     """examples/<name> on a clean sandbox host: its repo/ in <root>/<system>/repo, each .env made from its
     .env_example with ``env`` values (the operator's step), the token file, and an inventory of the example's
     hosts.yml pointing at the sandbox host."""
-    host = sandbox.host("t1")
+    host = sandbox.host(host)
     host.reset()
     base = host.root / sys_name
     shutil.copytree(EXAMPLES / name / "repo", base / "repo", symlinks=True)
@@ -35,7 +35,7 @@ def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str
         shutil.move(str(host.root / system.SYSTEM / ".secrets"), str(base / ".secrets"))
     inv = yaml.safe_load((EXAMPLES / name / "hosts.yml").read_text())
     inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
-    inv["hosts"] = {"t1": {**sandbox.inventory_entry(host), "systems": [sys_name]}}
+    inv["hosts"] = {host.name: {**sandbox.inventory_entry(host), "systems": [sys_name]}}
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
     return Vps(sandbox, host, path)

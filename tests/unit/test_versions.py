@@ -47,21 +47,21 @@ def running(monkeypatch, pins):
 def test_a_plain_deploy_pulls_each_stacks_own_tag_again(monkeypatch, target):
     """The bug: after `--tag v1 --stack sms`, a plain deploy moved ems from v2 to v1 (one tag per system)."""
     running(monkeypatch, {"ems": E2, "sms": S1})
-    assert deploy_task._versions(None, object(), target, ["ems", "sms"]) == ({"ems": "v2.0.1", "sms": "v1.4.3"}, {})
+    assert deploy_task._versions(None, object(), target, ["ems", "sms"], []) == ({"ems": "v2.0.1", "sms": "v1.4.3"}, {})
 
 
 def test_stack_tag_pairs_pull_those_and_keep_the_others_exactly(monkeypatch, target):
     running(monkeypatch, {"ems": E2, "sms": S1})
-    assert deploy_task._versions({"sms": "v1.5.0"}, object(), target, ["ems", "sms"]) == ({"sms": "v1.5.0"}, {"ems": E2})
-    assert deploy_task._versions("v3", None, target, ["ems", "sms"]) == ({"ems": "v3", "sms": "v3"}, {})
+    assert deploy_task._versions({"sms": "v1.5.0"}, object(), target, ["ems", "sms"], []) == ({"sms": "v1.5.0"}, {"ems": E2})
+    assert deploy_task._versions("v3", None, target, ["ems", "sms"], []) == ({"ems": "v3", "sms": "v3"}, {})
 
 
 def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
     with pytest.raises(ToolError, match="--dry-run needs a tag for every app"):
-        deploy_task._versions({"sms": "v1"}, None, target, ["ems", "sms"])
+        deploy_task._versions({"sms": "v1"}, None, target, ["ems", "sms"], [])
     running(monkeypatch, {"sms": S1})
     with pytest.raises(ToolError, match="nothing is deployed for ems"):
-        deploy_task._versions(None, object(), target, ["ems", "sms"])
+        deploy_task._versions(None, object(), target, ["ems", "sms"], [])
     with pytest.raises(ToolError, match="--tag names web, not an app of this deploy") as e:
         deploy_task._check_named({"web": "v1"}, target, list(target.system.stacks))
     assert e.value.code == BAD_INPUT

@@ -12,7 +12,7 @@ from .protocol import Program
 @dataclass(frozen=True)
 class Intent:
     """What the operator asked for, with who and when, as recorded in history and audit."""
-    action: str                 # deploy | rollback | migrate-layout | rotate-token
+    action: str                 # deploy | rollback | migrate-layout | rotate-token | backup | restore
     release: str                # new release id
     tag: str
     by: str
@@ -21,6 +21,7 @@ class Intent:
     history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
     tags: dict | None = None    # app -> tag to pull now (a deploy)
     ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
+    artifacts: dict | None = None  # binary stack -> sha256 of the file uploaded for it (a deploy --artifact)
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -36,6 +37,10 @@ class Intent:
 def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare ``stacks`` (in order) to the library's apply and restore."""
     for s in stacks:
+        if s.binary:
+            b = s.binary
+            prog.step("add_binary", s.name, b.path, b.unit, b.owner or "", b.mode, b.keep, s.wait, s.health or "")
+            continue
         prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
                   " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
     return prog

@@ -33,6 +33,10 @@ def setup_program(target: Target) -> Program:
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
     for s in target.system.stacks:
+        if s.binary:
+            if s.binary.unit_template:
+                prog.step("ensure_unit", s.binary.unit_file, target.path(s.binary.unit_template))
+            continue
         prog.step("ensure_env", s.name, target.compose(s), s.env_template or "", "\n".join(s.placeholders),
                   *[a.tag_var for a in s.apps])
     return prog.step("check_token_file", target.secrets) if private else prog
@@ -60,12 +64,16 @@ class SetupReport:
     @report
     def add(self, result: Result, host_name: str, target: Target | None = None) -> None:
         """Fold one program's report in (setup's, then the networks')."""
-        for d in result.all("dir") + result.all("env") + result.all("network"):
+        for d in result.all("dir") + result.all("env") + result.all("network") + result.all("unit"):
             what = d.get("path") or f"network {d.get('name')}"
             if d["result"] == "created":
                 self.created.append(what)
             elif d["result"] == "fixed":
                 self.created.append(f"{what} (mode fixed)")
+            elif d["result"] == "updated":
+                self.created.append(f"{what} (updated from {d['template']}; systemd reloaded)")
+            elif d["result"] == "missing-template":
+                self.todo.append(f"{d['template']} is missing: the unit {what} cannot be installed from it")
             elif d["result"] == "missing-compose":
                 self.todo.append(f"stack {d['stack']}: {d['compose']} is missing (is the repo cloned into repo/?)")
             else:
@@ -74,6 +82,8 @@ class SetupReport:
         for d in result.all("placeholder"):
             by_file.setdefault(d["path"], []).append(d["key"])
         self.todo += [f"fill in {path}: {', '.join(keys)} still hold placeholder values" for path, keys in by_file.items()]
+        self.todo += [f"fill in {d['path']}: the environment of {d['unit']} (created empty, root's only)"
+                      for d in result.all("unitenv") if d["result"] == "created"]
         token = result.one("token")
         if token and token.get("missing"):
             self.todo.append(f"create the token file {token['path']}: fab rotate-token --host {host_name} "

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from .. import history
 from ..model import Target
 from ..ssh import Session
-from .protocol import Program, Result, execute, report
+from .declare import add_stacks
+from .protocol import Program, Result, execute, fields, report
 
 
 @dataclass
@@ -87,13 +88,17 @@ class Status:
     token_mode: str | None        # None: the token file is missing
     token_mtime: int = 0
     token_rotated: str | None = None
+    units: list[dict] = field(default_factory=list)   # binary stacks: unit, state, sub, since, target
 
 
 def status_program(target: Target) -> Program:
     """The running release, the lock, what runs in each stack and the secrets file's age."""
     prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets}).step("show_current")
     for s in target.system.stacks:
-        prog.step("show_stack", s.name, target.compose(s), target.project(s))
+        if s.binary:
+            add_stacks(prog, target, [s]).step("show_unit", s.name)
+        else:
+            prog.step("show_stack", s.name, target.compose(s), target.project(s))
     return prog.step("show_secrets")
 
 
@@ -101,9 +106,13 @@ def status_program(target: Target) -> Program:
 def parse_status(result: Result) -> Status:
     secrets, rotated = result.one("secrets") or {"missing": "1"}, result.one("rotated")
     stacks = [StackStatus(d["name"], containers(d.get("containers", ""))) for d in result.all("stack")]
+    units = [dict(zip(UNIT_FIELDS, fields(d, *UNIT_FIELDS), strict=True)) for d in result.all("unit")]
     return Status(Current.parse(result), lock_holder(result), stacks,
                   None if secrets.get("missing") else secrets["mode"], int(secrets.get("mtime") or 0),
-                  rotated["at"] if rotated else None)
+                  rotated["at"] if rotated else None, units)
+
+
+UNIT_FIELDS = ("stack", "unit", "state", "sub", "since", "target")
 
 
 @report

@@ -277,7 +277,7 @@ start_stopped() {
   [ "${#STOPPED[@]}" -gt 0 ] || return 0
   for s in "${STACKS[@]}"; do
     [[ " ${STOPPED[*]} " == *" $s "* ]] || continue
-    say "step up $s: docker compose up --wait${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
+    say "step up $(up_text "$s")"
     up "$s" || ok=1
   done
   STOPPED=()

@@ -63,15 +63,22 @@ config_hash() {
   esac
 }
 
+# config_files STACK: the files a stack runs with: its compose file and .env, or a binary's unit file.
+config_files() {
+  if is_binary "$1"; then systemctl show -p FragmentPath --value "${BIN[$1:unit]}" 2>/dev/null
+  else printf '%s\n%s\n' "${SPEC_COMPOSE[$1]}" "$(env_of "$1")"; fi
+}
+
 # config_snapshot: CONFIG becomes the commit of repo/ (and whether it has local changes) and the hash of each
-# stack's compose file and .env, as this release is about to run them.
+# stack's compose file and .env (a binary's unit file), as this release is about to run them.
 config_snapshot() {
-  local s f commit="" dirty=false files="" sep=""
+  local s f commit="" dirty=false files="" sep="" used
   if is_checkout && commit=$(git_repo rev-parse --verify HEAD 2>/dev/null); then
     ! repo_dirty || dirty=true
   fi
   for s in "${STACKS[@]}"; do
-    for f in "${SPEC_COMPOSE[$s]}" "$(env_of "$s")"; do
+    mapfile -t used < <(config_files "$s")
+    for f in "${used[@]}"; do
       [ -f "$f" ] || [ "${f##*/}" = .env ] || continue
       files+="$sep$(json_str "${f#"$BASE"/}"):$(json_str "$(config_hash "$s" "$f")")"
       sep=","

@@ -151,6 +151,7 @@ preflight_check() {
   dir=$(mktemp -d) || die "$R_FAILED" "cannot create a temporary folder"
   TMP_FILES+=("$dir")
   for s in "${STACKS[@]}"; do   # each `compose config` costs ~0.1 s: all at once, read in order below
+    is_binary "$s" && continue
     { compose_config "$s" > "$dir/$i.out" 2> "$dir/$i.err"; echo $? > "$dir/$i.rc"; } &
     jobs+=($!); i=$((i + 1))
   done
@@ -159,7 +160,9 @@ preflight_check() {
     || die "$R_FAILED" "docker ps failed: is docker running?"
   wait "${jobs[@]}"
   i=0
-  for s in "${STACKS[@]}"; do check_stack "$s" "$containers" "$dir/$i"; i=$((i + 1)); done
+  for s in "${STACKS[@]}"; do
+    if is_binary "$s"; then check_binary "$s"; else check_stack "$s" "$containers" "$dir/$i"; i=$((i + 1)); fi
+  done
 }
 
 # preflight_stacks: any problem refuses the deploy, all of them named, before anything that runs is stopped.

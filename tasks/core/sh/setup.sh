@@ -57,3 +57,30 @@ ensure_network() {
     data network name "$1" result created
   fi
 }
+
+# ensure_unit UNITFILE TEMPLATE: a binary's systemd unit installed from its template in the repo when missing
+# or different (then daemon-reload and enable), and each EnvironmentFile= it reads present and root's only
+# (created empty: its values are written on the VPS, never sent from the operator's machine).
+ensure_unit() {
+  local unit=$1 template=$2 result=created env
+  [ -f "$template" ] || { data unit path "$unit" template "$template" result missing-template; return 0; }
+  if [ -f "$unit" ] && cmp -s "$template" "$unit"; then
+    data unit path "$unit" template "$template" result exists
+  else
+    [ ! -f "$unit" ] || result=updated
+    { cp "$template" "$unit.tmp.$$" && chmod 644 "$unit.tmp.$$" && mv -f "$unit.tmp.$$" "$unit"; } \
+      || { rm -f "$unit.tmp.$$"; die "$R_FAILED" "cannot write $unit"; }
+    { systemctl daemon-reload && systemctl enable "${unit##*/}" >/dev/null 2>&1; } \
+      || die "$R_FAILED" "systemctl daemon-reload / enable ${unit##*/} failed"
+    data unit path "$unit" template "$template" result "$result"
+  fi
+  sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" | while read -r env; do
+    if [ ! -f "$env" ]; then
+      { (umask 022 && mkdir -p "$(dirname "$env")") && : > "$env" && chmod 600 "$env"; } || die "$R_FAILED" "cannot create $env"
+      data unitenv unit "${unit##*/}" path "$env" result created
+    elif [ "$(stat -c %a "$env")" != 600 ] && [ "$(stat -c %a "$env")" != 400 ]; then
+      chmod 600 "$env" || die "$R_FAILED" "cannot chmod 600 $env"
+      data unitenv unit "${unit##*/}" path "$env" result fixed
+    fi
+  done
+}

@@ -55,8 +55,9 @@ fetch_stack() {
 # are the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image
 # is ever given another one's digest. SCALE: "service=replicas" words, given to every `up`.
 add_stack() {
-  declare -gA SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
+  declare -gA SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
   STACKS+=("$1")
+  SPEC_KIND[$1]=compose
   SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_WAIT[$1]=$4; SPEC_HEALTH[$1]=$5; SPEC_APPS[$1]=$6
   SPEC_SCALE[$1]=${7:-}
 }
@@ -122,6 +123,7 @@ check_placeholders() {
     esac
   done
   for s in "${STACKS[@]}"; do
+    ! is_binary "$s" || continue
     env=$(env_of "$s")
     example=$(env_template "$(dirname "$env")" "${named[$s]:-}") || continue
     [ -f "$env" ] || continue
@@ -156,9 +158,11 @@ pin_env() {
   chmod "$mode" "$env"
 }
 
-# pin_stack STACK new|previous: write STACK's .env with its apps' pins (none: only the project name).
+# pin_stack STACK new|previous: write STACK's .env with its apps' pins (none: only the project name); a
+# binary stack's live path is switched instead.
 # Returns 2 when a pin is missing or damaged (nothing written), 1 when the .env cannot be written.
 pin_stack() {
+  ! is_binary "$1" || { link_binary "$1" "$2"; return; }
   stack_pins "$1" "$2" || return 2
   pin_env "$(env_of "$1")" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
 }
@@ -181,11 +185,22 @@ daemon_back() {
   return 1
 }
 
-# up STACK: bring one stack up and gate on compose's health and then its HTTP check. A dockerd that stopped
+# up_text STACK: what `up` of STACK does, for its step line.
+up_text() {
+  if is_binary "$1"; then printf '%s: systemctl restart %s (%ss)' "$1" "${BIN[$1:unit]}" "${SPEC_WAIT[$1]}"
+  else printf '%s: docker compose up --wait (%ss)' "$1" "${SPEC_WAIT[$1]}"; fi
+  printf '%s' "${SPEC_HEALTH[$1]:+, then ${SPEC_HEALTH[$1]}}"
+}
+
+# health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl).
+health_ok() { curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null || wget -q -O /dev/null -T 5 "$1" 2>/dev/null; }
+
+# up STACK: bring one stack up (a binary: its unit restarted, see unit_up) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
 # missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
 up() {
   local stack=$1 health=${SPEC_HEALTH[$1]} out rc i why
+  ! is_binary "$stack" || { unit_up "$stack"; return; }
   out=$(compose_up "$stack"); rc=$?
   if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
     say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
@@ -203,9 +218,7 @@ up() {
   fi
   [ -z "$health" ] && return 0
   for i in 1 2 3 4 5 6 7 8 9 10; do
-    if curl -fsS -o /dev/null --max-time 5 "$health" 2>/dev/null || wget -q -O /dev/null -T 5 "$health" 2>/dev/null; then
-      return 0
-    fi
+    health_ok "$health" && return 0
     [ "$i" = 10 ] || sleep 1
   done
   say "fail $stack: $health did not answer 2xx"
@@ -219,7 +232,7 @@ apply() {
   local s
   SWITCHED=() FAILED_UP=""
   for s in "${STACKS[@]}"; do
-    say "step up $s: docker compose up --wait (${SPEC_WAIT[$s]}s)${SPEC_HEALTH[$s]:+, then ${SPEC_HEALTH[$s]}}"
+    say "step up $(up_text "$s")"
     pin_stack "$s" new
     case $? in
       0) ;;

@@ -1,0 +1,168 @@
+# shellcheck shell=bash
+# Binary stacks (seed 003): one executable run by a systemd unit. Each release is a folder
+# <releases>/<tag>/ beside the live path, holding the file and its sha256; the live path is a symlink to it,
+# switched by renaming a new symlink over it (atomic); then the unit is restarted and gated on `active` and the
+# health URL. Globals: BIN ("STACK:path", :unit, :owner, :mode, :keep), PREV_TARGET (what each live path
+# pointed at before this program switched it: what a failed release goes back to), ARTIFACTS (where the tool
+# uploads a binary, named by its sha256).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; ARTIFACTS and R_* come from the program's head
+
+# add_binary STACK PATH UNIT OWNER MODE KEEP WAIT HEALTH: declare a binary stack, in order with the others.
+add_binary() {
+  declare -gA BIN SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
+  STACKS+=("$1")
+  SPEC_KIND[$1]=binary SPEC_COMPOSE[$1]="" SPEC_PROJECT[$1]="" SPEC_WAIT[$1]=$7 SPEC_HEALTH[$1]=$8
+  SPEC_APPS[$1]="$1=" SPEC_SCALE[$1]=""
+  BIN[$1:path]=$2 BIN[$1:unit]=$3.service BIN[$1:owner]=$4 BIN[$1:mode]=$5 BIN[$1:keep]=$6
+}
+
+is_binary() { [ "${SPEC_KIND[$1]:-}" = binary ]; }
+
+# release_file STACK TAG: where release TAG of STACK's binary lives.
+release_file() { printf '%s/releases/%s/%s' "$(dirname "${BIN[$1:path]}")" "$2" "$(basename "${BIN[$1:path]}")"; }
+
+file_sha() { sha256sum < "$1" | cut -d' ' -f1; }
+
+# selinux_label PATH...: the SELinux labels the policy gives (seed 003 on Oracle Linux: without them the unit
+# fails with 203/EXEC); nothing where SELinux is not enabled.
+selinux_label() {
+  command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled || return 0
+  restorecon -R "$@" >/dev/null || say "info restorecon -R $* failed"
+}
+
+# fetch_binary STACK TAG SHA PIN: this release's binary in its folder. A deploy (TAG, SHA) installs the
+# uploaded ARTIFACTS/SHA, checked, as releases/TAG/ (built aside, renamed into place; a TAG already there with
+# other bytes only if it never ran: see replaceable); a rollback or a kept stack (PIN tag@sha256:...) uses
+# the release kept there, checked.
+fetch_binary() {
+  local stack=$1 tag=$2 sha=$3 pin=$4 file dir tmp
+  if [ -n "$pin" ]; then tag=${pin%@*} sha=${pin#*@sha256:}; fi
+  file=$(release_file "$stack" "$tag")
+  dir=${file%/*}
+  say "step binary $stack: $tag (sha256 ${sha:0:12}) in $dir"
+  if [ -e "$file" ] && [ "$(file_sha "$file")" = "$sha" ]; then
+    :
+  elif [ -e "$file" ] && { [ -n "$pin" ] || ! replaceable "$stack" "$tag" "$file"; }; then
+    die "$R_REFUSED" "release $tag of $stack is on the host with other bytes than sha256 ${sha:0:12} (it runs, or once passed its gate): give this build a new tag"
+  elif [ -n "$pin" ]; then
+    die "$R_PULL" "release $tag of $stack is no longer on the host (pruned): deploy it again with --artifact"
+  else
+    [ -f "$ARTIFACTS/$sha" ] || die "$R_PULL" "the binary of $stack $tag was not uploaded to $ARTIFACTS"
+    [ "$(file_sha "$ARTIFACTS/$sha")" = "$sha" ] || { rm -f "$ARTIFACTS/$sha"
+      die "$R_PULL" "the uploaded binary of $stack $tag is damaged (not sha256 ${sha:0:12}): removed; deploy again"; }
+    (umask 022 && mkdir -p "${dir%/*}") || die "$R_FAILED" "cannot create ${dir%/*}"
+    tmp=$(mktemp -d "${dir%/*}/.new.XXXXXX") || die "$R_FAILED" "cannot create a folder in ${dir%/*} (disk full?)"
+    TMP_FILES+=("$tmp")
+    { cp "$ARTIFACTS/$sha" "$tmp/${file##*/}" && chmod "${BIN[$stack:mode]}" "$tmp/${file##*/}" \
+        && printf '%s\n' "$sha" > "$tmp/sha256" && chmod 755 "$tmp" && sync "$tmp/${file##*/}"; } \
+      || die "$R_FAILED" "cannot write $tmp (disk full?)"
+    [ -z "${BIN[$stack:owner]}" ] || chown -R "${BIN[$stack:owner]}" "$tmp" \
+      || die "$R_REFUSED" "chown ${BIN[$stack:owner]} failed: does that user exist on the host?"
+    [ ! -e "$dir" ] || { say "info release $tag of $stack is replaced by another build of that tag (it never passed its gate)"
+      mv -T "$dir" "$tmp.old" && TMP_FILES+=("$tmp.old"); } || die "$R_FAILED" "cannot move $dir aside"
+    mv -T "$tmp" "$dir" || die "$R_FAILED" "cannot rename $tmp to $dir"
+    selinux_label "$dir"
+  fi
+  use_pin "$stack" "$tag@sha256:$sha"
+}
+
+# replaceable STACK TAG FILE: a release folder another build of the same tag may replace: not live, and never
+# recorded good in the history (a release that failed its gate, or was never deployed).
+replaceable() {
+  local old
+  [ "$(readlink "${BIN[$1:path]}")" != "$3" ] || return 1
+  old=$(cat "${3%/*}/sha256" 2>/dev/null) || return 0
+  ! grep -F "\"$1\":\"$2@sha256:$old\"" "$STATE/releases.jsonl" 2>/dev/null | grep -q '"state":"good"'
+}
+
+# link_binary STACK new|previous: the live path points at this release (new) or back at what it pointed at
+# before this program switched it (previous): a new symlink renamed over it. A binary found there as a plain
+# file (placed by hand, as seed 003 does) is first kept, hard-linked, as releases/adopted-<sha>/ and is what
+# "previous" goes back to. Returns 2 when there is nothing to go back to, 1 when the link cannot be written.
+link_binary() {
+  local stack=$1 path=${BIN[$1:path]} target
+  declare -gA PREV_TARGET
+  if [ "$2" = new ]; then
+    [ -n "${PREV_TARGET[$stack]+set}" ] || PREV_TARGET[$stack]=$(adopt_binary "$stack") || return 1
+    target=$(release_file "$stack" "${PINS[$stack]%@*}")
+  else
+    target=${PREV_TARGET[$stack]:-}
+    [ -n "$target" ] || { say "info $stack had no binary before this release: nothing to go back to"; return 2; }
+  fi
+  ln -sfn "$target" "$path.fab-new" && mv -T "$path.fab-new" "$path" || return 1
+  selinux_label "$path"
+}
+
+# adopt_binary STACK: what the live path runs now (a symlink's target; a plain file kept as
+# releases/adopted-<sha>/ first); nothing when there is none yet.
+adopt_binary() {
+  local path=${BIN[$1:path]} sha dir
+  if [ -L "$path" ]; then readlink "$path"; return 0; fi
+  [ -f "$path" ] || return 0
+  sha=$(file_sha "$path")
+  dir=$(dirname "$path")/releases/adopted-${sha:0:12}
+  (umask 022 && mkdir -p "$dir") && { [ -e "$dir/${path##*/}" ] || ln "$path" "$dir/${path##*/}"; } \
+    && printf '%s\n' "$sha" > "$dir/sha256" || return 1
+  say "info $path was a plain file (placed by hand): kept as $dir"
+  printf '%s' "$dir/${path##*/}"
+}
+
+# unit_up STACK: restart the unit, then gate: active (not activating, not restarting, not failed) and the
+# health URL answering 2xx (without one: active on three looks in a row), within the stack's wait.
+unit_up() {
+  local stack=$1 unit=${BIN[$1:unit]} wait=${SPEC_WAIT[$1]} active sub i steady=0
+  systemctl restart "$unit" 2>&1 || { say "fail $stack: systemctl restart $unit failed"; return 1; }
+  for (( i = 0; i < wait * 2; i++ )); do
+    active=$(systemctl show -p ActiveState --value "$unit") sub=$(systemctl show -p SubState --value "$unit")
+    case $active/$sub in
+      failed/*|*/auto-restart) break ;;
+      active/*)
+        steady=$((steady + 1))
+        if [ -n "${SPEC_HEALTH[$stack]}" ]; then health_ok "${SPEC_HEALTH[$stack]}" && return 0
+        elif [ "$steady" -ge 3 ]; then return 0; fi ;;
+      *) steady=0 ;;
+    esac
+    sleep 0.5
+  done
+  say "fail $stack: $unit is $active ($sub, $(systemctl show -p Result --value "$unit"))${SPEC_HEALTH[$stack]:+; ${SPEC_HEALTH[$stack]} did not answer 2xx}; its log: $(journalctl -u "$unit" -n 4 -o cat --no-pager 2>/dev/null | paste -s -d '|')"
+  return 1
+}
+
+# check_binary STACK (preflight): the unit is installed, the live path is a symlink, a plain file or nothing.
+check_binary() {
+  local path=${BIN[$1:path]}
+  systemctl cat "${BIN[$1:unit]}" >/dev/null 2>&1 \
+    || problem "$1" "systemd unit ${BIN[$1:unit]} is not installed: 'fab setup' installs it from the stack's unit_template"
+  [ ! -e "$path" ] || [ -L "$path" ] || [ -f "$path" ] \
+    || problem "$1" "$path is neither a file nor a symlink: the tool will not replace it"
+}
+
+# prune_releases STACK: keep the newest BIN[:keep] release folders, the live one and the one before; remove
+# the others and the uploaded artifacts no kept release holds.
+prune_releases() {
+  local stack=$1 live prev d n=0 keep=" " dirs
+  live=$(readlink "${BIN[$stack:path]}") prev=${PREV_TARGET[$stack]:-}
+  mapfile -t dirs < <(ls -1dt "$(dirname "${BIN[$stack:path]}")"/releases/*/ 2>/dev/null)
+  for d in "${dirs[@]}"; do
+    d=${d%/}
+    n=$((n + 1))
+    if [ "$n" -le "${BIN[$stack:keep]}" ] || [ "${live%/*}" = "$d" ] || [ "${prev%/*}" = "$d" ]; then
+      keep+="$(cat "$d/sha256" 2>/dev/null) "
+    else
+      rm -rf -- "$d" && say "info pruned release ${d##*/} of $stack"
+    fi
+  done
+  for d in "$ARTIFACTS"/*; do
+    [ -f "$d" ] && [[ $keep != *" ${d##*/} "* ]] && rm -f -- "$d"
+  done
+  return 0
+}
+
+# show_unit STACK: the unit's state and the release its live path points at (status).
+show_unit() {
+  data unit stack "$1" unit "${BIN[$1:unit]}" \
+    state "$(systemctl show -p ActiveState --value "${BIN[$1:unit]}" 2>/dev/null)" \
+    sub "$(systemctl show -p SubState --value "${BIN[$1:unit]}" 2>/dev/null)" \
+    since "$(systemctl show -p ActiveEnterTimestamp --value "${BIN[$1:unit]}" 2>/dev/null)" \
+    target "$(readlink "${BIN[$1:path]}" 2>/dev/null)"
+}
