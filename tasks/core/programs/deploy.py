@@ -56,16 +56,16 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     for a in target.system.apps(stacks):
         prog.step("fetch", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))
-    for s in target.system.binaries(stacks):
-        prog.head["ARTIFACTS"] = target.artifacts
-        prog.step("fetch_binary", s.name, (intent.tags or {}).get(s.name, ""), (intent.artifacts or {}).get(s.name, ""),
-                  (intent.pins or {}).get(s.name, ""))
     if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
         for s in stacks:
             if not s.apps and not s.binary:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
     prog.step("preflight_stacks")
+    for s in target.system.binaries(stacks):   # installed once preflight passed: a refused deploy leaves none
+        prog.head["ARTIFACTS"] = target.artifacts
+        prog.step("fetch_binary", s.name, (intent.tags or {}).get(s.name, ""), (intent.artifacts or {}).get(s.name, ""),
+                  (intent.pins or {}).get(s.name, ""))
     if snapshot:
         restore_before_rollback(prog, target, list(snapshot), stacks)
     else:

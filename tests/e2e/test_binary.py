@@ -1,0 +1,121 @@
+"""Seed 003's Go binary under a real systemd: the sandbox's systemd host (PID 1 systemd in a container booted
+by systemd-nspawn, its own dockerd for the PostgreSQL stack) with examples/plantao. The binary placed by hand
+is kept, releases v1 and v2 go live, a broken v3 fails to start (203/EXEC) and v2 is back, a rollback
+switches to v1 by its sha256; old releases are pruned; the database beside it is backed up and drilled."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from sandbox import proc
+from tasks.core import errors
+
+from .conftest import REPO, Vps
+from .test_examples import install, psql
+
+HOST = "sd1"
+SOURCE = REPO / "sandbox/files/plantao/escala-plantao.c"
+
+
+@pytest.fixture(scope="session")
+def systemd_host(sandbox):
+    host = sandbox.host(HOST, kind="systemd")
+    running = bool(proc.read_pid(host.dir / "nspawn.pid"))
+    sandbox.up([HOST], kind="systemd")
+    yield HOST
+    if not running:
+        sandbox.host(HOST).stop()
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory) -> dict:
+    """v0 (the seed's binary, placed by hand), v1 and v2 built from the C stand-in; v3 cannot even start."""
+    out = tmp_path_factory.mktemp("builds")
+    files = {}
+    for version in ("v0", "v1", "v2"):
+        files[version] = out / f"escala-plantao-{version}"
+        subprocess.run(["gcc", "-O2", "-static", f'-DVERSION="{version}"', "-o", str(files[version]), str(SOURCE)],
+                       check=True)
+    files["v3"] = out / "escala-plantao-v3"
+    files["v3"].write_text("#!/nonexistent/interpreter\n")   # what a wrong architecture or a bad copy does
+    files["v3"].chmod(0o755)
+    return files
+
+
+@pytest.fixture
+def plantao(sandbox, tmp_path, systemd_host) -> Vps:
+    vps = install(sandbox, tmp_path, "plantao", "plantao", {".": {"DB_PASS": "plantao-sandbox-pw"}}, host=HOST)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["plantao"]["stacks"]["escala"]["binary"]["keep"] = 2
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return vps
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao, builds):
+    vps, host = plantao, plantao.host
+    res = vps.ok("setup", "--host", HOST)
+    assert "+ /etc/systemd/system/plantao.service" in res.stdout and "fill in /etc/plantao/plantao.env" in res.stdout
+    assert host.run("stat -c '%a %U' /etc/plantao/plantao.env").stdout.split() == ["600", "root"]
+    # the seed's way: the binary copied by hand to /opt/plantao, the unit started by hand
+    (host.root / "v0").write_bytes(builds["v0"].read_bytes())
+    host.run("install -D -m 755 /root/v0 /opt/plantao/escala-plantao && systemctl start plantao")
+    proc.wait_for("v0", lambda: host.http(8080, "/version") == "v0", 10)
+
+    res = vps.ok("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))
+    assert "uploaded" in res.stdout and host.http(8080, "/version") == "v1"
+    adopted = f"/opt/plantao/releases/adopted-{sha(builds['v0'])[:12]}/escala-plantao"
+    assert host.run(f"sha256sum < {adopted}").stdout.split()[0] == sha(builds["v0"]), "the hand-placed binary is kept"
+    assert host.run("readlink /opt/plantao/escala-plantao").stdout.strip() == "/opt/plantao/releases/v1/escala-plantao"
+    assert host.run("stat -c '%U:%G %a' /opt/plantao/releases/v1/escala-plantao").stdout.strip() == "opc:opc 755"
+    assert host.run("ps -o user= -C escala-plantao").stdout.split() == ["opc"], "run by the unit, as its User="
+
+    vps.ok("deploy", "--host", HOST, "--tag", "v2", "--artifact", str(builds["v2"]))
+    assert host.http(8080, "/version") == "v2"
+    status = vps.ok("status", "--host", HOST).stdout
+    assert "unit plantao.service (escala): active (running)" in status and "releases/v2/escala-plantao" in status
+
+    res = vps.fab("deploy", "--host", HOST, "--tag", "v3", "--artifact", str(builds["v3"]))
+    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
+    assert "plantao.service is activating (auto-restart" in res.stdout and "v2 is back and healthy" in res.stderr
+    assert host.http(8080, "/version") == "v2" and host.systemctl("is-active", "plantao").stdout.strip() == "active"
+
+    vps.ok("rollback", "--host", HOST, "--to", "v1")
+    assert host.http(8080, "/version") == "v1"
+    releases = json.loads(vps.ok("releases", "--host", HOST, "--json").stdout)["plantao"]
+    assert releases[0]["images"]["escala"] == f"v1@sha256:{sha(builds['v1'])}" and releases[0]["running"]
+    kept = sorted(host.run("ls /opt/plantao/releases").stdout.split())
+    assert kept == ["v1", "v2", "v3"], "keep: 2 newest, plus the live one and the one before; the adopted pruned"
+
+    res = vps.ok("deploy", "--host", HOST, "--tag", "v2", "--artifact", str(builds["v2"]))
+    assert "already on the host, not sent again" in res.stdout and host.http(8080, "/version") == "v2"
+
+
+def test_the_database_beside_the_binary_is_backed_up_and_drilled(plantao, builds):
+    vps = plantao
+    vps.ok("setup", "--host", HOST)
+    vps.ok("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))
+    psql(vps, "openlabs_postgres", "admin", "escala_db",
+         "CREATE TABLE plantoes (id int); INSERT INTO plantoes SELECT generate_series(1, 30)")
+    vps.ok("backup", "--host", HOST)
+    drill = json.loads(vps.ok("restore", "--host", HOST, "--from", "latest", "--json").stdout)
+    assert drill["databases"][0]["rows"] == 30 and drill["databases"][0]["database"] == "escala_db"
+
+
+def test_a_binary_stack_needs_its_unit_and_a_tag_for_its_artifact(plantao, builds):
+    vps = plantao
+    res = vps.fab("deploy", "--host", HOST, "--artifact", str(builds["v1"]))
+    assert res.returncode == errors.BAD_INPUT and "needs the tag of this build" in res.stderr
+    res = vps.fab("deploy", "--host", HOST, "--tag", "v1", "--artifact", "/nonexistent/escala")
+    assert res.returncode == errors.BAD_INPUT and "no such file" in res.stderr
+    res = vps.fab("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))   # no setup: no unit
+    assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
+    assert "systemd unit plantao.service is not installed: 'fab setup' installs it" in res.stderr
+    assert vps.host.run("test -e /opt/plantao", check=False).returncode != 0, "nothing was installed"
