@@ -121,6 +121,23 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("    stacks:\n", "    backup: {keep: {daily: -1}}\n    stacks:\n", 1), 4, "from 0 to 1000"),
     (GOOD.replace("    stacks:\n", "    backup: {keep: {hourly: 3}}\n    stacks:\n", 1), 4, "unknown key 'hourly'"),
     (GOOD.replace("    stacks:\n", "    backup: before-deploy\n    stacks:\n", 1), 4, "must be a mapping"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: p}, compose: x.yml}"), 5, "unknown key 'compose'"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: app, unit: p}}"), 5, "must be a normalised absolute path"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /app, unit: p}}"), 5, "a folder of its own"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: 'p; reboot'}}"), 5, "not a systemd unit name"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: p, owner: 'opc:opc:x'}}"), 5, "user or user:group"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: p, mode: 'u+x'}}"), 5, "octal mode"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: p, keep: 1}}"), 5, "from 2 to 100"),
+    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                  "infra: {binary: {path: /opt/p/app, unit: p, unit_template: ../../etc/x}}"), 5,
+     "inside the system's folder"),
 ])
 def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     path = write(tmp_path, bad)
@@ -167,6 +184,22 @@ def test_a_database_stack_and_the_backup_policy(tmp_path):
     assert system.backup_stack("infra-20261126T020000Z-2") is system.stacks[0]
     assert system.backup_stack("ems-20261126T020000Z") is None and system.backup_stack("infra-latest") is None
     assert inv.host("vps1").targets()[0].backups == "/root/ems_system/data/backups"
+
+
+def test_a_binary_stack(tmp_path):
+    """Seed 003's Go binary under systemd: a stack of its own, its release folders beside its live path."""
+    inv = inventory.load(write(tmp_path, GOOD.replace(
+        "infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+        "escala: {binary: {path: /opt/plantao/escala-plantao, unit: plantao.service, owner: 'opc:opc', "
+        "unit_template: repo/deploy/plantao.service}, health: 'http://127.0.0.1:8080/health'}")))
+    system = inv.host("vps1").systems[0]
+    stack = system.stacks[0]
+    assert stack.binary == model.Binary("/opt/plantao/escala-plantao", "plantao", "opc:opc", "0755", 5,
+                                        "repo/deploy/plantao.service")
+    assert (stack.compose, stack.wait, stack.binary.releases, stack.binary.unit_file) == \
+        (None, 60, "/opt/plantao/releases", "/etc/systemd/system/plantao.service")
+    assert system.versioned() == ["escala", "ems"] and [a.name for a in system.apps()] == ["ems"]
+    assert inv.host("vps1").projects() == ["ems_system-ems"], "a binary is no compose project"
 
 
 def test_malformed_yaml_names_the_line(tmp_path):

@@ -42,6 +42,13 @@ def with_database(target):
     return replace(target, system=system)
 
 
+def with_binary(target):
+    """The committed system with seed 003's binary as a stack after the apps."""
+    escala = model.Stack("escala", None, health="http://127.0.0.1:8080/health", wait=30,
+                         binary=model.Binary("/opt/plantao/escala-plantao", "plantao", "opc:opc"))
+    return replace(target, system=replace(target.system, stacks=target.system.stacks + (escala,)))
+
+
 def intent(**kw):
     base = dict(action="deploy", release="20261123T000000Z-abcd", tag="v1.4.3", by="ana@laptop", origin="laptop",
                 tags={"ems": "v1.4.3", "sms": "v1.4.3"})
@@ -57,7 +64,12 @@ def every_program(target) -> list[Program]:
     stacks = list(target.system.stacks)
     db = with_database(target)
     pg = db.system.databases[0]
+    binary = with_binary(target)
     return [deploy_program(target, stacks, intent(), "https://api.github.com"),
+            deploy_program(binary, list(binary.system.stacks), intent(artifacts={"escala": "b" * 64})),
+            status_program(binary), setup_program(replace(binary, system=replace(binary.system, stacks=(
+                replace(binary.system.stacks[-1], binary=replace(binary.system.stacks[-1].binary,
+                                                                 unit_template="repo/plantao.service")),)))),
             deploy_program(db, list(db.system.stacks), intent()),
             deploy_program(db, list(db.system.stacks), intent(action="rollback"), snapshot=[(pg, BACKUP)]),
             backup_program(db, [pg], intent(action="backup")), preview_program(db, [pg]), list_program(db),
@@ -262,6 +274,23 @@ def test_a_deploy_backs_up_after_preflight_or_a_rollback_restores_its_snapshot(t
                                                        "config_snapshot", "record", "go_live"]
     assert ("restore_live", "postgres", BACKUP, "keep-stopped", "ems", "sms") in steps
     assert "backups_before_deploy" not in deploy_program(target, list(target.system.stacks), intent()).step_names
+
+
+def test_a_binary_is_declared_installed_after_preflight_and_pruned_once_live(target):
+    binary = with_binary(target)
+    stacks = list(binary.system.stacks)
+    program = deploy_program(binary, stacks, intent(tags={"ems": "v1", "sms": "v1", "escala": "v2.1.0"},
+                                                    artifacts={"escala": "b" * 64}))
+    assert ("add_binary", "escala", "/opt/plantao/escala-plantao", "plantao", "opc:opc", "0755", 5, 30,
+            "http://127.0.0.1:8080/health") in program.steps
+    names = [s[0] for s in program.steps]
+    assert names[names.index("preflight_stacks"):] == ["preflight_stacks", "fetch_binary", "config_snapshot",
+                                                       "record", "go_live", "prune_releases"]
+    assert ("fetch_binary", "escala", "v2.1.0", "b" * 64, "") in program.steps
+    assert "\nARTIFACTS=/root/ems_system/state/artifacts\n" in program.text
+    assert "escala" not in program.head["OWN_PROJECTS"]
+    back = deploy_program(binary, stacks, intent(action="rollback", tags=None, pins={"escala": "v2@sha256:" + "c" * 64}))
+    assert ("fetch_binary", "escala", "", "", "v2@sha256:" + "c" * 64) in back.steps
 
 
 def test_read_only_programs_take_no_lock(target):

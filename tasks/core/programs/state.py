@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from .. import history
 from ..model import Target
 from ..ssh import Session
-from .declare import add_stacks
 from .protocol import Program, Result, execute, fields, report
 
 
@@ -96,7 +95,7 @@ def status_program(target: Target) -> Program:
     prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets}).step("show_current")
     for s in target.system.stacks:
         if s.binary:
-            add_stacks(prog, target, [s]).step("show_unit", s.name)
+            prog.step("show_unit", s.name, f"{s.binary.unit}.service", s.binary.path)
         else:
             prog.step("show_stack", s.name, target.compose(s), target.project(s))
     return prog.step("show_secrets")

@@ -83,7 +83,7 @@ link_binary() {
   local stack=$1 path=${BIN[$1:path]} target
   declare -gA PREV_TARGET
   if [ "$2" = new ]; then
-    [ -n "${PREV_TARGET[$stack]+set}" ] || PREV_TARGET[$stack]=$(adopt_binary "$stack") || return 1
+    if [ -z "${PREV_TARGET[$stack]+set}" ]; then adopt_binary "$stack" || return 1; PREV_TARGET[$stack]=$RUNS; fi
     target=$(release_file "$stack" "${PINS[$stack]%@*}")
   else
     target=${PREV_TARGET[$stack]:-}
@@ -93,18 +93,19 @@ link_binary() {
   selinux_label "$path"
 }
 
-# adopt_binary STACK: what the live path runs now (a symlink's target; a plain file kept as
-# releases/adopted-<sha>/ first); nothing when there is none yet.
+# adopt_binary STACK: RUNS becomes what the live path runs now (a symlink's target; a plain file, kept as
+# releases/adopted-<sha>/ first); empty when there is none yet.
 adopt_binary() {
   local path=${BIN[$1:path]} sha dir
-  if [ -L "$path" ]; then readlink "$path"; return 0; fi
+  RUNS=""
+  if [ -L "$path" ]; then RUNS=$(readlink "$path"); return 0; fi
   [ -f "$path" ] || return 0
   sha=$(file_sha "$path")
   dir=$(dirname "$path")/releases/adopted-${sha:0:12}
   (umask 022 && mkdir -p "$dir") && { [ -e "$dir/${path##*/}" ] || ln "$path" "$dir/${path##*/}"; } \
     && printf '%s\n' "$sha" > "$dir/sha256" || return 1
   say "info $path was a plain file (placed by hand): kept as $dir"
-  printf '%s' "$dir/${path##*/}"
+  RUNS=$dir/${path##*/}
 }
 
 # unit_up STACK: restart the unit, then gate: active (not activating, not restarting, not failed) and the
@@ -158,11 +159,11 @@ prune_releases() {
   return 0
 }
 
-# show_unit STACK: the unit's state and the release its live path points at (status).
+# show_unit STACK UNIT PATH: the unit's state and the release its live path points at (status).
 show_unit() {
-  data unit stack "$1" unit "${BIN[$1:unit]}" \
-    state "$(systemctl show -p ActiveState --value "${BIN[$1:unit]}" 2>/dev/null)" \
-    sub "$(systemctl show -p SubState --value "${BIN[$1:unit]}" 2>/dev/null)" \
-    since "$(systemctl show -p ActiveEnterTimestamp --value "${BIN[$1:unit]}" 2>/dev/null)" \
-    target "$(readlink "${BIN[$1:path]}" 2>/dev/null)"
+  data unit stack "$1" unit "$2" \
+    state "$(systemctl show -p ActiveState --value "$2" 2>/dev/null)" \
+    sub "$(systemctl show -p SubState --value "$2" 2>/dev/null)" \
+    since "$(systemctl show -p ActiveEnterTimestamp --value "$2" 2>/dev/null)" \
+    target "$(readlink "$3" 2>/dev/null)"
 }

@@ -1,0 +1,109 @@
+"""The binary release kind (sh/binary.sh) under bash with stub systemctl, journalctl, selinuxenabled and
+restorecon: a whole deploy program of a binary stack (install checked, symlink switched, unit restarted and
+gated), a failed unit getting the binary before it back, an upload whose bytes are not what was sent, SELinux
+labels where SELinux is on. Fast tier: no root, no systemd (the end-to-end tier runs a real one,
+tests/e2e/test_binary.py)."""
+import hashlib
+import json
+import os
+
+import pytest
+
+from tasks.core import inventory
+from tasks.core.programs.declare import Intent
+from tasks.core.programs.deploy import deploy_program
+
+from .conftest import HERE, Lab
+
+V1, V2, HAND = b"\x7fELF escala v1\n", b"\x7fELF escala v2\n", b"\x7fELF placed by hand\n"
+
+
+@pytest.fixture
+def bin_lab(tmp_path) -> Lab:
+    lab = Lab(tmp_path)
+    for tool in ("systemctl", "journalctl", "selinuxenabled", "restorecon"):
+        (lab.bin / tool).symlink_to(HERE / "stub")
+    (lab.root / "hosts.yml").write_text(
+        "registry: {server: r.example, username: u}\nsystems:\n  plantao:\n    stacks:\n"
+        f"      escala: {{binary: {{path: '{lab.root}/opt/plantao/escala-plantao', unit: plantao, keep: 2}}, "
+        "health: 'http://127.0.0.1:8080/health', wait: 3}\n"
+        f"hosts:\n  lab: {{address: 127.0.0.1, root: '{lab.root}', systems: [plantao]}}\n")
+    lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    lab.answer("systemctl", "show -p ActiveState --value plantao.service", "active\n")
+    lab.answer("systemctl", "show -p SubState --value plantao.service", "running\n")
+    lab.answer("selinuxenabled", "*", code=1)
+    return lab
+
+
+def upload(lab, data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    folder = lab.root / "plantao/state/artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / sha).write_bytes(data)
+    return sha
+
+
+def deploy(lab, tag: str, sha: str, artifact_bytes: bytes | None = None):
+    intent = Intent("deploy", f"r-{tag}", tag, "ana@laptop", "laptop", tags={"escala": tag}, artifacts={"escala": sha})
+    return lab.run(deploy_program(lab.target, list(lab.target.system.stacks), intent))
+
+
+def live(lab) -> str:
+    return os.readlink(lab.root / "opt/plantao/escala-plantao")
+
+
+def test_a_release_is_installed_checked_switched_and_gated(bin_lab):
+    run = deploy(bin_lab, "v1", upload(bin_lab, V1))
+    assert run.code == 0, run.stdout + run.stderr
+    release = bin_lab.root / "opt/plantao/releases/v1"
+    assert live(bin_lab) == str(release / "escala-plantao") and (release / "escala-plantao").read_bytes() == V1
+    assert oct((release / "escala-plantao").stat().st_mode)[-3:] == "755"
+    assert (release / "sha256").read_text().strip() == hashlib.sha256(V1).hexdigest()
+    assert "restart plantao.service" in bin_lab.commands("systemctl")
+    assert bin_lab.commands("restorecon") == [], "no SELinux, no relabelling"
+    pins = json.loads((bin_lab.root / "plantao/state/releases.jsonl").read_text().splitlines()[-1])["images"]
+    assert pins == {"escala": f"v1@sha256:{hashlib.sha256(V1).hexdigest()}"}
+
+
+def test_a_unit_that_does_not_come_up_gets_the_binary_before_it_back(bin_lab):
+    assert deploy(bin_lab, "v1", upload(bin_lab, V1)).code == 0
+    bin_lab.answer("systemctl", "show -p ActiveState --value plantao.service", "activating\n", once=True)
+    bin_lab.answer("systemctl", "show -p SubState --value plantao.service", "auto-restart\n", once=True)
+    bin_lab.answer("journalctl", "*", "plantao.service: Main process exited, status=203/EXEC\n")
+    run = deploy(bin_lab, "v2", upload(bin_lab, V2))
+    assert run.code == 13, run.stdout + run.stderr
+    assert "plantao.service is activating (auto-restart" in run.stdout and "status=203/EXEC" in run.stdout
+    assert live(bin_lab).endswith("releases/v1/escala-plantao"), "the binary before it is back"
+    assert bin_lab.commands("systemctl").count("restart plantao.service") == 3   # v1, v2, v1 again
+
+
+def test_uploaded_bytes_that_are_not_what_was_sent_are_refused_and_removed(bin_lab):
+    sha = upload(bin_lab, V1)
+    (bin_lab.root / "plantao/state/artifacts" / sha).write_bytes(V2)
+    run = deploy(bin_lab, "v1", sha)
+    assert run.code == 12 and "the uploaded binary of escala v1 is damaged" in run.error
+    assert not (bin_lab.root / "plantao/state/artifacts" / sha).exists(), "so the next deploy uploads it again"
+    assert not (bin_lab.root / "opt/plantao/releases/v1").exists()
+    assert "restart plantao.service" not in bin_lab.commands("systemctl")
+
+
+def test_selinux_labels_are_restored_where_selinux_is_enabled(bin_lab):
+    bin_lab.answer("selinuxenabled", "*", code=0)
+    assert deploy(bin_lab, "v1", upload(bin_lab, V1)).code == 0
+    release, path = bin_lab.root / "opt/plantao/releases/v1", bin_lab.root / "opt/plantao/escala-plantao"
+    assert bin_lab.commands("restorecon") == [f"-R {release}", f"-R {path}"]
+
+
+def test_a_plain_binary_placed_by_hand_is_kept_and_is_what_a_failure_goes_back_to(bin_lab):
+    path = bin_lab.root / "opt/plantao/escala-plantao"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(HAND)
+    bin_lab.answer("systemctl", "show -p ActiveState --value plantao.service", "failed\n", once=True)
+    bin_lab.answer("systemctl", "show -p SubState --value plantao.service", "failed\n", once=True)
+    (bin_lab.root / "plantao/state").mkdir(parents=True)
+    (bin_lab.root / "plantao/state/current").write_text("release r0\ntag hand\n")
+    run = deploy(bin_lab, "v1", upload(bin_lab, V1))
+    assert run.code == 13, run.stdout + run.stderr
+    kept = f"adopted-{hashlib.sha256(HAND).hexdigest()[:12]}"
+    assert live(bin_lab) == str(path.parent / "releases" / kept / "escala-plantao")
+    assert (path.parent / "releases" / kept / "escala-plantao").read_bytes() == HAND
