@@ -30,6 +30,7 @@ class Release:
     finished: str = ""
     config: dict = field(default_factory=dict)  # {"commit", "dirty", "files": {path: sha256}}: what it ran with
     backups: list = field(default_factory=list)  # the backups taken just before it went live (backup: before_deploy)
+    binaries: dict = field(default_factory=dict)  # binary stack -> {"unit", "bytes"} (its sha256 is in its pin)
 
     @property
     def commit(self) -> str:
@@ -38,7 +39,8 @@ class Release:
     def as_dict(self, running: bool = False) -> dict:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
-                "images": self.pins, "config": self.config, "backups": self.backups, "running": running}
+                "images": self.pins, "config": self.config, "backups": self.backups, "binaries": self.binaries,
+                "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -56,7 +58,7 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         rel = releases.get(rid)
         if rel is None:
             releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
-                                    at if state in FINAL else "", rec["config"], rec["backups"])
+                                    at if state in FINAL else "", rec["config"], rec["backups"], rec["binaries"])
         else:
             rel.state, rel.finished = state, at
             rel.pins = rec["images"] or rel.pins
@@ -79,7 +81,13 @@ def _record(rec: dict) -> dict:
     backups = rec.get("backups") or []
     if not isinstance(backups, list) or not all(isinstance(b, str) and grammar.BACKUP_NAME.fullmatch(b) for b in backups):
         raise ValueError
-    return {**out, "images": dict(pins), "config": _config(rec.get("config") or {}), "backups": list(backups)}
+    binaries = rec.get("binaries") or {}
+    if not isinstance(binaries, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) and isinstance(v.get("unit"), str)
+            and isinstance(v.get("bytes"), int) for k, v in binaries.items()):
+        raise ValueError
+    return {**out, "images": dict(pins), "config": _config(rec.get("config") or {}), "backups": list(backups),
+            "binaries": dict(binaries)}
 
 
 def _config(config: dict) -> dict:

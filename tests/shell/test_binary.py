@@ -61,8 +61,9 @@ def test_a_release_is_installed_checked_switched_and_gated(bin_lab):
     assert (release / "sha256").read_text().strip() == hashlib.sha256(V1).hexdigest()
     assert "restart plantao.service" in bin_lab.commands("systemctl")
     assert bin_lab.commands("restorecon") == [], "no SELinux, no relabelling"
-    pins = json.loads((bin_lab.root / "plantao/state/releases.jsonl").read_text().splitlines()[-1])["images"]
-    assert pins == {"escala": f"v1@sha256:{hashlib.sha256(V1).hexdigest()}"}
+    record = json.loads((bin_lab.root / "plantao/state/releases.jsonl").read_text().splitlines()[-1])
+    assert record["images"] == {"escala": f"v1@sha256:{hashlib.sha256(V1).hexdigest()}"}
+    assert record["binaries"] == {"escala": {"unit": "plantao.service", "bytes": len(V1)}}
 
 
 def test_a_unit_that_does_not_come_up_gets_the_binary_before_it_back(bin_lab):

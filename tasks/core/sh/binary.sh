@@ -33,7 +33,7 @@ selinux_label() {
 # fetch_binary STACK TAG SHA PIN: this release's binary in its folder. A deploy (TAG, SHA) installs the
 # uploaded ARTIFACTS/SHA, checked, as releases/TAG/ (built aside, renamed into place; a TAG already there with
 # other bytes only if it never ran: see replaceable); a rollback or a kept stack (PIN tag@sha256:...) uses
-# the release kept there, checked.
+# the release kept there, checked. RELEASE_BINARIES gets its unit and size, for the release history.
 fetch_binary() {
   local stack=$1 tag=$2 sha=$3 pin=$4 file dir tmp
   if [ -n "$pin" ]; then tag=${pin%@*} sha=${pin#*@sha256:}; fi
@@ -64,6 +64,7 @@ fetch_binary() {
     selinux_label "$dir"
   fi
   use_pin "$stack" "$tag@sha256:$sha"
+  RELEASE_BINARIES+="${RELEASE_BINARIES:+,}$(json_str "$stack"):{\"unit\":$(json_str "${BIN[$stack:unit]}"),\"bytes\":$(stat -c %s "$file")}"
 }
 
 # replaceable STACK TAG FILE: a release folder another build of the same tag may replace: not live, and never

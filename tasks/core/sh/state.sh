@@ -10,11 +10,13 @@ pins_json() {
   printf '{%s}' "$out"
 }
 
-# record STATE: one line of the release history (deploying, good, failed), with the configuration and the
-# backups taken before it (when there are).
+# record STATE: one line of the release history (deploying, good, failed), with the configuration, the
+# backups taken before it and its binaries' units and sizes (when there are).
 record() {
+  local bins=""
+  [ -z "${RELEASE_BINARIES:-}" ] || bins=",\"binaries\":{$RELEASE_BINARIES}"
   append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
-      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}")" \
+      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}$bins")" \
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
 }
 
