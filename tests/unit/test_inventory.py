@@ -21,6 +21,16 @@ hosts:
 """
 
 
+def first_stack_with(keys: str) -> str:
+    """GOOD with ``keys`` (flow-style YAML) added to its first stack."""
+    return GOOD.replace("infra: {compose:", f"infra: {{{keys}, compose:")
+
+
+def binary(spec: str) -> str:
+    """GOOD with its first stack a binary stack: ``spec`` is what follows ``binary: {``."""
+    return GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}", f"infra: {{binary: {{{spec}}}")
+
+
 def write(tmp_path, text, name="hosts.yml"):
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,37 +117,24 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
      "not an image repository"),
     (GOOD.replace("infra: {compose:", "infra: {project: ems_system-ems, compose:"), 8,
      "compose project ems_system-ems for two stacks"),
-    (GOOD.replace("infra: {compose:", "infra: {database: {service: 'db; rm'}, compose:"), 5,
-     "must name the compose service"),
-    (GOOD.replace("infra: {compose:", "infra: {database: {}, compose:"), 5, "infra.database.service is missing"),
-    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, databases: ['a/b']}, compose:"), 5,
-     "databases must be a list of database names"),
-    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, user: \"x'y\"}, compose:"), 5,
-     "not a PostgreSQL role name"),
-    (GOOD.replace("infra: {compose:", "infra: {database: {service: db, port: 5432}, compose:"), 5,
-     "unknown key 'port'"),
+    (first_stack_with("database: {service: 'db; rm'}"), 5, "must name the compose service"),
+    (first_stack_with("database: {}"), 5, "infra.database.service is missing"),
+    (first_stack_with("database: {service: db, databases: ['a/b']}"), 5, "databases must be a list of database names"),
+    (first_stack_with("database: {service: db, user: \"x'y\"}"), 5, "not a PostgreSQL role name"),
+    (first_stack_with("database: {service: db, port: 5432}"), 5, "unknown key 'port'"),
     (GOOD.replace("    stacks:\n", "    backup: {before_deploy: true}\n    stacks:\n", 1), 4,
      "no stack with database: to back up"),
     (GOOD.replace("    stacks:\n", "    backup: {keep: {daily: -1}}\n    stacks:\n", 1), 4, "from 0 to 1000"),
     (GOOD.replace("    stacks:\n", "    backup: {keep: {hourly: 3}}\n    stacks:\n", 1), 4, "unknown key 'hourly'"),
     (GOOD.replace("    stacks:\n", "    backup: before-deploy\n    stacks:\n", 1), 4, "must be a mapping"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: p}, compose: x.yml}"), 5, "unknown key 'compose'"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: app, unit: p}}"), 5, "must be a normalised absolute path"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /app, unit: p}}"), 5, "a folder of its own"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: 'p; reboot'}}"), 5, "not a systemd unit name"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: p, owner: 'opc:opc:x'}}"), 5, "user or user:group"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: p, mode: 'u+x'}}"), 5, "octal mode"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: p, keep: 1}}"), 5, "from 2 to 100"),
-    (GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
-                  "infra: {binary: {path: /opt/p/app, unit: p, unit_template: ../../etc/x}}"), 5,
-     "inside the system's folder"),
+    (binary("path: /opt/p/app, unit: p}, compose: x.yml"), 5, "unknown key 'compose'"),
+    (binary("path: app, unit: p}"), 5, "must be a normalised absolute path"),
+    (binary("path: /app, unit: p}"), 5, "a folder of its own"),
+    (binary("path: /opt/p/app, unit: 'p; reboot'}"), 5, "not a systemd unit name"),
+    (binary("path: /opt/p/app, unit: p, owner: 'opc:opc:x'}"), 5, "user or user:group"),
+    (binary("path: /opt/p/app, unit: p, mode: 'u+x'}"), 5, "octal mode"),
+    (binary("path: /opt/p/app, unit: p, keep: 1}"), 5, "from 2 to 100"),
+    (binary("path: /opt/p/app, unit: p, unit_template: ../../etc/x}"), 5, "inside the system's folder"),
 ])
 def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     path = write(tmp_path, bad)
