@@ -35,17 +35,24 @@ def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, all
             if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
                 tags = {a.name: check_tag(to) for a in target.system.apps()}
                 intent = Intent("rollback", new_release_id(), to, by, origin, history_sha=state.history_sha, tags=tags)
-                stacks = list(target.system.stacks)
+                stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
             else:
                 intent = Intent("rollback", new_release_id(), rel.tag, by, origin, rel.pins, state.history_sha,
                                 ref=rel.commit or None)
-                stacks = [s for s in target.system.stacks if not s.apps or any(a.name in rel.pins for a in s.apps)]
+                stacks = [s for s in target.system.stacks if _recorded(s, rel)]
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
                                      snapshot=snapshot)
             result = run_release(None if dry_run else session, target, intent, program)
             if result and rel:
                 _warn_config(target, rel, result)
+
+
+def _recorded(stack: Stack, rel: history.Release) -> bool:
+    """A stack a rollback to ``rel`` brings up: one that pins nothing, or whose apps (or binary) it recorded."""
+    if stack.binary:
+        return stack.name in rel.pins
+    return not stack.apps or any(a.name in rel.pins for a in stack.apps)
 
 
 def _snapshot(state: State, rel: history.Release | None, target: Target, confirmed: bool) -> list[tuple[Stack, str]]:

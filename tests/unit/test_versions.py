@@ -90,3 +90,16 @@ def test_git_refs_that_git_could_read_as_more_than_a_name_are_refused(ref):
     with pytest.raises(ToolError) as e:
         check_ref(ref)
     assert e.value.code == BAD_INPUT
+
+
+def test_a_binary_without_its_artifact_keeps_what_runs(monkeypatch, target):
+    """Seed 003: `--tag v3` with no --artifact for the binary moves the images and leaves the binary as it runs."""
+    binary = "v2@sha256:" + "b" * 64
+    running(monkeypatch, {"ems": E2, "sms": S1, "escala": binary})
+    assert deploy_task._versions("v3", object(), target, ["ems", "sms", "escala"], ["escala"]) == \
+        ({"ems": "v3", "sms": "v3"}, {"escala": binary})
+    assert deploy_task._versions(None, object(), target, ["ems", "escala"], ["escala"]) == \
+        ({"ems": "v2.0.1"}, {"escala": binary})
+    running(monkeypatch, {"ems": E2})
+    with pytest.raises(ToolError, match="nothing is deployed for escala .* with --tag and --artifact"):
+        deploy_task._versions("v3", object(), target, ["ems", "escala"], ["escala"])
