@@ -98,7 +98,7 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     assert "already on the host, not sent again" in res.stdout and host.http(8080, "/version") == "v2"
 
 
-def test_the_database_beside_the_binary_is_backed_up_and_drilled(plantao, builds):
+def test_the_database_beside_the_binary_is_backed_up_drilled_and_restored_with_the_unit_stopped(plantao, builds):
     vps = plantao
     vps.ok("setup", "--host", HOST)
     vps.ok("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))
@@ -107,6 +107,13 @@ def test_the_database_beside_the_binary_is_backed_up_and_drilled(plantao, builds
     vps.ok("backup", "--host", HOST)
     drill = json.loads(vps.ok("restore", "--host", HOST, "--from", "latest", "--json").stdout)
     assert drill["databases"][0]["rows"] == 30 and drill["databases"][0]["database"] == "escala_db"
+    psql(vps, "openlabs_postgres", "admin", "escala_db", "DELETE FROM plantoes")
+    started = vps.host.systemctl("show", "-p", "ActiveEnterTimestampMonotonic", "--value", "plantao").stdout
+    vps.ok("restore", "--host", HOST, "--from", drill["backup"], "--live", "--yes")
+    assert psql(vps, "openlabs_postgres", "admin", "escala_db", "SELECT count(*) FROM plantoes") == "30"
+    assert vps.host.systemctl("show", "-p", "ActiveEnterTimestampMonotonic", "--value", "plantao").stdout != started, \
+        "the unit (the database's client) was stopped for the restore and started again"
+    assert vps.host.http(8080, "/version") == "v1"
 
 
 def test_a_binary_stack_needs_its_unit_and_a_tag_for_its_artifact(plantao, builds):

@@ -267,7 +267,7 @@ stop_clients() {
     [[ " ${STOPPED[*]} " != *" $s "* ]] || continue
     say "step stop $s: no client writes while its database is restored"
     STOPPED+=("$s")
-    docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" stop 2>&1 || die "$R_BACKUP" "could not stop $s"
+    stop_stack "$s" || die "$R_BACKUP" "could not stop $s"
   done
 }
 

@@ -175,6 +175,13 @@ compose_up() {
     --wait --wait-timeout "${SPEC_WAIT[$1]}" 2>&1
 }
 
+# stop_stack STACK: stop what a stack runs, keeping it as it is (`up` starts it again): its containers, or a
+# binary's unit.
+stop_stack() {
+  if is_binary "$1"; then systemctl stop "${BIN[$1:unit]}" 2>&1
+  else docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" stop 2>&1; fi
+}
+
 # daemon_back SECONDS: wait for dockerd to answer again (restarted by an upgrade or a crash).
 daemon_back() {
   local i
