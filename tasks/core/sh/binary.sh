@@ -7,16 +7,16 @@
 # uploads a binary, named by its sha256).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; ARTIFACTS and R_* come from the program's head
 
-# add_binary STACK PATH UNIT OWNER MODE KEEP WAIT HEALTH: declare a binary stack, in order with the others.
+# add_binary STACK PATH UNIT OWNER MODE KEEP WAIT HEALTH: declare a binary stack, in order with the others,
+# and the functions that bring it up, switch it and check it (stacks.sh's `does`).
 add_binary() {
-  declare -gA BIN SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
+  declare -gA BIN SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE SPEC_DOES
   STACKS+=("$1")
   SPEC_KIND[$1]=binary SPEC_COMPOSE[$1]="" SPEC_PROJECT[$1]="" SPEC_WAIT[$1]=$7 SPEC_HEALTH[$1]=$8
   SPEC_APPS[$1]="$1=" SPEC_SCALE[$1]=""
+  SPEC_DOES[$1:up]=unit_up SPEC_DOES[$1:pin]=link_binary SPEC_DOES[$1:check]=check_binary
   BIN[$1:path]=$2 BIN[$1:unit]=$3.service BIN[$1:owner]=$4 BIN[$1:mode]=$5 BIN[$1:keep]=$6
 }
-
-is_binary() { [ "${SPEC_KIND[$1]:-}" = binary ]; }
 
 # release_file STACK TAG: where release TAG of STACK's binary lives.
 release_file() { printf '%s/releases/%s/%s' "$(dirname "${BIN[$1:path]}")" "$2" "$(basename "${BIN[$1:path]}")"; }

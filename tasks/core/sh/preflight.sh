@@ -161,7 +161,7 @@ preflight_check() {
   wait "${jobs[@]}"
   i=0
   for s in "${STACKS[@]}"; do
-    if is_binary "$s"; then check_binary "$s"; else check_stack "$s" "$containers" "$dir/$i"; i=$((i + 1)); fi
+    if is_binary "$s"; then does "$s" check; else check_stack "$s" "$containers" "$dir/$i"; i=$((i + 1)); fi
   done
 }
 

@@ -51,11 +51,16 @@ fetch_stack() {
     || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
 }
 
+# is_binary STACK / does STACK up|pin|check: a stack of another kind (add_binary, in binary.sh) names the
+# functions that bring it up, pin it and check it in SPEC_DOES, so a program carries them only when it has one.
+is_binary() { [ "${SPEC_KIND[$1]:-}" = binary ]; }
+does() { "${SPEC_DOES[$1:$2]}" "$1" "${@:3}"; }
+
 # add_stack NAME COMPOSE PROJECT WAIT HEALTH APPS SCALE: declare a stack (in order) for apply and restore. APPS
 # are the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image
 # is ever given another one's digest. SCALE: "service=replicas" words, given to every `up`.
 add_stack() {
-  declare -gA SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE
+  declare -gA SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE SPEC_DOES
   STACKS+=("$1")
   SPEC_KIND[$1]=compose
   SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_WAIT[$1]=$4; SPEC_HEALTH[$1]=$5; SPEC_APPS[$1]=$6
@@ -162,7 +167,7 @@ pin_env() {
 # binary stack's live path is switched instead.
 # Returns 2 when a pin is missing or damaged (nothing written), 1 when the .env cannot be written.
 pin_stack() {
-  ! is_binary "$1" || { link_binary "$1" "$2"; return; }
+  ! is_binary "$1" || { does "$1" pin "$2"; return; }
   stack_pins "$1" "$2" || return 2
   pin_env "$(env_of "$1")" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
 }
@@ -202,12 +207,12 @@ up_text() {
 # health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl).
 health_ok() { curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null || wget -q -O /dev/null -T 5 "$1" 2>/dev/null; }
 
-# up STACK: bring one stack up (a binary: its unit restarted, see unit_up) and gate on compose's health and then its HTTP check. A dockerd that stopped
+# up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
 # missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
 up() {
   local stack=$1 health=${SPEC_HEALTH[$1]} out rc i why
-  ! is_binary "$stack" || { unit_up "$stack"; return; }
+  ! is_binary "$stack" || { does "$stack" up; return; }
   out=$(compose_up "$stack"); rc=$?
   if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
     say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
