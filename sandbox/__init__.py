@@ -34,6 +34,7 @@ class Sandbox:
         a host booted by systemd), each running with the system seeded if it has none yet."""
         install.ensure_installed(log)
         self.state.mkdir(parents=True, exist_ok=True)
+        self.registry.restore_token()
         self.registry.start()
         self.hub.start()
         if self.builder.ensure_images(self.registry):

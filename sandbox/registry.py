@@ -51,11 +51,8 @@ class Registry:
         if ADDRESS not in proc.sh("ip", "-4", "addr", "show", "dev", "lo").stdout:
             proc.sh("ip", "addr", "add", f"{ADDRESS}/32", "dev", "lo")
         self._make_certificates()
-        if self.auth and not self._token_matches():
-            # new, or left with another password by a run killed mid-way through the token tests (they put the
-            # token back only when they end): every later login would be refused
+        if self.auth and not self.htpasswd.exists():
             self.set_password(USERNAME, self.token, restart=False)
-            self.stop()   # the registry reads its users when it starts
         config = self.dir / "config.yml"
         auth = f"auth: {{htpasswd: {{realm: sandbox-registry, path: {self.htpasswd}}}}}\n" if self.auth else ""
         config.write_text(
@@ -69,10 +66,16 @@ class Registry:
     def stop(self) -> None:
         proc.stop(self.pidfile)
 
-    def _token_matches(self) -> bool:
-        """The token user's password is the sandbox's token (htpasswd -v, the password on stdin)."""
-        return self.htpasswd.exists() and proc.sh("htpasswd", "-v", "-i", str(self.htpasswd), USERNAME,
-                                                  input=self.token, check=False).returncode == 0
+    def restore_token(self) -> None:
+        """Give the token user the sandbox's token again if a run killed mid-way through the token tests left
+        it another password (they put the token back only when they end; every later login would be refused).
+        Called when a run starts, never while one may have changed it on purpose."""
+        if not self.auth or not self.htpasswd.exists():
+            return
+        if proc.sh("htpasswd", "-v", "-i", str(self.htpasswd), USERNAME, input=self.token,
+                   check=False).returncode != 0:
+            self.set_password(USERNAME, self.token, restart=False)
+            self.stop()   # the registry reads its users when it starts
 
     def set_password(self, user: str, password: str, restart: bool = True) -> None:
         """Set ``user``'s password (bcrypt, given on stdin so it is in no argv); the registry reads it at start."""
