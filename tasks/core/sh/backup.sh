@@ -180,7 +180,10 @@ db_counts() {
     | awk '{ n++; s += $1 } END { printf "%d %d\n", n, s }'
 }
 
-# db_restore DUMP DATABASE [OPTIONS]: a new DATABASE (owned like ORIGINAL when it exists) filled from DUMP.
+# db_drop DATABASE: DATABASE gone, connections and all (nothing when it does not exist).
+db_drop() { db_sql postgres "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)"; }
+
+# db_restore DUMP DATABASE [OPTIONS]: a new DATABASE filled from DUMP (pg_restore OPTIONS).
 db_restore() {
   local dump=$1 db=$2
   shift 2
@@ -191,7 +194,7 @@ db_restore() {
 # drop_scratch: the program's scratch databases go, whatever way it ends (an exit hook).
 drop_scratch() {
   local db
-  for db in "${SCRATCH[@]}"; do db_sql postgres "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1; done
+  for db in "${SCRATCH[@]}"; do db_drop "$db" >/dev/null 2>&1; done
   SCRATCH=()
 }
 
@@ -207,7 +210,7 @@ restore_drill() {
     db=${dump##*/}; db=${db%.dump}; scratch=fab_drill_${db:0:40}
     say "step drill $db: pg_restore of $name into the scratch database $scratch"
     t0=$EPOCHREALTIME
-    db_sql postgres "DROP DATABASE IF EXISTS \"$scratch\" WITH (FORCE)" >/dev/null
+    db_drop "$scratch" >/dev/null
     SCRATCH+=("$scratch")
     db_restore "$dump" "$scratch" --no-owner --no-privileges > /dev/null 2>&1 \
       || die "$R_BACKUP" "the drill could not restore $db from $name: the backup does not restore"
@@ -241,7 +244,7 @@ restore_live() {
   done
   db_swap || die "$R_BACKUP" "the restored databases could not replace the live ones ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
   SCRATCH=()
-  for db in "${SWAPPED[@]}"; do db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null \
+  for db in "${SWAPPED[@]}"; do db_drop "fab_old_${db:0:40}" >/dev/null \
     || say "info could not drop fab_old_${db:0:40} (the database as it was before the restore): drop it by hand"; done
   data restored name "$name" stack "$stack" before "$fresh"
   if [ "$mode" = keep-stopped ]; then
@@ -289,7 +292,7 @@ start_stopped() {
 restore_beside() {
   local dump=$1 db=$2 new=$3 owner
   say "step restore $db: pg_restore into $new, beside the live database"
-  db_sql postgres "DROP DATABASE IF EXISTS \"$new\" WITH (FORCE)" >/dev/null
+  db_drop "$new" >/dev/null
   SCRATCH+=("$new")
   DUMP_ERR=$(db_restore "$dump" "$new" 2>&1 >/dev/null) || { DUMP_ERR=$(printf '%s' "$DUMP_ERR" | tail -n 1); return 1; }
   owner=$(db_sql postgres "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$db'") || return 1
@@ -304,7 +307,7 @@ db_swap() {
   say "step swap: the restored databases replace the live ones (one transaction)"
   for db in $SWAP; do
     quoted+="${quoted:+,}'$db'"
-    db_sql postgres "DROP DATABASE IF EXISTS \"fab_old_${db:0:40}\" WITH (FORCE)" >/dev/null || return 1
+    db_drop "fab_old_${db:0:40}" >/dev/null || return 1
     [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ] \
       || sql+="ALTER DATABASE \"$db\" RENAME TO \"fab_old_${db:0:40}\"; "
     sql+="ALTER DATABASE \"fab_restore_${db:0:40}\" RENAME TO \"$db\"; "
