@@ -1,3 +1,8 @@
 """Fabric entry point: only wires the tasks in (the same collection the installed `fab-vps` command runs).
 The code is in tasks/; `fab --list` shows them all."""
-from tasks.main import namespace  # noqa: F401  (Fabric loads the collection called namespace)
+import fabric.main
+
+from tasks.main import HostsAreNames, namespace  # noqa: F401  (Fabric loads the collection called namespace)
+
+# `fab -H a,b TASK` selects hosts of hosts.yml, once, like --host a,b (Fabric would run TASK once per address).
+fabric.main.program.executor_class = HostsAreNames

@@ -33,11 +33,11 @@ from .core.ui import console, safe
           "json": "print the result as JSON (the backups taken, what retention kept and pruned)",
           "dry-run": "print the exact program, then preview what retention would prune (nothing is written); with "
                      "--json only the preview"})
-def backup(c, host=None, system=None, all=False, dry_run=False, json=False):
+def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json=False):
     """Back up every database stack of a system on the VPS: pg_dump -Fc and the roles, verified, checksummed,
     then old backups pruned by the retention counts."""
     out = {}
-    with select(host, system, all) as sel:
+    with select(host, system, all, group) as sel:
         targets = _with_databases(sel.targets)
         by, origin = operator()
         for target in targets:
@@ -66,10 +66,10 @@ def backup(c, host=None, system=None, all=False, dry_run=False, json=False):
 
 @command({"all": "every host of hosts.yml whose systems have a database stack",
           "json": "print the list as JSON for scripts"})
-def backups(c, host=None, system=None, all=False, json=False):
+def backups(c, host=None, group=None, all=False, system=None, json=False):
     """List the backups kept on the VPS (newest first): size, age, databases, the release they were taken for."""
     out = {}
-    with select(host, system, all) as sel:
+    with select(host, system, all, group) as sel:
         for target in _with_databases(sel.targets):
             found = listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
             out[target.label] = [b.as_dict() for b in found]

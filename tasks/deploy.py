@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from .core import artifacts
-from .core.cli import command, new_release_id, operator, run_release, select, split_list
+from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
+from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent
@@ -12,12 +13,14 @@ from .core.programs.protocol import execute
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
+from .rollback import return_program
 
 
 @command({"tag": "what to deploy: TAG for every app (pinned image), or app=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
                  "for some, the others keep what runs (default: the system's tag: in hosts.yml, else each app's "
                  "running tag, pulled again)",
-          "stack": "only these stacks (comma-separated), in their configured order",
+          "stack": "only these stacks (comma-separated), in their configured order; with several hosts, only the "
+                   "hosts they are placed on",
           "ref": "first move repo/ (a git checkout) to this branch, tag or commit of its origin; refused on local "
                  "changes; a release that fails moves it back",
           "artifact": "the file of a binary stack (seed 003's Go binary): PATH when this deploy has one binary stack, "
@@ -26,38 +29,58 @@ from .core.ui import console, safe
           "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its template",
           "dry-run": "print the exact program, then look at the host read-only (volumes, preflight); change "
                      "nothing",
-          "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)"})
-def deploy(c, host=None, tag=None, system=None, stack=None, ref=None, artifact=None, dry_run=False,
-           allow_placeholders=False, offline=False):
-    """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself)."""
+          "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)",
+          **FLEET_HELP})
+def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
+           dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
+           json=False):
+    """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself).
+    Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
     choice = check_tags(tag) if tag is not None else None
     ref = check_ref(ref) if ref is not None else None
-    with select(host, system) as sel:
-        plans = [(t, t.system.selected(split_list(stack))) for t in sel.targets]  # every name checked first
+    rollout = Rollout.parse(parallel, batch, no_revert)
+    with select(host, system, all, group) as sel:
+        plans = _plans(sel, split_list(stack))   # every name checked first
         files = {}
         for target, stacks in plans:
             files[target.label] = artifacts.chosen(artifact, target, stacks, choice)
             _check_named(choice, target, stacks)
+        run = Run(sel, "deploy", rollout, json)
+        if not dry_run:
+            run.reach()
+        jobs = []
         by, origin = operator()
         for target, stacks in plans:
             session = None if dry_run else sel.session(target)
             mine = files[target.label]
             keep = [s.name for s in target.system.binaries(stacks) if s.name not in mine]
             tags, pins = _versions(choice or target.system.tag, session, target, target.system.versioned(stacks), keep)
-            intent = Intent("deploy", new_release_id(), label(tags, pins) or "config", by, origin, pins=pins,
-                            tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()})
+            intent = Intent("deploy", run.release, label(tags, pins) or "config", by, origin, pins=pins,
+                            tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()}, fleet=run.fleet)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders)
-            if session is not None:
-                artifacts.upload(session, target, mine)
-            result = run_release(session, target, intent, program)
-            if result:
-                _warn(target, result)
-            if dry_run and not offline:
-                _look(sel.session(target), target, stacks, intent)
+            if dry_run:
+                print_program(target, program)
+                if not offline:
+                    _look(sel.session(target), target, stacks, intent)
+                continue
+            artifacts.upload(session, target, mine)
+            jobs.append(Job(target, program, intent, run.step_of(target, stacks), notes=_warnings))
+        if jobs:
+            run.go(jobs, revert=return_program)
 
 
-def _warn(target: Target, result) -> None:
+def _plans(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:
+    """Each target with the stacks this deploy brings up there; with several hosts, a host none of whose
+    stacks is chosen is left out (--stack frontend: only the hosts the frontend is placed on)."""
+    plans = [(t, t.system.selected(only)) for t in sel.targets]
+    chosen = [(t, stacks) for t, stacks in plans if stacks]
+    if not chosen:
+        raise ToolError(f"--stack {','.join(only or [])}: no selected host runs it", BAD_INPUT)
+    return chosen
+
+
+def _warnings(result) -> list[str]:
     """What the deploy saw that deserves a look: an expiring token, services the gate cannot judge, variables
     compose left empty, volumes it created."""
     warnings = [w for w in [deploy_warning(result)] if w]
@@ -69,8 +92,7 @@ def _warn(target: Target, result) -> None:
         warnings.append(f"not set in the stacks' .env, so empty: {', '.join(blank)}")
     if created:
         warnings.append(f"new, empty volumes created: {', '.join(created)}")
-    for warning in warnings:
-        console.print(f"[yellow]⚠ {safe(target.label)}: {safe(warning)}[/]")
+    return warnings
 
 
 def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:

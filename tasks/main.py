@@ -8,6 +8,7 @@ from fabric import __version__ as fabric_version
 from fabric.main import Fab
 from invoke import Collection
 from invoke import __version__ as invoke_version
+from invoke.exceptions import Exit
 from paramiko import __version__ as paramiko_version
 
 from . import __version__, backup, deploy, migrate, releases, rollback, setup, status, token, trust, unlock
@@ -15,6 +16,24 @@ from . import __version__, backup, deploy, migrate, releases, rollback, setup, s
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, setup.setup, migrate.migrate_layout, token.rotate_token, token.token_status,
                        backup.backup, backup.backups, backup.restore)
+
+
+class HostsAreNames(Executor):
+    """Fabric's executor, except that ``-H a,b`` names hosts of hosts.yml: a task runs once, as with
+    ``--host a,b`` (one transaction over them, names checked against the inventory), instead of once per
+    address Fabric would dial with a Connection the tool does not use."""
+
+    def expand_calls(self, calls, apply_hosts=True):
+        names = self.core[0].args.hosts.value
+        expanded = super().expand_calls(calls, apply_hosts=apply_hosts and not names)
+        if not (apply_hosts and names):
+            return expanded
+        for call in expanded:
+            if "host" in call.kwargs:
+                if call.kwargs["host"]:
+                    raise Exit("error: give either -H or --host, not both", code=2)
+                call.kwargs["host"] = names
+        return expanded
 
 
 class FabVps(Fab):
@@ -26,4 +45,5 @@ class FabVps(Fab):
             print(f"{name} {number}")
 
 
-program = FabVps(name="fab-vps", version=__version__, namespace=namespace, executor_class=Executor, config_class=Config)
+program = FabVps(name="fab-vps", version=__version__, namespace=namespace, executor_class=HostsAreNames,
+                 config_class=Config)

@@ -15,9 +15,9 @@ from .core.ui import console, safe
 @command({"host": "host from hosts.yml (its legacy: block says where the old paths are)",
           "dry-run": "show the plan and the remote program, change nothing", "yes": "do not ask for confirmation",
           "remove-old": "after a completed migration: delete the old copies (repo, letsencrypt, uploads)"})
-def migrate_layout(c, host=None, system=None, dry_run=False, yes=False, remove_old=False):
+def migrate_layout(c, host=None, group=None, all=False, system=None, dry_run=False, yes=False, remove_old=False):
     """Move a VPS from the old paths to the /root hierarchy (seed 001 section 3): copy, verify, switch, keep old."""
-    with select(host, system) as sel:
+    with select(host, system, all, group) as sel:
         for target in sel.targets:
             if target.legacy is None:
                 raise ToolError(f"hosts.yml has no legacy: block for {target.system.name} on {target.host.name}: "

@@ -11,10 +11,10 @@ from .core.ui import console, safe
 
 
 @command({"json": "print the history as JSON (newest first) for scripts"})
-def releases(c, host=None, system=None, json=False):
+def releases(c, host=None, group=None, all=False, system=None, json=False):
     """Show the release history (newest first), marking the one that runs."""
     out = {}
-    with select(host, system) as sel:
+    with select(host, system, all, group) as sel:
         for target in sel.targets:
             state = read_state(sel.session(target), target)
             rows = [r.as_dict(running=r.id == state.current.release) for r in reversed(state.releases)]

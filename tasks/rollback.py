@@ -3,14 +3,16 @@ have been pushed again since)."""
 from __future__ import annotations
 
 from .core import history
-from .core.cli import command, confirm, new_release_id, operator, run_release, select
+from .core.cli import FLEET_HELP, command, confirm, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
+from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_label, check_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent
 from .core.programs.deploy import config_differences, deploy_program
+from .core.programs.protocol import Program
 from .core.programs.state import State, read_state
-from .core.ui import console, safe
+from .core.ssh import Session
 
 
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
@@ -19,33 +21,58 @@ from .core.ui import console, safe
           "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example",
           "with-data": "also put the databases back to the backup taken right after that release ran (the next "
                        "deploy's before-deploy backup; a fresh backup is taken first); asks at a terminal",
-          "yes": "--with-data without asking (no terminal, e.g. CI)"})
-def rollback(c, host=None, to=None, system=None, force=False, dry_run=False, allow_placeholders=False,
-             with_data=False, yes=False):
+          "yes": "--with-data without asking (no terminal, e.g. CI)", **FLEET_HELP})
+def rollback(c, host=None, group=None, all=False, to=None, system=None, force=False, dry_run=False,
+             allow_placeholders=False, with_data=False, yes=False, parallel=None, batch=None, no_revert=False,
+             json=False):
     """Roll back to a recorded release (no --to: the previous good one): its exact image digests and its commit;
-    its data too with --with-data (the default never touches data)."""
+    its data too with --with-data (the default never touches data). Several hosts are one transaction."""
     if to is not None:
         check_label(to)
-    with select(host, system) as sel:
+    rollout = Rollout.parse(parallel, batch, no_revert)
+    with select(host, system, all, group) as sel:
         by, origin = operator()
+        run = Run(sel, "rollback", rollout, json)
+        run.reach()
+        jobs = []
         for target in sel.targets:
             session = sel.session(target)
             state = read_state(session, target)
             rel = _target(state, to, force, target.label)
             if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
                 tags = {a.name: check_tag(to) for a in target.system.apps()}
-                intent = Intent("rollback", new_release_id(), to, by, origin, history_sha=state.history_sha, tags=tags)
+                intent = Intent("rollback", run.release, to, by, origin, history_sha=state.history_sha, tags=tags,
+                                fleet=run.fleet)
                 stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
             else:
-                intent = Intent("rollback", new_release_id(), rel.tag, by, origin, rel.pins, state.history_sha,
-                                ref=rel.commit or None)
-                stacks = [s for s in target.system.stacks if _recorded(s, rel)]
+                intent, stacks = _back(state, rel, target, by, origin, run.release, run.fleet)
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
                                      snapshot=snapshot)
-            result = run_release(None if dry_run else session, target, intent, program)
-            if result and rel:
-                _warn_config(target, rel, result)
+            if dry_run:
+                print_program(target, program)
+                continue
+            jobs.append(Job(target, program, intent, run.step_of(target, stacks),
+                            notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
+        if jobs:
+            run.go(jobs, revert=return_program)
+
+
+def return_program(session: Session, target: Target, previous: str, fleet: str) -> Program:
+    """What a fleet run sends to a host it switched when another host failed: the release the host ran before
+    (``previous``, a release id), by its recorded digests and commit."""
+    state = read_state(session, target)
+    intent, stacks = _back(state, history.find_good(state.releases, previous), target, *operator(),
+                           new_release_id(), fleet)
+    return deploy_program(target, stacks, intent)
+
+
+def _back(state: State, rel: history.Release, target: Target, by: str, origin: str, release: str,
+          fleet: str) -> tuple[Intent, list[Stack]]:
+    """The intent of going back to ``rel`` and the stacks it brings up."""
+    intent = Intent("rollback", release, rel.tag, by, origin, rel.pins, state.history_sha, ref=rel.commit or None,
+                    fleet=fleet)
+    return intent, [s for s in target.system.stacks if _recorded(s, rel)]
 
 
 def _recorded(stack: Stack, rel: history.Release) -> bool:
@@ -95,10 +122,8 @@ def _target(state: State, to, force, label) -> history.Release | None:
         return None
 
 
-def _warn_config(target: Target, rel: history.Release, result) -> None:
-    """Say which files differ from what ``rel`` ran with: repo/ went back to its commit, but a .env is not in
-    git (its values stay on the host), so only its hash can tell."""
+def _config_notes(rel: history.Release, result) -> list[str]:
+    """Which files differ from what ``rel`` ran with: repo/ went back to its commit, but a .env is not in git
+    (its values stay on the host), so only its hash can tell."""
     differ = config_differences(rel.config, result)
-    if differ:
-        console.print(f"[yellow]⚠ {safe(target.label)}: configuration differs from what {safe(rel.tag)} ran "
-                      f"with: {safe(', '.join(differ))}[/]")
+    return [f"configuration differs from what {rel.tag} ran with: {', '.join(differ)}"] if differ else []

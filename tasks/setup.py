@@ -9,9 +9,9 @@ from .core.ui import console, safe
 
 
 @command({"dry-run": "print the remote program and change nothing"})
-def setup(c, host=None, system=None, dry_run=False):
+def setup(c, host=None, group=None, all=False, system=None, dry_run=False):
     """Create what the system's stacks use (folders, .env from examples, external networks); say what is left."""
-    with select(host, system) as sel:
+    with select(host, system, all, group) as sel:
         for target in sel.targets:
             program = setup_program(target)
             if dry_run:

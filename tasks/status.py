@@ -13,9 +13,9 @@ from .core.ui import console, safe
 
 
 @command()
-def status(c, host=None, system=None):
+def status(c, host=None, group=None, all=False, system=None):
     """Show what runs on a host: containers, running release, health, deploy lock, token file age."""
-    with select(host, system) as sel:
+    with select(host, system, all, group) as sel:
         for target in sel.targets:
             res = execute(sel.session(target), status_program(target), target.label, quiet=True)
             _show(target.label, target.system.secrets, parse_status(res), target.system.stacks)

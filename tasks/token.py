@@ -28,10 +28,10 @@ ALL_HELP = "every host in hosts.yml, in parallel"
           "token-command": "run this local command and use its output as the token (e.g. a password manager's CLI)",
           "token-stdin": "read the new token from standard input",
           "dry-run": "print the remote program and change nothing (the token is not read)"})
-def rotate_token(c, host=None, all=False, system=None, token_env=None, token_command=None, token_stdin=False,
+def rotate_token(c, host=None, group=None, all=False, system=None, token_env=None, token_command=None, token_stdin=False,
                  dry_run=False):
     """Put a new GHCR token on the VPS: proven by a real docker login before it replaces the old one."""
-    with select(host, system, all) as sel:
+    with select(host, system, all, group) as sel:
         intent = Intent("rotate-token", "", "", *operator())
         if dry_run:
             for target in sel.targets:
@@ -50,9 +50,9 @@ def rotate_token(c, host=None, all=False, system=None, token_env=None, token_com
 
 @command({"all": ALL_HELP,
           "warn-days": "warn when GitHub says the token expires within this many days (default 14)"})
-def token_status(c, host=None, all=False, system=None, warn_days=14):
+def token_status(c, host=None, group=None, all=False, system=None, warn_days=14):
     """Check each token: file and mode, age, a live login, and GitHub's expiry date and scopes."""
-    with select(host, system, all) as sel:
+    with select(host, system, all, group) as sel:
         def check(target: Target) -> str:
             program = check_program(target, sel.inventory.github_api_for(target.host))
             return describe(execute(sel.session(target), program, target.label, quiet=True), int(warn_days))

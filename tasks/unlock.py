@@ -8,9 +8,9 @@ from .core.programs.state import unlock_program
 
 
 @command({"force": "required: confirms that no deploy is running"})
-def unlock(c, host=None, system=None, force=False):
+def unlock(c, host=None, group=None, all=False, system=None, force=False):
     """Remove a stale deploy lock (needs --force: only when no deploy is running)."""
-    with select(host, system) as sel:
+    with select(host, system, all, group) as sel:
         if not force:
             raise ToolError("unlock removes the deploy lock even if a deploy is running: "
                             "check with 'fab status' first, then add --force", BAD_INPUT)

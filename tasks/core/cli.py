@@ -28,8 +28,18 @@ from .ssh import Session
 from .ui import console, err_console, safe, show_program
 
 # Help for the options most tasks share; a task's own help for the same option wins.
-COMMON_HELP = {"host": "host from hosts.yml", "system": "only this system of the host",
+COMMON_HELP = {"host": "host(s) from hosts.yml: NAME or NAME,NAME (Fabric's -H NAME,NAME selects the same)",
+               "group": "the hosts of this group of hosts.yml", "all": "every host in hosts.yml",
+               "system": "only this system of the host(s)",
                "dry-run": "print the exact remote program and change nothing"}
+
+# The options of every task that changes several hosts at once (a fleet run).
+FLEET_HELP = {"parallel": "with several hosts: at most this many at once (default: every host of a step, up to 32)",
+              "batch": "with several hosts: roll out in batches of N hosts or N% of a step's hosts, each batch "
+                       "healthy before the next starts",
+              "no-revert": "with several hosts: when one fails, keep the hosts already switched (default: they get "
+                           "the release they ran before)",
+              "json": "print the run as JSON lines: plan, each host's steps, its result, the run's result"}
 
 
 def command(help: dict | None = None):
@@ -112,12 +122,16 @@ class Selection:
             session.close()
 
 
-def select(host: str | None, system: str | None = None, all_hosts: bool = False) -> Selection:
-    """Load the inventory and choose: --host NAME (or --all) and, optionally, --system NAME."""
+def select(host: str | None, system: str | None = None, all_hosts: bool = False, group: str | None = None) -> Selection:
+    """Load the inventory and choose: --host NAME[,NAME], --group NAME or --all, and optionally --system NAME
+    (hosts named one by one must run it; a group's or --all's hosts that do not are left out)."""
     inv = inventory.load()
-    if all_hosts and host:
-        raise ToolError("give either --host or --all, not both", BAD_INPUT)
-    hosts = list(inv.hosts.values()) if all_hosts else [inv.host(host)]
+    hosts = inv.choose(split_list(host), group, all_hosts)
+    if system and (group or all_hosts):
+        hosts = [h for h in hosts if any(s.name == system for s in h.systems)]
+        if not hosts:
+            raise ToolError(f"no host of {'group ' + group if group else 'hosts.yml'} runs system {system!r}",
+                            BAD_INPUT)
     return Selection(inv, [t for h in hosts for t in h.targets(system)])
 
 

@@ -20,3 +20,14 @@ class ToolError(Exception):
     def __init__(self, message: str, code: int = FAILED):
         super().__init__(message)
         self.code = code
+
+
+# From least to most serious: what a run over several hosts exits with when they ended differently.
+SEVERITY = (TOKEN_WARNING, BAD_INPUT, BUSY, UNREACHABLE, REMOTE_FAILED, BACKUP_FAILED, NOT_STARTED, ROLLED_BACK,
+            FAILED, NEEDS_ATTENTION)
+
+
+def worst(codes) -> int:
+    """The most serious of ``codes`` (0 when every one is 0)."""
+    failed = [c for c in codes if c]
+    return max(failed, key=lambda c: SEVERITY.index(c) if c in SEVERITY else len(SEVERITY)) if failed else 0

@@ -29,25 +29,67 @@ def load(path: Path | None = None) -> Inventory:
     extra = [YamlDoc.read(p) for p in sorted((path.parent / "hosts.d").glob("*.yml"))]
     registry = _registry(main, main.data.get("registry"), ("registry",))
     systems: dict[str, tuple[System, Registry | None]] = {}
+    system_docs: dict[str, YamlDoc] = {}
     host_nodes: dict[str, tuple[YamlDoc, dict]] = {}
+    group_nodes: dict[str, tuple[YamlDoc, object]] = {}
     for doc in [main] + extra:
-        doc.only_keys((), doc.data, {"registry", "github_api", "systems", "hosts"} if doc is main else {"systems", "hosts"})
+        doc.only_keys((), doc.data, {"registry", "github_api", "systems", "hosts", "groups"} if doc is main
+                      else {"systems", "hosts", "groups"})
         for name, spec in doc.mapping(("systems",), doc.data.get("systems", {})).items():
             doc.check_name(("systems", name), name, "system", grammar.SAFE_NAME)
             if name in systems:
                 doc.fail(("systems", name), f"system {name!r} is defined twice")
-            systems[name] = _system(doc, name, spec, registry)
+            systems[name], system_docs[name] = _system(doc, name, spec, registry), doc
         for name, spec in doc.mapping(("hosts",), doc.data.get("hosts", {})).items():
             doc.check_name(("hosts", name), name, "host", grammar.SAFE_NAME)
             if name in host_nodes:
                 doc.fail(("hosts", name), f"host {name!r} is defined twice")
             host_nodes[name] = (doc, spec)
+        for name, members in doc.mapping(("groups",), doc.data.get("groups", {})).items():
+            if name in group_nodes:
+                doc.fail(("groups", name), f"group {name!r} is defined twice")
+            group_nodes[name] = (doc, members)
     inv = Inventory(path)
     if "github_api" in main.data:
         inv.github_api = _api_url(main, ("github_api",), main.data["github_api"])
+    inv.groups = {name: _group(doc, name, members, host_nodes) for name, (doc, members) in group_nodes.items()}
+    inv.systems = {name: system for name, (system, _) in systems.items()}
+    for name, system in inv.systems.items():
+        _check_placement(system_docs[name], system, inv.groups, host_nodes)
     for name, (doc, spec) in host_nodes.items():
-        inv.hosts[name] = _host(doc, name, spec, systems, registry)
+        inv.hosts[name] = _host(doc, name, spec, systems, registry, inv.groups)
     return inv
+
+
+def _group(doc: YamlDoc, name: str, members, hosts: dict) -> tuple[str, ...]:
+    """``groups: {NAME: [host, ...]}``: hosts selected together (``--group NAME``) and placed together."""
+    at = ("groups", name)
+    doc.check_name(at, name, "group", grammar.SAFE_NAME)
+    if name in hosts:
+        doc.fail(at, f"group {name!r} has the name of a host: a stack's hosts: could mean either")
+    if not isinstance(members, list) or not members:
+        doc.fail(at, f"group {name!r} needs a list of hosts, e.g. {name}: [vps1, vps2]")
+    for i, host in enumerate(members):
+        if not isinstance(host, str) or host not in hosts:
+            doc.fail(at + (i,), f"group {name!r} lists unknown host {host!r} (known: {', '.join(sorted(hosts))})")
+        if host in members[:i]:
+            doc.fail(at + (i,), f"group {name!r} lists host {host!r} twice")
+    return tuple(members)
+
+
+def _check_placement(doc: YamlDoc, system: System, groups: dict, hosts: dict) -> None:
+    """Each name in a stack's ``hosts:`` is a host or a group, and each of those hosts runs the system."""
+    for stack in system.stacks:
+        at = ("systems", system.name, "stacks", stack.name, "hosts")
+        for name in stack.hosts:
+            if name not in hosts and name not in groups:
+                doc.fail(at, f"stack {stack.name!r} is placed on {name!r}, which is neither a host nor a group "
+                         f"(hosts: {', '.join(sorted(hosts))}; groups: {', '.join(sorted(groups)) or 'none'})")
+            for host in groups.get(name, (name,)):
+                spec = hosts[host][1]
+                if not isinstance(spec, dict) or system.name not in (spec.get("systems") or []):
+                    doc.fail(at, f"stack {stack.name!r} is placed on host {host!r}, which does not run system "
+                             f"{system.name!r} (add it to that host's systems:)")
 
 
 def _registry(doc: YamlDoc, spec, at: tuple, base: Registry | None = None) -> Registry | None:
@@ -131,12 +173,13 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
     health = spec.get("health")
     if health is not None:
         doc.matching(at + ("health",), health, grammar.URL, "must be an http(s) URL")
+    placed = _placement(doc, at + ("hosts",), spec.get("hosts", []))
     if "binary" in spec:
-        doc.only_keys(at, spec, {"binary", "health", "wait"})
+        doc.only_keys(at, spec, {"binary", "health", "wait", "hosts"})
         return Stack(name, None, health=health, wait=doc.integer(at + ("wait",), spec.get("wait", 60), 1, 3600),
-                     binary=_binary(doc, at + ("binary",), spec["binary"]))
+                     binary=_binary(doc, at + ("binary",), spec["binary"]), hosts=placed)
     doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck", "env_template", "placeholders", "database", "binary"})
+                             "require_healthcheck", "env_template", "placeholders", "database", "binary", "hosts"})
     project = spec.get("project")
     if project is not None:
         doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
@@ -154,7 +197,16 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
         doc.fail(at + ("placeholders",), "placeholders must be a list of values (one line each, 1-200 characters)")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
                  doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template,
-                 tuple(listed), _database(doc, at + ("database",), spec.get("database")))
+                 tuple(listed), _database(doc, at + ("database",), spec.get("database")), hosts=placed)
+
+
+def _placement(doc: YamlDoc, at: tuple, spec) -> tuple[str, ...]:
+    """A stack's ``hosts:``: a host or group name, or a list of them (checked against the inventory once it
+    is read whole)."""
+    names = [spec] if isinstance(spec, str) else spec
+    if not isinstance(names, list) or not all(isinstance(n, str) and grammar.SAFE_NAME.fullmatch(n) for n in names):
+        doc.fail(at, "hosts must be a host or group name, or a list of them (e.g. hosts: [app] or hosts: en4)")
+    return tuple(dict.fromkeys(names))
 
 
 def _binary(doc: YamlDoc, at: tuple, spec) -> Binary:
@@ -218,7 +270,7 @@ def _app(doc: YamlDoc, at: tuple, name: str, spec: dict) -> App:
     return App(name, image, tag_var)
 
 
-def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Registry) -> Host:
+def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Registry, groups: dict) -> Host:
     at = ("hosts", name)
     spec = doc.mapping(at, spec)
     doc.only_keys(at, spec, {"address", "user", "port", "root", "systems", "identity", "known_hosts", "registry",
@@ -232,7 +284,12 @@ def _host(doc: YamlDoc, name: str, spec, systems: dict, default_registry: Regist
             doc.fail(at + ("systems", i), f"host {name!r} runs unknown system {sname!r} (known: {', '.join(sorted(systems)) or 'none'})")
         if sname in names[:i]:
             doc.fail(at + ("systems", i), f"host {name!r} lists system {sname!r} twice")
-        chosen.append(systems[sname])
+        system, own_registry = systems[sname]
+        here = system.placed(name, groups)
+        if not here.stacks:
+            doc.fail(at + ("systems", i), f"host {name!r} runs system {sname!r}, but none of its stacks is placed "
+                     f"on it (their hosts: lists name other hosts)")
+        chosen.append((here, own_registry))
     system_registry = next((r for s, r in chosen if r), None) or default_registry
     host_registry = _registry(doc, spec.get("registry"), at + ("registry",), system_registry)
     opt = {k: doc.string(at + (k,), spec[k]) for k in ("identity", "known_hosts") if k in spec}

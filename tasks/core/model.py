@@ -6,7 +6,7 @@ validated by ``inventory.load`` from hosts.yml; nothing here reads a file.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import grammar
@@ -98,6 +98,7 @@ class Stack:
     placeholders: tuple[str, ...] = ()  # more values that must not stay in its .env (a template's defaults)
     database: Database | None = None    # a PostgreSQL the tool backs up and restores
     binary: Binary | None = None        # a binary under systemd instead of a compose file (its app: the stack)
+    hosts: tuple[str, ...] = ()         # placement: the hosts or groups it runs on (empty: every host of the system)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,15 @@ class System:
     tag: str | None = None
     keep: Retention = Retention()
     backup_before_deploy: bool = False   # a verified dump of every database before each deploy, in its release
+    elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
+
+    def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
+        """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its
+        groups; a stack without ``hosts:`` runs everywhere); the others are ``elsewhere``."""
+        here = tuple(s for s in self.stacks if not s.hosts
+                     or any(host == n or host in groups.get(n, ()) for n in s.hosts))
+        return replace(self, stacks=here, elsewhere=tuple(s.name for s in self.stacks if s not in here),
+                       backup_before_deploy=self.backup_before_deploy and any(s.database for s in here))
 
     @property
     def databases(self) -> list[Stack]:
@@ -135,7 +145,7 @@ class System:
     def selected(self, only: list[str] | None) -> list[Stack]:
         """The stacks in their configured order, limited to ``only`` when given (unknown names refused)."""
         known = [s.name for s in self.stacks]
-        unknown = [n for n in only or [] if n not in known]
+        unknown = [n for n in only or [] if n not in known + list(self.elsewhere)]
         if unknown:
             raise ToolError(f"system {self.name} has no stack {', '.join(unknown)} (stacks: {', '.join(known)})",
                             BAD_INPUT)
@@ -263,12 +273,33 @@ class Inventory:
     path: Path
     hosts: dict[str, Host] = field(default_factory=dict)
     github_api: str | None = None   # where to ask GitHub about a token (default api.github.com for ghcr.io)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> host names, as listed
+    systems: dict[str, System] = field(default_factory=dict)           # every stack, wherever it is placed
+
+    def choose(self, hosts: list[str] | None, group: str | None, every: bool) -> list[Host]:
+        """The hosts a task acts on: ``--host a,b`` (each must be in the inventory), ``--group NAME`` or
+        ``--all`` (exactly one of them), in the order given, each once."""
+        if sum(map(bool, (hosts, group, every))) > 1:
+            raise ToolError("give one of --host, --group and --all", BAD_INPUT)
+        if every:
+            return list(self.hosts.values())
+        if group:
+            if group not in self.groups:
+                raise ToolError(f"unknown group {group!r}: {self.path} has {', '.join(sorted(self.groups)) or 'none'}",
+                                BAD_INPUT)
+            return [self.hosts[n] for n in self.groups[group]]
+        return [self.host(n) for n in dict.fromkeys(hosts or [None])]
+
+    def order(self, system: str, stack: str) -> int:
+        """Where ``stack`` comes in its system's configured order (across every host it is placed on)."""
+        return [s.name for s in self.systems[system].stacks].index(stack)
 
     def host(self, name: str | None) -> Host:
         """The host called ``name``; a clear error listing the known ones otherwise."""
         known = ", ".join(sorted(self.hosts)) or "none"
         if not name:
-            raise ToolError(f"say which host: --host NAME (known hosts in {self.path}: {known})", BAD_INPUT)
+            raise ToolError(f"say which host: --host NAME[,NAME], --group NAME or --all (known hosts in {self.path}: "
+                            f"{known})", BAD_INPUT)
         if name not in self.hosts:
             raise ToolError(f"unknown host {name!r}: {self.path} knows {known}", BAD_INPUT)
         return self.hosts[name]

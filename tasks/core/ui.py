@@ -2,6 +2,7 @@
 Nothing here runs anything; values are always printed as text, never as markup."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
@@ -49,7 +51,7 @@ class StepDisplay:
         self.step: str | None = None
         self.started = 0.0
 
-    def step_started(self, text: str) -> None:
+    def step_started(self, text: str, name: str = "") -> None:
         self.step_ended(ok=True)
         self.step, self.started = text, time.monotonic()
 
@@ -72,6 +74,89 @@ class StepDisplay:
             console.print(markup, soft_wrap=True)
 
 
+class EventDisplay:
+    """A StepDisplay for a worker thread of a fleet run: each step, info and failure of one host's program
+    becomes an event for ``post`` (the main thread shows them)."""
+
+    def __init__(self, host: str, system: str, post):
+        self.where, self.post = {"host": host, "system": system}, post
+        self.step: str | None = None
+        self.started = 0.0
+
+    def step_started(self, text: str, name: str = "") -> None:
+        self.step_ended(ok=True)
+        self.step, self.text, self.started = name, text, time.monotonic()
+        self.post({"event": "step", **self.where, "step": name, "text": text, "state": "started"})
+
+    def step_ended(self, ok: bool) -> None:
+        if self.step is not None:
+            self.post({"event": "step", **self.where, "step": self.step, "text": self.text,
+                       "state": "ok" if ok else "failed", "seconds": round(time.monotonic() - self.started, 2)})
+            self.step = None
+
+    def info(self, text: str) -> None:
+        self.post({"event": "info", **self.where, "text": text})
+
+    def fail(self, text: str) -> None:
+        self.step_ended(ok=False)
+        self.post({"event": "info", **self.where, "text": text, "failed": True})
+
+
+class FleetView:
+    """Shows a fleet run's events, from the main thread only: a live line per host (its step and seconds) at
+    a terminal, plain prefixed lines elsewhere, or the events themselves as JSON lines (``--json``)."""
+
+    def __init__(self, as_json: bool = False):
+        self.json = as_json
+        self.rows: dict[str, list] = {}   # host/system -> [state, step, since]
+        self.live = None
+        if not as_json and console.is_terminal:
+            self.live = Live(self._table(), console=console, auto_refresh=False, transient=True)
+            self.live.start()
+
+    def show(self, event: dict) -> None:
+        if self.json:
+            console.file.write(json.dumps(event, separators=(",", ":")) + "\n")
+            console.file.flush()
+            return
+        kind, label = event["event"], f"{event.get('host')}/{event.get('system')}"
+        if kind == "plan":
+            steps = " then ".join("[" + ", ".join(step) + "]" for step in event["steps"])
+            self._print(f"[bold]{safe(event['action'])} {safe(event['release'])}[/]: {safe(steps)}")
+            for label in (lb for step in event["steps"] for lb in step):
+                self.rows[label] = ["waiting", "", time.monotonic()]
+        elif kind == "step":
+            self.rows[label] = [event["state"], event["text"], time.monotonic() - event.get("seconds", 0)]
+            if event["state"] != "started":
+                mark = "[green]✓[/]" if event["state"] == "ok" else "[red]✗[/]"
+                self._print(f"  {mark} [bold]{safe(label)}[/] {safe(event['text'])} [dim]({event['seconds']:.1f}s)[/]")
+        elif kind == "info":
+            self._print(f"    [bold]{safe(label)}[/] [{'red' if event.get('failed') else 'yellow'}]{safe(event['text'])}[/]")
+        elif kind == "host":
+            self.rows[label] = [event["result"], "", time.monotonic()]
+            style = "green" if event["result"] in ("switched", "reverted", "kept") else "red"
+            self._print(f"[{style}]{safe(label)}: {safe(event['result'])}[/] {safe(redact(event['detail']))}")
+        self.tick()
+
+    def tick(self) -> None:
+        if self.live:
+            self.live.update(self._table(), refresh=True)
+
+    def close(self) -> None:
+        if self.live:
+            self.live.stop()
+            self.live = None
+
+    def _print(self, markup: str) -> None:
+        (self.live.console if self.live else console).print(markup, soft_wrap=True)
+
+    def _table(self) -> Table:
+        table = Table("host/system", "state", "step", "s", box=None)
+        for label, (state, step, since) in self.rows.items():
+            table.add_row(safe(label), safe(state), safe(step), f"{time.monotonic() - since:.0f}")
+        return table
+
+
 def show_program(label: str, where: str, text: str) -> None:
     """--dry-run: the exact program, as the host would receive it on stdin of ``bash -s``."""
     console.print(f"# {label} ({where}): this program would run as `bash -s` (it was not sent)",
@@ -88,12 +173,15 @@ class Outcome:
     detail: str
     code: int = 0
     warning: bool = False
+    result: str = ""    # a fleet run's word for it: switched, reverted, untouched, failed, kept
 
 
 def outcome_table(title: str, outcomes: list[Outcome]) -> None:
     table = Table("host", "system", "result", "detail", title=title, title_justify="left")
     for o in outcomes:
         result = "[green]ok[/]" if o.ok else "[yellow]WARNING[/]" if o.warning else "[red]FAILED[/]"
+        if o.result:
+            result = f"[{'green' if o.ok else 'yellow' if o.result in ('reverted', 'untouched') else 'red'}]{o.result}[/]"
         table.add_row(safe(o.host), safe(o.system), result, safe(redact(o.detail)))
     console.print(table)
 

@@ -22,6 +22,7 @@ class Intent:
     tags: dict | None = None    # app -> tag to pull now (a deploy)
     ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
     artifacts: dict | None = None  # binary stack -> sha256 of the file uploaded for it (a deploy --artifact)
+    fleet: str = ""             # the fleet run this is part of (its id is in the lock it holds on every host)
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -31,7 +32,7 @@ class Intent:
     def head(self) -> dict:
         """The program variables every recording program uses."""
         return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
-                "META": self.meta()}
+                "META": self.meta(), **({"FLEET": self.fleet} if self.fleet else {})}
 
 
 def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:

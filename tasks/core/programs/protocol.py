@@ -133,7 +133,8 @@ class Reader:
         kind, _, rest = line.partition(" ") if line.startswith("@@") else ("", "", line)
         r, d = self.result, self.display
         if kind == "@@step":
-            d.step_started(rest.partition(" ")[2])
+            name, _, text = rest.partition(" ")
+            d.step_started(text, name)
         elif kind == "@@ok":
             d.step_ended(ok=True)
         elif kind == "@@fail":
@@ -184,11 +185,13 @@ def _json_object(key: str, value: str) -> dict:
     return obj
 
 
-def execute(session: Session, program: Program, label: str, quiet: bool = False, stdin_tail: str = "") -> Result:
-    """Run ``program`` on the session's host, its steps shown under ``label`` (unless quiet); ``stdin_tail``
-    follows the program on stdin (rotate-token's new token). The Result when it succeeded; otherwise a
-    ToolError with the program's own error and the tool exit code its exit code maps to."""
-    result, display = Result(), StepDisplay(label, quiet)
+def execute(session: Session, program: Program, label: str, quiet: bool = False, stdin_tail: str = "",
+            display=None) -> Result:
+    """Run ``program`` on the session's host, its steps shown under ``label`` (unless quiet) or on ``display``
+    (a fleet run's events); ``stdin_tail`` follows the program on stdin (rotate-token's new token). The Result
+    when it succeeded; otherwise a ToolError with the program's own error and the tool exit code its exit code
+    maps to."""
+    result, display = Result(), display or StepDisplay(label, quiet)
     reader = Reader(result, display)
     result.code, stderr = session.stream(program.text + stdin_tail, reader.line)
     display.step_ended(ok=result.code == 0)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .. import history
 from ..model import Target
 from ..ssh import Session
+from .declare import Intent
 from .protocol import Program, Result, execute, fields, report
 
 
@@ -130,3 +131,23 @@ def containers(raw: str) -> list[dict]:
 def unlock_program(target: Target) -> Program:
     """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
     return Program("unlock", {"STATE": target.state_dir}).step("lock_break")
+
+
+def hold_program(target: Target, intent: Intent) -> Program:
+    """A fleet run's first program on each host: the lock, taken for the whole run (its id in it)."""
+    return Program(f"hold the lock of {target.label} for fleet {intent.fleet}",
+                   {"STATE": target.state_dir, "SYSTEM": target.system.name, **intent.head()}).step("lock_hold")
+
+
+def free_program(target: Target, fleet: str) -> Program:
+    """A fleet run's last program on each host: its lock released (only if it is still the fleet's)."""
+    return Program(f"free the lock of {target.label} held for fleet {fleet}",
+                   {"STATE": target.state_dir, "FLEET": fleet}).step("lock_free")
+
+
+@report
+def switched_from(result: Result) -> str | None:
+    """The release a deploy or rollback replaced (what a fleet run puts back if another host fails); None when
+    nothing ran before it."""
+    data = result.one("switched")
+    return fields(data, "from")[0] or None if data else None

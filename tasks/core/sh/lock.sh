@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # One deploy at a time per system: an atomic mkdir of state/lock, with who/when/what/pid in lock/info.
-# shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SYSTEM, ACTION, BY, TAG, RELEASE and R_* come from the program's head
+# A fleet run (several hosts as one transaction) takes every host's lock first, with the fleet's id in it: its
+# programs take that lock over and leave it held, and the run frees them all at its end (FLEET set).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SYSTEM, ACTION, BY, TAG, RELEASE, FLEET and R_* come from the program's head
 
 # lock_holder: LOCK_INFO ("" when free, else what the holder wrote) and LOCK_STALE=1 when its process is gone.
 lock_holder() {
@@ -31,7 +33,10 @@ lock_take() {
     return 0
   fi
   lock_holder
-  if resumable_lock "$LOCK_INFO"; then
+  if fleet_lock "$LOCK_INFO"; then
+    lock_info | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+    HOLDING=1
+  elif resumable_lock "$LOCK_INFO"; then
     say "info taking over the lock of an interrupted migration: $LOCK_INFO"
     lock_info | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
     HOLDING=1
@@ -42,7 +47,26 @@ lock_take() {
   fi
 }
 
-lock_info() { printf '%s since %s (%s %s, release %s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" "$$"; }
+lock_info() {
+  printf '%s since %s (%s %s, release %s%s, pid %s)\n' "$BY" "$(now)" "$ACTION" "$TAG" "$RELEASE" \
+    "${FLEET:+, fleet $FLEET}" "$$"
+}
+
+# fleet_lock INFO: the lock is this program's fleet run's own (taken for it before any host changed).
+fleet_lock() { [ -n "${FLEET:-}" ] && case $1 in *", fleet $FLEET, pid "*) true ;; *) false ;; esac; }
+
+# lock_hold: a fleet run's first step on each host, before any host changes (on_exit leaves it held).
+lock_hold() {
+  mkdir -p "$STATE" || die "$R_FAILED" "cannot create $STATE"
+  lock_take
+}
+
+# lock_free: the end of a fleet run: its lock is released (only its own: another holder's stays).
+lock_free() {
+  lock_holder
+  if fleet_lock "$LOCK_INFO"; then rm -rf "$STATE/lock"; fi
+  return 0
+}
 
 # lock_report: the lock's holder for status and rollback (nothing when it is free).
 lock_report() {

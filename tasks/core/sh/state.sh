@@ -26,13 +26,16 @@ write_current() {
   { printf 'release %s\ntag %s\n' "$RELEASE" "$TAG"
     [ ! -f "$STATE/current" ] || grep '^pin ' "$STATE/current" | while read -r _ s pin; do
       [ -n "${PINS[$s]:-}" ] || printf 'pin %s %s\n' "$s" "$pin"; done
-    for s in "${!PINS[@]}"; do printf 'pin %s %s\n' "$s" "${PINS[$s]}"; done; } | atomic_write "$STATE/current" \
+    for s in "${!PINS[@]}"; do printf 'pin %s %s\n' "$s" "${PINS[$s]}"; done; } | atomic_write "$STATE/current.new" \
     || die "$R_FAILED" "cannot write $STATE/current (disk full?)"
+  data switched release "$RELEASE" from "$(current_line release)"
+  mv -f "$STATE/current.new" "$STATE/current" || die "$R_FAILED" "cannot write $STATE/current"
 }
 
-# current_pin STACK / current_tag: what the current file says runs.
-current_pin() { [ -f "$STATE/current" ] && sed -n "s/^pin $1 //p" "$STATE/current"; }
-current_tag() { [ -f "$STATE/current" ] && sed -n 's/^tag //p' "$STATE/current"; }
+# current_line KEY / current_pin STACK / current_tag: what the current file says runs.
+current_line() { [ -f "$STATE/current" ] && sed -n "s/^$1 //p" "$STATE/current"; }
+current_pin() { current_line "pin $1"; }
+current_tag() { current_line tag; }
 
 history_sha() { { [ ! -f "$STATE/releases.jsonl" ] || cat "$STATE/releases.jsonl"; } | sha256sum | cut -d' ' -f1; }
 

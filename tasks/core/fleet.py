@@ -1,0 +1,272 @@
+"""Several hosts as one transaction (a fleet run).
+
+Before anything changes, every host is reached (its key checked) and, when there is more than one, its lock is
+taken for the run, host by host in name order: any refusal releases what was taken and changes nothing. Then
+hosts change in steps (a host's step is where its first stack comes in its system's order, so the database
+hosts go before the app hosts), in parallel within a step (``--parallel``) and in rolling batches
+(``--batch``), each host behind its own health gate. A host that fails stops the run: no new host starts, and
+the hosts this run already switched get the release they ran before (``--no-revert`` keeps them). The result
+is one row per host and system (switched, reverted, untouched, failed) and the worst exit code.
+
+Worker threads only run programs and post events; the main thread shows them (``ui.FleetView``).
+"""
+from __future__ import annotations
+
+import math
+import queue
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from .cli import Selection, new_release_id, run_release
+from .errors import BAD_INPUT, FAILED, NEEDS_ATTENTION, ToolError, worst
+from .grammar import redact
+from .model import Stack, Target
+from .programs.declare import Intent
+from .programs.protocol import Program, Result, execute
+from .programs.state import free_program, hold_program, switched_from
+from .ssh import Session
+from .ui import EventDisplay, FleetView, Outcome, console, outcome_table, safe
+
+MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider fleet goes in waves)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a fleet run proceeds: at most ``parallel`` hosts at once, in batches of ``batch`` (a count or a
+    percentage of a step's hosts) with the health gate between them, and whether a failure reverts."""
+    parallel: int | None = None
+    batch: str | None = None
+    revert: bool = True
+
+    @classmethod
+    def parse(cls, parallel, batch, no_revert) -> Rollout:
+        """The options as given on the command line, checked (exit 2 before anything connects)."""
+        if parallel is not None and (not str(parallel).isdigit() or not 1 <= int(parallel) <= 256):
+            raise ToolError(f"--parallel must be a number of hosts from 1 to 256, not {parallel!r}", BAD_INPUT)
+        if batch is not None:
+            number = str(batch).removesuffix("%")
+            if not number.isdigit() or not 1 <= int(number) <= (100 if str(batch).endswith("%") else 10000):
+                raise ToolError(f"--batch must be a number of hosts (e.g. 1) or a percentage (e.g. 25%), not "
+                                f"{batch!r}", BAD_INPUT)
+        return cls(int(parallel) if parallel is not None else None, batch and str(batch), not no_revert)
+
+    def batches(self, hosts: list) -> list[list]:
+        """``hosts`` (one step's) cut into the rolling batches."""
+        if not self.batch:
+            return [hosts] if hosts else []
+        if self.batch.endswith("%"):
+            size = max(1, math.ceil(len(hosts) * int(self.batch[:-1]) / 100))
+        else:
+            size = int(self.batch)
+        return [hosts[i:i + size] for i in range(0, len(hosts), size)]
+
+    def width(self, count: int) -> int:
+        return max(1, min(count, self.parallel or MAX_PARALLEL))
+
+
+@dataclass
+class Job:
+    """One system of one host in a run: the program that changes it, and what happened."""
+    target: Target
+    program: Program
+    intent: Intent
+    step: int
+    result: str = "untouched"      # untouched | switched | failed | reverted | kept | revert failed
+    detail: str = ""
+    code: int = 0
+    previous: str | None = None    # the release it ran before this run switched it
+    notes: Callable[[Result], list[str]] | None = None   # warnings worth showing once it succeeded
+
+    @property
+    def host(self) -> str:
+        return self.target.host.name
+
+
+# What a revert runs on a host this run switched: a program that puts ``previous`` (a release id) back.
+Revert = Callable[[Session, Target, str, str], Program]
+
+
+class Run:
+    """One task over the selected hosts: a single host runs as it always has (its program takes and frees its
+    own lock); several are one transaction."""
+
+    def __init__(self, sel: Selection, action: str, rollout: Rollout = Rollout(), json: bool = False):
+        self.sel, self.action, self.rollout = sel, action, rollout
+        self.hosts = list(dict.fromkeys(t.host.name for t in sel.targets))
+        self.transaction = len(self.hosts) > 1
+        self.release = new_release_id()
+        self.fleet = self.release if self.transaction else ""
+        self.events: queue.Queue = queue.Queue()
+        self.view = FleetView(json) if self.transaction or json else None
+        self.stopping = False
+
+    def step_of(self, target: Target, stacks: list[Stack]) -> int:
+        """Where ``target``'s part comes: the position of its first stack in its system's order."""
+        return min((self.sel.inventory.order(target.system.name, s.name) for s in stacks), default=0)
+
+    def reach(self) -> None:
+        """Open every host's session at once (keys checked); the first host that cannot be reached stops the
+        run before anything changed."""
+        first = {}
+        for target in self.sel.targets:
+            first.setdefault(target.host.name, target)
+        errors = [e for e in self._parallel(list(first.values()), self._open, MAX_PARALLEL) if e]
+        if errors:
+            raise ToolError("; ".join(str(e) for e in errors) + "\nnothing was changed on any host",
+                            worst(e.code for e in errors))
+
+    def _open(self, target: Target) -> ToolError | None:
+        try:
+            self.sel.session(target)
+            return None
+        except ToolError as e:
+            return e
+
+    def go(self, jobs: list[Job], revert: Revert) -> None:
+        """Change every job's host (see the module's docstring); a failure is raised once every host has
+        finished and been reverted."""
+        if not self.transaction and self.view is None:
+            for job in jobs:
+                result = run_release(self.sel.session(job.target), job.target, job.intent, job.program)
+                for note in job.notes(result) if job.notes else []:
+                    console.print(f"[yellow]⚠ {safe(job.target.label)}: {safe(note)}[/]")
+            return
+        self._post("plan", fleet=self.fleet, release=self.release, action=self.action,
+                   steps=[[j.target.label for j in step] for step in self._steps(jobs)])
+        try:
+            self._hold(jobs)
+            for step in self._steps(jobs):
+                for batch in self.rollout.batches(self._by_host(step)):
+                    self._parallel(batch, self._forward, self.rollout.width(len(batch)))
+                    if self.stopping:
+                        break
+                if self.stopping:
+                    break
+            if self.stopping:
+                self._undo(jobs, revert)
+        finally:
+            if self.transaction:
+                self._parallel([j.target for j in jobs], self._free, MAX_PARALLEL)
+            self.view.close()
+        self._result(jobs)
+
+    def _steps(self, jobs: list[Job]) -> list[list[Job]]:
+        steps = sorted({j.step for j in jobs})
+        return [[j for j in jobs if j.step == s] for s in steps]
+
+    @staticmethod
+    def _by_host(jobs: list[Job]) -> list[list[Job]]:
+        hosts: dict[str, list[Job]] = {}
+        for job in jobs:
+            hosts.setdefault(job.host, []).append(job)
+        return list(hosts.values())
+
+    def _hold(self, jobs: list[Job]) -> None:
+        """Take every host's lock for the run, in host-name order; on a refusal ``go`` frees those taken (nothing
+        changed)."""
+        if not self.transaction:
+            return
+        for job in sorted(jobs, key=lambda j: (j.host, j.target.system.name)):
+            try:
+                execute(self.sel.session(job.target), hold_program(job.target, job.intent), job.target.label,
+                        quiet=True)
+            except ToolError as e:
+                self._post("host", host=job.host, system=job.target.system.name, result="refused", detail=str(e))
+                raise ToolError(f"{e}\nnothing was changed on any host (every lock this run took is released)",
+                                e.code) from None
+
+    def _free(self, target: Target) -> None:
+        try:
+            execute(self.sel.session(target), free_program(target, self.fleet), target.label, quiet=True)
+        except ToolError as e:
+            self._post("info", host=target.host.name, system=target.system.name,
+                       text=f"could not release the run's lock ({e}): 'fab unlock --force' does")
+
+    def _forward(self, jobs: list[Job]) -> None:
+        """One host's jobs, in order; the first that fails stops the host and the run."""
+        for job in jobs:
+            if self.stopping:
+                return
+            try:
+                result = execute(self.sel.session(job.target), job.program, job.target.label,
+                                 display=self._display(job.target))
+                job.result, job.detail, job.previous = "switched", f"{job.intent.tag} is live", switched_from(result)
+                for note in job.notes(result) if job.notes else []:
+                    self._post("info", host=job.host, system=job.target.system.name, text=f"⚠ {note}")
+            except ToolError as e:
+                self.stopping = True
+                job.result, job.detail, job.code = "failed", str(e), e.code
+            except Exception as e:  # noqa: BLE001 - one host's surprise must not hide the others' results
+                self.stopping = True
+                job.result, job.detail, job.code = "failed", redact(f"unexpected {type(e).__name__}: {e}"), FAILED
+            self._post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+
+    def _undo(self, jobs: list[Job], revert: Revert) -> None:
+        """Put back what every switched host ran before, the last step first (or keep them: --no-revert)."""
+        switched = [j for j in jobs if j.result == "switched"]
+        if not self.rollout.revert:
+            for job in switched:
+                job.result, job.detail = "kept", f"{job.detail} (kept: --no-revert)"
+            return
+        for step in reversed(self._steps(switched)):
+            self._parallel(self._by_host(step), lambda host_jobs: self._back(host_jobs, revert),
+                           self.rollout.width(len(step)))
+
+    def _back(self, jobs: list[Job], revert: Revert) -> None:
+        for job in jobs:
+            if job.previous is None:
+                job.result, job.code = "revert failed", NEEDS_ATTENTION
+                job.detail = f"{job.detail}; nothing ran before it, so nothing to put back"
+            else:
+                try:
+                    session = self.sel.session(job.target)
+                    program = revert(session, job.target, job.previous, self.fleet)
+                    execute(session, program, job.target.label, display=self._display(job.target))
+                    job.result, job.detail = "reverted", f"{job.intent.tag} was live; the release before it is back"
+                except ToolError as e:
+                    job.result, job.detail, job.code = "revert failed", str(e), NEEDS_ATTENTION
+            self._post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+
+    def _result(self, jobs: list[Job]) -> None:
+        outcomes = [Outcome(j.host, j.target.system.name, j.result in ("switched", "kept"), redact(j.detail), j.code,
+                            result=j.result) for j in jobs]
+        code = worst(j.code for j in jobs)
+        self._post("result", fleet=self.fleet, release=self.release, exit=code,
+                   hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
+        self._drain()
+        if not self.view.json:
+            outcome_table(f"{self.action} {self.release}", outcomes)
+        if code:
+            counts = {r: sum(j.result == r for j in jobs) for r in dict.fromkeys(j.result for j in jobs)}
+            raise ToolError(f"{self.action} {self.release}: " + ", ".join(f"{n} {r}" for r, n in counts.items()), code)
+
+    def _display(self, target: Target) -> EventDisplay:
+        return EventDisplay(target.host.name, target.system.name, self.events.put)
+
+    def _post(self, event: str, **fields) -> None:
+        self.events.put({"event": event, **fields})
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if self.view:
+                self.view.show(event)
+        if self.view:
+            self.view.tick()
+
+    def _parallel(self, items: list, work: Callable, width: int) -> list:
+        """``work(item)`` for each item on at most ``width`` threads; this thread shows their events meanwhile."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(width, len(items)))) as pool:
+            futures = [pool.submit(work, item) for item in items]
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                self._drain()
+        self._drain()
+        return [f.result() for f in futures]
