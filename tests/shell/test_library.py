@@ -56,6 +56,21 @@ def test_a_lock_taken_by_a_program_is_released_however_it_ends(lab):
     assert run.code == Code.PULL and not (lab.state / "lock").exists()
 
 
+def test_a_fleet_runs_lock_is_held_for_the_run_taken_over_by_its_programs_and_freed_only_by_it(lab):
+    fleet = {**LOCK_HEAD, "FLEET": "f1"}
+    hold = lab.snippet("run lock_hold", {"run", "lock_hold"}, fleet)
+    info = (lab.state / "lock" / "info").read_text()
+    assert hold.code == 0 and ", fleet f1, pid " in info, "held after the program ended: the run keeps it"
+    assert take_lock(lab).code == Code.LOCKED, "another deploy is refused meanwhile"
+    assert take_lock(lab, FLEET="f2").code == Code.LOCKED, "and so is another fleet run"
+    step = lab.snippet("run lock_take; die \"$R_PULL\" boom", {"run", "lock_take", "die"}, fleet)
+    assert step.code == Code.PULL and (lab.state / "lock").exists(), "its own program takes it over and leaves it"
+    assert lab.snippet("run lock_free", {"run", "lock_free"}, {**fleet, "FLEET": "f2"}).code == 0
+    assert (lab.state / "lock").exists(), "another run's free leaves it"
+    assert lab.snippet("run lock_free", {"run", "lock_free"}, fleet).code == 0
+    assert not (lab.state / "lock").exists()
+
+
 @pytest.mark.parametrize("content", [
     f"export GITHUB_TOKEN={TOKEN}\n", f"GITHUB_TOKEN={TOKEN}\n", f"export GITHUB_TOKEN={TOKEN}\r\n",
     f'export GITHUB_TOKEN="{TOKEN}"\n', f"export GITHUB_TOKEN='{TOKEN}'\n", f"# a comment\nexport GITHUB_TOKEN={TOKEN}",

@@ -277,3 +277,72 @@ def test_plain_aliases_for_shared_settings_are_fine(tmp_path):
         "  vps3: {address: 203.0.113.12, systems: [ems_system], identity: *key}\n"
     inv = inventory.load(write(tmp_path, text))
     assert inv.host("vps3").identity == inv.host("vps2").identity
+
+
+# Seed 002's five servers: PostgreSQL on en4, its replica on en5, backends on en1-3 (group app), nginx on en1.
+FLEET = """\
+registry: {server: ghcr.io, username: edumigsoft}
+groups:
+  app: [en1, en2, en3]
+systems:
+  enlevohub:
+    stacks:
+      db: {compose: repo/deploy/db.yml, hosts: en4}
+      replica: {compose: repo/deploy/replica.yml, hosts: [en5]}
+      backend: {compose: repo/deploy/backend.yml, image: edumigsoft/enlevohub-backend, hosts: [app]}
+      frontend: {compose: repo/deploy/frontend.yml, hosts: [en1]}
+hosts:
+  en1: {address: 10.0.0.1, systems: [enlevohub]}
+  en2: {address: 10.0.0.2, systems: [enlevohub]}
+  en3: {address: 10.0.0.3, systems: [enlevohub]}
+  en4: {address: 10.0.0.4, systems: [enlevohub]}
+  en5: {address: 10.0.0.5, systems: [enlevohub]}
+"""
+
+
+def test_groups_and_placement_give_each_host_its_stacks_in_the_systems_order(tmp_path):
+    inv = inventory.load(write(tmp_path, FLEET))
+    placed = {name: [s.name for s in h.systems[0].stacks] for name, h in inv.hosts.items()}
+    assert placed == {"en1": ["backend", "frontend"], "en2": ["backend"], "en3": ["backend"], "en4": ["db"],
+                      "en5": ["replica"]}
+    assert [h.name for h in inv.choose(None, "app", False)] == ["en1", "en2", "en3"]
+    assert [h.name for h in inv.choose(["en4", "en1", "en4"], None, False)] == ["en4", "en1"]
+    assert len(inv.choose(None, None, True)) == 5
+    assert [inv.order("enlevohub", s) for s in ("db", "replica", "backend", "frontend")] == [0, 1, 2, 3]
+    en2 = inv.host("en2").systems[0]
+    assert [s.name for s in en2.selected(["frontend"])] == []    # placed elsewhere: not an unknown stack
+    with pytest.raises(ToolError, match="no stack nginx"):
+        en2.selected(["nginx"])
+
+
+@pytest.mark.parametrize("args, message", [
+    ((["en1"], "app", False), "give one of --host, --group and --all"),
+    ((None, "web", False), "unknown group 'web'.*has app"),
+    ((None, None, False), "say which host: --host NAME"),
+])
+def test_choosing_hosts_refuses_what_is_unclear(tmp_path, args, message):
+    inv = inventory.load(write(tmp_path, FLEET))
+    with pytest.raises(ToolError, match=message) as e:
+        inv.choose(*args)
+    assert e.value.code == BAD_INPUT
+
+
+@pytest.mark.parametrize("old, new, line, message", [
+    ("app: [en1, en2, en3]", "app: [en1, en9]", 3, "group 'app' lists unknown host 'en9'"),
+    ("app: [en1, en2, en3]", "app: [en1, en1]", 3, "lists host 'en1' twice"),
+    ("app: [en1, en2, en3]", "en1: [en2]", 3, "group 'en1' has the name of a host"),
+    ("app: [en1, en2, en3]", "app: []", 3, "needs a list of hosts"),
+    ("hosts: en4}", "hosts: web}", 7, "placed on 'web', which is neither a host nor a group"),
+    ("hosts: [en5]}", "hosts: [{x: 1}]}", 8, "hosts must be a host or group name"),
+    ("en5: {address: 10.0.0.5, systems: [enlevohub]}", "en5: {address: 10.0.0.5, systems: [other]}", 9,
+     "placed on host 'en5', which does not run system 'enlevohub'"),
+    ("  en5: {address: 10.0.0.5, systems: [enlevohub]}\n",
+     "  en5: {address: 10.0.0.5, systems: [enlevohub]}\n  en6: {address: 10.0.0.6, systems: [enlevohub]}\n", 17,
+     "host 'en6' runs system 'enlevohub', but none of its stacks is placed on it"),
+])
+def test_placement_errors_name_file_line_and_problem(tmp_path, old, new, line, message):
+    text = FLEET.replace(old, new)
+    if "other" in new:
+        text = text.replace("systems:\n", "systems:\n  other: {stacks: {x: {compose: x.yml}}}\n", 1)
+    msg = error_of(write(tmp_path, text))
+    assert f"hosts.yml:{line}" in msg and message in msg, msg

@@ -1,0 +1,182 @@
+"""The fleet engine's decisions (unit tier): steps from the stacks' order, rolling batches that stop at a
+failure, reverts of the switched hosts in reverse order, locks first, the worst exit code, the JSON events.
+The transport is replaced by a recorder here (``execute``); the e2e tier runs the same engine on real hosts."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.core import cli, errors, fleet, inventory
+from tasks.core.errors import ToolError, worst
+from tasks.core.fleet import Job, Rollout, Run
+from tasks.core.programs.declare import Intent
+from tasks.core.programs.protocol import Program, Result
+from tasks.core.programs.state import free_program, hold_program
+
+INVENTORY = """\
+registry: {server: ghcr.io, username: edumigsoft}
+groups:
+  app: [en1, en2, en3]
+systems:
+  enlevohub:
+    stacks:
+      db: {compose: db.yml, hosts: en4}
+      backend: {compose: backend.yml, image: edumigsoft/enlevohub-backend, hosts: app}
+hosts:
+  en1: {address: 10.0.0.1, systems: [enlevohub]}
+  en2: {address: 10.0.0.2, systems: [enlevohub]}
+  en3: {address: 10.0.0.3, systems: [enlevohub]}
+  en4: {address: 10.0.0.4, systems: [enlevohub]}
+"""
+
+
+@pytest.fixture
+def hosts(tmp_path, monkeypatch):
+    """Every host selected, sessions that are never opened, and the programs sent recorded: a program named
+    in ``failing`` fails with that code."""
+    path = tmp_path / "hosts.yml"
+    path.write_text(INVENTORY)
+    monkeypatch.setenv("FAB_INVENTORY", str(path))
+    sent, failing = [], {}
+
+    def execute(session, program, label, quiet=False, stdin_tail="", display=None):
+        sent.append((label.split("/")[0], program.name.split(" ")[0]))
+        code = failing.get((label.split("/")[0], program.name.split(" ")[0]))
+        if code:
+            raise ToolError(f"{label}: boom", code)
+        result = Result()
+        result.data["switched"] = [{"release": "new", "from": "old-" + label.split("/")[0]}]
+        return result
+
+    monkeypatch.setattr(fleet, "execute", execute)
+    sel = cli.select(None, all_hosts=True)
+    sel.sessions = {h: object() for h in sel.inventory.hosts}
+    return sel, sent, failing
+
+
+def jobs_for(run: Run, sel) -> list[Job]:
+    out = []
+    for target in sel.targets:
+        stacks = target.system.stacks
+        intent = Intent("deploy", run.release, "v2", "ana", "laptop", fleet=run.fleet)
+        out.append(Job(target, Program(f"deploy v2 on {target.label}"), intent, run.step_of(target, list(stacks))))
+    return out
+
+
+def revert(session, target, previous, fleet_id) -> Program:
+    return Program(f"rollback to {previous}")
+
+
+def test_the_database_host_goes_first_then_the_app_hosts_and_every_lock_is_taken_before(hosts, capsys):
+    sel, sent, _ = hosts
+    run = Run(sel, "deploy", Rollout(), json=True)
+    run.go(jobs_for(run, sel), revert)
+    holds, deploys, frees = sent[:4], sent[4:8], sent[8:]
+    assert holds == [(h, "hold") for h in ("en1", "en2", "en3", "en4")]   # name order
+    assert deploys[0] == ("en4", "deploy") and {h for h, _ in deploys[1:]} == {"en1", "en2", "en3"}
+    assert sorted(frees) == [(h, "free") for h in ("en1", "en2", "en3", "en4")]
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["steps"] == [["en4/enlevohub"], ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
+    assert events[-1]["exit"] == 0 and {h["result"] for h in events[-1]["hosts"]} == {"switched"}
+
+
+def test_a_failing_host_stops_the_batches_and_the_switched_hosts_go_back_last_step_first(hosts, capsys):
+    sel, sent, failing = hosts
+    failing[("en2", "deploy")] = errors.ROLLED_BACK
+    run = Run(sel, "deploy", Rollout(batch="1"))
+    with pytest.raises(ToolError) as e:
+        run.go(jobs_for(run, sel), revert)
+    assert e.value.code == errors.ROLLED_BACK
+    assert "2 reverted" in str(e.value) and "1 failed" in str(e.value) and "1 untouched" in str(e.value)
+    changes = [s for s in sent if s[1] in ("deploy", "rollback")]
+    assert changes == [("en4", "deploy"), ("en1", "deploy"), ("en2", "deploy"), ("en1", "rollback"),
+                       ("en4", "rollback")]
+    out = capsys.readouterr().out
+    assert "en3/enlevohub: untouched" not in out and "│ en3  │ enlevohub │ untouched" in out
+
+
+def test_no_revert_keeps_them_and_a_failed_revert_is_the_worst_code(hosts, capsys):
+    sel, sent, failing = hosts
+    failing[("en1", "deploy")] = errors.REMOTE_FAILED
+    run = Run(sel, "deploy", Rollout(batch="1", revert=False))
+    with pytest.raises(ToolError) as e:
+        run.go(jobs_for(run, sel), revert)
+    assert e.value.code == errors.REMOTE_FAILED and "1 kept" in str(e.value)
+    assert not [s for s in sent if s[1] == "rollback"]
+    sent.clear()
+    failing[("en4", "rollback")] = errors.ROLLED_BACK
+    run = Run(sel, "deploy", Rollout(batch="1"))
+    with pytest.raises(ToolError) as e:
+        run.go(jobs_for(run, sel), revert)
+    assert e.value.code == errors.NEEDS_ATTENTION and "1 revert failed" in str(e.value)
+
+
+def test_a_refused_lock_changes_nothing_and_frees_every_lock(hosts):
+    sel, sent, failing = hosts
+    failing[("en3", "hold")] = errors.BUSY
+    run = Run(sel, "deploy", Rollout())
+    with pytest.raises(ToolError, match="nothing was changed on any host") as e:
+        run.go(jobs_for(run, sel), revert)
+    assert e.value.code == errors.BUSY
+    assert [s for s in sent if s[1] == "hold"] == [("en1", "hold"), ("en2", "hold"), ("en3", "hold")]
+    assert not [s for s in sent if s[1] == "deploy"] and len([s for s in sent if s[1] == "free"]) == 4
+
+
+def test_one_host_runs_its_own_program_without_a_fleet_lock(hosts, monkeypatch):
+    sel, sent, _ = hosts
+    one = cli.Selection(sel.inventory, sel.targets[:1], sel.sessions)
+    seen = []
+    monkeypatch.setattr(fleet, "run_release", lambda session, target, intent, program: seen.append(intent) or Result())
+    run = Run(one, "deploy")
+    run.go(jobs_for(run, one), revert)
+    assert not sent and seen[0].fleet == "" and "FLEET" not in seen[0].head()
+
+
+def test_hold_and_free_programs_are_pinned(tmp_path):
+    target = inventory.load(_write(tmp_path)).host("en1").targets()[0]
+    intent = Intent("deploy", "r1", "v2", "ana", "laptop", fleet="r1")
+    hold = hold_program(target, intent)
+    assert hold.steps == [("lock_hold",)] and hold.head["FLEET"] == "r1"
+    assert hold.head["STATE"] == "/root/enlevohub/state"
+    free = free_program(target, "r1")
+    assert free.steps == [("lock_free",)] and free.head == {"STATE": "/root/enlevohub/state", "FLEET": "r1"}
+
+
+@pytest.mark.parametrize("parallel, batch, message", [
+    ("0", None, "--parallel must be"), ("x", None, "--parallel must be"),
+    (None, "0", "--batch must be"), (None, "150%", "--batch must be"), (None, "a%", "--batch must be"),
+])
+def test_rollout_options_are_checked(parallel, batch, message):
+    with pytest.raises(ToolError, match=message) as e:
+        Rollout.parse(parallel, batch, False)
+    assert e.value.code == errors.BAD_INPUT
+
+
+def test_batches_and_the_worst_code():
+    assert Rollout.parse("2", "25%", False).batches(list(range(5))) == [[0, 1], [2, 3], [4]]
+    assert Rollout.parse(None, "2", True).batches([1, 2, 3]) == [[1, 2], [3]]
+    assert Rollout().batches([1, 2, 3]) == [[1, 2, 3]]
+    assert worst([0, errors.BUSY, errors.ROLLED_BACK, errors.BAD_INPUT]) == errors.ROLLED_BACK
+    assert worst([errors.NEEDS_ATTENTION, errors.FAILED]) == errors.NEEDS_ATTENTION
+    assert worst([0, 0]) == 0
+
+
+def _write(tmp_path) -> Path:
+    path = tmp_path / "inv.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-H", "en1,nosuch", "status"], "unknown host 'nosuch'"),
+    (["-H", "en1", "status", "--host", "en2"], "give either -H or --host, not both"),
+])
+def test_fabrics_hosts_flag_names_hosts_of_the_inventory(tmp_path, args, message):
+    fab = str(Path(sys.executable).parent / "fab")
+    res = subprocess.run([fab, *args], env={"FAB_INVENTORY": str(_write(tmp_path)), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert res.returncode == errors.BAD_INPUT and message in res.stderr, res.stdout + res.stderr
