@@ -28,6 +28,7 @@ from .programs.state import free_program, hold_program, switched_from
 from .ssh import Session
 from .ui import EventDisplay, FleetView, Outcome, console, outcome_table, safe
 
+RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched")   # a job's end, in this order
 MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider fleet goes in waves)
 
 
@@ -72,7 +73,7 @@ class Job:
     program: Program
     intent: Intent
     step: int
-    result: str = "untouched"      # untouched | switched | failed | reverted | kept | revert failed
+    result: str = "untouched"      # one of RESULTS
     detail: str = ""
     code: int = 0
     previous: str | None = None    # the release it ran before this run switched it
@@ -98,7 +99,8 @@ class Run:
         self.release = new_release_id()
         self.fleet = self.release if self.transaction else ""
         self.events: queue.Queue = queue.Queue()
-        self.view = FleetView(json) if self.transaction or json else None
+        self.json = json
+        self.view: FleetView | None = None   # made when the changes start (an upload's progress bar comes before)
         self.stopping = False
 
     def step_of(self, target: Target, stacks: list[Stack]) -> int:
@@ -126,12 +128,13 @@ class Run:
     def go(self, jobs: list[Job], revert: Revert) -> None:
         """Change every job's host (see the module's docstring); a failure is raised once every host has
         finished and been reverted."""
-        if not self.transaction and self.view is None:
+        if not self.transaction and not self.json:
             for job in jobs:
                 result = run_release(self.sel.session(job.target), job.target, job.intent, job.program)
                 for note in job.notes(result) if job.notes else []:
                     console.print(f"[yellow]⚠ {safe(job.target.label)}: {safe(note)}[/]")
             return
+        self.view = FleetView(self.json)
         self._post("plan", fleet=self.fleet, release=self.release, action=self.action,
                    steps=[[j.target.label for j in step] for step in self._steps(jobs)])
         try:
@@ -235,11 +238,11 @@ class Run:
         self._post("result", fleet=self.fleet, release=self.release, exit=code,
                    hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
         self._drain()
-        if not self.view.json:
+        if not self.json:
             outcome_table(f"{self.action} {self.release}", outcomes)
         if code:
-            counts = {r: sum(j.result == r for j in jobs) for r in dict.fromkeys(j.result for j in jobs)}
-            raise ToolError(f"{self.action} {self.release}: " + ", ".join(f"{n} {r}" for r, n in counts.items()), code)
+            counts = [(sum(j.result == r for j in jobs), r) for r in RESULTS]
+            raise ToolError(f"{self.action} {self.release}: " + ", ".join(f"{n} {r}" for n, r in counts if n), code)
 
     def _display(self, target: Target) -> EventDisplay:
         return EventDisplay(target.host.name, target.system.name, self.events.put)

@@ -17,21 +17,9 @@ from tasks.core.programs.declare import Intent
 from tasks.core.programs.protocol import Program, Result
 from tasks.core.programs.state import free_program, hold_program
 
-INVENTORY = """\
-registry: {server: ghcr.io, username: edumigsoft}
-groups:
-  app: [en1, en2, en3]
-systems:
-  enlevohub:
-    stacks:
-      db: {compose: db.yml, hosts: en4}
-      backend: {compose: backend.yml, image: edumigsoft/enlevohub-backend, hosts: app}
-hosts:
-  en1: {address: 10.0.0.1, systems: [enlevohub]}
-  en2: {address: 10.0.0.2, systems: [enlevohub]}
-  en3: {address: 10.0.0.3, systems: [enlevohub]}
-  en4: {address: 10.0.0.4, systems: [enlevohub]}
-"""
+from .test_inventory import FLEET
+
+INVENTORY = FLEET   # seed 002's five servers: db on en4, replica on en5, backends on en1-3, nginx on en1
 
 
 @pytest.fixture
@@ -75,12 +63,13 @@ def test_the_database_host_goes_first_then_the_app_hosts_and_every_lock_is_taken
     sel, sent, _ = hosts
     run = Run(sel, "deploy", Rollout(), json=True)
     run.go(jobs_for(run, sel), revert)
-    holds, deploys, frees = sent[:4], sent[4:8], sent[8:]
-    assert holds == [(h, "hold") for h in ("en1", "en2", "en3", "en4")]   # name order
-    assert deploys[0] == ("en4", "deploy") and {h for h, _ in deploys[1:]} == {"en1", "en2", "en3"}
-    assert sorted(frees) == [(h, "free") for h in ("en1", "en2", "en3", "en4")]
+    holds, deploys, frees = sent[:5], sent[5:10], sent[10:]
+    assert holds == [(h, "hold") for h in ("en1", "en2", "en3", "en4", "en5")]   # name order
+    assert deploys[:2] == [("en4", "deploy"), ("en5", "deploy")] and {h for h, _ in deploys[2:]} == {"en1", "en2", "en3"}
+    assert sorted(frees) == [(h, "free") for h in ("en1", "en2", "en3", "en4", "en5")]
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert events[0]["steps"] == [["en4/enlevohub"], ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
+    assert events[0]["steps"] == [["en4/enlevohub"], ["en5/enlevohub"],
+                                  ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
     assert events[-1]["exit"] == 0 and {h["result"] for h in events[-1]["hosts"]} == {"switched"}
 
 
@@ -91,10 +80,10 @@ def test_a_failing_host_stops_the_batches_and_the_switched_hosts_go_back_last_st
     with pytest.raises(ToolError) as e:
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.ROLLED_BACK
-    assert "2 reverted" in str(e.value) and "1 failed" in str(e.value) and "1 untouched" in str(e.value)
+    assert "3 reverted" in str(e.value) and "1 failed" in str(e.value) and "1 untouched" in str(e.value)
     changes = [s for s in sent if s[1] in ("deploy", "rollback")]
-    assert changes == [("en4", "deploy"), ("en1", "deploy"), ("en2", "deploy"), ("en1", "rollback"),
-                       ("en4", "rollback")]
+    assert changes == [("en4", "deploy"), ("en5", "deploy"), ("en1", "deploy"), ("en2", "deploy"),
+                       ("en1", "rollback"), ("en5", "rollback"), ("en4", "rollback")]
     out = capsys.readouterr().out
     assert "en3/enlevohub: untouched" not in out and "│ en3  │ enlevohub │ untouched" in out
 
@@ -105,7 +94,7 @@ def test_no_revert_keeps_them_and_a_failed_revert_is_the_worst_code(hosts, capsy
     run = Run(sel, "deploy", Rollout(batch="1", revert=False))
     with pytest.raises(ToolError) as e:
         run.go(jobs_for(run, sel), revert)
-    assert e.value.code == errors.REMOTE_FAILED and "1 kept" in str(e.value)
+    assert e.value.code == errors.REMOTE_FAILED and ": 2 kept, 1 failed, 2 untouched" in str(e.value)
     assert not [s for s in sent if s[1] == "rollback"]
     sent.clear()
     failing[("en4", "rollback")] = errors.ROLLED_BACK
@@ -123,7 +112,7 @@ def test_a_refused_lock_changes_nothing_and_frees_every_lock(hosts):
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.BUSY
     assert [s for s in sent if s[1] == "hold"] == [("en1", "hold"), ("en2", "hold"), ("en3", "hold")]
-    assert not [s for s in sent if s[1] == "deploy"] and len([s for s in sent if s[1] == "free"]) == 4
+    assert not [s for s in sent if s[1] == "deploy"] and len([s for s in sent if s[1] == "free"]) == 5
 
 
 def test_one_host_runs_its_own_program_without_a_fleet_lock(hosts, monkeypatch):
