@@ -115,7 +115,7 @@ def _api_url(doc: YamlDoc, at: tuple, value) -> str:
 def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[System, Registry | None]:
     at = ("systems", name)
     spec = doc.mapping(at, spec)
-    doc.only_keys(at, spec, {"secrets", "stacks", "registry", "tag", "backup"})
+    doc.only_keys(at, spec, {"secrets", "stacks", "registry", "tag", "backup", "together"})
     secrets = doc.relpath(at + ("secrets",), spec.get("secrets", DEFAULT_SECRETS))
     tag = spec.get("tag")
     if tag is not None:
@@ -135,7 +135,33 @@ def _system(doc: YamlDoc, name: str, spec, default_registry: Registry) -> tuple[
     keep, before = _backup(doc, at + ("backup",), spec.get("backup", {}))
     if before and not any(s.database for s in stacks):
         doc.fail(at + ("backup", "before_deploy"), f"system {name!r} has no stack with database: to back up")
-    return System(name, tuple(stacks), secrets, tag, keep, before), registry
+    together = _together(doc, at + ("together",), spec.get("together", []), [s.name for s in stacks])
+    return System(name, tuple(stacks), secrets, tag, keep, before, together=together), registry
+
+
+def _together(doc: YamlDoc, at: tuple, spec, names: list[str]) -> tuple[tuple[str, ...], ...]:
+    """``together: [[ems, sms], ...]``: stacks that do not depend on each other, consecutive in the system's
+    order, brought up at once (a deploy waits for the slowest, not for the sum)."""
+    if not isinstance(spec, list):
+        doc.fail(at, "together must be a list of lists of stacks, e.g. together: [[ems, sms]]")
+    seen: set[str] = set()
+    waves = []
+    for i, wave in enumerate(spec):
+        if not isinstance(wave, list) or len(wave) < 2 or not all(isinstance(n, str) for n in wave):
+            doc.fail(at + (i,), "each entry of together: lists two or more stacks, e.g. [ems, sms]")
+        unknown = [n for n in wave if n not in names]
+        if unknown:
+            doc.fail(at + (i,), f"together: names {', '.join(unknown)}, not a stack of this system "
+                     f"(stacks: {', '.join(names)})")
+        if seen & set(wave) or len(set(wave)) < len(wave):
+            doc.fail(at + (i,), "a stack is in together: once at most")
+        positions = sorted(names.index(n) for n in wave)
+        if positions != list(range(positions[0], positions[0] + len(wave))):
+            doc.fail(at + (i,), f"together: {', '.join(wave)} must be next to each other in stacks: (what comes "
+                     "between them would have to be both before and after them)")
+        seen |= set(wave)
+        waves.append(tuple(names[p] for p in positions))
+    return tuple(waves)
 
 
 def _backup(doc: YamlDoc, at: tuple, spec) -> tuple[Retention, bool]:

@@ -110,6 +110,7 @@ class System:
     keep: Retention = Retention()
     backup_before_deploy: bool = False   # a verified dump of every database before each deploy, in its release
     elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
+    together: tuple[tuple[str, ...], ...] = ()   # consecutive stacks independent of each other: brought up at once
 
     def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
         """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its

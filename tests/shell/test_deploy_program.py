@@ -61,7 +61,8 @@ def test_the_order_of_docker_calls(lab):
     assert deploy(lab).code == 0
     calls = lab.commands("docker")
     assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
-    assert calls[1:3] == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3", f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
+    assert sorted(calls[1:3]) == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3",   # at once
+                                  f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
     preflight = sorted(calls[3:7])   # the compose configs run at once, beside one look at every container
     assert preflight[:3] == [f"compose -p ems_system-{s} -f {lab.root}/ems_system/repo/{s}/docker-compose.yml config"
                              for s in ("ems", "infra", "sms")]
@@ -132,7 +133,7 @@ def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
                                                                   pins={"ems": OLD, "sms": OLD})))
     assert run.code == 0, run.stdout
     pulls = [c for c in lab.commands("docker") if c.startswith("pull")]
-    assert pulls == [f"pull {REGISTRY}/edumigsoft/ems_server@{OLD.split('@')[1]}"] * 1 + \
+    assert sorted(pulls) == [f"pull {REGISTRY}/edumigsoft/ems_server@{OLD.split('@')[1]}"] * 1 + \
         [f"pull {REGISTRY}/edumigsoft/sms_server@{OLD.split('@')[1]}"]
 
 
@@ -314,3 +315,30 @@ def test_values_hosts_yml_lists_count_as_placeholders(lab):
     assert "enlevohub2026" not in run.stdout.replace("run check_placeholders", ""), "values stay on the host"
     (ems / ".env").write_text("DB_PASSWORD=s0mething-else\nLOG_LEVEL=debug\n")
     assert lab.run(deploy_program(t, stacks, intent())).code == 0
+
+
+def together(lab):
+    """The lab's system with ems and sms marked independent (hosts.yml's together: [[ems, sms]])."""
+    return replace(lab.target, system=replace(lab.target.system, together=(("ems", "sms"),)))
+
+
+def test_independent_stacks_come_up_at_once_and_a_failure_restores_both(lab):
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    t = together(lab)
+    program = deploy_program(t, list(t.system.stacks), intent())
+    assert ("together", "ems", "sms") in program.steps
+    run = lab.run(program)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "@@step up ems sms at once" in run.stdout and "@@step up ems:" not in run.stdout
+    assert sorted(ups(lab)) == ["compose -p ems_system-ems", "compose -p ems_system-infra", "compose -p ems_system-sms"]
+
+    lab.answer("docker", "compose -p ems_system-sms * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    run = lab.run(deploy_program(t, list(t.system.stacks), intent(release="r2")))
+    assert run.code == Code.ROLLED_BACK, run.stdout
+    assert "fail sms:" in run.stdout
+    restored = ups(lab)[6:]   # after infra, ems and sms of the first deploy and of this one
+    assert restored == ["compose -p ems_system-ems", "compose -p ems_system-sms"], "both were switched: both go back"
+    for app in ("ems", "sms"):
+        assert f"IMAGE_TAG=v1.4.3@{DIGEST}\n" in (lab.root / f"ems_system/repo/{app}/.env").read_text()

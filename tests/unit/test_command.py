@@ -35,7 +35,7 @@ def test_it_runs_the_tasks_from_a_folder_with_only_a_hosts_yml(deploy_repo):
         assert task in listing
     res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run", "--offline")  # vps1: not ours
     assert res.returncode == 0, res.stderr
-    assert "run fetch ems ghcr.io/edumigsoft/ems_server v1.4.3 ''" in res.stdout
+    assert "run add_image ems ghcr.io/edumigsoft/ems_server v1.4.3 ''" in res.stdout
 
 
 def test_bad_input_exits_2_as_fab_does(deploy_repo):

@@ -346,3 +346,25 @@ def test_placement_errors_name_file_line_and_problem(tmp_path, old, new, line, m
         text = text.replace("systems:\n", "systems:\n  other: {stacks: {x: {compose: x.yml}}}\n", 1)
     msg = error_of(write(tmp_path, text))
     assert f"hosts.yml:{line}" in msg and message in msg, msg
+
+
+TOGETHER = GOOD.replace("hosts:\n", "    together: [[infra, ems]]\nhosts:\n")
+
+
+def test_independent_stacks_are_declared_together(tmp_path):
+    assert inventory.load(write(tmp_path, TOGETHER)).host("vps1").systems[0].together == (("infra", "ems"),)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[[infra]]", "lists two or more stacks"), ("[[infra, web]]", "names web, not a stack of this system"),
+    ("[[infra, infra]]", "in together: once at most"), ("infra", "must be a list of lists"),
+])
+def test_together_errors_name_file_line_and_problem(tmp_path, value, message):
+    msg = error_of(write(tmp_path, TOGETHER.replace("[[infra, ems]]", value)))
+    assert "hosts.yml:7" in msg and message in msg, msg
+
+
+def test_together_stacks_must_be_next_to_each_other(tmp_path):
+    text = GOOD.replace("      ems:", "      mid: {compose: mid.yml}\n      ems:").replace(
+        "hosts:\n", "    together: [[infra, ems]]\nhosts:\n")
+    assert "must be next to each other" in error_of(write(tmp_path, text))

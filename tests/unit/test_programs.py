@@ -112,10 +112,10 @@ def test_every_step_of_every_program_is_a_function_of_the_shipped_library(target
 
 def test_a_program_carries_only_what_it_needs(target):
     unlock = unlock_program(target).text
-    assert "lock_break() {" in unlock and "fetch() {" not in unlock and "registry_login() {" not in unlock
+    assert "lock_break() {" in unlock and "fetch_images() {" not in unlock and "registry_login() {" not in unlock
     assert len(unlock) < 2500
     deploy = deploy_program(target, list(target.system.stacks), intent()).text
-    assert "fetch() {" in deploy and "repoint_env() {" not in deploy and "ensure_dir() {" not in deploy
+    assert "fetch_images() {" in deploy and "repoint_env() {" not in deploy and "ensure_dir() {" not in deploy
 
 
 def test_exit_codes_come_from_python_once(target):
@@ -135,13 +135,14 @@ def test_deploy_program_steps_are_pinned(target):
         ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", "ems_system-ems", 120,
          "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
         ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", 120, "",
-         "sms=IMAGE_TAG", ""),
+         "sms=IMAGE_TAG", ""), ("together", "ems", "sms"),
         ("check_placeholders",), ("registry_login",),
-        ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
-        ("fetch", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""),
+        ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
+        ("add_image", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""), ("fetch_images",),
         ("preflight_stacks",), ("config_snapshot",), ("record", "deploying"), ("go_live",)]
     assert "check_placeholders" not in deploy_program(target, [], intent(), allow_placeholders=True).step_names
-    assert program.text.endswith("run fetch sms ghcr.io/edumigsoft/sms_server v1.4.3 ''\nrun preflight_stacks\n"
+    assert program.text.endswith("run add_image sms ghcr.io/edumigsoft/sms_server v1.4.3 ''\nrun fetch_images\n"
+                                 "run preflight_stacks\n"
                                  "run config_snapshot\nrun record deploying\n"
                                  "run go_live\nexit 0\n}\n")
     assert program.text.startswith("{\n# deploy v1.4.3 on vps1/ems_system\n")
@@ -161,16 +162,17 @@ def test_each_image_of_a_stack_is_fetched_and_declared_on_its_own(tmp_path):
     steps = deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v1"})).steps
     assert ("add_stack", "app", "/root/enlevohub/repo/docker-compose.yml", "enlevohub-app", 120, "",
             "backend=BACKEND_TAG frontend=FRONTEND_TAG", "backend=3") in steps
-    assert [s for s in steps if s[0] == "fetch"] == [("fetch", "backend", "ghcr.io/u/enlevohub-backend", "v2", ""),
-                                                    ("fetch", "frontend", "ghcr.io/u/enlevohub-frontend", "v1", "")]
+    assert [s for s in steps if s[0] == "add_image"] == [
+        ("add_image", "backend", "ghcr.io/u/enlevohub-backend", "v2", ""),
+        ("add_image", "frontend", "ghcr.io/u/enlevohub-frontend", "v1", "")]
 
 
 def test_rollback_program_restores_recorded_digests(target):
     program = deploy_program(target, list(target.system.stacks),
                              intent(action="rollback", tag="v1.4.2", pins={"ems": PIN}, tags=None,
                                     history_sha="f" * 64))
-    assert ("fetch", "ems", "ghcr.io/edumigsoft/ems_server", "", PIN) in program.steps
-    assert f"\nrun fetch ems ghcr.io/edumigsoft/ems_server '' {PIN}\n" in program.text
+    assert ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "", PIN) in program.steps
+    assert f"\nrun add_image ems ghcr.io/edumigsoft/ems_server '' {PIN}\n" in program.text
     assert "\nEXPECT_HISTORY=" + "f" * 64 + "\n" in program.text
 
 

@@ -47,6 +47,16 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     return prog
 
 
+def add_waves(prog: Program, target: Target, stacks: list[Stack]) -> Program:
+    """Declare which of ``stacks`` come up at once (the system's ``together:``), for apply."""
+    names = [s.name for s in stacks]
+    for wave in target.system.together:
+        here = [n for n in wave if n in names]
+        if len(here) > 1:
+            prog.step("together", *here)
+    return prog
+
+
 def add_databases(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare the database ``stacks`` (in order) to the library."""
     for s in stacks:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import grammar
 from ..model import Stack, Target
 from .backup import before_deploy, restore_before_rollback
-from .declare import Intent, add_stacks
+from .declare import Intent, add_stacks, add_waves
 from .protocol import Program, Result, fields, report
 
 
@@ -45,7 +45,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         "REPO": target.path("repo"), "BASE": target.base})
     for step in ("begin", "lock_take", "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
-    add_checked_stacks(prog, target, stacks)
+    add_waves(add_checked_stacks(prog, target, stacks), target, stacks)
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
@@ -54,8 +54,10 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if private:
         prog.step("registry_login")
     for a in target.system.apps(stacks):
-        prog.step("fetch", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
+        prog.step("add_image", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))
+    if target.system.apps(stacks):
+        prog.step("fetch_images")
     if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
         for s in stacks:
             if not s.apps and not s.binary:

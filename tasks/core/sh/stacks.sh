@@ -26,22 +26,43 @@ digest_of_pull() {
   [ -n "$digest" ] && printf '%s\n' "$digest"
 }
 
-# fetch APP REPO TAG PIN: make the app's image present. With a TAG, pull it (a re-pushed tag is picked up)
-# and pin the digest it has now; with a PIN (a rollback, or a stack this deploy keeps), the recorded digest.
-fetch() {
-  local app=$1 repo=$2 tag=$3 pin=$4 out digest
+# pull_image REPO TAG PIN: make an image present and print the pin it runs as. With a TAG, pull it (a
+# re-pushed tag is picked up) and pin the digest it has now; with a PIN (a rollback, or an app this deploy
+# keeps), the recorded digest. Fails with docker's last line on stderr.
+pull_image() {
+  local repo=$1 tag=$2 pin=$3 out digest
   if [ -n "$pin" ]; then
-    say "step pull $app: $repo@${pin#*@} (recorded digest of ${pin%@*})"
-    if ! docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1; then
-      out=$(docker pull "$repo@${pin#*@}" 2>&1) || die "$R_PULL" "pull of $repo@${pin#*@} failed: $(printf '%s' "$out" | tail -n 1)"
-    fi
-    use_pin "$app" "$pin"
+    docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1 && { printf '%s\n' "$pin"; return 0; }
+    out=$(docker pull "$repo@${pin#*@}" 2>&1) || { printf 'pull of %s failed: %s\n' "$repo@${pin#*@}" "$(printf '%s' "$out" | tail -n 1)" >&2; return 1; }
+    printf '%s\n' "$pin"
   else
-    say "step pull $app: $repo:$tag"
-    out=$(docker pull "$repo:$tag" 2>&1) || die "$R_PULL" "pull of $repo:$tag failed: $(printf '%s' "$out" | tail -n 1)"
-    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo" "$tag") || die "$R_PULL" "no digest for $repo:$tag after the pull"
-    use_pin "$app" "$tag@$digest"
+    out=$(docker pull "$repo:$tag" 2>&1) || { printf 'pull of %s failed: %s\n' "$repo:$tag" "$(printf '%s' "$out" | tail -n 1)" >&2; return 1; }
+    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo" "$tag") || { printf 'no digest for %s after the pull\n' "$repo:$tag" >&2; return 1; }
+    printf '%s@%s\n' "$tag" "$digest"
   fi
+}
+
+# add_image APP REPO TAG PIN: an image this release runs (see pull_image), in WANTED; fetched by fetch_images.
+add_image() { WANTED+=("$1" "$2" "$3" "$4"); }
+
+# fetch_images: every added image made present at once (docker pulls in parallel), then pinned in order. The
+# first that failed stops the program; nothing that runs has changed yet.
+fetch_images() {
+  local dir i pids=() names=() failed=""
+  [ -n "${WANTED[*]:-}" ] || return 0
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do names+=("${WANTED[i]}"); done
+  say "step pull ${names[*]}: $(( ${#WANTED[@]} / 4 )) image(s) at once"
+  dir=$(mktemp -d "$STATE/pull.XXXXXX") || die "$R_FAILED" "cannot create a folder in $STATE"
+  TMP_FILES+=("$dir")
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+    pull_image "${WANTED[i+1]}" "${WANTED[i+2]}" "${WANTED[i+3]}" > "$dir/$i" 2> "$dir/$i.err" &
+    pids+=("$!")
+  done
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+    wait "${pids[i/4]}" || { [ -n "$failed" ] || failed=$(tail -n 1 "$dir/$i.err"); continue; }
+    [ -n "$failed" ] || use_pin "${WANTED[i]}" "$(cat "$dir/$i")"
+  done
+  [ -z "$failed" ] || die "$R_PULL" "${failed:-a pull failed}"
 }
 
 # fetch_stack STACK COMPOSE PROJECT: pull the missing images of a stack the tool does not pin (before a logout).
@@ -237,23 +258,61 @@ up() {
   return 1
 }
 
-# apply: pin and bring up every stack in order; on the first failure stop and return 1. SWITCHED lists the
-# stacks whose .env it changed (a stack whose .env could not be written still runs what it ran); FAILED_UP
-# the stack whose `up` failed.
-apply() {
+# together STACK...: these stacks do not depend on each other (hosts.yml's together:): apply brings them up at
+# once. They are consecutive in STACKS.
+together() {
+  declare -gA WAVE
   local s
+  for s in "$@"; do WAVE[$s]=$1; done
+}
+
+# apply: pin and bring up every stack in order (a together: wave at once); on the first failure stop and return
+# 1. SWITCHED lists the stacks whose .env it changed (a stack whose .env could not be written still runs what
+# it ran); FAILED_UP the stack whose `up` failed.
+apply() {
+  local i=0 wave s
+  declare -gA WAVE   # (empty unless together declared some)
   SWITCHED=() FAILED_UP=""
-  for s in "${STACKS[@]}"; do
-    say "step up $(up_text "$s")"
-    pin_stack "$s" new
-    case $? in
-      0) ;;
-      1) say "fail $s: cannot write $(env_of "$s") (disk full?): it still runs what it ran"; return 1 ;;
-      *) say "fail $s: a damaged pin: it still runs what it ran"; return 1 ;;
-    esac
-    SWITCHED+=("$s")
-    up "$s" || { FAILED_UP=$s; return 1; }
+  while [ "$i" -lt "${#STACKS[@]}" ]; do
+    wave=("${STACKS[i]}"); i=$((i + 1))
+    while [ "$i" -lt "${#STACKS[@]}" ] && [ -n "${WAVE[${wave[0]}]:-}" ] \
+        && [ "${WAVE[${STACKS[i]}]:-}" = "${WAVE[${wave[0]}]}" ]; do
+      wave+=("${STACKS[i]}"); i=$((i + 1))
+    done
+    if [ "${#wave[@]}" = 1 ]; then say "step up $(up_text "${wave[0]}")"
+    else say "step up ${wave[*]} at once"; fi
+    for s in "${wave[@]}"; do switch_stack "$s" || return 1; done
+    if [ "${#wave[@]}" = 1 ]; then up "${wave[0]}" || { FAILED_UP=${wave[0]}; return 1; }
+    else up_all "${wave[@]}" || return 1; fi
   done
+}
+
+# switch_stack STACK: pin STACK's release in its .env (or switch a binary's live path), saying why not.
+switch_stack() {
+  pin_stack "$1" new
+  case $? in
+    0) SWITCHED+=("$1") ;;
+    1) say "fail $1: cannot write $(env_of "$1") (disk full?): it still runs what it ran"; return 1 ;;
+    *) say "fail $1: a damaged pin: it still runs what it ran"; return 1 ;;
+  esac
+}
+
+# up_all STACK...: `up` of each STACK at once, each one's output kept apart and shown in order once all ended;
+# FAILED_UP (and COMPOSE_FAILED) name the first that failed.
+up_all() {
+  local dir s pids=() failed=0
+  dir=$(mktemp -d "$STATE/up.XXXXXX") || { say "fail cannot create a folder in $STATE"; return 1; }
+  TMP_FILES+=("$dir")
+  for s in "$@"; do
+    ( COMPOSE_FAILED=""; up "$s" > "$dir/$s"; rc=$?; printf '%s' "$COMPOSE_FAILED" > "$dir/$s.why"; exit "$rc" ) &
+    pids+=("$!")
+  done
+  for s in "$@"; do
+    wait "${pids[0]}" || { [ -n "$FAILED_UP" ] || { FAILED_UP=$s; COMPOSE_FAILED=$(cat "$dir/$s.why"); }; failed=1; }
+    pids=("${pids[@]:1}")
+    cat "$dir/$s"
+  done
+  return "$failed"
 }
 
 # restore: put back the previous good pins (from the state's current file) of every stack apply switched, and
