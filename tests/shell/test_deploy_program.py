@@ -67,9 +67,10 @@ def test_the_order_of_docker_calls(lab):
     assert preflight[:3] == [f"compose -p ems_system-{s} -f {lab.root}/ems_system/repo/{s}/docker-compose.yml config"
                              for s in ("ems", "infra", "sms")]
     assert preflight[3].startswith("ps -a --format")
-    assert [c.split(" -f ")[0] for c in calls[7:-1]] == ups(lab) == \
-        ["compose -p ems_system-infra", "compose -p ems_system-ems", "compose -p ems_system-sms"]
-    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[7:-1])
+    applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] for c in calls[7:-1]]
+    assert applied == [f"compose -p ems_system-{s} {what}" for s in ("infra", "ems", "sms") for what in ("config", "up")]
+    assert all("config --hash *" in c for c in calls[7:-1:2]), "first: would up change anything?"
+    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[8:-1:2])
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
@@ -342,3 +343,31 @@ def test_independent_stacks_come_up_at_once_and_a_failure_restores_both(lab):
     assert restored == ["compose -p ems_system-ems", "compose -p ems_system-sms"], "both were switched: both go back"
     for app in ("ems", "sms"):
         assert f"IMAGE_TAG=v1.4.3@{DIGEST}\n" in (lab.root / f"ems_system/repo/{app}/.env").read_text()
+
+
+def as_running(lab, project: str, hash_now: str, health: str = "healthy"):
+    """Compose's answers for a stack whose one container runs configuration ``abc`` on image ID sha256:1."""
+    lab.answer("docker", f"compose -p {project} * config --hash *", f"app {hash_now}\n")
+    lab.answer("docker", f"ps -aq --filter label=com.docker.compose.project={project} *", "c1\n")
+    lab.answer("docker", "inspect --format * c1", f"app abc running {health} sha256:1 img:v1\n")
+    lab.answer("docker", "image inspect --format {{.Id}} img:v1", "sha256:1\n")
+
+
+def test_a_stack_that_would_not_change_is_not_brought_up_again_but_still_health_checked(lab):
+    pulls_answer(lab)
+    as_running(lab, "ems_system-ems", "abc")
+    run = deploy(lab)
+    assert run.code == 0, run.stdout + run.stderr
+    assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-sms"]
+    assert "ems: as it runs (configuration, images, healthy containers): not brought up again" in run.stdout
+    assert lab.commands("curl") == ["-fsS -o /dev/null --max-time 5 http://127.0.0.1:8080/health"], "gate kept"
+
+
+def test_another_configuration_or_an_unhealthy_container_is_brought_up(lab):
+    pulls_answer(lab)
+    as_running(lab, "ems_system-ems", "def")
+    assert deploy(lab).code == 0 and "compose -p ems_system-ems" in ups(lab)
+    lab2 = type(lab)(lab.path / "again")
+    pulls_answer(lab2)
+    as_running(lab2, "ems_system-ems", "abc", health="unhealthy")
+    assert deploy(lab2).code == 0 and "compose -p ems_system-ems" in ups(lab2)

@@ -228,12 +228,46 @@ up_text() {
 # health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl).
 health_ok() { curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null || wget -q -O /dev/null -T 5 "$1" 2>/dev/null; }
 
+# unchanged STACK: `compose up` would change nothing in STACK, so it is not run (the health URL is still
+# checked): each service's configuration hash (compose's own, the label it gives its containers) and image ID
+# are those of its running containers, each healthy where it has a healthcheck, as many as its replicas
+# (scale:, else one), and nothing else runs in the project. Any doubt (a docker call failing, a container
+# starting or stopped) says no.
+unchanged() {
+  local project=${SPEC_PROJECT[$1]} want ids have svc hash run health image ref word
+  declare -A count=() wanted=() id=()
+  want=$(docker compose -p "$project" -f "${SPEC_COMPOSE[$1]}" config --hash '*' 2>/dev/null) && [ -n "$want" ] || return 1
+  ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.oneoff=False 2>/dev/null) \
+    && [ -n "$ids" ] || return 1
+  # shellcheck disable=SC2086  # one container id per word
+  have=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.config-hash"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{index .Config.Labels "com.docker.compose.image"}} {{.Config.Image}}' $ids 2>/dev/null) \
+    || return 1
+  while read -r svc hash; do wanted[$svc]=$hash; count[$svc]=0; done <<< "$want"
+  while read -r svc hash run health image ref; do
+    [ -n "$svc" ] && [ "${wanted[$svc]:-}" = "$hash" ] && [ "$run" = running ] || return 1
+    [ "$health" = healthy ] || [ "$health" = none ] || return 1
+    [ -n "${id[$ref]:-}" ] || id[$ref]=$(docker image inspect --format '{{.Id}}' "$ref" 2>/dev/null) || return 1
+    [ "$image" = "${id[$ref]}" ] || return 1
+    count[$svc]=$(( count[$svc] + 1 ))
+  done <<< "$have"
+  for svc in "${!wanted[@]}"; do
+    local n=1
+    for word in ${SPEC_SCALE[$1]:-}; do [ "${word%%=*}" != "$svc" ] || n=${word#*=}; done
+    [ "${count[$svc]}" = "$n" ] || return 1
+  done
+}
+
 # up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
 # missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
 up() {
-  local stack=$1 health=${SPEC_HEALTH[$1]} out rc i why
+  local stack=$1 out rc why
   ! is_binary "$stack" || { does "$stack" up; return; }
+  if unchanged "$stack"; then
+    say "info $stack: as it runs (configuration, images, healthy containers): not brought up again"
+    health_gate "$stack"
+    return
+  fi
   out=$(compose_up "$stack"); rc=$?
   if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
     say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
@@ -249,12 +283,18 @@ up() {
     esac
     return 1
   fi
+  health_gate "$stack"
+}
+
+# health_gate STACK: the stack's health URL (if it has one) answers 2xx within 10 tries a second apart.
+health_gate() {
+  local health=${SPEC_HEALTH[$1]} i
   [ -z "$health" ] && return 0
   for i in 1 2 3 4 5 6 7 8 9 10; do
     health_ok "$health" && return 0
     [ "$i" = 10 ] || sleep 1
   done
-  say "fail $stack: $health did not answer 2xx"
+  say "fail $1: $health did not answer 2xx"
   return 1
 }
 
