@@ -139,6 +139,12 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         return proc.sh("nsenter", f"--target={holder}", "--mount", "--net", "env",
                        f"DOCKER_HOST=unix://{self.sock}", "bash", "-c", script, check=check)
 
+    def route_to_others(self) -> None:
+        """Let this host reach the other sandbox hosts (10.200.0.0/16 through its gateway, this machine
+        forwarding between the veth pairs), for tests whose hosts talk to each other (seed 002's servers)."""
+        proc.sh("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        proc.sh("ip", "-n", self.netns, "route", "replace", "10.200.0.0/16", "via", self.gateway)
+
     def http(self, port: int, path: str) -> str | None:
         """GET http://127.0.0.1:port/path as seen from the host itself (its own loopback); None when it fails."""
         r = proc.sh("nsenter", f"--net=/run/netns/{self.netns}", "curl", "-fsS", "--max-time", "3",

@@ -41,11 +41,9 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
     rollout = Rollout.parse(parallel, batch, no_revert)
     with select(host, system, all, group) as sel:
         plans = _plans(sel, split_list(stack))   # every name checked first
-        files = {}
-        for target, stacks in plans:
-            files[target.label] = artifacts.chosen(artifact, target, stacks, choice)
-            _check_named(choice, target, stacks)
-        run = Run(sel, "deploy", rollout, json)
+        files = {target.label: artifacts.chosen(artifact, target, stacks, choice) for target, stacks in plans}
+        _check_named(choice, plans)
+        run = Run(sel, [t for t, _ in plans], "deploy", rollout, json)
         if not dry_run:
             run.reach()
         jobs = []
@@ -108,18 +106,20 @@ def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:
     console.print("  preflight: nothing would refuse this deploy")
 
 
-def _check_named(choice, target: Target, stacks: list[Stack]) -> None:
+def _check_named(choice, plans: list[tuple[Target, list[Stack]]]) -> None:
     """app=tag pairs name apps (or binary stacks) of this deploy, and a tag needs one to set (refused before
-    anything connects)."""
-    apps = target.system.versioned(stacks)
+    anything connects). Over several hosts, a host whose stacks pin nothing (a database server) just brings
+    its stacks up."""
+    apps = list(dict.fromkeys(n for target, stacks in plans for n in target.system.versioned(stacks)))
+    where = plans[0][0].label if len(plans) == 1 else "these hosts"
     if choice is not None and not apps:
-        raise ToolError(f"--tag: this deploy of {target.label} pins no image (no stack of it has image: or images: in "
+        raise ToolError(f"--tag: this deploy of {where} pins no image (no stack of it has image: or images: in "
                         "hosts.yml), so a tag has nothing to set; deploy without --tag (and --ref to move repo/)",
                         BAD_INPUT)
     if isinstance(choice, dict):
         unknown = [name for name in choice if name not in apps]
         if unknown:
-            raise ToolError(f"--tag names {', '.join(unknown)}, not an app of this deploy of {target.label} "
+            raise ToolError(f"--tag names {', '.join(unknown)}, not an app of this deploy of {where} "
                             f"(apps: {', '.join(apps) or 'none'})", BAD_INPUT)
 
 
@@ -130,7 +130,7 @@ def _versions(choice, session, target: Target, names: list[str], keep: list[str]
     stack in ``keep`` (no --artifact) always keeps what runs."""
     if isinstance(choice, str):
         choice = {n: choice for n in names if n not in keep}
-    choice = dict(choice or {})
+    choice = {n: t for n, t in (choice or {}).items() if n in names}   # (another host's apps: not here)
     rest = [n for n in names if n not in choice]
     if not rest:
         return choice, {}

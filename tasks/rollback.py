@@ -32,7 +32,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
     rollout = Rollout.parse(parallel, batch, no_revert)
     with select(host, system, all, group) as sel:
         by, origin = operator()
-        run = Run(sel, "rollback", rollout, json)
+        run = Run(sel, sel.targets, "rollback", rollout, json)
         run.reach()
         jobs = []
         for target in sel.targets:

@@ -92,9 +92,10 @@ class Run:
     """One task over the selected hosts: a single host runs as it always has (its program takes and frees its
     own lock); several are one transaction."""
 
-    def __init__(self, sel: Selection, action: str, rollout: Rollout = Rollout(), json: bool = False):
-        self.sel, self.action, self.rollout = sel, action, rollout
-        self.hosts = list(dict.fromkeys(t.host.name for t in sel.targets))
+    def __init__(self, sel: Selection, targets: list[Target], action: str, rollout: Rollout = Rollout(),
+                 json: bool = False):
+        self.sel, self.targets, self.action, self.rollout = sel, targets, action, rollout
+        self.hosts = list(dict.fromkeys(t.host.name for t in targets))
         self.transaction = len(self.hosts) > 1
         self.release = new_release_id()
         self.fleet = self.release if self.transaction else ""
@@ -111,7 +112,7 @@ class Run:
         """Open every host's session at once (keys checked); the first host that cannot be reached stops the
         run before anything changed."""
         first = {}
-        for target in self.sel.targets:
+        for target in self.targets:
             first.setdefault(target.host.name, target)
         errors = [e for e in self._parallel(list(first.values()), self._open, MAX_PARALLEL) if e]
         if errors:

@@ -1,17 +1,21 @@
 """End-to-end (real tier): deploys over several sandbox hosts (t1, t2, t3: each its own namespaces, dockerd and
 sshd) as one transaction: a rolling deploy where host 2 of 3 fails its gate, a lock held on one host, the JSON
-event stream, Fabric's -H naming hosts of hosts.yml."""
+event stream, Fabric's -H naming hosts of hosts.yml, and seed 002 spread over four hosts that route to each
+other (PostgreSQL on one, a backend on three, nginx on one)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
 
-from sandbox import proc
+from sandbox import proc, registry, system
 from tasks.core import errors
 
-from .conftest import clean_vps
+from .conftest import REPO, Vps, clean_vps
+
+EXAMPLES = REPO / "examples"
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +99,68 @@ def test_json_events_and_fabric_hosts_flag(fleet):
     assert [v.version() for v in fleet] == ["v1.4.3", "v1.4.2", "v1.4.3"]
     unknown = t1.fab("-H", "t1,nosuch", "status")
     assert unknown.returncode == errors.BAD_INPUT and "unknown host 'nosuch'" in unknown.stderr
+
+
+# -- seed 002 over servers: PostgreSQL on one host, a backend on three, nginx on one ---------------------------
+SERVERS = ("t1", "t2", "t3", "t4")   # en1-en3: the app group (en1 also nginx); en4: PostgreSQL
+
+
+@pytest.fixture
+def five_servers(sandbox, fleet_hosts, tmp_path):
+    """examples/enlevohub/five-servers.yml on four sandbox hosts that route to each other: each host gets the
+    repo and the .env files its stacks need (the database's address, the backends' addresses in nginx.conf)."""
+    started = [] if proc.read_pid(sandbox.host("t4").dir / "sshd.pid") else ["t4"]
+    hosts = sandbox.up(list(SERVERS))
+    by_name = dict(zip(("en1", "en2", "en3", "en4"), hosts, strict=True))
+    env = {"db": {"DB_PASSWORD": "pg-pw-2026"}, "frontend": {"APP_PORT": "80"},
+           "backend": {"DB_HOST": by_name["en4"].address, "DB_PASSWORD": "pg-pw-2026", "JWT_SECRET": "jwt-2026",
+                       "REGISTRY": registry.SERVER}}
+    inv = yaml.safe_load((EXAMPLES / "enlevohub" / "five-servers.yml").read_text())
+    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
+    for name, host in by_name.items():
+        host.route_to_others()
+        host.reset()
+        base = host.root / "enlevohub"
+        shutil.copytree(EXAMPLES / "enlevohub" / "repo", base / "repo")
+        for role, values in env.items():
+            (base / "repo/servers" / role / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        conf = base / "repo/servers/frontend/nginx.conf"
+        for i in (1, 2, 3):
+            conf.write_text(conf.read_text().replace(f"10.0.0.{i}:", f"{by_name[f'en{i}'].address}:"))
+        system.write_token(host.root, sandbox.registry.token)
+        shutil.move(str(host.root / system.SYSTEM / ".secrets"), str(base / ".secrets"))
+        inv["hosts"][name] = {**sandbox.inventory_entry(host), "systems": ["enlevohub"]}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    yield Vps(sandbox, by_name["en1"], path), by_name
+    for name in started:
+        sandbox.host(name).stop()
+
+
+def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(five_servers):
+    vps, hosts = five_servers
+    res = vps.fab("deploy", "--all", "--tag", "v1.4.2", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events[0]["steps"] == [["en4/enlevohub"], ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
+    db_done = next(i for i, e in enumerate(events) if e["event"] == "host" and e["host"] == "en4")
+    first_app = next(i for i, e in enumerate(events) if e["event"] == "step" and e["host"] != "en4")
+    assert db_done < first_app, "the database host is live before any backend host starts"
+    ups = [e["text"] for e in events if e["event"] == "step" and e["state"] == "ok" and e["step"] == "up"]
+    assert sorted(ups)[0].startswith("backend") and any(u.startswith("frontend") for u in ups)
+    en1 = hosts["en1"]
+    assert en1.http(80, "/api/version") == "v1.4.2"   # nginx on server 1 -> a backend on server 1, 2 or 3
+    for name in ("en1", "en2", "en3"):   # every backend reaches PostgreSQL on server 4
+        hosts[name].inside(f"docker exec enlevohub-backend-backend-1 /bin/busybox nc -z -w 3 "
+                           f"{hosts['en4'].address} 5432")
+    assert "enlevohub-frontend" not in hosts["en2"].docker("ps", "--format", "{{.Names}}").stdout
+
+    res = vps.fab("deploy", "--group", "app", "--tag", "v1.4.3", "--batch", "1")   # rolling, backends only
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [hosts[n].http(3001, "/version") for n in ("en1", "en2", "en3")] == ["v1.4.3"] * 3
+    assert en1.http(80, "/api/version") == "v1.4.3"
+    db = json.loads(vps.ok("releases", "--host", "en4", "--json").stdout)["enlevohub"]
+    assert [r["tag"] for r in db] == ["config"], "the database host was not part of the app group's deploy"
+    only = vps.fab("deploy", "--all", "--stack", "frontend", "--json")
+    assert only.returncode == 0, only.stdout + only.stderr
+    assert json.loads(only.stdout.splitlines()[0])["steps"] == [["en1/enlevohub"]]

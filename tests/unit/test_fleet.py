@@ -61,7 +61,7 @@ def revert(session, target, previous, fleet_id) -> Program:
 
 def test_the_database_host_goes_first_then_the_app_hosts_and_every_lock_is_taken_before(hosts, capsys):
     sel, sent, _ = hosts
-    run = Run(sel, "deploy", Rollout(), json=True)
+    run = Run(sel, sel.targets, "deploy", Rollout(), json=True)
     run.go(jobs_for(run, sel), revert)
     holds, deploys, frees = sent[:5], sent[5:10], sent[10:]
     assert holds == [(h, "hold") for h in ("en1", "en2", "en3", "en4", "en5")]   # name order
@@ -76,7 +76,7 @@ def test_the_database_host_goes_first_then_the_app_hosts_and_every_lock_is_taken
 def test_a_failing_host_stops_the_batches_and_the_switched_hosts_go_back_last_step_first(hosts, capsys):
     sel, sent, failing = hosts
     failing[("en2", "deploy")] = errors.ROLLED_BACK
-    run = Run(sel, "deploy", Rollout(batch="1"))
+    run = Run(sel, sel.targets, "deploy", Rollout(batch="1"))
     with pytest.raises(ToolError) as e:
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.ROLLED_BACK
@@ -91,14 +91,14 @@ def test_a_failing_host_stops_the_batches_and_the_switched_hosts_go_back_last_st
 def test_no_revert_keeps_them_and_a_failed_revert_is_the_worst_code(hosts, capsys):
     sel, sent, failing = hosts
     failing[("en1", "deploy")] = errors.REMOTE_FAILED
-    run = Run(sel, "deploy", Rollout(batch="1", revert=False))
+    run = Run(sel, sel.targets, "deploy", Rollout(batch="1", revert=False))
     with pytest.raises(ToolError) as e:
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.REMOTE_FAILED and ": 2 kept, 1 failed, 2 untouched" in str(e.value)
     assert not [s for s in sent if s[1] == "rollback"]
     sent.clear()
     failing[("en4", "rollback")] = errors.ROLLED_BACK
-    run = Run(sel, "deploy", Rollout(batch="1"))
+    run = Run(sel, sel.targets, "deploy", Rollout(batch="1"))
     with pytest.raises(ToolError) as e:
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.NEEDS_ATTENTION and "1 revert failed" in str(e.value)
@@ -107,7 +107,7 @@ def test_no_revert_keeps_them_and_a_failed_revert_is_the_worst_code(hosts, capsy
 def test_a_refused_lock_changes_nothing_and_frees_every_lock(hosts):
     sel, sent, failing = hosts
     failing[("en3", "hold")] = errors.BUSY
-    run = Run(sel, "deploy", Rollout())
+    run = Run(sel, sel.targets, "deploy", Rollout())
     with pytest.raises(ToolError, match="nothing was changed on any host") as e:
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.BUSY
@@ -120,7 +120,7 @@ def test_one_host_runs_its_own_program_without_a_fleet_lock(hosts, monkeypatch):
     one = cli.Selection(sel.inventory, sel.targets[:1], sel.sessions)
     seen = []
     monkeypatch.setattr(fleet, "run_release", lambda session, target, intent, program: seen.append(intent) or Result())
-    run = Run(one, "deploy")
+    run = Run(one, one.targets, "deploy")
     run.go(jobs_for(run, one), revert)
     assert not sent and seen[0].fleet == "" and "FLEET" not in seen[0].head()
 

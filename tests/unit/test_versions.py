@@ -1,5 +1,7 @@
 """Versions per app: --tag for all or stack=tag for some, a release's label, and what a plain deploy
 re-deploys (each stack its own tag, never another stack's). No SSH: what runs is given."""
+from dataclasses import replace
+
 import pytest
 
 from tasks import deploy as deploy_task
@@ -63,17 +65,17 @@ def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
     with pytest.raises(ToolError, match="nothing is deployed for ems"):
         deploy_task._versions(None, object(), target, ["ems", "sms"], [])
     with pytest.raises(ToolError, match="--tag names web, not an app of this deploy") as e:
-        deploy_task._check_named({"web": "v1"}, target, list(target.system.stacks))
+        deploy_task._check_named({"web": "v1"}, [(target, list(target.system.stacks))])
     assert e.value.code == BAD_INPUT
     with pytest.raises(ToolError, match="--tag names infra"):  # a stack the tool does not pin
-        deploy_task._check_named({"infra": "v1"}, target, list(target.system.stacks))
+        deploy_task._check_named({"infra": "v1"}, [(target, list(target.system.stacks))])
 
 
 def test_a_tag_for_a_deploy_without_images_is_refused(target):
     """`--stack infra --tag v1` used to record a release with an empty label (a history line the tool then
     called damaged): there is no image to set a tag for."""
     with pytest.raises(ToolError, match="pins no image") as e:
-        deploy_task._check_named("v1", target, [target.system.stacks[0]])
+        deploy_task._check_named("v1", [(target, [target.system.stacks[0]])])
     assert e.value.code == BAD_INPUT
     assert label({}, {}) == ""
 
@@ -103,3 +105,12 @@ def test_a_binary_without_its_artifact_keeps_what_runs(monkeypatch, target):
     running(monkeypatch, {"ems": E2})
     with pytest.raises(ToolError, match="nothing is deployed for escala .* with --tag and --artifact"):
         deploy_task._versions("v3", object(), target, ["ems", "escala"], ["escala"])
+
+
+def test_over_several_hosts_each_host_takes_the_tags_of_its_own_apps(target, monkeypatch):
+    """--all --tag backend=v2 over seed 002's servers: the database host (no app) brings its stacks up, each
+    app host pulls the apps it runs; a name no host runs is refused."""
+    db_host = replace(target, system=replace(target.system, stacks=target.system.stacks[:2]))
+    deploy_task._check_named({"ems": "v2"}, [(db_host, list(db_host.system.stacks)), (target, list(target.system.stacks))])
+    assert deploy_task._versions({"ems": "v2"}, None, db_host, [], []) == ({}, {})
+    assert deploy_task._versions("v2", None, db_host, [], []) == ({}, {})
