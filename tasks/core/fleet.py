@@ -140,13 +140,7 @@ class Run:
                    steps=[[j.target.label for j in step] for step in self._steps(jobs)])
         try:
             self._hold(jobs)
-            for step in self._steps(jobs):
-                for batch in self.rollout.batches(self._by_host(step)):
-                    self._parallel(batch, self._forward, self.rollout.width(len(batch)))
-                    if self.stopping:
-                        break
-                if self.stopping:
-                    break
+            self._forward_all(jobs)
             if self.stopping:
                 self._undo(jobs, revert)
         finally:
@@ -154,6 +148,14 @@ class Run:
                 self._parallel([j.target for j in jobs], self._free, MAX_PARALLEL)
             self.view.close()
         self._result(jobs)
+
+    def _forward_all(self, jobs: list[Job]) -> None:
+        """Step by step, batch by batch, each batch's hosts in parallel, until a host fails."""
+        for step in self._steps(jobs):
+            for batch in self.rollout.batches(self._by_host(step)):
+                self._parallel(batch, self._forward, self.rollout.width(len(batch)))
+                if self.stopping:
+                    return
 
     def _steps(self, jobs: list[Job]) -> list[list[Job]]:
         steps = sorted({j.step for j in jobs})
