@@ -221,9 +221,8 @@ class Run:
 
     def _back(self, jobs: list[Job], revert: Revert) -> None:
         for job in jobs:
-            if job.previous is None:
-                job.result, job.code = "revert failed", NEEDS_ATTENTION
-                job.detail = f"{job.detail}; nothing ran before it, so nothing to put back"
+            if job.previous is None:   # its first release: there is nothing to go back to
+                job.result, job.detail = "kept", f"{job.detail} (its first release: nothing ran before it)"
             else:
                 try:
                     session = self.sel.session(job.target)

@@ -137,6 +137,12 @@ def five_servers(sandbox, fleet_hosts, tmp_path):
         sandbox.host(name).stop()
 
 
+def reaches(host, address: str, port: int) -> bool:
+    """A TCP connection from the backend container on ``host`` to ``address:port`` opens."""
+    return host.inside(f"docker exec enlevohub-backend-backend-1 /bin/busybox nc -w 2 {address} {port} </dev/null",
+                       check=False).returncode == 0
+
+
 def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(five_servers):
     vps, hosts = five_servers
     res = vps.fab("deploy", "--all", "--tag", "v1.4.2", "--json")
@@ -150,9 +156,8 @@ def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(
     assert sorted(ups)[0].startswith("backend") and any(u.startswith("frontend") for u in ups)
     en1 = hosts["en1"]
     assert en1.http(80, "/api/version") == "v1.4.2"   # nginx on server 1 -> a backend on server 1, 2 or 3
-    for name in ("en1", "en2", "en3"):   # every backend reaches PostgreSQL on server 4
-        hosts[name].inside(f"docker exec enlevohub-backend-backend-1 /bin/busybox nc -z -w 3 "
-                           f"{hosts['en4'].address} 5432")
+    for name in ("en1", "en2", "en3"):   # every backend reaches PostgreSQL on server 4 (and nothing else there)
+        assert reaches(hosts[name], hosts["en4"].address, 5432) and not reaches(hosts[name], hosts["en4"].address, 5433)
     assert "enlevohub-frontend" not in hosts["en2"].docker("ps", "--format", "{{.Names}}").stdout
 
     res = vps.fab("deploy", "--group", "app", "--tag", "v1.4.3", "--batch", "1")   # rolling, backends only

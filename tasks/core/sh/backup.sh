@@ -304,7 +304,7 @@ restore_beside() {
 # ones become fab_old_*. SWAPPED lists the databases replaced.
 db_swap() {
   local db sql="" quoted=""
-  say "step swap: the restored databases replace the live ones (one transaction)"
+  say "step swap the restored databases replace the live ones (one transaction)"
   for db in $SWAP; do
     quoted+="${quoted:+,}'$db'"
     db_drop "fab_old_${db:0:40}" >/dev/null || return 1

@@ -144,7 +144,7 @@ check_healthchecks() {
 
 # preflight_check: every stack checked (one look at the containers for all); PROBLEMS says what would refuse.
 preflight_check() {
-  say "step preflight: each stack's compose config with this release's pins, its networks, volumes and names"
+  say "step preflight each stack's compose config with this release's pins, its networks, volumes and names"
   local s containers dir i=0 jobs=()
   PROBLEMS=()
   declare -gA STRICT
