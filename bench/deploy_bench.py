@@ -108,7 +108,7 @@ def main() -> None:
     base = dict(sb.inventory_entry(host), known_hosts=str(known))
     inv["hosts"] = {"rtt0": base, "rtt100": dict(base, address="127.0.0.1", port=proxy.port)}
     inv_path = host.dir / "bench_hosts.yml"
-    inv_path.write_text(yaml.safe_dump(inv))
+    inv_path.write_text(yaml.safe_dump(inv, sort_keys=False))
     env = dict(os.environ, FAB_INVENTORY=str(inv_path))
     timed([FAB, "deploy", "--host", "rtt0", "--tag", "v1.4.2"], env=env, cwd=REPO)  # warm: images present
 

@@ -158,7 +158,7 @@ def test_ssh_cut_mid_deploy(live, tmp_path, phase, marker):
         (tmp_path / "kh").write_text(f"[127.0.0.1]:{cutter.port} {key[0]} {key[1]}\n")
         inv = yaml.safe_load(direct)
         inv["hosts"]["t1"].update(address="127.0.0.1", port=cutter.port, known_hosts=str(tmp_path / "kh"))
-        vps.inventory.write_text(yaml.safe_dump(inv))
+        vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
         p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], marker)
         cutter.cut()
         out = p.stdout.read()

@@ -98,7 +98,7 @@ def test_all_hosts_in_parallel_one_failing(vps, second_host, tmp_path, registry_
     os.chmod(other.secrets.parent, 0o755)  # t2 refuses: its secrets folder is open to others
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["hosts"].update(yaml.safe_load(other.inventory.read_text())["hosts"])
-    vps.inventory.write_text(yaml.safe_dump(inv))
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     token = new_token()
     registry_password(token)
     res = vps.fab("rotate-token", "--all", "--token-env", "T", env={"T": token})
@@ -137,7 +137,7 @@ def github_api(vps):
                                        str(port), expiry, scopes]))
         inv = yaml.safe_load(vps.inventory.read_text())
         inv["hosts"]["t1"]["registry"]["github_api"] = f"http://127.0.0.1:{port}"  # opt-in: not ghcr.io
-        vps.inventory.write_text(yaml.safe_dump(inv))
+        vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
         deadline = time.monotonic() + 10
         while vps.host.http(port, "/") is None and time.monotonic() < deadline:
             if subprocess.run(["nsenter", f"--net=/run/netns/{vps.host.netns}", "bash", "-c",
@@ -187,7 +187,7 @@ def test_logout_after_pull_leaves_no_credentials_on_the_vps(vps):
     import json
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["hosts"]["t1"]["registry"]["logout"] = True
-    vps.inventory.write_text(yaml.safe_dump(inv))
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     config = json.loads((vps.host.root / ".docker" / "config.json").read_text())
     assert vps.sb.registry.token not in json.dumps(config) and not config.get("auths")
