@@ -169,3 +169,23 @@ def test_fabrics_hosts_flag_names_hosts_of_the_inventory(tmp_path, args, message
     res = subprocess.run([fab, *args], env={"FAB_INVENTORY": str(_write(tmp_path)), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert res.returncode == errors.BAD_INPUT and message in res.stderr, res.stdout + res.stderr
+
+
+def test_a_hosts_first_release_is_kept_when_another_host_fails(hosts, monkeypatch):
+    """Nothing ran before this run on en4 (a new server): there is nothing to put back, and that is no failure."""
+    sel, sent, failing = hosts
+    recorded = fleet.execute
+
+    def first_on_en4(session, program, label, **kw):
+        result = recorded(session, program, label, **kw)
+        if label.startswith("en4/"):
+            result.data["switched"] = [{"release": "new", "from": ""}]
+        return result
+
+    monkeypatch.setattr(fleet, "execute", first_on_en4)
+    failing[("en1", "deploy")] = errors.ROLLED_BACK
+    run = Run(sel, sel.targets, "deploy", Rollout(batch="1"))
+    with pytest.raises(ToolError) as e:
+        run.go(jobs_for(run, sel), revert)
+    assert e.value.code == errors.ROLLED_BACK and "1 kept, 1 reverted, 1 failed, 2 untouched" in str(e.value)
+    assert ("en4", "rollback") not in sent and ("en5", "rollback") in sent
