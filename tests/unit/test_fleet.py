@@ -189,3 +189,27 @@ def test_a_hosts_first_release_is_kept_when_another_host_fails(hosts, monkeypatc
         run.go(jobs_for(run, sel), revert)
     assert e.value.code == errors.ROLLED_BACK and "1 kept, 1 reverted, 1 failed, 2 untouched" in str(e.value)
     assert ("en4", "rollback") not in sent and ("en5", "rollback") in sent
+
+
+def test_at_a_terminal_each_host_has_a_live_line_and_the_lines_still_print(monkeypatch):
+    """The rich Live view (a terminal) and the plain one (elsewhere) from the same events."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from tasks.core import ui
+    for terminal in (True, False):
+        out = io.StringIO()
+        monkeypatch.setattr(ui, "console", Console(file=out, force_terminal=terminal, width=120, highlight=False))
+        view = ui.FleetView()
+        assert (view.live is not None) == terminal
+        view.show({"event": "plan", "action": "deploy", "release": "r1", "steps": [["en4/s"], ["en1/s", "en2/s"]]})
+        view.show({"event": "step", "host": "en4", "system": "s", "step": "up", "text": "db: up", "state": "started"})
+        view.show({"event": "step", "host": "en4", "system": "s", "step": "up", "text": "db: up", "state": "ok",
+                   "seconds": 1.5})
+        view.show({"event": "host", "host": "en4", "system": "s", "result": "switched", "detail": "v2 is live"})
+        view.close()
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+        assert "deploy r1: [en4/s] then [en1/s, en2/s]" in text and "en4/s db: up (1.5s)" in text
+        assert "en4/s: switched v2 is live" in text
