@@ -67,10 +67,15 @@ def test_the_order_of_docker_calls(lab):
     assert preflight[:3] == [f"compose -p ems_system-{s} -f {lab.root}/ems_system/repo/{s}/docker-compose.yml config"
                              for s in ("ems", "infra", "sms")]
     assert preflight[3].startswith("ps -a --format")
-    applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] for c in calls[7:-1]]
-    assert applied == [f"compose -p ems_system-{s} {what}" for s in ("infra", "ems", "sms") for what in ("config", "up")]
-    assert all("config --hash *" in c for c in calls[7:-1:2]), "first: would up change anything?"
-    assert all("up -d --remove-orphans --wait --wait-timeout" in c for c in calls[8:-1:2])
+    applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] if c.startswith("compose") else c.split(" ")[0]
+               for c in calls[7:-1]]
+    assert applied == [f"compose -p ems_system-{s} config" if what == "config" else
+                       f"compose -p ems_system-{s} up" if what == "up" else "ps"
+                       for s in ("infra", "ems", "sms") for what in ("config", "up", "ps")]
+    assert all("config --hash *" in c for c in calls[7:-1:3]), "first: would up change anything?"
+    assert all(c.endswith("up -d --remove-orphans") for c in calls[8:-1:3]), "then up, without compose's --wait"
+    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[9:-1:3]), \
+        "and the tool's own wait (no container here: nothing to wait for)"
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
@@ -284,7 +289,7 @@ def test_a_failed_gate_puts_back_every_image_of_the_stack(lab):
     env = (lab.root / "enlevohub/repo/.env").read_text()
     assert env == f"BACKEND_TAG={OLD}\nFRONTEND_TAG={old_front}\nCOMPOSE_PROJECT_NAME=enlevohub-app\n"
     ups = [c for c in lab.commands("docker") if " up " in c]
-    assert len(ups) == 2 and all(" --remove-orphans --scale backend=3 --wait " in c for c in ups), \
+    assert len(ups) == 2 and all(c.endswith(" up -d --remove-orphans --scale backend=3") for c in ups), \
         "the replicas of hosts.yml on the deploy and on the restore"
 
 
@@ -349,7 +354,7 @@ def as_running(lab, project: str, hash_now: str, health: str = "healthy"):
     """Compose's answers for a stack whose one container runs configuration ``abc`` on image ID sha256:1."""
     lab.answer("docker", f"compose -p {project} * config --hash *", f"app {hash_now}\n")
     lab.answer("docker", f"ps -aq --filter label=com.docker.compose.project={project} *", "c1\n")
-    lab.answer("docker", "inspect --format * c1", f"app abc running {health} sha256:1 img:v1\n")
+    lab.answer("docker", "inspect --format {{index* c1", f"app abc running {health} sha256:1 img:v1\n")
     lab.answer("docker", "image inspect --format {{.Id}} img:v1", "sha256:1\n")
 
 
@@ -371,3 +376,22 @@ def test_another_configuration_or_an_unhealthy_container_is_brought_up(lab):
     pulls_answer(lab2)
     as_running(lab2, "ems_system-ems", "abc", health="unhealthy")
     assert deploy(lab2).code == 0 and "compose -p ems_system-ems" in ups(lab2)
+
+
+def test_the_gate_waits_for_healthy_and_fails_at_once_on_unhealthy_or_exited(lab):
+    """The tool's own wait after `up -d`: starting -> healthy passes; unhealthy, or a crash (exited 1) fails the
+    gate at once (a health failure, not compose's: the previous release comes back, exit ROLLED_BACK)."""
+    pulls_answer(lab)
+    wait = "inspect --format {{.Name}}* c9"
+    lab.answer("docker", "ps -aq --filter label=com.docker.compose.project=ems_system-ems *", "c9\n")
+    lab.answer("docker", wait, "/ems-1 running healthy 0 unless-stopped\n")
+    lab.answer("docker", wait, "/ems-1 running starting 0 unless-stopped\n", once=True)
+    assert deploy(lab).code == 0
+    assert lab.commands("docker").count("inspect --format {{.Name}} {{.State.Status}} {{if .State.Health}}"
+                                        "{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} "
+                                        "{{.HostConfig.RestartPolicy.Name}} c9") == 2, "asked until healthy"
+    for state, said in (("running unhealthy 0", "container ems-1 is unhealthy"),
+                        ("restarting starting 1", "container ems-1 exited (1) and is restarting")):
+        lab.answer("docker", wait, f"/ems-1 {state} unless-stopped\n", once=True)
+        run = deploy(lab, release=f"r-{state.split()[0]}")
+        assert run.code == Code.ROLLED_BACK and f"fail ems: {said}" in run.stdout, run.stdout
