@@ -48,10 +48,14 @@ add_image() { WANTED+=("$1" "$2" "$3" "$4"); }
 # fetch_images: every added image made present at once (docker pulls in parallel), then pinned in order. The
 # first that failed stops the program; nothing that runs has changed yet.
 fetch_images() {
-  local dir i pids=() names=() failed=""
+  local dir i pids=() what="" pin failed=""
   [ -n "${WANTED[*]:-}" ] || return 0
-  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do names+=("${WANTED[i]}"); done
-  say "step pull ${names[*]}: $(( ${#WANTED[@]} / 4 )) image(s) at once"
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+    pin=${WANTED[i+3]}
+    what+="${what:+, }${WANTED[i]}: ${WANTED[i+1]}"
+    if [ -n "$pin" ]; then what+="@${pin#*@} (recorded digest of ${pin%@*})"; else what+=":${WANTED[i+2]}"; fi
+  done
+  say "step pull $what"
   dir=$(mktemp -d "$STATE/pull.XXXXXX") || die "$R_FAILED" "cannot create a folder in $STATE"
   TMP_FILES+=("$dir")
   for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
