@@ -94,7 +94,7 @@ def test_dry_run_prints_the_plan_and_leaves_the_host_byte_for_byte(deployed):
     audit = (vps.state / "audit.jsonl").read_bytes()
     res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2", "--dry-run")
     assert "docker login" in res.stdout and "--password-stdin" in res.stdout and "(it was not sent)" in res.stdout
-    assert "fetch ems 10.200.0.1:5000/edumigsoft/ems_server" in res.stdout
+    assert "add_image ems 10.200.0.1:5000/edumigsoft/ems_server" in res.stdout and "run fetch_images" in res.stdout
     assert "a read-only look at the host" in res.stdout and "preflight: nothing would refuse this deploy" in res.stdout
     res = vps.ok("rollback", "--host", "t1", "--to", "v1.4.3", "--dry-run")
     assert "@sha256:" in res.stdout
