@@ -294,13 +294,24 @@ unchanged() {
   done
 }
 
+# pins_moved STACK: this release runs another image for one of STACK's apps than the previous good release:
+# compose will recreate it, no need to ask (the question costs a compose call).
+pins_moved() {
+  local word
+  declare -gA PINS   # (a program that pins nothing: empty)
+  for word in ${SPEC_APPS[$1]}; do
+    [ "${PINS[${word%%=*}]:-}" = "$(current_pin "${word%%=*}")" ] || return 0
+  done
+  return 1
+}
+
 # up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
 # missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
 up() {
   local stack=$1 out rc why
   ! is_binary "$stack" || { does "$stack" up; return; }
-  if unchanged "$stack"; then
+  if ! pins_moved "$stack" && unchanged "$stack"; then
     say "info $stack: as it runs (configuration, images, healthy containers): not brought up again"
     health_gate "$stack"
     return
