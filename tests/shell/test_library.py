@@ -204,3 +204,12 @@ def test_simultaneous_deploys_one_wins_and_the_other_always_names_it(lab):
         for r in refused:
             assert "holder unknown" not in r.error and "@" in r.error.split("lock of ems_system: ")[1], r.error
         assert [p.name for p in lab.state.iterdir()] == [], "no lock or temporary lock folder left"
+
+
+def test_a_pull_that_fails_without_a_word_still_stops_the_program(lab):
+    """fetch_images fails closed: a pull that died saying nothing (killed) is a failed pull, never an app left
+    unpinned while the deploy goes on."""
+    lab.state.mkdir()
+    run = lab.snippet("pull_image() { return 1; }; run add_image ems repo/ems v2 ''; run fetch_images; echo went-on",
+                      {"run", "add_image", "fetch_images"})
+    assert run.code == Code.PULL and "the pull of repo/ems failed" in run.error and "went-on" not in run.stdout

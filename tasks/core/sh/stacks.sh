@@ -63,10 +63,11 @@ fetch_images() {
     pids+=("$!")
   done
   for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
-    wait "${pids[i/4]}" || { [ -n "$failed" ] || failed=$(tail -n 1 "$dir/$i.err"); continue; }
+    wait "${pids[i/4]}" || { [ -n "$failed" ] || failed=$(tail -n 1 "$dir/$i.err" 2>/dev/null) \
+      || true; failed=${failed:-the pull of ${WANTED[i+1]} failed}; continue; }
     [ -n "$failed" ] || use_pin "${WANTED[i]}" "$(cat "$dir/$i")"
   done
-  [ -z "$failed" ] || die "$R_PULL" "${failed:-a pull failed}"
+  [ -z "$failed" ] || die "$R_PULL" "$failed"
 }
 
 # fetch_stack STACK COMPOSE PROJECT: pull the missing images of a stack the tool does not pin (before a logout).
