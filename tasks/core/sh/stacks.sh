@@ -205,6 +205,11 @@ compose_up() {
   docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" up -d --remove-orphans "${scale[@]}" 2>&1
 }
 
+# project_containers PROJECT: the ids of the containers compose runs for PROJECT (not `compose run` ones).
+project_containers() {
+  docker ps -aq --filter "label=com.docker.compose.project=$1" --filter label=com.docker.compose.oneoff=False
+}
+
 # wait_healthy STACK: what `up --wait` waits for, looked at every 0.1 s (compose's own polling adds ~0.4 s to
 # every changed stack): every container of the project running, and healthy where it has a healthcheck, within
 # the stack's wait: seconds. One that turns unhealthy, restarts or exits fails at once (one that exited 0 and is
@@ -213,8 +218,7 @@ wait_healthy() {
   local project=${SPEC_PROJECT[$1]} deadline ids name st health code policy pending
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
   while :; do
-    if ! ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project" \
-        --filter label=com.docker.compose.oneoff=False 2>&1); then
+    if ! ids=$(project_containers "$project" 2>&1); then
       daemon_back 60 && continue
       printf 'docker does not answer: %s\n' "$ids"; return 1
     fi
@@ -275,8 +279,7 @@ unchanged() {
   local project=${SPEC_PROJECT[$1]} want ids have svc hash run health image ref word
   declare -A count=() wanted=() id=()
   want=$(docker compose -p "$project" -f "${SPEC_COMPOSE[$1]}" config --hash '*' 2>/dev/null) && [ -n "$want" ] || return 1
-  ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.oneoff=False 2>/dev/null) \
-    && [ -n "$ids" ] || return 1
+  ids=$(project_containers "$project" 2>/dev/null) && [ -n "$ids" ] || return 1
   # shellcheck disable=SC2086  # one container id per word
   have=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.config-hash"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{index .Config.Labels "com.docker.compose.image"}} {{.Config.Image}}' $ids 2>/dev/null) \
     || return 1
