@@ -213,3 +213,21 @@ def test_a_pull_that_fails_without_a_word_still_stops_the_program(lab):
     run = lab.snippet("pull_image() { return 1; }; run add_image ems repo/ems v2 ''; run fetch_images; echo went-on",
                       {"run", "add_image", "fetch_images"})
     assert run.code == Code.PULL and "the pull of repo/ems failed" in run.error and "went-on" not in run.stdout
+
+
+def test_a_pull_killed_before_it_answers_still_stops_the_program(lab):
+    """No "ok" line from a pull (its whole job killed) is a failed pull: silence is never success."""
+    run = lab.snippet("pull_line() { kill -9 $BASHPID; }; run add_image ems repo/ems v2 ''; run fetch_images; "
+                      "echo went-on", {"run", "add_image", "fetch_images"})
+    assert run.code == Code.PULL and "the pull of repo/ems failed" in run.error and "went-on" not in run.stdout
+
+
+def test_pulls_at_once_need_no_disk(lab):
+    """The pulls answer through a pipe: a STATE that cannot be written (full) does not refuse the images (the
+    e2e disk-full case stops later, at the history, with its own message). Pins come back in the added order."""
+    pin = "v2@sha256:" + "a" * 64
+    run = lab.snippet(f"pull_image() {{ /bin/sleep 0.$((RANDOM % 3)); echo {pin}; }}; STATE=/nonexistent/state; "
+                      "run add_image ems repo/ems v2 ''; run add_image sms repo/sms v2 ''; run fetch_images",
+                      {"run", "add_image", "fetch_images"})
+    assert run.code == 0, run.error
+    assert [d["app"] for d in run.result.all("pin")] == ["ems", "sms"]

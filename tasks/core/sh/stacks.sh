@@ -45,10 +45,21 @@ pull_image() {
 # add_image APP REPO TAG PIN: an image this release runs (see pull_image), in WANTED; fetched by fetch_images.
 add_image() { WANTED+=("$1" "$2" "$3" "$4"); }
 
+# pull_line I REPO TAG PIN: pull_image as one line on stdout, "I ok PIN" or "I failed MESSAGE" (one short write
+# to a pipe, so lines of pulls running at once never mix).
+pull_line() {
+  local out
+  if out=$(pull_image "$2" "$3" "$4" 2>&1); then printf '%s ok %s\n' "$1" "${out##*$'\n'}"
+  else out=${out##*$'\n'}; printf '%s failed %.300s\n' "$1" "${out:-the pull of $2 failed}"; fi
+}
+
 # fetch_images: every added image made present at once (docker pulls in parallel), then pinned in order. The
-# first that failed stops the program; nothing that runs has changed yet.
+# pulls answer through a pipe, not files: a full disk under STATE is no reason to refuse an image. Fail-closed:
+# an image without its "ok" line (its pull killed) is a failed pull; the first failed one in order stops the
+# program, and nothing that runs has changed yet.
 fetch_images() {
-  local dir i pids=() what="" pin failed=""
+  local i n what="" pin failed="" status rest
+  local -a got=() why=()
   [ -n "${WANTED[*]:-}" ] || return 0
   for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
     pin=${WANTED[i+3]}
@@ -56,18 +67,15 @@ fetch_images() {
     if [ -n "$pin" ]; then what+="@${pin#*@} (recorded digest of ${pin%@*})"; else what+=":${WANTED[i+2]}"; fi
   done
   say "step pull $what"
-  dir=$(mktemp -d "$STATE/pull.XXXXXX") || die "$R_FAILED" "cannot create a folder in $STATE"
-  TMP_FILES+=("$dir")
+  while read -r n status rest; do
+    if [ "$status" = ok ]; then got[n]=$rest; else why[n]=$rest; fi
+  done < <(for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+             pull_line "$((i / 4))" "${WANTED[i+1]}" "${WANTED[i+2]}" "${WANTED[i+3]}" &
+           done; wait)
   for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
-    pull_image "${WANTED[i+1]}" "${WANTED[i+2]}" "${WANTED[i+3]}" > "$dir/$i" 2> "$dir/$i.err" &
-    pids+=("$!")
+    [ -n "${got[i/4]:-}" ] || die "$R_PULL" "${why[i/4]:-the pull of ${WANTED[i+1]} failed}"
   done
-  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
-    wait "${pids[i/4]}" || { [ -n "$failed" ] || failed=$(tail -n 1 "$dir/$i.err" 2>/dev/null) \
-      || true; failed=${failed:-the pull of ${WANTED[i+1]} failed}; continue; }
-    [ -n "$failed" ] || use_pin "${WANTED[i]}" "$(cat "$dir/$i")"
-  done
-  [ -z "$failed" ] || die "$R_PULL" "$failed"
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do use_pin "${WANTED[i]}" "${got[i/4]}"; done
 }
 
 # fetch_stack STACK COMPOSE PROJECT: pull the missing images of a stack the tool does not pin (before a logout).
