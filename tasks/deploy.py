@@ -13,7 +13,6 @@ from .core.programs.protocol import execute
 from .core.programs.state import read_current
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
-from .rollback import return_program
 
 
 @command({"tag": "what to deploy: TAG for every app (pinned image), or app=TAG pairs (e.g. ems=v1.4.3,sms=v2.0.1) "
@@ -65,7 +64,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             artifacts.upload(session, target, mine)
             jobs.append(Job(target, program, intent, run.step_of(target, stacks), notes=_warnings))
         if jobs:
-            run.go(jobs, revert=return_program)
+            run.go(jobs)
 
 
 def _plans(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:

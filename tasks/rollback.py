@@ -3,16 +3,14 @@ have been pushed again since)."""
 from __future__ import annotations
 
 from .core import history
-from .core.cli import FLEET_HELP, command, confirm, new_release_id, operator, print_program, select
+from .core.cli import FLEET_HELP, command, confirm, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_label, check_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent
-from .core.programs.deploy import config_differences, deploy_program
-from .core.programs.protocol import Program
+from .core.programs.deploy import config_differences, deploy_program, going_back
 from .core.programs.state import State, read_state
-from .core.ssh import Session
 
 
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
@@ -45,7 +43,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                                 fleet=run.fleet)
                 stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
             else:
-                intent, stacks = _back(state, rel, target, by, origin, run.release, run.fleet)
+                intent, stacks = going_back(state, rel, target, by, origin, run.release, run.fleet)
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
                                      snapshot=snapshot)
@@ -55,31 +53,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             jobs.append(Job(target, program, intent, run.step_of(target, stacks),
                             notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
         if jobs:
-            run.go(jobs, revert=return_program)
-
-
-def return_program(session: Session, target: Target, previous: str, fleet: str) -> Program:
-    """What a fleet run sends to a host it switched when another host failed: the release the host ran before
-    (``previous``, a release id), by its recorded digests and commit."""
-    state = read_state(session, target)
-    intent, stacks = _back(state, history.find_good(state.releases, previous), target, *operator(),
-                           new_release_id(), fleet)
-    return deploy_program(target, stacks, intent)
-
-
-def _back(state: State, rel: history.Release, target: Target, by: str, origin: str, release: str,
-          fleet: str) -> tuple[Intent, list[Stack]]:
-    """The intent of going back to ``rel`` and the stacks it brings up."""
-    intent = Intent("rollback", release, rel.tag, by, origin, rel.pins, state.history_sha, ref=rel.commit or None,
-                    fleet=fleet)
-    return intent, [s for s in target.system.stacks if _recorded(s, rel)]
-
-
-def _recorded(stack: Stack, rel: history.Release) -> bool:
-    """A stack a rollback to ``rel`` brings up: one that pins nothing, or whose apps (or binary) it recorded."""
-    if stack.binary:
-        return stack.name in rel.pins
-    return not stack.apps or any(a.name in rel.pins for a in stack.apps)
+            run.go(jobs)
 
 
 def _snapshot(state: State, rel: history.Release | None, target: Target, confirmed: bool) -> list[tuple[Stack, str]]:

@@ -18,13 +18,15 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from .cli import Selection, new_release_id, run_release
+from . import history
+from .cli import Selection, new_release_id, operator, run_release
 from .errors import BAD_INPUT, FAILED, NEEDS_ATTENTION, ToolError, worst
 from .grammar import redact
 from .model import Stack, Target
 from .programs.declare import Intent
+from .programs.deploy import deploy_program, going_back
 from .programs.protocol import Program, Result, execute
-from .programs.state import free_program, hold_program, switched_from
+from .programs.state import free_program, hold_program, read_state, switched_from
 from .ssh import Session
 from .ui import EventDisplay, FleetView, Outcome, console, outcome_table, safe
 
@@ -88,6 +90,15 @@ class Job:
 Revert = Callable[[Session, Target, str, str], Program]
 
 
+def put_back(session: Session, target: Target, previous: str, fleet: str) -> Program:
+    """The revert of a host this run switched when another host failed: a rollback to ``previous``, the
+    release it ran before, by its recorded digests and commit."""
+    state = read_state(session, target)
+    intent, stacks = going_back(state, history.find_good(state.releases, previous), target, *operator(),
+                                new_release_id(), fleet)
+    return deploy_program(target, stacks, intent)
+
+
 class Run:
     """One task over the selected hosts: a single host runs as it always has (its program takes and frees its
     own lock); several are one transaction."""
@@ -126,7 +137,7 @@ class Run:
         except ToolError as e:
             return e
 
-    def go(self, jobs: list[Job], revert: Revert) -> None:
+    def go(self, jobs: list[Job], revert: Revert = put_back) -> None:
         """Change every job's host (see the module's docstring); a failure is raised once every host has
         finished and been reverted."""
         if not self.transaction and not self.json:

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import inventory, model
+from tasks.core import history, inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library
 from tasks.core.programs.backup import backup_program, drill_program, list_program, preview_program, restore_program
 from tasks.core.programs.declare import Intent
-from tasks.core.programs.deploy import deploy_program, look_program
+from tasks.core.programs.deploy import deploy_program, going_back, look_program
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
 from tasks.core.programs.protocol import Program
 from tasks.core.programs.setup import finish_program, setup_program
-from tasks.core.programs.state import read_state_program, status_program, unlock_program
+from tasks.core.programs.state import State, read_state_program, status_program, unlock_program
 from tasks.core.programs.token import check_program, rotate_program
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,6 +174,18 @@ def test_rollback_program_restores_recorded_digests(target):
     assert ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "", PIN) in program.steps
     assert f"\nrun add_image ems ghcr.io/edumigsoft/ems_server '' {PIN}\n" in program.text
     assert "\nEXPECT_HISTORY=" + "f" * 64 + "\n" in program.text
+
+
+def test_going_back_brings_up_what_the_release_recorded_by_digest_and_commit(target):
+    """A rollback's intent: the recorded pins (not the tag) and commit; its stacks: the ones that pin nothing
+    (infra, postgres) and those whose apps it recorded (ems, not sms, which it did not run)."""
+    rel = history.Release("r1", "v1.4.2", "deploy", "ana", "t", "good", pins={"ems": PIN},
+                          config={"commit": "c" * 40})
+    state = State(releases=[rel], current=None, history_sha="f" * 64, lock=None)
+    intent, stacks = going_back(state, rel, target, "bo", "laptop", "r9", "fleet1")
+    assert (intent.action, intent.release, intent.tag, intent.pins, intent.ref, intent.fleet, intent.history_sha) \
+        == ("rollback", "r9", "v1.4.2", {"ems": PIN}, "c" * 40, "fleet1", "f" * 64)
+    assert [s.name for s in stacks] == ["infra", "postgres", "ems"]
 
 
 def test_logout_fetches_the_unpinned_stacks_first(target):

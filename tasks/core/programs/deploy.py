@@ -3,11 +3,12 @@ stopped yet), [a verified backup of the databases], the configuration's hashes, 
 (and commit) on failure, record, unlock, audit. One SSH round trip for the whole deploy."""
 from __future__ import annotations
 
-from .. import grammar
+from .. import grammar, history
 from ..model import Stack, Target
 from .backup import before_deploy, restore_before_rollback
 from .declare import Intent, add_stacks, add_waves
 from .protocol import Program, Result, fields, report
+from .state import State
 
 
 def label(tags: dict[str, str], pins: dict[str, str]) -> str:
@@ -20,6 +21,22 @@ def label(tags: dict[str, str], pins: dict[str, str]) -> str:
     if len(distinct) == 1:
         return distinct.pop()
     return ",".join(f"{s}={t}" for s, t in sorted(versions.items()))
+
+
+def going_back(state: State, rel: history.Release, target: Target, by: str, origin: str, release: str,
+               fleet: str = "") -> tuple[Intent, list[Stack]]:
+    """A rollback to ``rel``: the intent (its recorded digests and commit, never its tag, which may have been
+    pushed again since) and the stacks it brings up: those that pin nothing, and those whose apps (or binary)
+    it recorded."""
+    intent = Intent("rollback", release, rel.tag, by, origin, rel.pins, state.history_sha, ref=rel.commit or None,
+                    fleet=fleet)
+    return intent, [s for s in target.system.stacks if _recorded(s, rel)]
+
+
+def _recorded(stack: Stack, rel: history.Release) -> bool:
+    if stack.binary:
+        return stack.name in rel.pins
+    return not stack.apps or any(a.name in rel.pins for a in stack.apps)
 
 
 def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
