@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# Images: pull by tag or by recorded digest, all at once, and the pin (tag@digest) each app runs in this release.
+# Globals: PINS (app -> tag@digest of this release; an app is one image the tool pins, named in hosts.yml),
+# WANTED (the images add_image asked for, four words each).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, PIN_RE and R_* come from the program's head
+
+# valid_pin VALUE: VALUE is tag@sha256:digest (PIN_RE, the tool's own grammar, comes with the program). Every
+# pin that reaches PINS or a .env is checked: one read back from a file may be damaged.
+valid_pin() { [[ $1 =~ ^${PIN_RE}$ ]]; }
+
+# use_pin APP TAG@DIGEST: the image this release runs for APP.
+use_pin() {
+  valid_pin "$2" || die "$R_FAILED" "refusing a damaged pin for $1: $2"
+  declare -gA PINS
+  PINS[$1]=$2
+  data pin app "$1" pin "$2"
+}
+
+# digest_of_pull REPO TAG: the digest a `docker pull` reported (stdin), else the one the image store knows.
+digest_of_pull() {
+  local digest
+  digest=$(sed -n 's/^Digest: \(sha256:[0-9a-f]\{64\}\)$/\1/p' | tail -n 1)
+  [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1:$2" \
+    | sed -n "s|^$1@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n 1)
+  [ -n "$digest" ] && printf '%s\n' "$digest"
+}
+
+# pull_image REPO TAG PIN: make an image present and print the pin it runs as. With a TAG, pull it (a
+# re-pushed tag is picked up) and pin the digest it has now; with a PIN (a rollback, or an app this deploy
+# keeps), the recorded digest. Fails with docker's last line on stderr.
+pull_image() {
+  local repo=$1 tag=$2 pin=$3 out digest
+  if [ -n "$pin" ]; then
+    docker image inspect "$repo@${pin#*@}" >/dev/null 2>&1 && { printf '%s\n' "$pin"; return 0; }
+    out=$(docker pull "$repo@${pin#*@}" 2>&1) || { printf 'pull of %s failed: %s\n' "$repo@${pin#*@}" "$(printf '%s' "$out" | tail -n 1)" >&2; return 1; }
+    printf '%s\n' "$pin"
+  else
+    out=$(docker pull "$repo:$tag" 2>&1) || { printf 'pull of %s failed: %s\n' "$repo:$tag" "$(printf '%s' "$out" | tail -n 1)" >&2; return 1; }
+    digest=$(printf '%s\n' "$out" | digest_of_pull "$repo" "$tag") || { printf 'no digest for %s after the pull\n' "$repo:$tag" >&2; return 1; }
+    printf '%s@%s\n' "$tag" "$digest"
+  fi
+}
+
+# add_image APP REPO TAG PIN: an image this release runs (see pull_image), in WANTED; fetched by fetch_images.
+add_image() { WANTED+=("$1" "$2" "$3" "$4"); }
+
+# pull_line I REPO TAG PIN: pull_image as one line on stdout, "I ok PIN" or "I failed MESSAGE" (one short write
+# to a pipe, so lines of pulls running at once never mix).
+pull_line() {
+  local out
+  if out=$(pull_image "$2" "$3" "$4" 2>&1); then printf '%s ok %s\n' "$1" "${out##*$'\n'}"
+  else out=${out##*$'\n'}; printf '%s failed %.300s\n' "$1" "${out:-the pull of $2 failed}"; fi
+}
+
+# fetch_images: every added image made present at once (docker pulls in parallel), then pinned in order. The
+# pulls answer through a pipe, not files: a full disk under STATE is no reason to refuse an image. Fail-closed:
+# an image without its "ok" line (its pull killed) is a failed pull; the first failed one in order stops the
+# program, and nothing that runs has changed yet.
+fetch_images() {
+  local i n what="" pin failed="" status rest
+  local -a got=() why=()
+  [ -n "${WANTED[*]:-}" ] || return 0
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+    pin=${WANTED[i+3]}
+    what+="${what:+, }${WANTED[i]}: ${WANTED[i+1]}"
+    if [ -n "$pin" ]; then what+="@${pin#*@} (recorded digest of ${pin%@*})"; else what+=":${WANTED[i+2]}"; fi
+  done
+  say "step pull $what"
+  while read -r n status rest; do
+    if [ "$status" = ok ]; then got[n]=$rest; else why[n]=$rest; fi
+  done < <(for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+             pull_line "$((i / 4))" "${WANTED[i+1]}" "${WANTED[i+2]}" "${WANTED[i+3]}" &
+           done; wait)
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
+    [ -n "${got[i/4]:-}" ] || die "$R_PULL" "${why[i/4]:-the pull of ${WANTED[i+1]} failed}"
+  done
+  for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do use_pin "${WANTED[i]}" "${got[i/4]}"; done
+}
+
+# fetch_stack STACK COMPOSE PROJECT: pull the missing images of a stack the tool does not pin (before a logout).
+fetch_stack() {
+  say "step pull $1: missing images of its compose file"
+  local out; out=$(docker compose -p "$3" -f "$2" pull --quiet --policy missing 2>&1) \
+    || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
+}

@@ -1,0 +1,287 @@
+# shellcheck shell=bash
+# Up: the stacks brought up in order (a together wave at once; a stack compose would not change left alone)
+# behind the health gate, the release recorded live, and the previous good release put back when the gate fails.
+# Globals: STACKS, SPEC_*, PINS (stacks.sh, images.sh); SWITCHED (stacks this release changed), FAILED_UP and
+# COMPOSE_FAILED (the first stack whose up failed, and compose's words), WAVE (stack -> its together wave).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; TAG (the release's label), RELEASE, STATE and R_* come from the program's head
+
+# compose_up STACK: `docker compose up -d` of STACK with its replicas; compose's output on stdout.
+compose_up() {
+  local scale=() word
+  for word in ${SPEC_SCALE[$1]:-}; do scale+=(--scale "$word"); done
+  docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" up -d --remove-orphans "${scale[@]}" 2>&1
+}
+
+# project_containers PROJECT: the ids of the containers compose runs for PROJECT (not `compose run` ones).
+project_containers() {
+  docker ps -aq --filter "label=com.docker.compose.project=$1" --filter label=com.docker.compose.oneoff=False
+}
+
+# wait_healthy STACK: what `up --wait` waits for, looked at every 0.1 s (compose's own polling adds ~0.4 s to
+# every changed stack): every container of the project running, and healthy where it has a healthcheck, within
+# the stack's wait: seconds. One that turns unhealthy, restarts or exits fails at once (one that exited 0 and is
+# never restarted finished its job); its state is said on stdout. A dockerd that stops answering is waited for.
+wait_healthy() {
+  local project=${SPEC_PROJECT[$1]} deadline ids name st health code policy pending
+  deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
+  while :; do
+    if ! ids=$(project_containers "$project" 2>&1); then
+      daemon_back 60 && continue
+      printf 'docker does not answer: %s\n' "$ids"; return 1
+    fi
+    pending=""
+    # shellcheck disable=SC2086  # one container id per word
+    while read -r name st health code policy; do
+      case $st/$health in
+        running/healthy|running/none) ;;
+        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; return 1 ;;
+        exited/*|dead/*)
+          [ "$code" = 0 ] && [ "${policy:-no}" = no ] && continue
+          printf 'container %s exited (%s)\n' "${name#/}" "$code"; return 1 ;;
+        restarting/*) printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; return 1 ;;
+        *) pending=${name#/} ;;
+      esac
+    done < <([ -z "$ids" ] || docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}' $ids 2>/dev/null)
+    [ -n "$pending" ] || return 0
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      printf 'container %s is not healthy after %ss\n' "$pending" "${SPEC_WAIT[$1]}"; return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# stop_stack STACK: stop what a stack runs, keeping it as it is (`up` starts it again): its containers, or a
+# binary's unit.
+stop_stack() {
+  if is_binary "$1"; then systemctl stop "${BIN[$1:unit]}" 2>&1
+  else docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" stop 2>&1; fi
+}
+
+# daemon_back SECONDS: wait for dockerd to answer again (restarted by an upgrade or a crash).
+daemon_back() {
+  local i
+  for (( i = 0; i < $1; i++ )); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# up_text STACK: what `up` of STACK does, for its step line.
+up_text() {
+  if is_binary "$1"; then printf '%s: systemctl restart %s (%ss)' "$1" "${BIN[$1:unit]}" "${SPEC_WAIT[$1]}"
+  else printf '%s: docker compose up, healthy within %ss' "$1" "${SPEC_WAIT[$1]}"; fi
+  printf '%s' "${SPEC_HEALTH[$1]:+, then ${SPEC_HEALTH[$1]}}"
+}
+
+# health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl).
+health_ok() { curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null || wget -q -O /dev/null -T 5 "$1" 2>/dev/null; }
+
+# unchanged STACK: `compose up` would change nothing in STACK, so it is not run (the health URL is still
+# checked): each service's configuration hash (compose's own, the label it gives its containers) and image ID
+# are those of its running containers, each healthy where it has a healthcheck, as many as its replicas
+# (scale:, else one), and nothing else runs in the project. Any doubt (a docker call failing, a container
+# starting or stopped) says no.
+unchanged() {
+  local project=${SPEC_PROJECT[$1]} want ids have svc hash run health image ref word
+  declare -A count=() wanted=() id=()
+  want=$(docker compose -p "$project" -f "${SPEC_COMPOSE[$1]}" config --hash '*' 2>/dev/null) && [ -n "$want" ] || return 1
+  ids=$(project_containers "$project" 2>/dev/null) && [ -n "$ids" ] || return 1
+  # shellcheck disable=SC2086  # one container id per word
+  have=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.config-hash"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{index .Config.Labels "com.docker.compose.image"}} {{.Config.Image}}' $ids 2>/dev/null) \
+    || return 1
+  while read -r svc hash; do wanted[$svc]=$hash; count[$svc]=0; done <<< "$want"
+  while read -r svc hash run health image ref; do
+    [ -n "$svc" ] && [ "${wanted[$svc]:-}" = "$hash" ] && [ "$run" = running ] || return 1
+    [ "$health" = healthy ] || [ "$health" = none ] || return 1
+    [ -n "${id[$ref]:-}" ] || id[$ref]=$(docker image inspect --format '{{.Id}}' "$ref" 2>/dev/null) || return 1
+    [ "$image" = "${id[$ref]}" ] || return 1
+    count[$svc]=$(( count[$svc] + 1 ))
+  done <<< "$have"
+  for svc in "${!wanted[@]}"; do
+    local n=1
+    for word in ${SPEC_SCALE[$1]:-}; do [ "${word%%=*}" != "$svc" ] || n=${word#*=}; done
+    [ "${count[$svc]}" = "$n" ] || return 1
+  done
+}
+
+# pins_moved STACK: this release runs another image for one of STACK's apps than the previous good release:
+# compose will recreate it, no need to ask (the question costs a compose call).
+pins_moved() {
+  local word
+  declare -gA PINS   # (a program that pins nothing: empty)
+  for word in ${SPEC_APPS[$1]}; do
+    [ "${PINS[${word%%=*}]:-}" = "$(current_pin "${word%%=*}")" ] || return 0
+  done
+  return 1
+}
+
+# up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
+# answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
+# missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
+up() {
+  local stack=$1 out rc why
+  ! is_binary "$stack" || { does "$stack" up; return; }
+  if ! pins_moved "$stack" && unchanged "$stack"; then
+    say "info $stack: as it runs (configuration, images, healthy containers): not brought up again"
+    health_gate "$stack"
+    return
+  fi
+  out=$(compose_up "$stack"); rc=$?
+  if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
+    say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
+    if daemon_back 60; then out=$(compose_up "$stack"); rc=$?; fi
+  fi
+  if [ "$rc" = 0 ]; then
+    out+=$'\n'$(wait_healthy "$stack") || rc=$?
+  fi
+  printf '%s\n' "$out"
+  if [ "$rc" != 0 ]; then
+    why=$(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
+    say "fail $stack: $why"
+    case $out in
+      *unhealthy*|*"exited ("*|*"exited with code"*|*"is not running"*|*"dependency failed"*|*"is not healthy after"*) ;;
+      *) COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check" ;;
+    esac
+    return 1
+  fi
+  health_gate "$stack"
+}
+
+# health_gate STACK: the stack's health URL (if it has one) answers 2xx within 10 tries a second apart.
+health_gate() {
+  local health=${SPEC_HEALTH[$1]} i
+  [ -z "$health" ] && return 0
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    health_ok "$health" && return 0
+    [ "$i" = 10 ] || sleep 1
+  done
+  say "fail $1: $health did not answer 2xx"
+  return 1
+}
+
+# together STACK...: these stacks do not depend on each other (hosts.yml's together:): apply brings them up at
+# once. They are consecutive in STACKS.
+together() {
+  declare -gA WAVE
+  local s
+  for s in "$@"; do WAVE[$s]=$1; done
+}
+
+# apply: pin and bring up every stack in order (a together: wave at once); on the first failure stop and return
+# 1. SWITCHED lists the stacks whose .env it changed (a stack whose .env could not be written still runs what
+# it ran); FAILED_UP the stack whose `up` failed.
+apply() {
+  local i=0 wave s
+  declare -gA WAVE   # (empty unless together declared some)
+  SWITCHED=() FAILED_UP=""
+  while [ "$i" -lt "${#STACKS[@]}" ]; do
+    wave=("${STACKS[i]}"); i=$((i + 1))
+    while [ "$i" -lt "${#STACKS[@]}" ] && [ -n "${WAVE[${wave[0]}]:-}" ] \
+        && [ "${WAVE[${STACKS[i]}]:-}" = "${WAVE[${wave[0]}]}" ]; do
+      wave+=("${STACKS[i]}"); i=$((i + 1))
+    done
+    if [ "${#wave[@]}" = 1 ]; then say "step up $(up_text "${wave[0]}")"
+    else say "step up ${wave[*]} at once"; fi
+    for s in "${wave[@]}"; do switch_stack "$s" || return 1; done
+    if [ "${#wave[@]}" = 1 ]; then up "${wave[0]}" || { FAILED_UP=${wave[0]}; return 1; }
+    else up_all "${wave[@]}" || return 1; fi
+  done
+}
+
+# switch_stack STACK: pin STACK's release in its .env (or switch a binary's live path), saying why not.
+switch_stack() {
+  pin_stack "$1" new
+  case $? in
+    0) SWITCHED+=("$1") ;;
+    1) say "fail $1: cannot write $(env_of "$1") (disk full?): it still runs what it ran"; return 1 ;;
+    *) say "fail $1: a damaged pin: it still runs what it ran"; return 1 ;;
+  esac
+}
+
+# up_all STACK...: `up` of each STACK at once, each one's output kept apart and shown in order once all ended;
+# FAILED_UP (and COMPOSE_FAILED) name the first that failed.
+up_all() {
+  local dir s pids=() failed=0
+  dir=$(mktemp -d "$STATE/up.XXXXXX") || { say "fail cannot create a folder in $STATE"; return 1; }
+  TMP_FILES+=("$dir")
+  for s in "$@"; do
+    ( COMPOSE_FAILED=""; up "$s" > "$dir/$s"; rc=$?; printf '%s' "$COMPOSE_FAILED" > "$dir/$s.why"; exit "$rc" ) &
+    pids+=("$!")
+  done
+  for s in "$@"; do
+    wait "${pids[0]}" || { [ -n "$FAILED_UP" ] || { FAILED_UP=$s; COMPOSE_FAILED=$(cat "$dir/$s.why"); }; failed=1; }
+    pids=("${pids[@]:1}")
+    cat "$dir/$s"
+  done
+  return "$failed"
+}
+
+# restore: put back the previous good pins (from the state's current file) of every stack apply switched, and
+# repo/ on its previous commit if this release moved it. A
+# stack without a pin has nothing to go back to: the one that failed is brought up again as it was (if that
+# fails too, the previous release is not back, and nobody is told it is).
+restore() {
+  local s ok=0 rc
+  [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
+  undo_checkout || ok=1
+  for s in "${SWITCHED[@]}"; do
+    if [ -z "${SPEC_APPS[$s]}" ]; then
+      [ "$s" != "$FAILED_UP" ] || { say "step restore $s: up again as it was"; up "$s" || ok=1; }
+      continue
+    fi
+    say "step restore $s: back to the previous good release's pins"
+    pin_stack "$s" previous; rc=$?
+    [ "$rc" != 1 ] || say "fail cannot write $(env_of "$s")"
+    if [ "$rc" != 0 ]; then ok=1; continue; fi
+    up "$s" || ok=1
+  done
+  return "$ok"
+}
+
+# unchecked_services: the running services of the pinned stacks that have no healthcheck: for them the gate
+# only knows they started, so a release that breaks one would pass (one docker call for all stacks).
+unchecked_services() {
+  local s pinned=" " project service status
+  for s in "${STACKS[@]}"; do
+    [ -z "${SPEC_APPS[$s]}" ] || pinned+="${SPEC_PROJECT[$s]} "
+  done
+  [ "$pinned" != " " ] || return 0
+  # (docker ANDs label filters, so the projects are matched here)
+  docker ps --filter label=com.docker.compose.project \
+      --format '{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} {{.Status}}' 2>/dev/null \
+    | while read -r project service status; do
+        case $pinned in *" $project "*) ;; *) continue ;; esac
+        case $status in *"(healthy)"*|*"(unhealthy)"*|*"(health: "*) ;; *) data unchecked project "$project" service "$service" ;; esac
+      done
+  return 0
+}
+
+# go_live: the health gate. Every stack up in order: the release is good and current. Otherwise it is failed,
+# and the previous good release is put back by itself. A release compose could not even start exits with its
+# own code (R_NOT_STARTED), so a config or conflict problem is not mistaken for the app's health.
+go_live() {
+  if apply; then
+    unchecked_services
+    record good
+    write_current
+    RESULT=ok
+    probe_token_report
+    say ok
+    return 0
+  fi
+  record failed
+  local failed="$TAG failed its health gate" code=$R_ROLLED_BACK
+  if [ -n "${COMPOSE_FAILED:-}" ]; then
+    failed="$TAG could not be started (compose failed, not a health check: $COMPOSE_FAILED)"
+    code=$R_NOT_STARTED
+  fi
+  say "info $failed: restoring the previous good release"
+  if restore; then
+    say ok
+    RESULT=rolled-back
+    die "$code" "$failed; the previous good release $(current_tag) is back and healthy"
+  fi
+  RESULT=broken
+  die "$R_BROKEN" "$failed and the previous good release could not be restored: look at the host now"
+}
