@@ -99,6 +99,68 @@ def put_back(session: Session, target: Target, previous: str, fleet: str) -> Pro
     return deploy_program(target, stacks, intent)
 
 
+def in_steps(jobs: list[Job]) -> list[list[Job]]:
+    """``jobs`` grouped by their step, in order."""
+    steps = sorted({j.step for j in jobs})
+    return [[j for j in jobs if j.step == s] for s in steps]
+
+
+def by_host(jobs: list[Job]) -> list[list[Job]]:
+    """``jobs`` grouped by host (a host's systems run one after another, in one worker)."""
+    hosts: dict[str, list[Job]] = {}
+    for job in jobs:
+        hosts.setdefault(job.host, []).append(job)
+    return list(hosts.values())
+
+
+class Events:
+    """Worker threads only run programs and post events here; the main thread shows them (``ui.FleetView``),
+    so the terminal has one writer."""
+
+    def __init__(self, as_json: bool):
+        self.queue: queue.Queue = queue.Queue()
+        self.as_json = as_json
+        self.view: FleetView | None = None   # opened when the changes start (an upload's progress bar comes before)
+
+    def open(self) -> None:
+        self.view = FleetView(self.as_json)
+
+    def close(self) -> None:
+        if self.view:
+            self.view.close()
+
+    def post(self, event: str, **fields) -> None:
+        self.queue.put({"event": event, **fields})
+
+    def display(self, target: Target) -> EventDisplay:
+        """Where one host's program reports its steps."""
+        return EventDisplay(target.host.name, target.system.name, self.queue.put)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                event = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if self.view:
+                self.view.show(event)
+        if self.view:
+            self.view.tick()
+
+    def parallel(self, items: list, work: Callable, width: int) -> list:
+        """``work(item)`` for each item on at most ``width`` threads; this thread shows their events meanwhile."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(width, len(items)))) as pool:
+            futures = [pool.submit(work, item) for item in items]
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                self.drain()
+        self.drain()
+        return [f.result() for f in futures]
+
+
 class Run:
     """One task over the selected hosts: a single host runs as it always has (its program takes and frees its
     own lock); several are one transaction."""
@@ -110,9 +172,8 @@ class Run:
         self.transaction = len(self.hosts) > 1
         self.release = new_release_id()
         self.fleet = self.release if self.transaction else ""
-        self.events: queue.Queue = queue.Queue()
+        self.events = Events(json)
         self.json = json
-        self.view: FleetView | None = None   # made when the changes start (an upload's progress bar comes before)
         self.stopping = False
 
     def step_of(self, target: Target, stacks: list[Stack]) -> int:
@@ -125,7 +186,7 @@ class Run:
         first = {}
         for target in self.targets:
             first.setdefault(target.host.name, target)
-        errors = [e for e in self._parallel(list(first.values()), self._open, MAX_PARALLEL) if e]
+        errors = [e for e in self.events.parallel(list(first.values()), self._open, MAX_PARALLEL) if e]
         if errors:
             raise ToolError("; ".join(str(e) for e in errors) + "\nnothing was changed on any host",
                             worst(e.code for e in errors))
@@ -146,9 +207,9 @@ class Run:
                 for note in job.notes(result) if job.notes else []:
                     console.print(f"[yellow]⚠ {safe(job.target.label)}: {safe(note)}[/]")
             return
-        self.view = FleetView(self.json)
-        self._post("plan", fleet=self.fleet, release=self.release, action=self.action,
-                   steps=[[j.target.label for j in step] for step in self._steps(jobs)])
+        self.events.open()
+        self.events.post("plan", fleet=self.fleet, release=self.release, action=self.action,
+                         steps=[[j.target.label for j in step] for step in in_steps(jobs)])
         try:
             self._hold(jobs)
             self._forward_all(jobs)
@@ -156,28 +217,17 @@ class Run:
                 self._undo(jobs, revert)
         finally:
             if self.transaction:
-                self._parallel([j.target for j in jobs], self._free, MAX_PARALLEL)
-            self.view.close()
+                self.events.parallel([j.target for j in jobs], self._free, MAX_PARALLEL)
+            self.events.close()
         self._result(jobs)
 
     def _forward_all(self, jobs: list[Job]) -> None:
         """Step by step, batch by batch, each batch's hosts in parallel, until a host fails."""
-        for step in self._steps(jobs):
-            for batch in self.rollout.batches(self._by_host(step)):
-                self._parallel(batch, self._forward, self.rollout.width(len(batch)))
+        for step in in_steps(jobs):
+            for batch in self.rollout.batches(by_host(step)):
+                self.events.parallel(batch, self._forward, self.rollout.width(len(batch)))
                 if self.stopping:
                     return
-
-    def _steps(self, jobs: list[Job]) -> list[list[Job]]:
-        steps = sorted({j.step for j in jobs})
-        return [[j for j in jobs if j.step == s] for s in steps]
-
-    @staticmethod
-    def _by_host(jobs: list[Job]) -> list[list[Job]]:
-        hosts: dict[str, list[Job]] = {}
-        for job in jobs:
-            hosts.setdefault(job.host, []).append(job)
-        return list(hosts.values())
 
     def _hold(self, jobs: list[Job]) -> None:
         """Take every host's lock for the run, in host-name order; on a refusal ``go`` frees those taken (nothing
@@ -189,7 +239,7 @@ class Run:
                 execute(self.sel.session(job.target), hold_program(job.target, job.intent), job.target.label,
                         quiet=True)
             except ToolError as e:
-                self._post("host", host=job.host, system=job.target.system.name, result="refused", detail=str(e))
+                self.events.post("host", host=job.host, system=job.target.system.name, result="refused", detail=str(e))
                 raise ToolError(f"{e}\nnothing was changed on any host (every lock this run took is released)",
                                 e.code) from None
 
@@ -197,7 +247,7 @@ class Run:
         try:
             execute(self.sel.session(target), free_program(target, self.fleet), target.label, quiet=True)
         except ToolError as e:
-            self._post("info", host=target.host.name, system=target.system.name,
+            self.events.post("info", host=target.host.name, system=target.system.name,
                        text=f"could not release the run's lock ({e}): 'fab unlock --force' does")
 
     def _forward(self, jobs: list[Job]) -> None:
@@ -207,17 +257,17 @@ class Run:
                 return
             try:
                 result = execute(self.sel.session(job.target), job.program, job.target.label,
-                                 display=self._display(job.target))
+                                 display=self.events.display(job.target))
                 job.result, job.detail, job.previous = "switched", f"{job.intent.tag} is live", switched_from(result)
                 for note in job.notes(result) if job.notes else []:
-                    self._post("info", host=job.host, system=job.target.system.name, text=f"⚠ {note}")
+                    self.events.post("info", host=job.host, system=job.target.system.name, text=f"⚠ {note}")
             except ToolError as e:
                 self.stopping = True
                 job.result, job.detail, job.code = "failed", str(e), e.code
             except Exception as e:  # noqa: BLE001 - one host's surprise must not hide the others' results
                 self.stopping = True
                 job.result, job.detail, job.code = "failed", redact(f"unexpected {type(e).__name__}: {e}"), FAILED
-            self._post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+            self.events.post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
 
     def _undo(self, jobs: list[Job], revert: Revert) -> None:
         """Put back what every switched host ran before, the last step first (or keep them: --no-revert)."""
@@ -226,8 +276,8 @@ class Run:
             for job in switched:
                 job.result, job.detail = "kept", f"{job.detail} (kept: --no-revert)"
             return
-        for step in reversed(self._steps(switched)):
-            self._parallel(self._by_host(step), lambda host_jobs: self._back(host_jobs, revert),
+        for step in reversed(in_steps(switched)):
+            self.events.parallel(by_host(step), lambda host_jobs: self._back(host_jobs, revert),
                            self.rollout.width(len(step)))
 
     def _back(self, jobs: list[Job], revert: Revert) -> None:
@@ -238,51 +288,21 @@ class Run:
                 try:
                     session = self.sel.session(job.target)
                     program = revert(session, job.target, job.previous, self.fleet)
-                    execute(session, program, job.target.label, display=self._display(job.target))
+                    execute(session, program, job.target.label, display=self.events.display(job.target))
                     job.result, job.detail = "reverted", f"{job.intent.tag} was live; the release before it is back"
                 except ToolError as e:
                     job.result, job.detail, job.code = "revert failed", str(e), NEEDS_ATTENTION
-            self._post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+            self.events.post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
 
     def _result(self, jobs: list[Job]) -> None:
         outcomes = [Outcome(j.host, j.target.system.name, j.result in ("switched", "kept"), redact(j.detail), j.code,
                             result=j.result) for j in jobs]
         code = worst(j.code for j in jobs)
-        self._post("result", fleet=self.fleet, release=self.release, exit=code,
+        self.events.post("result", fleet=self.fleet, release=self.release, exit=code,
                    hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
-        self._drain()
+        self.events.drain()
         if not self.json:
             outcome_table(f"{self.action} {self.release}", outcomes)
         if code:
             counts = [(sum(j.result == r for j in jobs), r) for r in RESULTS]
             raise ToolError(f"{self.action} {self.release}: " + ", ".join(f"{n} {r}" for n, r in counts if n), code)
-
-    def _display(self, target: Target) -> EventDisplay:
-        return EventDisplay(target.host.name, target.system.name, self.events.put)
-
-    def _post(self, event: str, **fields) -> None:
-        self.events.put({"event": event, **fields})
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                break
-            if self.view:
-                self.view.show(event)
-        if self.view:
-            self.view.tick()
-
-    def _parallel(self, items: list, work: Callable, width: int) -> list:
-        """``work(item)`` for each item on at most ``width`` threads; this thread shows their events meanwhile."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=max(1, min(width, len(items)))) as pool:
-            futures = [pool.submit(work, item) for item in items]
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                self._drain()
-        self._drain()
-        return [f.result() for f in futures]
