@@ -1,5 +1,6 @@
 """The deploy program run whole under bash with stub docker/curl: what it calls, in which order, what it
 writes (history, current, .env pins, audit, lock) and how it fails. Fast tier: no root, SSH or Docker."""
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -69,13 +70,14 @@ def test_the_order_of_docker_calls(lab):
     assert preflight[3].startswith("ps -a --format")
     applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] if c.startswith("compose") else c.split(" ")[0]
                for c in calls[7:-1]]
-    assert applied == ["compose -p ems_system-infra config", "compose -p ems_system-infra up", "ps",
-                       "compose -p ems_system-ems up", "ps", "compose -p ems_system-sms up", "ps"]
-    assert "config --hash *" in calls[7], "infra pins nothing: would up change anything?"
-    assert all(c.endswith("up -d --remove-orphans") for c in calls[8:-1:2]), "up, without compose's --wait " \
-        "(ems and sms run new images: not asked)"
-    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[9:-1:2]), \
-        "and the tool's own wait (no container here: nothing to wait for)"
+    assert applied == ["compose -p ems_system-infra up", "ps", "ps",
+                       "compose -p ems_system-ems up", "ps", "ps", "compose -p ems_system-sms up", "ps", "ps"]
+    assert all(c.endswith("up -d --remove-orphans") for c in calls[7:-1:3]), "up, without compose's --wait " \
+        "(infra has no record of a passed gate; ems and sms run new images)"
+    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[8:-1:3]), \
+        "the tool's own wait (no container here: nothing to wait for)"
+    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[9:-1:3]), \
+        "then the record of the passed gate (nothing to record)"
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
@@ -350,38 +352,75 @@ def test_independent_stacks_come_up_at_once_and_a_failure_restores_both(lab):
         assert f"IMAGE_TAG=v1.4.3@{DIGEST}\n" in (lab.root / f"ems_system/repo/{app}/.env").read_text()
 
 
-def as_running(lab, project: str, hash_now: str, health: str = "healthy"):
-    """Compose's answers for a stack whose one container runs configuration ``abc`` on image ID sha256:1."""
-    lab.answer("docker", f"compose -p {project} * config --hash *", f"app {hash_now}\n")
+RENDERED = "services:\n  app:\n    image: img:v1\n"   # what preflight's compose config prints for the stack
+RUNS = "a" * 64     # the configuration hash on its running container
+
+
+def as_running(lab, project: str, recorded: str = RUNS, health: str = "healthy", rendered_then: str = RENDERED):
+    """A stack whose one container runs configuration RUNS on image ID sha256:1, and its record from the last
+    gate it passed: ``rendered_then`` by preflight, service app with configuration hash ``recorded``."""
+    stack = project.removeprefix("ems_system-")
+    lab.answer("docker", f"compose -p {project} * config", RENDERED)
+    (lab.state / "stacks").mkdir(exist_ok=True)
+    (lab.state / "stacks" / f"{stack}.up").write_text(
+        f"rendered {hashlib.sha256(rendered_then.encode()).hexdigest()}\napp {recorded}\n")
     lab.answer("docker", f"ps -aq --filter label=com.docker.compose.project={project} *", "c1\n")
-    lab.answer("docker", "inspect --format {{index* c1", f"app abc running {health} sha256:1 img:v1\n")
+    lab.answer("docker", "inspect --format {{index* c1", f"app {RUNS} running {health} sha256:1 img:v1\n")
     lab.answer("docker", "image inspect --format {{.Id}} img:v1", "sha256:1\n")
 
 
-def test_a_stack_that_would_not_change_is_not_brought_up_again_but_still_health_checked(lab):
+def deployed_over(lab, current: str):
     pulls_answer(lab)
     lab.state.mkdir()
-    (lab.state / "current").write_text(f"release r0\ntag v1.4.3\npin ems v1.4.3@{DIGEST}\npin sms {OLD}\n")
-    as_running(lab, "ems_system-ems", "abc")
+    (lab.state / "current").write_text(current)
+
+
+def test_a_stack_that_would_not_change_is_not_brought_up_again_but_still_health_checked(lab):
+    """No compose call asks: preflight's rendering and the container's hash are those recorded at its last gate."""
+    deployed_over(lab, f"release r0\ntag v1.4.3\npin ems v1.4.3@{DIGEST}\npin sms {OLD}\n")
+    as_running(lab, "ems_system-ems")
     run = deploy(lab)
     assert run.code == 0, run.stdout + run.stderr
     assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-sms"]
     assert "ems: as it runs (configuration, images, healthy containers): not brought up again" in run.stdout
     assert lab.commands("curl") == ["-fsS -o /dev/null --max-time 5 http://127.0.0.1:8080/health"], "gate kept"
+    assert not [c for c in lab.commands("docker") if "config --hash" in c], "compose is not asked"
 
 
-def test_another_configuration_or_an_unhealthy_container_is_brought_up(lab):
+def test_another_configuration_record_or_health_is_brought_up(lab):
+    """Any doubt says up: the container runs another configuration than recorded, preflight renders another
+    one (a changed compose file or .env), the record is missing or damaged, the container is unhealthy."""
+    cases = {"another hash on the container": dict(recorded="b" * 64),
+             "another rendering": dict(rendered_then="services: {}\n"),
+             "unhealthy": dict(health="unhealthy"),
+             "no record": dict(), "damaged record": dict()}
+    for i, (case, kw) in enumerate(cases.items()):
+        here = type(lab)(lab.path / f"case{i}")
+        deployed_over(here, f"release r0\ntag v1.4.3\npin ems v1.4.3@{DIGEST}\n")
+        as_running(here, "ems_system-ems", **kw)
+        if case == "no record":
+            (here.state / "stacks" / "ems.up").unlink()
+        if case == "damaged record":
+            (here.state / "stacks" / "ems.up").write_text((here.state / "stacks" / "ems.up").read_text()[:80])
+        assert deploy(here).code == 0 and "compose -p ems_system-ems" in ups(here), case
+
+
+def test_a_stack_that_passed_its_gate_is_recorded_and_one_restored_is_not(lab):
+    """record_up after the gate: the sha256 of preflight's rendering and the container's hash; the stack that
+    failed and was put back keeps no record of the failed release's configuration."""
     pulls_answer(lab)
-    lab.state.mkdir()
-    (lab.state / "current").write_text(f"release r0\ntag v1.4.3\npin ems v1.4.3@{DIGEST}\n")
-    as_running(lab, "ems_system-ems", "def")
-    assert deploy(lab).code == 0 and "compose -p ems_system-ems" in ups(lab)
-    lab2 = type(lab)(lab.path / "again")
-    pulls_answer(lab2)
-    lab2.state.mkdir()
-    (lab2.state / "current").write_text(f"release r0\ntag v1.4.3\npin ems v1.4.3@{DIGEST}\n")
-    as_running(lab2, "ems_system-ems", "abc", health="unhealthy")
-    assert deploy(lab2).code == 0 and "compose -p ems_system-ems" in ups(lab2)
+    lab.answer("docker", "compose -p ems_system-infra * config", RENDERED)
+    lab.answer("docker", "ps -aq --filter label=com.docker.compose.project=ems_system-infra *", "c1\n")
+    lab.answer("docker", "inspect --format {{.Name}}* c1", "/infra-1 running healthy 0 unless-stopped\n")
+    lab.answer("docker", 'inspect --format {{index .Config.Labels "com.docker.compose.service"}} '
+               '{{index .Config.Labels "com.docker.compose.config-hash"}} c1', f"proxy {RUNS}\n")
+    assert deploy(lab).code == 0
+    assert (lab.state / "stacks" / "infra.up").read_text() == \
+        f"rendered {hashlib.sha256(RENDERED.encode()).hexdigest()}\nproxy {RUNS}\n"
+    lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    (lab.state / "stacks" / "infra.up").unlink()
+    assert deploy(lab, release="r2").code == Code.ROLLED_BACK
+    assert [p.name for p in (lab.state / "stacks").iterdir()] == ["infra.up"], "ems failed: not recorded"
 
 
 def test_the_gate_waits_for_healthy_and_fails_at_once_on_unhealthy_or_exited(lab):

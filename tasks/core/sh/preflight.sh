@@ -100,7 +100,7 @@ check_running() {
 # check_stack STACK CONTAINERS CONFIG: the stack's config (CONFIG.out, .err, .rc: compose_config's output,
 # errors and exit code), external networks and volumes, new volumes, names.
 check_stack() {
-  local s=$1 cfg err=$3.err kind a b c
+  local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
   declare -gA IMAGES=() CHECKED=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
@@ -108,6 +108,7 @@ check_stack() {
     return 0
   fi
   cfg=$(cat "$3.out")
+  sum=$(sha256sum < "$3.out") && RENDERED[$s]=${sum%% *}
   sed -n -E 's/.*The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set.*/\1/p' "$err" | sort -u \
     | while read -r a; do data unset stack "$s" variable "$a"; done
   while read -r kind a b c; do
@@ -147,7 +148,7 @@ preflight_check() {
   say "step preflight each stack's compose config with this release's pins, its networks, volumes and names"
   local s containers dir i=0 jobs=()
   PROBLEMS=()
-  declare -gA STRICT
+  declare -gA STRICT RENDERED=()
   dir=$(mktemp -d) || die "$R_FAILED" "cannot create a temporary folder"
   TMP_FILES+=("$dir")
   for s in "${STACKS[@]}"; do   # each `compose config` costs ~0.1 s: all at once, read in order below
