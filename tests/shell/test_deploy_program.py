@@ -60,23 +60,25 @@ def test_a_good_deploy_pins_records_and_unlocks(lab):
 def test_the_order_of_docker_calls(lab):
     pulls_answer(lab)
     assert deploy(lab).code == 0
+    config = f"compose -p ems_system-{{}} -f {lab.root}/ems_system/repo/{{}}/docker-compose.yml config".format
     calls = lab.commands("docker")
+    assert calls.count(config("infra", "infra")) == 1, "infra pins nothing: rendered once, beside the pulls"
+    calls.remove(config("infra", "infra"))
     assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
     assert sorted(calls[1:3]) == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3",   # at once
                                   f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
-    preflight = sorted(calls[3:7])   # the compose configs run at once, beside one look at every container
-    assert preflight[:3] == [f"compose -p ems_system-{s} -f {lab.root}/ems_system/repo/{s}/docker-compose.yml config"
-                             for s in ("ems", "infra", "sms")]
-    assert preflight[3].startswith("ps -a --format")
+    preflight = sorted(calls[3:6])   # the pinned stacks' compose configs at once, beside one look at every container
+    assert preflight[:2] == [config("ems", "ems"), config("sms", "sms")]
+    assert preflight[2].startswith("ps -a --format")
     applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] if c.startswith("compose") else c.split(" ")[0]
-               for c in calls[7:-1]]
+               for c in calls[6:-1]]
     assert applied == ["compose -p ems_system-infra up", "ps", "ps",
                        "compose -p ems_system-ems up", "ps", "ps", "compose -p ems_system-sms up", "ps", "ps"]
-    assert all(c.endswith("up -d --remove-orphans") for c in calls[7:-1:3]), "up, without compose's --wait " \
+    assert all(c.endswith("up -d --remove-orphans") for c in calls[6:-1:3]), "up, without compose's --wait " \
         "(infra has no record of a passed gate; ems and sms run new images)"
-    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[8:-1:3]), \
+    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[7:-1:3]), \
         "the tool's own wait (no container here: nothing to wait for)"
-    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[9:-1:3]), \
+    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[8:-1:3]), \
         "then the record of the passed gate (nothing to record)"
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
@@ -84,7 +86,7 @@ def test_the_order_of_docker_calls(lab):
 def test_the_token_goes_to_docker_on_stdin_only(lab):
     pulls_answer(lab)
     run = deploy(lab)
-    login = lab.calls("docker")[0]
+    login = next(c for c in lab.calls("docker") if c.argv[1] == "login")
     assert login.stdin == TOKEN
     assert all(TOKEN not in " ".join(c.argv) for c in lab.calls())
     assert TOKEN not in run.stdout + run.stderr
@@ -118,7 +120,8 @@ def test_a_failed_pull_changes_nothing_that_runs(lab):
     lab.answer("docker", "pull *", captured="docker-pull-manifest-unknown.txt", code=1)
     run = deploy(lab)
     assert run.code == Code.PULL and "manifest unknown" in run.error
-    assert not any(c.startswith("compose") for c in lab.commands("docker"))
+    assert [c for c in lab.commands("docker") if c.startswith("compose")] == \
+        [f"compose -p ems_system-infra -f {lab.root}/ems_system/repo/infra/docker-compose.yml config"], "read only"
     assert not (lab.root / "ems_system/repo/ems/.env").exists() and not (lab.state / "lock").exists()
 
 

@@ -136,7 +136,7 @@ def test_deploy_program_steps_are_pinned(target):
          "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
         ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", 120, "",
          "sms=IMAGE_TAG", ""), ("together", "ems", "sms"),
-        ("check_placeholders",), ("registry_login",),
+        ("check_placeholders",), ("render_start", "infra", "postgres"), ("registry_login",),
         ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
         ("add_image", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""), ("fetch_images",),
         ("preflight_stacks",), ("config_snapshot",), ("record", "deploying"), ("go_live",)]

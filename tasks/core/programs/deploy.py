@@ -68,6 +68,9 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if not allow_placeholders:
         prog.step("check_placeholders", *[f"template:{s.name}={s.env_template}" for s in stacks if s.env_template],
                   *[f"value:{s.name}={v}" for s in stacks for v in s.placeholders])
+    unpinned = [s.name for s in stacks if not s.apps and not s.binary]
+    if target.system.apps(stacks) and unpinned:   # their preflight renderings wait for no pull: started now
+        prog.step("render_start", *unpinned)
     if private:
         prog.step("registry_login")
     for a in target.system.apps(stacks):
@@ -77,7 +80,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step("fetch_images")
     if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
         for s in stacks:
-            if not s.apps and not s.binary:
+            if s.name in unpinned:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
     prog.step("preflight_stacks")

@@ -79,7 +79,8 @@ begin() {
   AUDIT=1
 }
 
-# on_exit CODE (the EXIT trap): release a lock this program took (a fleet run frees its own at its end), remove its temporary files, write the audit
+# on_exit CODE (the EXIT trap): release a lock this program took (a fleet run frees its own at its end), remove its
+# temporary files once the background jobs writing into them (TMP_WRITERS) ended, write the audit
 # line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error. A program
 # that fails first runs its EXIT_HOOKS (undo what it changed before its release went live).
 on_exit() {
@@ -88,6 +89,7 @@ on_exit() {
   local hook
   [ "$code" = 0 ] || for hook in "${EXIT_HOOKS[@]}"; do "$hook"; done
   [ "$HOLDING" = 1 ] && [ -z "${FLEET:-}" ] && rm -rf "$STATE/lock"
+  [ "${#TMP_WRITERS[@]}" = 0 ] || wait "${TMP_WRITERS[@]}" 2>/dev/null   # (background jobs writing into them)
   [ "${#TMP_FILES[@]}" = 0 ] || rm -rf "${TMP_FILES[@]}"
   [ "$AUDIT" = 1 ] || return 0
   printf '{%s,"task":"%s","result":"%s","exit":%d,"seconds":%d,"at":"%s"}\n' \
