@@ -58,6 +58,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
                                      allow_placeholders)
             if dry_run:
                 print_program(target, program)
+                _strategies(target, stacks)
                 if not offline:
                     _look(sel.session(target), target, stacks, intent)
                 continue
@@ -90,6 +91,18 @@ def _warnings(result) -> list[str]:
     if created:
         warnings.append(f"new, empty volumes created: {', '.join(created)}")
     return warnings
+
+
+def _strategies(target: Target, stacks: list[Stack]) -> None:
+    """--dry-run: how each compose stack changes (rollout: in hosts.yml)."""
+    for s in stacks:
+        if s.binary:
+            continue
+        sf = s.start_first
+        how = (f"start-first (new containers beside the old, healthy before they get traffic; old ones drained "
+               f"{sf.drain} s, {f'{sf.batch} at a time' if sf.batch else 'all at once'})" if sf
+               else "stop-first (the old containers stop, then the new ones start)")
+        console.print(f"# {safe(target.label)}: stack {safe(s.name)}: {how}", soft_wrap=True)
 
 
 def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:

@@ -11,7 +11,20 @@ from pathlib import Path
 
 from . import grammar
 from .errors import BAD_INPUT, ToolError
-from .model import DEFAULT_SECRETS, App, Binary, Database, Host, Inventory, Legacy, Registry, Retention, Stack, System
+from .model import (
+    DEFAULT_SECRETS,
+    App,
+    Binary,
+    Database,
+    Host,
+    Inventory,
+    Legacy,
+    Registry,
+    Retention,
+    Stack,
+    StartFirst,
+    System,
+)
 from .yamldoc import YamlDoc
 
 
@@ -205,7 +218,8 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
         return Stack(name, None, health=health, wait=doc.integer(at + ("wait",), spec.get("wait", 60), 1, 3600),
                      binary=_binary(doc, at + ("binary",), spec["binary"]), hosts=placed)
     doc.only_keys(at, spec, {"compose", "image", "tag_var", "images", "health", "wait", "project", "scale",
-                             "require_healthcheck", "env_template", "placeholders", "database", "binary", "hosts"})
+                             "require_healthcheck", "env_template", "placeholders", "database", "binary", "hosts",
+                             "rollout"})
     project = spec.get("project")
     if project is not None:
         doc.matching(at + ("project",), project, grammar.COMPOSE_PROJECT,
@@ -223,7 +237,28 @@ def _stack(doc: YamlDoc, at: tuple, name, spec) -> Stack:
         doc.fail(at + ("placeholders",), "placeholders must be a list of values (one line each, 1-200 characters)")
     return Stack(name, doc.relpath(at + ("compose",), spec.get("compose")), _apps(doc, at, name, spec), health,
                  doc.integer(at + ("wait",), spec.get("wait", 120), 1, 3600), project, scale, strict, template,
-                 tuple(listed), _database(doc, at + ("database",), spec.get("database")), hosts=placed)
+                 tuple(listed), _database(doc, at + ("database",), spec.get("database")), hosts=placed,
+                 start_first=_rollout(doc, at + ("rollout",), spec.get("rollout", "stop-first")))
+
+
+def _rollout(doc: YamlDoc, at: tuple, spec) -> StartFirst | None:
+    """A stack's ``rollout:``: stop-first (the default) or start-first, as a word or as ``{strategy:
+    start-first, drain: 3, batch: 1, shared_volumes: [uploads]}``."""
+    options = doc.mapping(at, spec) if isinstance(spec, dict) else {"strategy": spec}
+    doc.only_keys(at, options, {"strategy", "drain", "batch", "shared_volumes"})
+    strategy = options.get("strategy", "start-first" if isinstance(spec, dict) else spec)
+    if strategy not in ("stop-first", "start-first"):
+        doc.fail(at, f"rollout must be stop-first (stop the old containers, then start the new) or start-first "
+                     f"(new ones beside the old, behind a proxy), not {strategy!r}")
+    if strategy == "stop-first":
+        if set(options) - {"strategy"}:
+            doc.fail(at, "drain, batch and shared_volumes are settings of rollout: start-first")
+        return None
+    shared = options.get("shared_volumes", [])
+    if not isinstance(shared, list) or not all(isinstance(v, str) and grammar.SERVICE.fullmatch(v) for v in shared):
+        doc.fail(at + ("shared_volumes",), "shared_volumes must be a list of the compose file's volume names")
+    return StartFirst(doc.integer(at + ("drain",), options.get("drain", 3), 0, 300),
+                      doc.integer(at + ("batch",), options.get("batch", 0), 0, 100), tuple(shared))
 
 
 def _placement(doc: YamlDoc, at: tuple, spec) -> tuple[str, ...]:

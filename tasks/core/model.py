@@ -58,6 +58,16 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class StartFirst:
+    """``rollout: start-first``: a stack of stateless services behind a proxy changes without downtime: each
+    service's new containers start beside the old ones and take traffic only once healthy; the old ones are
+    drained out of the proxy's pool before they stop. The default (no StartFirst) stops, then starts."""
+    drain: int = 3                          # seconds the proxy needs to drop a container that turned unhealthy
+    batch: int = 0                          # replicas replaced at a time (0: all of a service's at once)
+    shared_volumes: tuple[str, ...] = ()    # named volumes old and new containers may both write (allowed here)
+
+
+@dataclass(frozen=True)
 class Binary:
     """A stack that is one executable run by a systemd unit (seed 003's Go binary), not a compose file. Each
     release lives in releases/<tag>/ beside ``path``, which becomes a symlink the tool switches atomically."""
@@ -99,6 +109,7 @@ class Stack:
     database: Database | None = None    # a PostgreSQL the tool backs up and restores
     binary: Binary | None = None        # a binary under systemd instead of a compose file (its app: the stack)
     hosts: tuple[str, ...] = ()         # placement: the hosts or groups it runs on (empty: every host of the system)
+    start_first: StartFirst | None = None   # rollout: start-first (None: stop, then start)
 
 
 @dataclass(frozen=True)

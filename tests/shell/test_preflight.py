@@ -187,3 +187,104 @@ def test_require_healthcheck_refuses_a_pinned_service_without_one(lab):
     assert "beat" not in run.error and "redis" not in run.error and "baked" not in run.error
     lab.answer("docker", "image inspect --format * *sms_server*", "yes\n")  # the image brings its own
     assert lab.run(deploy_program(t, strict, intent())).code == 0
+
+
+START_FIRST_CONFIG = ("name: ems_system-ems\nservices:\n  ems:\n    container_name: ems_server_app\n    image: x\n"
+                      "    healthcheck:\n      test:\n        - CMD-SHELL\n        - test ! -f /tmp/drain && x\n    ports:\n      - mode: ingress\n        target: 8080\n"
+                      "        published: \"8080\"\n        protocol: tcp\n    volumes:\n      - type: volume\n"
+                      "        source: uploads\n        target: /data/uploads\n        volume: {}\n"
+                      "      - type: volume\n        source: certs\n        target: /certs\n        read_only: true\n"
+                      "        volume: {}\n      - type: bind\n        source: /root/logs\n        target: /logs\n"
+                      "  sidecar:\n    image: y\nvolumes:\n  uploads:\n    name: ems_uploads\n  certs:\n"
+                      "    name: certs\n")
+
+
+def start_first(lab, **settings):
+    from tasks.core.model import StartFirst
+    t = lab.target
+    return t, [replace(s, start_first=StartFirst(**settings)) if s.name == "ems" else s for s in t.system.stacks]
+
+
+def test_start_first_refuses_what_cannot_run_twice_or_share_a_volume(lab):
+    """rollout: start-first runs the new containers beside the old: a container_name, a host port, a named volume
+    both would write, a service without a healthcheck (the proxy needs one to know when to send traffic) are
+    refused before anything stops; a volume mounted read-only, a bind mount and another stack are not."""
+    pulls_answer(lab)
+    lab.answer("docker", "compose -p ems_system-ems * config", START_FIRST_CONFIG)
+    t, stacks = start_first(lab)
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == Code.REFUSED, run.stdout
+    for problem in ("stack ems: service ems sets container_name ems_server_app: rollout: start-first runs",
+                    "stack ems: service ems publishes host port 8080: rollout: start-first runs",
+                    "stack ems: service ems writes volume uploads: with rollout: start-first",
+                    "stack ems: service sidecar has no healthcheck: rollout: start-first"):
+        assert problem in run.error, run.error
+    assert "certs" not in run.error and "/root/logs" not in run.error and "stack sms" not in run.error
+
+
+def test_start_first_with_a_volume_allowed_to_be_shared(lab):
+    pulls_answer(lab)
+    config = START_FIRST_CONFIG.replace("    container_name: ems_server_app\n", "").replace(
+        "    ports:\n      - mode: ingress\n        target: 8080\n        published: \"8080\"\n        protocol: tcp\n", "")
+    lab.answer("docker", "compose -p ems_system-ems * config", config)
+    lab.answer("docker", "image inspect --format * y", '["CMD-SHELL","test ! -f /tmp/drain"]\n')   # the image's own
+    t, stacks = start_first(lab, shared_volumes=("uploads",))
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.error
+    t, stacks = start_first(lab)
+    run = lab.run(deploy_program(t, stacks, intent(release="r2")))
+    assert run.code == Code.REFUSED and "writes volume uploads" in run.error and "sidecar" not in run.error
+
+
+def test_start_first_needs_a_healthcheck_that_fails_on_the_drain_file(lab):
+    """An old container leaves Traefik's pool when Docker calls it unhealthy: its healthcheck must fail while
+    /tmp/drain exists (the tool creates it), or the proxy would keep sending it requests until it stops."""
+    pulls_answer(lab)
+    lab.answer("docker", "compose -p ems_system-ems * config", START_FIRST_CONFIG.replace("test ! -f /tmp/drain && ", ""))
+    lab.answer("docker", "image inspect --format * y", '["CMD","true"]\n')
+    t, stacks = start_first(lab, shared_volumes=("uploads",))
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == Code.REFUSED
+    assert "service ems: its healthcheck must fail while /tmp/drain exists" in run.error
+    assert "service sidecar: its healthcheck must fail while /tmp/drain exists" in run.error
+
+
+def rolling(lab):
+    """A start-first ems stack running one old container o1; compose starts n1 beside it."""
+    pulls_answer(lab)
+    lab.answer("docker", "compose -p ems_system-ems * config --services", "ems\n")
+    svc = "ps -q --filter label=com.docker.compose.project=ems_system-ems --filter label=com.docker.compose.service=ems *"
+    lab.answer("docker", svc, "n1\n")
+    for out in ("n1\no1\n", "o1\n", "o1\n"):   # (later rules answer first: old, old before the scale, both after)
+        lab.answer("docker", svc, out, once=True)
+    lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running healthy 0 unless-stopped\n")
+    lab.answer("docker", "inspect --format {{if .State.Health}}{{.State.Health.Status}}{{end}} o1", "unhealthy\n")
+    return start_first(lab, drain=0)
+
+
+def test_start_first_starts_the_new_container_beside_the_old_and_drains_the_old_before_it_stops(lab):
+    t, stacks = rolling(lab)
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.stdout + run.stderr
+    calls = [c for c in lab.commands("docker") if c.split()[0] in ("compose", "exec", "stop", "rm")
+             or c.startswith("inspect --format {{if")]
+    ems = [c for c in calls if "ems_system-ems" in c or " o1" in c or " n1" in c]
+    assert ems == [
+        f"compose -p ems_system-ems -f {lab.root}/ems_system/repo/ems/docker-compose.yml config",
+        f"compose -p ems_system-ems -f {lab.root}/ems_system/repo/ems/docker-compose.yml config --services",
+        f"compose -p ems_system-ems -f {lab.root}/ems_system/repo/ems/docker-compose.yml up -d --no-deps "
+        "--no-recreate --scale ems=2 ems",                       # n1 beside o1
+        "exec o1 sh -c : > /tmp/drain",                           # only once n1 is healthy: o1 told to drain
+        "inspect --format {{if .State.Health}}{{.State.Health.Status}}{{end}} o1",   # out of the pool
+        "stop o1", "rm -f o1",
+        f"compose -p ems_system-ems -f {lab.root}/ems_system/repo/ems/docker-compose.yml up -d --remove-orphans"]
+
+
+def test_start_first_new_containers_that_never_become_healthy_are_removed_and_the_old_never_stopped(lab):
+    t, stacks = rolling(lab)
+    lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running unhealthy 0 unless-stopped\n")
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == Code.BROKEN and "container ems-2 is unhealthy" in run.stdout   # (a first release here)
+    docker = lab.commands("docker")
+    assert "rm -f n1" in docker and "the new ems containers were removed before any traffic reached them" in run.stdout
+    assert not [c for c in docker if c.startswith(("exec o1", "stop o1", "rm -f o1"))], "o1 was never touched"

@@ -42,3 +42,15 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     res = run(deploy_repo, "deploy", "--host", "vps9", "--tag", "v1")
     assert res.returncode == 2 and "unknown host 'vps9'" in res.stderr
     assert run(deploy_repo.parent, "status", "--host", "vps1").returncode == 2  # no hosts.yml there
+
+
+def test_the_dry_run_says_how_each_stack_changes(deploy_repo):
+    inv = deploy_repo / "hosts.yml"
+    inv.write_text(inv.read_text().replace("        health: http://127.0.0.1:8080/health",
+                                           "        rollout: {drain: 4, batch: 1}\n        health: http://127.0.0.1:8080/health"))
+    res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run", "--offline")
+    assert res.returncode == 0, res.stderr
+    assert "stack ems: start-first (new containers beside the old, healthy before they get traffic; old ones " \
+           "drained 4 s, 1 at a time)" in res.stdout
+    assert "stack sms: stop-first (the old containers stop, then the new ones start)" in res.stdout
+    assert "\nrun start_first ems 4 1\n" in res.stdout

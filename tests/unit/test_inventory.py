@@ -6,6 +6,7 @@ import pytest
 
 from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
+from tasks.core.model import StartFirst
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -368,3 +369,33 @@ def test_together_stacks_must_be_next_to_each_other(tmp_path):
     text = GOOD.replace("      ems:", "      mid: {compose: mid.yml}\n      ems:").replace(
         "hosts:\n", "    together: [[infra, ems]]\nhosts:\n")
     assert "must be next to each other" in error_of(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ("rollout: stop-first", None),
+    ("rollout: start-first", StartFirst()),
+    ("rollout: {strategy: start-first, drain: 5, batch: 1, shared_volumes: [uploads]}", StartFirst(5, 1, ("uploads",))),
+    ("rollout: {drain: 0}", StartFirst(0)),
+])
+def test_a_stacks_rollout_is_stop_first_unless_it_says_start_first(tmp_path, keys, expected):
+    stack = inventory.load(write(tmp_path, first_stack_with(keys))).host("vps1").systems[0].stacks[0]
+    assert stack.start_first == expected
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("rollout: blue-green", "rollout must be stop-first (stop the old containers, then start the new) or start-first"),
+    ("rollout: {strategy: start-first, drain: -1}", "drain must be a whole number from 0 to 300"),
+    ("rollout: {batch: 1000}", "batch must be a whole number from 0 to 100"),
+    ("rollout: {shared_volumes: uploads}", "shared_volumes must be a list of the compose file's volume names"),
+    ("rollout: {strategy: stop-first, drain: 3}", "drain, batch and shared_volumes are settings of rollout: start-first"),
+    ("rollout: {surge: 2}", "unknown key 'surge'"),
+])
+def test_rollout_errors_name_file_line_and_problem(tmp_path, keys, message):
+    msg = error_of(write(tmp_path, first_stack_with(keys)))
+    assert "hosts.yml:5" in msg and message in msg, msg
+
+
+def test_a_binary_stack_has_no_rollout(tmp_path):
+    text = binary("path: /opt/p/p, unit: p}").replace("infra: {binary:", "infra: {rollout: start-first, binary:")
+    msg = error_of(write(tmp_path, text))
+    assert "unknown key 'rollout'" in msg

@@ -44,6 +44,9 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
             continue
         prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
                   " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
+        if s.start_first:
+            sf = s.start_first
+            prog.step("start_first", s.name, sf.drain, sf.batch, *sf.shared_volumes)
     return prog
 
 

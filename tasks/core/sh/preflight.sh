@@ -15,8 +15,10 @@ compose_config() {
 }
 
 # compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,
-# their fields at 4) the lines "network NAME external|own", "volume KEY NAME external|own", "container NAME
-# SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck SERVICE".
+# their fields at 4, a service's list items at 6) the lines "network NAME external|own", "volume KEY NAME
+# external|own", "container NAME SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck
+# SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "mount SERVICE KEY rw|ro" (a named volume a
+# service mounts).
 compose_objects() {
   awk '
     function flush() {
@@ -24,17 +26,26 @@ compose_objects() {
       if (key != "" && sec == "volumes") print "volume", key, name, ext
       key = ""
     }
+    function mounted() {
+      if (mtype == "volume" && src != "") print "mount", service, src, (ro ? "ro" : "rw")
+      mtype = ""; src = ""; ro = 0
+    }
     { gsub(/"/, "") }
-    /^[^ ]/ { flush(); sec = $1; sub(/:$/, "", sec); next }
-    sec == "services" && /^  [^ ]/ { service = $1; sub(/:$/, "", service); next }
+    /^[^ ]/ { mounted(); flush(); sec = $1; sub(/:$/, "", sec); next }
+    sec == "services" && /^  [^ ]/ { mounted(); service = $1; sub(/:$/, "", service); next }
+    sec == "services" && /^    [^ ]/ { mounted(); field = $1 }
+    sec == "services" && field == "volumes:" && /^      - type: / { mounted(); mtype = $3; next }
+    mtype != "" && /^        source: / { src = $2 }
+    mtype != "" && /^        read_only: true$/ { ro = 1 }
     sec == "services" && /^    container_name: / { print "container", $2, service; next }
     sec == "services" && /^        published: / { print "published", service, $2; next }
     sec == "services" && /^    image: / { print "image", service, $2; next }
     sec == "services" && /^    healthcheck:/ { print "healthcheck", service; next }
+    sec == "services" && field == "healthcheck:" && /\/tmp\/drain/ { print "drain", service }
     (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
     key != "" && /^    name: / { name = $2 }
     key != "" && /^    external: true$/ { ext = "external" }
-    END { flush() }'
+    END { mounted(); flush() }'
 }
 
 problem() { PROBLEMS+=("stack $1: $2"); }
@@ -42,13 +53,40 @@ problem() { PROBLEMS+=("stack $1: $2"); }
 # require_healthchecks STACK: preflight refuses a service of STACK's pinned images without a healthcheck.
 require_healthchecks() { declare -gA STRICT; STRICT[$1]=1; }
 
-# single STACK SERVICE WHY: a service that can run once only (WHY) must not be given replicas.
+# single STACK SERVICE WHY: a service that can run once only (WHY) must not be given replicas, nor be started
+# beside its old container.
 single() {
   local word
   for word in ${SPEC_SCALE[$1]:-}; do
     if [ "${word%%=*}" = "$2" ] && [ "${word#*=}" -gt 1 ]; then
       problem "$1" "service $2 $3: it cannot run ${word#*=} replicas (scale: in hosts.yml)"
     fi
+  done
+  ! is_start_first "$1" || problem "$1" "service $2 $3: rollout: start-first runs its new container beside the old one (let the proxy reach it instead, or use rollout: stop-first)"
+}
+
+# shared_mount STACK SERVICE VOLUME rw|ro: a start-first service must not write a named volume while its new
+# container writes it too (two PostgreSQLs on one volume corrupt it), unless hosts.yml allows that one.
+shared_mount() {
+  is_start_first "$1" && [ "$4" = rw ] || return 0
+  case ${SPEC_SHARED[$1]} in *" $3 "*) return 0 ;; esac
+  problem "$1" "service $2 writes volume $3: with rollout: start-first the old and the new container would both write it (list it in rollout.shared_volumes if they safely can, or use rollout: stop-first)"
+}
+
+# start_first_healthchecks STACK: with start-first, a new container takes traffic once Docker calls it healthy
+# and an old one leaves the proxy's pool once its healthcheck fails on /tmp/drain (drain_out), so every service
+# needs such a healthcheck (in the compose file or its image).
+start_first_healthchecks() {
+  local svc test
+  is_start_first "$1" || return 0
+  for svc in "${!IMAGES[@]}"; do
+    if [ -n "${CHECKED[$svc]:-}" ]; then test=${DRAINS[$svc]:+/tmp/drain}; test=${test:-its own}
+    else test=$(docker image inspect --format '{{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}' "${IMAGES[$svc]}" 2>/dev/null); fi
+    case $test in
+      "") problem "$1" "service $svc has no healthcheck: rollout: start-first puts a new container in the proxy's pool once Docker calls it healthy; add one to its compose service" ;;
+      */tmp/drain*) ;;
+      *) problem "$1" "service $svc: its healthcheck must fail while /tmp/drain exists, so that rollout: start-first can take an old container out of the proxy's pool before it stops (e.g. test: [CMD-SHELL, \"test ! -f /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8080/health\"])" ;;
+    esac
   done
 }
 
@@ -102,7 +140,7 @@ check_running() {
 check_stack() {
   local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
-  declare -gA IMAGES=() CHECKED=()
+  declare -gA IMAGES=() CHECKED=() DRAINS=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
     return 0
@@ -122,10 +160,13 @@ check_stack() {
       published) single "$s" "$a" "publishes host port $b" ;;
       image) IMAGES[$a]=$b ;;
       healthcheck) CHECKED[$a]=1 ;;
+      drain) DRAINS[$a]=1 ;;
+      mount) shared_mount "$s" "$a" "$b" "$c" ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
+  start_first_healthchecks "$s"
 }
 
 # check_healthchecks STACK: with require_healthcheck, every service that runs one of the stack's pinned images

@@ -21,6 +21,17 @@ add_stack() {
   SPEC_SCALE[$1]=${7:-}
 }
 
+# start_first STACK DRAIN BATCH [VOLUME...]: STACK changes start-first (rollout: start-first in hosts.yml):
+# new containers beside the old, the old drained out of the proxy for DRAIN seconds before they stop, BATCH
+# replicas at a time (0: all); the named VOLUMEs old and new may both write.
+start_first() {
+  declare -gA SPEC_START SPEC_SHARED
+  SPEC_START[$1]="$2 $3"; SPEC_SHARED[$1]=" ${*:4} "
+}
+
+# is_start_first STACK: STACK changes start-first.
+is_start_first() { declare -gA SPEC_START; [ -n "${SPEC_START[$1]:-}" ]; }
+
 # stack_pins STACK new|previous: STACK_PINS becomes "VARIABLE=PIN" for each app of STACK, from this release or
 # from the previous good one (state/current); fails, saying why, when one is damaged or a previous one missing.
 # An app this release has no pin for (migrate-layout found no running image) keeps its .env line as it is.
