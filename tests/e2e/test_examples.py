@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sandbox import registry, system
+from sandbox.load import Load
 from tasks.core import errors
 
 from .conftest import REPO, Vps
@@ -65,6 +66,8 @@ set -e
 {system.LOGIN}
 docker network create ems_net >/dev/null
 cd /root/ems_system/repo/servers && docker compose -f containers/postgres/docker-compose.prod.yml up -d --wait >/dev/null 2>&1
+# (its healthcheck asks the socket, which the first start's init-only server answers too: wait for TCP)
+for i in $(seq 300); do docker exec postgres_shared_db pg_isready -q -h 127.0.0.1 && break; sleep 0.2; done
 docker exec postgres_shared_db psql -U ems_user -d db_ems -qc \
   "CREATE TABLE pedidos (id int); INSERT INTO pedidos SELECT generate_series(1, 42)"
 cd /root/ems_system/repo/servers/ems/container && IMAGE_TAG=v1.4.2 docker compose -f docker-compose.prod.yml up -d --wait >/dev/null 2>&1
@@ -104,6 +107,33 @@ def test_ems_and_sms_taken_over_from_a_hand_run_vps_then_released_each_on_its_ow
     assert psql(vps, "postgres_shared_db", "ems_user", "db_ems", "SELECT count(*) FROM pedidos") == "42"
     volumes = vps.host.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
     assert volumes == ["postgres_postgres_data"], "the hand-started database's own volume, and no other"
+
+
+def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serves_a_broken_release(ems):
+    """rollout: start-first with EMS behind Traefik, a poller inside the host asking /ems/version all along
+    (issue 12): a good deploy, a release that fails its gate (v1.5.0: its health is broken, its /version
+    works) and a rollback fail no request, and no answer ever comes from v1.5.0."""
+    vps = ems
+    compose = vps.host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
+    compose.write_text(compose.read_text().replace("    container_name: ems_server_app\n", "").replace(
+        'test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]',
+        'test: ["CMD", "/bin/busybox", "sh", "-c", "test ! -f /tmp/drain && wget -q -O /dev/null '
+        'http://127.0.0.1:8080/health"]').replace(
+        "retries: 5", "retries: 2\n      start_period: 10s"))   # (PostgreSQL's first start restarts it once)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["ems_system"]["stacks"]["ems"]["rollout"] = "start-first"
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    for step, args, code in (("good deploy", ("deploy", "--tag", "ems=v1.4.3"), 0),
+                             ("failed gate", ("deploy", "--tag", "ems=v1.5.0"), errors.ROLLED_BACK),
+                             ("rollback", ("rollback",), 0)):
+        with Load(vps.host, 80, "/ems/version") as load:
+            res = vps.fab(*args, "--host", "t1")
+        assert res.returncode == code, res.stdout + res.stderr
+        assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"
+    assert vps.host.http(80, "/ems/version") == "v1.4.2"
+    assert len(vps.host.docker("ps", "-q", "--filter", "label=com.docker.compose.service=ems").stdout.split()) == 1
 
 
 def test_ems_first_start_creates_the_apps_databases_once(ems):

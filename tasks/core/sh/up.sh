@@ -229,13 +229,18 @@ roll_service() {
 }
 
 # drain_out STACK ID...: take old containers out of the proxy's pool, then stop and remove them: each is told
-# to drain (/tmp/drain, which its healthcheck fails on), Docker calls it unhealthy (so Traefik drops it), the
+# to drain (/tmp/drain copied in, which its healthcheck fails on), Docker calls it unhealthy (so Traefik drops it), the
 # proxy gets DRAIN seconds (rollout.drain) to apply that, and `docker stop` gives in-flight requests the
 # service's stop_grace_period.
 drain_out() {
-  local s=$1 id deadline
+  local s=$1 id deadline flag
   shift
-  for id in "$@"; do docker exec "$id" sh -c ': > /tmp/drain' >/dev/null 2>&1 || true; done
+  if ! { flag=$(mktemp -d) && TMP_FILES+=("$flag") && mkdir -m 1777 "$flag/tmp" && : > "$flag/tmp/drain"; }; then
+    printf 'cannot make the drain file\n'; return 1
+  fi
+  for id in "$@"; do   # (docker cp: an image may have no shell, even no /tmp)
+    docker cp "$flag/." "$id:/" >/dev/null 2>&1 || printf 'could not tell container %s to drain\n' "$id"
+  done
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$s]} ))
   for id in "$@"; do
     until [ "$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null)" = unhealthy ] \
