@@ -248,7 +248,7 @@ class Run:
             execute(self.sel.session(target), free_program(target, self.fleet), target.label, quiet=True)
         except ToolError as e:
             self.events.post("info", host=target.host.name, system=target.system.name,
-                       text=f"could not release the run's lock ({e}): 'fab unlock --force' does")
+                             text=f"could not release the run's lock ({e}): 'fab unlock --force' does")
 
     def _forward(self, jobs: list[Job]) -> None:
         """One host's jobs, in order; the first that fails stops the host and the run."""
@@ -278,7 +278,7 @@ class Run:
             return
         for step in reversed(in_steps(switched)):
             self.events.parallel(by_host(step), lambda host_jobs: self._back(host_jobs, revert),
-                           self.rollout.width(len(step)))
+                                 self.rollout.width(len(step)))
 
     def _back(self, jobs: list[Job], revert: Revert) -> None:
         for job in jobs:
@@ -299,7 +299,7 @@ class Run:
                             result=j.result) for j in jobs]
         code = worst(j.code for j in jobs)
         self.events.post("result", fleet=self.fleet, release=self.release, exit=code,
-                   hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
+                         hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
         self.events.drain()
         if not self.json:
             outcome_table(f"{self.action} {self.release}", outcomes)

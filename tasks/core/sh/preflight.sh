@@ -73,6 +73,11 @@ shared_mount() {
   problem "$1" "service $2 writes volume $3: with rollout: start-first the old and the new container would both write it (list it in rollout.shared_volumes if they safely can, or use rollout: stop-first)"
 }
 
+# image_healthcheck IMAGE: the test of the healthcheck IMAGE brings itself (JSON), empty when it has none.
+image_healthcheck() {
+  docker image inspect --format '{{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}' "$1" 2>/dev/null
+}
+
 # start_first_healthchecks STACK: with start-first, a new container takes traffic once Docker calls it healthy
 # and an old one leaves the proxy's pool once its healthcheck fails on /tmp/drain (drain_out), so every service
 # needs such a healthcheck (in the compose file or its image).
@@ -81,7 +86,7 @@ start_first_healthchecks() {
   is_start_first "$1" || return 0
   for svc in "${!IMAGES[@]}"; do
     if [ -n "${CHECKED[$svc]:-}" ]; then test=${DRAINS[$svc]:+/tmp/drain}; test=${test:-its own}
-    else test=$(docker image inspect --format '{{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}' "${IMAGES[$svc]}" 2>/dev/null); fi
+    else test=$(image_healthcheck "${IMAGES[$svc]}"); fi
     case $test in
       "") problem "$1" "service $svc has no healthcheck: rollout: start-first puts a new container in the proxy's pool once Docker calls it healthy; add one to its compose service" ;;
       */tmp/drain*) ;;
@@ -178,7 +183,7 @@ check_healthchecks() {
     [ -z "${CHECKED[$svc]:-}" ] || continue
     for pin in "${STACK_PINS[@]}"; do
       [[ ${IMAGES[$svc]} == *":${pin#*=}" ]] || continue
-      [ -n "$(docker image inspect --format '{{if .Config.Healthcheck}}yes{{end}}' "${IMAGES[$svc]}" 2>/dev/null)" ] \
+      [ -n "$(image_healthcheck "${IMAGES[$svc]}")" ] \
         || problem "$1" "service $svc has no healthcheck (require_healthcheck: true): add one to its compose service"
     done
   done
