@@ -108,3 +108,16 @@ def test_a_plain_binary_placed_by_hand_is_kept_and_is_what_a_failure_goes_back_t
     kept = f"adopted-{hashlib.sha256(HAND).hexdigest()[:12]}"
     assert live(bin_lab) == str(path.parent / "releases" / kept / "escala-plantao")
     assert (path.parent / "releases" / kept / "escala-plantao").read_bytes() == HAND
+
+
+def test_each_restart_first_resets_the_start_limit_and_a_refused_restart_says_why(bin_lab):
+    """A broken release put back and then a rollback are several deliberate starts within seconds: systemd's
+    crash-loop limit must not refuse the good release (seen in CI under a real systemd)."""
+    assert deploy(bin_lab, "v1", upload(bin_lab, V1)).code == 0
+    calls = bin_lab.commands("systemctl")
+    assert calls.index("reset-failed plantao.service") < calls.index("restart plantao.service")
+    bin_lab.answer("systemctl", "restart plantao.service", code=1, stderr=True,
+                   output="Job for plantao.service failed.\nSee \"systemctl status plantao.service\".\n")
+    run = deploy(bin_lab, "v2", upload(bin_lab, V2))
+    assert run.code != 0
+    assert "systemctl restart plantao.service failed: Job for plantao.service failed. See" in run.stdout

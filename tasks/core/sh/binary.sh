@@ -111,9 +111,13 @@ adopt_binary() {
 
 # unit_up STACK: restart the unit, then gate: active (not activating, not restarting, not failed) and the
 # health URL answering 2xx (without one: active on three looks in a row), within the stack's wait.
+# The start rate limit (5 starts in 10 s by default) is reset first: it is there to stop a crash loop, and
+# a broken release put back followed by a rollback are three deliberate starts plus systemd's own retries
+# within seconds; left alone, systemd refuses the good release ("start request repeated too quickly").
 unit_up() {
-  local stack=$1 unit=${BIN[$1:unit]} wait=${SPEC_WAIT[$1]} active sub i steady=0
-  systemctl restart "$unit" 2>&1 || { say "fail $stack: systemctl restart $unit failed"; return 1; }
+  local stack=$1 unit=${BIN[$1:unit]} wait=${SPEC_WAIT[$1]} active sub i steady=0 out
+  systemctl reset-failed "$unit" 2>/dev/null
+  out=$(systemctl restart "$unit" 2>&1) || { say "fail $stack: systemctl restart $unit failed: ${out//$'\n'/ }"; return 1; }
   for (( i = 0; i < wait * 2; i++ )); do
     active=$(systemctl show -p ActiveState --value "$unit") sub=$(systemctl show -p SubState --value "$unit")
     case $active/$sub in
