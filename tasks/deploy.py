@@ -99,10 +99,18 @@ def _strategies(target: Target, stacks: list[Stack]) -> None:
         if s.binary:
             continue
         sf = s.start_first
-        how = (f"start-first (new containers beside the old, healthy before they get traffic; old ones drained "
-               f"{sf.drain} s, {f'{sf.batch} at a time' if sf.batch else 'all at once'})" if sf
+        how = (f"start-first{_behind(sf.nginx)} (new containers beside the old, healthy before they get traffic; "
+               f"old ones drained {sf.drain} s, {f'{sf.batch} at a time' if sf.batch else 'all at once'})" if sf
                else "stop-first (the old containers stop, then the new ones start)")
         console.print(f"# {safe(target.label)}: stack {safe(s.name)}: {how}", soft_wrap=True)
+
+
+def _behind(nginx) -> str:
+    """For --dry-run: which services roll behind nginx, and where the tool writes their upstream blocks."""
+    if not nginx:
+        return ""
+    return (f" for {', '.join(svc for svc, _ in nginx.upstreams)} behind nginx (service {nginx.service}; "
+            f"upstream blocks written to {nginx.folder}/ and nginx reloaded)")
 
 
 def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:

@@ -19,6 +19,7 @@ from .model import (
     Host,
     Inventory,
     Legacy,
+    NginxPool,
     Registry,
     Retention,
     Stack,
@@ -245,20 +246,40 @@ def _rollout(doc: YamlDoc, at: tuple, spec) -> StartFirst | None:
     """A stack's ``rollout:``: stop-first (the default) or start-first, as a word or as ``{strategy:
     start-first, drain: 3, batch: 1, shared_volumes: [uploads]}``."""
     options = doc.mapping(at, spec) if isinstance(spec, dict) else {"strategy": spec}
-    doc.only_keys(at, options, {"strategy", "drain", "batch", "shared_volumes"})
+    doc.only_keys(at, options, {"strategy", "drain", "batch", "shared_volumes", "nginx"})
     strategy = options.get("strategy", "start-first" if isinstance(spec, dict) else spec)
     if strategy not in ("stop-first", "start-first"):
         doc.fail(at, f"rollout must be stop-first (stop the old containers, then start the new) or start-first "
                      f"(new ones beside the old, behind a proxy), not {strategy!r}")
     if strategy == "stop-first":
         if set(options) - {"strategy"}:
-            doc.fail(at, "drain, batch and shared_volumes are settings of rollout: start-first")
+            doc.fail(at, "drain, batch, shared_volumes and nginx are settings of rollout: start-first")
         return None
     shared = options.get("shared_volumes", [])
     if not isinstance(shared, list) or not all(isinstance(v, str) and grammar.SERVICE.fullmatch(v) for v in shared):
         doc.fail(at + ("shared_volumes",), "shared_volumes must be a list of the compose file's volume names")
+    nginx = options.get("nginx")
     return StartFirst(doc.integer(at + ("drain",), options.get("drain", 3), 0, 300),
-                      doc.integer(at + ("batch",), options.get("batch", 0), 0, 100), tuple(shared))
+                      doc.integer(at + ("batch",), options.get("batch", 0), 0, 100), tuple(shared),
+                      None if nginx is None else _nginx(doc, at + ("nginx",), nginx))
+
+
+def _nginx(doc: YamlDoc, at: tuple, spec) -> NginxPool:
+    """``rollout.nginx: {service: frontend, upstreams: {backend: 3001}, folder: upstreams}``."""
+    spec = doc.mapping(at, spec)
+    doc.only_keys(at, spec, {"service", "upstreams", "folder"})
+    service = doc.matching(at + ("service",), spec.get("service"), grammar.SERVICE, "is not a compose service name")
+    upstreams = tuple((doc.matching(at + ("upstreams", svc), svc, grammar.SERVICE, "is not a compose service name"),
+                       doc.integer(at + ("upstreams", svc), port, 1, 65535))
+                      for svc, port in doc.mapping(at + ("upstreams",), spec.get("upstreams")).items())
+    if not upstreams:
+        doc.fail(at + ("upstreams",), "upstreams must name the services nginx proxies to, with their port "
+                 "(e.g. upstreams: {backend: 3001})")
+    if service in dict(upstreams):
+        doc.fail(at + ("service",), f"nginx's own service {service} cannot be one of its upstreams")
+    folder = doc.matching(at + ("folder",), spec.get("folder", "upstreams"), grammar.FILE_NAME,
+                          "must be a folder name beside the compose file (e.g. upstreams)")
+    return NginxPool(service, upstreams, folder)
 
 
 def _placement(doc: YamlDoc, at: tuple, spec) -> tuple[str, ...]:

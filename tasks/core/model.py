@@ -58,13 +58,26 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class NginxPool:
+    """nginx in front of start-first services (seed 002): nginx resolves a name once and Docker's DNS answers
+    with every running container, healthy or not, so the tool owns the pool instead: one ``upstream SERVICE``
+    block per proxied service, listing its healthy containers, written to ``folder`` (beside the compose
+    file, mounted into nginx, included by its nginx.conf) and nginx reloaded (gracefully) at each change."""
+    service: str                               # the compose service that runs nginx, in the same stack
+    upstreams: tuple[tuple[str, int], ...]     # (proxied service, its port): only these roll start-first
+    folder: str = "upstreams"                  # relative to the compose file's folder
+
+
+@dataclass(frozen=True)
 class StartFirst:
     """``rollout: start-first``: a stack of stateless services behind a proxy changes without downtime: each
     service's new containers start beside the old ones and take traffic only once healthy; the old ones are
-    drained out of the proxy's pool before they stop. The default (no StartFirst) stops, then starts."""
+    drained out of the proxy's pool before they stop. The default (no StartFirst) stops, then starts. The
+    proxy is Traefik (health-filtered docker labels) unless ``nginx`` says otherwise."""
     drain: int = 3                          # seconds the proxy needs to drop a container that turned unhealthy
     batch: int = 0                          # replicas replaced at a time (0: all of a service's at once)
     shared_volumes: tuple[str, ...] = ()    # named volumes old and new containers may both write (allowed here)
+    nginx: NginxPool | None = None          # nginx in front: the tool writes its upstreams and reloads it
 
 
 @dataclass(frozen=True)
@@ -265,6 +278,10 @@ class Target:
     def env_file(self, stack: Stack) -> str:
         """The .env beside the compose file: compose reads it on every `up`; the tool pins releases there."""
         return posixpath.join(posixpath.dirname(self.compose(stack)), ".env")
+
+    def upstreams(self, stack: Stack) -> str:
+        """The folder of nginx's upstream blocks (rollout.nginx.folder), beside the compose file."""
+        return posixpath.join(posixpath.dirname(self.compose(stack)), stack.start_first.nginx.folder)
 
     def project(self, stack: Stack) -> str:
         """The compose project: the stack's ``project:`` (one started by hand, adopted with its containers and

@@ -54,3 +54,15 @@ def test_the_dry_run_says_how_each_stack_changes(deploy_repo):
            "drained 4 s, 1 at a time)" in res.stdout
     assert "stack sms: stop-first (the old containers stop, then the new ones start)" in res.stdout
     assert "\nrun start_first ems 4 1\n" in res.stdout
+
+
+def test_the_dry_run_says_which_services_roll_behind_nginx_and_where_their_upstreams_go(deploy_repo):
+    inv = deploy_repo / "hosts.yml"
+    inv.write_text(inv.read_text().replace(
+        "        health: http://127.0.0.1:8080/health",
+        "        rollout: {nginx: {service: web, upstreams: {ems: 8080}}}\n        health: http://127.0.0.1:8080/health"))
+    res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run", "--offline")
+    assert res.returncode == 0, res.stderr
+    assert "stack ems: start-first for ems behind nginx (service web; upstream blocks written to upstreams/ and " \
+           "nginx reloaded) (new containers beside the old" in res.stdout
+    assert "\nrun nginx_pool ems web /root/ems_system/repo/servers/ems/container/upstreams ems=8080\n" in res.stdout

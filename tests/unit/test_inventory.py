@@ -6,7 +6,7 @@ import pytest
 
 from tasks.core import inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
-from tasks.core.model import StartFirst
+from tasks.core.model import NginxPool, StartFirst
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -376,6 +376,10 @@ def test_together_stacks_must_be_next_to_each_other(tmp_path):
     ("rollout: start-first", StartFirst()),
     ("rollout: {strategy: start-first, drain: 5, batch: 1, shared_volumes: [uploads]}", StartFirst(5, 1, ("uploads",))),
     ("rollout: {drain: 0}", StartFirst(0)),
+    ("rollout: {nginx: {service: web, upstreams: {backend: 3001, api: 8080}}}",
+     StartFirst(nginx=NginxPool("web", (("backend", 3001), ("api", 8080))))),
+    ("rollout: {nginx: {service: web, upstreams: {backend: 3001}, folder: pool}}",
+     StartFirst(nginx=NginxPool("web", (("backend", 3001),), "pool"))),
 ])
 def test_a_stacks_rollout_is_stop_first_unless_it_says_start_first(tmp_path, keys, expected):
     stack = inventory.load(write(tmp_path, first_stack_with(keys))).host("vps1").systems[0].stacks[0]
@@ -387,8 +391,15 @@ def test_a_stacks_rollout_is_stop_first_unless_it_says_start_first(tmp_path, key
     ("rollout: {strategy: start-first, drain: -1}", "drain must be a whole number from 0 to 300"),
     ("rollout: {batch: 1000}", "batch must be a whole number from 0 to 100"),
     ("rollout: {shared_volumes: uploads}", "shared_volumes must be a list of the compose file's volume names"),
-    ("rollout: {strategy: stop-first, drain: 3}", "drain, batch and shared_volumes are settings of rollout: start-first"),
+    ("rollout: {strategy: stop-first, drain: 3}", "drain, batch, shared_volumes and nginx are settings of rollout: start-first"),
     ("rollout: {surge: 2}", "unknown key 'surge'"),
+    ("rollout: {nginx: {service: web}}", "rollout.nginx.upstreams is missing"),
+    ("rollout: {nginx: {service: web, upstreams: {}}}", "upstreams must name the services nginx proxies to"),
+    ("rollout: {nginx: {service: web, upstreams: {backend: 0}}}", "must be a whole number from 1 to 65535"),
+    ("rollout: {nginx: {service: web, upstreams: {web: 80}}}", "nginx's own service web cannot be one of its upstreams"),
+    ("rollout: {nginx: {service: web, upstreams: {b: 1}, folder: ../up}}", "must be a folder name beside the compose file"),
+    ("rollout: {nginx: {upstreams: {b: 1}}}", "rollout.nginx.service is missing"),
+    ("rollout: {strategy: stop-first, nginx: {service: web}}", "drain, batch, shared_volumes and nginx are settings of rollout: start-first"),
 ])
 def test_rollout_errors_name_file_line_and_problem(tmp_path, keys, message):
     msg = error_of(write(tmp_path, first_stack_with(keys)))

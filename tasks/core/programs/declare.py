@@ -47,6 +47,9 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
         if s.start_first:
             sf = s.start_first
             prog.step("start_first", s.name, sf.drain, sf.batch, *sf.shared_volumes)
+            if sf.nginx:
+                prog.step("nginx_pool", s.name, sf.nginx.service, target.upstreams(s),
+                          *(f"{svc}={port}" for svc, port in sf.nginx.upstreams))
     return prog
 
 

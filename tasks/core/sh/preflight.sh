@@ -18,7 +18,7 @@ compose_config() {
 # their fields at 4, a service's list items at 6) the lines "network NAME external|own", "volume KEY NAME
 # external|own", "container NAME SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck
 # SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "mount SERVICE KEY rw|ro" (a named volume a
-# service mounts).
+# service mounts), "bind SERVICE PATH" (a host folder or file it mounts).
 compose_objects() {
   awk '
     function flush() {
@@ -28,6 +28,7 @@ compose_objects() {
     }
     function mounted() {
       if (mtype == "volume" && src != "") print "mount", service, src, (ro ? "ro" : "rw")
+      if (mtype == "bind" && src != "") print "bind", service, src
       mtype = ""; src = ""; ro = 0
     }
     { gsub(/"/, "") }
@@ -62,13 +63,13 @@ single() {
       problem "$1" "service $2 $3: it cannot run ${word#*=} replicas (scale: in hosts.yml)"
     fi
   done
-  ! is_start_first "$1" || problem "$1" "service $2 $3: rollout: start-first runs its new container beside the old one (let the proxy reach it instead, or use rollout: stop-first)"
+  ! rolls "$1" "$2" || problem "$1" "service $2 $3: rollout: start-first runs its new container beside the old one (let the proxy reach it instead, or use rollout: stop-first)"
 }
 
 # shared_mount STACK SERVICE VOLUME rw|ro: a start-first service must not write a named volume while its new
 # container writes it too (two PostgreSQLs on one volume corrupt it), unless hosts.yml allows that one.
 shared_mount() {
-  is_start_first "$1" && [ "$4" = rw ] || return 0
+  rolls "$1" "$2" && [ "$4" = rw ] || return 0
   case ${SPEC_SHARED[$1]} in *" $3 "*) return 0 ;; esac
   problem "$1" "service $2 writes volume $3: with rollout: start-first the old and the new container would both write it (list it in rollout.shared_volumes if they safely can, or use rollout: stop-first)"
 }
@@ -78,19 +79,20 @@ image_healthcheck() {
   docker image inspect --format '{{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}' "$1" 2>/dev/null
 }
 
-# start_first_healthchecks STACK: with start-first, a new container takes traffic once Docker calls it healthy
-# and an old one leaves the proxy's pool once its healthcheck fails on /tmp/drain (drain_out), so every service
-# needs such a healthcheck (in the compose file or its image).
+# start_first_healthchecks STACK: with start-first, a new container takes traffic once Docker calls it healthy,
+# so every service that rolls needs a healthcheck (in the compose file or its image); behind Traefik an old one
+# leaves the pool once that healthcheck fails on /tmp/drain (drain_out), so it must.
 start_first_healthchecks() {
   local svc test
-  is_start_first "$1" || return 0
   for svc in "${!IMAGES[@]}"; do
+    rolls "$1" "$svc" || continue
     if [ -n "${CHECKED[$svc]:-}" ]; then test=${DRAINS[$svc]:+/tmp/drain}; test=${test:-its own}
     else test=$(image_healthcheck "${IMAGES[$svc]}"); fi
     case $test in
       "") problem "$1" "service $svc has no healthcheck: rollout: start-first puts a new container in the proxy's pool once Docker calls it healthy; add one to its compose service" ;;
       */tmp/drain*) ;;
-      *) problem "$1" "service $svc: its healthcheck must fail while /tmp/drain exists, so that rollout: start-first can take an old container out of the proxy's pool before it stops (e.g. test: [CMD-SHELL, \"test ! -f /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8080/health\"])" ;;
+      *) [ -z "${SPEC_NGINX[$1]:-}" ] || continue   # (nginx: the tool takes it out of the upstream block)
+         problem "$1" "service $svc: its healthcheck must fail while /tmp/drain exists, so that rollout: start-first can take an old container out of the proxy's pool before it stops (e.g. test: [CMD-SHELL, \"test ! -f /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8080/health\"])" ;;
     esac
   done
 }
@@ -145,7 +147,7 @@ check_running() {
 check_stack() {
   local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
-  declare -gA IMAGES=() CHECKED=() DRAINS=()
+  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
     return 0
@@ -167,11 +169,27 @@ check_stack() {
       healthcheck) CHECKED[$a]=1 ;;
       drain) DRAINS[$a]=1 ;;
       mount) shared_mount "$s" "$a" "$b" "$c" ;;
+      bind) BINDS[$a]+=" $b " ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
   start_first_healthchecks "$s"
+  check_nginx_pool "$s"
+}
+
+# check_nginx_pool STACK: with rollout.nginx, nginx and the services it proxies to are services of STACK, and
+# nginx mounts the folder the tool writes their upstream blocks to.
+check_nginx_pool() {
+  local svc folder word
+  declare -gA SPEC_NGINX SPEC_UPSTREAMS
+  [ -n "${SPEC_NGINX[$1]:-}" ] || return 0
+  svc=${SPEC_NGINX[$1]%% *} folder=${SPEC_NGINX[$1]#* }
+  for word in ${SPEC_UPSTREAMS[$1]} "$svc="; do
+    [ -n "${IMAGES[${word%%=*}]:-}" ] || problem "$1" "rollout.nginx names service ${word%%=*}, which its compose file does not have"
+  done
+  [ -z "${IMAGES[$svc]:-}" ] || [[ ${BINDS[$svc]:-} == *" $folder "* ]] \
+    || problem "$1" "service $svc (nginx) must mount $folder, where the tool writes the upstream blocks its nginx.conf includes (e.g. volumes: [./${folder##*/}:/etc/nginx/upstreams:ro])"
 }
 
 # check_healthchecks STACK: with require_healthcheck, every service that runs one of the stack's pinned images

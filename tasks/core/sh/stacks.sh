@@ -32,6 +32,23 @@ start_first() {
 # is_start_first STACK: STACK changes start-first.
 is_start_first() { declare -gA SPEC_START; [ -n "${SPEC_START[$1]:-}" ]; }
 
+# nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...: STACK's start-first services sit behind nginx (compose
+# service SERVICE), which reaches each UPSTREAM through the `upstream UPSTREAM` block the tool writes to
+# FOLDER/UPSTREAM.conf (rollout.nginx in hosts.yml); only the UPSTREAMs roll start-first.
+nginx_pool() {
+  declare -gA SPEC_NGINX SPEC_UPSTREAMS
+  SPEC_NGINX[$1]="$2 $3"; SPEC_UPSTREAMS[$1]=" ${*:4} "
+}
+
+# rolls STACK SERVICE: SERVICE of STACK changes start-first (every service of a start-first stack, or only
+# nginx's upstreams when nginx is in front).
+rolls() {
+  declare -gA SPEC_NGINX SPEC_UPSTREAMS
+  is_start_first "$1" || return 1
+  [ -n "${SPEC_NGINX[$1]:-}" ] || return 0
+  [[ ${SPEC_UPSTREAMS[$1]} == *" $2="* ]]
+}
+
 # stack_pins STACK new|previous: STACK_PINS becomes "VARIABLE=PIN" for each app of STACK, from this release or
 # from the previous good one (state/current); fails, saying why, when one is damaged or a previous one missing.
 # An app this release has no pin for (migrate-layout found no running image) keeps its .env line as it is.
