@@ -161,7 +161,11 @@ def backend_tags(vps) -> list[str]:
     return sorted(ref.split("enlevohub-backend:", 1)[1].split("@")[0] for ref in refs)
 
 
-def test_enlevohub_three_replicas_behind_nginx_all_on_one_release(sandbox, tmp_path):
+def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_request(sandbox, tmp_path):
+    """Seed 002 as its example deploys it: rollout start-first behind nginx (the tool writes the backends'
+    upstream block and reloads nginx). A poller inside the host asks /api/version through nginx all along a good
+    deploy, a release that fails its gate (v1.5.0: broken health, working /version) and a rollback (issue 12):
+    no request fails, no answer ever comes from v1.5.0, every replica ends on one release, the data stays."""
     vps = install(sandbox, tmp_path, "enlevohub", "enlevohub",
                   {".": {"JWT_SECRET": "jwt-for-the-sandbox", "DB_PASSWORD": "enlevo-sandbox-pw",
                          "REGISTRY": registry.SERVER}})
@@ -173,13 +177,16 @@ def test_enlevohub_three_replicas_behind_nginx_all_on_one_release(sandbox, tmp_p
     psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub",
          "CREATE TABLE obras (id int); INSERT INTO obras SELECT generate_series(1, 7)")
 
-    vps.ok("deploy", "--host", "t1", "--tag", "backend=v1.4.3")
-    assert backend_tags(vps) == ["v1.4.3"] * 3 and vps.host.http(80, "/api/version") == "v1.4.3"
-    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
-    assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
-    assert backend_tags(vps) == ["v1.4.3"] * 3, "every replica back on the previous release"
-    vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
-    assert backend_tags(vps) == ["v1.4.2"] * 3 and vps.host.http(80, "/api/version") == "v1.4.2"
+    for step, args, code, tags in (("good deploy", ("deploy", "--tag", "backend=v1.4.3"), 0, "v1.4.3"),
+                                   ("failed gate", ("deploy", "--tag", "v1.5.0"), errors.ROLLED_BACK, "v1.4.3"),
+                                   ("rollback", ("rollback", "--to", "v1.4.2"), 0, "v1.4.2")):
+        with Load(vps.host, 80, "/api/version") as load:
+            res = vps.fab(*args, "--host", "t1")
+        assert res.returncode == code, res.stdout + res.stderr
+        assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"
+        assert backend_tags(vps) == [tags] * 3, f"{step}: every replica on {tags}"
+    upstream = (vps.host.root / "enlevohub/repo/upstreams/backend.conf").read_text()
+    assert upstream.count("server enlevohub-app-backend-") == 3, upstream
     assert psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub", "SELECT count(*) FROM obras") == "7"
 
 
