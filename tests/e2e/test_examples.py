@@ -4,42 +4,20 @@ back by itself, rolls back, and keeps its data."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import yaml
 
-from sandbox import registry, system
+from sandbox import examples, registry, system
 from sandbox.load import Load
 from tasks.core import errors
 
-from .conftest import REPO, Vps
-
-EXAMPLES = REPO / "examples"
+from .conftest import Vps
 
 
 def install(sandbox, tmp_path, name: str, sys_name: str, env: dict[str, dict[str, str]], host: str = "t1") -> Vps:
-    """examples/<name> on a clean sandbox host: its repo/ in <root>/<system>/repo, each .env made from its
-    .env_example with ``env`` values (the operator's step), the token file, and an inventory of the example's
-    hosts.yml pointing at the sandbox host."""
-    host = sandbox.host(host)
-    host.reset()
-    base = host.root / sys_name
-    shutil.copytree(EXAMPLES / name / "repo", base / "repo", symlinks=True)
-    for folder, values in env.items():
-        templates = [base / "repo" / folder / name for name in (".env_example", ".env.docker")]
-        text = next((t.read_text() for t in templates if t.exists()), "")
-        lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in values]
-        (base / "repo" / folder / ".env").write_text("\n".join(lines + [f"{k}={v}" for k, v in values.items()]) + "\n")
-    system.write_token(host.root, sandbox.registry.token)
-    if sys_name != system.SYSTEM:
-        shutil.move(str(host.root / system.SYSTEM / ".secrets"), str(base / ".secrets"))
-    inv = yaml.safe_load((EXAMPLES / name / "hosts.yml").read_text())
-    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
-    inv["hosts"] = {host.name: {**sandbox.inventory_entry(host), "systems": [sys_name]}}
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inv, sort_keys=False))
-    return Vps(sandbox, host, path)
+    """examples/<name> on a clean sandbox host (sandbox/examples.py), as a Vps."""
+    return Vps(sandbox, *examples.install(sandbox, tmp_path, name, sys_name, env, host))
 
 
 def psql(vps, container: str, user: str, db: str, sql: str) -> str:
@@ -47,18 +25,9 @@ def psql(vps, container: str, user: str, db: str, sql: str) -> str:
 
 
 # -- seeds 000/001: EMS + SMS behind Traefik, one shared PostgreSQL ------------------------------------------------
-EMS_ENV = {"servers/containers/postgres": {"POSTGRES_PASSWORD": "pg-admin-pw", "EMS_DB_PASSWORD": "ems-pw",
-                                           "SMS_DB_PASSWORD": "sms-pw"},
-           "servers/ems/container": {"DB_PASSWORD": "ems-pw", "REGISTRY": registry.SERVER},
-           "servers/sms/container": {"DB_PASSWORD": "sms-pw", "REGISTRY": registry.SERVER}}
-
-
 @pytest.fixture
 def ems(sandbox, tmp_path) -> Vps:
-    vps = install(sandbox, tmp_path, "ems", "ems_system", EMS_ENV)
-    infra = vps.host.root / "ems_system/repo/servers/infra/.env"
-    infra.write_text(f"DOCKER_SOCKET={vps.host.sock}\n")   # the sandbox's dockerd listens there
-    return vps
+    return Vps(sandbox, *examples.ems(sandbox, tmp_path))
 
 
 HAND_STARTED = f"""
@@ -114,15 +83,7 @@ def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serv
     (issue 12): a good deploy, a release that fails its gate (v1.5.0: its health is broken, its /version
     works) and a rollback fail no request, and no answer ever comes from v1.5.0."""
     vps = ems
-    compose = vps.host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
-    compose.write_text(compose.read_text().replace("    container_name: ems_server_app\n", "").replace(
-        'test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]',
-        'test: ["CMD", "/bin/busybox", "sh", "-c", "test ! -f /tmp/drain && wget -q -O /dev/null '
-        'http://127.0.0.1:8080/health"]').replace(
-        "retries: 5", "retries: 2\n      start_period: 10s"))   # (PostgreSQL's first start restarts it once)
-    inv = yaml.safe_load(vps.inventory.read_text())
-    inv["systems"]["ems_system"]["stacks"]["ems"]["rollout"] = "start-first"
-    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    examples.ems_start_first(vps.host, vps.inventory)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     for step, args, code in (("good deploy", ("deploy", "--tag", "ems=v1.4.3"), 0),
@@ -166,9 +127,7 @@ def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_
     upstream block and reloads nginx). A poller inside the host asks /api/version through nginx all along a good
     deploy, a release that fails its gate (v1.5.0: broken health, working /version) and a rollback (issue 12):
     no request fails, no answer ever comes from v1.5.0, every replica ends on one release, the data stays."""
-    vps = install(sandbox, tmp_path, "enlevohub", "enlevohub",
-                  {".": {"JWT_SECRET": "jwt-for-the-sandbox", "DB_PASSWORD": "enlevo-sandbox-pw",
-                         "REGISTRY": registry.SERVER}})
+    vps = install(sandbox, tmp_path, "enlevohub", "enlevohub", examples.ENLEVOHUB_ENV)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     assert backend_tags(vps) == ["v1.4.2"] * 3

@@ -1,0 +1,68 @@
+"""examples/ on a sandbox host, the operator's steps done for them: the example's repo/ in <root>/<system>/repo,
+each .env made from its template with the given values, the registry token file, and an inventory of the
+example's hosts.yml reaching the sandbox host. Shared by the end-to-end tests and bench/downtime.py."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from . import registry, system
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# seeds 000/001 (EMS + SMS behind Traefik, one shared PostgreSQL) and 002 (EnlevoHub): their .env values
+EMS_ENV = {"servers/containers/postgres": {"POSTGRES_PASSWORD": "pg-admin-pw", "EMS_DB_PASSWORD": "ems-pw",
+                                           "SMS_DB_PASSWORD": "sms-pw"},
+           "servers/ems/container": {"DB_PASSWORD": "ems-pw", "REGISTRY": registry.SERVER},
+           "servers/sms/container": {"DB_PASSWORD": "sms-pw", "REGISTRY": registry.SERVER}}
+ENLEVOHUB_ENV = {".": {"JWT_SECRET": "jwt-for-the-sandbox", "DB_PASSWORD": "enlevo-sandbox-pw",
+                       "REGISTRY": registry.SERVER}}
+
+
+def install(sandbox, folder: Path, name: str, sys_name: str, env: dict[str, dict[str, str]], host: str = "t1"):
+    """examples/<name> on the clean sandbox host ``host``; returns (host, the inventory written in ``folder``)."""
+    host = sandbox.host(host)
+    host.reset()
+    base = host.root / sys_name
+    shutil.copytree(EXAMPLES / name / "repo", base / "repo", symlinks=True)
+    for where, values in env.items():
+        templates = [base / "repo" / where / t for t in (".env_example", ".env.docker")]
+        text = next((t.read_text() for t in templates if t.exists()), "")
+        lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in values]
+        (base / "repo" / where / ".env").write_text("\n".join(lines + [f"{k}={v}" for k, v in values.items()]) + "\n")
+    system.write_token(host.root, sandbox.registry.token)
+    if sys_name != system.SYSTEM:
+        shutil.move(str(host.root / system.SYSTEM / ".secrets"), str(base / ".secrets"))
+    inv = yaml.safe_load((EXAMPLES / name / "hosts.yml").read_text())
+    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
+    inv["hosts"] = {host.name: {**sandbox.inventory_entry(host), "systems": [sys_name]}}
+    path = folder / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return host, path
+
+
+def ems(sandbox, folder: Path, host: str = "t1"):
+    """The EMS example, its Traefik talking to the sandbox host's own dockerd."""
+    host, path = install(sandbox, folder, "ems", "ems_system", EMS_ENV, host)
+    (host.root / "ems_system/repo/servers/infra/.env").write_text(f"DOCKER_SOCKET={host.sock}\n")
+    return host, path
+
+
+def ems_start_first(host, inventory: Path, replicas: int = 1, batch: int = 0) -> None:
+    """The EMS stack made fit for rollout: start-first (what its README section asks of a service): no
+    container_name, a healthcheck that fails while /tmp/drain exists (the app image has no shell but
+    busybox's), and a start_period for PostgreSQL's first start; ``replicas`` of it, ``batch`` at a time."""
+    compose = host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
+    compose.write_text(compose.read_text().replace("    container_name: ems_server_app\n", "").replace(
+        'test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]',
+        'test: ["CMD", "/bin/busybox", "sh", "-c", "test ! -f /tmp/drain && wget -q -O /dev/null '
+        'http://127.0.0.1:8080/health"]').replace(
+        "retries: 5", "retries: 2\n      start_period: 10s"))
+    inv = yaml.safe_load(inventory.read_text())
+    stack = inv["systems"]["ems_system"]["stacks"]["ems"]
+    stack["rollout"] = {"strategy": "start-first", "batch": batch}
+    if replicas != 1:
+        stack["scale"] = {"ems": replicas}
+    inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
