@@ -50,10 +50,11 @@ def ems(sandbox, folder: Path, host: str = "t1"):
     return host, path
 
 
-def ems_start_first(host, inventory: Path, replicas: int = 1, batch: int = 0) -> None:
-    """The EMS stack made fit for rollout: start-first (what its README section asks of a service): no
+def ems_for_rollout(host, inventory: Path, strategy: str = "start-first", replicas: int = 1, batch: int = 0) -> None:
+    """The EMS stack made fit for rollout: start-first (what the README's section asks of a service): no
     container_name, a healthcheck that fails while /tmp/drain exists (the app image has no shell but
-    busybox's), and a start_period for PostgreSQL's first start; ``replicas`` of it, ``batch`` at a time."""
+    busybox's), a start_period for PostgreSQL's first start; ``replicas`` of it, ``batch`` at a time. With
+    ``strategy`` stop-first the same stack changes the default way (the bench's baseline)."""
     compose = host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
     compose.write_text(compose.read_text().replace("    container_name: ems_server_app\n", "").replace(
         'test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]',
@@ -62,7 +63,35 @@ def ems_start_first(host, inventory: Path, replicas: int = 1, batch: int = 0) ->
         "retries: 5", "retries: 2\n      start_period: 10s"))
     inv = yaml.safe_load(inventory.read_text())
     stack = inv["systems"]["ems_system"]["stacks"]["ems"]
-    stack["rollout"] = {"strategy": "start-first", "batch": batch}
+    stack["rollout"] = {"strategy": "start-first", "batch": batch} if strategy == "start-first" else strategy
     if replicas != 1:
         stack["scale"] = {"ems": replicas}
+    inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+
+# The seed's own nginx.conf for EnlevoHub: the backends found through Docker's DNS, asked again every 5 s.
+SEED_NGINX_CONF = """server {
+  listen 80;
+  resolver 127.0.0.11 valid=5s ipv6=off;
+  set $backend http://backend:3001;
+  location = /healthz { default_type text/plain; return 200 "ok\\n"; }
+  location /api/ {
+    rewrite ^/api/(.*)$ /$1 break;
+    proxy_pass $backend;
+  }
+}
+"""
+
+
+def enlevohub_for_rollout(host, inventory: Path, strategy: str = "start-first", batch: int = 0) -> None:
+    """The EnlevoHub example as shipped (start-first behind nginx, the tool writing its upstream block),
+    ``batch`` backends at a time; or with ``strategy`` stop-first, the seed's own way: no rollout, nginx
+    finding the backends through Docker's DNS (the bench's baseline)."""
+    inv = yaml.safe_load(inventory.read_text())
+    stack = inv["systems"]["enlevohub"]["stacks"]["app"]
+    if strategy == "start-first":
+        stack["rollout"]["batch"] = batch
+    else:
+        del stack["rollout"]
+        (host.root / "enlevohub/repo/nginx.conf").write_text(SEED_NGINX_CONF)
     inventory.write_text(yaml.safe_dump(inv, sort_keys=False))

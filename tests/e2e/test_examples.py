@@ -83,7 +83,7 @@ def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serv
     (issue 12): a good deploy, a release that fails its gate (v1.5.0: its health is broken, its /version
     works) and a rollback fail no request, and no answer ever comes from v1.5.0."""
     vps = ems
-    examples.ems_start_first(vps.host, vps.inventory)
+    examples.ems_for_rollout(vps.host, vps.inventory)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     for step, args, code in (("good deploy", ("deploy", "--tag", "ems=v1.4.3"), 0),
