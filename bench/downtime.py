@@ -85,7 +85,7 @@ def measure(host, inv: Path, path: str, args: tuple, rate: float, least: int) ->
         t = time.monotonic()
         res = fab(inv, *args)
         took = time.monotonic() - t
-        time.sleep(max(0.5, least / rate - took - 0.3))
+        time.sleep(max(0.5, least / rate - took + 0.5))   # (the load started 0.3 s before; a margin)
     return res, took, load
 
 

@@ -81,20 +81,29 @@ def test_ems_and_sms_taken_over_from_a_hand_run_vps_then_released_each_on_its_ow
 def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serves_a_broken_release(ems):
     """rollout: start-first with EMS behind Traefik, a poller inside the host asking /ems/version all along
     (issue 12): a good deploy, a release that fails its gate (v1.5.0: its health is broken, its /version
-    works) and a rollback fail no request, and no answer ever comes from v1.5.0."""
+    works), a rollback, and a deploy over the doubled containers a killed rollout leaves fail no request, and
+    no answer ever comes from v1.5.0."""
     vps = ems
     examples.ems_for_rollout(vps.host, vps.inventory)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    ems_ids = ("ps", "-q", "--filter", "label=com.docker.compose.service=ems")
     for step, args, code in (("good deploy", ("deploy", "--tag", "ems=v1.4.3"), 0),
                              ("failed gate", ("deploy", "--tag", "ems=v1.5.0"), errors.ROLLED_BACK),
-                             ("rollback", ("rollback",), 0)):
-        with Load(vps.host, 80, "/ems/version") as load:
+                             ("rollback", ("rollback",), 0),
+                             ("over doubled containers", ("deploy", "--tag", "ems=v1.4.3"), 0)):
+        if step == "over doubled containers":   # what a rollout killed between its scale and its drain leaves
+            vps.host.inside("cd /root/ems_system/repo/servers/ems/container && docker compose -p ems_system-ems "
+                            "-f docker-compose.prod.yml up -d --no-deps --no-recreate --scale ems=2 ems")
+            assert len(vps.host.docker(*ems_ids).stdout.split()) == 2
+        with Load(vps.host, 80, "/ems/version", rate=60, workers=4) as load:
             res = vps.fab(*args, "--host", "t1")
         assert res.returncode == code, res.stdout + res.stderr
         assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"
-    assert vps.host.http(80, "/ems/version") == "v1.4.2"
-    assert len(vps.host.docker("ps", "-q", "--filter", "label=com.docker.compose.service=ems").stdout.split()) == 1
+        if step == "rollback":
+            assert vps.host.http(80, "/ems/version") == "v1.4.2"
+    assert vps.host.http(80, "/ems/version") == "v1.4.3"
+    assert len(vps.host.docker(*ems_ids).stdout.split()) == 1, "one replica again"
 
 
 def test_ems_first_start_creates_the_apps_databases_once(ems):
@@ -125,7 +134,8 @@ def backend_tags(vps) -> list[str]:
 def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_request(sandbox, tmp_path):
     """Seed 002 as its example deploys it: rollout start-first behind nginx (the tool writes the backends'
     upstream block and reloads nginx). A poller inside the host asks /api/version through nginx all along a good
-    deploy, a release that fails its gate (v1.5.0: broken health, working /version) and a rollback (issue 12):
+    deploy, a release that fails its gate (v1.5.0: broken health, working /version), a rollback and a deploy
+    replacing the three backends one at a time (issue 12):
     no request fails, no answer ever comes from v1.5.0, every replica ends on one release, the data stays."""
     vps = install(sandbox, tmp_path, "enlevohub", "enlevohub", examples.ENLEVOHUB_ENV)
     vps.ok("setup", "--host", "t1")
@@ -138,8 +148,11 @@ def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_
 
     for step, args, code, tags in (("good deploy", ("deploy", "--tag", "backend=v1.4.3"), 0, "v1.4.3"),
                                    ("failed gate", ("deploy", "--tag", "v1.5.0"), errors.ROLLED_BACK, "v1.4.3"),
-                                   ("rollback", ("rollback", "--to", "v1.4.2"), 0, "v1.4.2")):
-        with Load(vps.host, 80, "/api/version") as load:
+                                   ("rollback", ("rollback", "--to", "v1.4.2"), 0, "v1.4.2"),
+                                   ("rolling, one at a time", ("deploy", "--tag", "backend=v1.4.3"), 0, "v1.4.3")):
+        if step == "rolling, one at a time":
+            examples.enlevohub_for_rollout(vps.host, vps.inventory, batch=1)
+        with Load(vps.host, 80, "/api/version", rate=60, workers=4) as load:
             res = vps.fab(*args, "--host", "t1")
         assert res.returncode == code, res.stdout + res.stderr
         assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"

@@ -231,6 +231,8 @@ def test_start_first_with_a_volume_allowed_to_be_shared(lab):
     t, stacks = start_first(lab, shared_volumes=("uploads",))
     run = lab.run(deploy_program(t, stacks, intent()))
     assert run.code == 0, run.error
+    assert "stack ems: service ems's healthcheck has no start_period: with rollout: start-first" in run.stdout
+    assert "service sidecar's healthcheck" not in run.stdout, "its image's own healthcheck is the image's business"
     t, stacks = start_first(lab)
     run = lab.run(deploy_program(t, stacks, intent(release="r2")))
     assert run.code == Code.REFUSED and "writes volume uploads" in run.error and "sidecar" not in run.error

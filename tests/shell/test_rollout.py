@@ -49,6 +49,14 @@ def test_start_first_starts_the_new_container_beside_the_old_and_drains_the_old_
         f"compose -p ems_system-ems -f {lab.root}/ems_system/repo/ems/docker-compose.yml up -d --remove-orphans"]
 
 
+def test_an_old_container_that_had_to_be_killed_after_its_drain_is_named(lab):
+    t, stacks = rolling(lab)
+    lab.answer("docker", "inspect --format {{.Name}} {{.State.ExitCode}} o1", "/ems-1 137\n")
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.stdout + run.stderr
+    assert "ems: container ems-1 did not exit on SIGTERM within its stop_grace_period and was killed" in run.stdout
+
+
 def test_start_first_new_containers_that_never_become_healthy_are_removed_and_the_old_never_stopped(lab):
     t, stacks = rolling(lab)
     lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running unhealthy 0 unless-stopped\n")
@@ -57,6 +65,18 @@ def test_start_first_new_containers_that_never_become_healthy_are_removed_and_th
     docker = lab.commands("docker")
     assert "rm -f n1" in docker and "the new ems containers were removed before any traffic reached them" in run.stdout
     assert not [c for c in docker if c.startswith(("cp ", "stop o1", "rm -f o1"))], "o1 was never touched"
+
+
+def test_the_doubled_containers_an_interrupted_rollout_left_are_replaced_by_the_next_one(lab):
+    """A rollout killed between its scale and its drain leaves two ems containers for one replica: the next
+    deploy starts one new container beside both and drains both out."""
+    t, stacks = rolling(lab, ("o1 o2", "o1 o2", "o1 o2 n1"))
+    lab.answer("docker", "inspect --format {{if .State.Health}}{{.State.Health.Status}}{{end}} o2", "unhealthy\n")
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.stdout + run.stderr
+    docker = lab.commands("docker")
+    assert any(c.endswith("up -d --no-deps --no-recreate --scale ems=3 ems") for c in docker), "one beside the two"
+    assert "stop o1 o2" in docker and "rm -f o1 o2" in docker
 
 
 # -- nginx in front (seed 002): the tool writes the upstream blocks and reloads nginx ---------------------------------

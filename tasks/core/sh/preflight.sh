@@ -17,8 +17,9 @@ compose_config() {
 # compose_objects: from `docker compose config` (canonical YAML: sections at column 0, entries at 2 spaces,
 # their fields at 4, a service's list items at 6) the lines "network NAME external|own", "volume KEY NAME
 # external|own", "container NAME SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck
-# SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "mount SERVICE KEY rw|ro" (a named volume a
-# service mounts), "bind SERVICE PATH" (a host folder or file it mounts).
+# SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "start_period SERVICE" (its healthcheck has
+# one), "mount SERVICE KEY rw|ro" (a named volume a service mounts), "bind SERVICE PATH" (a host folder or file
+# it mounts).
 compose_objects() {
   awk '
     function flush() {
@@ -43,6 +44,7 @@ compose_objects() {
     sec == "services" && /^    image: / { print "image", service, $2; next }
     sec == "services" && /^    healthcheck:/ { print "healthcheck", service; next }
     sec == "services" && field == "healthcheck:" && /\/tmp\/drain/ { print "drain", service }
+    sec == "services" && field == "healthcheck:" && /^      start_period: / { print "start_period", service }
     (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
     key != "" && /^    name: / { name = $2 }
     key != "" && /^    external: true$/ { ext = "external" }
@@ -81,11 +83,15 @@ image_healthcheck() {
 
 # start_first_healthchecks STACK: with start-first, a new container takes traffic once Docker calls it healthy,
 # so every service that rolls needs a healthcheck (in the compose file or its image); behind Traefik an old one
-# leaves the pool once that healthcheck fails on /tmp/drain (drain_out), so it must.
+# leaves the pool once that healthcheck fails on /tmp/drain (drain_out), so it must. A compose healthcheck
+# without start_period is said (not refused): a new container that starts slower than its retries allow is
+# called unhealthy and the release refused.
 start_first_healthchecks() {
   local svc test
   for svc in "${!IMAGES[@]}"; do
     rolls "$1" "$svc" || continue
+    [ -z "${CHECKED[$svc]:-}" ] || [ -n "${STARTS[$svc]:-}" ] \
+      || say "info stack $1: service $svc's healthcheck has no start_period: with rollout: start-first a new container that starts slower than its retries allow is called unhealthy and the release refused"
     if [ -n "${CHECKED[$svc]:-}" ]; then test=${DRAINS[$svc]:+/tmp/drain}; test=${test:-its own}
     else test=$(image_healthcheck "${IMAGES[$svc]}"); fi
     case $test in
@@ -147,7 +153,7 @@ check_running() {
 check_stack() {
   local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
-  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=()
+  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=() STARTS=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
     return 0
@@ -168,6 +174,7 @@ check_stack() {
       image) IMAGES[$a]=$b ;;
       healthcheck) CHECKED[$a]=1 ;;
       drain) DRAINS[$a]=1 ;;
+      start_period) STARTS[$a]=1 ;;
       mount) shared_mount "$s" "$a" "$b" "$c" ;;
       bind) BINDS[$a]+=" $b " ;;
     esac

@@ -69,13 +69,18 @@ roll_service() {
 
 # drain_out STACK ID...: take old containers out of the proxy's pool (leave_pool), then stop and remove them:
 # the proxy gets DRAIN seconds (rollout.drain) to apply that, and `docker stop` gives in-flight requests the
-# service's stop_grace_period. Containers that could not leave the pool are not stopped.
+# service's stop_grace_period. Containers that could not leave the pool are not stopped. One that had to be
+# killed (exit 137: it did not exit on SIGTERM within its grace period) is named: its requests may have been
+# cut, and every rollout waits that long.
 drain_out() {
-  local s=$1
+  local s=$1 name code
   shift
   leave_pool "$s" "$@" || return 1
   sleep "${SPEC_START[$s]%% *}"
   docker stop "$@" >/dev/null 2>&1
+  while read -r name code; do
+    [ "$code" != 137 ] || say "info $s: container ${name#/} did not exit on SIGTERM within its stop_grace_period and was killed: let the app finish its requests and exit on SIGTERM"
+  done < <(docker inspect --format '{{.Name}} {{.State.ExitCode}}' "$@" 2>/dev/null)
   docker rm -f "$@" >/dev/null 2>&1 || true
 }
 
