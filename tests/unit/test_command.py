@@ -44,25 +44,26 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     assert run(deploy_repo.parent, "status", "--host", "vps1").returncode == 2  # no hosts.yml there
 
 
-def test_the_dry_run_says_how_each_stack_changes(deploy_repo):
+def dry_run_with_ems_rollout(deploy_repo, rollout: str) -> str:
+    """`fab deploy --dry-run` with ``rollout: ...`` on the ems stack: what it prints."""
     inv = deploy_repo / "hosts.yml"
     inv.write_text(inv.read_text().replace("        health: http://127.0.0.1:8080/health",
-                                           "        rollout: {drain: 4, batch: 1}\n        health: http://127.0.0.1:8080/health"))
+                                           f"        rollout: {rollout}\n        health: http://127.0.0.1:8080/health"))
     res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run", "--offline")
     assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_the_dry_run_says_how_each_stack_changes(deploy_repo):
+    out = dry_run_with_ems_rollout(deploy_repo, "{drain: 4, batch: 1}")
     assert "stack ems: start-first (new containers beside the old, healthy before they get traffic; old ones " \
-           "drained 4 s, 1 at a time)" in res.stdout
-    assert "stack sms: stop-first (the old containers stop, then the new ones start)" in res.stdout
-    assert "\nrun start_first ems 4 1\n" in res.stdout
+           "drained 4 s, 1 at a time)" in out
+    assert "stack sms: stop-first (the old containers stop, then the new ones start)" in out
+    assert "\nrun start_first ems 4 1\n" in out
 
 
 def test_the_dry_run_says_which_services_roll_behind_nginx_and_where_their_upstreams_go(deploy_repo):
-    inv = deploy_repo / "hosts.yml"
-    inv.write_text(inv.read_text().replace(
-        "        health: http://127.0.0.1:8080/health",
-        "        rollout: {nginx: {service: web, upstreams: {ems: 8080}}}\n        health: http://127.0.0.1:8080/health"))
-    res = run(deploy_repo, "deploy", "--host", "vps1", "--tag", "v1.4.3", "--dry-run", "--offline")
-    assert res.returncode == 0, res.stderr
+    out = dry_run_with_ems_rollout(deploy_repo, "{nginx: {service: web, upstreams: {ems: 8080}}}")
     assert "stack ems: start-first for ems behind nginx (service web; upstream blocks written to upstreams/ and " \
-           "nginx reloaded) (new containers beside the old" in res.stdout
-    assert "\nrun nginx_pool ems web /root/ems_system/repo/servers/ems/container/upstreams ems=8080\n" in res.stdout
+           "nginx reloaded) (new containers beside the old" in out
+    assert "\nrun nginx_pool ems web /root/ems_system/repo/servers/ems/container/upstreams ems=8080\n" in out
