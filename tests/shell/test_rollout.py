@@ -144,6 +144,16 @@ def test_an_upstream_block_nginx_refuses_stops_the_rollout_before_any_old_contai
     assert not [c for c in lab.commands("docker") if c.startswith(("stop o1", "rm -f o1", "exec w1 nginx -s"))]
 
 
+def test_a_pool_docker_cannot_describe_is_not_written_and_no_old_container_stops(lab):
+    """A block built from a failed `docker inspect` could leave healthy containers out (or nginx with none)."""
+    t, stacks, folder = behind_nginx(lab)
+    lab.answer("docker", "inspect --format {{.Id}}* o1 n1", "o1full /ems-1 healthy\n", code=1)
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code != 0 and "docker inspect of the ems containers failed" in run.stdout, run.stdout
+    assert pool((folder / "ems.conf").read_text()) == ["ems-1:8080;"], "the block of o1, as before"
+    assert not [c for c in lab.commands("docker") if c.startswith(("stop o1", "rm -f o1"))]
+
+
 def test_behind_nginx_only_its_upstreams_roll_and_must_be_in_the_stack_with_the_folder_mounted(lab):
     """nginx itself publishes port 80 and is not rolled (compose leaves it as it runs); a pool naming a
     service the compose file lacks, or an nginx that does not mount the folder, is refused before anything."""

@@ -109,13 +109,13 @@ leave_pool() {
 # pool; a block with none keeps nginx valid and answers 502. Where a block changed, each running nginx
 # checks its configuration (`nginx -t`) and reloads gracefully. An nginx not started yet reads it on start.
 pool_sync() {
-  local s=$1 nginx folder word svc changed=0 text proxy out
+  local s=$1 nginx folder word svc changed=0 text proxies proxy out
   shift
   read -r nginx folder <<< "${SPEC_NGINX[$s]}"
   mkdir -p "$folder" 2>/dev/null || { printf 'cannot create %s for the nginx upstreams\n' "$folder"; return 1; }
   for word in ${SPEC_UPSTREAMS[$s]}; do
     svc=${word%%=*}
-    text=$(upstream_block "$s" "$svc" "${word#*=}" "$@") || return 1
+    text=$(upstream_block "$s" "$svc" "${word#*=}" "$@") || { printf '%s\n' "$text"; return 1; }
     [ "$(cat "$folder/$svc.conf" 2>/dev/null)" != "$text" ] || continue
     if ! { printf '%s\n' "$text" | atomic_write "$folder/$svc.conf" && chmod 644 "$folder/$svc.conf"; }; then
       printf 'cannot write %s\n' "$folder/$svc.conf"; return 1
@@ -123,24 +123,29 @@ pool_sync() {
     changed=1
   done
   [ "$changed" = 1 ] || return 0
-  for proxy in $(service_containers "${SPEC_PROJECT[$s]}" "$nginx"); do
+  proxies=$(service_containers "${SPEC_PROJECT[$s]}" "$nginx") || { printf 'docker does not answer\n'; return 1; }
+  for proxy in $proxies; do
     out=$(docker exec "$proxy" nginx -t -q 2>&1 && docker exec "$proxy" nginx -s reload 2>&1) \
       || { printf 'nginx (%s) did not take the new upstreams: %s\n' "$nginx" "${out//$'\n'/ }"; return 1; }
   done
 }
 
 # upstream_block STACK SERVICE PORT [ID...]: nginx's `upstream SERVICE` of SERVICE's healthy containers on PORT,
-# but for the IDs.
+# but for the IDs. Fails when docker cannot say (a block missing healthy containers would turn users away).
 upstream_block() {
-  local s=$1 svc=$2 port=$3 ids id name health leaving servers=""
+  local s=$1 svc=$2 port=$3 ids have="" id name health leaving servers=""
   shift 3
   ids=$(service_containers "${SPEC_PROJECT[$s]}" "$svc") || { printf 'docker does not answer\n'; return 1; }
-  # shellcheck disable=SC2086  # one container id per word
+  if [ -n "$ids" ]; then
+    # shellcheck disable=SC2086  # one container id per word
+    have=$(docker inspect --format '{{.Id}} {{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' $ids 2>&1) \
+      || { printf 'docker inspect of the %s containers failed: %s\n' "$svc" "${have//$'\n'/ }"; return 1; }
+  fi
   while read -r id name health; do
     [ "$health" = healthy ] || continue
     for leaving in "$@"; do [[ $id != "$leaving"* ]] || continue 2; done
     servers+="    server ${name#/}:$port;"$'\n'
-  done < <([ -z "$ids" ] || docker inspect --format '{{.Id}} {{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' $ids)
+  done <<< "$have"
   [ -n "$servers" ] || servers=$'    server 127.0.0.1:9 down;   # none healthy: nginx answers 502\n'
   printf '# Written by fab at each rollout (rollout.nginx in hosts.yml): the healthy containers of %s.\n' "$svc"
   printf 'upstream %s {\n%s}\n' "$svc" "$servers"
