@@ -57,6 +57,17 @@ def test_an_old_container_that_had_to_be_killed_after_its_drain_is_named(lab):
     assert "ems: container ems-1 did not exit on SIGTERM within its stop_grace_period and was killed" in run.stdout
 
 
+def test_a_dockerd_restarted_mid_rollout_is_waited_for_and_the_stack_rolled_again_not_recreated(lab):
+    t, stacks = rolling(lab)
+    lab.answer("docker", "compose -p ems_system-ems * config --services",
+               "Cannot connect to the Docker daemon at unix:///var/run/docker.sock\n", code=1, once=True)
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.stdout + run.stderr
+    assert "dockerd is not answering: waiting for it (60 s), then ems once more" in run.stdout
+    ems_ups = [c for c in lab.commands("docker") if c.startswith("compose -p ems_system-ems") and " up " in c]
+    assert ems_ups[0].endswith("up -d --no-deps --no-recreate --scale ems=2 ems"), "rolled, not recreated"
+
+
 def test_start_first_new_containers_that_never_become_healthy_are_removed_and_the_old_never_stopped(lab):
     t, stacks = rolling(lab)
     lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running unhealthy 0 unless-stopped\n")

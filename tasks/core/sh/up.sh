@@ -149,11 +149,10 @@ up() {
     health_gate "$stack"
     return
   fi
-  if is_start_first "$stack"; then out=$(roll "$stack"); rc=$?
-  else out=$(compose_up "$stack"); rc=$?; fi
+  out=$(bring_up "$stack"); rc=$?
   if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
     say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
-    if daemon_back 60; then out=$(compose_up "$stack"); rc=$?; fi
+    if daemon_back 60; then out=$(bring_up "$stack"); rc=$?; fi
   fi
   if [ "$rc" = 0 ]; then
     out+=$'\n'$(wait_healthy "$stack") || rc=$?
@@ -170,6 +169,9 @@ up() {
   fi
   health_gate "$stack" && record_up "$stack"
 }
+
+# bring_up STACK: compose's `up` of STACK, or its start-first rollout (rollout.sh) where hosts.yml says so.
+bring_up() { if is_start_first "$1"; then roll "$1"; else compose_up "$1"; fi; }
 
 # replicas STACK SERVICE: how many containers SERVICE runs (scale: in hosts.yml, else one).
 replicas() {
