@@ -7,10 +7,10 @@ from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.model import Stack, Target
-from .core.programs.declare import Intent
-from .core.programs.deploy import deploy_program, label, look_program, looked, new_volumes, unchecked, unset
+from .core.programs.declare import Intent, Untouched
+from .core.programs.deploy import deploy_program, label, look_program, looked, new_volumes, unchecked, unset, untouched
 from .core.programs.protocol import execute
-from .core.programs.state import read_current
+from .core.programs.state import State, read_state
 from .core.programs.token import deploy_warning
 from .core.ui import console, safe
 
@@ -48,19 +48,23 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         jobs = []
         by, origin = operator()
         for target, stacks in plans:
-            session = None if dry_run else sel.session(target)
+            session = None if dry_run and offline else sel.session(target)
             mine = files[target.label]
             keep = [s.name for s in target.system.binaries(stacks) if s.name not in mine]
-            tags, pins = _versions(choice or target.system.tag, session, target, target.system.versioned(stacks), keep)
-            intent = Intent("deploy", run.release, label(tags, pins) or "config", by, origin, pins=pins,
-                            tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()}, fleet=run.fleet)
+            state = _state(session, target, stacks, choice, keep)
+            tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
+                                   target.system.versioned(stacks), keep)
+            rest = untouched(state, target, stacks) if state else Untouched()
+            intent = Intent("deploy", run.release, label(tags, {**rest.pins, **pins}) or "config", by, origin,
+                            pins=pins, tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()},
+                            fleet=run.fleet, untouched=rest, history_sha=state and state.history_sha)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders)
             if dry_run:
                 print_program(target, program)
                 _strategies(target, stacks)
-                if not offline:
-                    _look(sel.session(target), target, stacks, intent)
+                if session:
+                    _look(session, target, stacks, intent)
                 continue
             artifacts.upload(session, target, mine)
             jobs.append(Job(target, program, intent, run.step_of(target, stacks), notes=_warnings))
@@ -143,22 +147,32 @@ def _check_named(choice, plans: list[tuple[Target, list[Stack]]]) -> None:
                             f"(apps: {', '.join(apps) or 'none'})", BAD_INPUT)
 
 
-def _versions(choice, session, target: Target, names: list[str], keep: list[str]) -> tuple[dict, dict]:
+def _state(session, target: Target, stacks: list[Stack], choice, keep: list[str]) -> State | None:
+    """The host's history and running release, read when this deploy needs them (one round trip): a deploy of
+    some stacks records what the others run, and an app without a tag of its own keeps (or pulls again) what it
+    runs. A deploy of every stack to one tag needs nothing from the host. None without a session (--offline)."""
+    partial = len(stacks) < len(target.system.stacks)
+    if session is None or not (partial or keep or not isinstance(choice or target.system.tag, str)):
+        return None
+    return read_state(session, target)
+
+
+def _versions(choice, running: dict | None, target: Target, names: list[str], keep: list[str]) -> tuple[dict, dict]:
     """What each app (or binary stack) runs after this deploy: the tags to install now, and the pins kept
-    exactly as they run. One tag: every app pulls it. app=tag pairs: those pull, the others keep what runs.
-    Nothing: each app pulls the tag it runs again (a re-pushed tag is picked up), never another app's. A binary
-    stack in ``keep`` (no --artifact) always keeps what runs."""
+    exactly as they run (``running``: the host's pins; None when it was not read). One tag: every app pulls it.
+    app=tag pairs: those pull, the others keep what runs. Nothing: each app pulls the tag it runs again (a
+    re-pushed tag is picked up), never another app's. A binary stack in ``keep`` (no --artifact) always keeps
+    what runs."""
     if isinstance(choice, str):
         choice = {n: choice for n in names if n not in keep}
     choice = {n: t for n, t in (choice or {}).items() if n in names}   # (another host's apps: not here)
     rest = [n for n in names if n not in choice]
     if not rest:
         return choice, {}
-    if session is None:
-        raise ToolError("--dry-run needs a tag for every app (--tag TAG, app=TAG pairs, or tag: in "
+    if running is None:
+        raise ToolError("--dry-run --offline needs a tag for every app (--tag TAG, app=TAG pairs, or tag: in "
                         "hosts.yml) and an --artifact for every binary: otherwise what runs is read from the host",
                         BAD_INPUT)
-    running = read_current(session, target).pins
     missing = [n for n in rest if n not in running]
     if missing:
         raise ToolError(f"nothing is deployed for {', '.join(missing)} on {target.label} yet: say which release "

@@ -9,7 +9,7 @@ from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_label, check_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent
-from .core.programs.deploy import config_differences, deploy_program, going_back
+from .core.programs.deploy import config_differences, deploy_program, going_back, label, untouched
 from .core.programs.state import State, read_state
 
 
@@ -39,9 +39,10 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             rel = _target(state, to, force, target.label)
             if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
                 tags = {a.name: check_tag(to) for a in target.system.apps()}
-                intent = Intent("rollback", run.release, to, by, origin, history_sha=state.history_sha, tags=tags,
-                                fleet=run.fleet)
                 stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
+                rest = untouched(state, target, stacks)
+                intent = Intent("rollback", run.release, label(tags, rest.pins), by, origin,
+                                history_sha=state.history_sha, tags=tags, fleet=run.fleet, untouched=rest)
             else:
                 intent, stacks = going_back(state, rel, target, by, origin, run.release, run.fleet)
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
@@ -84,7 +85,7 @@ def _target(state: State, to, force, label) -> history.Release | None:
     """The release to go back to: a good release of ``to``, the previous good one, or None (--force: a bare
     tag)."""
     if to is None:
-        rel = history.previous_good(state.releases, state.current.release)
+        rel = history.previous_good(state.releases, state.current.release, state.current.pins)
         if rel is None:
             raise ToolError(f"{label}: there is no earlier good release to go back to", BAD_INPUT)
         return rel

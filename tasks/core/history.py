@@ -102,14 +102,18 @@ def _config(config: dict) -> dict:
     return {"commit": commit, "dirty": dirty, "files": dict(files)} if config else {}
 
 
-def previous_good(releases: list[Release], current_id: str | None) -> Release | None:
-    """The newest good release that is not what runs now (and runs other images or another commit of repo/):
-    rollback with no --to."""
-    running = next((r for r in releases if r.id == current_id), None)
+def previous_good(releases: list[Release], current_id: str | None, running: dict | None = None) -> Release | None:
+    """The newest good release whose state differs from what runs now (rollback with no --to): another image
+    for an app it recorded, or another commit of repo/. ``running``: the pins that run (state/current: every
+    app's); else the running release's. A release that runs the same (a deploy of one stack that pins nothing,
+    a rollback to the same images) is not a step back: going "back" to it would change nothing, and with
+    --with-data would restore a dump over data that nothing replaced."""
+    now = next((r for r in releases if r.id == current_id), None)
+    pins = running if running is not None else (now.pins if now else {})
     for rel in reversed(releases):
         if rel.state != "good" or rel.id == current_id:
             continue
-        if running and rel.pins == running.pins and rel.commit == running.commit:
+        if now and rel.commit == now.commit and all(pins.get(a) == p for a, p in rel.pins.items()):
             continue
         return rel
     return None

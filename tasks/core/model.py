@@ -272,6 +272,10 @@ class Target:
     def path(self, relative: str) -> str:
         return posixpath.join(self.base, relative)
 
+    def relative(self, path: str) -> str:
+        """``path`` as the release record names it: relative to <root>/<system> when it lies inside."""
+        return path.removeprefix(self.base + "/")
+
     def compose(self, stack: Stack) -> str:
         return self.path(stack.compose)
 

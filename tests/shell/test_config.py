@@ -104,3 +104,34 @@ def test_history_keeps_working_without_git(lab):
     pulls_answer(lab)
     assert run(lab).code == 0
     assert history(lab)[0]["config"]["commit"] == "" and json.dumps(history(lab)[0]["config"]["files"])
+
+
+def test_a_deploy_of_one_stack_records_the_whole_system(lab):
+    """Issue 18 item 1: `--tag v1.4.2 --stack sms` after a full v1.4.3: the release names what runs after it:
+    ems's pin (kept, never pulled) beside sms's new one, the label ems=v1.4.3,sms=v1.4.2, and every stack's
+    files (ems's as the running release recorded them, sms's hashed again)."""
+    from tasks import deploy as deploy_task
+    from tasks.core import history as hist
+    from tasks.core.programs.deploy import label, untouched
+    from tasks.core.programs.state import Current, State
+    origin_and_checkout(lab)
+    pulls_answer(lab)
+    assert run(lab).code == 0
+    full = history(lab)[-1]
+    current = (lab.state / "current").read_text().splitlines()
+    pins = {w[1]: w[2] for w in (ln.split() for ln in current) if w[0] == "pin"}
+    state = State(hist.parse((lab.state / "releases.jsonl").read_text()), Current("r1", "v1.4.3", pins), "", None)
+    t = lab.target
+    sms = [s for s in t.system.stacks if s.name == "sms"]
+    rest = untouched(state, t, sms)
+    tags, kept = deploy_task._versions("v1.4.2", pins, t, t.system.versioned(sms), [])
+    lab.answer("docker", "pull *", captured="docker-pull.txt")
+    res = lab.run(deploy_program(t, sms, intent(release="r2", tag=label(tags, {**rest.pins, **kept}), tags=tags,
+                                                untouched=rest)))
+    assert res.code == 0, res.stdout
+    last = history(lab)[-1]
+    assert last["tag"] == "ems=v1.4.3,sms=v1.4.2"
+    assert last["images"]["ems"] == full["images"]["ems"] and last["images"]["sms"].startswith("v1.4.2@")
+    assert sorted(last["config"]["files"]) == sorted(full["config"]["files"]), "every stack's files"
+    assert [c for c in lab.commands("docker") if c.startswith("pull")][-1].endswith("sms_server:v1.4.2")
+    assert (lab.state / "current").read_text().startswith("release r2\ntag ems=v1.4.3,sms=v1.4.2\n")

@@ -105,3 +105,24 @@ def test_a_system_without_images_rolls_back_to_its_previous_commit():
                                     config_line("r03", "2" * 40)]))
     assert history.previous_good(rels, "r03").id == "r01"
     assert history.find_good(rels, "r02").id == "r02", "a release id names it when its tag does not"
+
+
+def test_a_release_that_runs_what_runs_now_is_not_a_step_back():
+    """Issue 18 item 2: v1, v2, then `deploy --stack postgres` (a config-only release that records the whole
+    system: v2's pins, the same commit). A plain rollback must go to v1, not "back" to v2, which already runs
+    (with --with-data that restored the config-only deploy's dump over rows written since)."""
+    v1, v2 = {"ems": "v1@sha256:" + "1" * 64}, {"ems": "v2@sha256:" + "2" * 64}
+    rels = history.parse("\n".join([line("r01", "v1", "good", v1), line("r02", "v2", "good", v2),
+                                    line("r03", "v2", "good", v2)]))
+    assert history.previous_good(rels, "r03", v2).id == "r01"
+
+
+def test_a_partial_record_differs_only_by_what_it_recorded():
+    """A release recorded before releases named the whole system (only the app it deployed): it is a step
+    back only if that app runs something else now; the pins that run (state/current) are what counts."""
+    now = {"ems": "v2@sha256:" + "2" * 64, "sms": "v1@sha256:" + "1" * 64}
+    rels = history.parse("\n".join([line("r01", "v1", "good", {"ems": "v1@sha256:" + "1" * 64, "sms": now["sms"]}),
+                                    line("r02", "v2", "good", {"ems": now["ems"], "sms": "v2@sha256:" + "2" * 64}),
+                                    line("r03", "v1", "good", {"sms": now["sms"]})]))
+    assert history.previous_good(rels, "r03", now).id == "r02"
+    assert history.previous_good(rels, "r02", {"ems": now["ems"], "sms": "v2@sha256:" + "2" * 64}).id == "r03"

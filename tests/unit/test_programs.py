@@ -15,11 +15,11 @@ from tasks.core.grammar import check_tag
 from tasks.core.programs import library
 from tasks.core.programs.backup import backup_program, drill_program, list_program, preview_program, restore_program
 from tasks.core.programs.declare import Intent
-from tasks.core.programs.deploy import deploy_program, going_back, look_program
+from tasks.core.programs.deploy import deploy_program, going_back, look_program, untouched
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
 from tasks.core.programs.protocol import Program
 from tasks.core.programs.setup import finish_program, setup_program
-from tasks.core.programs.state import State, read_state_program, status_program, unlock_program
+from tasks.core.programs.state import Current, State, read_state_program, status_program, unlock_program
 from tasks.core.programs.token import check_program, rotate_program
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,14 +178,34 @@ def test_rollback_program_restores_recorded_digests(target):
 
 def test_going_back_brings_up_what_the_release_recorded_by_digest_and_commit(target):
     """A rollback's intent: the recorded pins (not the tag) and commit; its stacks: the ones that pin nothing
-    (infra, postgres) and those whose apps it recorded (ems, not sms, which it did not run)."""
+    (infra, postgres) and those whose apps it recorded (ems, not sms, which it did not run). A release recorded
+    before releases named the whole system: sms keeps what it runs, recorded with the rollback and in its label."""
     rel = history.Release("r1", "v1.4.2", "deploy", "ana", "t", "good", pins={"ems": PIN},
                           config={"commit": "c" * 40})
-    state = State(releases=[rel], current=None, history_sha="f" * 64, lock=None)
+    sms = "v2@sha256:" + "b" * 64
+    state = State(releases=[rel], current=Current("r1", "v1.4.2", {"ems": PIN, "sms": sms}), history_sha="f" * 64,
+                  lock=None)
     intent, stacks = going_back(state, rel, target, "bo", "laptop", "r9", "fleet1")
     assert (intent.action, intent.release, intent.tag, intent.pins, intent.ref, intent.fleet, intent.history_sha) \
-        == ("rollback", "r9", "v1.4.2", {"ems": PIN}, "c" * 40, "fleet1", "f" * 64)
+        == ("rollback", "r9", "ems=v1.4.2,sms=v2", {"ems": PIN}, "c" * 40, "fleet1", "f" * 64)
     assert [s.name for s in stacks] == ["infra", "postgres", "ems"]
+    assert intent.untouched.pins == {"sms": sms}
+
+
+def test_a_deploy_of_some_stacks_records_what_the_others_run(target):
+    """`--stack sms`: ems's pin (state/current) and its files' hashes (the running release's record) are
+    recorded with the release, never pulled; the files of the stacks it brings up are hashed again."""
+    files = {"repo/servers/ems/container/docker-compose.prod.yml": "1" * 64,
+             "repo/servers/sms/container/docker-compose.prod.yml": "2" * 64}
+    rel = history.Release("r1", "v2", "deploy", "ana", "t", "good", pins={"ems": PIN, "sms": PIN},
+                          config={"commit": "", "dirty": False, "files": files})
+    state = State([rel], Current("r1", "v2", {"ems": PIN, "sms": PIN}), "f" * 64, None)
+    sms = [s for s in target.system.stacks if s.name == "sms"]
+    rest = untouched(state, target, sms)
+    assert rest.pins == {"ems": PIN} and rest.files == {"repo/servers/ems/container/docker-compose.prod.yml": "1" * 64}
+    steps = deploy_program(target, sms, intent(tags={"sms": "v1"}, untouched=rest)).steps
+    assert ("use_pin", "ems", PIN) in steps and not any(s[:2] == ("add_image", "ems") for s in steps)
+    assert ("config_snapshot", "repo/servers/ems/container/docker-compose.prod.yml", "1" * 64) in steps
 
 
 def test_logout_fetches_the_unpinned_stacks_first(target):

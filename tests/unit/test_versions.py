@@ -9,7 +9,6 @@ from tasks.core import history, inventory
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_label, check_tags
 from tasks.core.programs.deploy import label
-from tasks.core.programs.state import Current
 
 from .test_programs import REPO
 
@@ -42,28 +41,21 @@ def test_a_release_is_labelled_by_its_one_tag_or_by_each_stacks():
     assert history.parse(rec)[0].tag == "ems=v2.0.1,sms=v1.4.3"
 
 
-def running(monkeypatch, pins):
-    monkeypatch.setattr(deploy_task, "read_current", lambda session, target: Current("r0", "x", dict(pins)))
-
-
-def test_a_plain_deploy_pulls_each_stacks_own_tag_again(monkeypatch, target):
+def test_a_plain_deploy_pulls_each_stacks_own_tag_again(target):
     """The bug: after `--tag v1 --stack sms`, a plain deploy moved ems from v2 to v1 (one tag per system)."""
-    running(monkeypatch, {"ems": E2, "sms": S1})
-    assert deploy_task._versions(None, object(), target, ["ems", "sms"], []) == ({"ems": "v2.0.1", "sms": "v1.4.3"}, {})
+    assert deploy_task._versions(None, {"ems": E2, "sms": S1}, target, ["ems", "sms"], []) == ({"ems": "v2.0.1", "sms": "v1.4.3"}, {})
 
 
-def test_stack_tag_pairs_pull_those_and_keep_the_others_exactly(monkeypatch, target):
-    running(monkeypatch, {"ems": E2, "sms": S1})
-    assert deploy_task._versions({"sms": "v1.5.0"}, object(), target, ["ems", "sms"], []) == ({"sms": "v1.5.0"}, {"ems": E2})
+def test_stack_tag_pairs_pull_those_and_keep_the_others_exactly(target):
+    assert deploy_task._versions({"sms": "v1.5.0"}, {"ems": E2, "sms": S1}, target, ["ems", "sms"], []) == ({"sms": "v1.5.0"}, {"ems": E2})
     assert deploy_task._versions("v3", None, target, ["ems", "sms"], []) == ({"ems": "v3", "sms": "v3"}, {})
 
 
-def test_what_cannot_be_known_is_asked_for(monkeypatch, target):
-    with pytest.raises(ToolError, match="--dry-run needs a tag for every app"):
+def test_what_cannot_be_known_is_asked_for(target):
+    with pytest.raises(ToolError, match="--dry-run --offline needs a tag for every app"):
         deploy_task._versions({"sms": "v1"}, None, target, ["ems", "sms"], [])
-    running(monkeypatch, {"sms": S1})
     with pytest.raises(ToolError, match="nothing is deployed for ems"):
-        deploy_task._versions(None, object(), target, ["ems", "sms"], [])
+        deploy_task._versions(None, {"sms": S1}, target, ["ems", "sms"], [])
     with pytest.raises(ToolError, match="--tag names web, not an app of this deploy") as e:
         deploy_task._check_named({"web": "v1"}, [(target, list(target.system.stacks))])
     assert e.value.code == BAD_INPUT
@@ -94,17 +86,16 @@ def test_git_refs_that_git_could_read_as_more_than_a_name_are_refused(ref):
     assert e.value.code == BAD_INPUT
 
 
-def test_a_binary_without_its_artifact_keeps_what_runs(monkeypatch, target):
+def test_a_binary_without_its_artifact_keeps_what_runs(target):
     """Seed 003: `--tag v3` with no --artifact for the binary moves the images and leaves the binary as it runs."""
     binary = "v2@sha256:" + "b" * 64
-    running(monkeypatch, {"ems": E2, "sms": S1, "escala": binary})
-    assert deploy_task._versions("v3", object(), target, ["ems", "sms", "escala"], ["escala"]) == \
+    pins = {"ems": E2, "sms": S1, "escala": binary}
+    assert deploy_task._versions("v3", pins, target, ["ems", "sms", "escala"], ["escala"]) == \
         ({"ems": "v3", "sms": "v3"}, {"escala": binary})
-    assert deploy_task._versions(None, object(), target, ["ems", "escala"], ["escala"]) == \
+    assert deploy_task._versions(None, pins, target, ["ems", "escala"], ["escala"]) == \
         ({"ems": "v2.0.1"}, {"escala": binary})
-    running(monkeypatch, {"ems": E2})
     with pytest.raises(ToolError, match="nothing is deployed for escala .* with --tag and --artifact"):
-        deploy_task._versions("v3", object(), target, ["ems", "escala"], ["escala"])
+        deploy_task._versions("v3", {"ems": E2}, target, ["ems", "escala"], ["escala"])
 
 
 def test_over_several_hosts_each_host_takes_the_tags_of_its_own_apps(target, monkeypatch):

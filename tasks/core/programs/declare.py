@@ -3,10 +3,19 @@ audit record) and the stacks and databases they act on, in their configured orde
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..model import Stack, Target
 from .protocol import Program
+
+
+@dataclass(frozen=True)
+class Untouched:
+    """What the stacks a run leaves alone run: their apps' pins (state/current) and their files' hashes (the
+    running release's record). Recorded with the release, never pulled or brought up, so that a release names
+    the whole system after it, not only the part a ``--stack`` deploy touched."""
+    pins: dict = field(default_factory=dict)    # app (or binary stack) -> tag@digest
+    files: dict = field(default_factory=dict)   # configuration file (as the record names it) -> sha256
 
 
 @dataclass(frozen=True)
@@ -18,11 +27,12 @@ class Intent:
     by: str
     origin: str
     pins: dict | None = None    # app -> tag@digest to run (a rollback's, or the apps a deploy keeps as they run)
-    history_sha: str | None = None  # rollback: the history it was chosen from must not have changed
+    history_sha: str | None = None  # the history it was chosen from (a rollback, a partial deploy) must not have changed
     tags: dict | None = None    # app -> tag to pull now (a deploy)
     ref: str | None = None      # move repo/ to this git ref (deploy --ref) or commit (a rollback) first
     artifacts: dict | None = None  # binary stack -> sha256 of the file uploaded for it (a deploy --artifact)
     fleet: str = ""             # the fleet run this is part of (its id is in the lock it holds on every host)
+    untouched: Untouched = field(default_factory=Untouched)   # what the stacks it leaves alone run: recorded with it
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import grammar, history
 from ..model import Stack, Target
 from .backup import before_deploy, restore_before_rollback
-from .declare import Intent, add_stacks, add_waves
+from .declare import Intent, Untouched, add_stacks, add_waves
 from .protocol import Program, Result, fields, report
 from .state import State
 
@@ -27,16 +27,30 @@ def going_back(state: State, rel: history.Release, target: Target, by: str, orig
                fleet: str = "") -> tuple[Intent, list[Stack]]:
     """A rollback to ``rel``: the intent (its recorded digests and commit, never its tag, which may have been
     pushed again since) and the stacks it brings up: those that pin nothing, and those whose apps (or binary)
-    it recorded."""
-    intent = Intent("rollback", release, rel.tag, by, origin, rel.pins, state.history_sha, ref=rel.commit or None,
-                    fleet=fleet)
-    return intent, [s for s in target.system.stacks if _recorded(s, rel)]
+    it recorded. A release recorded before releases named the whole system may lack some apps: those keep
+    what they run, and the label says what runs after it."""
+    stacks = [s for s in target.system.stacks if _recorded(s, rel)]
+    rest = untouched(state, target, stacks)
+    intent = Intent("rollback", release, label({}, {**rest.pins, **rel.pins}) or "config", by, origin, rel.pins,
+                    state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest)
+    return intent, stacks
 
 
 def _recorded(stack: Stack, rel: history.Release) -> bool:
     if stack.binary:
         return stack.name in rel.pins
     return not stack.apps or any(a.name in rel.pins for a in stack.apps)
+
+
+def untouched(state: State, target: Target, stacks: list[Stack]) -> Untouched:
+    """What the stacks of ``target`` that a run does not bring up run now: their apps' pins from state/current
+    and the running release's hashes of every file but those of ``stacks`` (hashed again by the run)."""
+    rest = [s for s in target.system.stacks if s not in stacks]
+    pins = {n: state.current.pins[n] for n in target.system.versioned(rest) if n in state.current.pins}
+    running = next((r for r in state.releases if r.id == state.current.release), None)
+    mine = {target.relative(p) for s in stacks if not s.binary for p in (target.compose(s), target.env_file(s))}
+    files = {p: h for p, h in (running.config.get("files", {}) if running else {}).items() if p not in mine}
+    return Untouched(pins, files)
 
 
 def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
@@ -76,6 +90,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     for a in target.system.apps(stacks):
         prog.step("add_image", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))
+    for name, pin in sorted(intent.untouched.pins.items()):   # recorded, neither pulled nor brought up
+        prog.step("use_pin", name, pin)
     if target.system.apps(stacks):
         prog.step("fetch_images")
     if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
@@ -92,7 +108,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         restore_before_rollback(prog, target, list(snapshot), stacks)
     else:
         before_deploy(prog, target)
-    prog.step("config_snapshot").step("record", "deploying").step("go_live")
+    prog.step("config_snapshot", *[w for f in sorted(intent.untouched.files.items()) for w in f])
+    prog.step("record", "deploying").step("go_live")
     for s in target.system.binaries(stacks):   # only once the release is live: the one before stays
         prog.step("prune_releases", s.name)
     return prog

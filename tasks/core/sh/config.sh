@@ -69,10 +69,13 @@ config_files() {
   else printf '%s\n%s\n' "${SPEC_COMPOSE[$1]}" "$(env_of "$1")"; fi
 }
 
-# config_snapshot: CONFIG becomes the commit of repo/ (and whether it has local changes) and the hash of each
-# stack's compose file and .env (a binary's unit file), as this release is about to run them.
+# config_snapshot [FILE SHA256]...: CONFIG becomes the commit of repo/ (and whether it has local changes) and the
+# hash of each stack's compose file and .env (a binary's unit file), as this release is about to run them, and
+# the given hashes of the files of the stacks it leaves alone (as the running release recorded them: what they
+# run), so that the release names the whole system's configuration.
 config_snapshot() {
-  local s f commit="" dirty=false files="" sep="" used
+  local s f key commit="" dirty=false files="" sep="" used
+  declare -A seen=()
   if is_checkout && commit=$(git_repo rev-parse --verify HEAD 2>/dev/null); then
     ! repo_dirty || dirty=true
   fi
@@ -80,9 +83,16 @@ config_snapshot() {
     mapfile -t used < <(config_files "$s")
     for f in "${used[@]}"; do
       [ -f "$f" ] || [ "${f##*/}" = .env ] || continue
-      files+="$sep$(json_str "${f#"$BASE"/}"):$(json_str "$(config_hash "$s" "$f")")"
+      key=${f#"$BASE"/}
+      [ -z "${seen[$key]:-}" ] || continue
+      seen[$key]=1
+      files+="$sep$(json_str "$key"):$(json_str "$(config_hash "$s" "$f")")"
       sep=","
     done
+  done
+  while [ $# -ge 2 ]; do
+    [ -n "${seen[$1]:-}" ] || { seen[$1]=1; files+="$sep$(json_str "$1"):$(json_str "$2")"; sep=","; }
+    shift 2
   done
   CONFIG=$(printf '{"commit":%s,"dirty":%s,"files":{%s}}' "$(json_str "$commit")" "$dirty" "$files")
   data_json config "$CONFIG"
