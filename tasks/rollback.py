@@ -11,6 +11,7 @@ from .core.model import Stack, Target
 from .core.programs.declare import Intent
 from .core.programs.deploy import config_differences, deploy_program, going_back, label, untouched
 from .core.programs.state import State, read_state
+from .core.ui import console, err_console, safe
 
 
 @command({"to": "release tag from the history, as 'fab releases' shows it (default: the previous good release)",
@@ -32,11 +33,15 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
         by, origin = operator()
         run = Run(sel, sel.targets, "rollback", rollout, json)
         run.reach()
-        jobs = []
+        states = {t.label: read_state(sel.session(t), t) for t in sel.targets}
+        chosen = _targets(sel.targets, states, to, force)
+        jobs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
         for target in sel.targets:
-            session = sel.session(target)
-            state = read_state(session, target)
-            rel = _target(state, to, force, target.label)
+            state, rel = states[target.label], chosen[target.label]
+            if rel is False:
+                show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s "
+                              "run is in its history")
+                continue
             if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
                 tags = {a.name: check_tag(to) for a in target.system.apps()}
                 stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
@@ -46,6 +51,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             else:
                 intent, stacks = going_back(state, rel, target, by, origin, run.release, run.fleet)
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
+            show(_what_comes_back(target, rel, intent, snapshot))
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
                                      snapshot=snapshot)
             if dry_run:
@@ -55,6 +61,15 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                             notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
         if jobs:
             run.go(jobs)
+
+
+def _what_comes_back(target: Target, rel: history.Release | None, intent: Intent,
+                     snapshot: list[tuple[Stack, str]]) -> str:
+    """Before anything changes (also with --dry-run): which release comes back, and which backups replace the
+    live databases."""
+    what = f"release {rel.id} ({rel.tag}, {rel.action} of {rel.at})" if rel else f"tag {intent.tag} (--force)"
+    data = f"; databases from {', '.join(name for _, name in snapshot)}" if snapshot else ""
+    return f"{safe(target.label)}: back to {safe(what)}, running {safe(intent.tag)}{safe(data)}"
 
 
 def _snapshot(state: State, rel: history.Release | None, target: Target, confirmed: bool) -> list[tuple[Stack, str]]:
@@ -68,8 +83,8 @@ def _snapshot(state: State, rel: history.Release | None, target: Target, confirm
     snapshot = [(_owner(target, name), name) for name in after.backups]
     names = ", ".join(name for _, name in snapshot)
     if not confirmed:
-        confirm(f"Replace the live databases of {target.label} with {names} (taken before {after.tag} went live; "
-                "a fresh backup is taken first)?")
+        confirm(f"Roll {target.label} back to release {rel.id} ({rel.tag}) and replace its live databases with "
+                f"{names} (taken before {after.tag} went live; a fresh backup is taken first)?")
     return snapshot
 
 
@@ -81,13 +96,43 @@ def _owner(target: Target, name: str) -> Stack:
     return stack
 
 
+def _targets(targets: list[Target], states: dict, to, force) -> dict:
+    """Each host's release to go back to (by target label): a good release of ``to``, or the previous good one;
+    None with --force for a tag the history does not know; False for a host left alone. Over a fleet, a host
+    whose history lacks ``to`` (a database host: its releases are labelled ``config``) goes back to its own
+    release of the run that deployed ``to`` elsewhere (the same release id), else is left alone when it pins
+    no image. Every refusal names its host."""
+    chosen, missing = {}, []
+    for t in targets:
+        try:
+            chosen[t.label] = _target(states[t.label], to, force, t.label)
+        except ToolError as e:
+            if to is None or len(targets) == 1:
+                raise ToolError(f"{t.label}: {e}", e.code) from None
+            missing.append((t, e))
+    for t in targets:
+        if chosen.get(t.label, 0) is None and not t.system.versioned():   # --force: no app to pull a tag for
+            chosen[t.label] = False
+    runs = {rel.id for rel in chosen.values() if rel}
+    for t, e in missing:
+        same = [r for r in states[t.label].releases if r.id in runs and r.state == "good"]
+        if same:
+            chosen[t.label] = same[-1]
+        elif not t.system.versioned():
+            chosen[t.label] = False
+        else:
+            raise ToolError(f"{t.label}: {e}", e.code) from None
+    return chosen
+
+
 def _target(state: State, to, force, label) -> history.Release | None:
-    """The release to go back to: a good release of ``to``, the previous good one, or None (--force: a bare
-    tag)."""
+    """The release to go back to: a good release of ``to``, the previous good one (whose recorded pins or
+    commit differ from what runs), or None (--force: a bare tag)."""
     if to is None:
         rel = history.previous_good(state.releases, state.current.release, state.current.pins)
         if rel is None:
-            raise ToolError(f"{label}: there is no earlier good release to go back to", BAD_INPUT)
+            raise ToolError("there is no earlier good release to go back to (one that runs other images or "
+                            "another commit of repo/ than what runs now)", BAD_INPUT)
         return rel
     try:
         return history.find_good(state.releases, to)

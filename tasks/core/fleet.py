@@ -86,17 +86,20 @@ class Job:
         return self.target.host.name
 
 
-# What a revert runs on a host this run switched: a program that puts ``previous`` (a release id) back.
-Revert = Callable[[Session, Target, str, str], Program]
+# What a revert runs on a host this run switched: a program that puts ``previous`` (a release id) back in
+# place of the release the run made there (its intent).
+Revert = Callable[[Session, Target, str, Intent], Program]
 
 
-def put_back(session: Session, target: Target, previous: str, fleet: str) -> Program:
+def put_back(session: Session, target: Target, previous: str, undone: Intent) -> Program:
     """The revert of a host this run switched when another host failed: a rollback to ``previous``, the
-    release it ran before, by its recorded digests and commit."""
+    release it ran before, by its recorded digests and commit; once that is live, the run's release is
+    recorded ``reverted`` on the host (it passed its gate there, but the fleet took it back: a later plain
+    rollback must not return to it)."""
     state = read_state(session, target)
     intent, stacks = going_back(state, history.find_good(state.releases, previous), target, *operator(),
-                                new_release_id(), fleet)
-    return deploy_program(target, stacks, intent)
+                                new_release_id(), undone.fleet)
+    return deploy_program(target, stacks, intent, reverts=undone)
 
 
 def in_steps(jobs: list[Job]) -> list[list[Job]]:
@@ -287,7 +290,7 @@ class Run:
             else:
                 try:
                     session = self.sel.session(job.target)
-                    program = revert(session, job.target, job.previous, self.fleet)
+                    program = revert(session, job.target, job.previous, job.intent)
                     execute(session, program, job.target.label, display=self.events.display(job.target))
                     job.result, job.detail = "reverted", f"{job.intent.tag} was live; the release before it is back"
                 except ToolError as e:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import grammar
 from .errors import BAD_INPUT, ToolError
 
-FINAL = ("good", "failed")   # the states that end a release
+FINAL = ("good", "failed", "reverted")   # the states that end a release (reverted: a fleet run took it back)
 
 
 @dataclass

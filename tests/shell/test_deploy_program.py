@@ -148,6 +148,23 @@ def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
         [f"pull {REGISTRY}/edumigsoft/sms_server@{OLD.split('@')[1]}"]
 
 
+def test_a_fleet_revert_records_the_release_it_took_back_as_reverted(lab):
+    """Issue 18 item 3: r1 passed its gate here, then another host of the fleet failed and the run put r0 back:
+    r1 is recorded reverted on this host, so a plain rollback never returns to it (and only once r0 is live)."""
+    from tasks.core import history as hist
+    pulls_answer(lab)
+    t = lab.target
+    assert deploy(lab, release="r1", fleet="r1").code == 0
+    lab.answer("docker", "image inspect *", code=0)
+    back = intent(action="rollback", release="r2", tag="v1.4.2", tags=None, pins={"ems": OLD, "sms": OLD}, fleet="r1")
+    run = lab.run(deploy_program(t, list(t.system.stacks), back, reverts=intent(release="r1", fleet="r1")))
+    assert run.code == 0, run.stdout
+    rels = hist.parse((lab.state / "releases.jsonl").read_text())
+    assert [(r.id, r.state) for r in rels] == [("r1", "reverted"), ("r2", "good")]
+    assert rels[0].pins["ems"].startswith("v1.4.3@"), "its record is kept as it was"
+    assert hist.previous_good(rels, "r2", rels[1].pins) is None, "nothing good to go back to but what runs"
+
+
 def test_a_changed_history_refuses_the_rollback(lab):
     t = lab.target
     run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", pins={}, tags=None,

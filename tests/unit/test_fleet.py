@@ -55,7 +55,7 @@ def jobs_for(run: Run, sel) -> list[Job]:
     return out
 
 
-def revert(session, target, previous, fleet_id) -> Program:
+def revert(session, target, previous, undone) -> Program:
     return Program(f"rollback to {previous}")
 
 

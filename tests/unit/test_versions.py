@@ -1,15 +1,19 @@
 """Versions per app: --tag for all or stack=tag for some, a release's label, and what a plain deploy
 re-deploys (each stack its own tag, never another stack's). No SSH: what runs is given."""
+import json
 from dataclasses import replace
 
 import pytest
 
 from tasks import deploy as deploy_task
+from tasks import rollback as rb
 from tasks.core import history, inventory
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_label, check_tags
 from tasks.core.programs.deploy import label
+from tasks.core.programs.state import Current, State
 
+from .test_history import line
 from .test_programs import REPO
 
 E2, S1 = "v2.0.1@sha256:" + "e" * 64, "v1.4.3@sha256:" + "5" * 64
@@ -105,3 +109,46 @@ def test_over_several_hosts_each_host_takes_the_tags_of_its_own_apps(target, mon
     deploy_task._check_named({"ems": "v2"}, [(db_host, list(db_host.system.stacks)), (target, list(target.system.stacks))])
     assert deploy_task._versions({"ems": "v2"}, None, db_host, [], []) == ({}, {})
     assert deploy_task._versions("v2", None, db_host, [], []) == ({}, {})
+
+
+def _fleet(target):
+    """Seed 002's shape: a database host whose stacks pin nothing (en4) and an app host (en1)."""
+    db = replace(target, host=replace(target.host, name="en4"), system=replace(target.system, stacks=target.system.stacks[:2]))
+    return db, replace(target, host=replace(target.host, name="en1"))
+
+
+def _hist(*lines):
+    return history.parse("\n".join(lines))
+
+
+def test_a_fleet_rollback_to_a_tag_takes_each_hosts_release_of_that_run(target):
+    """Issue 18 item 3: `rollback --all --to v1` was refused (exit 2, no host named) because the database host's
+    releases are all `config`: it goes back to its own release of the run that deployed v1 elsewhere (the same
+    release id), or is left alone when that run did not reach it; a refusal names its host."""
+    db, app = _fleet(target)
+    running = {"ems": "v2@sha256:" + "2" * 64}
+    db_hist = _hist(line_cfg("r01"), line_cfg("r02"))
+    app_hist = _hist(*(line_app(r, t) for r, t in (("r01", "v1"), ("r02", "v2"))))
+    states = {db.label: State(db_hist, Current("r02", "config", {}), "", None),
+              app.label: State(app_hist, Current("r02", "v2", running), "", None)}
+    chosen = rb._targets([db, app], states, "v1", False)
+    assert chosen[db.label].id == "r01" and chosen[app.label].id == "r01"
+    states[db.label] = State(_hist(line_cfg("r03")), Current("r03", "config", {}), "", None)
+    assert rb._targets([db, app], states, "v1", False)[db.label] is False, "left alone: v1's run never reached it"
+    states[app.label] = State(_hist(line_app("r02", "v2")), Current("r02", "v2", running), "", None)
+    with pytest.raises(ToolError, match=r"^en1/ems_system: v1 is not in the release history") as e:
+        rb._targets([db, app], states, "v1", False)
+    assert e.value.code == BAD_INPUT
+    with pytest.raises(ToolError, match=r"^en1/ems_system: v1 is not in"):
+        rb._targets([app], states, "v1", False)
+
+
+def line_cfg(rid):
+    """A good release of a host whose stacks pin nothing."""
+    rec = json.loads(line(rid, "config", "good"))
+    rec["images"] = {}
+    return json.dumps(rec)
+
+
+def line_app(rid, tag):
+    return line(rid, tag, "good")

@@ -63,9 +63,11 @@ def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Pr
 
 
 def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
-                   allow_placeholders: bool = False, snapshot: list[tuple[Stack, str]] = ()) -> Program:
+                   allow_placeholders: bool = False, snapshot: list[tuple[Stack, str]] = (),
+                   reverts: Intent | None = None) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``; a rollback --with-data first restores each
-    database stack of ``snapshot`` to its backup."""
+    database stack of ``snapshot`` to its backup; a fleet's revert (``reverts``: the release it takes back)
+    records that release reverted once its own is live."""
     registry = target.host.registry
     private = bool(target.system.apps())   # a system of public images only needs no token and no login
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
@@ -73,7 +75,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
         "STATE": target.state_dir, "SYSTEM": target.system.name, **login, **intent.head(),
         "EXPECT_HISTORY": intent.history_sha or "", "OWN_PROJECTS": " ".join(target.host.projects()),
-        "REPO": target.path("repo"), "BASE": target.base})
+        "REPO": target.path("repo"), "BASE": target.base, **({"REVERTED": reverts.meta()} if reverts else {})})
     for step in ("begin", "lock_take", "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
     add_waves(add_checked_stacks(prog, target, stacks), target, stacks)

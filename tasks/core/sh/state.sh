@@ -20,6 +20,15 @@ record() {
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
 }
 
+# mark_reverted: a fleet run put the release before it back on this host because another host failed: that
+# release (REVERTED, its record's fixed part) passed its gate here, but is recorded reverted, so that a plain
+# rollback never goes back to it. Nothing when this program reverts nothing.
+mark_reverted() {
+  [ -n "${REVERTED:-}" ] || return 0
+  append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"reverted","at":"%s"}' "$REVERTED" "$(now)")" \
+    || say "info cannot record the run's release as reverted in $STATE/releases.jsonl (disk full?)"
+}
+
 # write_current: this release becomes the running good one; stacks it did not touch keep their pins.
 write_current() {
   local s pin

@@ -298,6 +298,7 @@ go_live() {
     unchecked_services
     record good
     write_current
+    mark_reverted
     RESULT=ok
     probe_token_report
     say ok
