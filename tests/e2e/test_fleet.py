@@ -67,7 +67,9 @@ def test_every_host_switched_then_one_failing_reverts_the_switched_and_leaves_th
     assert "reverted" in rows["t1"] and "failed" in rows["t2"] and "untouched" in rows["t3"], res.stdout
     assert "1 reverted" in res.stderr and "1 failed" in res.stderr and "1 untouched" in res.stderr
     assert [v.version() for v in fleet] == ["v1.4.2"] * 3
-    assert [r["action"] for r in t1.releases()][:2] == ["rollback", "deploy"]   # newest first
+    assert [(r["action"], r["state"]) for r in t1.releases()][:2] == [("rollback", "good"), ("deploy", "reverted")]
+    again = t1.fab("rollback", "--host", "t1")   # the reverted v1.4.3 is no step back: v1.4.2 runs already
+    assert again.returncode == errors.BAD_INPUT and "t1/ems_system: there is no earlier good release" in again.stderr
     assert [r["tag"] for r in t3.releases()] == ["v1.4.2"]      # never touched
     assert not any((v.state / "lock").exists() for v in fleet)  # every lock of the run released
 
@@ -169,3 +171,12 @@ def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(
     only = vps.fab("deploy", "--all", "--stack", "frontend", "--json")
     assert only.returncode == 0, only.stdout + only.stderr
     assert json.loads(only.stdout.splitlines()[0])["steps"] == [["en1/enlevohub"]]
+    en1_now = json.loads(vps.ok("releases", "--host", "en1", "--json").stdout)["enlevohub"][0]
+    assert en1_now["tag"] == "v1.4.3" and en1_now["images"]["backend"].startswith("v1.4.3@"), "what runs on en1"
+
+    # issue 18 item 3: the database host's releases are all `config`; it goes back to its release of v1.4.2's run
+    back = vps.fab("rollback", "--all", "--to", "v1.4.2")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert [hosts[n].http(3001, "/version") for n in ("en1", "en2", "en3")] == ["v1.4.2"] * 3
+    first = json.loads(vps.ok("releases", "--host", "en2", "--json").stdout)["enlevohub"][-1]["release"]
+    assert f"en4/enlevohub: back to release {first} (config" in back.stdout
