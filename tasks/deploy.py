@@ -51,7 +51,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             session = None if dry_run and offline else sel.session(target)
             mine = files[target.label]
             keep = [s.name for s in target.system.binaries(stacks) if s.name not in mine]
-            state = _state(session, target, stacks, choice, keep)
+            state = _state(session, target, stacks, choice)
             tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
                                    target.system.versioned(stacks), keep)
             rest = untouched(state, target, stacks) if state else Untouched()
@@ -59,7 +59,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
                             pins=pins, tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()},
                             fleet=run.fleet, untouched=rest, history_sha=state and state.history_sha)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
-                                     allow_placeholders)
+                                     allow_placeholders, releases=state.releases if state else ())
             if dry_run:
                 print_program(target, program)
                 _strategies(target, stacks)
@@ -147,12 +147,14 @@ def _check_named(choice, plans: list[tuple[Target, list[Stack]]]) -> None:
                             f"(apps: {', '.join(apps) or 'none'})", BAD_INPUT)
 
 
-def _state(session, target: Target, stacks: list[Stack], choice, keep: list[str]) -> State | None:
+def _state(session, target: Target, stacks: list[Stack], choice) -> State | None:
     """The host's history and running release, read when this deploy needs them (one round trip): a deploy of
-    some stacks records what the others run, and an app without a tag of its own keeps (or pulls again) what it
-    runs. A deploy of every stack to one tag needs nothing from the host. None without a session (--offline)."""
+    some stacks records what the others run, an app without a tag of its own keeps (or pulls again) what it
+    runs, and a binary's pruning keeps the releases the history calls good. A deploy of every stack (no binary)
+    to one tag needs nothing from the host. None without a session (--offline)."""
     partial = len(stacks) < len(target.system.stacks)
-    if session is None or not (partial or keep or not isinstance(choice or target.system.tag, str)):
+    binaries = target.system.binaries(stacks)   # (pruning keeps the good releases the history names)
+    if session is None or not (partial or binaries or not isinstance(choice or target.system.tag, str)):
         return None
     return read_state(session, target)
 

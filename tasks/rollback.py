@@ -53,7 +53,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
             show(_what_comes_back(target, rel, intent, snapshot))
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
-                                     snapshot=snapshot)
+                                     snapshot=snapshot, releases=state.releases)
             if dry_run:
                 print_program(target, program)
                 continue

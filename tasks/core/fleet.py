@@ -99,7 +99,7 @@ def put_back(session: Session, target: Target, previous: str, undone: Intent) ->
     state = read_state(session, target)
     intent, stacks = going_back(state, history.find_good(state.releases, previous), target, *operator(),
                                 new_release_id(), undone.fleet)
-    return deploy_program(target, stacks, intent, reverts=undone)
+    return deploy_program(target, stacks, intent, reverts=undone, releases=state.releases)
 
 
 def in_steps(jobs: list[Job]) -> list[list[Job]]:

@@ -134,6 +134,13 @@ def find_good(releases: list[Release], tag: str) -> Release:
                     BAD_INPUT)
 
 
+def good_tags(releases: list[Release], name: str) -> list[str]:
+    """The tags ``name`` (a binary stack) ran with in good releases, the newest first, each once: the binary
+    releases worth keeping, in the order pruning keeps them."""
+    tags = [grammar.pin_tag(r.pins[name]) for r in reversed(releases) if r.state == "good" and name in r.pins]
+    return list(dict.fromkeys(tags))
+
+
 def snapshot_after(releases: list[Release], rel: Release) -> Release | None:
     """The first release after ``rel`` that took backups before it went live (``backup: before_deploy``):
     their data is the data ``rel`` left (rollback --with-data restores it). None when there is none."""

@@ -92,10 +92,13 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     releases = json.loads(vps.ok("releases", "--host", HOST, "--json").stdout)["plantao"]
     assert releases[0]["images"]["escala"] == f"v1@sha256:{sha(builds['v1'])}" and releases[0]["running"]
     kept = sorted(host.run("ls /opt/plantao/releases").stdout.split())
-    assert kept == ["v1", "v2", "v3"], "keep: 2 newest, plus the live one and the one before; the adopted pruned"
+    assert kept == ["v1", "v2"], "keep: 2 good ones first (v3 never passed its gate; the adopted is not a release)"
 
     res = vps.ok("deploy", "--host", HOST, "--tag", "v2", "--artifact", str(builds["v2"]))
     assert "already on the host, not sent again" in res.stdout and host.http(8080, "/version") == "v2"
+    vps.ok("deploy", "--host", HOST)   # keeps the binary: pruning must still keep v1, a good rollback target
+    vps.ok("rollback", "--host", HOST, "--to", "v1")
+    assert host.http(8080, "/version") == "v1"
 
 
 def test_the_database_beside_the_binary_is_backed_up_drilled_and_restored_with_the_unit_stopped(plantao, builds):

@@ -121,3 +121,32 @@ def test_each_restart_first_resets_the_start_limit_and_a_refused_restart_says_wh
     run = deploy(bin_lab, "v2", upload(bin_lab, V2))
     assert run.code != 0
     assert "systemctl restart plantao.service failed: Job for plantao.service failed. See" in run.stdout
+
+
+def test_pruning_keeps_the_good_releases_before_a_build_that_never_went_live(bin_lab):
+    """Issue 18 item 6 (keep: 2): v1, v2, v3 failing (v2 put back), rollback to v1, v2 again, then a deploy
+    that keeps the binary. By age, pruning kept the never-live v3 and dropped v1, so `rollback --to v1` then
+    failed (exit 4). The good releases rank first (newest first), then the rest."""
+    from tasks.core import history
+    from tasks.core.programs.deploy import deploy_program as program
+
+    def run(tag, sha="", pin=""):
+        log = bin_lab.root / "plantao/state/releases.jsonl"
+        rels = history.parse(log.read_text()) if log.exists() else []
+        intent = Intent("deploy", f"r{len(rels)}", tag, "ana", "laptop", tags={"escala": tag} if sha else {},
+                        artifacts={"escala": sha} if sha else {}, pins={"escala": pin} if pin else {})
+        return bin_lab.run(program(bin_lab.target, list(bin_lab.target.system.stacks), intent, releases=rels))
+
+    v1 = upload(bin_lab, V1)
+    assert run("v1", v1).code == 0
+    v2 = upload(bin_lab, V2)   # (pruning removes uploads no kept release holds)
+    assert run("v2", v2).code == 0
+    bin_lab.answer("systemctl", "show -p ActiveState --value plantao.service", "failed\n", once=True)
+    assert run("v3", upload(bin_lab, b"\x7fELF escala v3\n")).code == 13
+    assert run("v1", pin=f"v1@sha256:{v1}").code == 0
+    assert run("v2", pin=f"v2@sha256:{v2}").code == 0
+    res = run("v2", pin=f"v2@sha256:{v2}")
+    assert res.code == 0, res.stdout
+    releases = sorted(p.name for p in (bin_lab.root / "opt/plantao/releases").iterdir())
+    assert releases == ["v1", "v2"], "the good ones; v3 never passed its gate"
+    assert run("v1", pin=f"v1@sha256:{v1}").code == 0 and live(bin_lab).endswith("releases/v1/escala-plantao")

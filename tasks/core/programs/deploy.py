@@ -64,10 +64,11 @@ def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Pr
 
 def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
                    allow_placeholders: bool = False, snapshot: list[tuple[Stack, str]] = (),
-                   reverts: Intent | None = None) -> Program:
+                   reverts: Intent | None = None, releases: list[history.Release] = ()) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``; a rollback --with-data first restores each
     database stack of ``snapshot`` to its backup; a fleet's revert (``reverts``: the release it takes back)
-    records that release reverted once its own is live."""
+    records that release reverted once its own is live. ``releases`` (the history as read) rank the binary
+    releases pruning keeps: good ones first, newest first."""
     registry = target.host.registry
     private = bool(target.system.apps())   # a system of public images only needs no token and no login
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
@@ -113,7 +114,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     prog.step("config_snapshot", *[w for f in sorted(intent.untouched.files.items()) for w in f])
     prog.step("record", "deploying").step("go_live")
     for s in target.system.binaries(stacks):   # only once the release is live: the one before stays
-        prog.step("prune_releases", s.name)
+        prog.step("prune_releases", s.name, *history.good_tags(list(releases), s.name))
     return prog
 
 

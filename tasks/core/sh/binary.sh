@@ -143,14 +143,22 @@ check_binary() {
     || problem "$1" "$path is neither a file nor a symlink: the tool will not replace it"
 }
 
-# prune_releases STACK: keep the newest BIN[:keep] release folders, the live one and the one before; remove
-# the others and the uploaded artifacts no kept release holds.
+# prune_releases STACK [TAG...]: keep the live release, the one it replaced, and the first BIN[:keep] folders
+# in this order: the TAGs (STACK's good releases in the history, newest first: rollback targets), then the
+# others (a build that failed its gate, a binary kept from by hand), newest first. Remove the rest and the
+# uploaded artifacts no kept release holds. (By age alone, a never-live build outranked the release a
+# rollback --to needed.)
 prune_releases() {
-  local stack=$1 live prev d n=0 keep=" " dirs
+  local stack=$1 live prev d n=0 keep=" " dirs root tag
+  declare -A seen=()
+  root=$(dirname "${BIN[$stack:path]}")/releases
   live=$(readlink "${BIN[$stack:path]}") prev=${PREV_TARGET[$stack]:-}
-  mapfile -t dirs < <(ls -1dt "$(dirname "${BIN[$stack:path]}")"/releases/*/ 2>/dev/null)
+  mapfile -t dirs < <(for tag in "${@:2}"; do [ ! -d "$root/$tag" ] || printf '%s/\n' "$root/$tag"; done
+                      ls -1dt "$root"/*/ 2>/dev/null)
   for d in "${dirs[@]}"; do
     d=${d%/}
+    [ -z "${seen[$d]:-}" ] || continue
+    seen[$d]=1
     n=$((n + 1))
     if [ "$n" -le "${BIN[$stack:keep]}" ] || [ "${live%/*}" = "$d" ] || [ "${prev%/*}" = "$d" ]; then
       keep+="$(cat "$d/sha256" 2>/dev/null) "
