@@ -249,3 +249,29 @@ def test_start_first_needs_a_healthcheck_that_fails_on_the_drain_file(lab):
     assert run.code == Code.REFUSED
     assert "service ems: its healthcheck must fail while /tmp/drain exists" in run.error
     assert "service sidecar: its healthcheck must fail while /tmp/drain exists" in run.error
+
+
+def test_two_images_reading_one_variable_are_refused_with_the_images_lines_to_write(lab):
+    """Issue 18 item 4: seed 002's own file under `image:` (backend and frontend both read IMAGE_TAG): the
+    frontend would be started with the backend's digest (the deploy ended in exit 6). Refused before anything
+    is stopped, with the images: lines; an image line of the app that does not read its variable too."""
+    pulls_answer(lab)
+    pin = "v1.4.3@sha256:aadae6505d8789c4190fc92bf05ad2797d48b5ea9b51d3cacd98d32ee4a5d473"
+    lab.answer("docker", "compose -p ems_system-ems * config", "name: ems_system-ems\nservices:\n  ems:\n"
+               f"    image: {REGISTRY}/edumigsoft/ems_server:{pin}\n  frontend:\n"
+               f"    image: {REGISTRY}/edumigsoft/ems_front:{pin}\n  worker:\n"
+               f"    image: {REGISTRY}/edumigsoft/ems_server:latest\n  db:\n    image: postgres:15\n")
+    run = deploy(lab)
+    refused(lab, run, f"stack ems: service frontend would run {REGISTRY}/edumigsoft/ems_front with the digest of "
+            "app ems (its image line reads $IMAGE_TAG too)",
+            f"images: {{ems: {{image: {REGISTRY}/edumigsoft/ems_server, tag_var: IMAGE_TAG}}, ems_front: "
+            f"{{image: {REGISTRY}/edumigsoft/ems_front, tag_var: OTHER_TAG}}}}",
+            f"stack ems: service worker runs {REGISTRY}/edumigsoft/ems_server:latest, not app ems's release")
+    assert "service ems " not in run.error and "db" not in run.error
+
+
+def test_image_names_lose_their_tag_and_digest_but_keep_a_registry_port(lab):
+    script = ('for r in 10.0.0.1:5000/a/b:v1@sha256:' + "1" * 64 + ' 10.0.0.1:5000/a/b postgres:15 '
+              'x/y@sha256:' + "2" * 64 + '; do image_name "$r"; echo; done')
+    run = lab.snippet(script, {"image_name"})
+    assert run.stdout.splitlines() == ["10.0.0.1:5000/a/b", "10.0.0.1:5000/a/b", "postgres", "x/y"]

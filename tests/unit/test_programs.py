@@ -392,7 +392,8 @@ def test_the_dry_run_look_changes_nothing(target):
     """--dry-run's look: stacks declared, stand-in pins for digests not pulled yet, preflight reported: no
     lock, no login, no pull, no write, no up."""
     program = look_program(target, list(target.system.stacks), intent())
-    assert {s[0] for s in program.steps} == {"add_stack", "use_pin", "preflight_report"}
+    assert {s[0] for s in program.steps} == {"add_stack", "add_image", "use_pin", "preflight_report"}
+    assert "fetch_images" not in program.text, "images declared (preflight checks their lines), never fetched"
     assert ("use_pin", "ems", "v1.4.3@sha256:" + "0" * 64) in program.steps
     for word in ("lock_take", "docker login", "docker pull", "atomic_write", " up -d", "record "):
         assert word not in program.text

@@ -125,8 +125,9 @@ def look_program(target: Target, stacks: list[Stack], intent: Intent) -> Program
     deploy. Nothing is locked, pulled, written or started."""
     prog = add_checked_stacks(Program(f"look before {intent.action} {intent.tag} on {target.label}",
                                       {"OWN_PROJECTS": " ".join(target.host.projects())}), target, stacks)
-    for a in target.system.apps(stacks):
+    for a in target.system.apps(stacks):   # (declared, never fetched: preflight checks the image lines)
         tag = (intent.tags or {}).get(a.name, "dry-run")
+        prog.step("add_image", a.name, target.image_repo(a), "", "")
         prog.step("use_pin", a.name, (intent.pins or {}).get(a.name) or f"{tag}@sha256:{'0' * 64}")
     return prog.step("preflight_report")
 

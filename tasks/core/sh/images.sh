@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Images: pull by tag or by recorded digest, all at once, and the pin (tag@digest) each app runs in this release.
 # Globals: PINS (app -> tag@digest of this release; an app is one image the tool pins, named in hosts.yml),
-# WANTED (the images add_image asked for, four words each).
+# WANTED (the images add_image asked for, four words each), REPO_OF (app -> its image's repository).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, PIN_RE and R_* come from the program's head
 
 # valid_pin VALUE: VALUE is tag@sha256:digest (PIN_RE, the tool's own grammar, comes with the program). Every
@@ -42,7 +42,18 @@ pull_image() {
 }
 
 # add_image APP REPO TAG PIN: an image this release runs (see pull_image), in WANTED; fetched by fetch_images.
-add_image() { WANTED+=("$1" "$2" "$3" "$4"); }
+# REPO_OF keeps each app's repository (preflight checks the image lines of the compose file against it).
+add_image() {
+  declare -gA REPO_OF
+  WANTED+=("$1" "$2" "$3" "$4") REPO_OF[$1]=$2
+}
+
+# image_name REF: REF without its tag and digest (a registry's :port stays).
+image_name() {
+  local ref=${1%%@*}
+  [[ ${ref##*/} != *:* ]] || ref=${ref%:*}
+  printf '%s' "$ref"
+}
 
 # pull_line I REPO TAG PIN: pull_image as one line on stdout, "I ok PIN" or "I failed MESSAGE" (one short write
 # to a pipe, so lines of pulls running at once never mix).

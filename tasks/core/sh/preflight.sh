@@ -180,9 +180,32 @@ check_stack() {
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
+  pinned_images "$s"
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
   start_first_healthchecks "$s"
   check_nginx_pool "$s"
+}
+
+# pinned_images STACK: each image line of an app's repository runs that app's pin, and no other image does.
+# With image: on a compose file of two images that read one variable (seed 002's own file), the second would
+# be started with the first one's digest; an image line that does not read its app's variable would run
+# whatever tag it names, not the release.
+pinned_images() {
+  local svc ref name word app var pin repo
+  declare -gA REPO_OF
+  for word in ${SPEC_APPS[$1]}; do
+    app=${word%%=*} var=${word#*=}
+    pin=${PINS[$app]:-} repo=${REPO_OF[$app]:-}
+    if [ -z "$pin" ] || [ -z "$repo" ]; then continue; fi
+    for svc in "${!IMAGES[@]}"; do
+      ref=${IMAGES[$svc]} name=$(image_name "${IMAGES[$svc]}")
+      if [[ $ref == *":$pin" ]] && [ "$name" != "$repo" ]; then
+        problem "$1" "service $svc would run $name with the digest of app $app (its image line reads \$$var too): give each image its own variable (\${OTHER_TAG:?}) and list both under images: in hosts.yml, e.g. images: {$app: {image: $repo, tag_var: $var}, ${name##*/}: {image: $name, tag_var: OTHER_TAG}}"
+      elif [ "$name" = "$repo" ] && [[ $ref != *":$pin" ]]; then
+        problem "$1" "service $svc runs $ref, not app $app's release: its image line must read the variable, e.g. image: $repo:\${$var:?set by fab deploy}"
+      fi
+    done
+  done
 }
 
 # check_nginx_pool STACK: with rollout.nginx, nginx and the services it proxies to are services of STACK, and
