@@ -7,6 +7,7 @@ from datetime import datetime
 from rich.table import Table
 
 from .core.cli import command, select
+from .core.model import System
 from .core.programs.protocol import execute
 from .core.programs.state import Status, parse_status, status_program
 from .core.ui import console, safe
@@ -18,15 +19,17 @@ def status(c, host=None, group=None, all=False, system=None):
     with select(host, system, all, group) as sel:
         for target in sel.targets:
             res = execute(sel.session(target), status_program(target), target.label, quiet=True)
-            _show(target.label, target.system.secrets, parse_status(res), target.system.stacks)
+            _show(target.label, target.system, parse_status(res))
 
 
-def _show(label: str, secrets: str, st: Status, stacks) -> None:
+def _show(label: str, system: System, st: Status) -> None:
     console.print(f"[bold]{safe(label)}[/]: release [cyan]{safe(st.current.tag or 'none')}[/] "
                   f"({safe(st.current.release or 'nothing deployed')})")
     console.print(f"  lock: [yellow]held by {safe(st.lock)}[/]" if st.lock else "  lock: free")
-    if st.token_mode is None:
-        console.print(f"  token file: [red]missing[/] ({safe(secrets)})")
+    if not system.needs_token:
+        console.print("  token file: none needed (the system pins no image)")
+    elif st.token_mode is None:
+        console.print(f"  token file: [red]missing[/] ({safe(system.secrets)})")
     else:
         since = datetime.fromisoformat(st.token_rotated.replace("Z", "+00:00")).timestamp() if st.token_rotated \
             else st.token_mtime
@@ -46,7 +49,7 @@ def _show(label: str, secrets: str, st: Status, stacks) -> None:
         style = "green" if u["state"] == "active" else "red"
         console.print(f"  unit {safe(u['unit'])} ({safe(u['stack'])}): [{style}]{safe(u['state'])} ({safe(u['sub'])})[/]"
                       f"{' since ' + safe(u['since']) if u['since'] else ''}, runs {safe(u['target'] or 'nothing')}")
-    scales = {s.name: dict(s.scale) for s in stacks}
+    scales = {s.name: dict(s.scale) for s in system.stacks}
     for stack in st.stacks:
         for service, healthy, wanted in stack.replicas(scales.get(stack.name, {})):
             style = "green" if healthy == wanted else "red"

@@ -158,6 +158,12 @@ class System:
         """The apps (pinned images) of ``stacks`` (default: every stack), in stack order."""
         return [a for s in (self.stacks if stacks is None else stacks) for a in s.apps]
 
+    @property
+    def needs_token(self) -> bool:
+        """A system that pins images pulls them from its registry with the token on the VPS; one of public
+        images only (Plantão's PostgreSQL, a binary) needs no token, no secrets folder and no login."""
+        return bool(self.apps())
+
     def versioned(self, stacks: list[Stack] | None = None) -> list[str]:
         """What a release pins a version of, in stack order: each app (image), and each binary stack (named
         after its stack). The keys of pins, history and ``--tag name=TAG``."""

@@ -121,6 +121,38 @@ def test_pin_env_keeps_other_lines_and_the_mode(lab):
     assert oct(env.stat().st_mode & 0o777) == "0o640"
 
 
+def test_pin_env_adds_no_project_line_where_compose_would_pick_that_project(lab):
+    """Issue 18 item 8: seed 001's PostgreSQL adopted as project "postgres" (its folder's name): a line added
+    to its .env reached the container through `env_file: .env` and recreated the database. Where compose would
+    pick the project anyway, no line is added; a new .env is mode 600."""
+    folder = lab.path / "servers/containers/Postgres"
+    folder.mkdir(parents=True)
+    env = folder / ".env"
+    env.write_text("POSTGRES_PASSWORD=s3cret\n")
+    before = env.read_bytes()
+    run = lab.snippet(f"pin_env '{env}' postgres && echo ok", {"pin_env"})
+    assert run.result.log == ["ok"] and env.read_bytes() == before
+    lab.snippet(f"pin_env '{env}' ems_system-postgres", {"pin_env"})
+    assert env.read_text() == "POSTGRES_PASSWORD=s3cret\nCOMPOSE_PROJECT_NAME=ems_system-postgres\n"
+    lab.snippet(f"pin_env '{env}' postgres", {"pin_env"})
+    assert env.read_text().endswith("COMPOSE_PROJECT_NAME=postgres\n"), "a line already there is kept true"
+    new = folder.parent / "_-App.1" / ".env"
+    new.parent.mkdir()
+    lab.snippet(f"pin_env '{new}' app1 IMAGE_TAG=v2@sha256:new", {"pin_env"})
+    assert new.read_text() == "IMAGE_TAG=v2@sha256:new\n" and oct(new.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root (CI runs as root)")
+def test_pin_env_keeps_the_owner_of_an_operators_env(lab):
+    """Issue 18 item 9: seed 003's /opt/plantao/.env went from opc:opc to root:root at the tool's first write."""
+    env = lab.path / ".env"
+    env.write_text("DB_PASS=x\n")
+    os.chown(env, 1234, 1234)
+    env.chmod(0o640)
+    lab.snippet(f"pin_env '{env}' p IMAGE_TAG=v2@sha256:new", {"pin_env"})
+    assert (env.stat().st_uid, env.stat().st_gid, oct(env.stat().st_mode & 0o777)) == (1234, 1234, "0o640")
+
+
 def test_pin_env_on_a_file_holding_only_its_own_lines(lab):
     env = lab.path / ".env"
     env.write_text("IMAGE_TAG=v1@sha256:old\nCOMPOSE_PROJECT_NAME=p\n")

@@ -397,3 +397,11 @@ def test_the_dry_run_look_changes_nothing(target):
     assert ("use_pin", "ems", "v1.4.3@sha256:" + "0" * 64) in program.steps
     for word in ("lock_take", "docker login", "docker pull", "atomic_write", " up -d", "record "):
         assert word not in program.text
+
+
+def test_status_asks_about_the_token_only_where_one_is_needed(target):
+    """Issue 18 item 9: `fab status` said "token file: missing" for Plantão's PostgreSQL, which pins no image."""
+    public = replace(target, system=replace(target.system, stacks=target.system.stacks[:2]))
+    assert not public.system.needs_token and target.system.needs_token
+    assert ("show_secrets",) not in status_program(public).steps
+    assert ("show_secrets",) in status_program(target).steps

@@ -70,7 +70,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     records that release reverted once its own is live. ``releases`` (the history as read) rank the binary
     releases pruning keeps: good ones first, newest first."""
     registry = target.host.registry
-    private = bool(target.system.apps())   # a system of public images only needs no token and no login
+    private = target.system.needs_token
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
              "GITHUB_API": github_api} if private else {}
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {

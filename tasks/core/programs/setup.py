@@ -29,7 +29,7 @@ def setup_program(target: Target) -> Program:
     templates; report placeholders, compose configs and the token file. What the stacks themselves need
     (folders they bind-mount, external networks) comes from those configs: ``finish_program``."""
     prog = Program(f"setup on {target.label}").step("ensure_dir", target.state_dir, "700")
-    private = bool(target.system.apps())
+    private = target.system.needs_token
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
     for s in target.system.stacks:

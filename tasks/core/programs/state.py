@@ -99,7 +99,7 @@ def status_program(target: Target) -> Program:
             prog.step("show_unit", s.name, f"{s.binary.unit}.service", s.binary.path)
         else:
             prog.step("show_stack", s.name, target.compose(s), target.project(s))
-    return prog.step("show_secrets")
+    return prog.step("show_secrets") if target.system.needs_token else prog
 
 
 @report

@@ -46,11 +46,13 @@ data() {
 data_json() { printf '@@data %s %s\n' "$1" "$2" 2>/dev/null || true; }
 
 # atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then
-# renamed over FILE. A write that fails leaves FILE as it was and returns 1.
+# renamed over FILE. A write that fails leaves FILE as it was and returns 1. A FILE that exists keeps its owner
+# and mode (an operator's .env owned by opc stays theirs); a new one is the writer's, mode 600.
 atomic_write() {
   local tmp
   tmp=$(mktemp "$1.tmp.XXXXXX") || return 1
   if cat > "$tmp"; then
+    [ ! -e "$1" ] || { chown --reference="$1" "$tmp" 2>/dev/null; chmod --reference="$1" "$tmp"; }
     sync "$tmp" 2>/dev/null
     mv -f "$tmp" "$1" && return 0
   fi

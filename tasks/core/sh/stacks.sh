@@ -132,17 +132,30 @@ env_lines_but() {
 }
 
 # pin_env ENVFILE PROJECT [VARIABLE=PIN...]: the release is kept in the stack's .env, which compose reads on
-# every `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines and the mode
-# stay.
+# every `up`, so it survives a reboot and an operator's manual `docker compose up -d`. Other lines, the owner and
+# the mode stay (a new .env is mode 600). COMPOSE_PROJECT_NAME is written only where compose would otherwise
+# pick another project (seed 001's ems/container and sms/container would both be "container"), or where the
+# line is there already: a service with `env_file: .env` gets every line in its environment, so a line added
+# to an adopted PostgreSQL's .env would recreate it.
 pin_env() {
-  local env=$1 project=$2 mode=600 line vars=()
+  local env=$1 project=$2 line vars=() own=""
   shift 2
   for line in "$@"; do vars+=("${line%%=*}"); done
-  [ -f "$env" ] && mode=$(stat -c %a "$env")
+  if [ "$(default_project "$env")" != "$project" ] || grep -q '^COMPOSE_PROJECT_NAME=' "$env" 2>/dev/null; then
+    own="COMPOSE_PROJECT_NAME=$project"
+  fi
   { env_lines_but "$env" "${vars[@]}"
     [ $# = 0 ] || printf '%s\n' "$@"
-    printf 'COMPOSE_PROJECT_NAME=%s\n' "$project"; } | atomic_write "$env" || return 1
-  chmod "$mode" "$env"
+    [ -z "$own" ] || printf '%s\n' "$own"; } | atomic_write "$env"
+}
+
+# default_project FILE: the project compose names a stack after when nothing says otherwise: the name of the
+# folder FILE is in, lower case, without what a project name cannot hold.
+default_project() {
+  local name
+  name=$(basename "$(dirname "$1")" | tr '[:upper:]' '[:lower:]' | tr -cd 'a-z0-9_-')
+  while [[ $name == [_-]* ]]; do name=${name:1}; done
+  printf '%s' "$name"
 }
 
 # pin_stack STACK new|previous: write STACK's .env with its apps' pins (none: only the project name); a
