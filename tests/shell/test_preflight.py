@@ -275,3 +275,43 @@ def test_image_names_lose_their_tag_and_digest_but_keep_a_registry_port(lab):
               'x/y@sha256:' + "2" * 64 + '; do image_name "$r"; echo; done')
     run = lab.snippet(script, {"image_name"})
     assert run.stdout.splitlines() == ["10.0.0.1:5000/a/b", "10.0.0.1:5000/a/b", "postgres", "x/y"]
+
+
+def test_a_project_two_stacks_would_claim_is_not_offered_for_adoption(lab):
+    """Issue 18 item 7: ems and sms started by hand in folders both named `container`: adopting `project:
+    container` for both is what hosts.yml refuses (two stacks, one project); the advice is to stop them and let
+    the tool start its own projects."""
+    pulls_answer(lab)
+    for app in ("ems", "sms"):
+        (lab.root / f"ems_system/repo/{app}/container").mkdir()
+    t = lab.target
+    moved = replace(t, system=replace(t.system, stacks=tuple(
+        replace(s, compose=f"repo/{s.name}/container/docker-compose.yml") if s.apps else s for s in t.system.stacks)))
+    for s in moved.system.stacks:
+        (lab.root / "ems_system" / s.compose).write_text("services: {}\n")
+    ems, sms = (lab.root / f"ems_system/repo/{a}/container" for a in ("ems", "sms"))
+    lab.answer("docker", PS_FORMAT, f"container-ems-1|container|{ems}\ncontainer-sms-1|container|{sms}\n")
+    run = lab.run(deploy_program(moved, list(moved.system.stacks), intent()))
+    refused(lab, run, f"stack ems: {ems} already runs as compose project container (container container-ems-1): "
+            f"stack sms would claim project container too, so it cannot be adopted: stop it (docker compose -p "
+            f"container down in {ems}: its containers go, its volumes stay), then deploy: the tool starts its own "
+            "project ems_system-ems", "stack sms would claim", "stack ems would claim")
+    assert "adopt it" not in run.error
+
+
+def test_replicas_scaled_by_hand_are_said_before_the_deploy_brings_them_back(lab):
+    """Issue 18 item 9: `compose up --scale sms=3` by hand, no scale: in hosts.yml: the deploy brings sms back
+    to one (or to the compose file's deploy.replicas) and now says so; scale: keeps them, and says nothing."""
+    pulls_answer(lab)
+    ps = "".join(f"ems_system-sms-sms-{i}|ems_system-sms|x|sms|running\n" for i in (1, 2, 3))
+    lab.answer("docker", PS_FORMAT, ps + "ems_system-sms-sms-4|ems_system-sms|x|sms|exited\n")
+    run = deploy(lab)
+    assert run.code == 0, run.stdout
+    assert "stack sms: service sms runs 3 containers, scaled by hand: this deploy brings it to 1 " \
+           "(scale: {sms: 3} in hosts.yml keeps them)" in run.stdout
+    lab.answer("docker", "compose -p ems_system-sms * config", "name: ems_system-sms\nservices:\n  sms:\n"
+               "    image: x\n    deploy:\n      replicas: 2\n")
+    assert "brings it to 2 " in deploy(lab).stdout
+    t = lab.target
+    scaled = [replace(s, scale=(("sms", 3),)) if s.name == "sms" else s for s in t.system.stacks]
+    assert "scaled by hand" not in lab.run(deploy_program(t, scaled, intent())).stdout

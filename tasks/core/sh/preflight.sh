@@ -19,7 +19,7 @@ compose_config() {
 # external|own", "container NAME SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck
 # SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "start_period SERVICE" (its healthcheck has
 # one), "mount SERVICE KEY rw|ro" (a named volume a service mounts), "bind SERVICE PATH" (a host folder or file
-# it mounts).
+# it mounts), "replicas SERVICE N" (deploy.replicas).
 compose_objects() {
   awk '
     function flush() {
@@ -45,6 +45,7 @@ compose_objects() {
     sec == "services" && /^    healthcheck:/ { print "healthcheck", service; next }
     sec == "services" && field == "healthcheck:" && /\/tmp\/drain/ { print "drain", service }
     sec == "services" && field == "healthcheck:" && /^      start_period: / { print "start_period", service }
+    sec == "services" && field == "deploy:" && /^      replicas: / { print "replicas", service, $2 }
     (sec == "networks" || sec == "volumes") && /^  [^ ]/ { flush(); key = $1; sub(/:$/, "", key); name = key; ext = "own"; next }
     key != "" && /^    name: / { name = $2 }
     key != "" && /^    external: true$/ { ext = "external" }
@@ -105,9 +106,22 @@ start_first_healthchecks() {
 
 own_project() { case " $OWN_PROJECTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-# adopt_hint PROJECT: how to keep a project that was started by hand (compose names containers and volumes
-# after it).
-adopt_hint() { printf "adopt it with 'project: %s' for this stack in hosts.yml" "$1"; }
+# adopt_hint STACK PROJECT [FOLDER]: how to go on from a project started by hand (compose names containers and
+# volumes after it): adopt it with `project:`, unless another stack of the host would claim that name too
+# (seed 001's ems/container and sms/container, both "container": hosts.yml refuses two stacks, one project);
+# then stop it and let the tool start its own.
+adopt_hint() {
+  local other
+  for other in "${STACKS[@]}"; do
+    if [ "$other" = "$1" ] || is_binary "$other"; then continue; fi
+    if [ "${SPEC_PROJECT[$other]}" = "$2" ] || [ "$(default_project "${SPEC_COMPOSE[$other]}")" = "$2" ]; then
+      printf "stack %s would claim project %s too, so it cannot be adopted: stop it (docker compose -p %s down%s: its containers go, its volumes stay), then deploy: the tool starts its own project %s" \
+        "$other" "$2" "$2" "${3:+ in $3}" "${SPEC_PROJECT[$1]}"
+      return 0
+    fi
+  done
+  printf "adopt it with 'project: %s' for this stack in hosts.yml" "$2"
+}
 
 # volume_holds_data NAME: true unless the volume's folder is visibly empty (a driver without a local folder
 # counts as holding data).
@@ -125,27 +139,46 @@ check_volume() {
   while read -r other project; do
     if [ -z "$other" ] || [ "$project" = "${SPEC_PROJECT[$s]}" ] || own_project "$project"; then continue; fi
     volume_holds_data "$other" || continue
-    problem "$s" "it would start on a new, empty volume $3 while volume $other of compose project ${project:-?} holds data: $(adopt_hint "$project")"
+    problem "$s" "it would start on a new, empty volume $3 while volume $other of compose project ${project:-?} holds data: $(adopt_hint "$s" "$project")"
   done < <(docker volume ls --filter "label=com.docker.compose.volume=$2" --format '{{.Name}} {{.Label "com.docker.compose.project"}}' 2>/dev/null)
 }
 
-# check_running STACK CONTAINERS: containers (name|project|working dir lines) that hold one of the stack's
-# container names, or run its compose folder under another project (started by hand there).
+# check_running STACK CONTAINERS: containers (name|project|working dir|service|state lines) that hold one of
+# the stack's container names, or run its compose folder under another project (started by hand there). RUNS
+# counts the stack's own running containers per service.
 check_running() {
-  local s=$1 name project dir folder want
+  local s=$1 name project dir service state folder want
   folder=$(dirname "${SPEC_COMPOSE[$s]}")
-  while IFS='|' read -r name project dir; do
-    if [ -z "$name" ] || [ "$project" = "${SPEC_PROJECT[$s]}" ]; then continue; fi
+  while IFS='|' read -r name project dir service state; do
+    [ -n "$name" ] || continue
+    if [ "$project" = "${SPEC_PROJECT[$s]}" ]; then
+      [ "$state" != running ] || RUNS[$service]=$(( ${RUNS[$service]:-0} + 1 ))
+      continue
+    fi
     for want in "${NAMES[@]}"; do
       [ "$name" = "$want" ] || continue
       if [ -z "$project" ]; then problem "$s" "a container named $name exists outside compose: remove or rename it"
       elif own_project "$project"; then problem "$s" "container name $name is taken by the tool's stack $project"
-      else problem "$s" "container $name already runs as compose project $project: $(adopt_hint "$project")"; fi
+      else problem "$s" "container $name already runs as compose project $project: $(adopt_hint "$s" "$project" "$dir")"; fi
     done
     if [ "$dir" = "$folder" ] && [ -n "$project" ] && ! own_project "$project"; then
-      problem "$s" "$folder already runs as compose project $project (container $name): $(adopt_hint "$project")"
+      problem "$s" "$folder already runs as compose project $project (container $name): $(adopt_hint "$s" "$project" "$dir")"
     fi
   done <<< "$2"
+}
+
+# scaled_by_hand STACK: a service running more containers than its deploy will keep (scale: in hosts.yml, else
+# the compose file's deploy.replicas, else one) was scaled by hand (`compose up --scale`): the deploy brings it
+# back, and says so. (A start-first stack's extra containers are an interrupted rollout's, replaced anyway.)
+scaled_by_hand() {
+  local svc want
+  ! is_start_first "$1" || return 0
+  for svc in "${!RUNS[@]}"; do
+    want=$(replicas "$1" "$svc")
+    [ -n "${SPEC_SCALE[$1]:-}" ] && [[ " ${SPEC_SCALE[$1]} " == *" $svc="* ]] || want=${DEPLOY_REPLICAS[$svc]:-$want}
+    [ "${RUNS[$svc]}" -le "$want" ] \
+      || say "info stack $1: service $svc runs ${RUNS[$svc]} containers, scaled by hand: this deploy brings it to $want (scale: {$svc: ${RUNS[$svc]}} in hosts.yml keeps them)"
+  done
 }
 
 # check_stack STACK CONTAINERS CONFIG: the stack's config (CONFIG.out, .err, .rc: compose_config's output,
@@ -153,7 +186,7 @@ check_running() {
 check_stack() {
   local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
-  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=() STARTS=()
+  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=() STARTS=() RUNS=() DEPLOY_REPLICAS=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
     return 0
@@ -175,11 +208,13 @@ check_stack() {
       healthcheck) CHECKED[$a]=1 ;;
       drain) DRAINS[$a]=1 ;;
       start_period) STARTS[$a]=1 ;;
+      replicas) DEPLOY_REPLICAS[$a]=$b ;;
       mount) shared_mount "$s" "$a" "$b" "$c" ;;
       bind) BINDS[$a]+=" $b " ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
+  scaled_by_hand "$s"
   pinned_images "$s"
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
   start_first_healthchecks "$s"
@@ -262,7 +297,7 @@ preflight_check() {
   declare -gA STRICT RENDERED=()
   render_start "${STACKS[@]}"
   containers=$(docker ps -a \
-    --format '{{.Names}}|{{.Label "com.docker.compose.project"}}|{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null) \
+    --format '{{.Names}}|{{.Label "com.docker.compose.project"}}|{{.Label "com.docker.compose.project.working_dir"}}|{{.Label "com.docker.compose.service"}}|{{.State}}' 2>/dev/null) \
     || die "$R_FAILED" "docker ps failed: is docker running?"
   [ -z "${RENDERING[*]:-}" ] || wait "${RENDERING[@]}" || true   # (each status is in its .rc file)
   for s in "${STACKS[@]}"; do
