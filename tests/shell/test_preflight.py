@@ -315,3 +315,22 @@ def test_replicas_scaled_by_hand_are_said_before_the_deploy_brings_them_back(lab
     t = lab.target
     scaled = [replace(s, scale=(("sms", 3),)) if s.name == "sms" else s for s in t.system.stacks]
     assert "scaled by hand" not in lab.run(deploy_program(t, scaled, intent())).stdout
+
+
+def test_an_image_of_an_unpinned_stack_the_registry_lacks_fails_as_a_pull_before_anything_stops(lab):
+    """Issue 18 item 5: infra edited to a Traefik tag the registry lacks failed at `compose up`, its restore
+    failed the same way, and the tool said exit 6 "look at the host now" while everything still ran. The
+    missing image is pulled in preflight: exit 4, nothing stopped; an image the host has is not pulled."""
+    pulls_answer(lab)
+    lab.answer("docker", f"{INFRA} config", "name: ems_system-infra\nservices:\n  traefik:\n    image: traefik:v9\n"
+               "  db:\n    image: postgres:15\n  web:\n    build:\n      context: .\n    image: local/web\n")
+    lab.answer("docker", "image inspect --format {{.Id}} *", code=1)
+    lab.answer("docker", "image inspect --format {{.Id}} postgres:15", "sha256:1\n")
+    lab.answer("docker", "pull traefik:v9", "Error response from daemon: manifest for traefik:v9 not found: "
+               "manifest unknown\n", code=1, stderr=True)
+    run = deploy(lab)
+    assert run.code == Code.PULL, run.stdout
+    assert "pull of traefik:v9 failed: Error response from daemon: manifest for traefik:v9 not found" in run.error
+    assert run.error.endswith("nothing was changed") and ups(lab) == []
+    pulls = [c for c in lab.commands("docker") if c.startswith("pull ") and "edumigsoft" not in c]
+    assert pulls == ["pull traefik:v9"], "postgres:15 is there; local/web is built by compose"

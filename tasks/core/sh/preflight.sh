@@ -19,7 +19,7 @@ compose_config() {
 # external|own", "container NAME SERVICE", "published SERVICE PORT", "image SERVICE REF", "healthcheck
 # SERVICE", "drain SERVICE" (its healthcheck names /tmp/drain), "start_period SERVICE" (its healthcheck has
 # one), "mount SERVICE KEY rw|ro" (a named volume a service mounts), "bind SERVICE PATH" (a host folder or file
-# it mounts), "replicas SERVICE N" (deploy.replicas).
+# it mounts), "replicas SERVICE N" (deploy.replicas), "build SERVICE" (compose builds its image).
 compose_objects() {
   awk '
     function flush() {
@@ -42,6 +42,7 @@ compose_objects() {
     sec == "services" && /^    container_name: / { print "container", $2, service; next }
     sec == "services" && /^        published: / { print "published", service, $2; next }
     sec == "services" && /^    image: / { print "image", service, $2; next }
+    sec == "services" && /^    build:/ { print "build", service; next }
     sec == "services" && /^    healthcheck:/ { print "healthcheck", service; next }
     sec == "services" && field == "healthcheck:" && /\/tmp\/drain/ { print "drain", service }
     sec == "services" && field == "healthcheck:" && /^      start_period: / { print "start_period", service }
@@ -186,7 +187,7 @@ scaled_by_hand() {
 check_stack() {
   local s=$1 cfg err=$3.err kind a b c sum
   NAMES=()
-  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=() STARTS=() RUNS=() DEPLOY_REPLICAS=()
+  declare -gA IMAGES=() CHECKED=() DRAINS=() BINDS=() STARTS=() RUNS=() DEPLOY_REPLICAS=() BUILT=()
   if [ "$(cat "$3.rc" 2>/dev/null)" != 0 ]; then
     problem "$s" "docker compose config fails: $(grep -v '^[[:space:]]*$' "$err" | tail -n 1 | grep . || echo 'no message')"
     return 0
@@ -209,12 +210,16 @@ check_stack() {
       drain) DRAINS[$a]=1 ;;
       start_period) STARTS[$a]=1 ;;
       replicas) DEPLOY_REPLICAS[$a]=$b ;;
+      build) BUILT[$a]=1 ;;
       mount) shared_mount "$s" "$a" "$b" "$c" ;;
       bind) BINDS[$a]+=" $b " ;;
     esac
   done < <(printf '%s\n' "$cfg" | compose_objects)
   check_running "$s" "$2"
   scaled_by_hand "$s"
+  if [ -z "${SPEC_APPS[$s]}" ]; then
+    for a in "${!IMAGES[@]}"; do [ -n "${BUILT[$a]:-}" ] || UNPINNED_IMAGES+=("${IMAGES[$a]}"); done
+  fi
   pinned_images "$s"
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
   start_first_healthchecks "$s"
@@ -293,7 +298,7 @@ render_start() {
 preflight_check() {
   say "step preflight each stack's compose config with this release's pins, its networks, volumes and names"
   local s containers
-  PROBLEMS=()
+  PROBLEMS=() UNPINNED_IMAGES=()
   declare -gA STRICT RENDERED=()
   render_start "${STACKS[@]}"
   containers=$(docker ps -a \
@@ -305,10 +310,28 @@ preflight_check() {
   done
 }
 
-# preflight_stacks: any problem refuses the deploy, all of them named, before anything that runs is stopped.
+# preflight_stacks: any problem refuses the deploy, all of them named, before anything that runs is stopped;
+# then the images of the stacks the tool does not pin are made present.
 preflight_stacks() {
   preflight_check
   [ "${#PROBLEMS[@]}" = 0 ] || die "$R_REFUSED" "preflight: $(printf '%s; ' "${PROBLEMS[@]}")nothing was changed"
+  fetch_missing
+}
+
+# fetch_missing: the images of the stacks the tool does not pin (Traefik, PostgreSQL: UNPINNED_IMAGES) that the
+# host lacks are pulled now (one look when it has them all): an image tag the registry lacks is a failed pull
+# (exit 4, nothing changed), not a `compose up` that fails once the old containers are gone, whose restore
+# fails the same way.
+fetch_missing() {
+  local ref out
+  [ -n "${UNPINNED_IMAGES[*]:-}" ] || return 0
+  ! docker image inspect --format '{{.Id}}' "${UNPINNED_IMAGES[@]}" >/dev/null 2>&1 || return 0
+  for ref in $(printf '%s\n' "${UNPINNED_IMAGES[@]}" | sort -u); do
+    ! docker image inspect --format '{{.Id}}' "$ref" >/dev/null 2>&1 || continue
+    say "info $ref is not on the host: pulling it before anything stops"
+    out=$(docker pull "$ref" 2>&1) \
+      || die "$R_PULL" "pull of $ref failed: $(printf '%s' "$out" | tail -n 1): nothing was changed"
+  done
 }
 
 # preflight_report: --dry-run's look: what preflight finds, reported; nothing refused, locked or changed.
