@@ -37,6 +37,8 @@ def test_a_plain_rollback_after_a_config_only_deploy_goes_to_the_release_before(
     config_only = vps.releases()[0]
     assert config_only["tag"] == "v1.4.3" and set(config_only["images"]) == {"ems", "sms"}
     first = vps.releases()[-1]["release"]
+    assert "preflight: nothing would refuse" in vps.ok("deploy", "--host", "t1", "--dry-run").stdout, \
+        "a dry run without --tag reads what runs (item 9)"
     plan = vps.ok("rollback", "--host", "t1", "--dry-run")
     assert f"back to release {first} (v1.4.2" in plan.stdout
     vps.ok("rollback", "--host", "t1")

@@ -23,8 +23,11 @@ def test_a_hand_started_database_is_refused_then_adopted_with_its_data(vps):
     volume postgres_pgdata). The tool's own project would give it a new, empty volume: refused, with the line
     that adopts it; with `project: postgres` the deploy keeps the container's volume and its data."""
     compose = vps.host.root / POSTGRES / "docker-compose.prod.yml"
-    compose.write_text(compose.read_text().replace("    name: ems_pgdata\n", ""))  # the seed's own file
+    compose.write_text(compose.read_text().replace("    name: ems_pgdata\n", "")   # the seed's own file, which
+                       .replace("    restart: unless-stopped\n", "    restart: unless-stopped\n    env_file: .env\n"))
+    (compose.parent / ".env").write_text("POSTGRES_USER=admin\n")               # gives its .env to the container
     vps.host.inside(HAND_START)
+    started = vps.host.docker("compose", "-p", "postgres", "ps", "-q").stdout
     before = vps.snapshot()
     res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
     assert_unchanged(vps, before, res, errors.BAD_INPUT, f"/root/{POSTGRES} already runs as compose project postgres",
@@ -35,6 +38,9 @@ def test_a_hand_started_database_is_refused_then_adopted_with_its_data(vps):
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
     assert vps.version() == "v1.4.3"
+    assert vps.host.docker("compose", "-p", "postgres", "ps", "-q").stdout == started, \
+        "adopting changes nothing that runs: the database container is the one started by hand (issue 18 item 8)"
+    assert (compose.parent / ".env").read_text() == "POSTGRES_USER=admin\n"
     data = vps.host.docker("compose", "-p", "postgres", "exec", "-T", "postgres", "/bin/busybox", "cat",
                            "/var/lib/postgresql/data/table.dat").stdout
     assert data == "rows: 42\n"
