@@ -334,3 +334,21 @@ def test_an_image_of_an_unpinned_stack_the_registry_lacks_fails_as_a_pull_before
     assert run.error.endswith("nothing was changed") and ups(lab) == []
     pulls = [c for c in lab.commands("docker") if c.startswith("pull ") and "edumigsoft" not in c]
     assert pulls == ["pull traefik:v9"], "postgres:15 is there; local/web is built by compose"
+
+
+def test_a_stack_without_a_pin_whose_containers_compose_never_replaced_is_not_a_broken_host(lab):
+    """Issue 18 item 5: compose failed at infra's `up` before replacing anything (its containers are the ones
+    that ran before, running and healthy): nothing to put back, so the previous release is back (exit 9), not
+    "look at the host now" (exit 6) after a second `up` that fails the same way."""
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    lab.answer("docker", "ps -aq --filter label=com.docker.compose.project=ems_system-infra *", "c1\n")
+    lab.answer("docker", "inspect --format * c1", "/ems_system-infra-traefik-1 running healthy 0 always\n")
+    lab.answer("docker", f"{INFRA} up *", "Error response from daemon: driver failed programming external "
+               "connectivity: Bind for 127.0.0.1:443 failed: port is already allocated\n", code=1)
+    run = deploy(lab)
+    assert run.code == Code.NOT_STARTED, run.stdout
+    assert ups(lab) == ["compose -p ems_system-infra"], "not brought up a second time"
+    assert "compose replaced none of its containers: they run as they did" in run.stdout
+    assert "the previous good release v1.4.2 is back and healthy" in run.error

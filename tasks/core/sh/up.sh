@@ -2,7 +2,8 @@
 # Up: the stacks brought up in order (a together wave at once; a stack compose would not change left alone)
 # behind the health gate, the release recorded live, and the previous good release put back when the gate fails.
 # Globals: STACKS, SPEC_*, PINS (stacks.sh, images.sh); SWITCHED (stacks this release changed), FAILED_UP and
-# COMPOSE_FAILED (the first stack whose up failed, and compose's words), WAVE (stack -> its together wave).
+# COMPOSE_FAILED (the first stack whose up failed, and compose's words), AS_IT_WAS (that stack, when compose
+# replaced none of its containers), WAVE (stack -> its together wave).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; TAG (the release's label), RELEASE, STATE and R_* come from the program's head
 
 # compose_up STACK: `docker compose up -d` of STACK with its replicas; compose's output on stdout.
@@ -140,15 +141,18 @@ pins_moved() {
 
 # up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
-# missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why.
+# missing image or network: not the containers' health), COMPOSE_FAILED says which stack and why, and for a
+# stack the tool does not pin AS_IT_WAS names it when compose replaced none of its containers (restore then
+# has nothing to put back: an `up` of the same files would fail the same way).
 up() {
-  local stack=$1 out rc why
+  local stack=$1 out rc why before=""
   ! is_binary "$stack" || { does "$stack" up; return; }
   if ! pins_moved "$stack" && unchanged "$stack"; then
     say "info $stack: as it runs (configuration, images, healthy containers): not brought up again"
     health_gate "$stack"
     return
   fi
+  [ -n "${SPEC_APPS[$stack]}" ] || before=$(project_containers "${SPEC_PROJECT[$stack]}" 2>/dev/null | sort)
   out=$(bring_up "$stack"); rc=$?
   if [ "$rc" != 0 ] && [[ $out == *"Cannot connect to the Docker daemon"* ]]; then
     say "info dockerd is not answering: waiting for it (60 s), then $stack once more"
@@ -163,7 +167,10 @@ up() {
     say "fail $stack: $why"
     case $out in
       *unhealthy*|*"exited ("*|*"exited with code"*|*"is not running"*|*"dependency failed"*|*"is not healthy after"*) ;;
-      *) COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check" ;;
+      *) COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check"
+         # shellcheck disable=SC2034  # (restore reads it; a program that restores nothing, a live restore, does not)
+         [ -z "$before" ] || [ "$(project_containers "${SPEC_PROJECT[$stack]}" 2>/dev/null | sort)" != "$before" ] \
+           || AS_IT_WAS=$stack ;;
     esac
     return 1
   fi
@@ -238,11 +245,13 @@ up_all() {
   dir=$(mktemp -d "$STATE/up.XXXXXX") || { say "fail cannot create a folder in $STATE"; return 1; }
   TMP_FILES+=("$dir")
   for s in "$@"; do
-    ( COMPOSE_FAILED=""; up "$s" > "$dir/$s"; rc=$?; printf '%s' "$COMPOSE_FAILED" > "$dir/$s.why"; exit "$rc" ) &
+    ( COMPOSE_FAILED="" AS_IT_WAS=""; up "$s" > "$dir/$s"; rc=$?
+      printf '%s\n%s' "$AS_IT_WAS" "$COMPOSE_FAILED" > "$dir/$s.why"; exit "$rc" ) &
     pids+=("$!")
   done
   for s in "$@"; do
-    wait "${pids[0]}" || { [ -n "$FAILED_UP" ] || { FAILED_UP=$s; COMPOSE_FAILED=$(cat "$dir/$s.why"); }; failed=1; }
+    wait "${pids[0]}" || { [ -n "$FAILED_UP" ] || { FAILED_UP=$s
+      { read -r AS_IT_WAS; COMPOSE_FAILED=$(cat); } < "$dir/$s.why"; }; failed=1; }
     pids=("${pids[@]:1}")
     cat "$dir/$s"
   done
@@ -260,7 +269,11 @@ restore() {
   undo_checkout || ok=1
   for s in "${SWITCHED[@]}"; do
     if [ -z "${SPEC_APPS[$s]}" ]; then
-      [ "$s" != "$FAILED_UP" ] || { say "step restore $s: up again as it was"; up "$s" || ok=1; }
+      if [ "$s" = "${AS_IT_WAS:-}" ] && wait_healthy "$s" >/dev/null; then
+        say "info $s: compose replaced none of its containers: they run as they did"
+      elif [ "$s" = "$FAILED_UP" ]; then
+        say "step restore $s: up again as it was"; up "$s" || ok=1
+      fi
       continue
     fi
     say "step restore $s: back to the previous good release's pins"
