@@ -405,3 +405,17 @@ def test_status_asks_about_the_token_only_where_one_is_needed(target):
     assert not public.system.needs_token and target.system.needs_token
     assert ("show_secrets",) not in status_program(public).steps
     assert ("show_secrets",) in status_program(target).steps
+
+
+def test_the_closure_follows_calls_not_words(target):
+    """A word in a message ("step preflight ..."), an awk program or an argument is not a call: a deploy program
+    used to carry migrate-layout's preflight, manifest, overlapping and only_empty_dirs. Commands in command
+    position, in a double-quoted $( ), and functions named as values (hooks, a kind's functions) are."""
+    names = {"a", "b", "c", "d", "e", "f", "g", "h"}
+    code = ('a x; say "step b $(c 1)" | d\nif e; then awk \'{ f() }\' ; fi\nHOOKS+=(g h)\nlocal v=$(  a )\n'
+            'echo "no call: b"  # nor here: b\n')
+    assert library.calls(code, names) == {"a", "c", "d", "e", "g", "h"}
+    program = deploy_program(target, list(target.system.stacks), intent())
+    defined = set(re.findall(r"^([a-z_][a-z0-9_]*)\(\) \{", program.text, re.M))
+    assert not defined & {"preflight", "manifest", "overlapping", "only_empty_dirs", "survey"}, defined
+    assert {"preflight_stacks", "go_live", "apply", "up"} <= defined

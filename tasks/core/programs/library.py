@@ -19,6 +19,12 @@ FILES = ("base", "lock", "registry", "images", "stacks", "up", "rollout", "binar
 FUNCTION = re.compile(r"^([a-z_][a-z0-9_]*)\(\) \{")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE = re.compile(r"\bR_[A-Z_]+\b")
+# The tokens of unquoted shell code; after one of START (or at the start) a word is in command position.
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=?|\$\(|<\(|&&|\|\||;;|[;&|(){}!\n]|\S")
+START = {"\n", ";", ";;", "&", "|", "&&", "||", "(", ")", "{", "!", "$(", "<(",
+         "then", "do", "else", "elif", "if", "while", "until"}
+# A function named as a value, called later by name: SPEC_DOES[$1:up]=unit_up, EXIT_HOOKS+=(undo_checkout).
+NAMED = re.compile(r"=\(([^)]*)\)|=([a-z_][a-z0-9_]*)(?=[\s;)]|$)", re.M)
 
 
 class LibraryError(Exception):
@@ -30,7 +36,7 @@ class Function:
     name: str
     file: str
     text: str                 # its definition
-    calls: frozenset[str]     # other library functions its code names
+    calls: frozenset[str]     # other library functions its code runs (see ``calls``)
     codes: frozenset[str]     # the R_* exit codes it uses
 
 
@@ -62,6 +68,82 @@ class Library:
 
     def prelude_calls(self) -> set[str]:
         return {w for w in WORD.findall(_code(self.prelude)) if w in self.functions}
+
+
+def calls(code: str, names: set[str] | frozenset[str]) -> frozenset[str]:
+    """The library functions ``code`` runs: words of ``names`` in command position, or assigned as a value (a
+    hook, a kind's function), outside quoted text but for the ``$( )`` of a double-quoted string. A word in a
+    message ("step preflight ...") or an awk program is not a call."""
+    bare, found, first = _unquoted(code), set(), True
+    for token in TOKEN.findall(bare):
+        if first and not token.endswith("="):
+            found.add(token)
+        first = token in START
+    for words, word in NAMED.findall(bare):
+        found.update(words.split() if words else [word])
+    return frozenset(found & set(names))
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with the inside of its quotes and its comments blanked out, keeping the command substitutions
+    of double-quoted strings (``"$(name ...)"`` runs ``name``)."""
+    out, _ = _scan(text, 0, None)
+    return out
+
+
+def _scan(text: str, i: int, end: str | None) -> tuple[str, int]:
+    """Code from ``i`` up to ``end`` (``)`` closing a ``$(``, tracked by depth; None: the end): (what counts, where
+    it stopped)."""
+    out, depth = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            out.append("  ")
+            i += 2
+            continue
+        if c == "'":
+            close = text.find("'", i + 1)
+            close = len(text) - 1 if close < 0 else close
+            out.append(" " * (close - i + 1))
+            i = close + 1
+            continue
+        if c == '"':
+            inner, i = _quoted(text, i + 1)
+            out.append(" " + inner + " ")
+            continue
+        if c == "#" and (i == 0 or text[i - 1] in " \t\n;"):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        if text.startswith("$(", i):
+            inner, i = _scan(text, i + 2, ")")
+            out.append("$(" + inner + ")")
+            continue
+        if end and c == "(":
+            depth += 1
+        elif end and c == ")":
+            if depth == 0:
+                return "".join(out), i + 1
+            depth -= 1
+        out.append(c)
+        i += 1
+    return "".join(out), i
+
+
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    """A double-quoted string from ``i``: blanks, but for the ``$( )`` inside it; and where it ended."""
+    out = []
+    while i < len(text) and text[i] != '"':
+        if text[i] == "\\":
+            out.append("  ")
+            i += 2
+        elif text.startswith("$(", i):
+            inner, i = _scan(text, i + 2, ")")
+            out.append(" $(" + inner + ") ")
+        else:
+            out.append("\n" if text[i] == "\n" else " ")
+            i += 1
+    return "".join(out), i + 1
 
 
 def _code(text: str) -> str:
@@ -100,6 +182,6 @@ def load() -> Library:
         if name in functions:
             raise LibraryError(f"{stem}.sh: function {name} is also defined in {functions[name].file}.sh")
         code = _code(text)
-        calls = frozenset(w for w in WORD.findall(code) if w in names and w != name)
-        functions[name] = Function(name, stem, text, calls, frozenset(CODE.findall(code)))
+        body = code[code.index("{") + 1:]   # (after "name() {")
+        functions[name] = Function(name, stem, text, calls(body, names) - {name}, frozenset(CODE.findall(code)))
     return Library(_code((SH_DIR / "prelude.sh").read_text()), functions)
