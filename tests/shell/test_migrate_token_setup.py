@@ -171,12 +171,25 @@ def test_remove_old_never_deletes_a_folder_that_is_the_new_one(lab):
     assert (new / "photo.jpg").read_text() == "live data"
 
 
-def test_preflight_refuses_overlapping_folders(lab):
+def test_the_migration_checks_refuse_overlapping_folders(lab):
     (lab.root / "ems_system" / "repo").mkdir(parents=True, exist_ok=True)
-    run = lab.snippet("preflight", {"preflight"},
+    run = lab.snippet("migration_checks", {"migration_checks"},
                       {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout", "VOLUMES": [],
                        "COPIES": [f"repo\t{lab.root / 'ems_system'}\t{lab.root / 'ems_system' / 'repo'}"]})
     assert any("inside each other" in d["reason"] for d in run.result.all("refuse")), run.stdout
+
+
+def test_every_refusal_reaches_the_message_as_it_was_said(lab):
+    """The reasons used to be cut back out of their own JSON lines with sed: an escaped quote leaked into the
+    message as \\" and a ';' inside one split it in two. Now they are kept as said, every one named."""
+    odd = lab.path / 'old "x"; y'
+    lab.answer("docker", "volume inspect nosuch", code=1)
+    run = lab.snippet("migration_checks_or_die", {"migration_checks_or_die"},
+                      {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout", "VOLUMES": ["nosuch"],
+                       "COPIES": [f"repo\t{odd}\t{lab.root / 'ems_system' / 'repo'}"]})
+    assert run.code == Code.REFUSED
+    assert run.error.startswith(f"refused before changing anything: the old repo folder {odd} is missing; "
+                                "the named volume nosuch does not exist"), run.error
 
 
 def test_a_resumed_migration_does_not_refuse_its_own_verified_copy(lab):
@@ -188,7 +201,7 @@ def test_a_resumed_migration_does_not_refuse_its_own_verified_copy(lab):
     (dst / "ems" / ".env").write_text("UPLOADS=/root/ems_system/data/uploads/ems\n")  # re-pointed
     (lab.state / "migration").mkdir(parents=True)
     (lab.state / "migration" / "copied-repo").write_text("x\n")
-    run = lab.snippet("preflight", {"preflight"}, {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout",
+    run = lab.snippet("migration_checks", {"migration_checks"}, {"BASE": lab.root / "ems_system", "ACTION": "migrate-layout",
                                                    "VOLUMES": [], "COPIES": [f"repo\t{src}\t{dst}"]})
     assert run.result.all("refuse") == [], run.stdout
 

@@ -33,36 +33,39 @@ migrated_already() {
   fi
 }
 
-# preflight: every reason to refuse, as @@data refuse lines (survey reports them, the migration dies on them).
-preflight() {
+# refuse REASON: a reason the migration cannot go ahead: in REFUSALS, and an @@data refuse line (survey shows it).
+refuse() { REFUSALS+=("$1"); data refuse reason "$1"; }
+
+# migration_checks: every reason to refuse (refuse): survey reports them, the migration dies on them.
+migration_checks() {
   local entry name src dst need=0 avail probe v
   lock_holder
   if [ "$HOLDING" != 1 ] && [ -n "$LOCK_INFO" ]; then
     if resumable_lock "$LOCK_INFO"; then say "info resuming an interrupted migration ($LOCK_INFO)"
-    else data refuse reason "a deploy lock is held: $LOCK_INFO"; fi
+    else refuse "a deploy lock is held: $LOCK_INFO"; fi
   fi
   for entry in "${COPIES[@]}"; do
     IFS=$'\t' read -r name src dst <<< "$entry"
     # copied and verified by an interrupted run (its .env files may since have been re-pointed): done
     if [ -f "$STATE/migration/copied-$name" ] && [ -d "$dst" ]; then continue; fi
     if [ ! -d "$src" ]; then
-      data refuse reason "the old $name folder $src is missing"
+      refuse "the old $name folder $src is missing"
       continue
     fi
     need=$(( need + $(du -sb "$src" | cut -f1) ))
-    if overlapping "$src" "$dst"; then data refuse reason "the old $name folder $src and its new place $dst are the same folder or inside each other"
-    elif [ -e "$dst" ] && ! [ -d "$dst" ]; then data refuse reason "$dst exists and is not a folder"
+    if overlapping "$src" "$dst"; then refuse "the old $name folder $src and its new place $dst are the same folder or inside each other"
+    elif [ -e "$dst" ] && ! [ -d "$dst" ]; then refuse "$dst exists and is not a folder"
     elif [ -d "$dst" ] && ! only_empty_dirs "$dst" && [ "$(manifest "$dst")" != "$(manifest "$src")" ]; then
-      data refuse reason "$dst already holds other content than $src: move it aside first"
+      refuse "$dst already holds other content than $src: move it aside first"
     fi
   done
   probe=$BASE; while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
   avail=$(df -B1 --output=avail "$probe" | tail -n 1 | tr -d ' ')
   data space need "$need" avail "$avail"
   [ $(( need + need / 10 + 1048576 )) -le "$avail" ] \
-    || data refuse reason "not enough free disk under $probe: the copies need $need bytes (+10%), $avail are free"
+    || refuse "not enough free disk under $probe: the copies need $need bytes (+10%), $avail are free"
   for v in "${VOLUMES[@]}"; do
-    docker volume inspect "$v" >/dev/null 2>&1 || data refuse reason "the named volume $v does not exist"
+    docker volume inspect "$v" >/dev/null 2>&1 || refuse "the named volume $v does not exist"
   done
 }
 
@@ -85,7 +88,7 @@ old_containers() {
 # interrupted run saved, the volumes.
 survey() {
   if [ -f "$STATE/migration/done" ]; then data migrated at "$(cat "$STATE/migration/done")"; return 0; fi
-  preflight
+  migration_checks
   old_containers
   local line rest a b v
   if [ -f "$STATE/migration/plan" ]; then
@@ -102,10 +105,13 @@ survey() {
   done
 }
 
-preflight_or_die() {
-  local refusals
-  refusals=$(preflight | sed -n 's/^@@data refuse {"reason":"\(.*\)"}$/\1/p' | paste -sd ';' | sed 's/;/; /g')
-  [ -z "$refusals" ] || die "$R_REFUSED" "refused before changing anything: $refusals"
+# migration_checks_or_die: the migration goes ahead only when nothing refuses it (every reason named).
+migration_checks_or_die() {
+  local all
+  REFUSALS=()
+  migration_checks
+  all=$(printf '%s; ' "${REFUSALS[@]}")
+  [ "${#REFUSALS[@]}" = 0 ] || die "$R_REFUSED" "refused before changing anything: ${all%; }"
   mkdir -p "$STATE/migration" || die "$R_FAILED" "cannot create $STATE/migration"
 }
 
