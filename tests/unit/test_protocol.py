@@ -1,4 +1,7 @@
 """The protocol's pure parts: redaction, reading a program's lines into a Result, exit codes defined once."""
+import json
+from pathlib import Path
+
 import pytest
 
 from tasks.core import errors
@@ -66,3 +69,17 @@ def test_an_odd_status_is_a_clear_error_not_a_crash():
         parse_status(Result(data={"stack": [{"name": "ems", "containers": "{not json"}]}))
     with pytest.raises(ToolError, match="cannot read"):
         parse_status(Result(data={"current": [{"release": "r", "tag": "v", "pins": ["x"]}]}))
+
+
+def test_compose_ps_json_in_every_shape_compose_prints():
+    """One object per line (compose v2.21+, captured from the sandbox), one array (older), objects back to back,
+    nothing; anything else is a report the tool cannot read."""
+    from tasks.core.programs.state import containers
+    captured = (Path(__file__).resolve().parents[1] / "shell/captured/compose-ps.json").read_text()
+    lines = containers(captured)
+    assert lines and all("Service" in c for c in lines)
+    assert containers(json.dumps(lines)) == lines
+    assert containers("".join(json.dumps(c) for c in lines)) == lines
+    assert containers("  \n") == []
+    with pytest.raises(ToolError, match="cannot read"):
+        containers('{"Name": "a"} }{')

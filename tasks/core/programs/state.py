@@ -117,15 +117,16 @@ UNIT_FIELDS = ("stack", "unit", "state", "sub", "since", "target")
 
 @report
 def containers(raw: str) -> list[dict]:
-    """compose ps --format json prints one object per line (v2.21+) or one array (older): accept both."""
-    raw = raw.strip()
-    if not raw:
-        return []
-    try:
-        data = json.loads(raw)
-        return data if isinstance(data, list) else [data]
-    except ValueError:
-        return [json.loads(part) for part in raw.replace("}{", "}\n{").splitlines() if part.strip()]
+    """compose ps --format json prints one object per line (v2.21+) or one array (older): accept both, and
+    nothing else (every value is read whole by the JSON decoder; no text is split by hand)."""
+    decoder, out, i = json.JSONDecoder(), [], 0
+    while True:
+        while i < len(raw) and raw[i].isspace():
+            i += 1
+        if i == len(raw):
+            return out
+        value, i = decoder.raw_decode(raw, i)
+        out.extend(value if isinstance(value, list) else [value])
 
 
 def unlock_program(target: Target) -> Program:
