@@ -134,11 +134,11 @@ def find_good(releases: list[Release], tag: str) -> Release:
                     BAD_INPUT)
 
 
-def good_tags(releases: list[Release], name: str) -> list[str]:
-    """The tags ``name`` (a binary stack) ran with in good releases, the newest first, each once: the binary
-    releases worth keeping, in the order pruning keeps them."""
-    tags = [grammar.pin_tag(r.pins[name]) for r in reversed(releases) if r.state == "good" and name in r.pins]
-    return list(dict.fromkeys(tags))
+def good_pins(releases: list[Release], name: str) -> list[str]:
+    """The pins (tag@sha256) ``name`` (a binary stack) ran with in good releases, the newest first, each once:
+    the builds that once passed their gate (never replaced by another build of their tag), in the order pruning
+    keeps them."""
+    return list(dict.fromkeys(r.pins[name] for r in reversed(releases) if r.state == "good" and name in r.pins))
 
 
 def snapshot_after(releases: list[Release], rel: Release) -> Release | None:

@@ -9,9 +9,10 @@ import os
 
 import pytest
 
-from tasks.core import inventory
+from tasks.core import history, inventory
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program
+from tasks.core.programs.protocol import Code
 
 from .conftest import HERE, Lab
 
@@ -46,6 +47,16 @@ def upload(lab, data: bytes) -> str:
 def deploy(lab, tag: str, sha: str, artifact_bytes: bytes | None = None):
     intent = Intent("deploy", f"r-{tag}", tag, "ana@laptop", "laptop", tags={"escala": tag}, artifacts={"escala": sha})
     return lab.run(deploy_program(lab.target, list(lab.target.system.stacks), intent))
+
+
+def deploy_read(lab, tag: str, sha: str = "", pin: str = ""):
+    """A deploy of ``tag`` (an uploaded ``sha``, or the kept ``pin``) built as the task builds it: with the
+    history read from the host first."""
+    log = lab.root / "plantao/state/releases.jsonl"
+    rels = history.parse(log.read_text()) if log.exists() else []
+    intent = Intent("deploy", f"r{len(rels)}", tag, "ana", "laptop", tags={"escala": tag} if sha else {},
+                    artifacts={"escala": sha} if sha else {}, pins={"escala": pin} if pin else {})
+    return lab.run(deploy_program(lab.target, list(lab.target.system.stacks), intent, releases=rels))
 
 
 def live(lab) -> str:
@@ -127,15 +138,8 @@ def test_pruning_keeps_the_good_releases_before_a_build_that_never_went_live(bin
     """Issue 18 item 6 (keep: 2): v1, v2, v3 failing (v2 put back), rollback to v1, v2 again, then a deploy
     that keeps the binary. By age, pruning kept the never-live v3 and dropped v1, so `rollback --to v1` then
     failed (exit 4). The good releases rank first (newest first), then the rest."""
-    from tasks.core import history
-    from tasks.core.programs.deploy import deploy_program as program
-
     def run(tag, sha="", pin=""):
-        log = bin_lab.root / "plantao/state/releases.jsonl"
-        rels = history.parse(log.read_text()) if log.exists() else []
-        intent = Intent("deploy", f"r{len(rels)}", tag, "ana", "laptop", tags={"escala": tag} if sha else {},
-                        artifacts={"escala": sha} if sha else {}, pins={"escala": pin} if pin else {})
-        return bin_lab.run(program(bin_lab.target, list(bin_lab.target.system.stacks), intent, releases=rels))
+        return deploy_read(bin_lab, tag, sha, pin)
 
     v1 = upload(bin_lab, V1)
     assert run("v1", v1).code == 0
@@ -150,3 +154,17 @@ def test_pruning_keeps_the_good_releases_before_a_build_that_never_went_live(bin
     releases = sorted(p.name for p in (bin_lab.root / "opt/plantao/releases").iterdir())
     assert releases == ["v1", "v2"], "the good ones; v3 never passed its gate"
     assert run("v1", pin=f"v1@sha256:{v1}").code == 0 and live(bin_lab).endswith("releases/v1/escala-plantao")
+
+
+def test_a_build_that_never_passed_its_gate_may_be_replaced_under_its_tag_but_a_good_one_never(bin_lab):
+    """The history (read by the task) says which builds once passed their gate: v2 failed, so a fixed build of
+    v2 replaces it; v1 ran, so other bytes under v1 are refused (give the build a new tag)."""
+    assert deploy_read(bin_lab, "v1", upload(bin_lab, V1)).code == 0
+    bin_lab.answer("systemctl", "show -p ActiveState --value plantao.service", "failed\n", once=True)
+    assert deploy_read(bin_lab, "v2", upload(bin_lab, V2)).code == 13
+    fixed = b"\x7fELF escala v2, fixed\n"
+    run = deploy_read(bin_lab, "v2", upload(bin_lab, fixed))
+    assert run.code == 0 and "replaced by another build of that tag" in run.stdout
+    assert (bin_lab.root / "opt/plantao/releases/v2/escala-plantao").read_bytes() == fixed
+    run = deploy_read(bin_lab, "v1", upload(bin_lab, b"\x7fELF another v1\n"))
+    assert run.code == Code.REFUSED and "release v1 of escala is on the host with other bytes" in run.error

@@ -67,8 +67,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
                    reverts: Intent | None = None, releases: list[history.Release] = ()) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``; a rollback --with-data first restores each
     database stack of ``snapshot`` to its backup; a fleet's revert (``reverts``: the release it takes back)
-    records that release reverted once its own is live. ``releases`` (the history as read) rank the binary
-    releases pruning keeps: good ones first, newest first."""
+    records that release reverted once its own is live. ``releases`` (the history as read) say which binary
+    builds once passed their gate: never replaced by another build of their tag, and kept first by pruning."""
     registry = target.host.registry
     private = target.system.needs_token
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
@@ -106,7 +106,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     for s in target.system.binaries(stacks):   # installed once preflight passed: a refused deploy leaves none
         prog.head["ARTIFACTS"] = target.artifacts
         prog.step("fetch_binary", s.name, (intent.tags or {}).get(s.name, ""), (intent.artifacts or {}).get(s.name, ""),
-                  (intent.pins or {}).get(s.name, ""))
+                  (intent.pins or {}).get(s.name, ""), *history.good_pins(list(releases), s.name))
     if snapshot:
         restore_before_rollback(prog, target, list(snapshot), stacks)
     else:
@@ -114,7 +114,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     prog.step("config_snapshot", *[w for f in sorted(intent.untouched.files.items()) for w in f])
     prog.step("record", "deploying").step("go_live")
     for s in target.system.binaries(stacks):   # only once the release is live: the one before stays
-        prog.step("prune_releases", s.name, *history.good_tags(list(releases), s.name))
+        prog.step("prune_releases", s.name, *history.good_pins(list(releases), s.name))
     return prog
 
 

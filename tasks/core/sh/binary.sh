@@ -30,10 +30,11 @@ selinux_label() {
   restorecon -R "$@" >/dev/null || say "info restorecon -R $* failed"
 }
 
-# fetch_binary STACK TAG SHA PIN: this release's binary in its folder. A deploy (TAG, SHA) installs the
-# uploaded ARTIFACTS/SHA, checked, as releases/TAG/ (built aside, renamed into place; a TAG already there with
-# other bytes only if it never ran: see replaceable); a rollback or a kept stack (PIN tag@sha256:...) uses
-# the release kept there, checked. RELEASE_BINARIES gets its unit and size, for the release history.
+# fetch_binary STACK TAG SHA PIN [GOOD...]: this release's binary in its folder. A deploy (TAG, SHA) installs
+# the uploaded ARTIFACTS/SHA, checked, as releases/TAG/ (built aside, renamed into place; a TAG already there
+# with other bytes only if it never ran: see replaceable; GOOD are the pins that passed their gate, from the
+# history); a rollback or a kept stack (PIN tag@sha256:...) uses the release kept there, checked.
+# RELEASE_BINARIES gets its unit and size, for the release history.
 fetch_binary() {
   local stack=$1 tag=$2 sha=$3 pin=$4 file dir tmp
   if [ -n "$pin" ]; then tag=${pin%@*} sha=${pin#*@sha256:}; fi
@@ -42,7 +43,7 @@ fetch_binary() {
   say "step binary $stack: $tag (sha256 ${sha:0:12}) in $dir"
   if [ -e "$file" ] && [ "$(file_sha "$file")" = "$sha" ]; then
     :
-  elif [ -e "$file" ] && { [ -n "$pin" ] || ! replaceable "$stack" "$tag" "$file"; }; then
+  elif [ -e "$file" ] && { [ -n "$pin" ] || ! replaceable "$stack" "$tag" "$file" "${@:5}"; }; then
     die "$R_REFUSED" "release $tag of $stack is on the host with other bytes than sha256 ${sha:0:12} (it runs, or once passed its gate): give this build a new tag"
   elif [ -n "$pin" ]; then
     die "$R_PULL" "release $tag of $stack is no longer on the host (pruned): deploy it again with --artifact"
@@ -67,13 +68,13 @@ fetch_binary() {
   RELEASE_BINARIES+="${RELEASE_BINARIES:+,}$(json_str "$stack"):{\"unit\":$(json_str "${BIN[$stack:unit]}"),\"bytes\":$(stat -c %s "$file")}"
 }
 
-# replaceable STACK TAG FILE: a release folder another build of the same tag may replace: not live, and never
-# recorded good in the history (a release that failed its gate, or was never deployed).
+# replaceable STACK TAG FILE [GOOD...]: a release folder another build of the same tag may replace: not live,
+# and not one of the GOOD pins (a build that failed its gate, or was never deployed).
 replaceable() {
   local old
   [ "$(readlink "${BIN[$1:path]}")" != "$3" ] || return 1
   old=$(cat "${3%/*}/sha256" 2>/dev/null) || return 0
-  ! grep -F "\"$1\":\"$2@sha256:$old\"" "$STATE/releases.jsonl" 2>/dev/null | grep -q '"state":"good"'
+  [[ " ${*:4} " != *" $2@sha256:$old "* ]]
 }
 
 # link_binary STACK new|previous: the live path points at this release (new) or back at what it pointed at
@@ -143,17 +144,17 @@ check_binary() {
     || problem "$1" "$path is neither a file nor a symlink: the tool will not replace it"
 }
 
-# prune_releases STACK [TAG...]: keep the live release, the one it replaced, and the first BIN[:keep] folders
-# in this order: the TAGs (STACK's good releases in the history, newest first: rollback targets), then the
-# others (a build that failed its gate, a binary kept from by hand), newest first. Remove the rest and the
+# prune_releases STACK [GOOD...]: keep the live release, the one it replaced, and the first BIN[:keep] folders
+# in this order: those of the GOOD pins (STACK's good releases in the history, newest first: rollback
+# targets), then the others (a build that failed its gate, a binary kept from by hand), newest first. Remove the rest and the
 # uploaded artifacts no kept release holds. (By age alone, a never-live build outranked the release a
 # rollback --to needed.)
 prune_releases() {
-  local stack=$1 live prev d n=0 keep=" " dirs root tag
+  local stack=$1 live prev d n=0 keep=" " dirs root pin
   declare -A seen=()
   root=$(dirname "${BIN[$stack:path]}")/releases
   live=$(readlink "${BIN[$stack:path]}") prev=${PREV_TARGET[$stack]:-}
-  mapfile -t dirs < <(for tag in "${@:2}"; do [ ! -d "$root/$tag" ] || printf '%s/\n' "$root/$tag"; done
+  mapfile -t dirs < <(for pin in "${@:2}"; do [ ! -d "$root/${pin%@*}" ] || printf '%s/\n' "$root/${pin%@*}"; done
                       ls -1dt "$root"/*/ 2>/dev/null)
   for d in "${dirs[@]}"; do
     d=${d%/}
