@@ -353,9 +353,10 @@ def test_github_is_asked_only_about_ghcr_tokens_or_on_a_registrys_opt_in(target,
                                      ("https://", False), ("https://x/$(id)", False)])
 def test_a_token_is_only_ever_sent_over_https_or_to_the_vpss_loopback(tmp_path, url, ok):
     (tmp_path / "hosts.yml").write_text(f"registry: {{server: r.example, username: u, github_api: '{url}'}}\n"
-                                        "systems: {s: {stacks: {a: {compose: c.yml}}}}\nhosts: {}\n")
+                                        "systems: {s: {stacks: {a: {compose: c.yml}}}}\n"
+                                        "hosts: {h: {address: 10.0.0.1, systems: [s]}}\n")
     if ok:
-        assert inventory.load(tmp_path / "hosts.yml") is not None
+        assert inventory.load(tmp_path / "hosts.yml").host("h").registry.github_api == url
     else:
         with pytest.raises(ToolError, match=r"hosts.yml:1: .*must be an https:// URL"):
             inventory.load(tmp_path / "hosts.yml")
