@@ -34,8 +34,10 @@ from .core.ui import console, safe
           "dry-run": "print the exact program, then preview what retention would prune (nothing is written); with "
                      "--json only the preview"})
 def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json=False):
-    """Back up every database stack of a system on the VPS: pg_dump -Fc and the roles, verified, checksummed,
-    then old backups pruned by the retention counts."""
+    """Back up every database stack on the VPS (pg_dump -Fc and roles), verified, then prune by retention.
+
+    Each dump is read back whole and checksummed before the backup counts; old backups are pruned by the
+    retention counts only after a verified one was made."""
     out = {}
     with select(host, system, all, group) as sel:
         targets = _with_databases(sel.targets)
@@ -87,8 +89,10 @@ def backups(c, host=None, group=None, all=False, system=None, json=False):
           "json": "print the drill's figures as JSON",
           "dry-run": "print the exact program and change nothing"})
 def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, live=False, yes=False):
-    """Restore a backup: by default a drill into a scratch database beside the live one (tables, rows and
-    time restored; nothing live changes); --live over the live databases."""
+    """Restore a backup: a drill into a scratch database (nothing live changes), or --live over the live ones.
+
+    The drill reports tables, rows and time restored; --live takes a fresh backup first and swaps the restored
+    databases in by renames, in one transaction."""
     name = from_
     if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
         raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "

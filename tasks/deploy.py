@@ -33,7 +33,8 @@ from .core.ui import console, safe
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
            json=False):
-    """Deploy a tagged release: lock, login, pull, restart stacks in order, health-gate, record (rolls back by itself).
+    """Deploy a tagged release: pull, restart the stacks in order behind the health gate, record (or roll back).
+
     Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
     choice = check_tags(tag) if tag is not None else None
     ref = check_ref(ref) if ref is not None else None

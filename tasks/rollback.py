@@ -24,8 +24,9 @@ from .core.ui import console, err_console, safe
 def rollback(c, host=None, group=None, all=False, to=None, system=None, force=False, dry_run=False,
              allow_placeholders=False, with_data=False, yes=False, parallel=None, batch=None, no_revert=False,
              json=False):
-    """Roll back to a recorded release (no --to: the previous good one): its exact image digests and its commit;
-    its data too with --with-data (the default never touches data). Several hosts are one transaction."""
+    """Roll back to a recorded release by its image digests and commit (no --to: the previous good one).
+
+    Its data too with --with-data (the default never touches data). Several hosts are one transaction."""
     if to is not None:
         check_label(to)
     rollout = Rollout.parse(parallel, batch, no_revert)

@@ -67,3 +67,11 @@ def test_the_dry_run_says_which_services_roll_behind_nginx_and_where_their_upstr
     assert "stack ems: start-first for ems behind nginx (service web; upstream blocks written to upstreams/ and " \
            "nginx reloaded) (new containers beside the old" in out
     assert "\nrun nginx_pool ems web /root/ems_system/repo/servers/ems/container/upstreams ems=8080\n" in out
+
+
+def test_fab_list_shows_a_whole_sentence_for_every_task():
+    """Invoke's --list shows a docstring's first line: backup, restore and rollback used to be cut mid-sentence."""
+    from tasks.main import namespace
+    for name in namespace.task_names:
+        first = namespace[name].__doc__.strip().splitlines()[0]
+        assert first.endswith((".", ")")) and len(first) <= 110, f"{name}: {first!r}"
