@@ -8,19 +8,18 @@ hosts go before the app hosts), in parallel within a step (``--parallel``) and i
 the hosts this run already switched get the release they ran before (``--no-revert`` keeps them). The result
 is one row per host and system (switched, reverted, untouched, failed) and the worst exit code.
 
-Worker threads only run programs and post events; the main thread shows them (``ui.FleetView``).
+Worker threads only run programs and post events; the main thread shows them (``events.Events``).
 """
 from __future__ import annotations
 
 import math
-import queue
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from . import history
 from .cli import Selection, new_release_id, operator, run_release
 from .errors import BAD_INPUT, FAILED, NEEDS_ATTENTION, ToolError, worst
+from .events import Events
 from .grammar import redact
 from .model import Stack, Target
 from .programs.declare import Intent
@@ -28,7 +27,7 @@ from .programs.deploy import deploy_program, going_back
 from .programs.protocol import Program, Result, execute
 from .programs.state import free_program, hold_program, read_state, switched_from
 from .ssh import Session
-from .ui import EventDisplay, FleetView, Outcome, console, outcome_table, safe
+from .ui import Outcome, console, outcome_table, safe
 
 RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched")   # a job's end, in this order
 MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider fleet goes in waves)
@@ -114,54 +113,6 @@ def by_host(jobs: list[Job]) -> list[list[Job]]:
     for job in jobs:
         hosts.setdefault(job.host, []).append(job)
     return list(hosts.values())
-
-
-class Events:
-    """Worker threads only run programs and post events here; the main thread shows them (``ui.FleetView``),
-    so the terminal has one writer."""
-
-    def __init__(self, as_json: bool):
-        self.queue: queue.Queue = queue.Queue()
-        self.as_json = as_json
-        self.view: FleetView | None = None   # opened when the changes start (an upload's progress bar comes before)
-
-    def open(self) -> None:
-        self.view = FleetView(self.as_json)
-
-    def close(self) -> None:
-        if self.view:
-            self.view.close()
-
-    def post(self, event: str, **fields) -> None:
-        self.queue.put({"event": event, **fields})
-
-    def display(self, target: Target) -> EventDisplay:
-        """Where one host's program reports its steps."""
-        return EventDisplay(target.host.name, target.system.name, self.queue.put)
-
-    def drain(self) -> None:
-        while True:
-            try:
-                event = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if self.view:
-                self.view.show(event)
-        if self.view:
-            self.view.tick()
-
-    def parallel(self, items: list, work: Callable, width: int) -> list:
-        """``work(item)`` for each item on at most ``width`` threads; this thread shows their events meanwhile."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=max(1, min(width, len(items)))) as pool:
-            futures = [pool.submit(work, item) for item in items]
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                self.drain()
-        self.drain()
-        return [f.result() for f in futures]
 
 
 class Run:
