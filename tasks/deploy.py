@@ -8,7 +8,16 @@ from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent, Untouched
-from .core.programs.deploy import deploy_program, label, look_program, looked, new_volumes, unchecked, unset, untouched
+from .core.programs.deploy import (
+    deploy_program,
+    look_program,
+    looked,
+    new_volumes,
+    release_label,
+    unchecked,
+    unset,
+    untouched,
+)
 from .core.programs.protocol import execute
 from .core.programs.state import State, read_state
 from .core.programs.token import deploy_warning
@@ -56,7 +65,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
                                    target.system.versioned(stacks), keep)
             rest = untouched(state, target, stacks) if state else Untouched()
-            intent = Intent("deploy", run.release, label(tags, {**rest.pins, **pins}) or "config", by, origin,
+            intent = Intent("deploy", run.release, release_label(tags, {**rest.pins, **pins}), by, origin,
                             pins=pins, tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()},
                             fleet=run.fleet, untouched=rest, history_sha=state and state.history_sha)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),

@@ -9,7 +9,7 @@ from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_label, check_tag
 from .core.model import Stack, Target
 from .core.programs.declare import Intent
-from .core.programs.deploy import config_differences, deploy_program, going_back, label, untouched
+from .core.programs.deploy import config_differences, deploy_program, going_back, release_label, untouched
 from .core.programs.state import State, read_state
 from .core.ui import console, err_console, safe
 
@@ -47,7 +47,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                 tags = {a.name: check_tag(to) for a in target.system.apps()}
                 stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
                 rest = untouched(state, target, stacks)
-                intent = Intent("rollback", run.release, label(tags, rest.pins), by, origin,
+                intent = Intent("rollback", run.release, release_label(tags, rest.pins), by, origin,
                                 history_sha=state.history_sha, tags=tags, fleet=run.fleet, untouched=rest)
             else:
                 intent, stacks = going_back(state, rel, target, by, origin, run.release, run.fleet)

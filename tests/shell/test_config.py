@@ -112,7 +112,7 @@ def test_a_deploy_of_one_stack_records_the_whole_system(lab):
     files (ems's as the running release recorded them, sms's hashed again)."""
     from tasks import deploy as deploy_task
     from tasks.core import history as hist
-    from tasks.core.programs.deploy import label, untouched
+    from tasks.core.programs.deploy import release_label, untouched
     from tasks.core.programs.state import Current, State
     origin_and_checkout(lab)
     pulls_answer(lab)
@@ -126,7 +126,7 @@ def test_a_deploy_of_one_stack_records_the_whole_system(lab):
     rest = untouched(state, t, sms)
     tags, kept = deploy_task._versions("v1.4.2", pins, t, t.system.versioned(sms), [])
     lab.answer("docker", "pull *", captured="docker-pull.txt")
-    res = lab.run(deploy_program(t, sms, intent(release="r2", tag=label(tags, {**rest.pins, **kept}), tags=tags,
+    res = lab.run(deploy_program(t, sms, intent(release="r2", tag=release_label(tags, {**rest.pins, **kept}), tags=tags,
                                                 untouched=rest)))
     assert res.code == 0, res.stdout
     last = history(lab)[-1]

@@ -10,7 +10,7 @@ from tasks import rollback as rb
 from tasks.core import history, inventory
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_label, check_tags
-from tasks.core.programs.deploy import label
+from tasks.core.programs.deploy import release_label
 from tasks.core.programs.state import Current, State
 
 from .test_history import line
@@ -37,8 +37,8 @@ def test_bad_tag_choices_are_refused(bad):
 
 
 def test_a_release_is_labelled_by_its_one_tag_or_by_each_stacks():
-    assert label({"ems": "v1.4.3", "sms": "v1.4.3"}, {}) == "v1.4.3"
-    assert label({"ems": "v2.0.1"}, {"sms": S1}) == "ems=v2.0.1,sms=v1.4.3"
+    assert release_label({"ems": "v1.4.3", "sms": "v1.4.3"}, {}) == "v1.4.3"
+    assert release_label({"ems": "v2.0.1"}, {"sms": S1}) == "ems=v2.0.1,sms=v1.4.3"
     assert check_label("ems=v2.0.1,sms=v1.4.3") and check_label("v1.4.3")
     rec = ('{"release":"r1","tag":"ems=v2.0.1,sms=v1.4.3","action":"deploy","by":"a","from":"b","state":"good",'
            '"at":"2026-11-26T00:00:00Z","images":{}}')
@@ -73,7 +73,7 @@ def test_a_tag_for_a_deploy_without_images_is_refused(target):
     with pytest.raises(ToolError, match="pins no image") as e:
         deploy_task._check_named("v1", [(target, [target.system.stacks[0]])])
     assert e.value.code == BAD_INPUT
-    assert label({}, {}) == ""
+    assert release_label({}, {}) == "config"
 
 
 @pytest.mark.parametrize("ref", ["main", "v2.1.0", "release/2.1", "a" * 40])

@@ -11,13 +11,14 @@ from .protocol import Program, Result, fields, report
 from .state import State
 
 
-def label(tags: dict[str, str], pins: dict[str, str]) -> str:
+def release_label(tags: dict[str, str], pins: dict[str, str]) -> str:
     """A release's label: its one tag when every app it pulls or keeps has the same, else app=tag pairs
-    (sorted): what history, status and rollback --to call it. Empty when it pins no image."""
+    (sorted): what history, status and rollback --to call it; "config" when it pins no image (its releases
+    differ by their commit of repo/)."""
     versions = {**{s: grammar.pin_tag(p) for s, p in pins.items()}, **tags}
     distinct = set(versions.values())
     if not distinct:
-        return ""
+        return "config"
     if len(distinct) == 1:
         return distinct.pop()
     return ",".join(f"{s}={t}" for s, t in sorted(versions.items()))
@@ -31,7 +32,7 @@ def going_back(state: State, rel: history.Release, target: Target, by: str, orig
     what they run, and the label says what runs after it."""
     stacks = [s for s in target.system.stacks if _recorded(s, rel)]
     rest = untouched(state, target, stacks)
-    intent = Intent("rollback", release, label({}, {**rest.pins, **rel.pins}) or "config", by, origin, rel.pins,
+    intent = Intent("rollback", release, release_label({}, {**rest.pins, **rel.pins}), by, origin, rel.pins,
                     state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest)
     return intent, stacks
 
