@@ -263,3 +263,13 @@ def test_pulls_at_once_need_no_disk(lab):
                       {"run", "add_image", "fetch_images"})
     assert run.code == 0, run.error
     assert [d["app"] for d in run.result.all("pin")] == ["ems", "sms"]
+
+
+def test_names_are_matched_as_text_never_as_a_regular_expression(lab):
+    """current_pin read state/current with `sed "s/^pin $1 //p"`: an app named ems.x also matched emsAx's line
+    (a '.' in a regex is any character). after_prefix compares text."""
+    lab.state.mkdir()
+    (lab.state / "current").write_text("release r1\ntag v1\npin emsAx v9@sha256:" + "9" * 64 + "\n"
+                                       "pin ems.x v1@sha256:" + "1" * 64 + "\n")
+    run = lab.snippet("current_pin ems.x; current_pin ems; current_line tag", {"current_pin", "current_line"})
+    assert run.stdout.splitlines() == ["v1@sha256:" + "1" * 64, "v1"]

@@ -45,6 +45,14 @@ data() {
 # data_json KEY JSON: one @@data line whose value the caller built as JSON (nested objects).
 data_json() { printf '@@data %s %s\n' "$1" "$2" 2>/dev/null || true; }
 
+# after_prefix PREFIX: the rest of each line of stdin that starts with PREFIX, compared as text (never as a
+# regular expression: a '.' in a name is a dot, not any character).
+after_prefix() {
+  local line
+  while IFS= read -r line; do [[ $line != "$1"* ]] || printf '%s\n' "${line#"$1"}"; done
+  return 0
+}
+
 # atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then
 # renamed over FILE. A write that fails leaves FILE as it was and returns 1. A FILE that exists keeps its owner
 # and mode (an operator's .env owned by opc stays theirs); a new one is the writer's, mode 600.

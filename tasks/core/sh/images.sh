@@ -21,7 +21,7 @@ digest_of_pull() {
   local digest
   digest=$(sed -n 's/^Digest: \(sha256:[0-9a-f]\{64\}\)$/\1/p' | tail -n 1)
   [ -n "$digest" ] || digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1:$2" \
-    | sed -n "s|^$1@\(sha256:[0-9a-f]\{64\}\)\$|\1|p" | head -n 1)
+    | after_prefix "$1@" | grep -m 1 -x -E 'sha256:[0-9a-f]{64}')
   [ -n "$digest" ] && printf '%s\n' "$digest"
 }
 

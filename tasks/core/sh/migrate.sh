@@ -77,7 +77,7 @@ old_containers() {
     docker inspect --format '{{index .Config.Labels "com.docker.compose.project"}}	{{index .Config.Labels "com.docker.compose.project.working_dir"}}	{{index .Config.Labels "com.docker.compose.project.config_files"}}	{{index .Config.Labels "com.docker.compose.service"}}	{{.Config.Image}}	{{.Image}}' "$c"
   done | while IFS=$'\t' read -r project workdir files service ref id; do
     case "$workdir/" in "$OLD_REPO"/*) ;; *) continue ;; esac
-    digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$id" | sed -n "s|^${ref%:*}@||p" | head -n 1)
+    digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$id" | after_prefix "${ref%:*}@" | head -n 1)
     tag=${ref##*:}; case $ref in *@*) tag=${ref#*:}; tag=${tag%@*} ;; esac
     pin=""; [ -n "$digest" ] && [ "$tag" != "$ref" ] && pin="$tag@$digest"
     data old project "$project" workdir "$workdir" files "$files" service "$service" ref "$ref" pin "$pin"

@@ -42,7 +42,7 @@ write_current() {
 }
 
 # current_line KEY / current_pin STACK / current_tag: what the current file says runs.
-current_line() { [ -f "$STATE/current" ] && sed -n "s/^$1 //p" "$STATE/current"; }
+current_line() { [ -f "$STATE/current" ] && after_prefix "$1 " < "$STATE/current"; }
 current_pin() { current_line "pin $1"; }
 current_tag() { current_line tag; }
 
