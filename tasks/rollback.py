@@ -40,17 +40,11 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
         for target in sel.targets:
             state, rel = states[target.label], chosen[target.label]
             if rel is False:
-                show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s "
-                              "run is in its history")
+                show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
+                     "in its history")
                 continue
-            if rel is None:  # --force: a tag the history does not know, pulled by tag for every app
-                tags = {a.name: check_tag(to) for a in target.system.apps()}
-                stacks = [s for s in target.system.stacks if not s.binary]   # a binary needs its recorded bytes
-                rest = untouched(state, target, stacks)
-                intent = Intent("rollback", run.release, release_label(tags, rest.pins), by, origin,
-                                history_sha=state.history_sha, tags=tags, fleet=run.fleet, untouched=rest)
-            else:
-                intent, stacks = going_back(state, rel, target, by, origin, run.release, run.fleet)
+            intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet) if rel
+                              else _forced(state, target, to, by, origin, run))
             snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
             show(_what_comes_back(target, rel, intent, snapshot))
             program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
@@ -62,6 +56,16 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                             notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
         if jobs:
             run.go(jobs)
+
+
+def _forced(state: State, target: Target, tag: str, by: str, origin: str, run: Run) -> tuple[Intent, list[Stack]]:
+    """--force: a tag the history does not know, pulled by tag for every app; a binary keeps what it runs (it
+    needs its recorded bytes)."""
+    tags = {a.name: check_tag(tag) for a in target.system.apps()}
+    stacks = [s for s in target.system.stacks if not s.binary]
+    rest = untouched(state, target, stacks)
+    return Intent("rollback", run.release, release_label(tags, rest.pins), by, origin, history_sha=state.history_sha,
+                  tags=tags, fleet=run.fleet, untouched=rest), stacks
 
 
 def _what_comes_back(target: Target, rel: history.Release | None, intent: Intent,

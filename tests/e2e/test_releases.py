@@ -43,3 +43,11 @@ def test_a_plain_rollback_after_a_config_only_deploy_goes_to_the_release_before(
     assert f"back to release {first} (v1.4.2" in plan.stdout
     vps.ok("rollback", "--host", "t1")
     assert versions(vps) == ("v1.4.2", "v1.4.2")
+
+
+def test_a_tag_the_history_does_not_know_is_refused_naming_the_host_unless_forced(vps):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    res = vps.fab("rollback", "--host", "t1", "--to", "v1.4.2")
+    assert res.returncode == 2 and "t1/ems_system: v1.4.2 is not in the release history" in res.stderr
+    vps.ok("rollback", "--host", "t1", "--to", "v1.4.2", "--force")
+    assert versions(vps) == ("v1.4.2", "v1.4.2") and vps.running()["tag"] == "v1.4.2"
