@@ -105,17 +105,20 @@ def test_the_token_never_leaks(vps):
     """Not in output, history, audit, dry-run, any command the VPS ran (sshd's record), nor any local argv."""
     token = vps.token
     assert token in vps.secrets.read_text()  # the search below can find it when it is there
-    seen_in_argv = []
+    seen_in_argv, scans = [], []
     stop = threading.Event()
 
     def watch_argv():
+        # (a process may end between the listing and the read: skipped, never the end of the watch; Path.glob
+        # stats each entry and raised ProcessLookupError once, which silently ended the watch for the rest)
         while not stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            for pid in os.listdir("/proc"):
                 try:
-                    if token.encode() in cmdline.read_bytes():
-                        seen_in_argv.append(cmdline)
+                    if pid.isdigit() and token.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        seen_in_argv.append(pid)
                 except OSError:
                     pass
+            scans.append(1)
 
     watcher = threading.Thread(target=watch_argv, daemon=True)
     watcher.start()
@@ -128,8 +131,10 @@ def test_the_token_never_leaks(vps):
                    vps.fab("rollback", "--host", "t1"),
                    vps.fab("status", "--host", "t1"), vps.fab("releases", "--host", "t1", "--json")]
     finally:
+        alive = watcher.is_alive()
         stop.set()
         watcher.join()
+    assert alive and len(scans) > 10, "the argv watch ran all along"
     assert [o.returncode for o in outputs] == [0, 0, errors.ROLLED_BACK, 0, 0, 0, 0, 0]
     assert not seen_in_argv, f"token in the argv of {seen_in_argv}"
     places = {f"output of fab {i}": o.stdout + o.stderr for i, o in enumerate(outputs)}
