@@ -19,7 +19,8 @@ def write_entry(sb: Sandbox, hosts) -> None:
     """hosts.d/sandbox.yml, so that `fab deploy --host sandbox` works with the committed hosts.yml."""
     ENTRY.parent.mkdir(exist_ok=True)
     entries = {h.name: sb.inventory_entry(h) for h in hosts}
-    ENTRY.write_text("# Written by `python -m sandbox up`; not committed. Hosts of the local sandbox VPS.\n"
+    ENTRY.write_text("# yaml-language-server: $schema=../schema/hosts.d.schema.json\n"
+                     "# Written by `python -m sandbox up`; not committed. Hosts of the local sandbox VPS.\n"
                      + yaml.safe_dump({"hosts": entries}, sort_keys=False))
 
 

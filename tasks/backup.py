@@ -12,7 +12,7 @@ from rich.table import Table
 from .core import grammar
 from .core.cli import command, confirm, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.model import Stack, Target
+from .core.model import Stack
 from .core.programs.backup import (
     backup_program,
     drill_program,
@@ -26,6 +26,7 @@ from .core.programs.backup import (
 )
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
+from .core.target import Target
 from .core.ui import console, safe
 
 

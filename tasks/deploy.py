@@ -6,7 +6,7 @@ from .core.cli import FLEET_HELP, command, operator, print_program, select, spli
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
-from .core.model import Stack, Target
+from .core.model import Stack
 from .core.programs.declare import Intent, Untouched
 from .core.programs.deploy import (
     deploy_program,
@@ -21,6 +21,7 @@ from .core.programs.deploy import (
 from .core.programs.protocol import execute
 from .core.programs.state import State, read_state
 from .core.programs.token import deploy_warning
+from .core.target import Target
 from .core.ui import console, safe
 
 

@@ -5,10 +5,10 @@ import sys
 
 from .core.cli import command, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.model import Target
 from .core.programs.declare import Intent
 from .core.programs.migrate import Survey, migrate_program, remove_old_program, survey_program
 from .core.programs.protocol import execute
+from .core.target import Target
 from .core.ui import console, safe
 
 

@@ -7,10 +7,11 @@ from .core.cli import FLEET_HELP, command, confirm, operator, print_program, sel
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
 from .core.grammar import check_label, check_tag
-from .core.model import Stack, Target
+from .core.model import Stack
 from .core.programs.declare import Intent
 from .core.programs.deploy import config_differences, deploy_program, going_back, release_label, untouched
 from .core.programs.state import State, read_state
+from .core.target import Target
 from .core.ui import console, err_console, safe
 
 

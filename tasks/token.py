@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from .core.cli import Selection, command, operator, print_program, select
 from .core.errors import BAD_INPUT, TOKEN_WARNING, ToolError
 from .core.grammar import check_token, redact
-from .core.model import Target
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
 from .core.programs.token import check_program, describe, rotate_program
+from .core.target import Target
 from .core.ui import Outcome, outcome_table
 
 ALL_HELP = "every host in hosts.yml, in parallel"

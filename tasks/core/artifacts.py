@@ -9,8 +9,9 @@ import os
 from dataclasses import dataclass
 
 from .errors import BAD_INPUT, ToolError
-from .model import Stack, Target
+from .model import Stack
 from .ssh import Session
+from .target import Target
 from .ui import console, safe, transfer
 
 

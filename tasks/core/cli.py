@@ -21,10 +21,11 @@ from invoke.exceptions import Exit
 from . import grammar, inventory
 from .errors import BAD_INPUT, FAILED, TOKEN_WARNING, ToolError
 from .grammar import redact
-from .model import Inventory, Target
+from .model import Inventory
 from .programs.declare import Intent
 from .programs.protocol import Program, Result, execute
 from .ssh import Session
+from .target import Target
 from .ui import console, err_console, safe, show_program
 
 # Help for the options most tasks share; a task's own help for the same option wins.

@@ -6,7 +6,7 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from .model import Target
+from .target import Target
 from .ui import EventDisplay, FleetView
 
 

@@ -21,12 +21,13 @@ from .cli import Selection, new_release_id, operator, run_release
 from .errors import BAD_INPUT, FAILED, NEEDS_ATTENTION, ToolError, worst
 from .events import Events
 from .grammar import redact
-from .model import Stack, Target
+from .model import Stack
 from .programs.declare import Intent
 from .programs.deploy import deploy_program, going_back
 from .programs.protocol import Program, Result, execute
 from .programs.state import free_program, hold_program, read_state, switched_from
 from .ssh import Session
+from .target import Target
 from .ui import Outcome, console, outcome_table, safe
 
 RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched")   # a job's end, in this order

@@ -1,7 +1,8 @@
 """The configuration objects: hosts, the systems they run, each system's stacks and the apps (images) they pin,
 and the paths derived from them. A ``Target`` (one system on one host) owns every path of it on the host: its
-folder, state, secrets, compose files, .env files, compose projects and image repositories. Built and
-validated by ``inventory.load`` from hosts.yml; nothing here reads a file.
+folder, state, secrets, compose files, .env files, compose projects and image repositories. Built by
+``hostsfile``'s models, which declare each key of hosts.yml once with its default (none is repeated here);
+nothing here reads a file.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 
 from . import grammar
 from .errors import BAD_INPUT, ToolError
+from .target import Target
 
-DEFAULT_SECRETS = ".secrets/github"
 DEFAULT_GITHUB_API = "https://api.github.com"
 
 
@@ -20,8 +21,8 @@ DEFAULT_GITHUB_API = "https://api.github.com"
 class Registry:
     server: str
     username: str
-    logout: bool = False   # docker logout after the pulls: no credentials left in ~/.docker/config.json
-    github_api: str | None = None   # opt-in: this registry's password is a GitHub token; ask this API about it
+    logout: bool           # docker logout after the pulls: no credentials left in ~/.docker/config.json
+    github_api: str | None          # opt-in: this registry's password is a GitHub token; ask this API about it
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class App:
     name=TAG``), ``tag_var`` the variable of the compose file's image line that carries its tag@digest."""
     name: str
     image: str                # the repository, without a tag
-    tag_var: str = "IMAGE_TAG"
+    tag_var: str
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class Database:
     runs as, the role to connect as (None: the container's POSTGRES_USER, as the official image sets it) and
     the databases (empty: every database but the templates and ``postgres``)."""
     service: str
-    user: str | None = None
-    databases: tuple[str, ...] = ()
+    user: str | None
+    databases: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ class Retention:
     """How many backups to keep per stack: the ``last`` newest, and the newest of each of the last ``daily``
     days, ``weekly`` ISO weeks and ``monthly`` months that have one (a backup may count for several; restic's
     rules). The newest is always kept."""
-    last: int = 3
-    daily: int = 7
-    weekly: int = 4
-    monthly: int = 6
+    last: int
+    daily: int
+    weekly: int
+    monthly: int
 
     def __str__(self) -> str:
         return f"keep last {self.last}, daily {self.daily}, weekly {self.weekly}, monthly {self.monthly}"
@@ -65,7 +66,7 @@ class NginxPool:
     file, mounted into nginx, included by its nginx.conf) and nginx reloaded (gracefully) at each change."""
     service: str                               # the compose service that runs nginx, in the same stack
     upstreams: tuple[tuple[str, int], ...]     # (proxied service, its port): only these roll start-first
-    folder: str = "upstreams"                  # relative to the compose file's folder
+    folder: str                                # relative to the compose file's folder
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,10 @@ class StartFirst:
     service's new containers start beside the old ones and take traffic only once healthy; the old ones are
     drained out of the proxy's pool before they stop. The default (no StartFirst) stops, then starts. The
     proxy is Traefik (health-filtered docker labels) unless ``nginx`` says otherwise."""
-    drain: int = 3                          # seconds the proxy needs to drop a container that turned unhealthy
-    batch: int = 0                          # replicas replaced at a time (0: all of a service's at once)
-    shared_volumes: tuple[str, ...] = ()    # named volumes old and new containers may both write (allowed here)
-    nginx: NginxPool | None = None          # nginx in front: the tool writes its upstreams and reloads it
+    drain: int                              # seconds the proxy needs to drop a container that turned unhealthy
+    batch: int                              # replicas replaced at a time (0: all of a service's at once)
+    shared_volumes: tuple[str, ...]         # named volumes old and new containers may both write (allowed here)
+    nginx: NginxPool | None                 # nginx in front: the tool writes its upstreams and reloads it
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,10 @@ class Binary:
     release lives in releases/<tag>/ beside ``path``, which becomes a symlink the tool switches atomically."""
     path: str                        # the live path the unit's ExecStart runs (absolute)
     unit: str                        # the systemd unit, without .service
-    owner: str | None = None         # user[:group] of the release folders (the seed's chown -R opc:opc)
-    mode: str = "0755"
-    keep: int = 5                    # releases kept beside it (the live one and the one before always)
-    unit_template: str | None = None  # relative to <root>/<system>: fab setup installs it as the unit file
+    owner: str | None                # user[:group] of the release folders (the seed's chown -R opc:opc)
+    mode: str
+    keep: int                        # releases kept beside it (the live one and the one before always)
+    unit_template: str | None        # relative to <root>/<system>: fab setup installs it as the unit file
 
     @property
     def name(self) -> str:
@@ -111,30 +112,30 @@ class Stack:
     two (backend, frontend), each with its own variable."""
     name: str
     compose: str | None       # relative to <root>/<system>; None for a binary
-    apps: tuple[App, ...] = ()
-    health: str | None = None
-    wait: int = 120
-    project: str | None = None   # keep the compose project of a stack started by hand (its containers, volumes)
-    scale: tuple[tuple[str, int], ...] = ()   # (service, replicas): honoured by every up, restore and rollback
-    require_healthcheck: bool = False   # refuse a deploy whose pinned services have no healthcheck
-    env_template: str | None = None     # the file beside the compose file its .env is made from
-    placeholders: tuple[str, ...] = ()  # more values that must not stay in its .env (a template's defaults)
-    database: Database | None = None    # a PostgreSQL the tool backs up and restores
-    binary: Binary | None = None        # a binary under systemd instead of a compose file (its app: the stack)
-    hosts: tuple[str, ...] = ()         # placement: the hosts or groups it runs on (empty: every host of the system)
-    start_first: StartFirst | None = None   # rollout: start-first (None: stop, then start)
+    apps: tuple[App, ...]
+    health: str | None
+    wait: int
+    project: str | None          # keep the compose project of a stack started by hand (its containers, volumes)
+    scale: tuple[tuple[str, int], ...]        # (service, replicas): honoured by every up, restore and rollback
+    require_healthcheck: bool           # refuse a deploy whose pinned services have no healthcheck
+    env_template: str | None            # the file beside the compose file its .env is made from
+    placeholders: tuple[str, ...]       # more values that must not stay in its .env (a template's defaults)
+    database: Database | None           # a PostgreSQL the tool backs up and restores
+    binary: Binary | None               # a binary under systemd instead of a compose file (its app: the stack)
+    hosts: tuple[str, ...]              # placement: the hosts or groups it runs on (empty: every host of the system)
+    start_first: StartFirst | None          # rollout: start-first (None: stop, then start)
 
 
 @dataclass(frozen=True)
 class System:
     name: str
     stacks: tuple[Stack, ...]
-    secrets: str = DEFAULT_SECRETS
-    tag: str | None = None
-    keep: Retention = Retention()
-    backup_before_deploy: bool = False   # a verified dump of every database before each deploy, in its release
+    secrets: str
+    tag: str | None
+    keep: Retention
+    backup_before_deploy: bool           # a verified dump of every database before each deploy, in its release
+    together: tuple[tuple[str, ...], ...]   # consecutive stacks independent of each other: brought up at once
     elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
-    together: tuple[tuple[str, ...], ...] = ()   # consecutive stacks independent of each other: brought up at once
 
     def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
         """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its
@@ -187,10 +188,10 @@ class System:
 class Legacy:
     """Where a system lived before seed 001's hierarchy (for migrate-layout). Absolute paths on the host."""
     repo: str                       # the old git checkout (holds servers/...)
-    letsencrypt: str | None = None  # the old Traefik ACME folder
-    uploads: str | None = None      # the old uploads folder (with <app>/ inside)
-    logs: str | None = None         # the old logs folder (with <app>/ inside)
-    volumes: tuple[str, ...] = ()   # named volumes that must survive untouched (PostgreSQL's)
+    letsencrypt: str | None         # the old Traefik ACME folder
+    uploads: str | None             # the old uploads folder (with <app>/ inside)
+    logs: str | None                # the old logs folder (with <app>/ inside)
+    volumes: tuple[str, ...]        # named volumes that must survive untouched (PostgreSQL's)
 
 
 @dataclass(frozen=True)
@@ -199,12 +200,12 @@ class Host:
     address: str
     systems: tuple[System, ...]
     registry: Registry
-    user: str = "root"
-    port: int = 22
-    root: str = "/root"
-    identity: str | None = None
-    known_hosts: str | None = None
-    legacy: tuple = ()   # (system name, Legacy) pairs
+    user: str
+    port: int
+    root: str
+    identity: str | None
+    known_hosts: str | None
+    legacy: tuple        # (system name, Legacy) pairs
 
     def projects(self) -> list[str]:
         """Every compose project the tool runs on this host (what is not one of them was started by hand)."""
@@ -219,99 +220,11 @@ class Host:
         return [Target(self, s) for s in chosen]
 
 
-@dataclass(frozen=True)
-class Target:
-    """One system on one host, and where everything of it lives there (seed 001's hierarchy)."""
-    host: Host
-    system: System
-
-    @property
-    def label(self) -> str:
-        return f"{self.host.name}/{self.system.name}"
-
-    @property
-    def base(self) -> str:
-        """<root>/<system>."""
-        return posixpath.join(self.host.root, self.system.name)
-
-    @property
-    def state_dir(self) -> str:
-        """The tool's own state: beside data/, outside repo/, so a re-clone cannot lose it."""
-        return posixpath.join(self.base, "state")
-
-    @property
-    def secrets(self) -> str:
-        return posixpath.join(self.base, self.system.secrets)
-
-    @property
-    def letsencrypt(self) -> str:
-        """Traefik's ACME state, shared by every system of the host."""
-        return posixpath.join(self.host.root, "infra", "letsencrypt")
-
-    @property
-    def legacy(self) -> Legacy | None:
-        return dict(self.host.legacy).get(self.system.name)
-
-    def migration_copies(self) -> list[tuple[str, str, str]]:
-        """(name, old path, new path) of everything migrate-layout copies, in order (seed 001, steps 1-2)."""
-        legacy = self.legacy
-        if legacy is None:
-            return []
-        out = [("repo", legacy.repo, self.path("repo"))]
-        if legacy.letsencrypt:
-            out.append(("letsencrypt", legacy.letsencrypt, self.letsencrypt))
-        for kind in ("uploads", "logs"):
-            if getattr(legacy, kind):
-                out.append((kind, getattr(legacy, kind), self.path(f"data/{kind}")))
-        return out
-
-    @property
-    def artifacts(self) -> str:
-        """Where binaries arrive (named by their sha256) before a deploy installs them: the tool's state."""
-        return posixpath.join(self.state_dir, "artifacts")
-
-    @property
-    def backups(self) -> str:
-        """Where ``fab backup`` writes (seed 001's data/backups/): on the VPS, beside the data it saves."""
-        return self.path("data/backups")
-
-    def path(self, relative: str) -> str:
-        return posixpath.join(self.base, relative)
-
-    def relative(self, path: str) -> str:
-        """``path`` as the release record names it: relative to <root>/<system> when it lies inside."""
-        return path.removeprefix(self.base + "/")
-
-    def compose(self, stack: Stack) -> str:
-        return self.path(stack.compose)
-
-    def env_file(self, stack: Stack) -> str:
-        """The .env beside the compose file: compose reads it on every `up`; the tool pins releases there."""
-        return posixpath.join(posixpath.dirname(self.compose(stack)), ".env")
-
-    def upstreams(self, stack: Stack) -> str:
-        """The folder of nginx's upstream blocks (rollout.nginx.folder), beside the compose file."""
-        return posixpath.join(posixpath.dirname(self.compose(stack)), stack.start_first.nginx.folder)
-
-    def project(self, stack: Stack) -> str:
-        """The compose project: the stack's ``project:`` (one started by hand, adopted with its containers and
-        volumes), else <system>-<stack> (the seed's ems/container and sms/container folders would otherwise
-        both be project "container")."""
-        return stack.project or f"{self.system.name}-{stack.name}"
-
-    def image_repo(self, app: App) -> str:
-        """The full repository of ``app``'s image: relative names go to the host's registry."""
-        first = app.image.split("/", 1)[0]
-        if "/" in app.image and ("." in first or ":" in first or first == "localhost"):
-            return app.image
-        return f"{self.host.registry.server}/{app.image}"
-
-
 @dataclass
 class Inventory:
     path: Path
+    github_api: str | None          # where to ask GitHub about a token (default api.github.com for ghcr.io)
     hosts: dict[str, Host] = field(default_factory=dict)
-    github_api: str | None = None   # where to ask GitHub about a token (default api.github.com for ghcr.io)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> host names, as listed
     systems: dict[str, System] = field(default_factory=dict)           # every stack, wherever it is placed
 

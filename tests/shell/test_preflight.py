@@ -202,7 +202,7 @@ START_FIRST_CONFIG = ("name: ems_system-ems\nservices:\n  ems:\n    container_na
 def start_first(lab, **settings):
     from tasks.core.model import StartFirst
     t = lab.target
-    return t, [replace(s, start_first=StartFirst(**settings)) if s.name == "ems" else s for s in t.system.stacks]
+    return t, [replace(s, start_first=StartFirst(**{**dict(drain=3, batch=0, shared_volumes=(), nginx=None), **settings})) if s.name == "ems" else s for s in t.system.stacks]
 
 
 def test_start_first_refuses_what_cannot_run_twice_or_share_a_volume(lab):

@@ -91,7 +91,7 @@ def test_the_doubled_containers_an_interrupted_rollout_left_are_replaced_by_the_
 
 
 # -- nginx in front (seed 002): the tool writes the upstream blocks and reloads nginx ---------------------------------
-NGINX = NginxPool("web", (("ems", 8080),))
+NGINX = NginxPool("web", (("ems", 8080),), "upstreams")
 
 
 def behind_nginx(lab, new_health="healthy"):
@@ -173,7 +173,7 @@ def test_behind_nginx_only_its_upstreams_roll_and_must_be_in_the_stack_with_the_
                "name: ems_system-ems\nservices:\n  ems:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n"
                "  web:\n    image: nginx\n    ports:\n      - mode: ingress\n        target: 80\n"
                "        published: \"80\"\n        protocol: tcp\n")
-    stacks = [replace(s, start_first=replace(s.start_first, nginx=NginxPool("web", (("ems", 8080), ("api", 3001)))))
+    stacks = [replace(s, start_first=replace(s.start_first, nginx=NginxPool("web", (("ems", 8080), ("api", 3001)), "upstreams")))
               if s.name == "ems" else s for s in stacks]
     run = lab.run(deploy_program(t, stacks, intent()))
     assert run.code == Code.REFUSED, run.stdout

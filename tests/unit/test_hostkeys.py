@@ -57,7 +57,8 @@ def test_a_proxyjump_bastion_is_checked_like_the_host(tmp_path, monkeypatch):
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text("Host 203.0.113.10\n  ProxyJump jump@bastion.example:2200\n")
     monkeypatch.setenv("HOME", str(tmp_path))
-    host = model.Host("vps1", "203.0.113.10", (), model.Registry("ghcr.io", "u"))
+    host = model.Host("vps1", "203.0.113.10", (), model.Registry("ghcr.io", "u", False, None), "root", 22, "/root",
+                      None, None, ())
     conn = ssh.connection(host)
     assert conn.gateway is not None and conn.gateway.host == "bastion.example"
     for hop in (conn, conn.gateway):

@@ -90,16 +90,16 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("server: ghcr.io", "server: -x.io"), 1, "not a host"),
     (GOOD + "  vps1: {address: x, systems: [ems_system]}\n", 9, "'vps1' appears twice"),
     (GOOD.replace("systems: [ems_system]}", "systems: [ems_system, ems_system]}"), 8, "lists system 'ems_system' twice"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [[ems_system]]}"), 8, "runs unknown system"),
+    (GOOD.replace("systems: [ems_system]}", "systems: [[ems_system]]}"), 8, "['ems_system'] is not a safe name"),
     (GOOD.replace("    stacks:\n      infra: {compose: repo/servers/infra/docker-compose.prod.yml}\n"
                   "      ems: {compose: repo/servers/ems/container/docker-compose.prod.yml, image: edumigsoft/ems_server, health: \"http://127.0.0.1:8080/health\"}\n",
                   "    stacks: {}\n"), 4, "at least one stack"),
     ("registry: {server: r, username: u}\nsystems: [a, b]\n", 2, "systems must be a mapping"),
     (GOOD.replace("infra: {compose:", "infra: {project: 'Postgres DB', compose:"), 5, "not a compose project name"),
     (GOOD.replace("infra: {compose:", "infra: {images: {backend: {image: a/b}}, compose:"), 5,
-     "image 'backend' needs its own tag_var"),
+     "images.backend.tag_var is missing"),
     (GOOD.replace("infra: {compose:", "infra: {images: {b: {image: a/b, tag_var: T}, f: {image: a/f, tag_var: T}}, "
-                  "compose:"), 5, "two images of stack 'infra' use T"),
+                  "compose:"), 5, "two images use T: each needs its own variable"),
     (GOOD.replace("infra: {compose:", "infra: {image: a/b, images: {b: {image: a/b, tag_var: T}}, compose:"), 5,
      "give either image: or images:"),
     (GOOD.replace("infra: {compose:", "infra: {images: {ems: {image: a/b, tag_var: T}}, compose:"), 6,
@@ -176,7 +176,7 @@ def test_a_database_stack_and_the_backup_policy(tmp_path):
                                .replace("    stacks:\n", "    backup: {before_deploy: true, keep: {daily: 14}}\n"
                                         "    stacks:\n", 1)))
     system = inv.host("vps1").systems[0]
-    assert system.databases == [system.stacks[0]] and system.stacks[0].database == model.Database("db")
+    assert system.databases == [system.stacks[0]] and system.stacks[0].database == model.Database("db", None, ())
     assert system.keep == model.Retention(last=3, daily=14, weekly=4, monthly=6) and system.backup_before_deploy
     assert system.backup_stack("infra-20261126T020000Z") is system.stacks[0]
     assert system.backup_stack("infra-20261126T020000Z-2") is system.stacks[0]
@@ -373,13 +373,13 @@ def test_together_stacks_must_be_next_to_each_other(tmp_path):
 
 @pytest.mark.parametrize("keys, expected", [
     ("rollout: stop-first", None),
-    ("rollout: start-first", StartFirst()),
-    ("rollout: {strategy: start-first, drain: 5, batch: 1, shared_volumes: [uploads]}", StartFirst(5, 1, ("uploads",))),
-    ("rollout: {drain: 0}", StartFirst(0)),
+    ("rollout: start-first", StartFirst(3, 0, (), None)),
+    ("rollout: {strategy: start-first, drain: 5, batch: 1, shared_volumes: [uploads]}", StartFirst(5, 1, ("uploads",), None)),
+    ("rollout: {drain: 0}", StartFirst(0, 0, (), None)),
     ("rollout: {nginx: {service: web, upstreams: {backend: 3001, api: 8080}}}",
-     StartFirst(nginx=NginxPool("web", (("backend", 3001), ("api", 8080))))),
+     StartFirst(3, 0, (), NginxPool("web", (("backend", 3001), ("api", 8080)), "upstreams"))),
     ("rollout: {nginx: {service: web, upstreams: {backend: 3001}, folder: pool}}",
-     StartFirst(nginx=NginxPool("web", (("backend", 3001),), "pool"))),
+     StartFirst(3, 0, (), NginxPool("web", (("backend", 3001),), "pool"))),
 ])
 def test_a_stacks_rollout_is_stop_first_unless_it_says_start_first(tmp_path, keys, expected):
     stack = inventory.load(write(tmp_path, first_stack_with(keys))).host("vps1").systems[0].stacks[0]
@@ -399,7 +399,7 @@ def test_a_stacks_rollout_is_stop_first_unless_it_says_start_first(tmp_path, key
     ("rollout: {nginx: {service: web, upstreams: {web: 80}}}", "nginx's own service web cannot be one of its upstreams"),
     ("rollout: {nginx: {service: web, upstreams: {b: 1}, folder: ../up}}", "must be a folder name beside the compose file"),
     ("rollout: {nginx: {upstreams: {b: 1}}}", "rollout.nginx.service is missing"),
-    ("rollout: {strategy: stop-first, nginx: {service: web}}", "drain, batch, shared_volumes and nginx are settings of rollout: start-first"),
+    ("rollout: {strategy: stop-first, nginx: {service: web, upstreams: {b: 1}}}", "drain, batch, shared_volumes and nginx are settings of rollout: start-first"),
 ])
 def test_rollout_errors_name_file_line_and_problem(tmp_path, keys, message):
     msg = error_of(write(tmp_path, first_stack_with(keys)))

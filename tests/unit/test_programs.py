@@ -36,7 +36,7 @@ BACKUP = "postgres-20261126T020000Z"
 
 def with_database(target):
     """The committed system with its PostgreSQL marked as a database and backed up before each deploy."""
-    stacks = tuple(replace(s, database=model.Database("postgres")) if s.name == "postgres" else s
+    stacks = tuple(replace(s, database=model.Database("postgres", None, ())) if s.name == "postgres" else s
                    for s in target.system.stacks)
     system = replace(target.system, stacks=stacks, backup_before_deploy=True)
     return replace(target, system=system)
@@ -44,8 +44,9 @@ def with_database(target):
 
 def with_binary(target):
     """The committed system with seed 003's binary as a stack after the apps."""
-    escala = model.Stack("escala", None, health="http://127.0.0.1:8080/health", wait=30,
-                         binary=model.Binary("/opt/plantao/escala-plantao", "plantao", "opc:opc"))
+    ems = next(s for s in target.system.stacks if s.apps)
+    escala = replace(ems, name="escala", compose=None, apps=(), health="http://127.0.0.1:8080/health", wait=30,
+                     binary=model.Binary("/opt/plantao/escala-plantao", "plantao", "opc:opc", "0755", 5, None))
     return replace(target, system=replace(target.system, stacks=target.system.stacks + (escala,)))
 
 
@@ -269,7 +270,7 @@ def test_stack_selection(target):
 ])
 def test_image_repo_resolution(target, image, server, expected):
     t = replace(target, host=replace(target.host, registry=replace(target.host.registry, server=server)))
-    assert t.image_repo(model.App("a", image)) == expected
+    assert t.image_repo(model.App("a", image, "IMAGE_TAG")) == expected
 
 
 def test_targets_own_their_paths(target):
@@ -333,7 +334,7 @@ def test_read_only_programs_take_no_lock(target):
                     drill_program(db, db.system.databases[0], BACKUP)):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names
     for program in (read_state_program(target), status_program(target), check_program(target, ""),
-                    survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", model.Legacy("/opt/ems")),))))):
+                    survey_program(replace(target, host=replace(target.host, legacy=(("ems_system", model.Legacy("/opt/ems", None, None, None, ())),))))):
         assert "lock_take" not in program.step_names and "begin" not in program.step_names
 
 

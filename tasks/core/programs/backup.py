@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import grammar
-from ..model import Stack, Target
+from ..model import Stack
+from ..target import Target
 from .declare import Intent, add_databases, add_stacks
 from .protocol import Program, Result, fields, report
 

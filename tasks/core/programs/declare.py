@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..model import Stack, Target
+from ..model import Stack
+from ..target import Target
 from .protocol import Program
 
 

@@ -4,7 +4,8 @@ stopped yet), [a verified backup of the databases], the configuration's hashes, 
 from __future__ import annotations
 
 from .. import grammar, history
-from ..model import Stack, Target
+from ..model import Stack
+from ..target import Target
 from .backup import before_deploy, restore_before_rollback
 from .declare import Intent, Untouched, add_stacks, add_waves
 from .protocol import Program, Result, fields, report

@@ -6,7 +6,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from .. import grammar
-from ..model import Target
+from ..target import Target
 from .declare import Intent, add_stacks
 from .protocol import Program, Result, fields, report
 from .setup import add_hierarchy

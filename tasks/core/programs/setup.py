@@ -6,7 +6,7 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 
-from ..model import Target
+from ..target import Target
 from .protocol import Program, Result, report
 
 

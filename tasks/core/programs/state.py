@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 
 from .. import history
-from ..model import Target
 from ..ssh import Session
+from ..target import Target
 from .declare import Intent
 from .protocol import Program, Result, execute, fields, report
 

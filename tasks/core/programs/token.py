@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
-from ..model import Target
+from ..target import Target
 from .declare import Intent
 from .protocol import Program, Result, report
 

@@ -1,0 +1,182 @@
+"""hosts.yml's shape: every key once, with its type, its default and what it means (pydantic v2 models).
+
+The models are the contract of the file: ``inventory.load`` validates each file against them (every error at
+once), ``fab-vps schema`` prints them as the JSON Schema editors use, and each model builds the configuration
+object of ``model`` it describes. Rules that need the whole inventory (placement, groups) live in
+``inventory``. Imported only when an inventory is read: pydantic is not needed by ``fab --list``.
+"""
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StrictBool
+from pydantic import model_validator as checks
+
+from . import grammar, model
+from .stackspecs import StackSpec
+from .values import AbsPath, ApiUrl, Matching, Names, RelPath, SafeName, Spec, Text, Whole, refuse
+
+
+class RegistrySpec(Spec):
+    """Where the pinned images come from. Under a system or a host it overrides only the keys it gives."""
+    server: Matching(grammar.REGISTRY_SERVER, "is not a host[:port]") | None = Field(
+        None, description="host[:port] of the registry, e.g. ghcr.io (required at the top level)")
+    username: Matching(grammar.REGISTRY_USER, "has characters a registry does not accept") | None = \
+        Field(None, description="the account the token belongs to (required at the top level)")
+    logout: StrictBool = Field(False, description="docker logout after the pulls: no credential stays in "
+                               "~/.docker/config.json")
+    github_api: ApiUrl | None = Field(None, description="opt-in: this registry's password is a GitHub token; "
+                                      "ask this API about its expiry and scopes")
+
+    def over(self, base: model.Registry | None) -> model.Registry:
+        """This registry on top of ``base``: the keys given here win; github_api is inherited only by the same
+        server (another registry's password is not a GitHub token)."""
+        given = self.model_dump(exclude_unset=True)
+        same = base is not None and given.get("server", base.server) == base.server
+        merged = {**(vars(base) if base else {}), **({} if same else {"github_api": None}), **given}
+        return model.Registry(server=merged["server"], username=merged["username"],
+                              logout=merged.get("logout", False), github_api=merged.get("github_api"))
+
+
+class RetentionSpec(Spec):
+    """How many backups to keep per stack (restic's rules; the newest is always kept)."""
+    last: Whole(0, 1000) = 3
+    daily: Whole(0, 1000) = 7
+    weekly: Whole(0, 1000) = 4
+    monthly: Whole(0, 1000) = 6
+
+
+class BackupSpec(Spec):
+    before_deploy: StrictBool = Field(False, description="a verified dump of every database before each deploy")
+    keep: RetentionSpec = RetentionSpec()
+
+
+def _waves(value):
+    if not isinstance(value, list) or not all(isinstance(w, list) for w in value):
+        raise refuse("together must be a list of lists of stacks, e.g. together: [[ems, sms]]")
+    return value
+
+
+class SystemSpec(Spec):
+    """One system: its stacks in the order they come up, and what it shares with every host that runs it."""
+    stacks: dict[SafeName, StackSpec] = Field(description="in the order they are brought up")
+    secrets: RelPath = Field(".secrets/github", description="the token file, relative to <root>/<system>")
+    registry: RegistrySpec | None = None
+    tag: Matching(grammar.TAG, "is not a valid image tag") | None = Field(
+        None, description="the tag deployed when --tag is not given")
+    backup: BackupSpec = BackupSpec()
+    together: Annotated[list[list[SafeName]], BeforeValidator(_waves)] = Field(
+        [], description="consecutive stacks independent of each other, brought up at once")
+
+    @checks(mode="after")
+    def _whole(self):
+        if not self.stacks:
+            raise refuse("needs at least one stack under 'stacks:'", "stacks")
+        pinned: dict[str, str] = {}
+        for name, stack in self.stacks.items():
+            for app in stack.build(name).apps:
+                if app.name in pinned:
+                    raise refuse(f"app {app.name!r} is pinned by stacks {pinned[app.name]!r} and {name!r}: app names "
+                                 "are unique in a system (they name versions)", "stacks", name)
+                pinned[app.name] = name
+        if self.backup.before_deploy and not any(getattr(s, "database", None) for s in self.stacks.values()):
+            raise refuse("has no stack with database: to back up", "backup", "before_deploy")
+        self._check_together()
+        return self
+
+    def _check_together(self):
+        names, seen = list(self.stacks), set()
+        for i, wave in enumerate(self.together):
+            if len(wave) < 2:
+                raise refuse("each entry of together: lists two or more stacks, e.g. [ems, sms]", "together", i)
+            unknown = [n for n in wave if n not in names]
+            if unknown:
+                raise refuse(f"together: names {', '.join(unknown)}, not a stack of this system (stacks: "
+                             f"{', '.join(names)})", "together", i)
+            if seen & set(wave) or len(set(wave)) < len(wave):
+                raise refuse("a stack is in together: once at most", "together", i)
+            positions = sorted(names.index(n) for n in wave)
+            if positions != list(range(positions[0], positions[0] + len(wave))):
+                raise refuse(f"together: {', '.join(wave)} must be next to each other in stacks: (what comes "
+                             "between them would have to be both before and after them)", "together", i)
+            seen |= set(wave)
+
+    def build(self, name: str, registry: model.Registry) -> tuple[model.System, model.Registry | None]:
+        """The system, and its own registry (None: the inventory's)."""
+        names = list(self.stacks)
+        keep = self.backup.keep
+        system = model.System(
+            name=name, stacks=tuple(s.build(n) for n, s in self.stacks.items()), secrets=self.secrets, tag=self.tag,
+            keep=model.Retention(keep.last, keep.daily, keep.weekly, keep.monthly),
+            backup_before_deploy=self.backup.before_deploy,
+            together=tuple(tuple(sorted(w, key=names.index)) for w in self.together))
+        return system, self.registry and self.registry.over(registry)
+
+
+class LegacySpec(Spec):
+    """Where a system lived before seed 001's hierarchy (for migrate-layout)."""
+    repo: AbsPath = Field(description="the old git checkout (holds servers/...)")
+    letsencrypt: AbsPath | None = Field(None, description="the old Traefik ACME folder")
+    uploads: AbsPath | None = Field(None, description="the old uploads folder (with <app>/ inside)")
+    logs: AbsPath | None = Field(None, description="the old logs folder (with <app>/ inside)")
+    volumes: Names(grammar.SAFE_NAME, "volume names") = Field([], description="named volumes that must survive")
+
+    def build(self) -> model.Legacy:
+        return model.Legacy(self.repo, self.letsencrypt, self.uploads, self.logs, tuple(self.volumes))
+
+
+class HostSpec(Spec):
+    """A VPS: how to reach it and which systems it runs."""
+    address: Text = Field(description="IP address or DNS name")
+    systems: list[SafeName] = Field(min_length=1, description="the systems it runs, e.g. [ems_system]")
+    user: Text = "root"
+    port: Whole(1, 65535) = 22
+    root: AbsPath = Field("/root", description="where the systems' folders live")
+    identity: Text | None = Field(None, description="the SSH private key (~ is expanded)")
+    known_hosts: Text | None = Field(None, description="the known_hosts file to check its key against")
+    registry: RegistrySpec | None = None
+    legacy: dict[SafeName, LegacySpec] = Field({}, description="per system: where it lived before (migrate-layout)")
+
+    @checks(mode="after")
+    def _once(self):
+        for i, name in enumerate(self.systems):
+            if name in self.systems[:i]:
+                raise refuse(f"lists system {name!r} twice", "systems", i)
+        return self
+
+
+def _members(value):
+    if not isinstance(value, list) or not value:
+        raise refuse("needs a list of hosts, e.g. [vps1, vps2]")
+    for i, host in enumerate(value):
+        if host in value[:i]:
+            raise refuse(f"lists host {host!r} twice", i)
+    return value
+
+
+class Fragment(Spec):
+    """A file of hosts.d/: more systems, hosts and groups."""
+    systems: dict[SafeName, SystemSpec] = {}
+    hosts: dict[SafeName, HostSpec] = {}
+    groups: dict[SafeName, Annotated[list[SafeName], BeforeValidator(_members)]] = Field(
+        {}, description="hosts selected together (--group NAME) and placed together (a stack's hosts:)")
+
+
+class HostsFile(Fragment):
+    """hosts.yml: the registry, the systems, the hosts that run them and groups of hosts."""
+    registry: RegistrySpec
+    github_api: ApiUrl | None = Field(None, description="where to ask GitHub about a token (default api.github.com)")
+
+    @checks(mode="after")
+    def _registry(self):
+        for key in ("server", "username"):
+            if getattr(self.registry, key) is None:
+                raise refuse(f"registry.{key} is missing", "registry", key)
+        return self
+
+
+def schema(fragment: bool = False) -> dict[str, Any]:
+    """The JSON Schema of hosts.yml (or of a hosts.d/ file), as editors read it."""
+    cls = Fragment if fragment else HostsFile
+    out = cls.model_json_schema()
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["title"] = "hosts.d/*.yml of fab-vps" if fragment else "hosts.yml of fab-vps"
+    return out

@@ -1,0 +1,187 @@
+"""The shape of one stack in hosts.yml: a compose stack (the images it pins, its health gate, its rollout, its
+database) or a binary under systemd; each builds the ``model.Stack`` it describes."""
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Discriminator, Field, StrictBool, Tag, WithJsonSchema
+from pydantic import model_validator as checks
+
+from . import grammar, model
+from .values import (
+    AbsPath,
+    EnvVar,
+    FileName,
+    ImageName,
+    Matching,
+    Names,
+    Placement,
+    RelPath,
+    SafeName,
+    Service,
+    Spec,
+    Whole,
+    refuse,
+)
+
+TAGS = {"compose stack", "binary stack", "rollout word", "rollout settings"}   # union branches: not keys
+
+
+class ImageSpec(Spec):
+    """One image of a stack that runs several (``images:``)."""
+    image: ImageName
+    tag_var: EnvVar = Field(description="the variable of its image line in the compose file (each image its own)")
+
+
+class DatabaseSpec(Spec):
+    """The stack's PostgreSQL, which ``fab backup`` dumps and ``fab restore`` restores."""
+    service: Matching(grammar.SERVICE, "must name the compose service that runs PostgreSQL")
+    user: Matching(grammar.DB_NAME, "is not a PostgreSQL role name the tool accepts") | None = Field(
+        None, description="the role to connect as (default: the container's POSTGRES_USER)")
+    databases: Names(grammar.DB_NAME, "database names (letters, digits, _ . -)") = Field(
+        [], description="the databases to dump (default: every one but the templates and postgres)")
+
+    def build(self) -> model.Database:
+        return model.Database(self.service, self.user, tuple(self.databases))
+
+
+class NginxSpec(Spec):
+    """nginx in front of start-first services: the tool writes its upstream blocks and reloads it."""
+    service: Service = Field(description="the compose service that runs nginx, in the same stack")
+    upstreams: dict[Service, Whole(1, 65535)] = Field(description="the services nginx proxies to, with their port")
+    folder: FileName = Field("upstreams", description="where the upstream blocks go, beside the compose file")
+
+    @checks(mode="after")
+    def _pool(self):
+        if not self.upstreams:
+            raise refuse("upstreams must name the services nginx proxies to, with their port (e.g. upstreams: "
+                         "{backend: 3001})", "upstreams")
+        if self.service in self.upstreams:
+            raise refuse(f"nginx's own service {self.service} cannot be one of its upstreams", "service")
+        return self
+
+
+class RolloutSpec(Spec):
+    """``rollout: {strategy: start-first, drain: 3, batch: 1, shared_volumes: [uploads], nginx: {...}}``."""
+    strategy: Literal["stop-first", "start-first"] = "start-first"
+    drain: Whole(0, 300) = Field(3, description="seconds the proxy needs to drop a container that turned unhealthy")
+    batch: Whole(0, 100) = Field(0, description="replicas replaced at a time (0: all of a service's at once)")
+    shared_volumes: Names(grammar.SERVICE, "the compose file's volume names") = Field(
+        [], description="named volumes old and new containers may both write")
+    nginx: NginxSpec | None = None
+
+    @checks(mode="after")
+    def _settings(self):
+        if self.strategy == "stop-first" and self.model_fields_set - {"strategy"}:
+            raise refuse("drain, batch, shared_volumes and nginx are settings of rollout: start-first")
+        return self
+
+
+def _strategy(value):
+    if value not in ("stop-first", "start-first"):
+        raise refuse(f"rollout must be stop-first (stop the old containers, then start the new) or start-first "
+                     f"(new ones beside the old, behind a proxy), not {value!r}")
+    return value
+
+
+Rollout = Annotated[
+    Annotated[Annotated[str, BeforeValidator(_strategy), WithJsonSchema({"enum": ["stop-first", "start-first"]})],
+              Tag("rollout word")]
+    | Annotated[RolloutSpec, Tag("rollout settings")],
+    Discriminator(lambda v: "rollout word" if isinstance(v, str) else "rollout settings")]
+
+
+class ComposeStack(Spec):
+    """A compose stack, brought up in the system's order; it pins the images named by image: or images:."""
+    compose: RelPath = Field(description="the compose file, relative to <root>/<system>")
+    image: ImageName | None = Field(None, description="the one image it pins (a repository, no tag)")
+    tag_var: EnvVar | None = Field(None, description="the variable of image:'s line (default IMAGE_TAG)")
+    images: dict[SafeName, ImageSpec] | None = Field(None, description="several images, each with its variable")
+    health: Matching(grammar.URL, "must be an http(s) URL") | None = None
+    wait: Whole(1, 3600) = Field(120, description="seconds the health gate waits")
+    project: Matching(grammar.COMPOSE_PROJECT, "is not a compose project name (lower case letters, "
+                                     "digits, '-' and '_')") | None = Field(
+        None, description="keep the compose project of a stack started by hand (default <system>-<stack>)")
+    scale: dict[Service, Whole(0, 100)] = Field({}, description="replicas per service, honoured by every up")
+    require_healthcheck: StrictBool = Field(False, description="refuse pinned services without a healthcheck")
+    env_template: Matching(grammar.FILE_NAME, "must be a file name beside the compose file (e.g. "
+                                          ".env.production)") | None = None
+    placeholders: Names(grammar.PLACEHOLDER, "values (one line each, 1-200 characters)") = Field(
+        [], description="more values that must not stay in its .env")
+    database: DatabaseSpec | None = None
+    hosts: Placement = []
+    rollout: Rollout = "stop-first"
+
+    @checks(mode="after")
+    def _images(self):
+        if self.images is not None:
+            for key in ("image", "tag_var"):
+                if key in self.model_fields_set:
+                    raise refuse(f"give either {key}: or images:, not both", key)
+            if not self.images:
+                raise refuse("images: needs at least one image", "images")
+            variables = [i.tag_var for i in self.images.values()]
+            for name, spec in self.images.items():
+                if variables.count(spec.tag_var) > 1:
+                    raise refuse(f"two images use {spec.tag_var}: each needs its own variable, or one would run "
+                                 "the other's digest", "images", name, "tag_var")
+        elif self.tag_var and not self.image:
+            raise refuse("tag_var: without image: (the stack pins nothing)", "tag_var")
+        return self
+
+    def build(self, name: str) -> model.Stack:
+        apps = tuple(model.App(n, i.image, i.tag_var) for n, i in (self.images or {}).items())
+        if self.image:
+            apps = (model.App(name, self.image, self.tag_var or "IMAGE_TAG"),)
+        return model.Stack(
+            name=name, compose=self.compose, apps=apps, health=self.health, wait=self.wait, project=self.project,
+            scale=tuple(self.scale.items()), require_healthcheck=self.require_healthcheck,
+            env_template=self.env_template, placeholders=tuple(self.placeholders),
+            database=self.database and self.database.build(), binary=None, hosts=tuple(self.hosts),
+            start_first=self.start_first())
+
+    def start_first(self) -> model.StartFirst | None:
+        """``rollout: start-first`` (the word: every setting its default), or None for stop-first."""
+        rollout = RolloutSpec() if self.rollout == "start-first" else self.rollout
+        if not isinstance(rollout, RolloutSpec) or rollout.strategy != "start-first":
+            return None
+        nginx = rollout.nginx
+        return model.StartFirst(rollout.drain, rollout.batch, tuple(rollout.shared_volumes), nginx and model.NginxPool(
+            nginx.service, tuple(nginx.upstreams.items()), nginx.folder))
+
+
+class BinarySpec(Spec):
+    """seed 003's Go binary: each release in releases/<tag>/ beside ``path``, a symlink switched atomically."""
+    path: AbsPath = Field(description="the live path the unit's ExecStart runs, in a folder of its own")
+    unit: Matching(grammar.UNIT, "is not a systemd unit name (e.g. plantao)")
+    owner: Matching(grammar.OWNER, "must be user or user:group") | None = None
+    mode: Annotated[Matching(grammar.FILE_MODE, "must be an octal mode such as 0755 (quoted in YAML)"),
+                    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)] = "0755"
+    keep: Whole(2, 100) = Field(5, description="releases kept beside it (the live one and the one before always)")
+    unit_template: RelPath | None = Field(None, description="installed by fab setup as the unit file (under repo/)")
+
+    @checks(mode="after")
+    def _own_folder(self):
+        if self.path.count("/") < 2:
+            raise refuse("must be a file in a folder of its own (e.g. /opt/plantao/escala-plantao): its releases "
+                         "live beside it", "path")
+        return self
+
+
+class BinaryStack(Spec):
+    """A stack that is one executable run by a systemd unit, not a compose file."""
+    binary: BinarySpec
+    health: Matching(grammar.URL, "must be an http(s) URL") | None = None
+    wait: Whole(1, 3600) = Field(60, description="seconds the health gate waits")
+    hosts: Placement = []
+
+    def build(self, name: str) -> model.Stack:
+        b = self.binary
+        return model.Stack(
+            name=name, compose=None, apps=(), health=self.health, wait=self.wait, project=None, scale=(),
+            require_healthcheck=False, env_template=None, placeholders=(), database=None,
+            binary=model.Binary(b.path, b.unit.removesuffix(".service"), b.owner, b.mode, b.keep, b.unit_template),
+            hosts=tuple(self.hosts), start_first=None)
+
+
+StackSpec = Annotated[
+    Annotated[ComposeStack, Tag("compose stack")] | Annotated[BinaryStack, Tag("binary stack")],
+    Discriminator(lambda v: "binary stack" if isinstance(v, dict) and "binary" in v else "compose stack")]
