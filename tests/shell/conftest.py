@@ -4,6 +4,7 @@ output captured from the real tools (``captured/``). No root, SSH or Docker; the
 running the real ones."""
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,54 @@ class Lab:
         self.secrets.write_text(f"export GITHUB_TOKEN={TOKEN}\n")
         self.secrets.chmod(0o600)
         self.state = Path(self.target.state_dir)
+        self.healthy_host()
+
+    def healthy_host(self, target=None) -> None:
+        """The host every test starts from, scripted call by call (a test's own rules come later and win): the
+        registry accepts the login, each stack runs one healthy container (``container(stack)``) that compose
+        brings up without a word, health URLs answer, nothing was started by hand, fab setup made the networks
+        and the volumes exist. Its containers run another configuration than the one a deploy records (their
+        config-hash differs), so a deploy brings every stack up; the tests of ``unchanged`` script their own."""
+        self.answer("docker", "login *", "Login Succeeded\n")
+        self.answer("docker", "info*")
+        self.answer("curl", "-fsS -o /dev/null --max-time 5 http*")
+        target = target or self.target
+        running, survey = [], []
+        for stack in target.system.stacks:
+            project, cid = target.project(stack), self.container(stack.name)
+            name = f"{project}-{stack.name}-1"
+            self.answer("docker", f"compose -p {project} -f * config", f"name: {project}\nservices: {{}}\n")
+            self.answer("docker", f"compose -p {project} -f * up -d *")
+            self.answer("docker", f"compose -p {project} -f * stop")
+            self.answer("docker", f"ps -aq --filter label=com.docker.compose.project={project} *", cid + "\n")
+            self.answer("docker", f"inspect --format {{{{.Name}}}} {{{{.State.Status}}}} * {cid}",
+                        f"/{name} running healthy 0 unless-stopped\n")
+            self.answer("docker", f"inspect --format {{{{index .Config.Labels*config-hash*}}}} {cid}",
+                        f"{stack.name} {'0' * 64}\n")   # what record_up reads
+            self.answer("docker", f"inspect --format {{{{index .Config.Labels*config-hash*.State.Status* {cid}",
+                        f"{stack.name} {'e' * 64} running healthy sha256:{'1' * 64} {stack.name}:old\n")
+            self.answer("docker", f"image inspect --format {{{{.Id}}}} {stack.name}:old", f"sha256:{'1' * 64}\n")
+            running.append(f"{project} {stack.name} Up 5 seconds (healthy)")
+            survey.append(f"{name}|{project}|{Path(target.compose(stack)).parent}|{stack.name}|running")
+        self.answer("docker", "ps --filter label=com.docker.compose.project --format *", "\n".join(running) + "\n")
+        self.answer("docker", "ps -a --format *", "\n".join(survey) + "\n")
+        self.answer("docker", "compose -f * config --format json", '{"name": "repo", "services": {}}\n')   # setup
+        self.answer("docker", "network inspect *", '[{"Name": "ems_net", "Driver": "bridge"}]\n')   # fab setup ran
+        self.answer("docker", "volume inspect *", '[{"Name": "v", "Driver": "local"}]\n')   # the stacks ran before
+
+    @staticmethod
+    def container(stack: str) -> str:
+        """The id of the container the healthy host runs for ``stack``."""
+        return hashlib.sha256(stack.encode()).hexdigest()[:12]
+
+    def allow(self, tool: str, pattern: str) -> None:
+        """Calls of ``tool`` matching ``pattern`` may happen and answer nothing (exit 0)."""
+        self.answer(tool, pattern)
+
+    def unscripted(self) -> list[str]:
+        """The calls no rule answered (the stub failed them)."""
+        f = self.path / "unscripted"
+        return sorted(set(f.read_text().splitlines())) if f.exists() else []
 
     def answer(self, tool: str, pattern: str, output: str = "", code: int = 0, captured: str | None = None,
                once: bool = False, stderr: bool = False) -> None:
@@ -126,7 +175,14 @@ class Lab:
         return self.run(assemble("snippet", [assign(k, v) for k, v in head.items()], calls, [body]))
 
 
+def finished(lab: Lab) -> None:
+    """The end of every test with a lab: a call nobody scripted fails it, even where the program carried on."""
+    assert not lab.unscripted(), f"calls no rule answered (script them, or lab.allow): {lab.unscripted()}"
+
+
 @pytest.fixture
 def lab(tmp_path) -> Lab:
-    return Lab(tmp_path)
+    lab = Lab(tmp_path)
+    yield lab
+    finished(lab)
 

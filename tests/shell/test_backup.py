@@ -11,27 +11,32 @@ from tasks.core.model import Retention
 from tasks.core.programs.backup import backup_program, drill_program, restore_program, retention
 from tasks.core.programs.declare import Intent
 
-from .conftest import Lab
+from .conftest import Lab, finished
 
 INTENT = Intent("backup", "r1", "postgres", "ana@laptop", "laptop")
 DATABASES = "      postgres: {compose: repo/postgres/docker-compose.yml, database: {service: db}}\n"
 
 
 @pytest.fixture
-def db_lab(tmp_path) -> Lab:
+def db_lab(tmp_path):
     """The lab's system with a database stack between infra and the apps, and a PostgreSQL container that
     answers: two databases, dumps of a few bytes, every read-back fine."""
     lab = Lab(tmp_path)
     hosts = (lab.root / "hosts.yml").read_text().replace("      ems: {", DATABASES + "      ems: {", 1)
     (lab.root / "hosts.yml").write_text(hosts)
     lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    lab.healthy_host()
     lab.answer("docker", "ps -q --filter label=com.docker.compose.project=ems_system-postgres*", "c0ffee\n")
+    lab.allow("docker", "exec c0ffee psql -X -v ON_ERROR_STOP=1 -U admin -d postgres -Atqc *")   # CREATE, DROP
     lab.answer("docker", "exec c0ffee printenv POSTGRES_USER", "admin\n")
     lab.answer("docker", "exec c0ffee psql * -d postgres -Atqc SELECT datname *", "escala_db\nrh_db\n")
     lab.answer("docker", "exec c0ffee pg_dumpall -U admin --globals-only", "CREATE ROLE admin;\n")
     lab.answer("docker", "exec c0ffee pg_dump -U admin -Fc escala_db", "PGDMP escala\n")
     lab.answer("docker", "exec c0ffee pg_dump -U admin -Fc rh_db", "PGDMP rh\n")
-    return lab
+    lab.allow("docker", "exec -i c0ffee pg_restore -f /dev/null")   # reads a dump back whole: silent when it can
+    lab.allow("docker", "exec -i c0ffee pg_restore -U admin -d *")   # restores into a scratch or new database
+    yield lab
+    finished(lab)
 
 
 def stack(lab, name="postgres"):

@@ -14,13 +14,13 @@ from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
-from .conftest import HERE, Lab
+from .conftest import HERE, Lab, finished
 
 V1, V2, HAND = b"\x7fELF escala v1\n", b"\x7fELF escala v2\n", b"\x7fELF placed by hand\n"
 
 
 @pytest.fixture
-def bin_lab(tmp_path) -> Lab:
+def bin_lab(tmp_path):
     lab = Lab(tmp_path)
     for tool in ("systemctl", "journalctl", "selinuxenabled", "restorecon"):
         (lab.bin / tool).symlink_to(HERE / "stub")
@@ -33,7 +33,15 @@ def bin_lab(tmp_path) -> Lab:
     lab.answer("systemctl", "show -p ActiveState --value plantao.service", "active\n")
     lab.answer("systemctl", "show -p SubState --value plantao.service", "running\n")
     lab.answer("selinuxenabled", "*", code=1)
-    return lab
+    lab.answer("systemctl", "cat plantao.service", "# /etc/systemd/system/plantao.service\n[Service]\n"
+               f"ExecStart={lab.root}/opt/plantao/escala-plantao\n")
+    lab.answer("systemctl", "show -p FragmentPath --value plantao.service", "/etc/systemd/system/plantao.service\n")
+    lab.answer("systemctl", "show -p Result --value plantao.service", "success\n")
+    lab.answer("journalctl", "-u plantao.service *", "Started plantao.service - Escala de Plantao.\n")
+    lab.allow("systemctl", "reset-failed plantao.service")
+    lab.allow("systemctl", "restart plantao.service")
+    yield lab
+    finished(lab)
 
 
 def upload(lab, data: bytes) -> str:
@@ -101,6 +109,7 @@ def test_uploaded_bytes_that_are_not_what_was_sent_are_refused_and_removed(bin_l
 
 def test_selinux_labels_are_restored_where_selinux_is_enabled(bin_lab):
     bin_lab.answer("selinuxenabled", "*", code=0)
+    bin_lab.allow("restorecon", "-R *")
     assert deploy(bin_lab, "v1", upload(bin_lab, V1)).code == 0
     release, path = bin_lab.root / "opt/plantao/releases/v1", bin_lab.root / "opt/plantao/escala-plantao"
     assert bin_lab.commands("restorecon") == [f"-R {release}", f"-R {path}"]

@@ -10,7 +10,7 @@ from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
-from .conftest import REGISTRY, TOKEN
+from .conftest import REGISTRY, TOKEN, finished
 
 DIGEST = "sha256:aadae6505d8789c4190fc92bf05ad2797d48b5ea9b51d3cacd98d32ee4a5d473"  # in captured/docker-pull.txt
 OLD = "v1.4.2@sha256:" + "2" * 64
@@ -75,14 +75,14 @@ def test_the_order_of_docker_calls(lab):
     del calls[6]
     applied = [c.split(" -f ")[0] + " " + c.split(" ")[5] if c.startswith("compose") else c.split(" ")[0]
                for c in calls[6:-1]]
-    assert applied == ["compose -p ems_system-infra up", "ps", "ps",
-                       "compose -p ems_system-ems up", "ps", "ps", "compose -p ems_system-sms up", "ps", "ps"]
-    assert all(c.endswith("up -d --remove-orphans") for c in calls[6:-1:3]), "up, without compose's --wait " \
+    assert applied == ["compose -p ems_system-infra up", "ps", "inspect", "ps", "inspect",
+                       "compose -p ems_system-ems up", "ps", "inspect", "ps", "inspect",
+                       "compose -p ems_system-sms up", "ps", "inspect", "ps", "inspect"]
+    assert all(c.endswith("up -d --remove-orphans") for c in calls[6:-1:5]), "up, without compose's --wait " \
         "(infra has no record of a passed gate; ems and sms run new images)"
-    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[7:-1:3]), \
-        "the tool's own wait (no container here: nothing to wait for)"
-    assert all(c.startswith("ps -aq --filter label=com.docker.compose.project=") for c in calls[8:-1:3]), \
-        "then the record of the passed gate (nothing to record)"
+    assert all(c.startswith("inspect --format {{.Name}} {{.State.Status}}") for c in calls[8:-1:5]), \
+        "the tool's own wait: its containers running and healthy"
+    assert all("config-hash" in c for c in calls[10:-1:5]), "then the record of the passed gate"
     assert calls[-1].startswith("ps --filter"), "then one look for services without a healthcheck"
 
 
@@ -143,6 +143,7 @@ def test_an_up_to_date_pull_still_yields_the_digest(lab):
 def test_a_rollback_pulls_the_recorded_digest_not_the_tag(lab):
     t = lab.target
     lab.answer("docker", "image inspect *", code=1)
+    lab.answer("docker", "pull *@sha256:2222*", f"Digest: {OLD.split('@')[1]}\n")
     run = lab.run(deploy_program(t, list(t.system.stacks), intent(action="rollback", tag="v1.4.2", tags=None,
                                                                   pins={"ems": OLD, "sms": OLD})))
     assert run.code == 0, run.stdout
@@ -228,6 +229,7 @@ def test_a_stack_whose_env_cannot_be_written_is_left_running_and_the_rest_restor
 def test_a_stack_kept_as_it_runs_is_not_pulled(lab):
     """--tag ems=v1.4.3: ems pulls its tag; sms keeps exactly its running digest (present: nothing pulled)."""
     pulls_answer(lab)
+    lab.answer("docker", f"image inspect {REGISTRY}/edumigsoft/sms_server@{OLD.split('@')[1]}", '[{"Id": "sha256:2"}]\n')
     t = lab.target
     run = lab.run(deploy_program(t, list(t.system.stacks), intent(tag="ems=v1.4.3,sms=v1.4.2",
                                                                   tags={"ems": "v1.4.3"}, pins={"sms": OLD})))
@@ -282,6 +284,7 @@ def enlevohub(lab):
     (lab.root / "enlevohub/.secrets").mkdir(mode=0o700)
     (lab.root / "enlevohub/.secrets/github").write_text(lab.secrets.read_text())
     (lab.root / "enlevohub/.secrets/github").chmod(0o600)
+    lab.healthy_host(target)
     lab.answer("docker", "pull *enlevohub-backend:*", captured="docker-pull.txt")
     lab.answer("docker", "pull *enlevohub-frontend:*", f"Digest: {FRONT}\n")
     return target
@@ -390,6 +393,7 @@ def as_running(lab, project: str, recorded: str = RUNS, health: str = "healthy",
     lab.answer("docker", f"ps -aq --filter label=com.docker.compose.project={project} *", "c1\n")
     lab.answer("docker", "inspect --format {{index* c1", f"app {RUNS} running {health} sha256:1 img:v1\n")
     lab.answer("docker", "image inspect --format {{.Id}} img:v1", "sha256:1\n")
+    lab.answer("docker", "inspect --format {{.Name}}* c1", f"/{project}-app-1 running healthy 0 unless-stopped\n")
 
 
 def deployed_over(lab, current: str):
@@ -426,6 +430,7 @@ def test_another_configuration_record_or_health_is_brought_up(lab):
         if case == "damaged record":
             (here.state / "stacks" / "ems.up").write_text((here.state / "stacks" / "ems.up").read_text()[:80])
         assert deploy(here).code == 0 and "compose -p ems_system-ems" in ups(here), case
+        finished(here)
 
 
 def test_a_stack_that_passed_its_gate_is_recorded_and_one_restored_is_not(lab):
@@ -437,11 +442,13 @@ def test_a_stack_that_passed_its_gate_is_recorded_and_one_restored_is_not(lab):
     lab.answer("docker", "inspect --format {{.Name}}* c1", "/infra-1 running healthy 0 unless-stopped\n")
     lab.answer("docker", 'inspect --format {{index .Config.Labels "com.docker.compose.service"}} '
                '{{index .Config.Labels "com.docker.compose.config-hash"}} c1', f"proxy {RUNS}\n")
+    lab.answer("docker", "image inspect --format {{.Id}} img:v1", "sha256:1\n")
     assert deploy(lab).code == 0
     assert (lab.state / "stacks" / "infra.up").read_text() == \
         f"rendered {hashlib.sha256(RENDERED.encode()).hexdigest()}\nproxy {RUNS}\n"
     lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
-    (lab.state / "stacks" / "infra.up").unlink()
+    for record in (lab.state / "stacks").iterdir():
+        record.unlink()
     assert deploy(lab, release="r2").code == Code.ROLLED_BACK
     assert [p.name for p in (lab.state / "stacks").iterdir()] == ["infra.up"], "ems failed: not recorded"
 
@@ -454,6 +461,7 @@ def test_the_gate_waits_for_healthy_and_fails_at_once_on_unhealthy_or_exited(lab
     lab.answer("docker", "ps -aq --filter label=com.docker.compose.project=ems_system-ems *", "c9\n")
     lab.answer("docker", wait, "/ems-1 running healthy 0 unless-stopped\n")
     lab.answer("docker", wait, "/ems-1 running starting 0 unless-stopped\n", once=True)
+    lab.answer("docker", "inspect --format {{index .Config.Labels*config-hash*}} c9", f"ems {RUNS}\n")
     assert deploy(lab).code == 0
     assert lab.commands("docker").count("inspect --format {{.Name}} {{.State.Status}} {{if .State.Health}}"
                                         "{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} "
@@ -463,3 +471,18 @@ def test_the_gate_waits_for_healthy_and_fails_at_once_on_unhealthy_or_exited(lab
         lab.answer("docker", wait, f"/ems-1 {state} unless-stopped\n", once=True)
         run = deploy(lab, release=f"r-{state.split()[0]}")
         assert run.code == Code.ROLLED_BACK and f"fail ems: {said}" in run.stdout, run.stdout
+
+
+def test_a_docker_inspect_that_fails_during_the_gate_is_asked_again_never_taken_for_healthy(lab):
+    """A container gone between the listing and the look (or a daemon error) made `docker inspect` fail; its
+    empty answer was read as "nothing pending" and the gate passed. It is asked again until the wait ends."""
+    pulls_answer(lab)
+    wait = f"inspect --format {{{{.Name}}}}* {lab.container('ems')}"
+    lab.answer("docker", wait, "Error response from daemon: No such container: 5e1f\n", code=1)
+    run = deploy(lab)
+    assert run.code == Code.BROKEN, run.stdout   # (a first release: nothing to go back to)
+    assert "fail ems: the containers of ems (docker inspect failed: Error response from daemon: No such container" \
+        in run.stdout and "not healthy after 5s" in run.stdout
+    lab.answer("docker", wait, "/ems-1 running healthy 0 unless-stopped\n")
+    lab.answer("docker", wait, "Error response from daemon: No such container: 5e1f\n", code=1, once=True)
+    assert deploy(lab, release="r2").code == 0, "a look that fails once is just asked again"

@@ -273,3 +273,15 @@ def test_names_are_matched_as_text_never_as_a_regular_expression(lab):
                                        "pin ems.x v1@sha256:" + "1" * 64 + "\n")
     run = lab.snippet("current_pin ems.x; current_pin ems; current_line tag", {"current_pin", "current_line"})
     assert run.stdout.splitlines() == ["v1@sha256:" + "1" * 64, "v1"]
+
+
+def test_a_call_no_test_scripted_fails_loudly(lab):
+    """The stub answers only what a test (or the healthy host every test starts from) scripted: anything else
+    exits 97 and is remembered, and the lab fixture fails the test, so no code path passes on answers nobody
+    wrote (an empty `docker ps` once let the gate see no container and pass)."""
+    run = lab.run("docker volume prune -f; echo \"exit $?\"\n")
+    assert "exit 97" in run.stdout and "stub: no rule answers: docker volume prune -f" in run.stderr
+    assert lab.unscripted() == ["docker volume prune -f"]
+    (lab.path / "unscripted").unlink()   # (seen: the fixture would fail this test for it)
+    lab.allow("docker", "volume prune -f")
+    assert "exit 0" in lab.run("docker volume prune -f; echo \"exit $?\"\n").stdout

@@ -11,7 +11,7 @@ from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
 
 from .test_deploy_program import intent, pulls_answer
-from .test_preflight import start_first
+from .test_preflight import START_FIRST_CONFIG, start_first
 
 SERVICE_PS = "ps -q --filter label=com.docker.compose.project=ems_system-ems --filter label=com.docker.compose.service={} *"
 
@@ -27,6 +27,10 @@ def rolling(lab, ps=("o1", "o1", "o1 n1"), **settings):
         lab.answer("docker", SERVICE_PS.format("ems"), "\n".join(reversed(out.split())) + "\n", once=True)
     lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running healthy 0 unless-stopped\n")
     lab.answer("docker", "inspect --format {{if .State.Health}}{{.State.Health.Status}}{{end}} o1", "unhealthy\n")
+    lab.allow("docker", "cp *:/")                       # the drain file, into each old container
+    lab.allow("docker", "stop o*")
+    lab.allow("docker", "rm -f *")                      # the old ones once stopped (or new ones that failed)
+    lab.answer("docker", "inspect --format {{.Name}} {{.State.ExitCode}} *", "/ems-1 0\n")   # stopped on SIGTERM
     return start_first(lab, drain=0, **settings)
 
 
@@ -106,6 +110,8 @@ def behind_nginx(lab, new_health="healthy"):
         "        published: \"80\"\n        protocol: tcp\n    volumes:\n      - type: bind\n"
         f"        source: {folder}\n        target: /etc/nginx/upstreams\n        read_only: true\n"))
     lab.answer("docker", SERVICE_PS.format("web"), "w1\n")
+    lab.allow("docker", "exec w1 nginx -t -q")          # the blocks are valid
+    lab.allow("docker", "exec w1 nginx -s reload")
     lab.answer("docker", "inspect --format {{.Id}}* o1", "o1full /ems-1 healthy\n")
     lab.answer("docker", "inspect --format {{.Id}}* n1", f"n1full /ems-2 {new_health}\n")
     lab.answer("docker", "inspect --format {{.Id}}* o1 n1", f"o1full /ems-1 healthy\nn1full /ems-2 {new_health}\n")
@@ -180,3 +186,18 @@ def test_behind_nginx_only_its_upstreams_roll_and_must_be_in_the_stack_with_the_
     assert "stack ems: rollout.nginx names service api, which its compose file does not have" in run.error
     assert f"stack ems: service web (nginx) must mount {folder}" in run.error
     assert "publishes host port" not in run.error
+
+
+def test_start_first_with_a_volume_allowed_to_be_shared(lab):
+    t, stacks = rolling(lab, shared_volumes=("uploads",))
+    config = START_FIRST_CONFIG.replace("    container_name: ems_server_app\n", "").replace(
+        "    ports:\n      - mode: ingress\n        target: 8080\n        published: \"8080\"\n        protocol: tcp\n", "")
+    lab.answer("docker", "compose -p ems_system-ems * config", config)
+    lab.answer("docker", "image inspect --format * y", '["CMD-SHELL","test ! -f /tmp/drain"]\n')   # the image's own
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code == 0, run.error
+    assert "stack ems: service ems's healthcheck has no start_period: with rollout: start-first" in run.stdout
+    assert "service sidecar's healthcheck" not in run.stdout, "its image's own healthcheck is the image's business"
+    t, stacks = start_first(lab)
+    run = lab.run(deploy_program(t, stacks, intent(release="r2")))
+    assert run.code == Code.REFUSED and "writes volume uploads" in run.error and "sidecar" not in run.error

@@ -30,7 +30,7 @@ roll() {
     services=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config --services 2>&1) \
       || { printf '%s\n' "$services"; return 1; }
   fi
-  for svc in $services; do roll_service "$s" "$svc" || return 1; done
+  for svc in $services; do roll_service "$s" "$svc" || return; done   # (its code: 2 is a health failure)
   compose_up "$s" || return 1
   [ -z "${SPEC_NGINX[$s]:-}" ] || { wait_healthy "$s" && pool_sync "$s"; }
 }
@@ -39,7 +39,7 @@ roll() {
 # (rollout.batch; 0: all) at a time, each old one drained before it stops. Leftovers of an interrupted
 # rollout (more containers than replicas) are drained and removed too.
 roll_service() {
-  local s=$1 svc=$2 project=${SPEC_PROJECT[$1]} want batch started=0 k running going id
+  local s=$1 svc=$2 project=${SPEC_PROJECT[$1]} want batch started=0 k running going id code
   local -a outgoing fresh
   mapfile -t outgoing < <(service_containers "$project" "$svc")
   [ "${#outgoing[@]}" != 0 ] || return 0   # nothing runs yet: the plain up starts it
@@ -55,11 +55,12 @@ roll_service() {
       case " $running " in *" $id "*) ;; *) fresh+=("$id") ;; esac
     done
     [ "${#fresh[@]}" != 0 ] || { printf 'compose started no new %s container\n' "$svc"; return 1; }
-    if ! wait_healthy "$s" "${fresh[@]}"; then
+    wait_healthy "$s" "${fresh[@]}" || {
+      code=$?   # (2: a health failure, passed on as one)
       docker rm -f "${fresh[@]}" >/dev/null 2>&1
       printf 'the new %s containers were removed before any traffic reached them\n' "$svc"
-      return 1
-    fi
+      return "$code"
+    }
     [ -z "${SPEC_NGINX[$s]:-}" ] || pool_sync "$s" || return 1
     started=$(( started + k ))
     going=$(( ${#outgoing[@]} - (want - started) ))   # old ones that may go now (all once the last batch is up)

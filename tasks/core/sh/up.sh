@@ -21,9 +21,11 @@ project_containers() {
 # wait_healthy STACK [ID...]: what `up --wait` waits for, looked at every 0.1 s (compose's own polling adds ~0.4 s to
 # every changed stack): every container of the project running, and healthy where it has a healthcheck, within
 # the stack's wait: seconds. One that turns unhealthy, restarts or exits fails at once (one that exited 0 and is
-# never restarted finished its job); its state is said on stdout. A dockerd that stops answering is waited for.
+# never restarted finished its job); its state is said on stdout and it returns 2 (a health failure, not
+# compose's; 1: docker did not answer). A dockerd that stops answering is waited for; a `docker inspect` that fails (a container gone
+# between the listing and the look) is asked again, never taken for a healthy answer.
 wait_healthy() {
-  local project=${SPEC_PROJECT[$1]} deadline ids name st health code policy pending
+  local project=${SPEC_PROJECT[$1]} deadline ids states name st health code policy pending
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
   while :; do
     if [ $# -gt 1 ]; then ids=${*:2}   # (these containers only: a start-first rollout's new ones)
@@ -31,22 +33,27 @@ wait_healthy() {
       daemon_back 60 && continue
       printf 'docker does not answer: %s\n' "$ids"; return 1
     fi
-    pending=""
+    pending="" states=""
     # shellcheck disable=SC2086  # one container id per word
+    if [ -n "$ids" ] && ! states=$(docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}' $ids 2>&1); then
+      pending="the containers of $1 (docker inspect failed: ${states//$'\n'/ })" states=""
+    fi
     while read -r name st health code policy; do
+      [ -n "$name" ] || continue
       case $st/$health in
         running/healthy|running/none) ;;
-        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; return 1 ;;
+        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; return 2 ;;
         exited/*|dead/*)
           [ "$code" = 0 ] && [ "${policy:-no}" = no ] && continue
-          printf 'container %s exited (%s)\n' "${name#/}" "$code"; return 1 ;;
-        restarting/*) printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; return 1 ;;
-        *) pending=${name#/} ;;
+          printf 'container %s exited (%s)\n' "${name#/}" "$code"; return 2 ;;
+        restarting/*)
+          printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; return 2 ;;
+        *) pending="container ${name#/}" ;;
       esac
-    done < <([ -z "$ids" ] || docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}' $ids 2>/dev/null)
+    done <<< "$states"
     [ -n "$pending" ] || return 0
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      printf 'container %s is not healthy after %ss\n' "$pending" "${SPEC_WAIT[$1]}"; return 1
+      printf '%s: not healthy after %ss\n' "$pending" "${SPEC_WAIT[$1]}"; return 2
     fi
     sleep 0.1
   done
@@ -105,16 +112,24 @@ up() {
   if [ "$rc" != 0 ]; then
     why=$(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
     say "fail $stack: $why"
-    case $out in
-      *unhealthy*|*"exited ("*|*"exited with code"*|*"is not running"*|*"dependency failed"*|*"is not healthy after"*) ;;
-      *) COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check"
-         # shellcheck disable=SC2034  # (restore reads it; a program that restores nothing, a live restore, does not)
-         [ -z "$before" ] || [ "$(project_containers "${SPEC_PROJECT[$stack]}" 2>/dev/null | sort)" != "$before" ] \
-           || AS_IT_WAS=$stack ;;
-    esac
+    if [ "$rc" != 2 ] && ! compose_saw_health "$out"; then   # (2: wait_healthy's health failure)
+      COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check"
+      # shellcheck disable=SC2034  # (restore reads it; a program that restores nothing, a live restore, does not)
+      [ -z "$before" ] || [ "$(project_containers "${SPEC_PROJECT[$stack]}" 2>/dev/null | sort)" != "$before" ] \
+        || AS_IT_WAS=$stack
+    fi
     return 1
   fi
   health_gate "$stack" && record_up "$stack"
+}
+
+# compose_saw_health OUTPUT: compose's own `up` stopped on a container's health (a depends_on that never became
+# healthy, a container that exited): compose's words, as Compose v2 prints them.
+compose_saw_health() {
+  case $1 in
+    *"dependency failed to start"*|*"exited with code"*|*" is unhealthy"*|*"is not running"*) return 0 ;;
+  esac
+  return 1
 }
 
 # bring_up STACK: compose's `up` of STACK, or its start-first rollout (rollout.sh) where hosts.yml says so.
