@@ -1,4 +1,4 @@
-"""The backup library (sh/backup.sh) under bash with a stub docker: retention's choices, a backup that fails
+"""The backup library (sh/backup.sh, sh/restore.sh) under bash with a stub docker: retention's choices, a backup that fails
 halfway (a dump, its read-back, a full disk) leaving nothing that looks like a backup, a damaged backup
 refused before anything restores, a failed live restore leaving the live databases alone and the clients
 running. Fast tier: no root, no PostgreSQL (the end-to-end tier runs the real one, tests/e2e/test_backup.py)."""

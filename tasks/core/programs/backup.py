@@ -1,4 +1,4 @@
-"""The backup programs (sh/backup.sh): take a verified backup of a system's database stacks and prune by the
+"""The backup programs (sh/backup.sh, sh/restore.sh): take a verified backup of a system's database stacks and prune by the
 retention counts, preview that pruning, list the backups, restore one into a scratch database (a drill) or
 over the live ones; and the parsers of what they report."""
 from __future__ import annotations
