@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tasks.core.programs.protocol import Code, Program, assemble
+from tasks.core.programs.steps import StepError
 
 from .conftest import TOKEN
 
@@ -189,8 +190,13 @@ def test_json_on_the_wire_survives_any_value(lab, value):
 
 
 def test_a_misspelled_step_stops_the_program_with_an_error(lab):
+    """Program.step refuses it when the program is built; should one reach a host anyway (steps added by hand),
+    the shell's run stops there too."""
+    with pytest.raises(StepError, match="lock_takee is not a step"):
+        Program("t").step("lock_takee")
     marker = lab.path / "after"
-    prog = Program("t").step("begin").step("lock_takee").step("atomic_write", str(marker))
+    prog = Program("t").step("begin")
+    prog.steps += [("lock_takee",), ("atomic_write", str(marker))]
     run = lab.run(prog.text.replace("{\n# t\n", "{\n# t\nSTATE=" + str(lab.state) + "\nMETA='\"x\":1'\nACTION=t\n", 1))
     assert run.code == Code.FAILED and "calls 'lock_takee', which its library does not define" in run.error
     assert not marker.exists(), "nothing after a bad step may run"

@@ -12,7 +12,7 @@ import pytest
 from tasks.core import history, inventory, model
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
-from tasks.core.programs import library
+from tasks.core.programs import library, steps
 from tasks.core.programs.backup import backup_program, drill_program, list_program, preview_program, restore_program
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program, going_back, look_program, untouched
@@ -421,3 +421,28 @@ def test_the_closure_follows_calls_not_words(target):
     defined = set(re.findall(r"^([a-z_][a-z0-9_]*)\(\) \{", program.text, re.M))
     assert not defined & {"preflight", "manifest", "overlapping", "only_empty_dirs", "survey"}, defined
     assert {"preflight_stacks", "go_live", "apply", "up"} <= defined
+
+
+def test_each_step_is_declared_once_and_its_library_comment_says_the_same_signature():
+    """programs/steps.py declares every step; the library function's comment starts with that signature, so the
+    shell and Python read the same arguments (a step added on one side only fails here)."""
+    lib = library.load()
+    text = "\n".join(p.read_text() for p in sorted(library.SH_DIR.glob("*.sh")))
+    for name, signature in steps.STEPS.items():
+        assert name in lib.functions, f"{name} is declared but the library has no such function"
+        assert re.search(rf"^# {re.escape(signature.text)}:", text, re.M), \
+            f"sh/ has no comment '# {signature.text}: ...' above {name}()"
+
+
+@pytest.mark.parametrize("step, args, error", [
+    ("add_stack", ("ems", "c.yml", "p", "120", "", "", ""), "WAIT must be a whole number"),
+    ("add_stack", ("ems", "c.yml", "p", 120, ""), "APPS is missing"),
+    ("use_pin", ("ems", "v1@sha256:x", "extra"), "1 argument(s) too many"),
+    ("record", ("good\nbad",), "STATE must be one line"),
+    ("config_snapshot", ("a.yml",), "comes in groups of 2"),
+    ("restore_live", ("db", "b1", "now"), "must be one of start, keep-stopped"),
+    ("lock_takee", (), "lock_takee is not a step"),
+])
+def test_a_step_that_does_not_fit_its_signature_is_refused_when_the_program_is_built(step, args, error):
+    with pytest.raises(steps.StepError, match=re.escape(error)):
+        Program("t").step(step, *args)

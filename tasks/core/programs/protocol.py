@@ -30,7 +30,7 @@ from ..errors import (
 from ..grammar import redact
 from ..ssh import Session
 from ..ui import StepDisplay
-from . import library
+from . import library, steps
 
 
 class Code(enum.IntEnum):
@@ -73,6 +73,8 @@ class Program:
     steps: list[tuple] = field(default_factory=list)
 
     def step(self, function: str, *args) -> Program:
+        """Run library ``function`` with ``args``: checked against its signature (programs/steps.py) now."""
+        steps.check(function, args)
         self.steps.append((function, *args))
         return self
 

@@ -74,6 +74,7 @@ lock_report() {
   [ -z "$LOCK_INFO" ] || data lock holder "$LOCK_INFO" stale "$LOCK_STALE"
 }
 
+# lock_break: remove the lock, whoever holds it (unlock --force), saying whose it was.
 lock_break() {
   lock_holder
   if [ -n "$LOCK_INFO" ]; then

@@ -24,6 +24,7 @@ overlapping() {
 
 only_empty_dirs() { [ -z "$(find "$1" -mindepth 1 -not -type d -print -quit 2>/dev/null)" ]; }
 
+# migrated_already: a system already on the new layout ends the program here, with nothing to do.
 migrated_already() {
   if [ -f "$STATE/migration/done" ]; then
     RESULT=noop
@@ -120,6 +121,8 @@ save_plan() {
   printf '%s\n' "$@" | atomic_write "$STATE/migration/plan" || die "$R_FAILED" "cannot write $STATE/migration/plan"
 }
 
+# copy_all: each old path of COPIES copied to its new place and verified against its manifest (a copy done
+# before, by an interrupted run, is kept).
 copy_all() {
   local entry name src dst want
   for entry in "${COPIES[@]}"; do
@@ -186,6 +189,7 @@ old_up() {
   done
 }
 
+# remove_old: after a completed migration, the old copies of COPIES deleted (each only once verified copied).
 remove_old() {
   [ -f "$STATE/migration/done" ] || die "$R_REFUSED" "the migration of $SYSTEM is not complete: the old copies stay"
   local entry name src dst

@@ -3,6 +3,7 @@
 # curl's) stdin through bash builtins: never an argument of a process, never in output.
 # shellcheck disable=SC2034,SC2154  # globals shared across files; SECRETS, REGISTRY, REGISTRY_USER, GITHUB_API and R_* come from the program's head
 
+# check_secrets: the token file is there and only root reads it (file 600, folder 700), or refuse.
 check_secrets() {
   say "step secrets checking $SECRETS"
   [ -f "$SECRETS" ] || die "$R_REFUSED" "secrets file $SECRETS is missing: create it with 'export GITHUB_TOKEN=...' (chmod 600)"
@@ -18,6 +19,7 @@ read_token() {
   [ -n "$GITHUB_TOKEN" ]
 }
 
+# registry_login: docker login to REGISTRY with the token of the secrets file, given on stdin.
 registry_login() {
   say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
   read_token "$SECRETS" || die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
@@ -31,6 +33,7 @@ registry_login() {
   chmod 600 "$HOME/.docker/config.json" 2>/dev/null || true
 }
 
+# registry_logout: docker logout of REGISTRY after the pulls (registry.logout): no credential stays.
 registry_logout() {
   say "step logout docker logout $REGISTRY (registry.logout: the stored credentials go)"
   docker logout -- "$REGISTRY" >/dev/null 2>&1 || true

@@ -95,10 +95,11 @@ env_template() {
   return 1
 }
 
-# check_placeholders [template:STACK=NAME | value:STACK=VALUE ...]: before anything is pulled or stopped,
+# check_placeholders [WHAT...]: before anything is pulled or stopped,
 # refuse a stack whose .env still holds a placeholder its template gives (seed 001's change-me passwords would
 # go into PostgreSQL for good). Keys are named, values never leave the host. The words give a stack's
-# configured template and the values hosts.yml lists as placeholders for it.
+# configured template (WHAT template:STACK=NAME) and the values hosts.yml lists as placeholders for it
+# (WHAT value:STACK=VALUE).
 check_placeholders() {
   say "step env checking the stacks' .env files for placeholders left from their templates"
   local s env example key found="" word
