@@ -180,13 +180,14 @@ def test_show_current_sends_json_and_ignores_junk(lab):
     lab.state.mkdir()
     (lab.state / "current").write_text('release r02\ntag v1.4.3\npin ems v1.4.3@sha256:3\njunk "line\\\n')
     run = lab.snippet("show_current", {"show_current"})
-    assert run.result.one("current") == {"release": "r02", "tag": "v1.4.3", "pins": {"ems": "v1.4.3@sha256:3"}}
+    assert run.result.one("current") == {"release": "r02", "tag": "v1.4.3"}
+    assert run.result.all("current_pin") == [{"app": "ems", "pin": "v1.4.3@sha256:3"}]
 
 
 @pytest.mark.parametrize("value", ['plain', 'quo"te', 'back\\slash', 'tab\there', 'new\nline', 'bell\x07', 'ünï'])
 def test_json_on_the_wire_survives_any_value(lab, value):
-    run = lab.snippet('data thing value "$V"', {"data"}, {"V": value})
-    assert run.result.one("thing")["value"] == value.replace("\x07", " ")
+    run = lab.snippet('data problem text "$V"', {"data"}, {"V": value})
+    assert run.result.one("problem")["text"] == value.replace("\x07", " ")
 
 
 def test_a_misspelled_step_stops_the_program_with_an_error(lab):

@@ -1,5 +1,6 @@
 """The protocol's pure parts: redaction, reading a program's lines into a Result, exit codes defined once."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_an_odd_status_is_a_clear_error_not_a_crash():
     with pytest.raises(ToolError, match="cannot read"):
         parse_status(Result(data={"stack": [{"name": "ems", "containers": "{not json"}]}))
     with pytest.raises(ToolError, match="cannot read"):
-        parse_status(Result(data={"current": [{"release": "r", "tag": "v", "pins": ["x"]}]}))
+        parse_status(Result(data={"current": [{"release": "r", "tag": "v"}], "current_pin": [{"app": "x"}]}))
 
 
 def test_compose_ps_json_in_every_shape_compose_prints():
@@ -83,3 +84,27 @@ def test_compose_ps_json_in_every_shape_compose_prints():
     assert containers("  \n") == []
     with pytest.raises(ToolError, match="cannot read"):
         containers('{"Name": "a"} }{')
+
+
+def test_every_kind_the_library_reports_is_declared_once():
+    """programs/reports.py declares each @@data kind; every `data KIND` (and `data_json KIND`) in sh/ is one."""
+    from tasks.core.programs import reports
+    text = "\n".join(p.read_text() for p in sorted(library.SH_DIR.glob("*.sh")))
+    sent = set(re.findall(r"(?:^|[;&|{()]|then|do|else)\s*data(?:_json)? ([a-z_]+)\b", text, re.M)) - {"KEY"}
+    assert sent and sent <= set(reports.FIELDS) | reports.JSON_KINDS, sent - set(reports.FIELDS)
+    assert {k for k in reports.FIELDS if k not in sent} == set(), "a kind no program sends"
+
+
+@pytest.mark.parametrize("line, error", [
+    ('@@data thing {"a":"1"}', "no kind 'thing' is declared"),
+    ('@@data pin {"app":"ems"}', "pin: missing pin"),
+    ('@@data pin {"app":"ems","pin":"v1@sha256:1","extra":"x"}', "pin: unknown extra"),
+    ('@@data pin {"app":"ems","pin":1}', "pin: pin must be strings"),
+    ('@@data secrets {"mode":"600","mtime":"1","colour":"red"}', "secrets: unknown colour"),
+])
+def test_a_report_that_does_not_fit_its_kind_is_a_clear_error(line, error):
+    from tasks.core.programs.protocol import Reader
+    from tasks.core.ui import StepDisplay
+    with pytest.raises(ToolError, match=re.escape(error)) as e:
+        Reader(Result(), StepDisplay("t", quiet=True)).line(line)
+    assert e.value.code == errors.FAILED

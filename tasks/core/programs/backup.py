@@ -112,7 +112,7 @@ def listed(result: Result) -> list[Backup]:
     """The backups a listing reported, newest first."""
     sizes = {d["name"]: int(d["bytes"]) for d in result.all("size")}
     out = []
-    for m in result.all("backup"):
+    for m in result.all("manifest"):
         name, stack, created, by, release, verified = fields(m, "name", "stack", "created", "taken", "release",
                                                              "verified")
         dbs = m["databases"]

@@ -30,7 +30,7 @@ from ..errors import (
 from ..grammar import redact
 from ..ssh import Session
 from ..ui import StepDisplay
-from . import library, steps
+from . import library, reports, steps
 
 
 class Code(enum.IntEnum):
@@ -184,6 +184,9 @@ def _json_object(key: str, value: str) -> dict:
         obj = None
     if not isinstance(obj, dict):
         raise ToolError(f"the host sent a malformed @@data {key} line: {redact(value)[:200]!r}", FAILED)
+    wrong = reports.problem(key, obj)
+    if wrong:
+        raise ToolError(f"the host sent a report the tool cannot read ({redact(wrong)[:200]})", FAILED)
     return obj
 
 

@@ -23,7 +23,8 @@ class Current:
     @report
     def parse(cls, result: Result) -> Current:
         data = result.one("current") or {}
-        return cls(data.get("release") or None, data.get("tag") or None, dict(data.get("pins") or {}))
+        return cls(data.get("release") or None, data.get("tag") or None,
+                   {d["app"]: d["pin"] for d in result.all("current_pin")})
 
 
 @dataclass
@@ -106,7 +107,7 @@ def status_program(target: Target) -> Program:
 def parse_status(result: Result) -> Status:
     secrets, rotated = result.one("secrets") or {"missing": "1"}, result.one("rotated")
     stacks = [StackStatus(d["name"], containers(d.get("containers", ""))) for d in result.all("stack")]
-    units = [dict(zip(UNIT_FIELDS, fields(d, *UNIT_FIELDS), strict=True)) for d in result.all("unit")]
+    units = [dict(zip(UNIT_FIELDS, fields(d, *UNIT_FIELDS), strict=True)) for d in result.all("unit_state")]
     return Status(Current.parse(result), lock_holder(result), stacks,
                   None if secrets.get("missing") else secrets["mode"], int(secrets.get("mtime") or 0),
                   rotated["at"] if rotated else None, units)

@@ -159,7 +159,7 @@ backups_report() {
   local s name
   for s in "$@"; do
     backup_names "$s" | while read -r name; do
-      data_json backup "$(head -c 4096 "$BACKUPS/$name/manifest.json" | tr -d '\n')"
+      data_json manifest "$(head -c 4096 "$BACKUPS/$name/manifest.json" | tr -d '\n')"
       data size name "$name" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)"
     done
   done

@@ -42,7 +42,8 @@ data() {
   printf '@@data %s {%s}\n' "$key" "$out" 2>/dev/null || true
 }
 
-# data_json KEY JSON: one @@data line whose value the caller built as JSON (nested objects).
+# data_json KEY JSON: one @@data line whose value is JSON the shell did not build field by field: a release's
+# config (also its record in releases.jsonl) and a backup's manifest.json (programs/reports.py's JSON kinds).
 data_json() { printf '@@data %s %s\n' "$1" "$2" 2>/dev/null || true; }
 
 # after_prefix PREFIX: the rest of each line of stdin that starts with PREFIX, compared as text (never as a

@@ -175,7 +175,7 @@ prune_releases() {
 
 # show_unit STACK UNIT PATH: the unit's state and the release its live path points at (status).
 show_unit() {
-  data unit stack "$1" unit "$2" \
+  data unit_state stack "$1" unit "$2" \
     state "$(systemctl show -p ActiveState --value "$2" 2>/dev/null)" \
     sub "$(systemctl show -p SubState --value "$2" 2>/dev/null)" \
     since "$(systemctl show -p ActiveEnterTimestamp --value "$2" 2>/dev/null)" \

@@ -102,7 +102,7 @@ survey() {
     done < "$STATE/migration/plan"
   fi
   for v in "${VOLUMES[@]}"; do
-    data volume name "$v" info "$(docker volume inspect --format '{{.CreatedAt}} {{.Mountpoint}}' "$v" 2>/dev/null)"
+    data old_volume name "$v" info "$(docker volume inspect --format '{{.CreatedAt}} {{.Mountpoint}}' "$v" 2>/dev/null)"
   done
 }
 

@@ -64,15 +64,15 @@ show_state() {
 # show_current: the running release and its pins, and the lock (what status needs, without the history).
 show_current() {
   if [ -f "$STATE/current" ]; then
-    local key a b rel="" tag="" pins="" sep=""
+    local key a b rel="" tag=""
     while read -r key a b; do
       case $key in
         release) rel=$a ;;
         tag) tag=$a ;;
-        pin) pins+="$sep$(json_str "$a"):$(json_str "$b")"; sep="," ;;
+        pin) data current_pin app "$a" pin "$b" ;;
       esac
     done < "$STATE/current"
-    printf '@@data current {"release":%s,"tag":%s,"pins":{%s}}\n' "$(json_str "$rel")" "$(json_str "$tag")" "$pins"
+    data current release "$rel" tag "$tag"
   fi
   lock_report
 }
