@@ -51,7 +51,7 @@ def ems(sandbox, folder: Path, host: str = "t1"):
 
 
 def ems_for_rollout(host, inventory: Path, strategy: str = "start-first", replicas: int = 1, batch: int = 0) -> None:
-    """The EMS stack made fit for rollout: start-first (what the README's section asks of a service): no
+    """The EMS stack made fit for rollout: start-first (what docs/zero-downtime.md asks of a service): no
     container_name, a healthcheck that fails while /tmp/drain exists (the app image has no shell but
     busybox's), a start_period for PostgreSQL's first start; ``replicas`` of it, ``batch`` at a time. With
     ``strategy`` stop-first the same stack changes the default way (the bench's baseline)."""

@@ -1,7 +1,7 @@
 """The one exception the tool raises for expected failures, and the exit codes scripts and CI can rely on."""
 from __future__ import annotations
 
-# Exit codes (documented in the README; stable for scripts and monitors).
+# Exit codes (documented in docs/tasks.md; stable for scripts and monitors).
 FAILED = 1          # unexpected failure (a bug, or something the tool did not foresee)
 BAD_INPUT = 2       # bad inventory, arguments, tag, secrets file: nothing was changed
 BUSY = 3            # another deploy holds the lock, or the history changed under us: nothing was changed
