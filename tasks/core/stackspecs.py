@@ -93,7 +93,7 @@ class ComposeStack(Spec):
     """A compose stack, brought up in the system's order; it pins the images named by image: or images:."""
     compose: RelPath = Field(description="the compose file, relative to <root>/<system>")
     image: ImageName | None = Field(None, description="the one image it pins (a repository, no tag)")
-    tag_var: EnvVar | None = Field(None, description="the variable of image:'s line (default IMAGE_TAG)")
+    tag_var: EnvVar = Field("IMAGE_TAG", description="the variable of image:'s line in the compose file")
     images: dict[SafeName, ImageSpec] | None = Field(None, description="several images, each with its variable")
     health: Matching(grammar.URL, "must be an http(s) URL") | None = None
     wait: Whole(1, 3600) = Field(120, description="seconds the health gate waits")
@@ -123,14 +123,14 @@ class ComposeStack(Spec):
                 if variables.count(spec.tag_var) > 1:
                     raise refuse(f"two images use {spec.tag_var}: each needs its own variable, or one would run "
                                  "the other's digest", "images", name, "tag_var")
-        elif self.tag_var and not self.image:
+        elif "tag_var" in self.model_fields_set and not self.image:
             raise refuse("tag_var: without image: (the stack pins nothing)", "tag_var")
         return self
 
     def build(self, name: str) -> model.Stack:
         apps = tuple(model.App(n, i.image, i.tag_var) for n, i in (self.images or {}).items())
         if self.image:
-            apps = (model.App(name, self.image, self.tag_var or "IMAGE_TAG"),)
+            apps = (model.App(name, self.image, self.tag_var),)
         return model.Stack(
             name=name, compose=self.compose, apps=apps, health=self.health, wait=self.wait, project=self.project,
             scale=tuple(self.scale.items()), require_healthcheck=self.require_healthcheck,

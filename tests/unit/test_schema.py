@@ -2,6 +2,7 @@
 committed schema is the models' schema, every inventory of the repo validates against it, and the errors of a
 file are all reported at once, each with file:line. Unit tier."""
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -105,3 +106,27 @@ def test_legacy_paths_refuse_a_trailing_tab(tmp_path):
     file.write_text(yaml.safe_dump(data))
     with pytest.raises(ToolError, match="legacy.s.uploads '/srv\\\\t' must be a path on one line"):
         inventory.load(file)
+
+
+def _defaults() -> dict[str, set]:
+    """Every key's default in the models (a key of several models may have several: a stack's wait)."""
+    out: dict[str, set] = {}
+    for model in {*hostsfile.Spec.__subclasses__(), *hostsfile.HostsFile.__subclasses__(), hostsfile.HostsFile}:
+        for name, f in model.model_fields.items():
+            if not f.is_required() and f.default is not None:
+                out.setdefault(name, set()).add(json.dumps(f.default if not hasattr(f.default, "model_dump")
+                                                           else f.default.model_dump()))
+    return out
+
+
+def test_the_defaults_the_docs_give_are_the_models_defaults():
+    """The defaults lived in three places (model, inventory, README) and disagreed (a binary's wait): the
+    docs' example says `# default` only where the models agree."""
+    defaults = _defaults()
+    said = [(m[1], yaml.safe_load(m[2])) for m in re.finditer(r"^\s+(\w+): (.+?)\s+# defaults?\b", DOC, re.M)]
+    assert len(said) >= 9
+    for key, value in said:
+        assert json.dumps(value) in defaults.get(key, set()), f"docs/hosts-yml.md says {key}: {value!r} by default"
+
+
+DOC = (REPO / "docs" / "hosts-yml.md").read_text()
