@@ -57,30 +57,42 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         if not dry_run:
             run.reach()
         jobs = []
-        by, origin = operator()
         for target, stacks in plans:
             session = None if dry_run and offline else sel.session(target)
             mine = files[target.label]
-            keep = [s.name for s in target.system.binaries(stacks) if s.name not in mine]
-            state = _state(session, target, stacks, choice)
-            tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
-                                   target.system.versioned(stacks), keep)
-            rest = untouched(state, target, stacks) if state else Untouched()
-            intent = Intent("deploy", run.release, release_label(tags, {**rest.pins, **pins}), by, origin,
-                            pins=pins, tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in mine.items()},
-                            fleet=run.fleet, untouched=rest, history_sha=state and state.history_sha)
+            intent, state = _intent(session, run, target, stacks, choice, ref, mine)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders, releases=state.releases if state else ())
             if dry_run:
-                print_program(target, program)
-                _strategies(target, stacks)
-                if session:
-                    _look(session, target, stacks, intent)
+                _dry_run(session, target, stacks, intent, program)
                 continue
             artifacts.upload(session, target, mine)
-            jobs.append(Job(target, program, intent, run.step_of(target, stacks), notes=_warnings))
+            jobs.append(Job(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
         if jobs:
             run.go(jobs)
+
+
+def _intent(session, run: Run, target: Target, stacks: list[Stack], choice, ref,
+            files: dict) -> tuple[Intent, State | None]:
+    """What this deploy asks of ``target``: the tags it pulls, the pins it keeps, what the stacks it leaves
+    alone run (read from the host when needed: ``_state``), and the history it was decided from."""
+    keep = [s.name for s in target.system.binaries(stacks) if s.name not in files]
+    state = _state(session, target, stacks, choice)
+    tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
+                           target.system.versioned(stacks), keep)
+    rest = untouched(state, target, stacks) if state else Untouched()
+    by, origin = operator()
+    return Intent("deploy", run.release, release_label(tags, {**rest.pins, **pins}), by, origin, pins=pins,
+                  tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in files.items()}, fleet=run.fleet,
+                  untouched=rest, history_sha=state and state.history_sha), state
+
+
+def _dry_run(session, target: Target, stacks: list[Stack], intent: Intent, program) -> None:
+    """--dry-run: the exact program, how each stack changes, and (unless --offline) a read-only look."""
+    print_program(target, program)
+    _strategies(target, stacks)
+    if session:
+        _look(session, target, stacks, intent)
 
 
 def _plans(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:

@@ -53,7 +53,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             if dry_run:
                 print_program(target, program)
                 continue
-            jobs.append(Job(target, program, intent, run.step_of(target, stacks),
+            jobs.append(Job(target, program, intent, run.stage_of(target, stacks),
                             notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
         if jobs:
             run.go(jobs)

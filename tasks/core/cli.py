@@ -35,8 +35,8 @@ COMMON_HELP = {"host": "host(s) from hosts.yml: NAME or NAME,NAME (Fabric's -H N
                "dry-run": "print the exact remote program and change nothing"}
 
 # The options of every task that changes several hosts at once (a fleet run).
-FLEET_HELP = {"parallel": "with several hosts: at most this many at once (default: every host of a step, up to 32)",
-              "batch": "with several hosts: roll out in batches of N hosts or N% of a step's hosts, each batch "
+FLEET_HELP = {"parallel": "with several hosts: at most this many at once (default: every host of a stage, up to 32)",
+              "batch": "with several hosts: roll out in batches of N hosts or N% of a stage's hosts, each batch "
                        "healthy before the next starts",
               "no-revert": "with several hosts: when one fails, keep the hosts already switched (default: they get "
                            "the release they ran before)",

@@ -2,8 +2,8 @@
 
 Before anything changes, every host is reached (its key checked) and, when there is more than one, its lock is
 taken for the run, host by host in name order: any refusal releases what was taken and changes nothing. Then
-hosts change in steps (a host's step is where its first stack comes in its system's order, so the database
-hosts go before the app hosts), in parallel within a step (``--parallel``) and in rolling batches
+hosts change in stages (a host's stage is where its first stack comes in its system's order, so the database
+hosts go before the app hosts), in parallel within a stage (``--parallel``) and in rolling batches
 (``--batch``), each host behind its own health gate. A host that fails stops the run: no new host starts, and
 the hosts this run already switched get the release they ran before (``--no-revert`` keeps them). The result
 is one row per host and system (switched, reverted, untouched, failed) and the worst exit code.
@@ -37,7 +37,7 @@ MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider 
 @dataclass(frozen=True)
 class Rollout:
     """How a fleet run proceeds: at most ``parallel`` hosts at once, in batches of ``batch`` (a count or a
-    percentage of a step's hosts) with the health gate between them, and whether a failure reverts."""
+    percentage of a stage's hosts) with the health gate between them, and whether a failure reverts."""
     parallel: int | None = None
     batch: str | None = None
     revert: bool = True
@@ -55,7 +55,7 @@ class Rollout:
         return cls(int(parallel) if parallel is not None else None, batch and str(batch), not no_revert)
 
     def batches(self, hosts: list) -> list[list]:
-        """``hosts`` (one step's) cut into the rolling batches."""
+        """``hosts`` (one stage's) cut into the rolling batches."""
         if not self.batch:
             return [hosts] if hosts else []
         if self.batch.endswith("%"):
@@ -74,7 +74,7 @@ class Job:
     target: Target
     program: Program
     intent: Intent
-    step: int
+    stage: int
     result: str = "untouched"      # one of RESULTS
     detail: str = ""
     code: int = 0
@@ -102,10 +102,10 @@ def put_back(session: Session, target: Target, previous: str, undone: Intent) ->
     return deploy_program(target, stacks, intent, reverts=undone, releases=state.releases)
 
 
-def in_steps(jobs: list[Job]) -> list[list[Job]]:
-    """``jobs`` grouped by their step, in order."""
-    steps = sorted({j.step for j in jobs})
-    return [[j for j in jobs if j.step == s] for s in steps]
+def in_stages(jobs: list[Job]) -> list[list[Job]]:
+    """``jobs`` grouped by their stage, in order."""
+    stages = sorted({j.stage for j in jobs})
+    return [[j for j in jobs if j.stage == s] for s in stages]
 
 
 def by_host(jobs: list[Job]) -> list[list[Job]]:
@@ -131,7 +131,7 @@ class Run:
         self.json = json
         self.stopping = False
 
-    def step_of(self, target: Target, stacks: list[Stack]) -> int:
+    def stage_of(self, target: Target, stacks: list[Stack]) -> int:
         """Where ``target``'s part comes: the position of its first stack in its system's order."""
         return min((self.sel.inventory.order(target.system.name, s.name) for s in stacks), default=0)
 
@@ -164,7 +164,7 @@ class Run:
             return
         self.events.open()
         self.events.post("plan", fleet=self.fleet, release=self.release, action=self.action,
-                         steps=[[j.target.label for j in step] for step in in_steps(jobs)])
+                         stages=[[j.target.label for j in stage] for stage in in_stages(jobs)])
         try:
             self._hold(jobs)
             self._forward_all(jobs)
@@ -177,9 +177,9 @@ class Run:
         self._result(jobs)
 
     def _forward_all(self, jobs: list[Job]) -> None:
-        """Step by step, batch by batch, each batch's hosts in parallel, until a host fails."""
-        for step in in_steps(jobs):
-            for batch in self.rollout.batches(by_host(step)):
+        """Stage by stage, batch by batch, each batch's hosts in parallel, until a host fails."""
+        for stage in in_stages(jobs):
+            for batch in self.rollout.batches(by_host(stage)):
                 self.events.parallel(batch, self._forward, self.rollout.width(len(batch)))
                 if self.stopping:
                     return
@@ -225,15 +225,15 @@ class Run:
             self.events.post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
 
     def _undo(self, jobs: list[Job], revert: Revert) -> None:
-        """Put back what every switched host ran before, the last step first (or keep them: --no-revert)."""
+        """Put back what every switched host ran before, the last stage first (or keep them: --no-revert)."""
         switched = [j for j in jobs if j.result == "switched"]
         if not self.rollout.revert:
             for job in switched:
                 job.result, job.detail = "kept", f"{job.detail} (kept: --no-revert)"
             return
-        for step in reversed(in_steps(switched)):
-            self.events.parallel(by_host(step), lambda host_jobs: self._back(host_jobs, revert),
-                                 self.rollout.width(len(step)))
+        for stage in reversed(in_stages(switched)):
+            self.events.parallel(by_host(stage), lambda host_jobs: self._back(host_jobs, revert),
+                                 self.rollout.width(len(stage)))
 
     def _back(self, jobs: list[Job], revert: Revert) -> None:
         for job in jobs:

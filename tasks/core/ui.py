@@ -121,9 +121,9 @@ class FleetView:
             return
         kind, label = event["event"], f"{event.get('host')}/{event.get('system')}"
         if kind == "plan":
-            steps = " then ".join("[" + ", ".join(step) + "]" for step in event["steps"])
-            self._print(f"[bold]{safe(event['action'])} {safe(event['release'])}[/]: {safe(steps)}")
-            for label in (lb for step in event["steps"] for lb in step):
+            stages = " then ".join("[" + ", ".join(stage) + "]" for stage in event["stages"])
+            self._print(f"[bold]{safe(event['action'])} {safe(event['release'])}[/]: {safe(stages)}")
+            for label in (lb for stage in event["stages"] for lb in stage):
                 self.rows[label] = ["waiting", "", time.monotonic()]
         elif kind == "step":
             self.rows[label] = [event["state"], event["text"], time.monotonic() - event.get("seconds", 0)]

@@ -94,7 +94,7 @@ def test_json_events_and_fabric_hosts_flag(fleet):
     events = [json.loads(line) for line in res.stdout.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "plan" and kinds[-1] == "result"
-    assert events[0]["steps"] == [["t1/ems_system", "t3/ems_system"]]
+    assert events[0]["stages"] == [["t1/ems_system", "t3/ems_system"]]
     assert {(e["host"], e["state"]) for e in events if e["event"] == "step" and e["step"] == "pull"} >= \
         {("t1", "ok"), ("t3", "ok")}
     assert events[-1]["exit"] == 0 and {h["result"] for h in events[-1]["hosts"]} == {"switched"}
@@ -150,7 +150,7 @@ def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(
     res = vps.fab("deploy", "--all", "--tag", "v1.4.2", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     events = [json.loads(line) for line in res.stdout.splitlines()]
-    assert events[0]["steps"] == [["en4/enlevohub"], ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
+    assert events[0]["stages"] == [["en4/enlevohub"], ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
     db_done = next(i for i, e in enumerate(events) if e["event"] == "host" and e["host"] == "en4")
     first_app = next(i for i, e in enumerate(events) if e["event"] == "step" and e["host"] != "en4")
     assert db_done < first_app, "the database host is live before any backend host starts"
@@ -170,7 +170,7 @@ def test_seed_002_over_four_servers_database_first_then_the_backends_then_nginx(
     assert [r["tag"] for r in db] == ["config"], "the database host was not part of the app group's deploy"
     only = vps.fab("deploy", "--all", "--stack", "frontend", "--json")
     assert only.returncode == 0, only.stdout + only.stderr
-    assert json.loads(only.stdout.splitlines()[0])["steps"] == [["en1/enlevohub"]]
+    assert json.loads(only.stdout.splitlines()[0])["stages"] == [["en1/enlevohub"]]
     en1_now = json.loads(vps.ok("releases", "--host", "en1", "--json").stdout)["enlevohub"][0]
     assert en1_now["tag"] == "v1.4.3" and en1_now["images"]["backend"].startswith("v1.4.3@"), "what runs on en1"
 

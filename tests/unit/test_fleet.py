@@ -51,7 +51,7 @@ def jobs_for(run: Run, sel) -> list[Job]:
     for target in sel.targets:
         stacks = target.system.stacks
         intent = Intent("deploy", run.release, "v2", "ana", "laptop", fleet=run.fleet)
-        out.append(Job(target, Program(f"deploy v2 on {target.label}"), intent, run.step_of(target, list(stacks))))
+        out.append(Job(target, Program(f"deploy v2 on {target.label}"), intent, run.stage_of(target, list(stacks))))
     return out
 
 
@@ -68,7 +68,7 @@ def test_the_database_host_goes_first_then_the_app_hosts_and_every_lock_is_taken
     assert deploys[:2] == [("en4", "deploy"), ("en5", "deploy")] and {h for h, _ in deploys[2:]} == {"en1", "en2", "en3"}
     assert sorted(frees) == [(h, "free") for h in ("en1", "en2", "en3", "en4", "en5")]
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert events[0]["steps"] == [["en4/enlevohub"], ["en5/enlevohub"],
+    assert events[0]["stages"] == [["en4/enlevohub"], ["en5/enlevohub"],
                                   ["en1/enlevohub", "en2/enlevohub", "en3/enlevohub"]]
     assert events[-1]["exit"] == 0 and {h["result"] for h in events[-1]["hosts"]} == {"switched"}
 
@@ -204,7 +204,7 @@ def test_at_a_terminal_each_host_has_a_live_line_and_the_lines_still_print(monke
         monkeypatch.setattr(ui, "console", Console(file=out, force_terminal=terminal, width=120, highlight=False))
         view = ui.FleetView()
         assert (view.live is not None) == terminal
-        view.show({"event": "plan", "action": "deploy", "release": "r1", "steps": [["en4/s"], ["en1/s", "en2/s"]]})
+        view.show({"event": "plan", "action": "deploy", "release": "r1", "stages": [["en4/s"], ["en1/s", "en2/s"]]})
         view.show({"event": "step", "host": "en4", "system": "s", "step": "up", "text": "db: up", "state": "started"})
         view.show({"event": "step", "host": "en4", "system": "s", "step": "up", "text": "db: up", "state": "ok",
                    "seconds": 1.5})
