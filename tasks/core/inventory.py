@@ -142,6 +142,12 @@ def _host(name: str, spec, systems: dict, registry: Registry, groups: dict, fail
     if twice:
         fail(("systems",), f"host {name!r} would run compose project {', '.join(twice)} for two stacks: give one "
              "of them another 'project:'")
+    releases = [(t.system.name, s.name, s.binary.releases) for t in host.targets() for s in t.system.binaries()]
+    for i, (system, stack, folder) in enumerate(releases):
+        other = next((f"{o}/{n}" for o, n, f in releases[:i] if f == folder), None)
+        if other:
+            fail(("systems",), f"binary stacks {other} and {system}/{stack} would share {folder} on host {name!r}: "
+                 "pruning one would delete the other's live release; give each binary a folder of its own")
     for target in host.targets():
         for what, old, new in target.migration_copies():
             if _overlap(old, new):

@@ -410,3 +410,15 @@ def test_a_binary_stack_has_no_rollout(tmp_path):
     text = binary("path: /opt/p/p, unit: p}").replace("infra: {binary:", "infra: {rollout: start-first, binary:")
     msg = error_of(write(tmp_path, text))
     assert "unknown key 'rollout'" in msg
+
+
+def test_two_binaries_whose_live_paths_share_a_folder_are_refused(tmp_path):
+    """They would share releases/: pruning one deleted the other's live release, and one tag deployed to both
+    made the second install remove the first's releases/v1 (issue 20)."""
+    text = GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
+                        "escala: {binary: {path: /opt/plantao/escala-plantao, unit: plantao}}\n"
+                        "      worker: {binary: {path: /opt/plantao/worker, unit: worker}}")
+    msg = error_of(write(tmp_path, text))
+    assert "binary stacks ems_system/escala and ems_system/worker would share /opt/plantao/releases" in msg, msg
+    fine = text.replace("/opt/plantao/worker", "/opt/worker/worker")
+    assert len(inventory.load(write(tmp_path, fine)).host("vps1").systems[0].binaries()) == 2

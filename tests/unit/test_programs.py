@@ -130,13 +130,14 @@ def test_deploy_program_steps_are_pinned(target):
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
         ("begin",), ("lock_take",), ("check_history",), ("check_secrets",),
-        ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", "ems_system-infra", 120, "", "", ""),
-        ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml", "ems_system-postgres", 120,
+        ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", f"{base}/infra/.env", "ems_system-infra", 120,
          "", "", ""),
-        ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", "ems_system-ems", 120,
-         "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
-        ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", "ems_system-sms", 120, "",
-         "sms=IMAGE_TAG", ""), ("together", "ems", "sms"),
+        ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml",
+         f"{base}/containers/postgres/.env", "ems_system-postgres", 120, "", "", ""),
+        ("add_stack", "ems", f"{base}/ems/container/docker-compose.prod.yml", f"{base}/ems/container/.env",
+         "ems_system-ems", 120, "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
+        ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", f"{base}/sms/container/.env",
+         "ems_system-sms", 120, "", "sms=IMAGE_TAG", ""), ("together", "ems", "sms"),
         ("check_placeholders",), ("render_start", "infra", "postgres"), ("registry_login",),
         ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
         ("add_image", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""), ("fetch_images",),
@@ -161,7 +162,8 @@ def test_each_image_of_a_stack_is_fetched_and_declared_on_its_own(tmp_path):
         "hosts:\n  en1: {address: 10.0.0.1, systems: [enlevohub]}\n")
     t = inventory.load(tmp_path / "hosts.yml").host("en1").targets()[0]
     steps = deploy_program(t, list(t.system.stacks), intent(tags={"backend": "v2", "frontend": "v1"})).steps
-    assert ("add_stack", "app", "/root/enlevohub/repo/docker-compose.yml", "enlevohub-app", 120, "",
+    assert ("add_stack", "app", "/root/enlevohub/repo/docker-compose.yml", "/root/enlevohub/repo/.env",
+            "enlevohub-app", 120, "",
             "backend=BACKEND_TAG frontend=FRONTEND_TAG", "backend=3") in steps
     assert [s for s in steps if s[0] == "add_image"] == [
         ("add_image", "backend", "ghcr.io/u/enlevohub-backend", "v2", ""),
@@ -316,7 +318,8 @@ def test_a_binary_is_declared_installed_after_preflight_and_pruned_once_live(tar
     stacks = list(binary.system.stacks)
     program = deploy_program(binary, stacks, intent(tags={"ems": "v1", "sms": "v1", "escala": "v2.1.0"},
                                                     artifacts={"escala": "b" * 64}))
-    assert ("add_binary", "escala", "/opt/plantao/escala-plantao", "plantao", "opc:opc", "0755", 5, 30,
+    assert ("add_binary", "escala", "/opt/plantao/escala-plantao", "/opt/plantao/releases", "plantao", "opc:opc",
+            "0755", 5, 30,
             "http://127.0.0.1:8080/health") in program.steps
     names = [s[0] for s in program.steps]
     assert names[names.index("preflight_stacks"):] == ["preflight_stacks", "fetch_binary", "config_snapshot",
@@ -436,7 +439,7 @@ def test_each_step_is_declared_once_and_its_library_comment_says_the_same_signat
 
 @pytest.mark.parametrize("step, args, error", [
     ("add_stack", ("ems", "c.yml", "p", "120", "", "", ""), "WAIT must be a whole number"),
-    ("add_stack", ("ems", "c.yml", "p", 120, ""), "APPS is missing"),
+    ("add_stack", ("ems", "c.yml", ".env", "p", 120, ""), "APPS is missing"),
     ("use_pin", ("ems", "v1@sha256:x", "extra"), "1 argument(s) too many"),
     ("record", ("good\nbad",), "STATE must be one line"),
     ("config_snapshot", ("a.yml",), "comes in groups of 2"),

@@ -51,9 +51,10 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     for s in stacks:
         if s.binary:
             b = s.binary
-            prog.step("add_binary", s.name, b.path, b.unit, b.owner or "", b.mode, b.keep, s.wait, s.health or "")
+            prog.step("add_binary", s.name, b.path, b.releases, b.unit, b.owner or "", b.mode, b.keep, s.wait,
+                      s.health or "")
             continue
-        prog.step("add_stack", s.name, target.compose(s), target.project(s), s.wait, s.health or "",
+        prog.step("add_stack", s.name, target.compose(s), target.env_file(s), target.project(s), s.wait, s.health or "",
                   " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
         if s.start_first:
             sf = s.start_first

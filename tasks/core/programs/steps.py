@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 
 SIGNATURES = """
-add_binary STACK PATH UNIT OWNER MODE KEEP:int WAIT:int HEALTH
+add_binary STACK PATH RELEASES UNIT OWNER MODE KEEP:int WAIT:int HEALTH
 add_database STACK PROJECT SERVICE ROLE DATABASES
 add_image APP REPO TAG PIN
-add_stack NAME COMPOSE PROJECT WAIT:int HEALTH APPS SCALE
+add_stack NAME COMPOSE ENV PROJECT WAIT:int HEALTH APPS SCALE
 backup_done
 backup_take STACK
 backups_before_deploy

@@ -7,19 +7,20 @@
 # uploads a binary, named by its sha256).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; ARTIFACTS and R_* come from the program's head
 
-# add_binary STACK PATH UNIT OWNER MODE KEEP WAIT HEALTH: declare a binary stack, in order with the others,
-# and the functions that bring it up, switch it and check it (stacks.sh's `does`).
+# add_binary STACK PATH RELEASES UNIT OWNER MODE KEEP WAIT HEALTH: declare a binary stack, in order with the
+# others (RELEASES: the folder of its release folders, beside PATH), and the functions that bring it up, switch
+# it and check it (stacks.sh's `does`).
 add_binary() {
   declare -gA BIN SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE SPEC_DOES
   STACKS+=("$1")
-  SPEC_KIND[$1]=binary SPEC_COMPOSE[$1]="" SPEC_PROJECT[$1]="" SPEC_WAIT[$1]=$7 SPEC_HEALTH[$1]=$8
+  SPEC_KIND[$1]=binary SPEC_COMPOSE[$1]="" SPEC_PROJECT[$1]="" SPEC_WAIT[$1]=$8 SPEC_HEALTH[$1]=$9
   SPEC_APPS[$1]="$1=" SPEC_SCALE[$1]=""
   SPEC_DOES[$1:up]=unit_up SPEC_DOES[$1:pin]=link_binary SPEC_DOES[$1:check]=check_binary
-  BIN[$1:path]=$2 BIN[$1:unit]=$3.service BIN[$1:owner]=$4 BIN[$1:mode]=$5 BIN[$1:keep]=$6
+  BIN[$1:path]=$2 BIN[$1:releases]=$3 BIN[$1:unit]=$4.service BIN[$1:owner]=$5 BIN[$1:mode]=$6 BIN[$1:keep]=$7
 }
 
 # release_file STACK TAG: where release TAG of STACK's binary lives.
-release_file() { printf '%s/releases/%s/%s' "$(dirname "${BIN[$1:path]}")" "$2" "$(basename "${BIN[$1:path]}")"; }
+release_file() { printf '%s/%s/%s' "${BIN[$1:releases]}" "$2" "$(basename "${BIN[$1:path]}")"; }
 
 file_sha() { sha256sum < "$1" | cut -d' ' -f1; }
 
@@ -103,7 +104,7 @@ adopt_binary() {
   if [ -L "$path" ]; then RUNS=$(readlink "$path"); return 0; fi
   [ -f "$path" ] || return 0
   sha=$(file_sha "$path")
-  dir=$(dirname "$path")/releases/adopted-${sha:0:12}
+  dir=${BIN[$1:releases]}/adopted-${sha:0:12}
   (umask 022 && mkdir -p "$dir") && { [ -e "$dir/${path##*/}" ] || ln "$path" "$dir/${path##*/}"; } \
     && printf '%s\n' "$sha" > "$dir/sha256" || return 1
   say "info $path was a plain file (placed by hand): kept as $dir"
@@ -152,7 +153,7 @@ check_binary() {
 prune_releases() {
   local stack=$1 live prev d n=0 keep=" " dirs root pin
   declare -A seen=()
-  root=$(dirname "${BIN[$stack:path]}")/releases
+  root=${BIN[$stack:releases]}
   live=$(readlink "${BIN[$stack:path]}") prev=${PREV_TARGET[$stack]:-}
   mapfile -t dirs < <(for pin in "${@:2}"; do [ ! -d "$root/${pin%@*}" ] || printf '%s/\n' "$root/${pin%@*}"; done
                       ls -1dt "$root"/*/ 2>/dev/null)

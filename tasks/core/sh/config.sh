@@ -66,7 +66,7 @@ config_hash() {
 # config_files STACK: the files a stack runs with: its compose file and .env, or a binary's unit file.
 config_files() {
   if is_binary "$1"; then systemctl show -p FragmentPath --value "${BIN[$1:unit]}" 2>/dev/null
-  else printf '%s\n%s\n' "${SPEC_COMPOSE[$1]}" "$(env_of "$1")"; fi
+  else printf '%s\n%s\n' "${SPEC_COMPOSE[$1]}" "${SPEC_COMPOSE[$1:env]}"; fi
 }
 
 # config_snapshot [FILE SHA256]...: CONFIG becomes the commit of repo/ (and whether it has local changes) and the

@@ -175,9 +175,9 @@ pinned_images() {
 # nginx mounts the folder the tool writes their upstream blocks to.
 check_nginx_pool() {
   local svc folder word
-  declare -gA SPEC_NGINX SPEC_UPSTREAMS
+  declare -gA SPEC_NGINX SPEC_POOL_DIR SPEC_UPSTREAMS
   [ -n "${SPEC_NGINX[$1]:-}" ] || return 0
-  svc=${SPEC_NGINX[$1]%% *} folder=${SPEC_NGINX[$1]#* }
+  svc=${SPEC_NGINX[$1]} folder=${SPEC_POOL_DIR[$1]}
   for word in ${SPEC_UPSTREAMS[$1]} "$svc="; do
     [ -n "${IMAGES[${word%%=*}]:-}" ] || problem "$1" "rollout.nginx names service ${word%%=*}, which its compose file does not have"
   done

@@ -3,7 +3,7 @@
 # ones and get traffic only once healthy; the old ones are drained out of the proxy's pool before they stop.
 # The pool is Traefik's (it routes to healthy containers only) or, with rollout.nginx, the upstream blocks the
 # tool writes for nginx (pool_sync).
-# Globals: SPEC_* (stacks.sh), SPEC_START (stack -> "DRAIN BATCH"), SPEC_NGINX (stack -> "SERVICE FOLDER"),
+# Globals: SPEC_* (stacks.sh), SPEC_DRAIN, SPEC_BATCH (start_first), SPEC_NGINX and SPEC_POOL_DIR (nginx_pool),
 # SPEC_UPSTREAMS (stack -> " SERVICE=PORT... ").
 # shellcheck disable=SC2034,SC2154  # globals shared across files; TMP_FILES and R_* come from the program's head
 
@@ -43,7 +43,7 @@ roll_service() {
   local -a outgoing fresh
   mapfile -t outgoing < <(service_containers "$project" "$svc")
   [ "${#outgoing[@]}" != 0 ] || return 0   # nothing runs yet: the plain up starts it
-  want=$(replicas "$s" "$svc"); batch=${SPEC_START[$s]#* }
+  want=$(replicas "$s" "$svc"); batch=${SPEC_BATCH[$s]}
   [ "$batch" -gt 0 ] || batch=$want
   while [ "$started" -lt "$want" ]; do
     k=$(( want - started < batch ? want - started : batch ))
@@ -77,7 +77,7 @@ drain_out() {
   local s=$1 name code
   shift
   leave_pool "$s" "$@" || return 1
-  sleep "${SPEC_START[$s]%% *}"
+  sleep "${SPEC_DRAIN[$s]}"
   docker stop "$@" >/dev/null 2>&1
   while read -r name code; do
     [ "$code" != 137 ] || say "info $s: container ${name#/} did not exit on SIGTERM within its stop_grace_period and was killed: let the app finish its requests and exit on SIGTERM"
@@ -112,7 +112,7 @@ leave_pool() {
 pool_sync() {
   local s=$1 nginx folder word svc changed=0 text proxies proxy out
   shift
-  read -r nginx folder <<< "${SPEC_NGINX[$s]}"
+  nginx=${SPEC_NGINX[$s]} folder=${SPEC_POOL_DIR[$s]}
   mkdir -p "$folder" 2>/dev/null || { printf 'cannot create %s for the nginx upstreams\n' "$folder"; return 1; }
   for word in ${SPEC_UPSTREAMS[$s]}; do
     svc=${word%%=*}

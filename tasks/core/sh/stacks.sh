@@ -10,34 +10,35 @@
 is_binary() { [ "${SPEC_KIND[$1]:-}" = binary ]; }
 does() { "${SPEC_DOES[$1:$2]}" "$1" "${@:3}"; }
 
-# add_stack NAME COMPOSE PROJECT WAIT HEALTH APPS SCALE: declare a stack (in order) for apply and restore. APPS
-# are the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no image
-# is ever given another one's digest. SCALE: "service=replicas" words, given to every `up`.
+# add_stack NAME COMPOSE ENV PROJECT WAIT HEALTH APPS SCALE: declare a stack (in order) for apply and restore.
+# ENV is the .env beside COMPOSE that compose reads and the tool pins releases in (SPEC_COMPOSE[NAME:env]).
+# APPS are the images it pins as "app=VARIABLE" words: one variable per image line of its compose file, so no
+# image is ever given another one's digest. SCALE: "service=replicas" words, given to every `up`.
 add_stack() {
   declare -gA SPEC_KIND SPEC_COMPOSE SPEC_PROJECT SPEC_WAIT SPEC_HEALTH SPEC_APPS SPEC_SCALE SPEC_DOES
   STACKS+=("$1")
   SPEC_KIND[$1]=compose
-  SPEC_COMPOSE[$1]=$2; SPEC_PROJECT[$1]=$3; SPEC_WAIT[$1]=$4; SPEC_HEALTH[$1]=$5; SPEC_APPS[$1]=$6
-  SPEC_SCALE[$1]=${7:-}
+  SPEC_COMPOSE[$1]=$2; SPEC_COMPOSE[$1:env]=$3; SPEC_PROJECT[$1]=$4; SPEC_WAIT[$1]=$5; SPEC_HEALTH[$1]=$6
+  SPEC_APPS[$1]=$7; SPEC_SCALE[$1]=${8:-}
 }
 
 # start_first STACK DRAIN BATCH [VOLUME...]: STACK changes start-first (rollout: start-first in hosts.yml):
 # new containers beside the old, the old drained out of the proxy for DRAIN seconds before they stop, BATCH
 # replicas at a time (0: all); the named VOLUMEs old and new may both write.
 start_first() {
-  declare -gA SPEC_START SPEC_SHARED
-  SPEC_START[$1]="$2 $3"; SPEC_SHARED[$1]=" ${*:4} "
+  declare -gA SPEC_DRAIN SPEC_BATCH SPEC_SHARED
+  SPEC_DRAIN[$1]=$2; SPEC_BATCH[$1]=$3; SPEC_SHARED[$1]=" ${*:4} "
 }
 
 # is_start_first STACK: STACK changes start-first.
-is_start_first() { declare -gA SPEC_START; [ -n "${SPEC_START[$1]:-}" ]; }
+is_start_first() { declare -gA SPEC_DRAIN; [ -n "${SPEC_DRAIN[$1]:-}" ]; }
 
 # nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...: STACK's start-first services sit behind nginx (compose
 # service SERVICE), which reaches each UPSTREAM through the `upstream UPSTREAM` block the tool writes to
 # FOLDER/UPSTREAM.conf (rollout.nginx in hosts.yml); only the UPSTREAMs roll start-first.
 nginx_pool() {
-  declare -gA SPEC_NGINX SPEC_UPSTREAMS
-  SPEC_NGINX[$1]="$2 $3"; SPEC_UPSTREAMS[$1]=" ${*:4} "
+  declare -gA SPEC_NGINX SPEC_POOL_DIR SPEC_UPSTREAMS
+  SPEC_NGINX[$1]=$2; SPEC_POOL_DIR[$1]=$3; SPEC_UPSTREAMS[$1]=" ${*:4} "
 }
 
 # rolls STACK SERVICE: SERVICE of STACK changes start-first (every service of a start-first stack, or only
@@ -65,7 +66,6 @@ stack_pins() {
   done
 }
 
-env_of() { printf '%s/.env' "$(dirname "${SPEC_COMPOSE[$1]}")"; }
 
 # placeholder_keys ENVFILE [VALUES]: the keys whose values are still placeholders (change-me, xxx, <...>,
 # your-..., or one of the VALUES lines hosts.yml lists), once each. Only the keys leave the host, never the
@@ -112,7 +112,7 @@ check_placeholders() {
   done
   for s in "${STACKS[@]}"; do
     ! is_binary "$s" || continue
-    env=$(env_of "$s")
+    env=${SPEC_COMPOSE[$s:env]}
     example=$(env_template "$(dirname "$env")" "${named[$s]:-}") || continue
     [ -f "$env" ] || continue
     while read -r key; do
@@ -165,5 +165,5 @@ default_project() {
 pin_stack() {
   ! is_binary "$1" || { does "$1" pin "$2"; return; }
   stack_pins "$1" "$2" || return 2
-  pin_env "$(env_of "$1")" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
+  pin_env "${SPEC_COMPOSE[$1:env]}" "${SPEC_PROJECT[$1]}" "${STACK_PINS[@]}"
 }

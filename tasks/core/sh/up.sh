@@ -188,7 +188,7 @@ switch_stack() {
   pin_stack "$1" new
   case $? in
     0) SWITCHED+=("$1") ;;
-    1) say "fail $1: cannot write $(env_of "$1") (disk full?): it still runs what it ran"; return 1 ;;
+    1) say "fail $1: cannot write ${SPEC_COMPOSE[$1:env]} (disk full?): it still runs what it ran"; return 1 ;;
     *) say "fail $1: a damaged pin: it still runs what it ran"; return 1 ;;
   esac
 }
@@ -233,7 +233,7 @@ restore() {
     fi
     say "step restore $s: back to the previous good release's pins"
     pin_stack "$s" previous; rc=$?
-    [ "$rc" != 1 ] || say "fail cannot write $(env_of "$s")"
+    [ "$rc" != 1 ] || say "fail cannot write ${SPEC_COMPOSE[$s:env]}"
     if [ "$rc" != 0 ]; then ok=1; continue; fi
     up "$s" || ok=1
   done
