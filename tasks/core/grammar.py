@@ -15,11 +15,15 @@ WORD = re.compile(r"[a-z][a-z-]{0,31}")                          # a release's s
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, stack, volume: becomes a path
 # A release's label: its one tag, or app=tag pairs when its apps run different versions.
 LABEL = re.compile(rf"{TAG.pattern}|{SAFE_NAME.pattern}={TAG.pattern}(?:,{SAFE_NAME.pattern}={TAG.pattern})*")
-IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
+IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 REGISTRY_SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")  # host[:port], never an option
 OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATOR: printable, one line
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
+# Variables the shell, docker or compose read themselves: an app's tag variable must not be one (tag_var: PATH
+# would hand compose a PATH of "v1@sha256:...", and docker would no longer be found).
+RESERVED_VAR = re.compile(r"PATH|HOME|IFS|PWD|OLDPWD|SHELL|USER|LOGNAME|LANG|LANGUAGE|TERM|TMPDIR|HOSTNAME|TZ|UID|EUID"
+                          r"|PPID|PS[0-4]|ENV|CDPATH|GLOBIGNORE|(?:LC|COMPOSE|DOCKER|BASH|LD|SSH|XDG)_[A-Z0-9_]*")
 FILE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,64}")       # one path component, not . or ..
 PLACEHOLDER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")              # a value hosts.yml calls a placeholder
 SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service name
@@ -38,11 +42,12 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
 # Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).
-API_URL = re.compile(r"(?:https://[^\s'\"`$\\/]+|http://(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?)(?:/[^\s'\"`$\\]*)?")
+API_URL = re.compile(r"(?:https://[^\s'\"`$\\/@]+|http://(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?)(?:/[^\s'\"`$\\]*)?")
 # The seed's update.sh sources the token file, so a token must not hold anything a shell would interpret.
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
-# Token shapes GitHub issues (classic, OAuth, app, fine-grained): masked wherever they appear.
-TOKEN_SHAPES = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})")
+# Token shapes GitHub issues (classic, OAuth, app, fine-grained): masked wherever they appear, glued to a word,
+# an underscore or a colour code too (a \b before them let `x<token>` and `\e[31m<token>` print whole).
+TOKEN_SHAPES = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})")
 
 
 def check_tag(tag: str) -> str:

@@ -1,5 +1,6 @@
 """The shape of one stack in hosts.yml: a compose stack (the images it pins, its health gate, its rollout, its
 database) or a binary under systemd; each builds the ``model.Stack`` it describes."""
+import re
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, StrictBool, Tag, WithJsonSchema
@@ -23,6 +24,8 @@ from .values import (
 )
 
 TAGS = {"compose stack", "binary stack", "rollout word", "rollout settings"}   # union branches: not keys
+# Folders of the operating system: a binary's live path there would replace a file the system owns.
+SYSTEM_PATH = re.compile(r"/(?:bin|boot|dev|etc|lib[0-9x]*|proc|run|sbin|sys|usr|var/lib)/")
 
 
 class ImageSpec(Spec):
@@ -163,6 +166,9 @@ class BinarySpec(Spec):
         if self.path.count("/") < 2:
             raise refuse("must be a file in a folder of its own (e.g. /opt/plantao/escala-plantao): its releases "
                          "live beside it", "path")
+        if SYSTEM_PATH.match(self.path) and not self.path.startswith("/usr/local/"):
+            raise refuse(f"{self.path} is the system's own (the first deploy replaces it by a symlink): put the "
+                         "binary under /opt or /usr/local", "path")
         return self
 
 

@@ -83,7 +83,18 @@ Text = Matching(PRINTABLE, "must be a non-empty string on one line, without surr
 SafeName = Matching(grammar.SAFE_NAME, "is not a safe name (letters, digits, _ . -; it becomes a path)")
 Service = Matching(grammar.SERVICE, "is not a compose service name")
 FileName = Matching(grammar.FILE_NAME, "must be a folder name beside the compose file (e.g. upstreams)")
-EnvVar = Matching(grammar.ENV_VAR, "must be an UPPER_CASE variable name")
+
+
+def _variable(value):
+    if isinstance(value, str) and grammar.RESERVED_VAR.fullmatch(value):
+        raise wrong(f"{value!r} is a variable the shell, docker or compose read themselves: name the image line's "
+                    "own variable (e.g. IMAGE_TAG)")
+    return value
+
+
+EnvVar = Annotated[Matching(grammar.ENV_VAR, "must be an UPPER_CASE variable name"), BeforeValidator(_variable),
+                   _json({"type": "string", "pattern": f"^(?:{grammar.ENV_VAR.pattern})$",
+                          "not": {"pattern": f"^(?:{grammar.RESERVED_VAR.pattern})$"}})]
 ImageName = Matching(grammar.IMAGE_NAME, "is not an image repository (no tag: the tool picks it)")
 ApiUrl = Matching(grammar.API_URL, "must be an https:// URL (http:// only to 127.0.0.1 or localhost)")
 

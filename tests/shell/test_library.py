@@ -292,3 +292,10 @@ def test_a_call_no_test_scripted_fails_loudly(lab):
     (lab.path / "unscripted").unlink()   # (seen: the fixture would fail this test for it)
     lab.allow("docker", "volume prune -f")
     assert "exit 0" in lab.run("docker volume prune -f; echo \"exit $?\"\n").stdout
+
+
+def test_a_health_url_is_fetched_as_written_never_globbed(lab):
+    """Issue 20 item 11: curl expands [1-40] and {a,b} in a URL: one health check became 40 requests."""
+    run = lab.snippet('health_ok "http://127.0.0.1:8080/[1-40]/{a,b}" && echo ok', {"health_ok"})
+    assert "ok" in run.stdout
+    assert lab.commands("curl") == ["--globoff -fsS -o /dev/null --max-time 5 http://127.0.0.1:8080/[1-40]/{a,b}"]

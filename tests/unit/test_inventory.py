@@ -136,6 +136,13 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (binary("path: /opt/p/app, unit: p, mode: 'u+x'}"), 5, "octal mode"),
     (binary("path: /opt/p/app, unit: p, keep: 1}"), 5, "from 2 to 100"),
     (binary("path: /opt/p/app, unit: p, unit_template: ../../etc/x}"), 5, "inside the system's folder"),
+    (binary("path: /etc/passwd, unit: p}"), 5, "the system's own"),
+    (binary("path: /usr/bin/app, unit: p}"), 5, "the system's own"),
+    (first_stack_with("image: -evil/x"), 5, "not an image repository"),
+    (first_stack_with("image: a/b, tag_var: PATH"), 5, "'PATH' is a variable the shell, docker or compose read"),
+    (first_stack_with("image: a/b, tag_var: COMPOSE_FILE"), 5, "read themselves"),
+    (GOOD.replace("hosts:\n", "github_api: 'https://api.github.com@evil.example/'\nhosts:\n"), 7,
+     "must be an https:// URL"),
 ])
 def test_errors_name_file_line_and_problem(tmp_path, bad, line, message):
     path = write(tmp_path, bad)

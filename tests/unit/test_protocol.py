@@ -22,6 +22,15 @@ def test_redactor_masks_known_values_and_token_shapes():
     assert r("nothing to hide") == "nothing to hide"
 
 
+@pytest.mark.parametrize("shape", ["ghp_" + "A1b2" * 9, "gho_" + "Z" * 20, "ghs_" + "9" * 16, "github_pat_" + "x_1" * 10])
+@pytest.mark.parametrize("before, after", [("", ""), ("x", ""), ("_", ""), ("\x1b[31m", "\x1b[0m"), ("9", "z"),
+                                           ("token=", ";"), ("'", "'"), ("é", "_")])
+def test_a_token_shape_is_masked_glued_to_anything(shape, before, after):
+    """Issue 20 item 5: a \\b before the shape let 49 of 133 shape x context pairs print whole."""
+    out = Redactor()(f"{before}{shape}{after}")
+    assert shape not in out and shape[4:12] not in out and "***" in out
+
+
 def read(*lines: str) -> Result:
     result = Result()
     reader = Reader(result, StepDisplay("h/s", quiet=True))

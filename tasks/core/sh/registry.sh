@@ -53,7 +53,7 @@ probe_token_start() {
   [ -n "$GITHUB_API" ] || return 0
   PROBE=$(mktemp) || return 0
   TMP_FILES+=("$PROBE")
-  (printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl -sS -m 8 -o /dev/null -D - -H @- "$GITHUB_API/user" > "$PROBE" 2>/dev/null) &
+  (printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl --globoff -sS -m 8 -o /dev/null -D - -H @- "$GITHUB_API/user" > "$PROBE" 2>/dev/null) &
 }
 probe_token_report() {
   [ -n "${PROBE:-}" ] || return 0

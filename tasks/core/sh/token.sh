@@ -45,7 +45,7 @@ token_check() {
   if try_login "$cfg"; then data login result ok; else data login result failed error "$LOGIN_ERROR"; fi
   [ -n "$GITHUB_API" ] || { unset GITHUB_TOKEN; return 0; }
   local headers
-  headers=$(printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl -sS -m 10 -o /dev/null -D - -H @- "$GITHUB_API/user" 2>/dev/null) \
+  headers=$(printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl --globoff -sS -m 10 -o /dev/null -D - -H @- "$GITHUB_API/user" 2>/dev/null) \
     || { unset GITHUB_TOKEN; data api unreachable 1; return 0; }
   unset GITHUB_TOKEN
   printf '%s\n' "$headers" | api_headers
