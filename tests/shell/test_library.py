@@ -95,15 +95,35 @@ def test_atomic_write_replaces_whole_or_not_at_all(lab):
     target = lab.path / "releases.jsonl"
     old = "".join(f'{{"line":{i}}}\n' for i in range(600))
     target.write_text(old)
-    ok = lab.snippet(f"printf 'new\\n' | atomic_write '{target}' && echo written", {"atomic_write"})
+    ok = lab.snippet(f"atomic_write '{target}' printf 'new\\n' && echo written", {"atomic_write"})
     assert ok.result.log == ["written"] and target.read_text() == "new\n"
     target.write_text(old)
     # A write that fails part-way (here: over the 16 KB file-size limit, as a full disk would) leaves the old file.
-    body = f"seq 1 100000 | atomic_write '{target}' && echo written || echo failed"
+    body = f"atomic_write '{target}' seq 1 100000 && echo written || echo failed"
     failed = lab.run(assemble("t", [], {"atomic_write"}, ["ulimit -f 16", body]))
     assert failed.result.log[-1] == "failed", failed.stdout + failed.stderr
     assert target.read_text() == old
     assert sorted(p.name for p in lab.path.iterdir() if p.name.startswith("releases")) == ["releases.jsonl"]
+
+
+def test_a_file_is_never_replaced_by_the_output_of_a_command_that_failed(lab):
+    """Issue 20 item 3: `{ head -c 100 f; false; } | atomic_write f` replaced f with a truncated copy; the command
+    is now atomic_write's own, and its failure keeps the file whole."""
+    target = lab.path / "current"
+    target.write_text("release r1\ntag v1\n" + "pin ems v1@sha256:" + "1" * 64 + "\n")
+    old = target.read_text()
+    body = f"half() {{ head -c 10 '{target}'; false; }}; atomic_write '{target}' half && echo written || echo kept"
+    run = lab.run(assemble("t", [], {"atomic_write"}, [body]))
+    assert run.result.log == ["kept"] and target.read_text() == old
+    audit = lab.path / "audit.jsonl"
+    audit.write_text("a\n")
+    body = f"cat() {{ return 1; }}; append_line '{audit}' b && echo written || echo kept"   # a read that fails
+    assert lab.run(assemble("t", [], {"append_line"}, [body])).result.log == ["kept"] and audit.read_text() == "a\n"
+    env = lab.path / ".env"
+    env.write_text("DB_PASSWORD=s3cret\nIMAGE_TAG=v1@sha256:old\n")
+    body = f"grep() {{ return 2; }}; pin_env '{env}' p IMAGE_TAG=v2@sha256:new && echo written || echo kept"
+    run = lab.run(assemble("t", [], {"pin_env"}, [body]))
+    assert run.result.log == ["kept"] and env.read_text() == "DB_PASSWORD=s3cret\nIMAGE_TAG=v1@sha256:old\n"
 
 
 def test_append_line_keeps_what_was_there(lab):

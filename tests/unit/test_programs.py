@@ -420,6 +420,8 @@ def test_the_closure_follows_calls_not_words(target):
     code = ('a x; say "step b $(c 1)" | d\nif e; then awk \'{ f() }\' ; fi\nHOOKS+=(g h)\nlocal v=$(  a )\n'
             'echo "no call: b"  # nor here: b\n')
     assert library.calls(code, names) == {"a", "c", "d", "e", "g", "h"}
+    runs = 'atomic_write "$f" b "$x" || say "not c"\nf=1'   # atomic_write runs the command its arguments give
+    assert library.calls(runs, names | {"atomic_write", "say"}) == {"atomic_write", "b", "say"}
     program = deploy_program(target, list(target.system.stacks), intent())
     defined = set(re.findall(r"^([a-z_][a-z0-9_]*)\(\) \{", program.text, re.M))
     assert not defined & {"preflight", "manifest", "overlapping", "only_empty_dirs", "survey"}, defined

@@ -23,6 +23,9 @@ CODE = re.compile(r"\bR_[A-Z_]+\b")
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=?|\$\(|<\(|&&|\|\||;;|[;&|(){}!\n]|\S")
 START = {"\n", ";", ";;", "&", "|", "&&", "||", "(", ")", "{", "!", "$(", "<(",
          "then", "do", "else", "elif", "if", "while", "until"}
+# Library functions that run the command their arguments give (atomic_write FILE COMMAND...): a library word
+# among those arguments is a call.
+RUNNERS = {"atomic_write"}
 # A function named as a value, called later by name: SPEC_DOES[$1:up]=unit_up, EXIT_HOOKS+=(undo_checkout).
 NAMED = re.compile(r"=\(([^)]*)\)|=([a-z_][a-z0-9_]*)(?=[\s;)]|$)", re.M)
 
@@ -71,13 +74,14 @@ class Library:
 
 
 def calls(code: str, names: set[str] | frozenset[str]) -> frozenset[str]:
-    """The library functions ``code`` runs: words of ``names`` in command position, or assigned as a value (a
-    hook, a kind's function), outside quoted text but for the ``$( )`` of a double-quoted string. A word in a
+    """The library functions ``code`` runs: words of ``names`` in command position, given to a RUNNER as its
+    command, or assigned as a value (a hook, a kind's function), outside quoted text but for the ``$( )`` of a double-quoted string. A word in a
     message ("step preflight ...") or an awk program is not a call."""
-    bare, found, first = _unquoted(code), set(), True
+    bare, found, first, running = _unquoted(code), set(), True, False
     for token in TOKEN.findall(bare):
-        if first and not token.endswith("="):
+        if (first or running) and not token.endswith("="):
             found.add(token)
+        running = (running or (first and token in RUNNERS)) and token not in START
         first = token in START
     for words, word in NAMED.findall(bare):
         found.update(words.split() if words else [word])

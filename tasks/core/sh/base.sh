@@ -54,16 +54,19 @@ after_prefix() {
   return 0
 }
 
-# atomic_write FILE: FILE from stdin, through a temporary file in the same folder that is flushed and then
-# renamed over FILE. A write that fails leaves FILE as it was and returns 1. A FILE that exists keeps its owner
+# atomic_write FILE COMMAND [ARG...]: FILE becomes what COMMAND prints, through a temporary file in the same
+# folder that is flushed and then renamed over FILE, only when COMMAND succeeds and the write did: otherwise FILE
+# is as it was and it returns 1. (It runs the command itself: a pipe into it could not see its producer fail,
+# and `{ head -c 100 f; false; } | ...` replaced a file with a truncated one.) A FILE that exists keeps its owner
 # and mode (an operator's .env owned by opc stays theirs); a new one is the writer's, mode 600.
 atomic_write() {
-  local tmp
-  tmp=$(mktemp "$1.tmp.XXXXXX") || return 1
-  if cat > "$tmp"; then
-    [ ! -e "$1" ] || { chown --reference="$1" "$tmp" 2>/dev/null; chmod --reference="$1" "$tmp"; }
+  local file=$1 tmp
+  shift
+  tmp=$(mktemp "$file.tmp.XXXXXX") || return 1
+  if "$@" > "$tmp"; then
+    [ ! -e "$file" ] || { chown --reference="$file" "$tmp" 2>/dev/null; chmod --reference="$file" "$tmp"; }
     sync "$tmp" 2>/dev/null
-    mv -f "$tmp" "$1" && return 0
+    mv -f "$tmp" "$file" && return 0
   fi
   rm -f "$tmp"
   return 1
@@ -82,7 +85,10 @@ env_value() {
 }
 
 # append_line FILE LINE: FILE rewritten atomically with LINE at its end.
-append_line() { { [ ! -f "$1" ] || cat "$1"; printf '%s\n' "$2"; } | atomic_write "$1"; }
+append_line() { atomic_write "$1" file_and_line "$1" "$2"; }
+
+# file_and_line FILE LINE: FILE's content (none when it does not exist) and LINE after it.
+file_and_line() { if [ -f "$1" ]; then cat "$1" || return 1; fi; printf '%s\n' "$2"; }
 
 # begin: a program that changes the host starts here: its state folder, and an audit line however it ends.
 begin() {

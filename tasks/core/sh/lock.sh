@@ -34,11 +34,11 @@ lock_take() {
   fi
   lock_holder
   if fleet_lock "$LOCK_INFO"; then
-    lock_info | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+    atomic_write "$STATE/lock/info" lock_info || die "$R_FAILED" "cannot write $STATE/lock/info"
     HOLDING=1
   elif resumable_lock "$LOCK_INFO"; then
     say "info taking over the lock of an interrupted migration: $LOCK_INFO"
-    lock_info | atomic_write "$STATE/lock/info" || die "$R_FAILED" "cannot write $STATE/lock/info"
+    atomic_write "$STATE/lock/info" lock_info || die "$R_FAILED" "cannot write $STATE/lock/info"
     HOLDING=1
   elif [ "$LOCK_STALE" = 1 ]; then
     die "$R_LOCKED" "another deploy holds the lock of $SYSTEM: $LOCK_INFO; its process is gone, so the lock is stale: 'fab unlock --force' releases it"

@@ -118,7 +118,7 @@ migration_checks_or_die() {
 
 # save_plan LINE...: what was found before anything changes (pins, old stacks), for a resumed run.
 save_plan() {
-  printf '%s\n' "$@" | atomic_write "$STATE/migration/plan" || die "$R_FAILED" "cannot write $STATE/migration/plan"
+  atomic_write "$STATE/migration/plan" printf '%s\n' "$@" || die "$R_FAILED" "cannot write $STATE/migration/plan"
 }
 
 # copy_all: each old path of COPIES copied to its new place and verified against its manifest (a copy done
@@ -139,7 +139,7 @@ copy_all() {
       [ ! -d "$dst" ] || find "$dst" -depth -type d -empty -delete
       mv "$dst.migrating" "$dst" || die "$R_FAILED" "cannot move the verified copy to $dst"
     fi
-    now | atomic_write "$STATE/migration/copied-$name" || die "$R_FAILED" "cannot write the copy marker of $name"
+    atomic_write "$STATE/migration/copied-$name" now || die "$R_FAILED" "cannot write the copy marker of $name"
     say ok
   done
 }
@@ -161,7 +161,7 @@ repoint_env() {
   done < "$env"
   [ -n "$keys" ] || return 0
   mode=$(stat -c %a "$env")
-  printf '%s' "$out" | atomic_write "$env" || die "$R_FAILED" "cannot rewrite $env"
+  atomic_write "$env" printf '%s' "$out" || die "$R_FAILED" "cannot rewrite $env"
   chmod "$mode" "$env"
   say "info $env:$keys now point under $new"
 }
@@ -222,7 +222,7 @@ switch_over() {
     data switch switch_ms "$ms" volumes "$(volumes_state | tr '\n' ';')"
     record good
     write_current
-    printf '%s switch time %sms\n' "$(now)" "$ms" | atomic_write "$STATE/migration/done" \
+    atomic_write "$STATE/migration/done" printf '%s switch time %sms\n' "$(now)" "$ms" \
       || die "$R_FAILED" "cannot write $STATE/migration/done"
     RESULT=ok
     say ok

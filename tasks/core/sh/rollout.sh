@@ -118,7 +118,7 @@ pool_sync() {
     svc=${word%%=*}
     text=$(upstream_block "$s" "$svc" "${word#*=}" "$@") || { printf '%s\n' "$text"; return 1; }
     [ "$(cat "$folder/$svc.conf" 2>/dev/null)" != "$text" ] || continue
-    if ! { printf '%s\n' "$text" | atomic_write "$folder/$svc.conf" && chmod 644 "$folder/$svc.conf"; }; then
+    if ! { atomic_write "$folder/$svc.conf" printf '%s\n' "$text" && chmod 644 "$folder/$svc.conf"; }; then
       printf 'cannot write %s\n' "$folder/$svc.conf"; return 1
     fi
     changed=1

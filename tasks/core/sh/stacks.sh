@@ -139,15 +139,22 @@ env_lines_but() {
 # line is there already: a service with `env_file: .env` gets every line in its environment, so a line added
 # to an adopted PostgreSQL's .env would recreate it.
 pin_env() {
-  local env=$1 project=$2 line vars=() own=""
+  local env=$1 project=$2 own=""
   shift 2
-  for line in "$@"; do vars+=("${line%%=*}"); done
   if [ "$(default_project "$env")" != "$project" ] || grep -q '^COMPOSE_PROJECT_NAME=' "$env" 2>/dev/null; then
     own="COMPOSE_PROJECT_NAME=$project"
   fi
-  { env_lines_but "$env" "${vars[@]}"
-    [ $# = 0 ] || printf '%s\n' "$@"
-    [ -z "$own" ] || printf '%s\n' "$own"; } | atomic_write "$env"
+  atomic_write "$env" pinned_env "$env" "$own" "$@"
+}
+
+# pinned_env ENVFILE OWN [VARIABLE=PIN...]: pin_env's new .env: ENVFILE's lines but the tool's own, then the
+# pins and OWN (fails when ENVFILE cannot be read: the .env then stays as it is).
+pinned_env() {
+  local line vars=()
+  for line in "${@:3}"; do vars+=("${line%%=*}"); done
+  env_lines_but "$1" "${vars[@]}" || return 1
+  [ $# -le 2 ] || printf '%s\n' "${@:3}"
+  [ -z "$2" ] || printf '%s\n' "$2"
 }
 
 # default_project FILE: the project compose names a stack after when nothing says otherwise: the name of the

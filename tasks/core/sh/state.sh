@@ -31,14 +31,23 @@ mark_reverted() {
 
 # write_current: this release becomes the running good one; stacks it did not touch keep their pins.
 write_current() {
-  local s pin
-  { printf 'release %s\ntag %s\n' "$RELEASE" "$TAG"
-    [ ! -f "$STATE/current" ] || grep '^pin ' "$STATE/current" | while read -r _ s pin; do
-      [ -n "${PINS[$s]:-}" ] || printf 'pin %s %s\n' "$s" "$pin"; done
-    for s in "${!PINS[@]}"; do printf 'pin %s %s\n' "$s" "${PINS[$s]}"; done; } | atomic_write "$STATE/current.new" \
-    || die "$R_FAILED" "cannot write $STATE/current (disk full?)"
+  atomic_write "$STATE/current.new" current_text || die "$R_FAILED" "cannot write $STATE/current (disk full?)"
   data switched release "$RELEASE" from "$(current_line release)"
   mv -f "$STATE/current.new" "$STATE/current" || die "$R_FAILED" "cannot write $STATE/current"
+}
+
+# current_text: state/current as this release makes it: its id and label, the pins of the apps it did not
+# touch as they were, then its own (fails when the old file cannot be read).
+current_text() {
+  local kept key s pin
+  printf 'release %s\ntag %s\n' "$RELEASE" "$TAG"
+  if [ -f "$STATE/current" ]; then
+    kept=$(grep '^pin ' "$STATE/current") || [ $? = 1 ] || return 1
+    while read -r key s pin; do
+      if [ "$key" = pin ] && [ -z "${PINS[$s]:-}" ]; then printf 'pin %s %s\n' "$s" "$pin"; fi
+    done <<< "$kept"
+  fi
+  for s in "${!PINS[@]}"; do printf 'pin %s %s\n' "$s" "${PINS[$s]}"; done
 }
 
 # current_line KEY / current_pin STACK / current_tag: what the current file says runs.

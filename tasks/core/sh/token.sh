@@ -28,7 +28,7 @@ rotate_token() {
   say "step replace renaming it over $SECRETS (mode 600)"
   { chmod 600 "$tmp" && mv -f "$tmp" "$SECRETS"; } || die "$R_FAILED" "could not rename the new token file into place"
   unset GITHUB_TOKEN
-  now | atomic_write "$STATE/token-rotated" || say "info could not record the rotation time in $STATE/token-rotated"
+  atomic_write "$STATE/token-rotated" now || say "info could not record the rotation time in $STATE/token-rotated"
   registry_login
   RESULT=ok
   say ok

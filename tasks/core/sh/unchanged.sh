@@ -49,8 +49,8 @@ record_up() {
   # shellcheck disable=SC2086  # one container id per word
   lines=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.config-hash"}}' $ids 2>/dev/null | sort -u) \
     || return 0
-  mkdir -p "$STATE/stacks" 2>/dev/null && printf 'rendered %s\n%s\n' "${RENDERED[$1]}" "$lines" \
-    | atomic_write "$STATE/stacks/$1.up" 2>/dev/null
+  mkdir -p "$STATE/stacks" 2>/dev/null \
+    && atomic_write "$STATE/stacks/$1.up" printf 'rendered %s\n%s\n' "${RENDERED[$1]}" "$lines" 2>/dev/null
   return 0
 }
 
