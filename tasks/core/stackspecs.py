@@ -159,13 +159,18 @@ class BinarySpec(Spec):
     mode: Annotated[Matching(grammar.FILE_MODE, "must be an octal mode such as 0755 (quoted in YAML)"),
                     BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)] = "0755"
     keep: Whole(2, 100) = Field(5, description="releases kept beside it (the live one and the one before always)")
-    unit_template: RelPath | None = Field(None, description="installed by fab setup as the unit file (under repo/)")
+    unit_template: RelPath | None = Field(None, description="installed by fab setup as the unit file: a template "
+                                          "of the repository, under repo/")
 
     @checks(mode="after")
     def _own_folder(self):
         if self.path.count("/") < 2:
             raise refuse("must be a file in a folder of its own (e.g. /opt/plantao/escala-plantao): its releases "
                          "live beside it", "path")
+        if self.unit_template is not None and not self.unit_template.startswith("repo/"):
+            raise refuse(f"{self.unit_template} is not a template of the repository: unit_template must lie under "
+                         "repo/ (a secret or state file would be copied into /etc/systemd/system, readable by all)",
+                         "unit_template")
         if SYSTEM_PATH.match(self.path) and not self.path.startswith("/usr/local/"):
             raise refuse(f"{self.path} is the system's own (the first deploy replaces it by a symlink): put the "
                          "binary under /opt or /usr/local", "path")

@@ -12,7 +12,7 @@ from tasks.core.programs.protocol import Code
 from tasks.core.programs.setup import SetupReport, finish_program, setup_program
 from tasks.core.programs.token import rotate_program
 
-from .conftest import CAPTURED, REGISTRY, TOKEN
+from .conftest import CAPTURED, HERE, REGISTRY, TOKEN
 
 NEW_TOKEN = "ghp_" + "N3w" * 12
 
@@ -226,3 +226,25 @@ def test_setup_names_the_listed_placeholders_too(lab):
     run = lab.run(setup_program(replace(t, system=replace(t.system, stacks=tuple(stacks)))))
     assert run.code == 0 and [d["key"] for d in run.result.all("placeholder")] == ["DB_PASSWORD"]
     assert "enlevohub2026" not in run.stdout, "only the key leaves the host"
+
+
+def test_a_unit_is_never_wider_than_its_template_and_only_the_tools_environment_files_are_touched(lab):
+    """Issue 20 items 4 and 6: a unit installed from a root-only template was made 644 (a token in it readable by
+    all), and every EnvironmentFile= a unit named was created or chmodded (/etc/environment became 600)."""
+    (lab.bin / "systemctl").symlink_to(HERE / "stub")
+    lab.allow("systemctl", "daemon-reload")
+    lab.allow("systemctl", "enable plantao.service")
+    template, system_env, own = lab.path / "repo/plantao.service", lab.path / "etc/environment", \
+        lab.path / "etc/plantao/plantao.env"
+    for path in (template, system_env, lab.path / "systemd/x"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    system_env.write_text("LANG=C\n")
+    system_env.chmod(0o644)
+    template.write_text(f"[Service]\nEnvironmentFile={own}\nEnvironmentFile=-{system_env}\nExecStart=/opt/p/p\n")
+    template.chmod(0o600)
+    unit = lab.path / "systemd/plantao.service"
+    run = lab.snippet(f"ensure_unit '{unit}' '{template}' '{lab.path}/etc/plantao' /opt/p", {"ensure_unit"})
+    assert oct(unit.stat().st_mode & 0o777) == "0o600", "never wider than its template"
+    assert own.read_text() == "" and oct(own.stat().st_mode & 0o777) == "0o600"
+    assert system_env.read_text() == "LANG=C\n" and oct(system_env.stat().st_mode & 0o777) == "0o644"
+    assert {"unit": "plantao.service", "path": str(system_env), "result": "outside"} in run.result.all("unitenv")

@@ -137,6 +137,8 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (binary("path: /opt/p/app, unit: p, keep: 1}"), 5, "from 2 to 100"),
     (binary("path: /opt/p/app, unit: p, unit_template: ../../etc/x}"), 5, "inside the system's folder"),
     (binary("path: /etc/passwd, unit: p}"), 5, "the system's own"),
+    (binary("path: /opt/p/app, unit: p, unit_template: .secrets/github}"), 5, "not a template of the repository"),
+    (binary("path: /opt/p/app, unit: p, unit_template: state/current}"), 5, "unit_template must lie under repo/"),
     (binary("path: /usr/bin/app, unit: p}"), 5, "the system's own"),
     (first_stack_with("image: -evil/x"), 5, "not an image repository"),
     (first_stack_with("image: a/b, tag_var: PATH"), 5, "'PATH' is a variable the shell, docker or compose read"),

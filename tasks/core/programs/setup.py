@@ -35,7 +35,8 @@ def setup_program(target: Target) -> Program:
     for s in target.system.stacks:
         if s.binary:
             if s.binary.unit_template:
-                prog.step("ensure_unit", s.binary.unit_file, target.path(s.binary.unit_template))
+                prog.step("ensure_unit", s.binary.unit_file, target.path(s.binary.unit_template),
+                          f"/etc/{s.binary.unit}", posixpath.dirname(s.binary.path), target.base)
             continue
         prog.step("ensure_env", s.name, target.compose(s), s.env_template or "", "\n".join(s.placeholders),
                   *[a.tag_var for a in s.apps])
@@ -84,6 +85,9 @@ class SetupReport:
         self.todo += [f"fill in {path}: {', '.join(keys)} still hold placeholder values" for path, keys in by_file.items()]
         self.todo += [f"fill in {d['path']}: the environment of {d['unit']} (created empty, root's only)"
                       for d in result.all("unitenv") if d["result"] == "created"]
+        self.todo += [f"{d['unit']} reads {d['path']}, which is not the tool's (outside /etc/<unit>/ and the "
+                      "binary's folder): left as it is; check who can read it" for d in result.all("unitenv")
+                      if d["result"] == "outside"]
         token = result.one("token")
         if token and token.get("missing"):
             self.todo.append(f"create the token file {token['path']}: fab rotate-token --host {host_name} "

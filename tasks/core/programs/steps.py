@@ -35,7 +35,7 @@ copy_all
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME
-ensure_unit UNITFILE TEMPLATE
+ensure_unit UNITFILE TEMPLATE [FOLDER...]
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
 fetch_stack STACK COMPOSE PROJECT

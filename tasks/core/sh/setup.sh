@@ -58,24 +58,36 @@ ensure_network() {
   fi
 }
 
-# ensure_unit UNITFILE TEMPLATE: a binary's systemd unit installed from its template in the repo when missing
-# or different (then daemon-reload and enable), and each EnvironmentFile= it reads present and root's only
-# (created empty: its values are written on the VPS, never sent from the operator's machine).
+# inside PATH [FOLDER...]: PATH lies inside one of the FOLDERs (compared as text, after a normalised join).
+inside() {
+  local folder
+  for folder in "${@:2}"; do [[ $1 == "${folder%/}/"* ]] && [[ $1 != *"/../"* ]] && return 0; done
+  return 1
+}
+
+# ensure_unit UNITFILE TEMPLATE [FOLDER...]: a binary's systemd unit installed from its template in the repo when
+# missing or different (then daemon-reload and enable), never readable by more than its template (644 at most),
+# and each EnvironmentFile= it reads inside one of the FOLDERs (the tool's: /etc/<unit>/, the binary's own)
+# present and root's only (created empty: its values are written on the VPS, never sent from the operator's
+# machine). One elsewhere (/etc/environment) is the system's: left as it is, and said.
 ensure_unit() {
-  local unit=$1 template=$2 result=created env
+  local unit=$1 template=$2 result=created env mode
   [ -f "$template" ] || { data unit path "$unit" template "$template" result missing-template; return 0; }
   if [ -f "$unit" ] && cmp -s "$template" "$unit"; then
     data unit path "$unit" template "$template" result exists
   else
     [ ! -f "$unit" ] || result=updated
-    { cp "$template" "$unit.tmp.$$" && chmod 644 "$unit.tmp.$$" && mv -f "$unit.tmp.$$" "$unit"; } \
+    mode=$(printf '%o' $(( 8#$(stat -c %a "$template") & 8#644 )))
+    { cp "$template" "$unit.tmp.$$" && chmod "$mode" "$unit.tmp.$$" && mv -f "$unit.tmp.$$" "$unit"; } \
       || { rm -f "$unit.tmp.$$"; die "$R_FAILED" "cannot write $unit"; }
     { systemctl daemon-reload && systemctl enable "${unit##*/}" >/dev/null 2>&1; } \
       || die "$R_FAILED" "systemctl daemon-reload / enable ${unit##*/} failed"
     data unit path "$unit" template "$template" result "$result"
   fi
-  sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" | while read -r env; do
-    if [ ! -f "$env" ]; then
+  sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" | while IFS= read -r env; do
+    if ! inside "$env" "${@:3}"; then
+      data unitenv unit "${unit##*/}" path "$env" result outside
+    elif [ ! -f "$env" ]; then
       { (umask 022 && mkdir -p "$(dirname "$env")") && : > "$env" && chmod 600 "$env"; } || die "$R_FAILED" "cannot create $env"
       data unitenv unit "${unit##*/}" path "$env" result created
     elif [ "$(stat -c %a "$env")" != 600 ] && [ "$(stat -c %a "$env")" != 400 ]; then
