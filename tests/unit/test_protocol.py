@@ -117,3 +117,15 @@ def test_a_report_that_does_not_fit_its_kind_is_a_clear_error(line, error):
     with pytest.raises(ToolError, match=re.escape(error)) as e:
         Reader(Result(), StepDisplay("t", quiet=True)).line(line)
     assert e.value.code == errors.FAILED
+
+
+@pytest.mark.parametrize("pin", ["v1\npin sms evil@sha256:" + "1" * 64, "v1@sha256:short", "v1 x@sha256:" + "1" * 64])
+def test_a_damaged_pin_read_back_from_the_host_is_refused_not_carried(pin):
+    """Issue 20 item 9: a kept pin `v1\\npin sms evil@...` reached the next release's label and the lock."""
+    from tasks.core.programs.state import Current
+    with pytest.raises(ToolError, match="state/current is damaged"):
+        Current.parse(Result(data={"current": [{"release": "r1", "tag": "v1"}],
+                                   "current_pin": [{"app": "ems", "pin": pin}]}))
+    good = Current.parse(Result(data={"current": [{"release": "r1", "tag": "ems=v1,sms=v2"}],
+                                      "current_pin": [{"app": "ems", "pin": "v1@sha256:" + "1" * 64}]}))
+    assert good.pins == {"ems": "v1@sha256:" + "1" * 64}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import history
+from .. import grammar, history
 from ..ssh import Session
 from ..target import Target
 from .declare import Intent
@@ -23,8 +23,14 @@ class Current:
     @report
     def parse(cls, result: Result) -> Current:
         data = result.one("current") or {}
-        return cls(data.get("release") or None, data.get("tag") or None,
-                   {d["app"]: d["pin"] for d in result.all("current_pin")})
+        pins = {d["app"]: d["pin"] for d in result.all("current_pin")}
+        bad = [f"{a} {p}" for a, p in pins.items() if not grammar.SAFE_NAME.fullmatch(a) or not grammar.PIN.fullmatch(p)]
+        for key, rule in (("release", grammar.RELEASE_ID), ("tag", grammar.LABEL)):
+            if data.get(key) and not rule.fullmatch(data[key]):
+                bad.append(f"{key} {data[key]}")
+        if bad:   # (a kept pin reaches the next release's label, history and lock: never a line of anything)
+            raise ValueError(f"state/current is damaged: {'; '.join(bad)[:200]}")
+        return cls(data.get("release") or None, data.get("tag") or None, pins)
 
 
 @dataclass
