@@ -47,8 +47,23 @@ def test_a_lock_whose_process_is_gone_is_called_stale(lab):
 def test_an_interrupted_migrations_lock_is_taken_over_by_the_next_migration(lab):
     (lab.state / "lock").mkdir(parents=True)
     (lab.state / "lock" / "info").write_text("bob@ci since 2026-11-20T10:00:00Z (migrate-layout x, release x, pid 4194304)\n")
+    (lab.state / "lock" / "action").write_text("migrate-layout")
+    (lab.state / "lock" / "pid").write_text("4194304")
     run = take_lock(lab, ACTION="migrate-layout")
     assert run.code == 0 and "taking over the lock of an interrupted migration" in run.stdout
+    assert (lab.state / "lock" / "pid").read_text() != "4194304", "its fields are this program's now"
+
+
+def test_an_operators_name_cannot_make_a_deploys_lock_look_like_a_migrations(lab):
+    """Issue 20 item 10: the lock's info line was read back with a glob, so an operator named
+    'eve (migrate-layout x' held a deploy lock a migration would take over once its process died."""
+    lab.state.mkdir()
+    hold = lab.snippet("run lock_take; HOLDING=0", {"run", "lock_take"},
+                       {**LOCK_HEAD, "BY": "eve (migrate-layout x, release y, pid 1)"})
+    assert hold.code == 0 and (lab.state / "lock" / "action").read_text() == "deploy"
+    (lab.state / "lock" / "pid").write_text("4194304")   # its process died
+    run = take_lock(lab, ACTION="migrate-layout")
+    assert run.code == Code.LOCKED and "stale" in run.error
 
 
 def test_a_lock_taken_by_a_program_is_released_however_it_ends(lab):

@@ -42,7 +42,7 @@ migration_checks() {
   local entry name src dst need=0 avail probe v
   lock_holder
   if [ "$HOLDING" != 1 ] && [ -n "$LOCK_INFO" ]; then
-    if resumable_lock "$LOCK_INFO"; then say "info resuming an interrupted migration ($LOCK_INFO)"
+    if resumable_lock; then say "info resuming an interrupted migration ($LOCK_INFO)"
     else refuse "a deploy lock is held: $LOCK_INFO"; fi
   fi
   for entry in "${COPIES[@]}"; do
