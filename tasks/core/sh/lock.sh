@@ -6,13 +6,11 @@
 # programs take that lock over and leave it held, and the run frees them all at its end (FLEET set).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SYSTEM, ACTION, BY, TAG, RELEASE, FLEET and R_* come from the program's head
 
-# lock_holder: LOCK_INFO ("" when free, else what the holder wrote), LOCK_ACTION and LOCK_FLEET (its fields)
-# and LOCK_STALE=1 when its process is gone.
+# lock_holder: LOCK_INFO ("" when free, else what the holder wrote) and LOCK_STALE=1 when its process is gone.
 lock_holder() {
-  LOCK_STALE=0 LOCK_INFO="" LOCK_ACTION="" LOCK_FLEET=""
+  LOCK_STALE=0 LOCK_INFO=""
   [ -d "$STATE/lock" ] || return 0
   LOCK_INFO=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
-  LOCK_ACTION=$(cat "$STATE/lock/action" 2>/dev/null) LOCK_FLEET=$(cat "$STATE/lock/fleet" 2>/dev/null)
   local pid   # (a lock taken before the fields had their own files: the pid its info line ends with)
   pid=$(cat "$STATE/lock/pid" 2>/dev/null) || pid=$(printf '%s' "$LOCK_INFO" | sed -n 's/.*, pid \([0-9]*\))$/\1/p')
   if [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then LOCK_STALE=1; fi
@@ -27,7 +25,9 @@ lock_fields() {
 
 # resumable_lock: a lock left by a migration that died (killed, host rebooted) is taken over by the next
 # migration only.
-resumable_lock() { [ "$LOCK_STALE" = 1 ] && [ "$ACTION" = migrate-layout ] && [ "$LOCK_ACTION" = migrate-layout ]; }
+resumable_lock() {
+  [ "$LOCK_STALE" = 1 ] && [ "$ACTION" = migrate-layout ] && [ "$(cat "$STATE/lock/action" 2>/dev/null)" = "$ACTION" ]
+}
 
 # lock_take: the lock appears with its info already inside (a folder renamed into place, atomically; the
 # rename fails when the lock exists), so a refused deploy can always name the holder.
@@ -62,7 +62,7 @@ lock_info() {
 }
 
 # fleet_lock: the lock is this program's fleet run's own (taken for it before any host changed).
-fleet_lock() { [ -n "${FLEET:-}" ] && [ "$LOCK_FLEET" = "$FLEET" ]; }
+fleet_lock() { [ -n "${FLEET:-}" ] && [ "$(cat "$STATE/lock/fleet" 2>/dev/null)" = "$FLEET" ]; }
 
 # lock_hold: a fleet run's first step on each host, before any host changes (on_exit leaves it held).
 lock_hold() {
