@@ -3,12 +3,14 @@
 so every option ``fab`` has (``-H``, ``--list``, ``--help TASK``) works the same."""
 from __future__ import annotations
 
+import functools
+
 from fabric import Config, Executor
 from fabric import __version__ as fabric_version
 from fabric.main import Fab
 from invoke import Collection
 from invoke import __version__ as invoke_version
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, ParseError
 from paramiko import __version__ as paramiko_version
 
 from . import __version__, backup, deploy, migrate, releases, rollback, schema, setup, status, token, trust, unlock
@@ -36,6 +38,25 @@ class HostsAreNames(Executor):
         return expanded
 
 
+def usage_errors_exit_2(program) -> None:
+    """Bad arguments exit 2 with the usage line, like every other bad input (Invoke exits 1 on a parse error, and
+    a word where a number belongs, `fab deploy -t v1`, ended in a traceback)."""
+    def guarded(parse):
+        @functools.wraps(parse)
+        def wrapper(*args, **kwargs):
+            try:
+                return parse(*args, **kwargs)
+            except (ParseError, ValueError) as e:
+                what = f"{e} (an option that takes a number was given something else)" if isinstance(e, ValueError) \
+                    else e
+                name = "fab-vps" if isinstance(program, FabVps) else "fab"
+                raise Exit(f"error: {what}\nusage: {name} TASK [--OPTION VALUE]... ('{name} --help TASK' shows its "
+                           "options)", code=2) from None
+        return wrapper
+    program.parse_core = guarded(program.parse_core)
+    program.parse_tasks = guarded(program.parse_tasks)
+
+
 class FabVps(Fab):
     """Fabric's `fab`, naming itself and what it runs on (what an operator pastes into a bug report)."""
 
@@ -47,3 +68,4 @@ class FabVps(Fab):
 
 program = FabVps(name="fab-vps", version=__version__, namespace=namespace, executor_class=HostsAreNames,
                  config_class=Config)
+usage_errors_exit_2(program)

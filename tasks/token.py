@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -50,12 +51,13 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
 
 @command({"all": ALL_HELP,
           "warn-days": "warn when GitHub says the token expires within this many days (default 14)"})
-def token_status(c, host=None, group=None, all=False, system=None, warn_days=14):
+def token_status(c, host=None, group=None, all=False, system=None, warn_days="14"):
     """Check each token: file and mode, age, a live login, and GitHub's expiry date and scopes."""
+    days = _days(warn_days)
     with select(host, system, all, group) as sel:
         def check(target: Target) -> str:
             program = check_program(target, sel.inventory.github_api_for(target.host))
-            return describe(execute(sel.session(target), program, target.label, quiet=True), int(warn_days))
+            return describe(execute(sel.session(target), program, target.label, quiet=True), days)
 
         _report("token-status", _each(sel, check))
 
@@ -104,3 +106,10 @@ def _report(what: str, outcomes: list[Outcome]) -> None:
         errors = [o.code for o in failed if not o.warning]
         raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: "
                         + ", ".join(f"{o.host}/{o.system}" for o in failed), max(errors) if errors else TOKEN_WARNING)
+
+
+def _days(value) -> int:
+    """--warn-days: a whole number of days (0-3650), or a clear error (exit 2) before anything connects."""
+    if not re.fullmatch(r"[0-9]{1,4}", str(value)) or int(value) > 3650:
+        raise ToolError(f"--warn-days must be a whole number of days from 0 to 3650, not {value!r}", BAD_INPUT)
+    return int(value)

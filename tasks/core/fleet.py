@@ -13,6 +13,7 @@ Worker threads only run programs and post events; the main thread shows them (``
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched
 MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider fleet goes in waves)
 
 
+def _number(text) -> bool:
+    """ASCII digits only: str.isdigit() also says yes to '²', which int() then refuses with a traceback."""
+    return re.fullmatch(r"[0-9]{1,6}", str(text)) is not None
+
+
 @dataclass(frozen=True)
 class Rollout:
     """How a fleet run proceeds: at most ``parallel`` hosts at once, in batches of ``batch`` (a count or a
@@ -45,11 +51,11 @@ class Rollout:
     @classmethod
     def parse(cls, parallel, batch, no_revert) -> Rollout:
         """The options as given on the command line, checked (exit 2 before anything connects)."""
-        if parallel is not None and (not str(parallel).isdigit() or not 1 <= int(parallel) <= 256):
+        if parallel is not None and (not _number(parallel) or not 1 <= int(parallel) <= 256):
             raise ToolError(f"--parallel must be a number of hosts from 1 to 256, not {parallel!r}", BAD_INPUT)
         if batch is not None:
             number = str(batch).removesuffix("%")
-            if not number.isdigit() or not 1 <= int(number) <= (100 if str(batch).endswith("%") else 10000):
+            if not _number(number) or not 1 <= int(number) <= (100 if str(batch).endswith("%") else 10000):
                 raise ToolError(f"--batch must be a number of hosts (e.g. 1) or a percentage (e.g. 25%), not "
                                 f"{batch!r}", BAD_INPUT)
         return cls(int(parallel) if parallel is not None else None, batch and str(batch), not no_revert)

@@ -44,6 +44,23 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     assert run(deploy_repo.parent, "status", "--host", "vps1").returncode == 2  # no hosts.yml there
 
 
+@pytest.mark.parametrize("args, said", [
+    (("token-status", "--host", "vps1", "--warn-days", "abc"), "--warn-days must be a whole number"),
+    (("token-status", "--host", "vps1", "--warn-days", "\u00b2"), "--warn-days must be a whole number"),
+    (("deploy", "-t", "v1"), "an option that takes a number was given something else"),
+    (("deploy", "--host", "vps1", "--batch", "\u00b2"), "--batch must be a number of hosts"),
+    (("deploy", "--host", "vps1", "--parallel", "\u00b2"), "--parallel must be a number of hosts"),
+    (("deploy", "--hots", "vps1"), "No idea what '--hots' is"),
+    (("deploy", "--host"), "needed value"),
+    (("deploy-now",), "No idea what 'deploy-now' is"),
+])
+def test_bad_arguments_exit_2_with_a_clear_line_never_a_traceback(deploy_repo, args, said):
+    """Issue 20 item 12: Invoke's parse errors exited 1, and a word where a number belongs a traceback."""
+    res = run(deploy_repo, *args)
+    assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "usage: fab-vps TASK" in res.stderr or "error: --" in res.stderr
+
+
 def dry_run_with_ems_rollout(deploy_repo, rollout: str) -> str:
     """`fab deploy --dry-run` with ``rollout: ...`` on the ems stack: what it prints."""
     inv = deploy_repo / "hosts.yml"
