@@ -2,6 +2,7 @@
 halfway (a dump, its read-back, a full disk) leaving nothing that looks like a backup, a damaged backup
 refused before anything restores, a failed live restore leaving the live databases alone and the clients
 running. Fast tier: no root, no PostgreSQL (the end-to-end tier runs the real one, tests/e2e/test_backup.py)."""
+import hashlib
 import json
 
 import pytest
@@ -162,6 +163,23 @@ def test_a_damaged_backup_is_refused_before_anything_restores(db_lab):
         before = len(db_lab.calls("docker"))
         run = db_lab.run(program)
         assert run.code == 18 and f"backup {made.name} is damaged" in run.error and "rh_db.dump" in run.error
+        assert db_lab.calls("docker")[before:] == [], "nothing was asked of docker: no stop, no restore"
+
+
+def test_a_dump_not_named_after_a_database_never_reaches_sql(db_lab):
+    """Issue 20 item 7: a file named 'x"; DROP DATABASE "live"; --.dump' in a backup folder became an identifier
+    of the restore's SQL. Names from disk are data: refused before anything restores (even with its checksum)."""
+    assert take(db_lab).code == 0
+    (made,) = backups_dir(db_lab).iterdir()
+    evil = 'x"; DROP DATABASE "live"; --.dump'
+    (made / evil).write_bytes(b"PGDMP")
+    with open(made / "SHA256SUMS", "a") as f:
+        f.write(f"{hashlib.sha256(b'PGDMP').hexdigest()}  {evil}\n")
+    for program in (drill_program(db_lab.target, stack(db_lab), made.name),
+                    restore_program(db_lab.target, stack(db_lab), made.name, INTENT)):
+        before = len(db_lab.calls("docker"))
+        run = db_lab.run(program)
+        assert run.code == 18 and "which is not named after a database: not used" in run.error, run.error
         assert db_lab.calls("docker")[before:] == [], "nothing was asked of docker: no stop, no restore"
 
 

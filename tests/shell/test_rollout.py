@@ -171,6 +171,16 @@ def test_a_pool_docker_cannot_describe_is_not_written_and_no_old_container_stops
     assert not [c for c in lab.commands("docker") if c.startswith(("stop o1", "rm -f o1"))]
 
 
+def test_a_container_name_nginx_cannot_be_given_is_never_written_into_its_config(lab):
+    """Issue 20 item 7: container names went verbatim into the upstream block (names from Docker are data)."""
+    t, stacks, folder = behind_nginx(lab)
+    lab.answer("docker", "inspect --format {{.Id}}* o1", "o1full /ems-1;}server evil:80;# healthy\n")
+    run = lab.run(deploy_program(t, stacks, intent()))
+    assert run.code != 0 and "docker named a ems container" in run.stdout and "not a name nginx can be given" in \
+        run.stdout, run.stdout
+    assert not (folder / "ems.conf").exists() or "evil" not in (folder / "ems.conf").read_text()
+
+
 def test_behind_nginx_only_its_upstreams_roll_and_must_be_in_the_stack_with_the_folder_mounted(lab):
     """nginx itself publishes port 80 and is not rolled (compose leaves it as it runs); a pool naming a
     service the compose file lacks, or an nginx that does not mount the folder, is refused before anything."""

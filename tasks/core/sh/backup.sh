@@ -6,7 +6,7 @@
 # backup with a manifest is complete and verified; a .partial-* one is removed when its program ends.
 # Globals: DATABASES (the database stacks), DB ("STACK:project", :service, :role, :names: their settings),
 # BACKUPS (the folder), TAKEN (the backups this program made, as a JSON list).
-# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, RELEASE and R_* come from the program's head
+# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, RELEASE, DB_NAME_RE and R_* come from the program's head
 
 # add_database STACK PROJECT SERVICE ROLE DATABASES: declare a database stack. ROLE and DATABASES may be empty:
 # the container's POSTGRES_USER (else postgres), and every database but the templates and "postgres".
@@ -165,10 +165,16 @@ backups_report() {
   done
 }
 
-# backup_check NAME: NAME is a complete backup and its files are what was written (SHA256SUMS).
+# backup_check NAME: NAME is a complete backup, each dump in it is named after a database (DB_NAME_RE, the tool's
+# grammar: a file on disk is data, and its name becomes an identifier in SQL), and its files are what was
+# written (SHA256SUMS).
 backup_check() {
-  local dir=$BACKUPS/$1 out
+  local dir=$BACKUPS/$1 out dump db
   [ -f "$dir/manifest.json" ] || die "$R_REFUSED" "no backup $1 in $BACKUPS ('fab backups' lists them)"
+  for dump in "$dir"/*.dump; do
+    db=${dump##*/}; db=${db%.dump}
+    [[ $db =~ ^${DB_NAME_RE}$ ]] || die "$R_BACKUP" "backup $1 holds $(printf '%q' "${dump##*/}"), which is not named after a database: not used"
+  done
   out=$(cd "$dir" && sha256sum --quiet -c SHA256SUMS 2>&1) \
     || die "$R_BACKUP" "backup $1 is damaged (its files differ from their checksums: $(printf '%s' "$out" | head -n 1)): not used"
 }
