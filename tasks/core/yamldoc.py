@@ -29,12 +29,18 @@ class YamlDoc:
             raw = path.read_bytes()
             if len(raw) > MAX_BYTES:
                 raise ToolError(f"{path}:1: the inventory is larger than {MAX_BYTES // 1024} KB", BAD_INPUT)
-            node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
+            text = raw.decode("utf-8")
+            cls._shallow(path, text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
             lines: dict = {}
             data = cls._build(path, node, (), lines, [MAX_NODES]) if node is not None else {}
         except UnicodeDecodeError as e:
             line = raw[:e.start].count(b"\n") + 1
             raise ToolError(f"{path}:{line}: not valid UTF-8", BAD_INPUT) from None
+        except yaml.reader.ReaderError as e:   # (a character YAML refuses, such as NUL: it gives a position)
+            line = text[:e.position].count("\n") + 1
+            char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+            raise ToolError(f"{path}:{line}: not valid YAML: character {char} is not allowed", BAD_INPUT) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""
@@ -44,6 +50,20 @@ class YamlDoc:
         if not isinstance(data, dict):
             raise ToolError(f"{path}:1: the inventory must be a mapping with systems: and hosts:", BAD_INPUT)
         return cls(path, data, lines)
+
+    @staticmethod
+    def _shallow(path: Path, text: str) -> None:
+        """Refuse deep nesting from the parser's events, before PyYAML's composer recurses into it (5,000 levels
+        ended in a RecursionError)."""
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    raise ToolError(f"{path}:{event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels",
+                                    BAD_INPUT)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
 
     @classmethod
     def _build(cls, path, node, at, lines, budget: list[int]):

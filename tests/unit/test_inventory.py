@@ -267,6 +267,8 @@ def test_a_legacy_path_overlapping_its_new_location_is_refused(tmp_path, legacy,
      "a key must be a plain name"),
     (GOOD + "  ? [a, b]\n  : {address: x}\n", 9, "a key must be a plain name"),
     ("x:" + " [" * 40 + "]" * 40 + "\n", 1, "nested deeper"),
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", 1, "nested deeper"),          # (a RecursionError, exit 1)
+    ("registry: {server: a, username: b}\nsystems: {}\x00\n", 2, "character U+0000 is not allowed"),
     (GOOD + "# " + "x" * (1 << 20) + "\n", 1, "larger than"),
 ])
 def test_hostile_yaml_is_a_file_line_error_not_a_crash(tmp_path, text, line, phrase):
