@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from rich.table import Table
 
@@ -31,8 +30,7 @@ def _show(label: str, system: System, st: Status) -> None:
     elif st.token_mode is None:
         console.print(f"  token file: [red]missing[/] ({safe(system.secrets)})")
     else:
-        since = datetime.fromisoformat(st.token_rotated.replace("Z", "+00:00")).timestamp() if st.token_rotated \
-            else st.token_mtime
+        since = st.token_rotated or st.token_mtime
         what = "rotated" if st.token_rotated else "last written"
         console.print(f"  token file: mode {st.token_mode}, {what} {(time.time() - since) / 86400:.0f} days ago")
     table = Table("stack", "container", "state", "health", "image")

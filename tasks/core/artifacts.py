@@ -25,11 +25,18 @@ class Artifact:
     def read(cls, path: str) -> Artifact:
         if not os.path.isfile(path):
             raise ToolError(f"--artifact {path}: no such file", BAD_INPUT)
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return cls(path, digest.hexdigest(), os.path.getsize(path))
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+                    size += len(block)
+        except OSError as e:   # (/proc/self/mem: a file that cannot be read through)
+            raise ToolError(f"--artifact {path}: cannot be read ({e.strerror})", BAD_INPUT) from None
+        if size != os.path.getsize(path):
+            raise ToolError(f"--artifact {path}: not a regular file whose size holds still (it changed while "
+                            "read, or is a special file)", BAD_INPUT)
+        return cls(path, digest.hexdigest(), size)
 
 
 def chosen(value: str | None, target: Target, stacks: list[Stack], tags) -> dict[str, Artifact]:

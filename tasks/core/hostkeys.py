@@ -10,7 +10,7 @@ import tempfile
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
-from .errors import UNREACHABLE, ToolError
+from .errors import BAD_INPUT, UNREACHABLE, ToolError
 
 
 class KnownHosts:
@@ -31,23 +31,31 @@ class KnownHosts:
                     self.keys.add(name, entry.key.get_name(), entry.key)
 
     def _read(self, path: str) -> list[HostKeyEntry]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.readlines()
+        except (OSError, UnicodeDecodeError) as e:   # a folder, UTF-16: say which file, never a traceback
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise ToolError(f"cannot read known_hosts file {path}: {why}", BAD_INPUT) from None
+        return self._entries(lines)
+
+    def _entries(self, lines: list[str]) -> list[HostKeyEntry]:
         out = []
-        with open(path) as f:
-            for line in f:
-                fields = line.split()
-                if not fields or fields[0].startswith("#"):
-                    continue
-                if fields[0] == "@revoked" and len(fields) >= 4:
-                    self.revoked.add((fields[2], fields[3]))
-                elif fields[0] == "@cert-authority":
-                    self.ca_patterns += fields[1].split(",") if len(fields) > 1 else []
-                elif not fields[0].startswith("@"):
-                    try:
-                        entry = HostKeyEntry.from_line(line)
-                    except (paramiko.SSHException, ValueError):
-                        entry = None  # a line OpenSSH would skip too (unknown key type, damaged)
-                    if entry is not None:
-                        out.append(entry)
+        for line in lines:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if fields[0] == "@revoked" and len(fields) >= 4:
+                self.revoked.add((fields[2], fields[3]))
+            elif fields[0] == "@cert-authority":
+                self.ca_patterns += fields[1].split(",") if len(fields) > 1 else []
+            elif not fields[0].startswith("@"):
+                try:
+                    entry = HostKeyEntry.from_line(line)
+                except (paramiko.SSHException, ValueError):
+                    entry = None  # a line OpenSSH would skip too (unknown key type, damaged)
+                if entry is not None:
+                    out.append(entry)
         return out
 
     def is_revoked(self, key: paramiko.PKey) -> bool:

@@ -4,7 +4,7 @@ import paramiko
 import pytest
 
 from tasks.core import hostkeys, model, ssh
-from tasks.core.errors import UNREACHABLE, ToolError
+from tasks.core.errors import BAD_INPUT, UNREACHABLE, ToolError
 
 
 @pytest.fixture
@@ -63,3 +63,13 @@ def test_a_proxyjump_bastion_is_checked_like_the_host(tmp_path, monkeypatch):
     assert conn.gateway is not None and conn.gateway.host == "bastion.example"
     for hop in (conn, conn.gateway):
         assert isinstance(hop.client._policy, hostkeys.Refuse), "Fabric's AutoAddPolicy must not survive"
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: p.write_text("|1|x ssh-ed25519 AAAA\n", "utf-16")])
+def test_a_known_hosts_file_that_cannot_be_read_is_a_clear_error(tmp_path, make):
+    """Issue 20 item 12: a known_hosts that is a folder, or UTF-16, ended in a traceback (exit 1)."""
+    path = tmp_path / "known_hosts"
+    make(path)
+    with pytest.raises(ToolError, match=f"cannot read known_hosts file {path}") as e:
+        hostkeys.KnownHosts([str(path)])
+    assert e.value.code == BAD_INPUT

@@ -451,3 +451,11 @@ def test_each_step_is_declared_once_and_its_library_comment_says_the_same_signat
 def test_a_step_that_does_not_fit_its_signature_is_refused_when_the_program_is_built(step, args, error):
     with pytest.raises(steps.StepError, match=re.escape(error)):
         Program("t").step(step, *args)
+
+
+def test_an_artifact_that_cannot_be_read_through_is_a_clear_error():
+    """Issue 20 item 12: `--artifact /proc/self/mem` ended in 'unexpected OSError' (exit 1)."""
+    from tasks.core.artifacts import Artifact
+    with pytest.raises(ToolError, match="--artifact /proc/self/mem: cannot be read") as e:
+        Artifact.read("/proc/self/mem")
+    assert e.value.code == BAD_INPUT

@@ -79,3 +79,13 @@ def test_one_token_source_only(monkeypatch):
         _read_token("T", "echo x", False)
     with pytest.raises(ToolError, match="exit code 3"):
         _read_token(None, "exit 3", False)
+
+
+@pytest.mark.parametrize("rotated", ["yesterday", "2026-13-45T00:00:00Z", "1e9"])
+def test_a_damaged_rotation_time_from_the_host_is_a_clear_error(rotated):
+    """Issue 20 item 12: a malformed state/token-rotated ended in 'unexpected ValueError' (status, token-status)."""
+    from tasks.core.programs.state import parse_status
+    with pytest.raises(ToolError, match="the host sent a report the tool cannot read"):
+        describe(report(rotated=rotated), 14, NOW)
+    with pytest.raises(ToolError, match="the host sent a report the tool cannot read"):
+        parse_status(Result(data={"secrets": [{"mode": "600", "mtime": "1"}], "rotated": [{"at": rotated}]}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .. import grammar, history
 from ..ssh import Session
@@ -94,7 +95,7 @@ class Status:
     stacks: list[StackStatus]
     token_mode: str | None        # None: the token file is missing
     token_mtime: int = 0
-    token_rotated: str | None = None
+    token_rotated: float | None = None   # when rotate-token last wrote it (epoch seconds), if it did
     units: list[dict] = field(default_factory=list)   # binary stacks: unit, state, sub, since, target
 
 
@@ -116,7 +117,13 @@ def parse_status(result: Result) -> Status:
     units = [dict(zip(UNIT_FIELDS, fields(d, *UNIT_FIELDS), strict=True)) for d in result.all("unit_state")]
     return Status(Current.parse(result), lock_holder(result), stacks,
                   None if secrets.get("missing") else secrets["mode"], int(secrets.get("mtime") or 0),
-                  rotated["at"] if rotated else None, units)
+                  rotated_at(rotated), units)
+
+
+def rotated_at(rotated: dict | None) -> float | None:
+    """When rotate-token wrote the token file (state/token-rotated, an ISO time), in epoch seconds; a damaged
+    file is a ValueError, read by the caller's @report as a report the tool cannot read (never a traceback)."""
+    return datetime.fromisoformat(rotated["at"].replace("Z", "+00:00")).timestamp() if rotated else None
 
 
 UNIT_FIELDS = ("stack", "unit", "state", "sub", "since", "target")

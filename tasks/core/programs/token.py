@@ -9,6 +9,7 @@ from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
 from ..target import Target
 from .declare import Intent
 from .protocol import Program, Result, report
+from .state import rotated_at
 
 
 def _registry_head(target: Target) -> dict:
@@ -75,9 +76,8 @@ def describe(result: Result, warn_days: int, now: datetime | None = None) -> str
     mode, dir_mode = file["mode"], file["dir_mode"]
     if mode[-2:] != "00" or dir_mode[-2:] != "00":
         raise ToolError(f"token file mode {mode} (folder {dir_mode}) is open to others", BAD_INPUT)
-    rotated = (result.one("rotated") or {}).get("at")
-    written = datetime.fromisoformat(rotated.replace("Z", "+00:00")) if rotated else \
-        datetime.fromtimestamp(int(file["mtime"]), timezone.utc)
+    rotated = rotated_at(result.one("rotated"))
+    written = datetime.fromtimestamp(rotated if rotated is not None else int(file["mtime"]), timezone.utc)
     parts = [f"mode {mode}", f"{(now - written).days} days old ({'rotated' if rotated else 'file written'} {written:%Y-%m-%d})"]
     login = result.one("login") or {}
     if login.get("result") != "ok":
