@@ -85,8 +85,8 @@ def split_list(value: str | None) -> list[str] | None:
 
 def operator() -> tuple[str, str]:
     """Who acts and from where, for history, audit and the lock (FAB_OPERATOR names a CI job or a person).
-    Other operators read it in their terminals and the lock's staleness is read from the same line: it must
-    be printable, one line, and short."""
+    Other operators read it in their terminals (status, a refused deploy's lock): it must be printable (no
+    control or invisible format character), one line, and short."""
     origin = socket.gethostname()
     who = os.environ.get("FAB_OPERATOR") or f"{getpass.getuser()}@{origin}"
     if not grammar.OPERATOR.fullmatch(who):

@@ -17,7 +17,10 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")     # host, system, s
 LABEL = re.compile(rf"{TAG.pattern}|{SAFE_NAME.pattern}={TAG.pattern}(?:,{SAFE_NAME.pattern}={TAG.pattern})*")
 IMAGE_NAME = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 REGISTRY_SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")  # host[:port], never an option
-OPERATOR = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")              # FAB_OPERATOR: printable, one line
+# What a terminal must never be handed as text: control characters (ESC starts a sequence that rewrites the
+# screen), and the invisible format characters that reorder or hide text (U+202E shows "exe.txt" for "txt.exe").
+UNSHOWN = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+OPERATOR = re.compile(rf"[^\x09\x0a{UNSHOWN}]{{1,64}}")                   # FAB_OPERATOR: printable, one line
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_VAR = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Variables the shell, docker or compose read themselves: an app's tag variable must not be one (tag_var: PATH

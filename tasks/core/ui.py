@@ -16,11 +16,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from .grammar import redact
+from .errors import FAILED, ToolError
+from .grammar import UNSHOWN, redact
 
-# Control characters (escape sequences above all) from a host, an inventory or another operator's name never
-# reach a terminal: they could rewrite what the operator sees.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (escape sequences above all) and invisible format characters (U+202E) from a host, an
+# inventory or another operator's name never reach a terminal: they could rewrite what the operator sees.
+CONTROL = re.compile(f"[{UNSHOWN}]")
 
 
 def printable(text) -> str:
@@ -38,8 +39,9 @@ def _width(stream) -> int | None:
     return None if stream.isatty() or os.environ.get("COLUMNS") else 4096
 
 
-console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+# (emoji=False: a value holding ":smile:" is shown as written)
+console = Console(highlight=False, emoji=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, emoji=False, width=_width(sys.stderr))
 
 
 class StepDisplay:
@@ -158,10 +160,17 @@ class FleetView:
 
 
 def show_program(label: str, where: str, text: str) -> None:
-    """--dry-run: the exact program, as the host would receive it on stdin of ``bash -s``."""
-    console.print(f"# {label} ({where}): this program would run as `bash -s` (it was not sent)",
-                  markup=False, style="bold", soft_wrap=True)
-    console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+    """--dry-run: the exact program, byte for byte as the host would receive it on stdin of ``bash -s`` (tabs and
+    all: it is written, not rendered). Its values were checked before it was built; a character a terminal must
+    not be handed in it is a bug, refused rather than printed."""
+    unshown = sorted({f"U+{ord(c):04X}" for c in CONTROL.findall(text) if c != "\t"})
+    if unshown:
+        raise ToolError(f"the program for {printable(label)} holds characters a terminal must not be shown "
+                        f"({', '.join(unshown)}): not printed", FAILED)
+    console.file.flush()
+    console.file.write(f"# {printable(label)} ({printable(where)}): this program would run as `bash -s` (it was "
+                       f"not sent)\n{redact(text)}")
+    console.file.flush()
 
 
 @dataclass

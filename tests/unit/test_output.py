@@ -67,3 +67,25 @@ def test_replicas_count_healthy_containers_against_hosts_yml():
     st = StackStatus("app", ctrs)
     assert st.replicas({"backend": 3}) == [("backend", 1, 3), ("worker", 2, 2)]
     assert st.replicas({"beat": 1}) == [("backend", 1, 3), ("beat", 0, 1), ("worker", 2, 2)]
+
+
+def test_the_dry_run_prints_the_program_byte_for_byte(capsys):
+    """Issue 20 item 8: rich rendered the program: tabs became spaces and :smile: an emoji, so what was shown
+    was not what would run (`fab deploy --dry-run | bash` ran something else)."""
+    from tasks.core.ui import show_program
+    text = "{\nprintf '%s\\t%s' a b  # :smile: [bold]x[/]\nexit 0\n}\n"
+    show_program("vps1/ems_system", "root@203.0.113.10:22", text)
+    out = capsys.readouterr().out
+    assert out.split("\n", 1)[1] == text
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\u202e", "\x07", "\u200b"])
+def test_a_character_a_terminal_must_not_be_shown_is_never_printed_nor_taken_as_an_operator(char, capsys,
+                                                                                             monkeypatch):
+    from tasks.core.ui import show_program
+    with pytest.raises(ToolError, match="characters a terminal must not be shown"):
+        show_program("vps1/s", "root@h:22", f"echo x{char}y\n")
+    assert char not in capsys.readouterr().out and char not in printable(f"a{char}b")
+    monkeypatch.setenv("FAB_OPERATOR", f"ana{char}@laptop")
+    with pytest.raises(ToolError, match="FAB_OPERATOR must be"):
+        cli.operator()
