@@ -76,7 +76,15 @@ class Refuse(paramiko.MissingHostKeyPolicy):
             raise ToolError(f"{self.label}: the host key of {hostname} is unknown and known_hosts trusts it through "
                             "@cert-authority, which this tool does not support: add the host's own key with "
                             "'fab trust-host'", UNREACHABLE)
-        raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
+        raise UnknownKey(hostname)
+
+
+class UnknownKey(paramiko.SSHException):
+    """A key no known_hosts entry names, for ``hostname`` (the host, or a ProxyJump bastion on the way)."""
+
+    def __init__(self, hostname: str):
+        super().__init__(f"Server {hostname!r} not found in known_hosts")
+        self.hostname = hostname
 
 
 def entry_name(address: str, port: int) -> str:

@@ -19,7 +19,7 @@ from fabric.runners import Remote
 
 from .errors import UNREACHABLE, ToolError
 from .grammar import redact
-from .hostkeys import KnownHosts, Refuse
+from .hostkeys import KnownHosts, Refuse, UnknownKey, entry_name
 from .model import Host
 
 # paramiko's transport thread logs its own tracebacks through logging's last-resort handler; the tool already
@@ -72,17 +72,24 @@ def connect(host: Host) -> Connection:
     try:
         conn.open()
     except paramiko.BadHostKeyException as e:
-        raise ToolError(f"{host.name}: the host key of {host.address} CHANGED (now {fingerprint(e.key)}). "
+        raise ToolError(f"{host.name}: the host key of {_which(host, e.hostname)} CHANGED (now {fingerprint(e.key)}). "
                         "This can be an attack; if the host was rebuilt, remove the old entry and run "
                         f"'fab trust-host --host {host.name}'.", UNREACHABLE) from None
+    except UnknownKey as e:
+        raise ToolError(f"{host.name}: the host key of {_which(host, e.hostname)} is unknown; check it and run "
+                        f"'fab trust-host --host {host.name}' to trust it.", UNREACHABLE) from None
     except paramiko.SSHException as e:
-        if "not found in known_hosts" in str(e):
-            raise ToolError(f"{host.name}: the host key of {host.address} is unknown; check it and run "
-                            f"'fab trust-host --host {host.name}' to trust it.", UNREACHABLE) from None
         raise ToolError(f"{host.name}: SSH to {host.user}@{host.address}:{host.port} failed: {e}", UNREACHABLE) from None
     except (TimeoutError, OSError) as e:
         raise ToolError(f"{host.name}: cannot reach {host.address}:{host.port}: {e}", UNREACHABLE) from None
     return conn
+
+
+def _which(host: Host, hostname: str) -> str:
+    """The machine whose key was refused: the host itself, or the ProxyJump bastion on the way to it (whose key
+    a changed-key message must not pin on the host)."""
+    names = {host.address, entry_name(host.address, host.port)}
+    return host.address if hostname in names else f"the ProxyJump bastion {hostname} (on the way to {host.address})"
 
 
 def offered_key(h: Host) -> paramiko.PKey:

@@ -1,5 +1,7 @@
 """known_hosts as OpenSSH reads it: stale entries replaced by trust-host, marker lines understood, revoked
 keys refused, and every ProxyJump bastion checked like the host itself (no SSH: keys made here)."""
+import re
+
 import paramiko
 import pytest
 
@@ -73,3 +75,24 @@ def test_a_known_hosts_file_that_cannot_be_read_is_a_clear_error(tmp_path, make)
     with pytest.raises(ToolError, match=f"cannot read known_hosts file {path}") as e:
         hostkeys.KnownHosts([str(path)])
     assert e.value.code == BAD_INPUT
+
+
+@pytest.mark.parametrize("refused, said", [
+    (lambda key: paramiko.BadHostKeyException("[bastion.example]:2200", key, key),
+     "the host key of the ProxyJump bastion [bastion.example]:2200 (on the way to 203.0.113.10) CHANGED"),
+    (lambda key: hostkeys.UnknownKey("[bastion.example]:2200"),
+     "the host key of the ProxyJump bastion [bastion.example]:2200 (on the way to 203.0.113.10) is unknown"),
+    (lambda key: paramiko.BadHostKeyException("203.0.113.10", key, key), "the host key of 203.0.113.10 CHANGED"),
+])
+def test_a_refused_key_names_the_machine_it_belongs_to(monkeypatch, refused, said):
+    """Issue 20 item 13: a changed ProxyJump bastion key was reported as the target's."""
+    host = model.Host("vps1", "203.0.113.10", (), model.Registry("ghcr.io", "u", False, None), "root", 22, "/root",
+                      None, None, ())
+    key = paramiko.RSAKey.generate(1024)
+
+    def refuse(self):
+        raise refused(key)
+    monkeypatch.setattr(ssh.Connection, "open", refuse)
+    with pytest.raises(ToolError, match=re.escape(said)) as e:
+        ssh.connect(host)
+    assert e.value.code == UNREACHABLE
