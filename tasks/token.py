@@ -72,10 +72,13 @@ def _read_token(env_name, command, stdin) -> str:
             raise ToolError(f"environment variable {env_name} is not set or empty", BAD_INPUT)
         return os.environ[env_name].strip()
     if command:
-        proc = subprocess.run(command, shell=True, capture_output=True, text=True)
+        proc = subprocess.run(command, shell=True, capture_output=True)
         if proc.returncode != 0:
             raise ToolError(f"the token command failed with exit code {proc.returncode}", BAD_INPUT)
-        return proc.stdout.strip()
+        try:
+            return proc.stdout.decode("utf-8").strip()
+        except UnicodeDecodeError:   # (what it printed is never shown: it may be the token)
+            raise ToolError("the token command printed something that is not text (not UTF-8)", BAD_INPUT) from None
     if stdin:
         return sys.stdin.readline().strip()
     if sys.stdin.isatty():

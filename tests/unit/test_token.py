@@ -79,6 +79,9 @@ def test_one_token_source_only(monkeypatch):
         _read_token("T", "echo x", False)
     with pytest.raises(ToolError, match="exit code 3"):
         _read_token(None, "exit 3", False)
+    with pytest.raises(ToolError, match="not text") as e:   # (issue 20 item 12: a UnicodeDecodeError traceback)
+        _read_token(None, "printf 'ghp_\\377\\376x'", False)
+    assert e.value.code == BAD_INPUT
 
 
 @pytest.mark.parametrize("rotated", ["yesterday", "2026-13-45T00:00:00Z", "1e9"])
