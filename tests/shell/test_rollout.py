@@ -211,3 +211,11 @@ def test_start_first_with_a_volume_allowed_to_be_shared(lab):
     t, stacks = start_first(lab)
     run = lab.run(deploy_program(t, stacks, intent(release="r2")))
     assert run.code == Code.REFUSED and "writes volume uploads" in run.error and "sidecar" not in run.error
+
+
+def test_a_service_with_no_container_yet_gets_a_block_that_sends_nobody_anywhere(lab):
+    """The first deploy behind nginx: no container of the service runs yet, so docker answers nothing (the name
+    check once read that empty answer as a container named '')."""
+    lab.allow("docker", "ps -q --filter label=com.docker.compose.project=p --filter label=com.docker.compose.service=ems *")
+    run = lab.snippet("declare -A SPEC_PROJECT=([ems]=p); upstream_block ems ems 8080", {"upstream_block"})
+    assert run.code == 0 and "upstream ems {" in run.stdout and "server 127.0.0.1:9 down;" in run.stdout, run.stdout

@@ -143,6 +143,7 @@ upstream_block() {
       || { printf 'docker inspect of the %s containers failed: %s\n' "$svc" "${have//$'\n'/ }"; return 1; }
   fi
   while read -r id name health; do
+    [ -n "$id" ] || continue   # (no container yet: an empty answer)
     [[ $name =~ ^/?[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] \
       || { printf 'docker named a %s container %q, not a name nginx can be given\n' "$svc" "$name"; return 1; }
     [ "$health" = healthy ] || continue
