@@ -56,11 +56,11 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         run = Run(sel, [t for t, _ in plans], "deploy", rollout, json)
         if not dry_run:
             run.reach()
-        jobs = []
+        jobs, who = [], operator()
         for target, stacks in plans:
             session = None if dry_run and offline else sel.session(target)
             mine = files[target.label]
-            intent, state = _intent(session, run, target, stacks, choice, ref, mine)
+            intent, state = _intent(session, run, who, target, stacks, choice, ref, mine)
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders, releases=state.releases if state else ())
             if dry_run:
@@ -72,7 +72,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             run.go(jobs)
 
 
-def _intent(session, run: Run, target: Target, stacks: list[Stack], choice, ref,
+def _intent(session, run: Run, who: tuple[str, str], target: Target, stacks: list[Stack], choice, ref,
             files: dict) -> tuple[Intent, State | None]:
     """What this deploy asks of ``target``: the tags it pulls, the pins it keeps, what the stacks it leaves
     alone run (read from the host when needed: ``_state``), and the history it was decided from."""
@@ -81,7 +81,7 @@ def _intent(session, run: Run, target: Target, stacks: list[Stack], choice, ref,
     tags, pins = _versions(choice or target.system.tag, state and state.current.pins, target,
                            target.system.versioned(stacks), keep)
     rest = untouched(state, target, stacks) if state else Untouched()
-    by, origin = operator()
+    by, origin = who
     return Intent("deploy", run.release, release_label(tags, {**rest.pins, **pins}), by, origin, pins=pins,
                   tags=tags, ref=ref, artifacts={name: f.sha256 for name, f in files.items()}, fleet=run.fleet,
                   untouched=rest, history_sha=state and state.history_sha), state
