@@ -55,6 +55,21 @@ def test_deploy_without_tag_redeploys_what_runs(vps):
     assert vps.releases()[0]["tag"] == "v1.4.3" and vps.version() == "v1.4.3"
 
 
+def test_the_first_identical_redeploy_after_a_change_leaves_every_stack_running(vps):
+    """Issue 20 item 15: the stacks read their .env through `env_file: .env`, so what compose ran after the
+    v1.4.2 -> v1.4.3 switch includes the new IMAGE_TAG line; the record of that gate must be of that rendering,
+    not of preflight's (made while the .env still said v1.4.2), or the next identical deploy rolls them again."""
+    compose = vps.host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
+    compose.write_text(compose.read_text().replace("    restart: unless-stopped\n",
+                                                   "    restart: unless-stopped\n    env_file: .env\n", 1))
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    before = vps.containers()
+    res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert "ems: as it runs (configuration, images, healthy containers): not brought up again" in res.stdout
+    assert vps.containers() == before
+
+
 def test_rollback_restores_the_original_bits_of_a_repushed_tag(vps):
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     assert vps.host.http(8080, "/build") == "original"

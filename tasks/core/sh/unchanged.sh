@@ -2,7 +2,8 @@
 # Unchanged stacks: a stack `compose up` would not change is left running, known without asking compose from the
 # record of its last passed gate (state/stacks/STACK.up: preflight's rendering and its containers' configuration
 # hashes), or because its apps run other images than the previous good release (then it changes anyway).
-# Globals: RENDERED (preflight.sh: each stack's rendering's sha256), STACKS, SPEC_*, PINS.
+# Globals: RENDERED (preflight.sh: each stack's rendering's sha256), AGAIN (stacks rendered again after their
+# .env changed: render_again), STACKS, SPEC_*, PINS.
 # shellcheck disable=SC2034,SC2154  # globals shared across files; STATE and R_* come from the program's head
 
 # unchanged STACK: `compose up` would change nothing in STACK, so it is not run (the health URL is still
@@ -43,8 +44,9 @@ unchanged() {
 # at all; a record that cannot be written only means the next deploy brings STACK up again).
 record_up() {
   local ids lines
-  declare -gA RENDERED
+  declare -gA RENDERED AGAIN
   [ -n "${RENDERED[$1]:-}" ] || return 0
+  [ -z "${AGAIN[$1]:-}" ] || rendered_again "$1" || return 0
   ids=$(project_containers "${SPEC_PROJECT[$1]}" 2>/dev/null) && [ -n "$ids" ] || return 0
   # shellcheck disable=SC2086  # one container id per word
   lines=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.config-hash"}}' $ids 2>/dev/null | sort -u) \
@@ -52,6 +54,30 @@ record_up() {
   mkdir -p "$STATE/stacks" 2>/dev/null \
     && atomic_write "$STATE/stacks/$1.up" printf 'rendered %s\n%s\n' "${RENDERED[$1]}" "$lines" 2>/dev/null
   return 0
+}
+
+# render_again STACK: STACK's .env changed after preflight rendered STACK, and a service that reads it
+# (`env_file: .env`, seed 001) runs with its new lines: preflight's rendering is not what runs, and recorded it
+# would roll the stack again on the next identical deploy. STACK's configuration is rendered once more, in the
+# background while it is brought up, for record_up.
+render_again() {
+  declare -gA AGAIN RENDERED
+  [ -n "${RENDERED[$1]:-}" ] || return 0   # (a program that rendered nothing records nothing)
+  { compose_config "$1" > "$RENDER_DIR/$1.again" 2>/dev/null; echo $? > "$RENDER_DIR/$1.again.tmp"
+    mv "$RENDER_DIR/$1.again.tmp" "$RENDER_DIR/$1.again.rc"; } &
+  AGAIN[$1]=$! TMP_WRITERS+=("$!")
+}
+
+# rendered_again STACK: RENDERED[STACK] is render_again's rendering, once it ended (30 s at most; a subshell of
+# up_all cannot `wait` for it, so its status file is looked for); fails when it failed.
+rendered_again() {
+  local i sum
+  for (( i = 0; i < 600; i++ )); do
+    [ ! -f "$RENDER_DIR/$1.again.rc" ] || break
+    sleep 0.05
+  done
+  [ "$(cat "$RENDER_DIR/$1.again.rc" 2>/dev/null)" = 0 ] && sum=$(sha256sum < "$RENDER_DIR/$1.again") || return 1
+  RENDERED[$1]=${sum%% *}
 }
 
 # pins_moved STACK: this release runs another image for one of STACK's apps than the previous good release:

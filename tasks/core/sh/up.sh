@@ -183,11 +183,15 @@ apply() {
   done
 }
 
-# switch_stack STACK: pin STACK's release in its .env (or switch a binary's live path), saying why not.
+# switch_stack STACK: pin STACK's release in its .env (or switch a binary's live path), saying why not; a .env
+# whose lines changed is rendered again (render_again).
 switch_stack() {
+  local env=${SPEC_COMPOSE[$1:env]:-} before=""
+  [ -z "$env" ] || [ ! -f "$env" ] || before=$(< "$env")
   pin_stack "$1" new
   case $? in
-    0) SWITCHED+=("$1") ;;
+    0) SWITCHED+=("$1")
+       [ -z "$env" ] || [ "$(< "$env")" = "$before" ] || render_again "$1" ;;
     1) say "fail $1: cannot write ${SPEC_COMPOSE[$1:env]} (disk full?): it still runs what it ran"; return 1 ;;
     *) say "fail $1: a damaged pin: it still runs what it ran"; return 1 ;;
   esac
