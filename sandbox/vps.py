@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from . import proc, registry
@@ -75,6 +76,21 @@ class SandboxHost:
             proc.stop(self.dir / f"{daemon}.pid", timeout=30)
         proc.sh("ip", "netns", "del", self.netns, check=False)
         proc.sh("ip", "link", "del", self.veth, check=False)
+
+    def reboot(self) -> None:
+        """What a reboot does to a deploy: every program on the host dies at once, without a trap or an exit
+        (stop() alone leaves an SSH session's programs running); then the daemons stop, the containers with
+        them, and the host starts again (their restart policies bring them back)."""
+        daemons = ("dockerd", "sleep", "docker-proxy")   # (stopped in order by stop(): the containers with them)
+        for pid in proc.sh("ip", "netns", "pids", self.netns, check=False).stdout.split():
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                if comm not in daemons and not comm.startswith("containerd"):
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue   # (gone meanwhile)
+        self.stop()
+        self.start()
 
     def _root_mounted(self, holder: int) -> bool:
         try:

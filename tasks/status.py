@@ -24,7 +24,8 @@ def status(c, host=None, group=None, all=False, system=None):
 def _show(label: str, system: System, st: Status) -> None:
     console.print(f"[bold]{safe(label)}[/]: release [cyan]{safe(st.current.tag or 'none')}[/] "
                   f"({safe(st.current.release or 'nothing deployed')})")
-    console.print(f"  lock: [yellow]held by {safe(st.lock)}[/]" if st.lock else "  lock: free")
+    console.print(f"  lock: [{'red' if st.lock.gone else 'yellow'}]{safe(st.lock.describe())}[/]" if st.lock
+                  else "  lock: free")
     if not system.needs_token:
         console.print("  token file: none needed (the system pins no image)")
     elif st.token_mode is None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from . import grammar
 from .errors import BAD_INPUT, ToolError
 
-FINAL = ("good", "failed", "reverted")   # the states that end a release (reverted: a fleet run took it back)
+FINAL = ("good", "failed", "reverted", "interrupted")   # the states that end a release (reverted: a fleet run took
+# it back; interrupted: its program died on the host, and the run that took its lock over finished its story)
 
 
 @dataclass

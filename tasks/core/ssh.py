@@ -82,7 +82,21 @@ def connect(host: Host) -> Connection:
         raise ToolError(f"{host.name}: SSH to {host.user}@{host.address}:{host.port} failed: {e}", UNREACHABLE) from None
     except (TimeoutError, OSError) as e:
         raise ToolError(f"{host.name}: cannot reach {host.address}:{host.port}: {e}", UNREACHABLE) from None
+    _watch(conn)
     return conn
+
+
+ALIVE_EVERY, DEAD_AFTER = 15, 60   # seconds: ssh's ServerAliveInterval, and how long a silent host may stay so
+
+
+def _watch(conn: Connection) -> None:
+    """A host that vanishes mid-program (it reboots, its network goes) sends no FIN or RST: the run would wait
+    for TCP to give up, ~15 minutes. A keepalive every 15 s and a bound on data left unacknowledged
+    (TCP_USER_TIMEOUT, Linux) end it within about a minute, as a dropped connection (the host finishes alone)."""
+    transport = conn.client.get_transport()
+    transport.set_keepalive(ALIVE_EVERY)
+    if hasattr(socket, "TCP_USER_TIMEOUT") and isinstance(transport.sock, socket.socket):
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_AFTER * 1000)
 
 
 def _which(host: Host, hostname: str) -> str:

@@ -19,10 +19,11 @@ import time
 import pytest
 import yaml
 
-from sandbox import proc, registry, system
+from sandbox import examples, proc, registry, system
+from sandbox.load import Load
 from tasks.core import errors
 
-from .conftest import FAB, REPO
+from .conftest import FAB, REPO, Vps
 from .test_layout import new, old, remote_program_pid, tree, volume
 
 pytestmark = pytest.mark.faults
@@ -183,6 +184,69 @@ def test_fab_killed_mid_deploy(live, phase, tag, marker, allowed):
     p.send_signal(signal.SIGKILL)
     p.wait()
     check(f"fab SIGKILLed at {phase}", vps, before, allowed)
+
+
+def kill_remote_program(vps) -> None:
+    """kill -9 of the program on the host, every process of it at once (its subshells too: an OOM killer or
+    an operator's `kill -9 -PGID` leaves none behind), without its trap ever running."""
+    pid = remote_program_pid(vps)
+    assert pid, "the program should still be running on the host"
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("fault", ["remote program killed", "host reboot"])
+def test_a_deploy_that_dies_on_the_host_is_finished_by_the_next_one(live, fault):
+    """Issue 20 item 14: the program on the host dies mid-up (kill -9, an OOM kill; or the host reboots): its
+    lock stays, its release stays `deploying`, its stacks may run it unverified. `fab status` says so; the next
+    deploy takes the lock over, brings those stacks up, and records the dead release interrupted."""
+    vps, before = live, env_lines(live)
+    p = run_until(vps, ["deploy", "--host", "t1", "--tag", "v1.4.3"], "postgres: docker compose up")
+    if fault == "host reboot":
+        vps.host.reboot()
+    else:
+        kill_remote_program(vps)
+    p.communicate(timeout=120)
+    dead = json.loads((vps.state / "releases.jsonl").read_text().splitlines()[-1])
+    assert dead["state"] == "deploying" and (vps.state / "lock").exists()
+    status = vps.ok("status", "--host", "t1").stdout
+    assert "interrupted:" in status and "the next deploy or rollback of them finishes it" in status, status
+    res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert "interrupted:" in res.stdout + res.stderr
+    states = [(r["release"], r["state"]) for r in vps.releases()]
+    assert (dead["release"], "interrupted") in states and states[0][1] == "good", states
+    check(f"{fault} mid-up, then the next deploy", vps, before, {"v1.4.3"})
+
+
+def test_a_rollout_killed_on_the_host_is_finished_by_the_next_deploy(sandbox, tmp_path):
+    """Issue 20 item 14, start-first: the program dies once the new EMS container runs beside the old one, so
+    both serve users and nothing will change that by itself. The next deploy takes the lock over and ends it:
+    one container, the new release, no request failed through the real Traefik meanwhile."""
+    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
+    examples.ems_for_rollout(vps.host, vps.inventory)
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    ems_ids = ("ps", "-q", "--filter", "label=com.docker.compose.service=ems")
+    p = vps.spawn("deploy", "--host", "t1", "--tag", "ems=v1.4.3")
+    deadline = time.monotonic() + 120
+    while len(vps.host.docker(*ems_ids).stdout.split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_remote_program(vps)
+    p.communicate(timeout=120)
+    assert len(vps.host.docker(*ems_ids).stdout.split()) == 2, "old and new both serve: the story is not over"
+    status = vps.ok("status", "--host", "t1").stdout
+    assert "interrupted:" in status, status
+    with Load(vps.host, 80, "/ems/version", rate=60, workers=4) as load:
+        res = vps.fab("deploy", "--host", "t1", "--tag", "ems=v1.4.3")
+    states = [r["state"] for r in vps.releases()]
+    kept = {"healthy after": res.returncode == 0 and vps.host.http(80, "/ems/version") == "v1.4.3"
+            and len(vps.host.docker(*ems_ids).stdout.split()) == 1,
+            "history intact": states[:2] == ["good", "interrupted"],
+            "nothing lost": load.failed == 0 and len(load.results) > 20,
+            "no lock left": wait_unlocked(vps),
+            "token nowhere": not any(vps.token in f.read_text(errors="replace")
+                                     for f in vps.state.rglob("*") if f.is_file())}
+    RESULTS.append(("remote program killed mid-rollout, then the next deploy", kept))
+    assert all(kept.values()), (kept, states, load.summary(), res.stdout + res.stderr)
 
 
 class Failing(http.server.BaseHTTPRequestHandler):

@@ -117,6 +117,35 @@ def test_a_failed_gate_restores_the_previous_pins_in_order(lab):
     assert '"result":"rolled-back","exit":13' in (lab.state / "audit.jsonl").read_text()
 
 
+def test_a_deploy_that_finishes_an_interrupted_one_restores_the_stacks_that_one_switched(lab):
+    """Issue 20 item 14: a deploy killed on the host had switched sms (its .env pins v1.4.3, unverified); the
+    next deploy takes its lock over and fails at ems: sms goes back to the previous good release too, although
+    this run never switched it, and the dead release is recorded interrupted."""
+    pulls_answer(lab)
+    lab.state.mkdir()
+    (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\npin sms {OLD}\n")
+    (lab.root / "ems_system/repo/sms/.env").write_text(f"IMAGE_TAG=v1.4.3@{DIGEST}\n")
+    lock = lab.state / "lock"
+    lock.mkdir()
+    meta = '"release":"rX","tag":"v1.4.3","action":"deploy","by":"bob@ci","from":"ci"'
+    for name, value in {"info": "bob@ci since 2026-12-03T10:00:00Z (deploy v1.4.3, release rX, pid 1)\n",
+                        "action": "deploy", "pid": "4194304", "release": "rX", "meta": meta,
+                        "stacks": "infra ems sms"}.items():
+        (lock / name).write_text(value)
+    (lab.state / "releases.jsonl").write_text("{" + meta + ',"state":"deploying","at":"x"}\n')
+    lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1, once=True)
+    run = deploy(lab)
+    assert run.code == Code.ROLLED_BACK, run.stdout
+    assert "interrupted: bob@ci since" in run.stdout
+    assert ups(lab) == ["compose -p ems_system-infra", "compose -p ems_system-ems",
+                        "compose -p ems_system-ems", "compose -p ems_system-sms"], "ems, then sms: back in order"
+    for app in ("ems", "sms"):
+        assert f"IMAGE_TAG={OLD}\n" in (lab.root / f"ems_system/repo/{app}/.env").read_text()
+    assert [(h["release"], h["state"]) for h in history(lab)] == \
+        [("rX", "deploying"), ("rX", "interrupted"), ("r1", "deploying"), ("r1", "failed")]
+    assert not lock.exists()
+
+
 def test_nothing_to_restore_is_reported_broken(lab):
     pulls_answer(lab)
     lab.answer("docker", "compose -p ems_system-ems * up *", captured="compose-up-unhealthy.txt", code=1)

@@ -54,6 +54,86 @@ def test_an_interrupted_migrations_lock_is_taken_over_by_the_next_migration(lab)
     assert (lab.state / "lock" / "pid").read_text() != "4194304", "its fields are this program's now"
 
 
+def dead_deploy(lab, stacks: str = "ems sms", pid: int = 4194304, **fields) -> None:
+    """The lock a deploy left when its program died (kill -9, out of memory, a reboot), its release r0 recorded
+    deploying."""
+    lock = lab.state / "lock"
+    lock.mkdir(parents=True)
+    meta = '"release":"r0","tag":"v2","action":"deploy","by":"bob@ci","from":"ci"'
+    values = {"info": "bob@ci since 2026-12-03T10:00:00Z (deploy v2, release r0, pid 1)\n", "action": "deploy",
+              "fleet": "", "pid": str(pid), "release": "r0", "meta": meta, "stacks": stacks, **fields}
+    for name, value in values.items():
+        (lock / name).write_text(value)
+    (lab.state / "releases.jsonl").write_text("{" + meta + ',"state":"deploying","at":"2026-12-03T10:00:00Z","images":{}}\n')
+
+
+def finish(lab, stacks: str, **head):
+    """A deploy bringing up ``stacks`` takes the lock (its history read before: EXPECT_HISTORY)."""
+    sha = __import__("hashlib").sha256((lab.state / "releases.jsonl").read_bytes()).hexdigest()
+    declare = "".join(f"STACKS+=({s}); " for s in stacks.split())
+    return lab.snippet(f"STACKS=(); {declare}run lock_take; run check_history; echo \"inherited ${{INHERITED[*]}}\"; "
+                       "HOLDING=0", {"run", "lock_take", "check_history"},
+                       {**LOCK_HEAD, "META": '"release":"r1"', "EXPECT_HISTORY": sha, **head})
+
+
+def test_a_dead_deploys_lock_is_taken_over_by_a_deploy_of_its_stacks_and_its_release_recorded_interrupted(lab):
+    """Issue 20 item 14: the next deploy or rollback that brings up every stack the dead one did takes its lock
+    over, says so, records its release interrupted, and restores those stacks too if its own release fails."""
+    dead_deploy(lab)
+    run = finish(lab, "infra ems sms")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "interrupted: bob@ci since 2026-12-03T10:00:00Z (deploy v2, release r0, pid 1): its program is gone" \
+        in run.stdout and "inherited ems sms" in run.stdout
+    last = json.loads((lab.state / "releases.jsonl").read_text().splitlines()[-1])
+    assert (last["release"], last["state"], last["by"]) == ("r0", "interrupted", "bob@ci")
+    assert (lab.state / "lock" / "release").read_text() == "r1" and not list(lab.state.glob("lock.new*"))
+    assert run.result.one("interrupted") == {"release": "r0"}
+
+
+def test_a_dead_deploys_lock_refuses_what_would_not_finish_it(lab):
+    """A deploy of fewer stacks than the dead one brought up (a stack of it could run its release, unverified),
+    a backup, a migration: refused, naming the stacks, nothing changed."""
+    dead_deploy(lab)
+    before = (lab.state / "releases.jsonl").read_text()
+    for run in (finish(lab, "ems"), take_lock(lab, ACTION="backup"), take_lock(lab, ACTION="migrate-layout")):
+        assert run.code == Code.LOCKED, run.stdout
+        assert "its stacks (ems sms) may run its release unverified: deploy or roll back at least those" in run.error
+    assert (lab.state / "releases.jsonl").read_text() == before and (lab.state / "lock" / "pid").read_text() == "4194304"
+
+
+def test_a_lock_is_dead_when_the_host_rebooted_or_its_pid_runs_another_program(lab):
+    """A pid alone can lie: after a reboot (another boot id) or once reused (another start time) it names a
+    process that is not the lock's holder. The same pid, start time and boot: alive, never taken over."""
+    pid = os.getpid()
+    mine = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()[19]
+    boot = open("/proc/sys/kernel/random/boot_id").read()
+    for fields, dead in ((dict(boot="another-boot\n", started=mine), "the host rebooted since"),
+                         (dict(boot=boot, started="1"), "its program is gone"),
+                         (dict(boot=boot, started=mine), None)):
+        here = type(lab)(lab.path / f"case{len(fields)}{dead}".replace(" ", ""))
+        dead_deploy(here, pid=pid, **fields)
+        run = finish(here, "ems sms")
+        if dead:
+            assert run.code == 0 and dead in run.stdout, run.stdout
+        else:
+            assert run.code == Code.LOCKED and "another deploy holds the lock" in run.error
+    zombie = __import__("subprocess").Popen(["true"])   # killed, not reaped yet: `kill -0` still says alive
+    while open(f"/proc/{zombie.pid}/stat").read().rsplit(") ", 1)[1][0] != "Z":
+        pass
+    here = type(lab)(lab.path / "zombie")
+    dead_deploy(here, pid=zombie.pid, boot=boot)
+    assert "its program is gone" in finish(here, "ems sms").stdout
+    zombie.wait()
+
+
+def test_a_fleet_runs_lock_is_never_taken_for_a_dead_deploys(lab):
+    """A fleet run's lock outlives the programs that took it (their pids are gone between them): only its run
+    frees it."""
+    dead_deploy(lab, fleet="f1")
+    run = finish(lab, "ems sms")
+    assert run.code == Code.LOCKED and "interrupted" not in run.error
+
+
 def test_an_operators_name_cannot_make_a_deploys_lock_look_like_a_migrations(lab):
     """Issue 20 item 10: the lock's info line was read back with a glob, so an operator named
     'eve (migrate-layout x' held a deploy lock a migration would take over once its process died."""
@@ -63,7 +143,8 @@ def test_an_operators_name_cannot_make_a_deploys_lock_look_like_a_migrations(lab
     assert hold.code == 0 and (lab.state / "lock" / "action").read_text() == "deploy"
     (lab.state / "lock" / "pid").write_text("4194304")   # its process died
     run = take_lock(lab, ACTION="migrate-layout")
-    assert run.code == Code.LOCKED and "stale" in run.error
+    assert run.code == Code.LOCKED and "interrupted: eve (migrate-layout x" in run.error
+    assert "deploy or roll back at least those stacks" in run.error, "a dead deploy's lock: a migration refuses"
 
 
 def test_a_lock_taken_by_a_program_is_released_however_it_ends(lab):
@@ -261,8 +342,8 @@ def test_api_headers_from_githubs_answer(lab):
 
 
 def test_data_lines_are_json_objects(lab):
-    run = lab.snippet("data lock holder 'a b' stale 1", {"data"})
-    assert json.loads(run.stdout.split(" ", 2)[2]) == {"holder": "a b", "stale": "1"}
+    run = lab.snippet("data lock holder 'a b' stale 1 gone '' interrupted ''", {"data"})
+    assert json.loads(run.stdout.split(" ", 2)[2]) == {"holder": "a b", "stale": "1", "gone": "", "interrupted": ""}
 
 
 def test_simultaneous_deploys_one_wins_and_the_other_always_names_it(lab):

@@ -114,7 +114,7 @@ def test_every_step_of_every_program_is_a_function_of_the_shipped_library(target
 def test_a_program_carries_only_what_it_needs(target):
     unlock = unlock_program(target).text
     assert "lock_break() {" in unlock and "fetch_images() {" not in unlock and "registry_login() {" not in unlock
-    assert len(unlock) < 2500
+    assert len(unlock) < 3000   # (lock_holder's liveness checks: pid, start time, boot id)
     deploy = deploy_program(target, list(target.system.stacks), intent()).text
     assert "fetch_images() {" in deploy and "repoint_env() {" not in deploy and "ensure_dir() {" not in deploy
 
@@ -129,7 +129,7 @@ def test_deploy_program_steps_are_pinned(target):
     program = deploy_program(target, list(target.system.stacks), intent())
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
-        ("begin",), ("lock_take",), ("check_history",), ("check_secrets",),
+        ("begin",),
         ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", f"{base}/infra/.env", "ems_system-infra", 120,
          "", "", ""),
         ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml",
@@ -138,6 +138,7 @@ def test_deploy_program_steps_are_pinned(target):
          "ems_system-ems", 120, "http://127.0.0.1:8080/health", "ems=IMAGE_TAG", ""),
         ("add_stack", "sms", f"{base}/sms/container/docker-compose.prod.yml", f"{base}/sms/container/.env",
          "ems_system-sms", 120, "", "sms=IMAGE_TAG", ""), ("together", "ems", "sms"),
+        ("lock_take",), ("check_history",), ("check_secrets",),   # (the lock names the stacks: declared first)
         ("check_placeholders",), ("render_start", "infra", "postgres"), ("registry_login",),
         ("add_image", "ems", "ghcr.io/edumigsoft/ems_server", "v1.4.3", ""),
         ("add_image", "sms", "ghcr.io/edumigsoft/sms_server", "v1.4.3", ""), ("fetch_images",),
@@ -384,7 +385,7 @@ def test_a_system_of_public_images_needs_no_token_and_no_login(tmp_path):
         "hosts:\n  p1: {address: 10.0.0.1, systems: [plantao]}\n")
     t = inventory.load(tmp_path / "hosts.yml").host("p1").targets()[0]
     program = deploy_program(t, list(t.system.stacks), intent(tag="config", tags={}, ref="main"))
-    assert [s[0] for s in program.steps] == ["begin", "lock_take", "check_history", "add_stack", "checkout_ref",
+    assert [s[0] for s in program.steps] == ["begin", "add_stack", "lock_take", "check_history", "checkout_ref",
                                              "check_placeholders", "preflight_stacks", "config_snapshot", "record",
                                              "go_live"]
     assert "GITHUB_TOKEN" not in program.text and "SECRETS=" not in program.text

@@ -23,7 +23,8 @@ drill           database tables rows seconds
 env             stack result compose? path?
 file            missing? mode? mtime? dir_mode?
 history         sha256
-lock            holder stale
+interrupted     release
+lock            holder stale gone interrupted
 login           result error?
 migrated        at
 network         name result

@@ -35,18 +35,39 @@ class Current:
 
 
 @dataclass
+class Lock:
+    """The deploy lock: who holds it; when its program died, how (``gone``); when that was a deploy or a
+    rollback, the stacks it may have left on its release, unverified (``interrupted``)."""
+    holder: str
+    gone: str = ""
+    interrupted: str = ""
+
+    def describe(self) -> str:
+        """The lock as status says it (markup-free: the caller escapes)."""
+        if self.interrupted:
+            return (f"interrupted: {self.holder}: {self.gone}; its stacks ({self.interrupted}) may run its release "
+                    "unverified: the next deploy or rollback of them finishes it")
+        if self.gone:
+            return f"held by {self.holder} (stale: {self.gone}; 'fab unlock --force' releases it)"
+        return f"held by {self.holder}"
+
+
+@dataclass
 class State:
     """What rollback and releases need: the history, its checksum (a rollback refuses if it changed), the
-    running release and the lock's holder."""
+    running release and the lock."""
     releases: list
     current: Current
     history_sha: str
-    lock: str | None
+    lock: Lock | None
 
 
-def lock_holder(result: Result) -> str | None:
+def lock_holder(result: Result) -> Lock | None:
     lock = result.one("lock")
-    return lock["holder"] if lock else None
+    if not lock:
+        return None
+    holder, stale, gone, interrupted = fields(lock, "holder", "stale", "gone", "interrupted")
+    return Lock(holder, gone if stale == "1" else "", interrupted if stale == "1" else "")
 
 
 def read_state_program(target: Target) -> Program:
@@ -91,7 +112,7 @@ class StackStatus:
 @dataclass
 class Status:
     current: Current
-    lock: str | None
+    lock: Lock | None
     stacks: list[StackStatus]
     token_mode: str | None        # None: the token file is missing
     token_mtime: int = 0

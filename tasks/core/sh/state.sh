@@ -29,6 +29,24 @@ mark_reverted() {
     || say "info cannot record the run's release as reverted in $STATE/releases.jsonl (disk full?)"
 }
 
+# mark_interrupted RELEASE META: a release whose program died mid-way (its lock taken over) is recorded
+# interrupted, with its record's fixed part from its lock (the file META); not when the history does not know
+# it (it died before it changed anything). HISTORY_READ keeps the history's checksum from before this line:
+# what a rollback chose from was read before it.
+mark_interrupted() {
+  local record
+  # shellcheck disable=SC2034  # (check_history reads it; a program that checks no history does not)
+  HISTORY_READ=$(history_sha)
+  [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] && grep -q -F "\"release\":\"$1\"" "$STATE/releases.jsonl" 2>/dev/null \
+    || return 0
+  record=$(head -n 1 "$2" 2>/dev/null) && [[ $record == *"\"release\":\"$1\""* ]] || return 0
+  if append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"interrupted","at":"%s"}' "$record" "$(now)")"; then
+    data interrupted release "$1"
+  else
+    say "info cannot record release $1 as interrupted in $STATE/releases.jsonl (disk full?)"
+  fi
+}
+
 # write_current: this release becomes the running good one; stacks it did not touch keep their pins.
 write_current() {
   atomic_write "$STATE/current.new" current_text || die "$R_FAILED" "cannot write $STATE/current (disk full?)"
@@ -60,7 +78,7 @@ history_sha() { { [ ! -f "$STATE/releases.jsonl" ] || cat "$STATE/releases.jsonl
 # check_history: a rollback chosen from the history refuses if the history changed since it was read.
 check_history() {
   [ -z "$EXPECT_HISTORY" ] && return 0
-  [ "$(history_sha)" = "$EXPECT_HISTORY" ] || die "$R_CONFLICT" "the release history of $SYSTEM changed since it was read; run the command again"
+  [ "${HISTORY_READ:-$(history_sha)}" = "$EXPECT_HISTORY" ] || die "$R_CONFLICT" "the release history of $SYSTEM changed since it was read; run the command again"
 }
 
 # show_state: the release history (with its checksum), the current release and the lock.

@@ -217,7 +217,8 @@ up_all() {
   return "$failed"
 }
 
-# restore: put back the previous good pins (from the state's current file) of every stack apply switched, and
+# restore: put back the previous good pins (from the state's current file) of every stack apply switched (and
+# of those an interrupted run whose lock this one took over brought up: INHERITED), and
 # repo/ on its previous commit if this release moved it. A
 # stack without a pin has nothing to go back to: the one that failed is brought up again as it was (if that
 # fails too, the previous release is not back, and nobody is told it is).
@@ -226,7 +227,8 @@ restore() {
   [ -f "$STATE/current" ] || { say "info no previous good release to restore"; return 1; }
   declare -gA RENDERED=()   # (what preflight rendered is the failed release's configuration, not the one put back)
   undo_checkout || ok=1
-  for s in "${SWITCHED[@]}"; do
+  for s in "${STACKS[@]}"; do   # (those it switched, and those an interrupted run may have: INHERITED)
+    [[ " ${SWITCHED[*]} ${INHERITED[*]:-} " == *" $s "* ]] || continue
     if [ -z "${SPEC_APPS[$s]}" ]; then
       if [ "$s" = "${AS_IT_WAS:-}" ] && wait_healthy "$s" >/dev/null; then
         say "info $s: compose replaced none of its containers: they run as they did"
