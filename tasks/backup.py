@@ -61,7 +61,7 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
-                                  f"({_size(int(b['bytes']))}, {safe(b['databases'])}, {b['seconds']}s, verified)")
+                                  f"({_size(b['bytes'])}, {safe(b['databases'])}, {b['seconds']}s, verified)")
                 _show_retention(target, kept, "")
     if json:
         print(jsonlib.dumps(out, indent=2))

@@ -70,7 +70,26 @@ def test_an_odd_survey_is_a_clear_error_not_a_crash(data):
     from tasks.core.programs.migrate import Survey
     with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
         Survey.parse(Result(data=data))
-    assert e.value.code == errors.FAILED
+    assert e.value.code == errors.BAD_INPUT
+
+
+@pytest.mark.parametrize("created, size", [("yesterday", "10"), ("2026-13-45T00:00:00Z", "10"),
+                                           ("2026-12-03T10:00:00Z", "²"), ("2026-12-03T10:00:00Z", "1e3"),
+                                           ("2026-12-03T10:00:00Z", "٣")])
+def test_a_backup_listing_with_a_malformed_time_or_size_is_exit_2_not_a_crash(created, size):
+    """Issue 20 item 12: a manifest's `created` or a size that is not a count ended in an unexpected
+    ValueError (exit 1) when `fab backups` showed its age or size."""
+    from tasks.core.programs.backup import listed, taken
+    manifest = {"name": "postgres-20261203T100000Z", "stack": "postgres", "created": created, "taken": "ana",
+                "release": "r1", "verified": "yes", "databases": ["db"]}
+    with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
+        listed(Result(data={"manifest": [manifest], "size": [{"name": manifest["name"], "bytes": size}]}))
+    assert e.value.code == errors.BAD_INPUT
+    made = {"name": "n", "stack": "s", "bytes": size, "databases": "db", "seconds": "1"}
+    if size != "10":
+        with pytest.raises(ToolError, match="cannot read") as e:
+            taken(Result(data={"backup": [made]}))
+        assert e.value.code == errors.BAD_INPUT
 
 
 def test_an_odd_status_is_a_clear_error_not_a_crash():
@@ -116,7 +135,7 @@ def test_a_report_that_does_not_fit_its_kind_is_a_clear_error(line, error):
     from tasks.core.ui import StepDisplay
     with pytest.raises(ToolError, match=re.escape(error)) as e:
         Reader(Result(), StepDisplay("t", quiet=True)).line(line)
-    assert e.value.code == errors.FAILED
+    assert e.value.code == errors.BAD_INPUT
 
 
 @pytest.mark.parametrize("pin", ["v1\npin sms evil@sha256:" + "1" * 64, "v1@sha256:short", "v1 x@sha256:" + "1" * 64])

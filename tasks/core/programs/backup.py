@@ -3,7 +3,9 @@ retention counts, preview that pruning, list the backups, restore one into a scr
 over the live ones; and the parsers of what they report."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from .. import grammar
 from ..model import Stack
@@ -110,7 +112,7 @@ class Backup:
 @report
 def listed(result: Result) -> list[Backup]:
     """The backups a listing reported, newest first."""
-    sizes = {d["name"]: int(d["bytes"]) for d in result.all("size")}
+    sizes = {d["name"]: count(d["bytes"]) for d in result.all("size")}
     out = []
     for m in result.all("manifest"):
         name, stack, created, by, release, verified = fields(m, "name", "stack", "created", "taken", "release",
@@ -118,6 +120,7 @@ def listed(result: Result) -> list[Backup]:
         dbs = m["databases"]
         if not grammar.BACKUP_NAME.fullmatch(name) or not all(isinstance(d, str) for d in dbs):
             raise ValueError(f"a backup manifest names {name!r}")
+        datetime.fromisoformat(created.replace("Z", "+00:00"))   # (its age is shown: a time, or a clear error)
         out.append(Backup(name, stack, created, tuple(dbs), by, release, verified, sizes.get(name, 0)))
     return sorted(out, key=lambda b: b.created, reverse=True)
 
@@ -126,7 +129,17 @@ def listed(result: Result) -> list[Backup]:
 def taken(result: Result) -> list[dict]:
     """The backups a program took: name, stack, bytes, databases, seconds."""
     keys = ("name", "stack", "bytes", "databases", "seconds")
-    return [dict(zip(keys, fields(d, *keys), strict=True)) for d in result.all("backup")]
+    out = [dict(zip(keys, fields(d, *keys), strict=True)) for d in result.all("backup")]
+    for b in out:
+        b["bytes"], b["seconds"] = count(b["bytes"]), count(b["seconds"])
+    return out
+
+
+def count(value: str) -> int:
+    """A size or a duration a host reported: ASCII digits only (int() would take '٣' or ' 3')."""
+    if not re.fullmatch(r"[0-9]{1,20}", value):
+        raise ValueError(f"not a count: {value[:40]!r}")
+    return int(value)
 
 
 @report

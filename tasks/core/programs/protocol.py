@@ -156,6 +156,10 @@ class Reader:
             r.log.append(line)
 
 
+UNREADABLE = BAD_INPUT   # a report a host sent that the tool cannot read: the host's state is damaged (or the host
+# is hostile), as with a damaged history line: exit 2, never an "unexpected" exit 1
+
+
 def report(parse):
     """Marks a parser of what a host reported: a missing or mistyped field is a clear error naming the report,
     never a crash (data read back from a host is not trusted)."""
@@ -165,7 +169,7 @@ def report(parse):
             return parse(*args, **kwargs)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise ToolError(f"the host sent a report the tool cannot read ({parse.__qualname__}: "
-                            f"{type(e).__name__}: {redact(str(e))[:120]})", FAILED) from None
+                            f"{type(e).__name__}: {redact(str(e))[:120]})", UNREADABLE) from None
     return checked
 
 
@@ -183,10 +187,10 @@ def _json_object(key: str, value: str) -> dict:
     except ValueError:
         obj = None
     if not isinstance(obj, dict):
-        raise ToolError(f"the host sent a malformed @@data {key} line: {redact(value)[:200]!r}", FAILED)
+        raise ToolError(f"the host sent a malformed @@data {key} line: {redact(value)[:200]!r}", UNREADABLE)
     wrong = reports.problem(key, obj)
     if wrong:
-        raise ToolError(f"the host sent a report the tool cannot read ({redact(wrong)[:200]})", FAILED)
+        raise ToolError(f"the host sent a report the tool cannot read ({redact(wrong)[:200]})", UNREADABLE)
     return obj
 
 
