@@ -7,8 +7,8 @@ import sys
 from .core import inventory
 from .core.cli import command
 from .core.errors import BAD_INPUT, UNREACHABLE, ToolError
-from .core.hostkeys import entry_name, record
-from .core.ssh import connection, known_hosts_files, offered_key
+from .core.hostkeys import record
+from .core.ssh import connection, key_name, known_hosts_files, offered_key
 from .core.ui import console, safe
 
 
@@ -24,6 +24,7 @@ def trust_host(c, host=None, fingerprint=None):
             raise ToolError(f"{h.name}: the host offers {shown}, not {fingerprint}: nothing was trusted", UNREACHABLE)
     elif not sys.stdin.isatty() or input("Trust this key? Type yes: ").strip() != "yes":
         raise ToolError("not trusted: pass --fingerprint SHA256:... after checking it, or answer yes", BAD_INPUT)
-    path = known_hosts_files(h, connection(h))[0]  # the file the lookup reads first (ssh_config's, if it names one)
-    removed = record(path, entry_name(h.address, h.port), key)
+    conn = connection(h)
+    path = known_hosts_files(h, conn)[0]  # the file the lookup reads first (ssh_config's, if it names one)
+    removed = record(path, key_name(conn), key)   # (under ssh_config's HostKeyAlias when it gives one)
     console.print(f"[green]✓ trusted[/]: recorded in {safe(path)}" + (f" (replacing {removed} stale entry)" if removed else ""))

@@ -17,7 +17,9 @@ class KnownHosts:
     """The keys of some known_hosts files: plain entries (revoked keys left out), revoked keys, and the host
     patterns that have a certificate authority (which this tool does not support)."""
 
-    def __init__(self, paths: list[str], keys: paramiko.HostKeys | None = None):
+    def __init__(self, paths: list[str], keys: paramiko.HostKeys | None = None, alias: tuple[str, str] | None = None):
+        """``alias``: (ssh_config's HostKeyAlias, the name the connection looks the key up by): as OpenSSH does,
+        the host's key is the alias's entry, and entries for its own name are not read."""
         self.keys = paramiko.HostKeys() if keys is None else keys
         self.revoked: set[tuple[str, str]] = set()      # (key type, base64)
         self.ca_patterns: list[str] = []
@@ -28,7 +30,10 @@ class KnownHosts:
         for entry in entries:
             if (entry.key.get_name(), entry.key.get_base64()) not in self.revoked:
                 for name in entry.hostnames:
-                    self.keys.add(name, entry.key.get_name(), entry.key)
+                    if alias and _names_host(name, alias[0]):
+                        self.keys.add(alias[1], entry.key.get_name(), entry.key)
+                    elif not (alias and _names_host(name, alias[1])):
+                        self.keys.add(name, entry.key.get_name(), entry.key)
 
     def _read(self, path: str) -> list[HostKeyEntry]:
         try:

@@ -60,10 +60,21 @@ def connection(host: Host) -> Connection:
                       config=config)
     hop = conn
     while isinstance(hop, Connection):
-        known = KnownHosts(known_hosts_files(host, hop), hop.client.get_host_keys())
+        known = KnownHosts(known_hosts_files(host, hop), hop.client.get_host_keys(), _alias(hop))
         hop.client.set_missing_host_key_policy(Refuse(known, host.name))
         hop = hop.gateway
     return conn
+
+
+def key_name(conn: Connection) -> str:
+    """The name a host's key is recorded under: ssh_config's HostKeyAlias, else its address (and port)."""
+    return conn.ssh_config.get("hostkeyalias") or entry_name(conn.host, int(conn.port))
+
+
+def _alias(conn: Connection) -> tuple[str, str] | None:
+    """(HostKeyAlias, the name paramiko looks the key up by) when ssh_config gives the host an alias."""
+    alias = conn.ssh_config.get("hostkeyalias")
+    return (alias, entry_name(conn.host, int(conn.port))) if alias else None
 
 
 def connect(host: Host) -> Connection:

@@ -96,3 +96,22 @@ def test_a_refused_key_names_the_machine_it_belongs_to(monkeypatch, refused, sai
     with pytest.raises(ToolError, match=re.escape(said)) as e:
         ssh.connect(host)
     assert e.value.code == UNREACHABLE
+
+
+def test_ssh_configs_host_key_alias_is_where_the_key_is_looked_up_and_trusted(tmp_path, monkeypatch, keys):
+    """Issue 20 item 13: `HostKeyAlias` in ssh_config was ignored, so a host known only under its alias was
+    refused as unknown. As OpenSSH does: the alias's entry is the host's key (its own name's is not read), and
+    trust-host records under the alias."""
+    aliased, own = keys[0], keys[1]
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 203.0.113.10\n  HostKeyAlias vps1.prod\n  Port 2222\n")
+    (tmp_path / ".ssh" / "known_hosts").write_text(line("vps1.prod", aliased) + line("[203.0.113.10]:2222", own))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    host = model.Host("vps1", "203.0.113.10", (), model.Registry("ghcr.io", "u", False, None), "root", 2222, "/root",
+                      None, None, ())
+    conn = ssh.connection(host)
+    assert ssh.key_name(conn) == "vps1.prod"
+    known = conn.client.get_host_keys()
+    assert known.lookup("[203.0.113.10]:2222") == {aliased.get_name(): aliased}
+    plain = ssh.connection(model.Host("vps2", "203.0.113.11", (), host.registry, "root", 22, "/root", None, None, ()))
+    assert ssh.key_name(plain) == "203.0.113.11" and plain.client.get_host_keys().lookup("vps1.prod") is not None
