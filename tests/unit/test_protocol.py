@@ -85,7 +85,8 @@ def test_a_backup_listing_with_a_malformed_time_or_size_is_exit_2_not_a_crash(cr
     with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
         listed(Result(data={"manifest": [manifest], "size": [{"name": manifest["name"], "bytes": size}]}))
     assert e.value.code == errors.BAD_INPUT
-    made = {"name": "n", "stack": "s", "bytes": size, "databases": "db", "seconds": "1"}
+    made = {"name": "n", "stack": "s", "bytes": size, "databases": "db", "seconds": "0.7"}
+    assert size != "10" or taken(Result(data={"backup": [made]}))[0]["bytes"] == 10
     if size != "10":
         with pytest.raises(ToolError, match="cannot read") as e:
             taken(Result(data={"backup": [made]}))

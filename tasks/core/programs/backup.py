@@ -131,7 +131,9 @@ def taken(result: Result) -> list[dict]:
     keys = ("name", "stack", "bytes", "databases", "seconds")
     out = [dict(zip(keys, fields(d, *keys), strict=True)) for d in result.all("backup")]
     for b in out:
-        b["bytes"], b["seconds"] = count(b["bytes"]), count(b["seconds"])
+        b["bytes"] = count(b["bytes"])
+        if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,3})?", b["seconds"]):
+            raise ValueError(f"not a duration: {b['seconds'][:40]!r}")
     return out
 
 
