@@ -22,9 +22,13 @@ from . import proc
 from .install import PLUGIN
 from .vps import SandboxHost
 
-PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "curl", "iproute2", "procps"]
-# The image of the VPS: the seed's user, no console login, the tool's sshd settings read from the host's folder.
+PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "curl", "iproute2", "procps", "sudo"]
+# The image of the VPS: the seed's user with the sudo an Oracle Linux cloud image gives it (no password), a user
+# whose sudo asks for one, no console login, the tool's sshd settings read from the host's folder.
 CUSTOMIZE = ('chroot "$1" useradd --create-home --shell /bin/bash opc; '
+             'chroot "$1" useradd --create-home --shell /bin/bash asker; '
+             'echo "opc ALL=(ALL) NOPASSWD:ALL" > "$1"/etc/sudoers.d/opc; '
+             'echo "asker ALL=(ALL) ALL" > "$1"/etc/sudoers.d/asker; chmod 440 "$1"/etc/sudoers.d/*; '
              'chroot "$1" systemctl mask console-getty.service getty@tty1.service systemd-networkd-wait-online.service; '
              'rm -f "$1"/etc/machine-id "$1"/etc/ssh/ssh_host_*')
 SSHD = """\
@@ -68,10 +72,12 @@ class SystemdHost(SandboxHost):
         self._wait_dockerd()   # its socket is bound into the container
         key = self._ssh_keys()
         ssh = self.dir / "ssh"
-        ssh.mkdir(mode=0o700, exist_ok=True)
-        for name, source in (("ssh_host_ed25519_key", key), ("authorized_keys", self.dir / "authorized_keys")):
+        ssh.mkdir(exist_ok=True)
+        ssh.chmod(0o755)   # (sshd reads a user's authorized keys as that user: opc's login reads them too)
+        for name, source, mode in (("ssh_host_ed25519_key", key, 0o600),
+                                   ("authorized_keys", self.dir / "authorized_keys", 0o644)):
             shutil.copy(source, ssh / name)
-            (ssh / name).chmod(0o600)
+            (ssh / name).chmod(mode)
         (self.dir / "sshd.conf").write_text(SSHD.format(address=self.address))
         docker = Path(shutil.which("docker")).resolve()
         proc.start(["systemd-nspawn", "--directory", str(rootfs), "--volatile=overlay", "--boot",

@@ -12,7 +12,7 @@ from pydantic import model_validator as checks
 
 from . import grammar, model
 from .stackspecs import StackSpec
-from .values import AbsPath, ApiUrl, Matching, Names, RelPath, SafeName, Spec, Text, Whole, refuse
+from .values import AbsPath, ApiUrl, Matching, Names, RelPath, SafeName, Spec, Text, UserName, Whole, refuse
 
 
 class RegistrySpec(Spec):
@@ -127,7 +127,9 @@ class HostSpec(Spec):
     """A VPS: how to reach it and which systems it runs."""
     address: Text = Field(description="IP address or DNS name")
     systems: list[SafeName] = Field(min_length=1, description="the systems it runs, e.g. [ems_system]")
-    user: Text = "root"
+    user: UserName = Field("root", description="who SSH logs in as")
+    sudo: StrictBool = Field(False, description="run every program as root with `sudo -n` (user: opc on Oracle Linux, "
+                                          "where root cannot log in); a sudo that asks for a password is refused")
     port: Whole(1, 65535) = 22
     root: AbsPath = Field("/root", description="where the systems' folders live")
     identity: Text | None = Field(None, description="the SSH private key (~ is expanded)")

@@ -206,6 +206,7 @@ class Host:
     identity: str | None
     known_hosts: str | None
     legacy: tuple        # (system name, Legacy) pairs
+    sudo: bool = False   # log in as ``user`` and run every program as root through `sudo -n` (seed 003's opc)
 
     def projects(self) -> list[str]:
         """Every compose project the tool runs on this host (what is not one of them was started by hand)."""

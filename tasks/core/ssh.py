@@ -17,7 +17,7 @@ import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
 
-from .errors import UNREACHABLE, ToolError
+from .errors import BAD_INPUT, UNREACHABLE, ToolError
 from .grammar import redact
 from .hostkeys import KnownHosts, Refuse, UnknownKey, entry_name
 from .model import Host
@@ -135,9 +135,10 @@ class _Lines(io.TextIOBase):
     """A stream that hands each complete line (redacted) to ``on_line``."""
 
     def __init__(self, on_line: Callable[[str], None]):
-        self.on_line, self.pending = on_line, ""
+        self.on_line, self.pending, self.seen = on_line, "", False
 
     def write(self, text: str) -> int:
+        self.seen = self.seen or bool(text)
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
@@ -158,26 +159,30 @@ class Session:
         self.conn = connect(host)
 
     def stream(self, script: str, on_line: Callable[[str], None]) -> tuple[int, list[str]]:
-        """Send ``script`` to ``bash -s`` on the host's stdin; each stdout line goes to ``on_line`` as it comes.
-        The exit code and the (redacted) stderr lines once it ends."""
+        """Send ``script`` to ``bash -s`` on the host's stdin (as root through `sudo -n` for a host with
+        ``sudo: true``); each stdout line goes to ``on_line`` as it comes. The exit code and the (redacted)
+        stderr lines once it ends."""
         out, err = _Lines(on_line), io.StringIO()
         try:
-            res = self.conn.run("bash -s", in_stream=io.StringIO(script), out_stream=out, err_stream=err,
-                                warn=True, hide=False, pty=False)
+            res = self.conn.run(as_root(self.host, "bash -s"), in_stream=io.StringIO(script), out_stream=out,
+                                err_stream=err, warn=True, hide=False, pty=False)
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise ToolError(f"{self.host.name}: the connection broke while running: {redact(str(e))}", UNREACHABLE) from None
         out.flush_rest()
         if res.exited == -1:  # the channel closed without an exit status: the connection went away
             raise ToolError(f"{self.host.name}: the connection broke while the program ran; the host finishes it on "
                             "its own (and unlocks when done): see 'fab status' and 'fab releases'", UNREACHABLE)
-        return res.exited, [redact(line) for line in err.getvalue().splitlines()]
+        lines = [redact(line) for line in err.getvalue().splitlines()]
+        if self.host.sudo and not out.seen:
+            refuse_sudo(self.host, res.exited, lines)
+        return res.exited, lines
 
     def upload(self, local: str, folder: str, name: str, progress: Callable[[int, int], None]) -> bool:
         """Put the file ``local`` at ``folder/name`` over this connection (SFTP), unless a file of the same
         size is there already (its name is its content's sha256: the receiving program checks it). Written
         under a temporary name and renamed; missing folders are made root's only. True if it was sent."""
         try:
-            sftp = self.conn.sftp()
+            sftp = self._sftp()
             target = f"{folder}/{name}"
             try:
                 if sftp.stat(target).st_size == os.path.getsize(local):
@@ -198,5 +203,42 @@ class Session:
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise ToolError(f"{self.host.name}: uploading {local} failed: {redact(str(e))}", UNREACHABLE) from None
 
+    def _sftp(self) -> paramiko.SFTPClient:
+        """SFTP as the login user, or as root through `sudo -n` (the host's own sftp-server, wherever its
+        distribution puts it): files land where the programs expect them, root's."""
+        if not self.host.sudo:
+            return self.conn.sftp()
+        channel = self.conn.client.get_transport().open_session()
+        channel.exec_command(as_root(self.host, SFTP_SERVER))
+        try:
+            return paramiko.SFTPClient(channel)
+        except paramiko.SSHException:   # (sudo refused before sftp-server spoke: say why)
+            res = self.conn.run(as_root(self.host, "true"), warn=True, hide=True, in_stream=False)
+            refuse_sudo(self.host, res.exited, res.stderr.splitlines())
+            raise
+
     def close(self) -> None:
         self.conn.close()
+
+
+SFTP_SERVER = ("sh -c 'for s in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server; "
+               "do [ -x \"$s\" ] && exec \"$s\"; done; echo \"no sftp-server found\" >&2; exit 127'")
+
+
+def as_root(host: Host, command: str) -> str:
+    """``command`` as the host runs it: itself when SSH logs in as root, else through `sudo -n` (never a
+    password prompt: a sudo that asks for one fails at once, see refuse_sudo)."""
+    return f"sudo -n {command}" if host.sudo else command
+
+
+def refuse_sudo(host: Host, code: int, stderr: list[str]) -> None:
+    """A program that printed nothing and ended with sudo's own complaint never ran: sudo asks for a password
+    or is missing. Exit 2 with what to do (nothing on the host changed)."""
+    said = " ".join(stderr)
+    if code == 127 and "sudo" in said:
+        raise ToolError(f"{host.name}: sudo: true, but sudo is not installed on the host (as {host.user}): install "
+                        "it, or log in as root (user: root): nothing was changed", BAD_INPUT)
+    if code == 1 and "sudo:" in said and "password" in said:
+        raise ToolError(f"{host.name}: sudo asks {host.user} for a password, and the tool never types one: add the "
+                        f"line '{host.user} ALL=(root) NOPASSWD: ALL' to /etc/sudoers.d/fab on the host (visudo -f "
+                        "/etc/sudoers.d/fab checks it before it is saved): nothing was changed", BAD_INPUT)

@@ -81,6 +81,7 @@ RelPath = Annotated[str, BeforeValidator(lambda v: _path(v, False)),
                     _json({"type": "string", "pattern": r"^[^/\s\x00-\x1f\x7f]" + _LINE})]
 Text = Matching(PRINTABLE, "must be a non-empty string on one line, without surrounding spaces")
 SafeName = Matching(grammar.SAFE_NAME, "is not a safe name (letters, digits, _ . -; it becomes a path)")
+UserName = Matching(grammar.USER_NAME, "is not a user name (letters, digits, _ . -, not starting with - or .)")
 Service = Matching(grammar.SERVICE, "is not a compose service name")
 FileName = Matching(grammar.FILE_NAME, "must be a folder name beside the compose file (e.g. upstreams)")
 

@@ -129,3 +129,41 @@ def test_a_binary_stack_needs_its_unit_and_a_tag_for_its_artifact(plantao, build
     assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
     assert "systemd unit plantao.service is not installed: 'fab setup' installs it" in res.stderr
     assert vps.host.run("test -e /opt/plantao", check=False).returncode != 0, "nothing was installed"
+
+
+def as_user(vps, user: str) -> None:
+    """The host reached as ``user`` with ``sudo: true`` (root's login is not used)."""
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"][HOST].update(user=user, sudo=True)
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+
+def test_seed_003_as_its_operators_run_it_logged_in_as_opc_with_sudo(plantao, builds):
+    """Issue 21: Oracle Linux's opc, every command through sudo: setup, deploys with the binary uploaded
+    through root's sftp-server, a rollback and a backup, each file owned and moded as when root logs in."""
+    vps, host = plantao, plantao.host
+    as_user(vps, "opc")
+    vps.ok("setup", "--host", HOST)
+    assert host.run("stat -c '%a %U' /etc/plantao/plantao.env").stdout.split() == ["600", "root"]
+    vps.ok("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))
+    vps.ok("deploy", "--host", HOST, "--tag", "v2", "--artifact", str(builds["v2"]))
+    assert host.http(8080, "/version") == "v2"
+    assert host.run("stat -c '%U:%G %a' /opt/plantao/releases/v2/escala-plantao").stdout.strip() == "opc:opc 755"
+    artifacts = "/root/plantao/state/artifacts"
+    assert host.run(f"stat -c '%U %a' {artifacts} {artifacts}/{sha(builds['v2'])}").stdout.split() == \
+        ["root", "700", "root", "644"], "uploaded as root (sftp-server's umask, as when root logs in), not as opc"
+    vps.ok("rollback", "--host", HOST, "--to", "v1")
+    assert host.http(8080, "/version") == "v1"
+    vps.ok("backup", "--host", HOST)
+    logins = host.run("journalctl -q --no-pager -t sudo | grep -c 'USER=root ; COMMAND='", check=False).stdout
+    assert int(logins.strip() or 0) >= 5, "every program ran through sudo"
+
+
+def test_a_sudo_that_asks_for_a_password_is_refused_before_anything_changes(plantao, builds):
+    vps, host = plantao, plantao.host
+    as_user(vps, "asker")
+    for args in (("setup",), ("deploy", "--tag", "v1", "--artifact", str(builds["v1"]))):
+        res = vps.fab(*args, "--host", HOST)
+        assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
+        assert "add the line 'asker ALL=(root) NOPASSWD: ALL' to /etc/sudoers.d/fab" in res.stderr
+    assert host.run("test -e /opt/plantao || test -e /etc/plantao", check=False).returncode != 0, "nothing changed"
