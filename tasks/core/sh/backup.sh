@@ -167,13 +167,15 @@ backups_report() {
 
 # backup_check NAME: NAME is a complete backup, each dump in it is named after a database (DB_NAME_RE, the tool's
 # grammar: a file on disk is data, and its name becomes an identifier in SQL), and its files are what was
-# written (SHA256SUMS).
+# written (SHA256SUMS). BACKUP_DBS: those databases, in order (BACKUPS/NAME/DB.dump each).
 backup_check() {
   local dir=$BACKUPS/$1 out dump db
   [ -f "$dir/manifest.json" ] || die "$R_REFUSED" "no backup $1 in $BACKUPS ('fab backups' lists them)"
+  BACKUP_DBS=()
   for dump in "$dir"/*.dump; do
     db=${dump##*/}; db=${db%.dump}
     [[ $db =~ ^${DB_NAME_RE}$ ]] || die "$R_BACKUP" "backup $1 holds $(printf '%q' "${dump##*/}"), which is not named after a database: not used"
+    BACKUP_DBS+=("$db")
   done
   out=$(cd "$dir" && sha256sum --quiet -c SHA256SUMS 2>&1) \
     || die "$R_BACKUP" "backup $1 is damaged (its files differ from their checksums: $(printf '%s' "$out" | head -n 1)): not used"

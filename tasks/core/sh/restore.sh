@@ -40,8 +40,8 @@ restore_drill() {
   db_open "$stack"
   SCRATCH=()
   EXIT_HOOKS+=(drop_scratch)
-  for dump in "$BACKUPS/$name"/*.dump; do
-    db=${dump##*/}; db=${db%.dump}; scratch=fab_drill_${db:0:40}
+  for db in "${BACKUP_DBS[@]}"; do
+    dump=$BACKUPS/$name/$db.dump scratch=fab_drill_${db:0:40}
     say "step drill $db: pg_restore of $name into the scratch database $scratch"
     t0=$EPOCHREALTIME
     db_drop "$scratch" >/dev/null
@@ -62,7 +62,7 @@ restore_drill() {
 # (start), or left for the rollback that follows to bring up on its release (keep-stopped). Any failure
 # before the swap leaves the live databases as they were and the clients running again.
 restore_live() {
-  local stack=$1 name=$2 mode=$3 fresh dump db
+  local stack=$1 name=$2 mode=$3 fresh db
   shift 3
   backup_check "$name"
   backup_take "$stack"
@@ -71,9 +71,8 @@ restore_live() {
   declare -ga STOPPED
   EXIT_HOOKS+=(drop_scratch start_stopped)
   stop_clients "$@"
-  for dump in "$BACKUPS/$name"/*.dump; do
-    db=${dump##*/}; db=${db%.dump}
-    restore_beside "$dump" "$db" "fab_restore_${db:0:40}" \
+  for db in "${BACKUP_DBS[@]}"; do
+    restore_beside "$BACKUPS/$name/$db.dump" "$db" "fab_restore_${db:0:40}" \
       || die "$R_BACKUP" "pg_restore of $db from $name failed ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
   done
   db_swap || die "$R_BACKUP" "the restored databases could not replace the live ones ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
