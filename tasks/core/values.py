@@ -15,7 +15,9 @@ from pydantic_core import PydanticCustomError
 
 from . import grammar
 
-PRINTABLE = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,1022}[^\s\x00-\x1f\x7f])?")   # one line, trimmed
+# One line that shows as it is (grammar.UNSHOWN: no control, zero-width or direction-changing character), trimmed.
+_INNER, _EDGE = rf"[^\x09\x0a{grammar.UNSHOWN}]", rf"[^\s{grammar.UNSHOWN}]"
+PRINTABLE = re.compile(rf"{_EDGE}(?:{_INNER}{{0,1022}}{_EDGE})?")
 # What a key's name is, by the mapping it is a key of (for "system name 'a b' is not a safe name").
 KINDS = {"systems": "system", "hosts": "host", "stacks": "stack", "groups": "group", "images": "app",
          "legacy": "system", "scale": "service", "upstreams": "service"}
@@ -75,10 +77,10 @@ def _path(value, absolute: bool) -> str:
     return norm
 
 
-_LINE = r"(?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"   # the rest of a path: one line, no trailing space
+_LINE = rf"(?:{_INNER}*{_EDGE})?$"   # the rest of a path: one line, no trailing space
 AbsPath = Annotated[str, BeforeValidator(lambda v: _path(v, True)), _json({"type": "string", "pattern": "^/" + _LINE})]
 RelPath = Annotated[str, BeforeValidator(lambda v: _path(v, False)),
-                    _json({"type": "string", "pattern": r"^[^/\s\x00-\x1f\x7f]" + _LINE})]
+                    _json({"type": "string", "pattern": rf"^[^/\s{grammar.UNSHOWN}]" + _LINE})]
 Text = Matching(PRINTABLE, "must be a non-empty string on one line, without surrounding spaces")
 SafeName = Matching(grammar.SAFE_NAME, "is not a safe name (letters, digits, _ . -; it becomes a path)")
 UserName = Matching(grammar.USER_NAME, "is not a user name (letters, digits, _ . -, not starting with - or .)")

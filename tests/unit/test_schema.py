@@ -48,6 +48,10 @@ GOOD = {"registry": {"server": "ghcr.io", "username": "u"},
     (("hosts", "vps1", "port"), "22"), (("hosts", "vps1", "colour"), "red"), (("hosts", "vps1", "root"), "/srv\t"),
     (("systems", "s", "stacks", "app", "wait"), 0), (("systems", "s", "stacks", "app", "rollout"), "blue-green"),
     (("systems", "s", "stacks", "app", "image"), "u/app:v1"), (("registry", "server"), "-x"),
+    # what a terminal would not show as it is (a right-to-left override, a zero-width space, a C1 control):
+    (("hosts", "vps1", "address"), "vps\u202e1"), (("hosts", "vps1", "root"), "/srv/\u200bdata"),
+    (("systems", "s", "stacks", "app", "compose"), "repo/c\x9b.yml"), (("hosts", "vps1", "identity"), "\ufeffkey"),
+    (("hosts", "vps1", "sudo"), "yes"), (("hosts", "vps1", "user"), "-oProxyCommand=x"),
 ])
 def test_the_schema_and_the_models_refuse_the_same_values(tmp_path, path, value):
     data = json.loads(json.dumps(GOOD))
