@@ -13,11 +13,25 @@ from invoke import __version__ as invoke_version
 from invoke.exceptions import Exit, ParseError
 from paramiko import __version__ as paramiko_version
 
-from . import __version__, backup, deploy, migrate, releases, rollback, schema, setup, status, token, trust, unlock
+from . import (
+    __version__,
+    backup,
+    bootstrap,
+    deploy,
+    migrate,
+    releases,
+    rollback,
+    schema,
+    setup,
+    status,
+    token,
+    trust,
+    unlock,
+)
 
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
-                       trust.trust_host, setup.setup, migrate.migrate_layout, token.rotate_token, token.token_status,
-                       backup.backup, backup.backups, backup.restore, schema.schema)
+                       trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
+                       token.token_status, backup.backup, backup.backups, backup.restore, schema.schema)
 
 
 class HostsAreNames(Executor):

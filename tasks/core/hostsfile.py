@@ -5,7 +5,7 @@ once), ``fab-vps schema`` prints them as the JSON Schema editors use, and each m
 object of ``model`` it describes. Rules that need the whole inventory (placement, groups) live in
 ``inventory``. Imported only when an inventory is read: pydantic is not needed by ``fab --list``.
 """
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool
 from pydantic import model_validator as checks
@@ -123,6 +123,19 @@ class LegacySpec(Spec):
         return model.Legacy(self.repo, self.letsencrypt, self.uploads, self.logs, tuple(self.volumes))
 
 
+class BootstrapSpec(Spec):
+    """How `fab bootstrap` installs Docker Engine and the Compose v2 plugin on this host."""
+    docker: Literal["distro", "docker-ce"] = Field(
+        "distro", description="distro: the distribution's packages (RHEL-family hosts, which ship none, and "
+                              "Debian 12, whose Compose is 1.x, need docker-ce); docker-ce: Docker's repository")
+    mirror: Matching(grammar.MIRROR_URL, "must be an http(s):// URL without a user, query or fragment") | None = Field(
+        None, description="a copy of the distribution's archive (distro) or of https://download.docker.com/linux "
+                          "(docker-ce), for hosts that reach only a local mirror")
+
+    def build(self) -> model.Bootstrap:
+        return model.Bootstrap(self.docker, self.mirror)
+
+
 class HostSpec(Spec):
     """A VPS: how to reach it and which systems it runs."""
     address: Text = Field(description="IP address or DNS name")
@@ -135,6 +148,7 @@ class HostSpec(Spec):
     identity: Text | None = Field(None, description="the SSH private key (~ is expanded)")
     known_hosts: Text | None = Field(None, description="the known_hosts file to check its key against")
     registry: RegistrySpec | None = None
+    bootstrap: BootstrapSpec = BootstrapSpec()
     legacy: dict[SafeName, LegacySpec] = Field({}, description="per system: where it lived before (migrate-layout)")
 
     @checks(mode="after")

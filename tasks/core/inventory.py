@@ -133,7 +133,7 @@ def _host(name: str, spec, systems: dict, registry: Registry, groups: dict, fail
     system_registry = next((r for _, r in chosen if r), None) or registry
     host = Host(name=name, address=spec.address, systems=tuple(s for s, _ in chosen),
                 registry=spec.registry.over(system_registry) if spec.registry else system_registry,
-                user=spec.user, sudo=spec.sudo, port=spec.port, root=spec.root,
+                user=spec.user, sudo=spec.sudo, bootstrap=spec.bootstrap.build(), port=spec.port, root=spec.root,
                 identity=spec.identity and os.path.expanduser(spec.identity),
                 known_hosts=spec.known_hosts and os.path.expanduser(spec.known_hosts),
                 legacy=tuple((s, legacy.build()) for s, legacy in spec.legacy.items() if s in spec.systems))

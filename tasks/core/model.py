@@ -195,6 +195,14 @@ class Legacy:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """How `fab bootstrap` installs Docker on a host: ``docker`` distro (the distribution's packages) or
+    docker-ce (Docker's repository); ``mirror`` a URL standing in for either (a host without the internet)."""
+    docker: str = "distro"
+    mirror: str | None = None
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -207,6 +215,7 @@ class Host:
     known_hosts: str | None
     legacy: tuple        # (system name, Legacy) pairs
     sudo: bool = False   # log in as ``user`` and run every program as root through `sudo -n` (seed 003's opc)
+    bootstrap: Bootstrap = Bootstrap()
 
     def projects(self) -> list[str]:
         """Every compose project the tool runs on this host (what is not one of them was started by hand)."""

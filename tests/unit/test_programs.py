@@ -14,6 +14,7 @@ from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.grammar import check_tag
 from tasks.core.programs import library, steps
 from tasks.core.programs.backup import backup_program, drill_program, list_program, preview_program, restore_program
+from tasks.core.programs.bootstrap import bootstrap_program
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program, going_back, look_program, untouched
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
@@ -80,7 +81,9 @@ def every_program(target) -> list[Program]:
             read_state_program(target), status_program(target), unlock_program(target),
             rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
             setup_program(target), finish_program(target, ["/root/infra/letsencrypt"], ["ems_net"]),
-            survey_program(old), migrate_program(old, survey, {"ems": PIN}, intent()), remove_old_program(old)]
+            survey_program(old), migrate_program(old, survey, {"ems": PIN}, intent()), remove_old_program(old),
+            bootstrap_program(target.host),
+            bootstrap_program(replace(target.host, bootstrap=model.Bootstrap("docker-ce", "http://10.0.0.1/docker")))]
 
 
 @pytest.mark.parametrize("tag", ["v1.4.3", "latest", "1", "_x", "A-b.c_d", "v" * 128])

@@ -18,6 +18,7 @@ compose         stack config
 config_moved    from to
 current         release tag
 current_pin     app pin
+docker          result source?
 dir             path result mode?
 drill           database tables rows seconds
 env             stack result compose? path?
@@ -30,6 +31,7 @@ migrated        at
 network         name result
 old             project workdir files service ref pin
 old_volume      name info
+os              id version family
 pin             app pin
 placeholder     path key
 problem         text
@@ -46,11 +48,13 @@ stack           name containers
 switch          switch_ms volumes
 switched        release from
 token           path missing? mode?
+tools           result names?
 unchecked       project service
 unit            path template result
 unit_state      stack unit state sub since target
 unitenv         unit path result
 unset           stack variable
+versions        engine compose
 volume          stack name result
 """
 JSON_KINDS = {"config", "manifest"}

@@ -21,6 +21,9 @@ add_database STACK PROJECT SERVICE ROLE DATABASES
 add_image APP REPO TAG PIN
 add_stack NAME COMPOSE ENV PROJECT WAIT:int HEALTH APPS SCALE
 backup_done
+bootstrap_check
+bootstrap_docker distro|docker-ce MIRROR
+bootstrap_tools
 backup_take STACK
 backups_before_deploy
 backups_report STACK...
@@ -47,6 +50,7 @@ lock_take
 migrated_already
 migration_checks_or_die
 nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...
+os_detect
 preflight_report
 preflight_stacks
 prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
