@@ -24,7 +24,7 @@ from .grammar import redact
 from .model import Inventory
 from .programs.declare import Intent
 from .programs.protocol import Program, Result, execute
-from .ssh import Session
+from .ssh import Session, as_root
 from .target import Target
 from .ui import console, err_console, safe, show_program
 
@@ -147,7 +147,7 @@ def confirm(question: str) -> None:
 def print_program(target: Target, program: Program, tail: str = "") -> None:
     """--dry-run: print the exact program ``target`` would receive; nothing is sent."""
     h = target.host
-    show_program(target.label, f"{h.user}@{h.address}:{h.port}", program.text + tail)
+    show_program(target.label, f"{h.user}@{h.address}:{h.port}", program.text + tail, as_root(h, "bash -s"))
 
 
 def run_release(session: Session | None, target: Target, intent: Intent, program: Program) -> Result | None:

@@ -159,8 +159,8 @@ class FleetView:
         return table
 
 
-def show_program(label: str, where: str, text: str) -> None:
-    """--dry-run: the exact program, byte for byte as the host would receive it on stdin of ``bash -s`` (tabs and
+def show_program(label: str, where: str, text: str, shell: str = "bash -s") -> None:
+    """--dry-run: the exact program, byte for byte as the host would receive it on stdin of ``shell`` (tabs and
     all: it is written, not rendered). Its values were checked before it was built; a character a terminal must
     not be handed in it is a bug, refused rather than printed."""
     unshown = sorted({f"U+{ord(c):04X}" for c in CONTROL.findall(text) if c != "\t"})
@@ -168,7 +168,7 @@ def show_program(label: str, where: str, text: str) -> None:
         raise ToolError(f"the program for {printable(label)} holds characters a terminal must not be shown "
                         f"({', '.join(unshown)}): not printed", FAILED)
     console.file.flush()
-    console.file.write(f"# {printable(label)} ({printable(where)}): this program would run as `bash -s` (it was "
+    console.file.write(f"# {printable(label)} ({printable(where)}): this program would run as `{shell}` (it was "
                        f"not sent)\n{redact(text)}")
     console.file.flush()
 

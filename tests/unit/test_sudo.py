@@ -51,3 +51,16 @@ def test_a_program_that_ran_and_failed_is_not_taken_for_sudos_refusal():
     """Output on stdout means the program ran: its own failure is reported as it is, whatever stderr says."""
     s, _ = session(True, exited=1, out="@@step lock taking the deploy lock\n", err="sudo: a password is required\n")
     assert s.stream("run deploy\n", lambda line: None)[0] == 1
+
+
+def test_the_dry_run_says_the_program_runs_through_sudo(tmp_path, capsys):
+    """--dry-run prints the exact program and the command that would read it: `sudo -n bash -s` for opc."""
+    from tasks.core import inventory
+    from tasks.core.cli import print_program
+    from tasks.core.programs.state import unlock_program
+    (tmp_path / "hosts.yml").write_text(
+        "registry: {server: ghcr.io, username: u}\nsystems:\n  s:\n    stacks:\n      db: {compose: repo/c.yml}\n"
+        "hosts:\n  p1: {address: 10.0.0.1, user: opc, sudo: true, systems: [s]}\n")
+    target = inventory.load(tmp_path / "hosts.yml").host("p1").targets()[0]
+    print_program(target, unlock_program(target))
+    assert "(opc@10.0.0.1:22): this program would run as `sudo -n bash -s`" in capsys.readouterr().out
