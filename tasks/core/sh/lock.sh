@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# One deploy at a time per system: an atomic mkdir of state/lock, with who/when/what/pid in lock/info for people
-# and the fields the tool decides by each in a file of its own (action, fleet, pid): an operator's name can hold
-# any text, so the info line is never parsed.
+# One deploy at a time per system: state/lock, a folder renamed into place whole, with who/when/what/pid in
+# lock/info for people and the fields the tool decides by each in a file of its own (lock_fields): an
+# operator's name can hold any text, so the info line is never parsed. A lock whose program died (lock_holder
+# knows by its pid, start time and boot) is taken over only by a run that finishes what it left (a migration's
+# by the next migration, a deploy's by a deploy or rollback of at least its stacks).
 # A fleet run (several hosts as one transaction) takes every host's lock first, with the fleet's id in it: its
 # programs take that lock over and leave it held, and the run frees them all at its end (FLEET set).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; STATE, SYSTEM, ACTION, BY, TAG, RELEASE, FLEET and R_* come from the program's head
