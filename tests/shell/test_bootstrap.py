@@ -62,7 +62,7 @@ def versions(lab, compose: str = "v2.24.6") -> None:
 
 
 @pytest.mark.parametrize("os, packages", [
-    ("debian13", "docker.io docker-compose"), ("ubuntu2204", "docker.io docker-compose-v2"),
+    ("debian13", "docker.io docker-cli docker-compose"), ("ubuntu2204", "docker.io docker-compose-v2"),
     ("ubuntu2404", "docker.io docker-compose-v2")])
 def test_a_bare_debian_family_host_gets_the_distributions_docker_and_compose(lab, os, packages):
     env = bare(lab, os, have=("apt-get", "systemctl", "git", "tar", "curl", "docker"))

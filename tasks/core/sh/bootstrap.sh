@@ -76,7 +76,8 @@ bootstrap_docker() {
 docker_packages() {
   case $1/$OS_ID/$OS_VERSION in
     docker-ce/*) DOCKER_PACKAGES=(docker-ce docker-ce-cli containerd.io docker-compose-plugin) ;;
-    distro/debian/13) DOCKER_PACKAGES=(docker.io docker-compose) ;;   # (trixie's docker-compose is Compose v2)
+    distro/debian/13) DOCKER_PACKAGES=(docker.io docker-cli docker-compose) ;;   # (trixie's docker-compose is
+      # Compose v2; its docker.io only recommends the CLI, which --no-install-recommends would leave out)
     distro/ubuntu/*) DOCKER_PACKAGES=(docker.io docker-compose-v2) ;;
     *) die "$R_REFUSED" "$OS_ID $OS_VERSION's own packages have no Compose v2 (its docker-compose is 1.x): set bootstrap: {docker: docker-ce} for this host" ;;
   esac
