@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from . import infra, install, proc, registry, system
+from .bare_host import BareHost
 from .images import Builder
 from .proc import SandboxError
 from .systemd_host import SystemdHost
@@ -31,7 +32,7 @@ class Sandbox:
 
     def up(self, names=("sandbox",), log=print, kind: str | None = None) -> list[SandboxHost]:
         """Install and start what is missing, then return the named hosts (new ones of ``kind``: "systemd" for
-        a host booted by systemd), each running with the system seeded if it has none yet."""
+        a host booted by systemd, "bare" for one without Docker), each running with the system seeded if it has none yet."""
         install.ensure_installed(log)
         self.state.mkdir(parents=True, exist_ok=True)
         self.registry.restore_token()
@@ -52,7 +53,7 @@ class Sandbox:
         return hosts
 
     def host(self, name: str, kind: str | None = None) -> SandboxHost:
-        """The host ``name``, with an address index and a kind (plain, or "systemd") of its own kept across
+        """The host ``name``, with an address index and a kind (plain, "systemd" or "bare") of its own kept across
         restarts; ``kind`` is only read for a new host."""
         index_file, kind_file = self.state / "hosts" / name / "index", self.state / "hosts" / name / "kind"
         if index_file.exists():
@@ -63,7 +64,8 @@ class Sandbox:
             index_file.parent.mkdir(parents=True, exist_ok=True)
             index_file.write_text(str(index))
             kind_file.write_text(kind or "plain")
-        cls = SystemdHost if kind_file.exists() and kind_file.read_text() == "systemd" else SandboxHost
+        kind = kind_file.read_text() if kind_file.exists() else "plain"
+        cls = {"systemd": SystemdHost, "bare": BareHost}.get(kind, SandboxHost)
         return cls(self.state, name, index, self.client_key)
 
     def down(self) -> None:

@@ -45,15 +45,23 @@ MaxStartups 50
 
 def ensure_rootfs(state: Path, log=print) -> Path:
     """The container's root filesystem, built once (about 30 s) and rebuilt only when its recipe changes."""
-    target = state / "systemd-rootfs"
-    stamp = hashlib.sha256(repr((PACKAGES, CUSTOMIZE)).encode()).hexdigest()
+    return build_rootfs(state / "systemd-rootfs", "bookworm", PACKAGES, [CUSTOMIZE], log)
+
+
+def build_rootfs(target: Path, suite: str, packages: list[str], hooks: list[str], log=print,
+                 sources: tuple[str, ...] = (), then=lambda: None) -> Path:
+    """A Debian ``suite`` root filesystem at ``target`` (mmdebstrap, minbase with ``packages``, ``hooks`` run on
+    it, apt's ``sources`` lines if not mmdebstrap's), built only when its recipe changed; ``then()`` runs after a
+    build, before the new one is put in place."""
+    stamp = hashlib.sha256(repr((suite, packages, hooks, sources)).encode()).hexdigest()
     if (target / ".fab-stamp").exists() and (target / ".fab-stamp").read_text() == stamp:
         return target
-    log("building the systemd host's root filesystem (mmdebstrap: systemd, openssh-server)")
-    with tempfile.TemporaryDirectory(dir=state) as tmp:
+    log(f"building the root filesystem {target.name} (mmdebstrap {suite}: {', '.join(packages)})")
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         new = Path(tmp) / "rootfs"
-        proc.sh("mmdebstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                f"--customize-hook={CUSTOMIZE}", "bookworm", str(new))
+        proc.sh("mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}",
+                *(f"--customize-hook={hook}" for hook in hooks), suite, str(new), *sources)
+        then()
         (new / ".fab-stamp").write_text(stamp)
         if target.exists():
             shutil.rmtree(target)
@@ -70,6 +78,13 @@ class SystemdHost(SandboxHost):
         rootfs = ensure_rootfs(self.dir.parent.parent)
         self._base()
         self._wait_dockerd()   # its socket is bound into the container
+        docker = Path(shutil.which("docker")).resolve()
+        self._boot(rootfs, [f"--bind={self.sock}:/run/docker.sock", f"--bind-ro={docker}:/usr/bin/docker",
+                            f"--bind-ro={PLUGIN.parent}"])
+
+    def _boot(self, rootfs: Path, options: list[str], env: dict | None = None) -> None:
+        """Boot the container from ``rootfs`` in the host's network namespace, with its /root folder, the
+        tool's sshd settings and nspawn's ``options``; return once sshd answers and systemd has started everything."""
         key = self._ssh_keys()
         ssh = self.dir / "ssh"
         ssh.mkdir(exist_ok=True)
@@ -79,14 +94,11 @@ class SystemdHost(SandboxHost):
             shutil.copy(source, ssh / name)
             (ssh / name).chmod(mode)
         (self.dir / "sshd.conf").write_text(SSHD.format(address=self.address))
-        docker = Path(shutil.which("docker")).resolve()
         proc.start(["systemd-nspawn", "--directory", str(rootfs), "--volatile=overlay", "--boot",
                     "--register=no", "--keep-unit", "--console=passive", f"--machine=fsb-{self.name}",
-                    f"--network-namespace-path=/run/netns/{self.netns}",
-                    f"--bind={self.root}:/root", f"--bind={self.sock}:/run/docker.sock",
-                    f"--bind-ro={docker}:/usr/bin/docker", f"--bind-ro={PLUGIN.parent}",
-                    f"--bind-ro={ssh}:/etc/ssh/fab", f"--bind-ro={self.dir / 'sshd.conf'}:/etc/ssh/sshd_config.d/fab.conf"],
-                   self.dir / "nspawn.pid", self.dir / "nspawn.log")
+                    f"--network-namespace-path=/run/netns/{self.netns}", f"--bind={self.root}:/root",
+                    f"--bind-ro={ssh}:/etc/ssh/fab", f"--bind-ro={self.dir / 'sshd.conf'}:/etc/ssh/sshd_config.d/fab.conf",
+                    *options], self.dir / "nspawn.pid", self.dir / "nspawn.log", env=env)
         self._wait_sshd(self.dir / "nspawn.log")
         proc.wait_for(f"{self.name} systemd", lambda: self.systemctl("is-system-running").stdout.strip()
                       in ("running", "degraded"), 60, self.dir / "nspawn.log")
@@ -111,7 +123,7 @@ class SystemdHost(SandboxHost):
 
     def run(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
         """A bash script inside the container, as its root (from this machine: nothing goes through SSH)."""
-        return proc.sh("nsenter", f"--target={self.init_pid()}", "--mount", "--pid", "--uts", "--ipc", "bash", "-c",
+        return proc.sh("nsenter", f"--target={self.init_pid()}", "--mount", "--pid", "--uts", "--ipc", "--net", "bash", "-c",
                        script, check=check)
 
     def systemctl(self, *args: str) -> subprocess.CompletedProcess:

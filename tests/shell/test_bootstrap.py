@@ -151,3 +151,24 @@ def test_a_failed_install_says_apts_last_line_and_that_a_rerun_finishes(lab):
     assert result.code == Code.FAILED
     assert "installing docker.io docker-compose-v2 failed: E: You don't have enough free space" in result.result.errors[0]
     assert "run bootstrap again once fixed" in result.result.errors[0]
+
+
+def test_a_mirror_of_the_distribution_is_written_before_the_tools_come_from_it_and_kept_on_a_rerun(lab):
+    env = bare(lab, "debian13", have=("apt-get", "systemctl", "docker"))
+    lab.allow("apt-get", "*")
+    lab.allow("systemctl", "*")
+    lab.answer("apt-get", "update -q", "W: Failed to fetch http://deb.debian.org/debian/dists/trixie/InRelease  "
+               "Temporary failure resolving 'deb.debian.org'\n")
+    lab.answer("docker", "compose version", "Docker Compose version v2.26.1\n")
+    versions(lab)
+    result = run(lab, env, mirror="http://10.200.0.1:8088/debian")
+    assert result.code == 0, result.stdout + result.stderr
+    listed = lab.path / "sysroot/etc/apt/sources.list.d/fab-mirror.list"
+    assert listed.read_text() == "deb http://10.200.0.1:8088/debian trixie main\n"
+    assert listed.stat().st_mode & 0o777 == 0o644
+    assert lab.commands("apt-get") == ["update -q", "install -y -q --no-install-recommends curl git tar"]
+    assert "could not reach every source (a mirror-only host expects this): W: Failed to fetch" in result.stdout
+    before = listed.stat().st_mtime_ns
+    again = run(lab, env, mirror="http://10.200.0.1:8088/debian")
+    assert again.code == 0 and listed.stat().st_mtime_ns == before
+    assert "the distribution's packages from" not in again.stdout

@@ -12,7 +12,8 @@ def bootstrap_program(host: Host, sysroot: str = "") -> Program:
     """One program for the whole host (no system, no lock: nothing the tool deploys runs yet); ``sysroot``
     prefixes every path under /etc (the fast tier's scratch folder; "" on a host)."""
     how = host.bootstrap
-    return (Program(f"bootstrap of {host.name}", {"SYSROOT": sysroot}).step("os_detect").step("bootstrap_tools")
+    return (Program(f"bootstrap of {host.name}", {"SYSROOT": sysroot}).step("os_detect")
+            .step("distro_mirror", how.docker, how.mirror or "").step("bootstrap_tools")
             .step("bootstrap_docker", how.docker, how.mirror or "").step("bootstrap_check"))
 
 

@@ -35,6 +35,7 @@ check_token_file PATH
 checkout_ref REF
 config_snapshot [FILE SHA256]...
 copy_all
+distro_mirror distro|docker-ce MIRROR
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME

@@ -26,13 +26,15 @@ os_detect() {
 # install_packages PACKAGE...: the packages installed with the host's package manager (apt-get's lists
 # refreshed once per run); its last line said when it fails.
 install_packages() {
-  local out
+  local out unreached
   say "info installing $*"
   if [ "$OS_FAMILY" = debian ]; then
     if [ -z "${APT_UPDATED:-}" ]; then
       out=$(DEBIAN_FRONTEND=noninteractive apt-get update -q 2>&1) \
         || die "$R_FAILED" "apt-get update failed: $(printf '%s' "$out" | tail -n 1)"
       APT_UPDATED=1
+      unreached=$(printf '%s\n' "$out" | grep -E '^(W|E|Err): .*(Failed to fetch|Could not|Unable to connect)' | head -n 3)
+      [ -z "$unreached" ] || say "info apt-get update could not reach every source (a mirror-only host expects this): $(printf '%s' "$unreached" | tr '\n' ' ')"
     fi
     out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" 2>&1)
   else
@@ -66,8 +68,7 @@ bootstrap_docker() {
     set -- docker-ce "$2"
   fi
   docker_packages "$1"   # (refuses before anything is written)
-  if [ "$1" = docker-ce ]; then docker_repo "$2"
-  elif [ -n "$2" ]; then distro_mirror "$2"; fi
+  [ "$1" = docker-ce ] && docker_repo "$2"
   install_packages "${DOCKER_PACKAGES[@]}"
   data docker result installed source "$1"
 }
@@ -106,13 +107,17 @@ docker_repo() {
   say "info Docker's repository: $base"
 }
 
-# distro_mirror MIRROR: the distribution's packages from MIRROR (a copy of its archive, signed by it).
+# distro_mirror distro|docker-ce MIRROR: the distribution's archive from MIRROR (a copy of it, signed by it)
+# when Docker comes from the distribution's packages: written before anything is installed, the tools come
+# from it too. Kept as it is when it already says so.
 distro_mirror() {
-  [ "$OS_FAMILY" = debian ] || return 0
-  atomic_write "$SYSROOT/etc/apt/sources.list.d/fab-mirror.list" printf 'deb %s %s main\n' "$1" "$OS_CODENAME" \
-    || die "$R_FAILED" "cannot write /etc/apt/sources.list.d/fab-mirror.list"
-  chmod 644 "$SYSROOT/etc/apt/sources.list.d/fab-mirror.list"
-  say "info the distribution's packages from $1"
+  local list=$SYSROOT/etc/apt/sources.list.d/fab-mirror.list line
+  [ "$1" = distro ] && [ -n "$2" ] && [ "$OS_FAMILY" = debian ] || return 0
+  line="deb $2 $OS_CODENAME main"
+  [ "$(cat "$list" 2>/dev/null)" = "$line" ] && return 0
+  atomic_write "$list" printf '%s\n' "$line" || die "$R_FAILED" "cannot write /etc/apt/sources.list.d/fab-mirror.list"
+  chmod 644 "$list"
+  say "info the distribution's packages from $2"
 }
 
 # bootstrap_check: the daemon enabled and started, both versions reported; a Compose older than 2.20 (the
