@@ -165,6 +165,11 @@ class System:
         images only (Plantão's PostgreSQL, a binary) needs no token, no secrets folder and no login."""
         return bool(self.apps())
 
+    @property
+    def needs_docker(self) -> bool:
+        """Every system does but one of binaries alone, which pulls no image (its artifacts come over https)."""
+        return self.needs_token or not all(s.binary for s in self.stacks)
+
     def versioned(self, stacks: list[Stack] | None = None) -> list[str]:
         """What a release pins a version of, in stack order: each app (image), and each binary stack (named
         after its stack). The keys of pins, history and ``--tag name=TAG``."""

@@ -18,6 +18,7 @@ from sandbox import Sandbox, proc, registry, system
 REPO = Path(__file__).resolve().parents[2]
 FAB = str(Path(sys.executable).parent / "fab")
 HOSTS = ("t1",)
+FIGURES: list[str] = []   # what a test measured, printed after the run (the note's figures come from here)
 
 
 @pytest.fixture(scope="session")
@@ -150,8 +151,13 @@ def registry_password(sandbox):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """After a run that included the fault suite: its table of figures (every row must be all-yes)."""
+    """After the run: the figures tests measured, and, after the fault suite, its table (every row must be
+    all-yes)."""
     from . import test_faults
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
     if test_faults.RESULTS:
         terminalreporter.section("faults: every promise after every fault")
         for line in test_faults.summary_table():

@@ -132,7 +132,7 @@ def test_deploy_program_steps_are_pinned(target):
     program = deploy_program(target, list(target.system.stacks), intent())
     base = "/root/ems_system/repo/servers"
     assert program.steps == [
-        ("begin",),
+        ("begin",), ("need_docker",),
         ("add_stack", "infra", f"{base}/infra/docker-compose.prod.yml", f"{base}/infra/.env", "ems_system-infra", 120,
          "", "", ""),
         ("add_stack", "postgres", f"{base}/containers/postgres/docker-compose.prod.yml",
@@ -292,14 +292,14 @@ def test_backup_programs_are_pinned(target):
     pg = db.system.databases[0]
     declare = ("add_database", "postgres", "ems_system-postgres", "postgres", "", "")
     assert backup_program(db, [pg], intent(action="backup")).steps == [
-        ("begin",), ("lock_take",), declare, ("backup_take", "postgres"),
+        ("begin",), ("need_docker",), ("lock_take",), declare, ("backup_take", "postgres"),
         ("prune_backups", "postgres", 3, 7, 4, 6, "prune"), ("backup_done",)]
     assert preview_program(db, [pg]).steps == [("prune_backups", "postgres", 3, 7, 4, 6, "preview")]
     assert list_program(db).steps == [("backups_report", "postgres")]
     assert drill_program(db, pg, BACKUP).steps == [declare, ("restore_drill", "postgres", BACKUP)]
     restore = restore_program(db, pg, BACKUP, intent(action="restore")).steps
-    assert restore[:2] == [("begin",), ("lock_take",)] and [s[1] for s in restore[2:4]] == ["ems", "sms"]
-    assert restore[4:] == [declare, ("restore_live", "postgres", BACKUP, "start", "ems", "sms")]
+    assert restore[:3] == [("begin",), ("need_docker",), ("lock_take",)] and [s[1] for s in restore[3:5]] == ["ems", "sms"]
+    assert restore[5:] == [declare, ("restore_live", "postgres", BACKUP, "start", "ems", "sms")]
     assert "\nBACKUPS=/root/ems_system/data/backups\n" in backup_program(db, [pg], intent()).text
 
 
@@ -388,7 +388,7 @@ def test_a_system_of_public_images_needs_no_token_and_no_login(tmp_path):
         "hosts:\n  p1: {address: 10.0.0.1, systems: [plantao]}\n")
     t = inventory.load(tmp_path / "hosts.yml").host("p1").targets()[0]
     program = deploy_program(t, list(t.system.stacks), intent(tag="config", tags={}, ref="main"))
-    assert [s[0] for s in program.steps] == ["begin", "add_stack", "lock_take", "check_history", "checkout_ref",
+    assert [s[0] for s in program.steps] == ["begin", "need_docker", "add_stack", "lock_take", "check_history", "checkout_ref",
                                              "check_placeholders", "preflight_stacks", "config_snapshot", "record",
                                              "go_live"]
     assert "GITHUB_TOKEN" not in program.text and "SECRETS=" not in program.text

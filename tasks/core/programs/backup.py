@@ -28,7 +28,8 @@ def clients(target: Target, stack: Stack) -> list[Stack]:
 
 def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
     """Lock, a verified backup of each database stack, then prune each stack's backups by the retention."""
-    prog = Program(f"backup of {target.label}", _head(target, intent)).step("begin").step("lock_take")
+    prog = Program(f"backup of {target.label}", _head(target, intent))
+    prog.step("begin").step("need_docker").step("lock_take")
     add_databases(prog, target, stacks)
     for s in stacks:
         prog.step("backup_take", s.name)
@@ -75,7 +76,7 @@ def restore_program(target: Target, stack: Stack, name: str, intent: Intent) -> 
     stopped meanwhile)."""
     prog = Program(f"restore of {name} on {target.label}", _head(target, intent))
     after = clients(target, stack)
-    add_stacks(prog.step("begin").step("lock_take"), target, after)
+    add_stacks(prog.step("begin").step("need_docker").step("lock_take"), target, after)
     return add_databases(prog, target, [stack]).step("restore_live", stack.name, name, "start",
                                                      *[s.name for s in after])
 

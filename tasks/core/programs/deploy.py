@@ -79,7 +79,10 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         "STATE": target.state_dir, "SYSTEM": target.system.name, **login, **intent.head(),
         "EXPECT_HISTORY": intent.history_sha or "", "OWN_PROJECTS": " ".join(target.host.projects()),
         "REPO": target.path("repo"), "BASE": target.base, **({"REVERTED": reverts.meta()} if reverts else {})})
-    add_waves(add_checked_stacks(prog.step("begin"), target, stacks), target, stacks)   # (the lock names them)
+    prog.step("begin")
+    if target.system.needs_docker:
+        prog.step("need_docker")
+    add_waves(add_checked_stacks(prog, target, stacks), target, stacks)   # (the lock names them)
     for step in ("lock_take", "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
     if intent.ref:

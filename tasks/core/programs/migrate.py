@@ -89,7 +89,7 @@ def migrate_program(target: Target, survey: Survey, pins: dict, intent: Intent) 
     head = {**_head(target), **intent.head(), "SYSTEM": target.system.name,
             "OLD_PROJECTS": [p.line() for p in survey.projects]}
     prog = Program(f"migrate-layout on {target.label}", head)
-    for step in ("begin", "migrated_already", "lock_take", "migration_checks_or_die"):
+    for step in ("begin", "need_docker", "migrated_already", "lock_take", "migration_checks_or_die"):
         prog.step(step)
     prog.step("save_plan", *[f"pin {name} {pin}" for name, pin in pins.items()],
               *[f"old {p.line()}" for p in survey.projects])

@@ -122,7 +122,10 @@ class Status:
 
 def status_program(target: Target) -> Program:
     """The running release, the lock, what runs in each stack and the secrets file's age."""
-    prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets}).step("show_current")
+    prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets})
+    if target.system.needs_docker:
+        prog.step("need_docker")
+    prog.step("show_current")
     for s in target.system.stacks:
         if s.binary:
             prog.step("show_unit", s.name, f"{s.binary.unit}.service", s.binary.path)

@@ -50,6 +50,7 @@ lock_hold
 lock_take
 migrated_already
 migration_checks_or_die
+need_docker
 nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...
 os_detect
 preflight_report

@@ -22,7 +22,7 @@ def rotate_program(target: Target, intent: Intent) -> Program:
     """Replace the token file only after the new token (read from stdin, after this program) logged in for
     real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
     head = {**_registry_head(target), "ACTION": intent.action, "META": intent.meta(), "GITHUB_API": ""}
-    return Program(f"rotate-token on {target.label}", head).step("begin").step("rotate_token")
+    return Program(f"rotate-token on {target.label}", head).step("begin").step("need_docker").step("rotate_token")
 
 
 def check_program(target: Target, github_api: str) -> Program:

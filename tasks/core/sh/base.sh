@@ -96,6 +96,12 @@ begin() {
   AUDIT=1
 }
 
+# need_docker: the docker CLI is on the host; a bare one is refused with what installs it.
+need_docker() {
+  command -v docker >/dev/null 2>&1 \
+    || die "$R_REFUSED" "docker is not installed on this host: 'fab bootstrap' installs Docker Engine and the Compose v2 plugin"
+}
+
 # on_exit CODE (the EXIT trap): release a lock this program took (a fleet run frees its own at its end), remove its
 # temporary files once the background jobs writing into them (TMP_WRITERS) ended, write the audit
 # line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error. A program

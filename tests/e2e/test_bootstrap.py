@@ -1,0 +1,84 @@
+"""Issue 21 end to end: `fab bootstrap` on the bare sandbox host (Debian 13 booted by systemd, sshd and nothing
+else; sandbox/bare_host.py), whose Docker Engine and Compose plugin the tool installs from the package mirror the
+harness serves (Debian's own signed index and packages; the host reaches nothing else), started by the host's own
+systemd. Then `fab setup` and the EMS example, behind the real Traefik and PostgreSQL, deployed and rolled back."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from sandbox import examples, mirror, proc
+from tasks.core import errors
+
+from .conftest import FIGURES, Vps
+
+HOST = "bare1"
+
+
+@pytest.fixture(scope="session")
+def bare_host(sandbox):
+    host = sandbox.host(HOST, kind="bare")
+    running = bool(proc.read_pid(host.dir / "nspawn.pid"))
+    sandbox.up([HOST], kind="bare")
+    yield HOST
+    if not running:
+        sandbox.host(HOST).stop()
+
+
+@pytest.fixture
+def ems(sandbox, tmp_path, bare_host) -> Vps:
+    """The EMS example on the bare host made bare again, with ``mirror`` as its bootstrap source."""
+    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path, HOST))
+    use_mirror(vps, mirror.URL)
+    return vps
+
+
+def use_mirror(vps: Vps, url: str) -> None:
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"][HOST]["bootstrap"] = {"mirror": url}
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+
+def has_docker(host) -> bool:
+    return host.run("command -v docker", check=False).returncode == 0
+
+
+def test_a_bare_host_bootstrapped_from_the_mirror_runs_the_ems_example_and_rolls_it_back(ems):
+    vps, host = ems, ems.host
+    assert not has_docker(host)
+    refused = vps.fab("deploy", "--host", HOST, "--tag", "v1.4.2")
+    assert refused.returncode == errors.BAD_INPUT, refused.stdout + refused.stderr
+    assert "docker is not installed on this host: 'fab bootstrap' installs Docker Engine" in refused.stderr
+
+    dry = vps.ok("bootstrap", "--host", HOST, "--dry-run")
+    assert "run bootstrap_docker distro" in dry.stdout and not has_docker(host)
+
+    use_mirror(vps, mirror.URL.replace("/debian", "/nowhere"))   # (a mirror URL with a typo)
+    wrong = vps.fab("bootstrap", "--host", HOST)
+    assert wrong.returncode == errors.FAILED and "apt-get update failed:" in wrong.stderr, wrong.stdout + wrong.stderr
+    assert not has_docker(host)
+
+    use_mirror(vps, mirror.URL)
+    started = time.monotonic()
+    done = vps.ok("bootstrap", "--host", HOST)
+    FIGURES.append(f"bootstrap of the bare host (Debian 13, from the package mirror): {time.monotonic() - started:.1f} s")
+    assert "tools installed curl git ca-certificates, Docker installed from distro" in done.stdout, done.stdout
+    assert host.run("cat /etc/apt/sources.list.d/fab-mirror.list").stdout == f"deb {mirror.URL} trixie main\n"
+    assert host.systemctl("is-active", "docker").stdout.strip() == "active"
+    main_pid = host.systemctl("show", "--property=MainPID", "--value", "docker").stdout.strip()
+    assert host.run(f"cat /proc/{main_pid}/comm").stdout.strip() == "dockerd", "the host's systemd runs dockerd"
+    again = vps.ok("bootstrap", "--host", HOST)
+    assert "nothing to do, everything was in place" in again.stdout
+
+    vps.ok("setup", "--host", HOST)
+    vps.ok("deploy", "--host", HOST, "--tag", "v1.4.2")
+    assert host.http(80, "/ems/version") == "v1.4.2" and host.http(80, "/sms/version") == "v1.4.2"
+    vps.ok("deploy", "--host", HOST, "--tag", "v1.4.3")
+    assert host.http(80, "/ems/version") == "v1.4.3"
+    vps.ok("rollback", "--host", HOST)
+    assert host.http(80, "/ems/version") == "v1.4.2" and host.http(80, "/sms/version") == "v1.4.2"
+    projects = host.docker("ps", "--format", '{{.Label "com.docker.compose.project"}}').stdout.split()
+    assert sorted(projects) == ["ems_system-ems", "ems_system-infra", "ems_system-sms", "postgres"], \
+        "every stack runs under the Docker bootstrap installed"
