@@ -53,7 +53,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     ap.add_argument("command", choices=["up", "down", "demo", "reset"])
     ap.add_argument("--hosts", default="sandbox", help="comma-separated host names (default: sandbox)")
-    ap.add_argument("--systemd", action="store_true", help="new hosts are booted by systemd (seed 003's kind)")
+    kinds = ap.add_mutually_exclusive_group()
+    kinds.add_argument("--systemd", action="store_true", help="new hosts are booted by systemd (seed 003's kind)")
+    kinds.add_argument("--bare", action="store_true", help="new hosts are bare Debian 13 (for fab bootstrap)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("the sandbox needs root (network and mount namespaces, dockerd)", file=sys.stderr)
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
             sb.down()
             ENTRY.unlink(missing_ok=True)
             return 0
-        hosts = sb.up(args.hosts.split(","), kind="systemd" if args.systemd else None)
+        hosts = sb.up(args.hosts.split(","), kind="systemd" if args.systemd else "bare" if args.bare else None)
         if args.command == "reset":
             for h in hosts:
                 h.reset()
