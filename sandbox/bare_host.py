@@ -21,11 +21,25 @@ from .systemd_host import SystemdHost, build_rootfs
 
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps"]
 CUSTOMIZE = ('chroot "$1" systemctl mask console-getty.service getty@tty1.service systemd-networkd-wait-online.service; '
+             'chroot "$1" systemctl mask ssh.socket; '   # (sshd itself listens on the host's address)
              'rm -f "$1"/etc/machine-id "$1"/etc/ssh/ssh_host_*')
 # nspawn mounts the cgroup v1 controllers read-only; dockerd needs them writable to run a container (systemd's
 # own hierarchies, which it mounts writable, stay as they are).
 CGROUPS = ("for c in cpu cpuacct cpuset memory devices freezer blkio pids; do "
            "mount -o remount,bind,rw /sys/fs/cgroup/$c; done")
+
+# As a cloud image's sshd: keys in each user's ~/.ssh/authorized_keys (a user bootstrap creates logs in with its
+# own), the harness's key for root alone, from the host's folder.
+SSHD = """\
+ListenAddress {address}:22
+HostKey /etc/ssh/fab/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxStartups 50
+Match User root
+    AuthorizedKeysFile /etc/ssh/fab/authorized_keys
+"""
 
 
 def ensure_rootfs(state: Path, log=print) -> Path:
@@ -49,6 +63,7 @@ class BareHost(SystemdHost):
     """A bare sandbox VPS (see the module's docstring)."""
 
     kind = "bare"
+    sshd = SSHD
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

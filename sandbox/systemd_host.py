@@ -73,6 +73,7 @@ class SystemdHost(SandboxHost):
     """A sandbox VPS booted by systemd (see the module's docstring)."""
 
     kind = "systemd"
+    sshd = SSHD
 
     def start(self) -> None:
         rootfs = ensure_rootfs(self.dir.parent.parent)
@@ -93,7 +94,7 @@ class SystemdHost(SandboxHost):
                                    ("authorized_keys", self.dir / "authorized_keys", 0o644)):
             shutil.copy(source, ssh / name)
             (ssh / name).chmod(mode)
-        (self.dir / "sshd.conf").write_text(SSHD.format(address=self.address))
+        (self.dir / "sshd.conf").write_text(self.sshd.format(address=self.address))
         proc.start(["systemd-nspawn", "--directory", str(rootfs), "--volatile=overlay", "--boot",
                     "--register=no", "--keep-unit", "--console=passive", f"--machine=fsb-{self.name}",
                     f"--network-namespace-path=/run/netns/{self.netns}", f"--bind={self.root}:/root",

@@ -132,6 +132,17 @@ def old_vps(sandbox, tmp_path) -> Vps:
     return Vps(sandbox, host, path)
 
 
+def booted_host(sandbox, name: str, kind: str):
+    """A session fixture's body: the sandbox host ``name`` of ``kind`` ("systemd", "bare") started, and
+    stopped afterwards only if it was not running before."""
+    host = sandbox.host(name, kind=kind)
+    running = bool(proc.read_pid(host.dir / "nspawn.pid"))
+    sandbox.up([name], kind=kind)
+    yield name
+    if not running:
+        sandbox.host(name).stop()
+
+
 @pytest.fixture(scope="session")
 def second_host(sandbox):
     """A second sandbox VPS (its own namespaces, dockerd and sshd), for tests over several hosts."""

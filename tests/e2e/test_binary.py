@@ -14,7 +14,7 @@ import yaml
 from sandbox import proc
 from tasks.core import errors
 
-from .conftest import REPO, Vps
+from .conftest import REPO, Vps, booted_host
 from .test_examples import install, psql
 
 HOST = "sd1"
@@ -23,12 +23,7 @@ SOURCE = REPO / "sandbox/files/plantao/escala-plantao.c"
 
 @pytest.fixture(scope="session")
 def systemd_host(sandbox):
-    host = sandbox.host(HOST, kind="systemd")
-    running = bool(proc.read_pid(host.dir / "nspawn.pid"))
-    sandbox.up([HOST], kind="systemd")
-    yield HOST
-    if not running:
-        sandbox.host(HOST).stop()
+    yield from booted_host(sandbox, HOST, "systemd")
 
 
 @pytest.fixture(scope="session")

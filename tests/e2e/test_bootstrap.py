@@ -12,19 +12,14 @@ import yaml
 from sandbox import examples, mirror, proc
 from tasks.core import errors
 
-from .conftest import FIGURES, Vps
+from .conftest import FIGURES, Vps, booted_host
 
 HOST = "bare1"
 
 
 @pytest.fixture(scope="session")
 def bare_host(sandbox):
-    host = sandbox.host(HOST, kind="bare")
-    running = bool(proc.read_pid(host.dir / "nspawn.pid"))
-    sandbox.up([HOST], kind="bare")
-    yield HOST
-    if not running:
-        sandbox.host(HOST).stop()
+    yield from booted_host(sandbox, HOST, "bare")
 
 
 @pytest.fixture
@@ -82,3 +77,36 @@ def test_a_bare_host_bootstrapped_from_the_mirror_runs_the_ems_example_and_rolls
     projects = host.docker("ps", "--format", '{{.Label "com.docker.compose.project"}}').stdout.split()
     assert sorted(projects) == ["ems_system-ems", "ems_system-infra", "ems_system-sms", "postgres"], \
         "every stack runs under the Docker bootstrap installed"
+
+
+def test_a_deploy_user_is_proven_to_log_in_before_roots_login_is_closed_then_the_tool_runs_as_it(ems, tmp_path):
+    """--create-user with a key the operator does not log in with: the user is made, its login fails, and
+    root's login stays open; with the operator's key it is proven, root's login closes, and the tool then
+    bootstraps and deploys as that user through its sudo."""
+    vps, host = ems, ems.host
+    stranger = tmp_path / "stranger"
+    proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "stranger", "-f", str(stranger))
+    wrong = vps.fab("bootstrap", "--host", HOST, "--create-user", "deploy", "--authorized-key", f"{stranger}.pub",
+                    "--lock-root")
+    assert wrong.returncode == errors.UNREACHABLE, wrong.stdout + wrong.stderr
+    assert "user deploy created, 1 key(s) added" in wrong.stdout
+    assert host.run("cat /etc/sudoers.d/fab-deploy").stdout == "deploy ALL=(root) NOPASSWD: ALL\n"
+    assert not host.run("ls /etc/ssh/sshd_config.d/00-fab-root.conf", check=False).stdout
+    vps.ok("status", "--host", HOST)   # (root still logs in)
+
+    mine = f"{vps.sb.client_key}.pub"
+    done = vps.ok("bootstrap", "--host", HOST, "--create-user", "deploy", "--authorized-key", mine, "--lock-root")
+    assert "user deploy kept, 1 key(s) added" in done.stdout and "a login as deploy works, and its sudo" in done.stdout
+    assert "root's SSH login closed" in done.stdout
+    assert host.run("stat -c '%U %a' /home/deploy/.ssh /home/deploy/.ssh/authorized_keys").stdout.split() == \
+        ["deploy", "700", "deploy", "600"]
+    assert host.run("id -nG deploy").stdout.split() == ["deploy", "docker"]
+    as_root = vps.fab("status", "--host", HOST)
+    assert as_root.returncode == errors.UNREACHABLE, "root can no longer log in"
+
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"][HOST].update(user="deploy", sudo=True)
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.ok("setup", "--host", HOST)
+    vps.ok("deploy", "--host", HOST, "--tag", "v1.4.2")
+    assert host.http(80, "/ems/version") == "v1.4.2"

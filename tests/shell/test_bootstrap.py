@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tasks.core import model
-from tasks.core.programs.bootstrap import bootstrap_program, bootstrapped
+from tasks.core.programs.bootstrap import NewUser, bootstrap_program, bootstrapped, lock_root_program
 from tasks.core.programs.protocol import Code
 
 OS_RELEASE = {   # the lines that matter of each distribution's /etc/os-release
@@ -24,7 +24,8 @@ OS_RELEASE = {   # the lines that matter of each distribution's /etc/os-release
     "alpine": 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME="Alpine Linux v3.20"\n',
     "ubuntu2004": 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"\nVERSION_CODENAME=focal\n',
 }
-HIDDEN = {"docker", "curl", "git", "tar", "apt-get", "dnf", "systemctl"}
+HIDDEN = {"docker", "curl", "git", "tar", "apt-get", "dnf", "systemctl", "sudo", "useradd", "usermod", "getent",
+          "visudo", "chown", "sshd", "id"}
 
 
 def bare(lab, os: str, have: tuple[str, ...] = ()) -> dict:
@@ -51,9 +52,9 @@ def bare(lab, os: str, have: tuple[str, ...] = ()) -> dict:
     return {"PATH": f"{lab.bin}:{system}"}
 
 
-def run(lab, env: dict, docker: str = "distro", mirror: str | None = None):
+def run(lab, env: dict, docker: str = "distro", mirror: str | None = None, user: NewUser | None = None):
     host = replace(lab.target.host, bootstrap=model.Bootstrap(docker, mirror))
-    return lab.run(bootstrap_program(host, str(lab.path / "sysroot")), env=env)
+    return lab.run(bootstrap_program(host, str(lab.path / "sysroot"), user), env=env)
 
 
 def versions(lab, compose: str = "v2.24.6") -> None:
@@ -172,3 +173,76 @@ def test_a_mirror_of_the_distribution_is_written_before_the_tools_come_from_it_a
     again = run(lab, env, mirror="http://10.200.0.1:8088/debian")
     assert again.code == 0 and listed.stat().st_mtime_ns == before
     assert "the distribution's packages from" not in again.stdout
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1GxbD0iALcjQoAbU9fJLtCeRk+6xMTii1e3irrbYz2 ana@laptop"
+
+
+def with_deploy(lab) -> dict:
+    """A Debian 13 host that has Docker already and a user deploy (uid 1001, home /home/deploy)."""
+    env = bare(lab, "debian13", have=("apt-get", "systemctl", "git", "tar", "curl", "docker", "sudo", "useradd",
+                                       "usermod", "getent", "visudo", "chown", "id"))
+    lab.allow("systemctl", "*")
+    lab.answer("docker", "compose version", "Docker Compose version v2.26.1\n")
+    versions(lab)
+    lab.answer("getent", "passwd deploy", "deploy:x:1001:1001::/home/deploy:/bin/bash\n")
+    lab.answer("id", "-u deploy", "1001\n")
+    lab.answer("id", "-gn deploy", "deploy\n")
+    return env
+
+
+def test_a_deploy_user_is_made_with_its_key_a_checked_sudoers_drop_in_and_the_docker_group(lab):
+    env = with_deploy(lab)
+    lab.allow("getent", "group docker")
+    for tool in ("useradd", "usermod", "visudo", "chown"):
+        lab.allow(tool, "*")
+    home = lab.path / "sysroot/home/deploy/.ssh"
+    home.mkdir(parents=True)
+    (home / "authorized_keys").write_text(KEY + "\n")   # (kept: not added twice)
+    other = KEY.replace("IC1G", "IC2G").replace("ana@laptop", "ci")
+    result = run(lab, env, user=NewUser("deploy", (KEY, other)))
+    assert result.code == 0, result.stdout + result.stderr
+    assert (home / "authorized_keys").read_text() == f"{KEY}\n{other}\n"
+    assert (home / "authorized_keys").stat().st_mode & 0o777 == 0o600 and home.stat().st_mode & 0o777 == 0o700
+    drop_in = lab.path / "sysroot/etc/sudoers.d/fab-deploy"
+    assert drop_in.read_text() == "deploy ALL=(root) NOPASSWD: ALL\n" and drop_in.stat().st_mode & 0o777 == 0o440
+    checked = lab.commands("visudo")[0]
+    assert checked.startswith(f"-c -f {lab.path}/sysroot/etc/sudoers.d/.fab-deploy."), "checked aside, then moved"
+    assert "-aG docker deploy" in lab.commands("usermod")
+    assert bootstrapped(result.result).user == "deploy kept, 1 key(s) added"
+
+
+def test_a_sudoers_line_visudo_refuses_is_never_moved_into_place(lab):
+    env = with_deploy(lab)
+    lab.allow("chown", "*")
+    lab.answer("visudo", "*", ">>> /etc/sudoers.d/.fab-deploy.x: syntax error near line 1 <<<\n", code=1)
+    (lab.path / "sysroot/etc/sudoers.d").mkdir(parents=True)
+    result = run(lab, env, user=NewUser("deploy", (KEY,)))
+    assert result.code == Code.FAILED and "visudo refused the sudoers line for deploy, nothing changed: >>>" in \
+        result.result.errors[0]
+    assert list((lab.path / "sysroot/etc/sudoers.d").iterdir()) == []
+
+
+@pytest.mark.parametrize("sshd_t, sshd_T, said", [
+    (1, "permitrootlogin no\n", "sshd -t refused the configuration, root's login left open"),
+    (0, "permitrootlogin yes\n", "sshd would still let root in (a setting read before")])
+def test_roots_login_stays_open_when_sshd_would_not_take_the_change(lab, sshd_t, sshd_T, said):
+    env = bare(lab, "debian13", have=("sshd", "systemctl"))
+    (lab.path / "sysroot/etc/ssh/sshd_config.d").mkdir(parents=True)
+    lab.answer("sshd", "-t", "/etc/ssh/sshd_config line 3: Bad configuration option\n", code=sshd_t)
+    lab.answer("sshd", "-T *", sshd_T)
+    result = lab.run(lock_root_program(str(lab.path / "sysroot")), env=env)
+    assert result.code != 0 and said in result.result.errors[0], result.stdout
+    assert list((lab.path / "sysroot/etc/ssh/sshd_config.d").iterdir()) == [] and lab.commands("systemctl") == []
+
+
+def test_roots_login_is_closed_in_a_drop_in_read_first_then_sshd_reloads(lab):
+    env = bare(lab, "debian13", have=("sshd", "systemctl"))
+    (lab.path / "sysroot/etc/ssh/sshd_config.d").mkdir(parents=True)
+    lab.allow("sshd", "-t")
+    lab.answer("sshd", "-T -C user=root,host=localhost,addr=127.0.0.1", "port 22\npermitrootlogin no\n")
+    lab.allow("systemctl", "reload ssh")
+    result = lab.run(lock_root_program(str(lab.path / "sysroot")), env=env)
+    assert result.code == 0, result.stdout + result.stderr
+    assert (lab.path / "sysroot/etc/ssh/sshd_config.d/00-fab-root.conf").read_text() == "PermitRootLogin no\n"
+    assert lab.commands("systemctl") == ["reload ssh"]

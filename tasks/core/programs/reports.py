@@ -37,6 +37,7 @@ placeholder     path key
 problem         text
 refuse          reason
 restored        name stack before
+root_login      result
 retention       stack name action reason? new?
 rotated         at
 saved_old       project workdir files
@@ -54,8 +55,10 @@ unit            path template result
 unit_state      stack unit state sub since target
 unitenv         unit path result
 unset           stack variable
+user            name created keys
 versions        engine compose
 volume          stack name result
+whoami          uid user
 """
 JSON_KINDS = {"config", "manifest"}
 

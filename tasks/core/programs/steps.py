@@ -35,6 +35,7 @@ check_token_file PATH
 checkout_ref REF
 config_snapshot [FILE SHA256]...
 copy_all
+create_user NAME KEYS:lines
 distro_mirror distro|docker-ce MIRROR
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
@@ -47,7 +48,9 @@ go_live
 lock_break
 lock_free
 lock_hold
+lock_root
 lock_take
+login_check
 migrated_already
 migration_checks_or_die
 need_docker
