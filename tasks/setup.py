@@ -35,5 +35,7 @@ def _show(label: str, report: SetupReport) -> None:
         console.print(f"  [green]+[/] {safe(item)}")
     if report.existing:
         console.print(f"  [dim]{len(report.existing)} already there[/]")
+    for key in report.keys:
+        console.print(f"  deploy key (read-only, on the git server): {safe(key)}")
     for item in report.todo:
         console.print(f"  [yellow]to do:[/] {safe(item)}")

@@ -35,6 +35,14 @@ SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service
 # deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
 # as more than a name).
 GIT_REF = re.compile(r"(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}(?<![./])")
+# repo: url: of a system: git@host:path (scp-like), ssh://[user@]host[:port]/path or https://host/path; never
+# starting with '-' (git would read an option), no spaces, quotes or anything a shell reads.
+_GIT_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
+_GIT_PATH = r"[A-Za-z0-9_~][A-Za-z0-9._~/-]{0,254}"
+GIT_URL = re.compile(rf"(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,31}})@(?P<host>{_GIT_HOST}):(?!/){_GIT_PATH}"
+                     rf"|ssh://(?:(?P<suser>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,31}})@)?(?P<shost>{_GIT_HOST})"
+                     rf"(?::(?P<port>[0-9]{{1,5}}))?/{_GIT_PATH}"
+                     rf"|https://{_GIT_HOST}(?::[0-9]{{1,5}})?/{_GIT_PATH}")
 DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")    # a PostgreSQL database or role: also a file name
 # A backup: the folder <stack>-<UTC time>[-N] that fab backup writes in data/backups/.
 BACKUP_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?")

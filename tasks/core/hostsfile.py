@@ -12,7 +12,7 @@ from pydantic import model_validator as checks
 
 from . import grammar, model
 from .stackspecs import StackSpec
-from .values import AbsPath, ApiUrl, Matching, Names, RelPath, SafeName, Spec, Text, UserName, Whole, refuse
+from .values import AbsPath, ApiUrl, HostKey, Matching, Names, RelPath, SafeName, Spec, Text, UserName, Whole, refuse
 
 
 class RegistrySpec(Spec):
@@ -55,6 +55,35 @@ def _waves(value):
     return value
 
 
+class RepoSpec(Spec):
+    """Where `fab setup` clones the system's repo/ from: over SSH with a deploy key the VPS makes for itself
+    (its public half printed to add as a read-only deploy key), the git server's host key pinned here."""
+    url: Matching(grammar.GIT_URL, "must be git@host:path, ssh://[user@]host[:port]/path or https://host/path") = \
+        Field(description="the repository, e.g. git@github.com:edumigsoft/ems.git")
+    ref: Matching(grammar.GIT_REF, "is not a branch, tag or commit name") = Field(
+        "main", description="what setup checks out (deploy --ref moves it later)")
+    git_host_key: HostKey | None = Field(
+        None, description="the git server's public host key, TYPE BASE64 (required over SSH: the VPS trusts no "
+                          "other; GitHub publishes its keys)")
+
+    @checks(mode="after")
+    def _pinned(self):
+        if not self.url.startswith("https://") and not self.git_host_key:
+            raise refuse("needs git_host_key: the git server's host key (TYPE BASE64), checked against what its "
+                         "owner publishes", "git_host_key")
+        if self.url.startswith("https://") and self.git_host_key:
+            raise refuse("git_host_key is for an SSH url (https checks the server's certificate)", "git_host_key")
+        return self
+
+    def build(self) -> model.Repo:
+        if self.url.startswith("https://"):
+            return model.Repo(self.url, self.ref)
+        parts = grammar.GIT_URL.fullmatch(self.url)
+        host, port = parts["host"] or parts["shost"], parts["port"]
+        name = f"[{host}]:{port}" if port and port != "22" else host
+        return model.Repo(self.url, self.ref, f"{name} {self.git_host_key}")
+
+
 class SystemSpec(Spec):
     """One system: its stacks in the order they come up, and what it shares with every host that runs it."""
     stacks: dict[SafeName, StackSpec] = Field(description="in the order they are brought up")
@@ -65,6 +94,7 @@ class SystemSpec(Spec):
     backup: BackupSpec = BackupSpec()
     together: Annotated[list[list[SafeName]], BeforeValidator(_waves)] = Field(
         [], description="consecutive stacks independent of each other, brought up at once")
+    repo: RepoSpec | None = Field(None, description="where setup clones repo/ from (default: it is there already)")
 
     @checks(mode="after")
     def _whole(self):
@@ -107,7 +137,8 @@ class SystemSpec(Spec):
             name=name, stacks=tuple(s.build(n) for n, s in self.stacks.items()), secrets=self.secrets, tag=self.tag,
             keep=model.Retention(keep.last, keep.daily, keep.weekly, keep.monthly),
             backup_before_deploy=self.backup.before_deploy,
-            together=tuple(tuple(sorted(w, key=names.index)) for w in self.together))
+            together=tuple(tuple(sorted(w, key=names.index)) for w in self.together),
+            repo=self.repo.build() if self.repo else None)
         return system, self.registry and self.registry.over(registry)
 
 

@@ -136,6 +136,7 @@ class System:
     backup_before_deploy: bool           # a verified dump of every database before each deploy, in its release
     together: tuple[tuple[str, ...], ...]   # consecutive stacks independent of each other: brought up at once
     elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
+    repo: Repo | None = None             # where setup clones repo/ from (None: the operator puts it there)
 
     def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
         """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its
@@ -197,6 +198,15 @@ class Legacy:
     uploads: str | None             # the old uploads folder (with <app>/ inside)
     logs: str | None                # the old logs folder (with <app>/ inside)
     volumes: tuple[str, ...]        # named volumes that must survive untouched (PostgreSQL's)
+
+
+@dataclass(frozen=True)
+class Repo:
+    """Where a system's repo/ is cloned from: ``url`` at ``ref``; ``known_host`` the known_hosts line that pins
+    the git server's key ("" for https). Over SSH the VPS logs in with a deploy key of its own."""
+    url: str
+    ref: str
+    known_host: str = ""
 
 
 @dataclass(frozen=True)

@@ -37,21 +37,30 @@ def authorized_keys(path: str) -> tuple[str, ...]:
 
 
 def _key(path: str, number: int, line: str) -> str:
-    """One line checked: a known key type first (options such as command= are refused), a blob that decodes
-    to a key of that type, and a comment of printable characters."""
-    kind, _, rest = line.partition(" ")
+    """One line of the file, checked (``key_problem``), as ``TYPE BASE64 [COMMENT]``."""
+    problem = key_problem(line)
+    if problem:
+        raise ToolError(f"{path}:{number}: {problem}", BAD_INPUT)
+    kind, blob, *comment = line.split(None, 2)
+    return " ".join([kind, blob, *comment])
+
+
+def key_problem(line: str) -> str | None:
+    """What is wrong with ``TYPE BASE64 [COMMENT]`` as a public key (None: nothing): a known key type first
+    (options such as command= are refused), a blob that decodes to a key of that type, a comment of printable
+    characters. Also hosts.yml's git_host_key."""
+    kind, _, rest = line.strip().partition(" ")
     blob, _, comment = rest.strip().partition(" ")
-    where = f"{path}:{number}"
     if kind not in TYPES:
-        raise ToolError(f"{where}: {kind[:40]!r} is not a public key type this tool installs "
-                        f"({', '.join(sorted(TYPES))}; options such as command= are not supported)", BAD_INPUT)
+        return (f"{kind[:40]!r} is not a public key type this tool knows ({', '.join(sorted(TYPES))}; options "
+                "such as command= are not supported)")
     try:
         data = base64.b64decode(blob, validate=True)
         key = paramiko.PKey.from_type_string(kind, data)
     except (binascii.Error, ValueError, paramiko.SSHException):
         key, data = None, b""
     if key is None or key.get_name() != kind or key.asbytes() != data:   # (paramiko pads a short blob with zeros)
-        raise ToolError(f"{where}: the key's data is not a valid {kind} key (a truncated or altered line?)", BAD_INPUT)
+        return f"the key's data is not a valid {kind} key (a truncated or altered line?)"
     if re.search(f"[{grammar.UNSHOWN}]", comment):
-        raise ToolError(f"{where}: the key's comment has control or invisible characters", BAD_INPUT)
-    return f"{kind} {blob}" + (f" {comment.strip()}" if comment.strip() else "")
+        return "the key's comment has control or invisible characters"
+    return None

@@ -36,6 +36,12 @@ class Target:
         return posixpath.join(self.base, self.system.secrets)
 
     @property
+    def deploy_key(self) -> str:
+        """The VPS's own key for the system's git server (repo: in hosts.yml; made there, never leaving it),
+        with the pinned known_hosts beside it: root's only, outside repo/."""
+        return posixpath.join(self.base, ".secrets", "git", "id_ed25519")
+
+    @property
     def letsencrypt(self) -> str:
         """Traefik's ACME state, shared by every system of the host."""
         return posixpath.join(self.host.root, "infra", "letsencrypt")

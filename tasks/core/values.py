@@ -14,6 +14,7 @@ from pydantic import model_validator as checks
 from pydantic_core import PydanticCustomError
 
 from . import grammar
+from .pubkeys import key_problem
 
 # One line that shows as it is (grammar.UNSHOWN: no control, zero-width or direction-changing character), trimmed.
 _INNER, _EDGE = rf"[^\x09\x0a{grammar.UNSHOWN}]", rf"[^\s{grammar.UNSHOWN}]"
@@ -63,6 +64,17 @@ def Names(pattern: re.Pattern, what: str):  # noqa: N802
         return value
     return Annotated[list[str], BeforeValidator(check),
                      _json({"type": "array", "items": {"type": "string", "pattern": f"^(?:{pattern.pattern})$"}})]
+
+
+def _host_key(value):
+    """git_host_key: one public key, ``TYPE BASE64`` (a comment after it is dropped)."""
+    problem = key_problem(value) if isinstance(value, str) else "must be a public key: TYPE BASE64"
+    if problem:
+        raise wrong(problem)
+    return " ".join(value.split()[:2])
+
+
+HostKey = Annotated[str, BeforeValidator(_host_key), _json({"type": "string", "pattern": "^[a-z0-9@.-]+ [A-Za-z0-9+/]+=*"})]
 
 
 def _path(value, absolute: bool) -> str:

@@ -19,6 +19,7 @@ config_moved    from to
 current         release tag
 current_pin     app pin
 docker          result source?
+deploy_key      path public result
 dir             path result mode?
 drill           database tables rows seconds
 env             stack result compose? path?
@@ -36,6 +37,7 @@ pin             app pin
 placeholder     path key
 problem         text
 refuse          reason
+repo            result url commit
 restored        name stack before
 root_login      result
 retention       stack name action reason? new?

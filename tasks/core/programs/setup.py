@@ -32,6 +32,11 @@ def setup_program(target: Target) -> Program:
     private = target.system.needs_token
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
+    repo = target.system.repo
+    if repo:   # (before the .env files: they are made from the templates the clone brings)
+        if repo.known_host:
+            prog.step("repo_key", target.deploy_key)
+        prog.step("repo_clone", target.path("repo"), repo.url, repo.ref, target.deploy_key, repo.known_host)
     for s in target.system.stacks:
         if s.binary:
             if s.binary.unit_template:
@@ -61,6 +66,7 @@ class SetupReport:
     todo: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)   # external networks the compose files declare
     folders: list[str] = field(default_factory=list)    # folders they bind-mount, on the host, outside repo/
+    keys: list[str] = field(default_factory=list)       # the deploy key's public half (repo: over SSH)
 
     @report
     def add(self, result: Result, host_name: str, target: Target | None = None) -> None:
@@ -88,6 +94,12 @@ class SetupReport:
         self.todo += [f"{d['unit']} reads {d['path']}, which is not the tool's (outside /etc/<unit>/ and the "
                       "binary's folder): left as it is; check who can read it" for d in result.all("unitenv")
                       if d["result"] == "outside"]
+        for d in result.all("repo"):
+            what = f"repo/ from {d['url']} at {d['commit'][:12]}"
+            (self.created if d["result"] == "cloned" else self.existing).append(what)
+        for d in result.all("deploy_key"):
+            (self.created if d["result"] == "created" else self.existing).append(f"deploy key {d['path']}")
+            self.keys.append(d["public"])
         token = result.one("token")
         if token and token.get("missing"):
             self.todo.append(f"create the token file {token['path']}: fab rotate-token --host {host_name} "

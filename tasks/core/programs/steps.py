@@ -62,6 +62,8 @@ prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
 prune_releases STACK [GOOD...]
 record STATE
 registry_login
+repo_clone FOLDER URL REF KEY KNOWN_HOST
+repo_key KEY
 registry_logout
 remove_old
 render_start STACK...
