@@ -84,6 +84,9 @@ env_value() {
   printf '%s' "$value"
 }
 
+# in_words WORD [WORD...]: the first WORD is one of the others.
+in_words() { local word=$1; shift; [[ " $* " == *" $word "* ]]; }
+
 # append_line FILE LINE: FILE rewritten atomically with LINE at its end.
 append_line() { atomic_write "$1" file_and_line "$1" "$2"; }
 

@@ -80,7 +80,7 @@ finishing_deploy() {
   local s missing=""
   case $ACTION in deploy|rollback) ;; *) return 1 ;; esac
   for s in $DEAD_STACKS; do
-    [[ " ${STACKS[*]} " == *" $s "* ]] || missing+=" $s"
+    in_words "$s" "${STACKS[@]}" || missing+=" $s"
   done
   [ -z "$missing" ] || return 1
   # shellcheck disable=SC2034  # (restore reads it; a program that restores nothing does not)

@@ -112,7 +112,7 @@ start_stopped() {
   local s ok=0
   [ "${#STOPPED[@]}" -gt 0 ] || return 0
   for s in "${STACKS[@]}"; do
-    [[ " ${STOPPED[*]} " == *" $s "* ]] || continue
+    in_words "$s" "${STOPPED[@]}" || continue
     say "step up $(up_text "$s")"
     up "$s" || ok=1
   done

@@ -228,7 +228,7 @@ restore() {
   declare -gA RENDERED=()   # (what preflight rendered is the failed release's configuration, not the one put back)
   undo_checkout || ok=1
   for s in "${STACKS[@]}"; do   # (those it switched, and those an interrupted run may have: INHERITED)
-    [[ " ${SWITCHED[*]} ${INHERITED[*]:-} " == *" $s "* ]] || continue
+    in_words "$s" "${SWITCHED[@]}" ${INHERITED[@]+"${INHERITED[@]}"} || continue
     if [ -z "${SPEC_APPS[$s]}" ]; then
       if [ "$s" = "${AS_IT_WAS:-}" ] && wait_healthy "$s" >/dev/null; then
         say "info $s: compose replaced none of its containers: they run as they did"
