@@ -27,6 +27,11 @@ def first_stack_with(keys: str) -> str:
     return GOOD.replace("infra: {compose:", f"infra: {{{keys}, compose:")
 
 
+def host_with(keys: str) -> str:
+    """GOOD with ``keys`` (flow-style YAML) added to its host."""
+    return GOOD.replace("systems: [ems_system]}", f"systems: [ems_system], {keys}}}")
+
+
 def binary(spec: str) -> str:
     """GOOD with its first stack a binary stack: ``spec`` is what follows ``binary: {``."""
     return GOOD.replace("infra: {compose: repo/servers/infra/docker-compose.prod.yml}", f"infra: {{binary: {{{spec}}}")
@@ -81,22 +86,22 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (GOOD.replace("infra: {compose: repo/", "infra: {compose: /etc/"), 5, "inside the system's folder"),
     (GOOD.replace("image: edumigsoft/ems_server", "image: 'edumigsoft/ems_server:v1'"), 6, "not an image repository"),
     (GOOD.replace('"http://127.0.0.1:8080/health"', '"http://x/$(id)"'), 6, "must be an http(s) URL"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], port: '22'}"), 8, "port must be a whole number"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], root: relative}"), 8, "normalised absolute path"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], sudo: 'yes'}"), 8, "sudo"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], bootstrap: {docker: podman}}"), 8, "docker"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], bootstrap: {mirror: 'http://u:p@m/'}}"), 8,
+    (host_with("port: '22'"), 8, "port must be a whole number"),
+    (host_with("root: relative"), 8, "normalised absolute path"),
+    (host_with("sudo: 'yes'"), 8, "sudo"),
+    (host_with("bootstrap: {docker: podman}"), 8, "docker"),
+    (host_with("bootstrap: {mirror: 'http://u:p@m/'}"), 8,
      "without a user"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], bootstrap: {mirror: 'file:///srv/debian'}}"), 8,
+    (host_with("bootstrap: {mirror: 'file:///srv/debian'}"), 8,
      "must be an http(s):// URL"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], bootstrap: {mirror: 'http://m/d main'}}"), 8,
+    (host_with("bootstrap: {mirror: 'http://m/d main'}"), 8,
      "must be an http(s):// URL"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], bootstrap: {mirror: 'http://m/?a=1'}}"), 8,
+    (host_with("bootstrap: {mirror: 'http://m/?a=1'}"), 8,
      "must be an http(s):// URL"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], sudo: 1}"), 8, "sudo"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], user: -oProxyCommand=x}"), 8, "not a user name"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], user: 'opc ALL=(ALL)'}"), 8, "not a user name"),
-    (GOOD.replace("systems: [ems_system]}", "systems: [ems_system], colour: red}"), 8, "unknown key 'colour'"),
+    (host_with("sudo: 1"), 8, "sudo"),
+    (host_with("user: -oProxyCommand=x"), 8, "not a user name"),
+    (host_with("user: 'opc ALL=(ALL)'"), 8, "not a user name"),
+    (host_with("colour: red"), 8, "unknown key 'colour'"),
     (GOOD.replace("registry: {server: ghcr.io, username: edumigsoft}", "registry: {server: 'ghcr.io; rm -rf /'}"), 1,
      "not a host"),
     (GOOD.replace("server: ghcr.io", "server: --password-stdin"), 1, "not a host"),
