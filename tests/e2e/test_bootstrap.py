@@ -107,6 +107,8 @@ def test_a_deploy_user_is_proven_to_log_in_before_roots_login_is_closed_then_the
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["hosts"][HOST].update(user="deploy", sudo=True)
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    again = vps.ok("bootstrap", "--host", HOST)   # (as deploy, through its sudo)
+    assert "nothing to do, everything was in place" in again.stdout
     vps.ok("setup", "--host", HOST)
     vps.ok("deploy", "--host", HOST, "--tag", "v1.4.2")
     assert host.http(80, "/ems/version") == "v1.4.2"
