@@ -133,7 +133,7 @@ def old_vps(sandbox, tmp_path) -> Vps:
 
 
 def booted_host(sandbox, name: str, kind: str):
-    """A session fixture's body: the sandbox host ``name`` of ``kind`` ("systemd", "bare") started, and
+    """A fixture's body: the sandbox host ``name`` of ``kind`` ("systemd", "bare") started, and
     stopped afterwards only if it was not running before."""
     host = sandbox.host(name, kind=kind)
     running = bool(proc.read_pid(host.dir / "nspawn.pid"))

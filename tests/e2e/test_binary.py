@@ -21,7 +21,7 @@ HOST = "sd1"
 SOURCE = REPO / "sandbox/files/plantao/escala-plantao.c"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")   # (stopped after this file, if it was not running: it loads the others)
 def systemd_host(sandbox):
     yield from booted_host(sandbox, HOST, "systemd")
 

@@ -17,7 +17,7 @@ from .conftest import FIGURES, Vps, booted_host
 HOST = "bare1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")   # (stopped after this file, if it was not running: it loads the others)
 def bare_host(sandbox):
     yield from booted_host(sandbox, HOST, "bare")
 
