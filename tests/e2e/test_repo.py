@@ -13,13 +13,20 @@ BARE = "/root/git/ems.git"
 
 def publish(vps, server) -> None:
     """The seeded repo/ committed and pushed to a bare repository on the git server; repo/ gone from the VPS."""
-    vps.host.inside(f"set -e; cd /root/ems_system/repo; {GIT} init -q; {GIT} add -A; {GIT} commit -qm v1")
+    vps.host.inside(f"set -e; cd /root/ems_system/repo; printf '.env\\n' > .gitignore; {GIT} init -q; {GIT} add -A; "
+                    f"{GIT} commit -qm v1")
     server.inside("rm -rf /root/git; mkdir -p /root/git")
     bundle = vps.host.root / "ems.bundle"
     vps.host.inside("cd /root/ems_system/repo && git bundle create -q /root/ems.bundle main")
     (server.root / "ems.bundle").write_bytes(bundle.read_bytes())
-    server.inside(f"set -e; git clone -q --bare /root/ems.bundle {BARE}")
-    vps.host.inside("rm -rf /root/ems_system/repo /root/ems.bundle")
+    server.inside(f"set -e; git clone -q --bare /root/ems.bundle {BARE}; git -C {BARE} symbolic-ref HEAD refs/heads/main")
+    vps.host.inside("mv /root/ems_system/repo /root/seeded; rm /root/ems.bundle")
+
+
+def fill_in_env(vps) -> None:
+    """The .env files of the clone filled in, as the operator does after setup (the seeded ones)."""
+    vps.host.inside("set -e; cd /root/seeded; find . -name .env -exec cp --parents {} /root/ems_system/repo/ \\;; "
+                    "rm -rf /root/seeded")
 
 
 def use_repo(vps, server, host_key: str) -> None:
@@ -63,6 +70,7 @@ def test_setup_clones_repo_with_its_own_deploy_key_once_the_server_knows_it_and_
         assert f"deploy key (read-only, on the git server): {public}" in done.stdout
         head = server.inside(f"git -C {BARE} rev-parse main").stdout.strip()
         assert vps.host.inside("git -C /root/ems_system/repo rev-parse HEAD").stdout.strip() == head
+        fill_in_env(vps)
         vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
         assert vps.version() == "v1.4.2"
 
