@@ -90,8 +90,7 @@ class BareHost(SystemdHost):
         proc.stop(self.dir / "nspawn.pid", timeout=30)
         for folder in (self.dir / "var-lib-docker", self.root):
             shutil.rmtree(folder, ignore_errors=True)
-        for log in (self.commands_log, self.stdin_log):
-            log.write_text("")
+        self.forget_logs()
         self.start()
 
     def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:

@@ -178,5 +178,9 @@ Subsystem sftp /usr/lib/openssh/sftp-server
                     " {print $2}' | sort -u); [ -z \"$ids\" ] || docker rmi -f $ids >/dev/null 2>&1; true")
         for child in self.root.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        self.forget_logs()
+
+    def forget_logs(self) -> None:
+        """Empty the logs of what the host received (commands and stdin): a reset host starts with none."""
         for log in (self.commands_log, self.stdin_log):
             log.write_text("")

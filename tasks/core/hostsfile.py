@@ -66,17 +66,21 @@ class RepoSpec(Spec):
         None, description="the git server's public host key, TYPE BASE64 (required over SSH: the VPS trusts no "
                           "other; GitHub publishes its keys)")
 
+    @property
+    def over_ssh(self) -> bool:
+        return not self.url.startswith("https://")
+
     @checks(mode="after")
     def _pinned(self):
-        if not self.url.startswith("https://") and not self.git_host_key:
+        if self.over_ssh and not self.git_host_key:
             raise refuse("needs git_host_key: the git server's host key (TYPE BASE64), checked against what its "
                          "owner publishes", "git_host_key")
-        if self.url.startswith("https://") and self.git_host_key:
+        if not self.over_ssh and self.git_host_key:
             raise refuse("git_host_key is for an SSH url (https checks the server's certificate)", "git_host_key")
         return self
 
     def build(self) -> model.Repo:
-        if self.url.startswith("https://"):
+        if not self.over_ssh:
             return model.Repo(self.url, self.ref)
         parts = grammar.GIT_URL.fullmatch(self.url)
         host, port = parts["host"] or parts["shost"], parts["port"]

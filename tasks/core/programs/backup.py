@@ -11,7 +11,7 @@ from .. import grammar
 from ..model import Stack
 from ..target import Target
 from .declare import Intent, add_databases, add_stacks
-from .protocol import Program, Result, fields, report
+from .protocol import Program, Result, count, fields, report
 
 
 def _head(target: Target, intent: Intent | None = None) -> dict:
@@ -136,13 +136,6 @@ def taken(result: Result) -> list[dict]:
         if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,3})?", b["seconds"]):
             raise ValueError(f"not a duration: {b['seconds'][:40]!r}")
     return out
-
-
-def count(value: str) -> int:
-    """A size or a duration a host reported: ASCII digits only (int() would take '٣' or ' 3')."""
-    if not re.fullmatch(r"[0-9]{1,20}", value):
-        raise ValueError(f"not a count: {value[:40]!r}")
-    return int(value)
 
 
 @report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model import Host
-from .protocol import Program, Result, fields, report
+from .protocol import Program, Result, count, fields, report
 
 
 def bootstrap_program(host: Host, sysroot: str = "", user: NewUser | None = None) -> Program:
@@ -55,9 +55,7 @@ class Bootstrapped:
 def logged_in(result: Result) -> tuple[int, str]:
     """The uid login_check ran as and the user who logged in."""
     uid, user = fields(result.one("whoami"), "uid", "user")
-    if not (uid.isascii() and uid.isdigit()):
-        raise ValueError(f"uid {uid!r}")
-    return int(uid), user
+    return count(uid), user
 
 
 @report

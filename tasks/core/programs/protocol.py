@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -171,6 +172,13 @@ def report(parse):
             raise ToolError(f"the host sent a report the tool cannot read ({parse.__qualname__}: "
                             f"{type(e).__name__}: {redact(str(e))[:120]})", UNREADABLE) from None
     return checked
+
+
+def count(value: str) -> int:
+    """A number a host reported (a size, a uid): ASCII digits only (int() would take '٣' or ' 3')."""
+    if not re.fullmatch(r"[0-9]{1,20}", value):
+        raise ValueError(f"not a count: {value[:40]!r}")
+    return int(value)
 
 
 def fields(obj: dict, *keys: str) -> tuple[str, ...]:

@@ -14,10 +14,10 @@ git_repo() { git -C "$REPO" "$@"; }
 # repo_dirty: tracked files of repo/ changed since its commit (untracked ones, such as .env, do not count).
 repo_dirty() { [ -n "$(git_repo status --porcelain --untracked-files=no 2>/dev/null)" ]; }
 
-# resolve_ref REF: the commit REF names: a branch of origin, a tag, or a commit.
+# resolve_ref FOLDER REF: the commit REF names in the checkout FOLDER: a branch of origin, a tag, or a commit.
 resolve_ref() {
-  git_repo rev-parse --verify --quiet "refs/remotes/origin/$1^{commit}" \
-    || git_repo rev-parse --verify --quiet "$1^{commit}"
+  git -C "$1" rev-parse --verify --quiet "refs/remotes/origin/$2^{commit}" \
+    || git -C "$1" rev-parse --verify --quiet "$2^{commit}"
 }
 
 # checkout_ref REF: repo/ moved to REF, fetched from its origin unless it is a commit already there. Refused
@@ -31,7 +31,7 @@ checkout_ref() {
   if ! [[ $ref =~ ^[0-9a-f]{40}$ ]] || ! git_repo cat-file -e "$ref^{commit}" 2>/dev/null; then
     out=$(git_repo fetch --quiet --tags origin 2>&1) || die "$R_PULL" "git fetch in $REPO failed: $(printf '%s' "$out" | tail -n 1): nothing was changed"
   fi
-  commit=$(resolve_ref "$ref") || die "$R_REFUSED" "$ref is not a branch, tag or commit of $REPO's origin: nothing was changed"
+  commit=$(resolve_ref "$REPO" "$ref") || die "$R_REFUSED" "$ref is not a branch, tag or commit of $REPO's origin: nothing was changed"
   [ "$commit" = "$PREV_COMMIT" ] && { say "info repo/ is already on $ref ($commit)"; return 0; }
   out=$(git_repo checkout --quiet --detach "$commit" 2>&1) || die "$R_FAILED" "git checkout of $ref failed: $out"
   MOVED=1

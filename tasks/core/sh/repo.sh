@@ -40,7 +40,7 @@ repo_clone() {
   TMP_FILES+=("$tmp")
   out=$(GIT_SSH_COMMAND="${ssh:-ssh}" git clone --quiet --no-checkout ${ssh:+--config "core.sshCommand=$ssh"} -- "$url" "$tmp" 2>&1) \
     || die "$R_PULL" "cloning $url failed: $(clone_reason "$out" "$key")"
-  commit=$(git -C "$tmp" rev-parse --verify --quiet "refs/remotes/origin/$ref^{commit}" || git -C "$tmp" rev-parse --verify --quiet "$ref^{commit}") \
+  commit=$(resolve_ref "$tmp" "$ref") \
     || die "$R_REFUSED" "$ref is not a branch, tag or commit of $url: nothing was cloned"
   out=$(git -C "$tmp" checkout --quiet --detach "$commit" 2>&1) || die "$R_FAILED" "git checkout of $ref failed: $out"
   mv "$tmp" "$repo" || die "$R_FAILED" "cannot move the clone to $repo"
