@@ -24,7 +24,7 @@ ARCHIVE = f"deb http://deb.debian.org/debian {SUITE} main"   # (the bare host's 
 # What `fab bootstrap` installs on a bare Debian 13 host (sh/bootstrap.sh: DOCKER_PACKAGES and its tools).
 INDEX = ("InRelease", "main/binary-amd64/Packages", "main/i18n/Translation-en")
 HASHES = {"MD5Sum": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
-WANTED = ["docker.io", "docker-cli", "docker-compose", "curl", "git", "ca-certificates", "sudo"]  # (sudo: --create-user)
+WANTED = ["docker.io", "docker-cli", "docker-compose", "curl", "git", "ca-certificates", "rsync", "sudo"]  # (sudo: --create-user)
 
 
 def collect_hook(out: Path) -> str:

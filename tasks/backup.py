@@ -1,6 +1,6 @@
-"""fab backup, fab backups, fab restore: PostgreSQL backups of a system's database stacks, made, verified and
-kept on the VPS (in <root>/<system>/data/backups/), and restored from there: by default a drill into a scratch
-database, with --live over the live one."""
+"""fab backup, fab backups, fab restore: backups of a system's PostgreSQL databases and of its files and named
+volumes (backup: {paths, volumes}), made, verified and kept on the VPS (in <root>/<system>/data/backups/), and
+restored from there: by default a drill into a scratch database or folder, with --live over the live data."""
 from __future__ import annotations
 
 import json as jsonlib
@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from rich.table import Table
 
 from .core import grammar
+from .core.backupplan import FILES
 from .core.cli import command, confirm, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.model import Stack
@@ -17,11 +18,14 @@ from .core.programs.backup import (
     backup_program,
     drill_program,
     drilled,
+    files_drill_program,
+    files_drilled,
     list_program,
     listed,
     preview_program,
     restore_program,
     retention,
+    series,
     taken,
 )
 from .core.programs.declare import Intent
@@ -30,22 +34,22 @@ from .core.target import Target
 from .core.ui import console, safe
 
 
-@command({"all": "every host of hosts.yml whose systems have a database stack (one after another)",
+@command({"all": "every host of hosts.yml whose systems have something to back up (one after another)",
           "json": "print the result as JSON (the backups taken, what retention kept and pruned)",
           "dry-run": "print the exact program, then preview what retention would prune (nothing is written); with "
                      "--json only the preview"})
 def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json=False):
-    """Back up every database stack on the VPS (pg_dump -Fc and roles), verified, then prune by retention.
+    """Back up the databases (pg_dump -Fc), then the files and volumes, verified; then prune by retention.
 
-    Each dump is read back whole and checksummed before the backup counts; old backups are pruned by the
-    retention counts only after a verified one was made."""
+    Each dump is read back whole and every copied file read back and checksummed before the backup counts; old
+    backups are pruned by the retention counts only after a verified one was made."""
     out = {}
     with select(host, system, all, group) as sel:
-        targets = _with_databases(sel.targets)
+        targets = _with_backups(sel.targets)
         by, origin = operator()
         for target in targets:
             stacks = target.system.databases
-            intent = Intent("backup", new_release_id(), "+".join(s.name for s in stacks), by, origin)
+            intent = Intent("backup", new_release_id(), "+".join(series(target, stacks)), by, origin)
             if dry_run:
                 if not json:
                     print_program(target, backup_program(target, stacks, intent))
@@ -61,19 +65,19 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
-                                  f"({_size(b['bytes'])}, {safe(b['databases'])}, {b['seconds']}s, verified)")
+                                  f"({_size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
                 _show_retention(target, kept, "")
     if json:
         print(jsonlib.dumps(out, indent=2))
 
 
-@command({"all": "every host of hosts.yml whose systems have a database stack",
+@command({"all": "every host of hosts.yml whose systems have something to back up",
           "json": "print the list as JSON for scripts"})
 def backups(c, host=None, group=None, all=False, system=None, json=False):
-    """List the backups kept on the VPS (newest first): size, age, databases, the release they were taken for."""
+    """List the backups kept on the VPS (newest first): size, age, what each holds, the release it was taken for."""
     out = {}
     with select(host, system, all, group) as sel:
-        for target in _with_databases(sel.targets):
+        for target in _with_backups(sel.targets):
             found = listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
             out[target.label] = [b.as_dict() for b in found]
             if not json:
@@ -82,30 +86,34 @@ def backups(c, host=None, group=None, all=False, system=None, json=False):
         print(jsonlib.dumps(out, indent=2))
 
 
-@command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z), or latest "
-                  "(the newest; for a scheduled drill)",
+@command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z or "
+                  "files-20261126T020000Z), or latest (the newest of the one database stack; for a scheduled drill)",
           "live": "restore over the live databases (a fresh verified backup first; the stacks after the database "
                   "are stopped meanwhile) instead of a drill into a scratch database",
           "yes": "--live without asking (no terminal, e.g. CI)",
           "json": "print the drill's figures as JSON",
           "dry-run": "print the exact program and change nothing"})
 def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, live=False, yes=False):
-    """Restore a backup: a drill into a scratch database (nothing live changes), or --live over the live ones.
+    """Restore a backup: a drill into a scratch database or folder (nothing live changes), or --live over it.
 
-    The drill reports tables, rows and time restored; --live takes a fresh backup first and swaps the restored
-    databases in by renames, in one transaction."""
+    A database drill reports tables, rows and time restored; a files drill copies every part out, checks each
+    file against its checksum and the counts against the backup's. --live takes a fresh backup first and swaps
+    the restored databases in by renames, in one transaction."""
     name = from_
     if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
         raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "
                         "or --from latest", BAD_INPUT)
     with select(host, system) as sel:
         if name == "latest":
-            name = _latest(sel, _with_databases(sel.targets))
-        target, stack = _owner(_with_databases(sel.targets), name)
+            name = _latest(sel, _with_backups(sel.targets))
+        target, stack = _owner(_with_backups(sel.targets), name)
+        if stack is None and live:
+            raise ToolError(f"backup {name} holds files: --live for files is not built yet; 'fab restore --from "
+                            f"{name}' drills it (every file checked)", BAD_INPUT)
         if live:
             program = restore_program(target, stack, name, Intent("restore", new_release_id(), name, *operator()))
         else:
-            program = drill_program(target, stack, name)
+            program = drill_program(target, stack, name) if stack else files_drill_program(target, name)
         if dry_run:
             print_program(target, program)
             return
@@ -118,54 +126,79 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
             console.print(f"[green]✓ {safe(target.label)}: {safe(stack.name)} restored from {safe(name)}[/] "
                           f"({time.monotonic() - started:.1f}s; what ran before is in backup "
                           f"{safe((result.one('restored') or {}).get('before', '?'))})")
-            return
-        figures = drilled(result)
-        if json:
-            print(jsonlib.dumps({"backup": name, "databases": figures}, indent=2))
-            return
-        for f in figures:
-            console.print(f"[green]✓ drill of {safe(name)}: {safe(f['database'])}[/] restored "
-                          f"{f['tables']} tables, {f['rows']} rows in {f['seconds']:.1f}s (scratch database dropped)")
+        elif stack is None:
+            _show_files_drill(name, files_drilled(result), json)
+        else:
+            _show_drill(name, drilled(result), json)
+
+
+def _show_drill(name: str, figures: list[dict], json: bool) -> None:
+    if json:
+        print(jsonlib.dumps({"backup": name, "databases": figures}, indent=2))
+        return
+    for f in figures:
+        console.print(f"[green]✓ drill of {safe(name)}: {safe(f['database'])}[/] restored "
+                      f"{f['tables']} tables, {f['rows']} rows in {f['seconds']:.1f}s (scratch database dropped)")
+
+
+def _show_files_drill(name: str, figures: list[dict], json: bool) -> None:
+    if json:
+        print(jsonlib.dumps({"backup": name, "parts": figures}, indent=2))
+        return
+    for f in figures:
+        console.print(f"[green]✓ drill of {safe(name)}: {safe(f['part'])}[/] copied out {f['files']} files, "
+                      f"{_size(f['bytes'])} in {f['seconds']:.1f}s, every checksum matches (scratch folder removed)")
 
 
 def _rows(kept: list[tuple[str, str, str, str]]) -> list[dict]:
     return [dict(zip(("stack", "name", "action", "reason"), k, strict=True)) for k in kept]
 
 
-def _with_databases(targets: list[Target]) -> list[Target]:
-    """The targets whose system has a database stack; none is a clear error (nothing to back up)."""
-    chosen = [t for t in targets if t.system.databases]
+def _with_backups(targets: list[Target]) -> list[Target]:
+    """The targets whose system has something to back up; none is a clear error."""
+    chosen = [t for t in targets if t.system.databases or t.system.backup.has_files]
     if not chosen:
         names = ", ".join(t.label for t in targets)
-        raise ToolError(f"{names}: no stack has database: in hosts.yml, so there is nothing to back up "
-                        "(mark the PostgreSQL stack with database: {service: NAME})", BAD_INPUT)
+        raise ToolError(f"{names}: no stack has database: in hosts.yml and no backup: {{paths, volumes}} is set, "
+                        "so there is nothing to back up (mark the PostgreSQL stack with database: {service: NAME})",
+                        BAD_INPUT)
     return chosen
 
 
 def _latest(sel, targets: list[Target]) -> str:
-    """--from latest: the newest backup of the one system with a database stack that was chosen."""
-    if len(targets) != 1 or len(targets[0].system.databases) != 1:
+    """--from latest: the newest backup of the one database stack of the one system chosen (of its files when
+    it has no database)."""
+    chosen = [(t, series(t, t.system.databases)[:len(t.system.databases) or 1]) for t in targets]
+    if len(chosen) != 1 or len(chosen[0][1]) != 1:
         raise ToolError("--from latest needs one database stack: add --system (or name the backup)", BAD_INPUT)
-    found = listed(execute(sel.session(targets[0]), list_program(targets[0]), targets[0].label, quiet=True))
+    target, (name,) = chosen[0]
+    found = [b for b in listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
+             if b.stack == name]
     if not found:
-        raise ToolError(f"{targets[0].label}: no backup yet ('fab backup' takes one)", BAD_INPUT)
+        raise ToolError(f"{target.label}: no backup yet ('fab backup' takes one)", BAD_INPUT)
     return found[0].name
 
 
-def _owner(targets: list[Target], name: str) -> tuple[Target, Stack]:
-    """The database stack a backup name belongs to (its name starts with the stack's)."""
-    found = [(t, t.system.backup_stack(name)) for t in targets if t.system.backup_stack(name)]
+def _owner(targets: list[Target], name: str) -> tuple[Target, Stack | None]:
+    """The system and database stack a backup name belongs to (its name starts with the stack's); None for
+    the stack: the system's files."""
+    found = [(t, t.system.backup_stack(name)) for t in targets
+             if t.system.backup_stack(name) or (t.system.backup.has_files and _is_files(name))]
     if len(found) != 1:
-        stacks = ", ".join(f"{t.label}:{s.name}" for t in targets for s in t.system.databases)
-        why = "several systems have it: add --system" if found else "it names none of the database stacks"
+        stacks = ", ".join(f"{t.label}:{s}" for t in targets for s in series(t, t.system.databases))
+        why = "several systems have it: add --system" if found else "it names none of the backup series"
         raise ToolError(f"backup {name}: {why} ({stacks})", BAD_INPUT)
     return found[0]
+
+
+def _is_files(name: str) -> bool:
+    return name.startswith(FILES + "-") and bool(grammar.BACKUP_STAMP.fullmatch(name[len(FILES) + 1:]))
 
 
 def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood: str) -> None:
     pruned = [n for _, n, action, _ in kept if action == "prune"]
     verb = "would prune" if mood else "pruned"
-    console.print(f"  {safe(target.label)}: retention ({safe(target.system.keep)}): {len(kept) - len(pruned)} kept, "
+    console.print(f"  {safe(target.label)}: retention ({safe(target.system.backup.keep)}): {len(kept) - len(pruned)} kept, "
                   f"{verb} {len(pruned)}{': ' + safe(', '.join(pruned)) if pruned else ''}")
     for _, name, action, reason in kept:
         if action == "keep":
@@ -174,12 +207,12 @@ def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood:
 
 def _table(target: Target, found) -> None:
     table = Table(title=f"{safe(target.label)} backups in {safe(target.backups)}", title_justify="left")
-    for col in ("backup", "stack", "databases", "size", "age", "taken by", "verified"):
+    for col in ("backup", "series", "holds", "size", "age", "taken by", "verified"):
         table.add_column(col)
     now = datetime.now(timezone.utc)
     for b in found:
         age = now - datetime.fromisoformat(b.created.replace("Z", "+00:00"))
-        table.add_row(safe(b.name), safe(b.stack), safe(" ".join(b.databases)), _size(b.bytes), _age(age.total_seconds()),
+        table.add_row(safe(b.name), safe(b.stack), safe(b.holds), _size(b.bytes), _age(age.total_seconds()),
                       safe(f"{b.taken} {b.release}" if b.taken in ("deploy", "rollback") else b.taken),
                       "[green]yes[/]" if b.verified else "[red]no[/]")
     console.print(table)

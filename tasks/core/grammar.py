@@ -47,6 +47,12 @@ DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")    # a PostgreSQL databas
 # A backup: the folder <stack>-<UTC time>[-N] that fab backup writes in data/backups/.
 BACKUP_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?")
 BACKUP_NAME = re.compile(rf"{SAFE_NAME.pattern}-{BACKUP_STAMP.pattern}")
+# A path of backup: paths (after normalising): the characters a part of a files backup may hold. A part is
+# system/<relative path>, host/<absolute path> or volume/<name>: the folder in the backup's tree/ it is copied
+# to, read back from PARTS when restored (written so that it is also a POSIX ERE for the shell's =~; a ".."
+# component is refused apart: files_check in the shell, _part in programs/backup.py).
+BACKUP_PATH = re.compile(r"/?[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*")
+FILE_PART = re.compile(r"(system|host|volume)(/[A-Za-z0-9._@+-]+)+")
 UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}")           # a systemd unit name (".service" optional)
 OWNER = re.compile(r"[a-z_][a-z0-9_-]{0,31}(?::[a-z_][a-z0-9_-]{0,31})?")   # user[:group] for chown
 FILE_MODE = re.compile(r"0?[0-7]{3}")

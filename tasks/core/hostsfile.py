@@ -11,8 +11,23 @@ from pydantic import BeforeValidator, Field, StrictBool
 from pydantic import model_validator as checks
 
 from . import grammar, model
+from .backupplan import FILES, BackupPlan, Retention
 from .stackspecs import StackSpec
-from .values import AbsPath, ApiUrl, HostKey, Matching, Names, RelPath, SafeName, Spec, Text, UserName, Whole, refuse
+from .values import (
+    AbsPath,
+    ApiUrl,
+    BackupPath,
+    HostKey,
+    Matching,
+    Names,
+    RelPath,
+    SafeName,
+    Spec,
+    Text,
+    UserName,
+    Whole,
+    refuse,
+)
 
 
 class RegistrySpec(Spec):
@@ -45,8 +60,36 @@ class RetentionSpec(Spec):
 
 
 class BackupSpec(Spec):
+    """What `fab backup` saves besides the databases, and how many backups it keeps."""
     before_deploy: StrictBool = Field(False, description="a verified dump of every database before each deploy")
     keep: RetentionSpec = RetentionSpec()
+    paths: list[BackupPath] = Field([], description="folders or files copied into each backup: relative to "
+                                    "<root>/<system> (data/uploads) or absolute (/root/infra/letsencrypt)")
+    volumes: Names(grammar.SAFE_NAME, "volume names") = Field(
+        [], description="named volumes copied into each backup, as the compose files name them (storage)")
+
+    @checks(mode="after")
+    def _apart(self):
+        for i, path in enumerate(self.paths):
+            if self.paths.index(path) != i:
+                raise refuse(f"{path!r} is listed twice", "paths", i)
+            inside = next((p for p in self.paths[:i] if _nested(p, path) or _nested(path, p)), None)
+            if inside:
+                raise refuse(f"{path!r} and {inside!r}: one holds the other (list the outer one)", "paths", i)
+        for i, name in enumerate(self.volumes):
+            if self.volumes.index(name) != i:
+                raise refuse(f"volume {name!r} is listed twice", "volumes", i)
+        return self
+
+    def build(self) -> BackupPlan:
+        keep = self.keep
+        return BackupPlan(Retention(keep.last, keep.daily, keep.weekly, keep.monthly), self.before_deploy,
+                          tuple(self.paths), tuple(self.volumes))
+
+
+def _nested(a: str, b: str) -> bool:
+    """``a`` is ``b`` or a folder above it (both relative, or both absolute)."""
+    return a == b or b.startswith(a.rstrip("/") + "/")
 
 
 def _waves(value):
@@ -113,8 +156,23 @@ class SystemSpec(Spec):
                 pinned[app.name] = name
         if self.backup.before_deploy and not any(getattr(s, "database", None) for s in self.stacks.values()):
             raise refuse("has no stack with database: to back up", "backup", "before_deploy")
+        self._check_copied()
+        if FILES in self.stacks and (self.backup.paths or self.backup.volumes):
+            raise refuse(f"a stack named {FILES!r} would share its backups' name with the system's files: rename "
+                         "it", "stacks", FILES)
         self._check_together()
         return self
+
+    def _check_copied(self):
+        """A path of backup.paths neither holds nor lies in the backups (each would hold the ones before it)
+        or the secrets (the token and keys stay on the VPS: an offsite copy would carry them away)."""
+        apart = (("data/backups", "where the backups are written"), (".secrets", "the secrets' folder"),
+                 (self.secrets, "the token file"))
+        for i, path in enumerate(self.backup.paths):
+            for there, what in apart:
+                if _nested(path, there) or _nested(there, path):
+                    raise refuse(f"{path!r} would copy {there} ({what}) into the backups: name the folders around "
+                                 "it instead", "backup", "paths", i)
 
     def _check_together(self):
         names, seen = list(self.stacks), set()
@@ -136,11 +194,9 @@ class SystemSpec(Spec):
     def build(self, name: str, registry: model.Registry) -> tuple[model.System, model.Registry | None]:
         """The system, and its own registry (None: the inventory's)."""
         names = list(self.stacks)
-        keep = self.backup.keep
         system = model.System(
             name=name, stacks=tuple(s.build(n) for n, s in self.stacks.items()), secrets=self.secrets, tag=self.tag,
-            keep=model.Retention(keep.last, keep.daily, keep.weekly, keep.monthly),
-            backup_before_deploy=self.backup.before_deploy,
+            backup=self.backup.build(),
             together=tuple(tuple(sorted(w, key=names.index)) for w in self.together),
             repo=self.repo.build() if self.repo else None)
         return system, self.registry and self.registry.over(registry)

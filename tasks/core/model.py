@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import grammar
+from .backupplan import BackupPlan
 from .errors import BAD_INPUT, ToolError
 from .target import Target
 
@@ -42,20 +43,6 @@ class Database:
     service: str
     user: str | None
     databases: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How many backups to keep per stack: the ``last`` newest, and the newest of each of the last ``daily``
-    days, ``weekly`` ISO weeks and ``monthly`` months that have one (a backup may count for several; restic's
-    rules). The newest is always kept."""
-    last: int
-    daily: int
-    weekly: int
-    monthly: int
-
-    def __str__(self) -> str:
-        return f"keep last {self.last}, daily {self.daily}, weekly {self.weekly}, monthly {self.monthly}"
 
 
 @dataclass(frozen=True)
@@ -132,8 +119,7 @@ class System:
     stacks: tuple[Stack, ...]
     secrets: str
     tag: str | None
-    keep: Retention
-    backup_before_deploy: bool           # a verified dump of every database before each deploy, in its release
+    backup: BackupPlan
     together: tuple[tuple[str, ...], ...]   # consecutive stacks independent of each other: brought up at once
     elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
     repo: Repo | None = None             # where setup clones repo/ from (None: the operator puts it there)
@@ -143,8 +129,9 @@ class System:
         groups; a stack without ``hosts:`` runs everywhere); the others are ``elsewhere``."""
         here = tuple(s for s in self.stacks if not s.hosts
                      or any(host == n or host in groups.get(n, ()) for n in s.hosts))
+        before = self.backup.before_deploy and any(s.database for s in here)
         return replace(self, stacks=here, elsewhere=tuple(s.name for s in self.stacks if s not in here),
-                       backup_before_deploy=self.backup_before_deploy and any(s.database for s in here))
+                       backup=replace(self.backup, before_deploy=before))
 
     @property
     def databases(self) -> list[Stack]:

@@ -76,6 +76,18 @@ class Target:
     def path(self, relative: str) -> str:
         return posixpath.join(self.base, relative)
 
+    def file_parts(self) -> list[tuple[str, str | tuple[str, ...]]]:
+        """What a files backup copies, as (part, source): a path of ``backup.paths`` relative to the system is
+        part system/<path>, an absolute one host/<path>; a volume of ``backup.volumes`` is part volume/<name>,
+        its source the names it may have (compose's <project>_<name> for each stack, then the bare name)."""
+        parts: list[tuple[str, str | tuple[str, ...]]] = []
+        for p in self.system.backup.paths:
+            parts.append((f"host{p}", p) if p.startswith("/") else (f"system/{p}", self.path(p)))
+        projects = [self.project(s) for s in self.system.stacks if not s.binary]
+        for v in self.system.backup.volumes:
+            parts.append((f"volume/{v}", (*(f"{p}_{v}" for p in projects), v)))
+        return parts
+
     def relative(self, path: str) -> str:
         """``path`` as the release record names it: relative to <root>/<system> when it lies inside."""
         return path.removeprefix(self.base + "/")

@@ -93,6 +93,19 @@ _LINE = rf"(?:{_INNER}*{_EDGE})?$"   # the rest of a path: one line, no trailing
 AbsPath = Annotated[str, BeforeValidator(lambda v: _path(v, True)), _json({"type": "string", "pattern": "^/" + _LINE})]
 RelPath = Annotated[str, BeforeValidator(lambda v: _path(v, False)),
                     _json({"type": "string", "pattern": rf"^[^/\s{grammar.UNSHOWN}]" + _LINE})]
+
+
+def _backup_path(value) -> str:
+    """A path of backup: paths: relative or absolute, in the characters a backup's part may hold."""
+    path = _path(value, isinstance(value, str) and value.startswith("/"))
+    if not grammar.BACKUP_PATH.fullmatch(path) or path.split("/")[-1] in (".", ".."):
+        raise wrong(f"{value!r}: a backed-up path holds letters, digits and . _ @ + - only (it names a folder "
+                    "in every backup)")
+    return path
+
+
+BackupPath = Annotated[str, BeforeValidator(_backup_path),
+                       _json({"type": "string", "pattern": f"^(?:{grammar.BACKUP_PATH.pattern})$"})]
 Text = Matching(PRINTABLE, "must be a non-empty string on one line, without surrounding spaces")
 SafeName = Matching(grammar.SAFE_NAME, "is not a safe name (letters, digits, _ . -; it becomes a path)")
 UserName = Matching(grammar.USER_NAME, "is not a user name (letters, digits, _ . -, not starting with - or .)")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tasks.core import inventory
-from tasks.core.model import Retention
+from tasks.core.backupplan import Retention
 from tasks.core.programs.backup import backup_program, drill_program, restore_program, retention
 from tasks.core.programs.declare import Intent
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tasks.core import inventory, model
+from tasks.core.backupplan import BackupPlan, Retention
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.model import NginxPool, StartFirst
 
@@ -204,11 +205,68 @@ def test_a_database_stack_and_the_backup_policy(tmp_path):
                                         "    stacks:\n", 1)))
     system = inv.host("vps1").systems[0]
     assert system.databases == [system.stacks[0]] and system.stacks[0].database == model.Database("db", None, ())
-    assert system.keep == model.Retention(last=3, daily=14, weekly=4, monthly=6) and system.backup_before_deploy
+    assert system.backup == BackupPlan(Retention(last=3, daily=14, weekly=4, monthly=6), before_deploy=True)
     assert system.backup_stack("infra-20261126T020000Z") is system.stacks[0]
     assert system.backup_stack("infra-20261126T020000Z-2") is system.stacks[0]
     assert system.backup_stack("ems-20261126T020000Z") is None and system.backup_stack("infra-latest") is None
     assert inv.host("vps1").targets()[0].backups == "/root/ems_system/data/backups"
+
+
+def backing_up(keys: str) -> str:
+    """GOOD whose system has ``backup: {keys}``."""
+    return GOOD.replace("    stacks:\n", f"    backup: {{{keys}}}\n    stacks:\n", 1)
+
+
+def test_files_and_volumes_in_the_backups(tmp_path):
+    """Seed 001's uploads and certificates, seed 002's volumes: parts named where they are copied to."""
+    inv = inventory.load(write(tmp_path, backing_up(
+        "paths: [data/uploads, './data/x/../certs', /root/infra/letsencrypt/], volumes: [storage, appdata]")))
+    target = inv.host("vps1").targets()[0]
+    assert target.system.backup.paths == ("data/uploads", "data/certs", "/root/infra/letsencrypt")
+    assert target.file_parts() == [
+        ("system/data/uploads", "/root/ems_system/data/uploads"), ("system/data/certs", "/root/ems_system/data/certs"),
+        ("host/root/infra/letsencrypt", "/root/infra/letsencrypt"),
+        ("volume/storage", ("ems_system-infra_storage", "ems_system-ems_storage", "storage")),
+        ("volume/appdata", ("ems_system-infra_appdata", "ems_system-ems_appdata", "appdata"))]
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("paths: [data]", "would copy data/backups (where the backups are written)"),
+    ("paths: [data/backups/x]", "would copy data/backups"),
+    ("paths: [.]", "must be a path inside the system's folder"),
+    ("paths: ['..']", "must be a path inside the system's folder"),
+    ("paths: [../other]", "must be a path inside the system's folder"),
+    ("paths: [/]", "must be a normalised absolute path"),
+    ("paths: [.secrets]", "the secrets' folder"),
+    ("paths: [.secrets/github_token]", "the secrets' folder"),
+    ("paths: [/root/ems_system/../x]", "must be a normalised absolute path"),
+    ("paths: ['data/up loads']", "letters, digits and . _ @ + - only"),
+    ("paths: ['data/$(reboot)']", "letters, digits"),
+    ("paths: [\"data/\\x1b[2Jx\"]", "control characters"),
+    ("paths: ['-rf']", None),
+    ("paths: [data/uploads, data/uploads]", "listed twice"),
+    ("paths: [data/uploads, data/uploads/a]", "one holds the other"),
+    ("paths: [data/uploads/a, data/uploads]", "one holds the other"),
+    ("paths: data/uploads", "must be a list"),
+    ("volumes: ['../x']", "must be a list of volume names"),
+    ("volumes: [a, a]", "listed twice"),
+    ("volumes: ['-v']", "must be a list of volume names"),
+])
+def test_backup_paths_and_volumes_refuse_what_would_be_unsafe(tmp_path, keys, message):
+    """Every hostile value is exit 2 with hosts.yml's line, before anything runs ('-rf' is a fine folder name:
+    it reaches the host as one argument after the system's folder)."""
+    if message is None:
+        assert inventory.load(write(tmp_path, backing_up(keys))).host("vps1").systems[0].backup.paths == ("-rf",)
+        return
+    msg = error_of(write(tmp_path, backing_up(keys)))
+    assert "hosts.yml:4" in msg and message in msg, msg
+
+
+def test_the_token_file_and_a_stack_named_files_are_refused(tmp_path):
+    text = backing_up("paths: [secrets]").replace("    stacks:\n", "    secrets: secrets/token\n    stacks:\n", 1)
+    assert "(the token file)" in error_of(write(tmp_path, text))
+    text = backing_up("volumes: [x]").replace("      ems:", "      files: {compose: f.yml}\n      ems:")
+    assert "a stack named 'files'" in error_of(write(tmp_path, text))
 
 
 def test_a_binary_stack(tmp_path):

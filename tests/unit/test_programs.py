@@ -39,7 +39,7 @@ def with_database(target):
     """The committed system with its PostgreSQL marked as a database and backed up before each deploy."""
     stacks = tuple(replace(s, database=model.Database("postgres", None, ())) if s.name == "postgres" else s
                    for s in target.system.stacks)
-    system = replace(target.system, stacks=stacks, backup_before_deploy=True)
+    system = replace(target.system, stacks=stacks, backup=replace(target.system.backup, before_deploy=True))
     return replace(target, system=system)
 
 

@@ -85,12 +85,29 @@ def test_a_backup_listing_with_a_malformed_time_or_size_is_exit_2_not_a_crash(cr
     with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
         listed(Result(data={"manifest": [manifest], "size": [{"name": manifest["name"], "bytes": size}]}))
     assert e.value.code == errors.BAD_INPUT
-    made = {"name": "n", "stack": "s", "bytes": size, "databases": "db", "seconds": "0.7"}
+    made = {"name": "n", "stack": "s", "bytes": size, "holds": "db", "seconds": "0.7"}
     assert size != "10" or taken(Result(data={"backup": [made]}))[0]["bytes"] == 10
     if size != "10":
         with pytest.raises(ToolError, match="cannot read") as e:
             taken(Result(data={"backup": [made]}))
         assert e.value.code == errors.BAD_INPUT
+
+
+@pytest.mark.parametrize("part", [{"part": "system/data", "files": "3", "bytes": 10},
+                                  {"part": "system/data", "files": True, "bytes": 10},
+                                  {"part": "system/data", "files": 3, "bytes": -1},
+                                  {"part": "system/data", "files": 1.5, "bytes": 10},
+                                  {"part": ["system/data"], "files": 3, "bytes": 10}, "system/data"])
+def test_a_files_manifest_with_odd_parts_is_exit_2_not_a_crash(part):
+    """A files backup's manifest is data on the VPS: its parts' counts are whole numbers, its names strings."""
+    from tasks.core.programs.backup import listed
+    manifest = {"name": "files-20261203T100000Z", "stack": "files", "created": "2026-12-03T10:00:00Z",
+                "taken": "backup", "release": "r1", "verified": "yes", "databases": [], "parts": [part]}
+    with pytest.raises(ToolError, match="the host sent a report the tool cannot read") as e:
+        listed(Result(data={"manifest": [manifest]}))
+    assert e.value.code == errors.BAD_INPUT
+    manifest["parts"] = [{"part": "system/data", "files": 3, "bytes": 10}]
+    assert listed(Result(data={"manifest": [manifest]}))[0].holds == "system/data"
 
 
 def test_an_odd_status_is_a_clear_error_not_a_crash():

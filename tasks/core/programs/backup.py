@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import grammar
+from ..backupplan import FILES
 from ..model import Stack
 from ..target import Target
-from .declare import Intent, add_databases, add_stacks
+from .declare import Intent, add_databases, add_files, add_stacks
 from .protocol import Program, Result, count, fields, report
 
 
@@ -26,43 +27,52 @@ def clients(target: Target, stack: Stack) -> list[Stack]:
     return stacks[stacks.index(stack) + 1:]
 
 
+def series(target: Target, stacks: list[Stack]) -> list[str]:
+    """The backup series a run over ``stacks`` writes: one per database stack, then the system's files."""
+    return [s.name for s in stacks] + ([FILES] if target.system.backup.has_files else [])
+
+
 def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
-    """Lock, a verified backup of each database stack, then prune each stack's backups by the retention."""
+    """Lock, a verified backup of each database stack, then of the files and volumes (after the dumps: a file a
+    row names was written before the row, so it is in the files backup taken after), then prune each series."""
     prog = Program(f"backup of {target.label}", _head(target, intent))
     prog.step("begin").step("need_docker").step("lock_take")
     add_databases(prog, target, stacks)
     for s in stacks:
         prog.step("backup_take", s.name)
-    return _prune(prog, target, stacks, "prune").step("backup_done")
+    if target.system.backup.has_files:
+        add_files(prog, target).step("files_take")
+    return _prune(prog, target, series(target, stacks), "prune").step("backup_done")
 
 
 def before_deploy(prog: Program, target: Target) -> Program:
     """``backup: {before_deploy: true}``: a verified backup of each running database stack once preflight
     passed (nothing has stopped), recorded in the release; then retention."""
-    if not target.system.backup_before_deploy:
+    if not target.system.backup.before_deploy:
         return prog
     stacks = target.system.databases
     prog.head["BACKUPS"] = target.backups
     add_databases(prog, target, stacks).step("backups_before_deploy")
-    return _prune(prog, target, stacks, "prune")
+    return _prune(prog, target, [s.name for s in stacks], "prune")
 
 
-def _prune(prog: Program, target: Target, stacks: list[Stack], mode: str) -> Program:
-    keep = target.system.keep
-    for s in stacks:
-        prog.step("prune_backups", s.name, keep.last, keep.daily, keep.weekly, keep.monthly, mode)
+def _prune(prog: Program, target: Target, names: list[str], mode: str) -> Program:
+    keep = target.system.backup.keep
+    for name in names:
+        prog.step("prune_backups", name, keep.last, keep.daily, keep.weekly, keep.monthly, mode)
     return prog
 
 
 def preview_program(target: Target, stacks: list[Stack]) -> Program:
     """Read-only: what ``fab backup`` would keep and prune now (counting the backup it would take)."""
-    return _prune(Program(f"retention preview on {target.label}", _head(target)), target, stacks, "preview")
+    return _prune(Program(f"retention preview on {target.label}", _head(target)), target, series(target, stacks),
+                  "preview")
 
 
 def list_program(target: Target) -> Program:
-    """Read-only: every complete backup of the system's database stacks."""
+    """Read-only: every complete backup of the system (its database stacks' and its files')."""
     return Program(f"backups on {target.label}", _head(target)).step(
-        "backups_report", *[s.name for s in target.system.databases])
+        "backups_report", *series(target, target.system.databases))
 
 
 def drill_program(target: Target, stack: Stack, name: str) -> Program:
@@ -93,20 +103,33 @@ def restore_before_rollback(prog: Program, target: Target, snapshot: list[tuple[
     return prog
 
 
+def files_drill_program(target: Target, name: str) -> Program:
+    """Copy files backup ``name`` out into a scratch folder, check every file and count, remove it."""
+    return Program(f"restore drill of {name} on {target.label}", _head(target)).step("files_drill", name)
+
+
 @dataclass(frozen=True)
 class Backup:
-    """One backup as its manifest describes it, with its size on disk."""
+    """One backup as its manifest describes it, with its size on disk: a database stack's (its databases) or
+    the system's files (its parts: part, files, bytes)."""
     name: str
-    stack: str
+    stack: str                # the series: a database stack, or "files"
     created: str
     databases: tuple[str, ...]
     taken: str                # by which task: backup, or deploy (then before ``release``), restore
     release: str
     verified: str
     bytes: int
+    parts: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def holds(self) -> str:
+        """What it holds, in words: its databases or its parts."""
+        return " ".join(self.databases or [p for p, _, _ in self.parts])
 
     def as_dict(self) -> dict:
         return {"name": self.name, "stack": self.stack, "created": self.created, "databases": list(self.databases),
+                "parts": [{"part": p, "files": f, "bytes": b} for p, f, b in self.parts],
                 "taken": self.taken, "release": self.release, "verified": self.verified, "bytes": self.bytes}
 
 
@@ -122,14 +145,29 @@ def listed(result: Result) -> list[Backup]:
         if not grammar.BACKUP_NAME.fullmatch(name) or not all(isinstance(d, str) for d in dbs):
             raise ValueError(f"a backup manifest names {name!r}")
         datetime.fromisoformat(created.replace("Z", "+00:00"))   # (its age is shown: a time, or a clear error)
-        out.append(Backup(name, stack, created, tuple(dbs), by, release, verified, sizes.get(name, 0)))
+        parts = tuple((_part(p["part"]), _whole(p["files"]), _whole(p["bytes"])) for p in m.get("parts", []))
+        out.append(Backup(name, stack, created, tuple(dbs), by, release, verified, sizes.get(name, 0), parts))
     return sorted(out, key=lambda b: b.created, reverse=True)
+
+
+def _part(value) -> str:
+    """A part a files manifest names: as the tool writes them (system/..., host/..., volume/...)."""
+    if not isinstance(value, str) or not grammar.FILE_PART.fullmatch(value) or "/../" in f"/{value}/":
+        raise ValueError(f"not a part of a files backup: {str(value)[:60]!r}")
+    return value
+
+
+def _whole(value) -> int:
+    """A count a manifest holds (a JSON number the shell wrote): a whole number, or a clear error."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not a count: {str(value)[:40]!r}")
+    return value
 
 
 @report
 def taken(result: Result) -> list[dict]:
-    """The backups a program took: name, stack, bytes, databases, seconds."""
-    keys = ("name", "stack", "bytes", "databases", "seconds")
+    """The backups a program took: name, stack (the series), bytes, holds (its databases or parts), seconds."""
+    keys = ("name", "stack", "bytes", "holds", "seconds")
     out = [dict(zip(keys, fields(d, *keys), strict=True)) for d in result.all("backup")]
     for b in out:
         b["bytes"] = count(b["bytes"])
@@ -151,3 +189,10 @@ def drilled(result: Result) -> list[dict]:
     """Per database a drill restored: tables, rows and seconds."""
     return [{"database": d["database"], "tables": int(d["tables"]), "rows": int(d["rows"]),
              "seconds": float(d["seconds"])} for d in result.all("drill")]
+
+
+@report
+def files_drilled(result: Result) -> list[dict]:
+    """Per part a files drill copied out and checked: files, bytes and seconds."""
+    return [{"part": d["part"], "files": count(d["files"]), "bytes": count(d["bytes"]),
+             "seconds": float(d["seconds"])} for d in result.all("files_drill")]

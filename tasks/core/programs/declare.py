@@ -81,3 +81,15 @@ def add_databases(prog: Program, target: Target, stacks: list[Stack]) -> Program
         db = s.database
         prog.step("add_database", s.name, target.project(s), db.service, db.user or "", " ".join(db.databases))
     return prog
+
+
+def add_files(prog: Program, target: Target) -> Program:
+    """Declare the system's files and volumes (``backup: {paths, volumes}``) to the library's files backup
+    (which refuses a path holding the secrets: SECRETS)."""
+    prog.head["SECRETS"] = target.secrets
+    for part, source in target.file_parts():
+        if isinstance(source, str):
+            prog.step("add_path", part, source)
+        else:
+            prog.step("add_volume", part, *source)
+    return prog

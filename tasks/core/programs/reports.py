@@ -13,7 +13,7 @@ from __future__ import annotations
 
 KINDS = """
 api             status? expiry? scopes? has_scopes? unreachable?
-backup          name stack bytes databases seconds
+backup          name stack bytes holds seconds
 compose         stack config
 config_moved    from to
 current         release tag
@@ -23,6 +23,7 @@ deploy_key      path public result
 dir             path result mode?
 drill           database tables rows seconds
 env             stack result compose? path?
+files_drill     part files bytes seconds
 file            missing? mode? mtime? dir_mode?
 history         sha256
 interrupted     release

@@ -3,7 +3,8 @@
 A program's body is ``run NAME ARGS`` lines; ``Program.step`` checks each against its signature when the program
 is built (an unknown step, a missing or extra argument, a word where a number belongs, a line break where the
 shell reads one line), so a mistake is a test failure, never a remote program that misreads its arguments.
-Each library function's comment in ``sh/`` starts with the same signature (``# add_stack NAME COMPOSE ...:``);
+Each library function's comment in ``sh/`` starts with the same signature (``# add_path PART PATH
+add_stack NAME COMPOSE ...:``);
 a unit test holds the two together.
 
 Notation: ``NAME`` one argument, ``NAME:int`` a whole number, ``NAME:lines`` one that may span lines, ``[NAME]``
@@ -19,7 +20,9 @@ SIGNATURES = """
 add_binary STACK PATH RELEASES UNIT OWNER MODE KEEP:int WAIT:int HEALTH
 add_database STACK PROJECT SERVICE ROLE DATABASES
 add_image APP REPO TAG PIN
+add_path PART PATH
 add_stack NAME COMPOSE ENV PROJECT WAIT:int HEALTH APPS SCALE
+add_volume PART NAME...
 backup_done
 bootstrap_check
 bootstrap_docker distro|docker-ce MIRROR
@@ -43,6 +46,8 @@ ensure_network NAME
 ensure_unit UNITFILE TEMPLATE [FOLDER...]
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
+files_drill NAME
+files_take
 fetch_stack STACK COMPOSE PROJECT
 go_live
 lock_break

@@ -52,17 +52,13 @@ backup_dump() {
 
 # backup_take STACK: a new verified backup of STACK's databases; its name is added to TAKEN (a JSON list).
 backup_take() {
-  local stack=$1 db dbs name dir n=1 t0=$EPOCHREALTIME
+  local stack=$1 db dbs dir t0=$EPOCHREALTIME list=""
   say "step backup $stack: pg_dump of its databases, read back whole, into $BACKUPS"
   db_open "$stack"
   mapfile -t dbs < <(db_list "$stack") || die "$R_BACKUP" "stack $stack: cannot list its databases"
   [ "${#dbs[@]}" -gt 0 ] || die "$R_BACKUP" "stack $stack: no database to back up"
-  { mkdir -p "$BACKUPS" && chmod 700 "$BACKUPS"; } || die "$R_BACKUP" "cannot create $BACKUPS"
-  name=$stack-$(date -u +%Y%m%dT%H%M%SZ)
-  while [ -e "$BACKUPS/$name" ]; do n=$((n + 1)); name=${name%-[0-9]}-$n; done
-  dir=$BACKUPS/.partial-$name
-  mkdir "$dir" || die "$R_BACKUP" "cannot create $dir"
-  TMP_FILES+=("$dir")
+  backup_open "$stack"
+  dir=$BACKUPS/.partial-$BACKUP_NAME
   backup_dump "$dir/globals.sql" docker exec "$DB_C" pg_dumpall -U "$DB_U" --globals-only \
     || die "$R_BACKUP" "stack $stack: pg_dumpall --globals-only failed: $DUMP_ERR; no backup was written"
   for db in "${dbs[@]}"; do
@@ -71,29 +67,41 @@ backup_take() {
       || die "$R_BACKUP" "stack $stack: pg_dump of $db failed: $DUMP_ERR; no backup was written"
     backup_dump /dev/null docker exec -i "$DB_C" pg_restore -f /dev/null < "$dir/$db.dump" \
       || die "$R_BACKUP" "stack $stack: the dump of $db does not read back whole ($DUMP_ERR); no backup was written"
+    list+="${list:+,}$(json_str "$db")"
   done
-  backup_seal "$stack" "$dir" "$name" "$t0" "${dbs[@]}"
-  mv -T "$dir" "$BACKUPS/$name" || die "$R_BACKUP" "cannot rename $dir to $name"
-  TAKEN+="${TAKEN:+,}$(json_str "$name")"
-  data backup name "$name" stack "$stack" bytes "$(du -sb "$BACKUPS/$name" | cut -f1)" \
-    databases "${dbs[*]}" seconds "$(backup_seconds "$t0")"
+  backup_close "$stack" "$t0" "\"databases\":[$list],\"verified\":\"pg_restore read every dump whole\"" "${dbs[*]}"
+}
+
+# backup_open SERIES: BACKUP_NAME (SERIES-<UTC time>, -N added while taken) and its .partial-* folder in
+# BACKUPS, removed when the program ends unless backup_close renamed it.
+backup_open() {
+  local n=1
+  { mkdir -p "$BACKUPS" && chmod 700 "$BACKUPS"; } || die "$R_BACKUP" "cannot create $BACKUPS"
+  BACKUP_NAME=$1-$(date -u +%Y%m%dT%H%M%SZ)
+  while [ -e "$BACKUPS/$BACKUP_NAME" ]; do n=$((n + 1)); BACKUP_NAME=${BACKUP_NAME%-[0-9]}-$n; done
+  mkdir "$BACKUPS/.partial-$BACKUP_NAME" || die "$R_BACKUP" "cannot create $BACKUPS/.partial-$BACKUP_NAME"
+  TMP_FILES+=("$BACKUPS/.partial-$BACKUP_NAME")
+}
+
+# backup_close SERIES T0 FIELDS HOLDS: the open backup sealed (SHA256SUMS of its files; manifest.json with
+# FIELDS, JSON members saying what it holds and how it was verified, written last and flushed: a folder with
+# a manifest is complete) and renamed to its name; added to TAKEN and reported (HOLDS: the same in words).
+backup_close() {
+  local dir=$BACKUPS/.partial-$BACKUP_NAME
+  (cd "$dir" && find . -maxdepth 1 -type f ! -name 'SHA256SUMS*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 -r sha256sum -- > SHA256SUMS.new \
+    && mv SHA256SUMS.new SHA256SUMS) || die "$R_BACKUP" "cannot checksum $dir (disk full?); no backup was written"
+  printf '{"name":%s,"stack":%s,"created":"%s",%s,"taken":%s,"release":%s,"seconds":"%s"}\n' \
+    "$(json_str "$BACKUP_NAME")" "$(json_str "$1")" "$(now)" "$3" "$(json_str "${ACTION:-}")" "$(json_str "${RELEASE:-}")" \
+    "$(backup_seconds "$2")" > "$dir/manifest.json" || die "$R_BACKUP" "cannot write the manifest in $dir (disk full?); no backup was written"
+  sync -f "$dir" || die "$R_BACKUP" "cannot flush $dir to disk; no backup was written"
+  mv -T "$dir" "$BACKUPS/$BACKUP_NAME" || die "$R_BACKUP" "cannot rename $dir to $BACKUP_NAME"
+  TAKEN+="${TAKEN:+,}$(json_str "$BACKUP_NAME")"
+  data backup name "$BACKUP_NAME" stack "$1" bytes "$(du -sb "$BACKUPS/$BACKUP_NAME" | cut -f1)" \
+    holds "$4" seconds "$(backup_seconds "$2")"
 }
 
 # backup_done: the end of `fab backup` (its audit line says ok).
 backup_done() { RESULT=ok; say ok; }
-
-# backup_seal STACK DIR NAME T0 DATABASES...: SHA256SUMS and manifest.json (written last, flushed: a folder
-# with a manifest is complete).
-backup_seal() {
-  local stack=$1 dir=$2 name=$3 t0=$4 list
-  shift 4
-  (cd "$dir" && sha256sum -- * > SHA256SUMS) || die "$R_BACKUP" "cannot checksum $dir (disk full?)"
-  list=$(printf '%s\n' "$@" | while read -r db; do json_str "$db"; printf ','; done)
-  printf '{"name":%s,"stack":%s,"created":"%s","databases":[%s],"taken":%s,"release":%s,"verified":"pg_restore read every dump whole","seconds":"%s"}\n' \
-    "$(json_str "$name")" "$(json_str "$stack")" "$(now)" "${list%,}" "$(json_str "${ACTION:-}")" "$(json_str "${RELEASE:-}")" \
-    "$(backup_seconds "$t0")" > "$dir/manifest.json" || die "$R_BACKUP" "cannot write the manifest in $dir (disk full?); no backup was written"
-  sync "$dir"/* || die "$R_BACKUP" "cannot flush $dir to disk; no backup was written"
-}
 
 backup_seconds() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 

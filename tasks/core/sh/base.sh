@@ -93,6 +93,16 @@ append_line() { atomic_write "$1" file_and_line "$1" "$2"; }
 # file_and_line FILE LINE: FILE's content (none when it does not exist) and LINE after it.
 file_and_line() { if [ -f "$1" ]; then cat "$1" || return 1; fi; printf '%s\n' "$2"; }
 
+# disk_room NEED PATH: ROOM_AVAIL, the free bytes of the filesystem PATH is on (or would be: its nearest
+# existing folder), reported with NEED; fails when NEED bytes, 10% and 1 MiB more would not fit.
+disk_room() {
+  local probe=$2
+  while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+  ROOM_AVAIL=$(df -B1 --output=avail "$probe" | tail -n 1 | tr -d ' ')
+  data space need "$1" avail "$ROOM_AVAIL"
+  [ $(( $1 + $1 / 10 + 1048576 )) -le "$ROOM_AVAIL" ]
+}
+
 # begin: a program that changes the host starts here: its state folder, and an audit line however it ends.
 begin() {
   mkdir -p "$STATE" || die "$R_FAILED" "cannot create $STATE"

@@ -42,11 +42,12 @@ install_packages() {
   fi || die "$R_FAILED" "installing $* failed: $(printf '%s' "$out" | tail -n 1) (run bootstrap again once fixed: it finishes what is missing)"
 }
 
-# bootstrap_tools: what the tool's programs run besides docker, installed where missing.
+# bootstrap_tools: what the tool's programs run besides docker, installed where missing (rsync: the files
+# backups).
 bootstrap_tools() {
   local tool missing=()
-  say "step tools curl, git, ca-certificates and tar"
-  for tool in curl git tar; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  say "step tools curl, git, ca-certificates, tar and rsync"
+  for tool in curl git tar rsync; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
   [ -e "$SYSROOT/etc/ssl/certs/ca-certificates.crt" ] || [ -e "$SYSROOT/etc/pki/tls/certs/ca-bundle.crt" ] \
     || missing+=(ca-certificates)
   if [ "${#missing[@]}" = 0 ]; then data tools result kept; return 0; fi

@@ -39,7 +39,7 @@ refuse() { REFUSALS+=("$1"); data refuse reason "$1"; }
 
 # migration_checks: every reason to refuse (refuse): survey reports them, the migration dies on them.
 migration_checks() {
-  local entry name src dst need=0 avail probe v
+  local entry name src dst need=0 v
   lock_holder
   if [ "$HOLDING" != 1 ] && [ -n "$LOCK_INFO" ]; then
     if resumable_lock; then say "info resuming an interrupted migration ($LOCK_INFO)"
@@ -60,11 +60,8 @@ migration_checks() {
       refuse "$dst already holds other content than $src: move it aside first"
     fi
   done
-  probe=$BASE; while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
-  avail=$(df -B1 --output=avail "$probe" | tail -n 1 | tr -d ' ')
-  data space need "$need" avail "$avail"
-  [ $(( need + need / 10 + 1048576 )) -le "$avail" ] \
-    || refuse "not enough free disk under $probe: the copies need $need bytes (+10%), $avail are free"
+  disk_room "$need" "$BASE" \
+    || refuse "not enough free disk under $BASE: the copies need $need bytes (+10%), $ROOM_AVAIL are free"
   for v in "${VOLUMES[@]}"; do
     docker volume inspect "$v" >/dev/null 2>&1 || refuse "the named volume $v does not exist"
   done

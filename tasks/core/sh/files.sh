@@ -1,0 +1,145 @@
+# shellcheck shell=bash
+# Files and named volumes in the backups (backup: {paths, volumes} of a system): one backup per run, a folder
+# BACKUPS/files-<UTC time> beside the database dumps taken in the same run, holding tree/<part>/ (a copy of each
+# part: system/<path> for a path relative to the system's folder, host/<path> for an absolute one, volume/<name>
+# for a named volume), FILES.sha256 (every file of the tree, read back from the copy), PARTS (part, files,
+# bytes; tab-separated), SHA256SUMS and manifest.json. rsync copies each part with --link-dest against the
+# previous files backup: a file unchanged since then is a hard link to its copy there, so a nightly backup
+# costs the disk only what changed.
+# Globals: PARTS (the parts, in order), PART_SRC (part -> path on the host, or "volume" for a named volume),
+# PART_VOL (part -> the names the volume may have: compose's <project>_<name>, then the name itself).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, SECRETS, FILE_PART_RE and R_* come from the head
+
+# add_path PART PATH: declare a path of the system's backups (PART: where in the tree; PATH: on the host).
+add_path() {
+  declare -gA PART_SRC
+  PARTS+=("$1"); PART_SRC[$1]=$2
+}
+
+# add_volume PART NAME...: declare a named volume of the system's backups, by the names it may have.
+add_volume() {
+  declare -gA PART_SRC PART_VOL
+  PARTS+=("$1"); PART_SRC[$1]=volume; PART_VOL[$1]="${*:2}"
+}
+
+# part_source PART: PART_DIR, the folder or file PART copies on this host (a volume's mount point), or
+# PART_ERR saying why there is none (then it fails).
+part_source() {
+  local name found=() dir
+  if [ "${PART_SRC[$1]}" != volume ]; then
+    PART_DIR=${PART_SRC[$1]}
+    [ -e "$PART_DIR" ] || { PART_ERR="$PART_DIR does not exist on this host"; return 1; }
+    return 0
+  fi
+  for name in ${PART_VOL[$1]}; do
+    dir=$(docker volume inspect -f '{{.Mountpoint}}' "$name" 2>/dev/null) && found+=("$name") && PART_DIR=$dir
+  done
+  case ${#found[@]} in
+    1) return 0 ;;
+    0) PART_ERR="no volume ${PART_VOL[$1]// / or } on this host" ;;
+    *) PART_ERR="volumes ${found[*]} all match ${1#volume/}: name one of them in backup.volumes" ;;
+  esac
+  return 1
+}
+
+# part_guard PART SOURCE: refuse a SOURCE that holds the backups or the secrets (an absolute path such as
+# /root would copy each backup into the next, and the token off the VPS).
+part_guard() {
+  local there
+  for there in "$BACKUPS" "$SECRETS"; do
+    case $there/ in
+      "${2%/}"/*) die "$R_REFUSED" "backup.paths: ${2} holds $there: name the folders around it instead" ;;
+    esac
+  done
+}
+
+# part_counts DIR: "FILES BYTES" of the regular files under DIR (or DIR itself, a file).
+part_counts() { find "$1" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { printf "%d %d", n, s }'; }
+
+# files_take: a new verified backup of the system's files and volumes (PARTS): each part copied by rsync
+# (unchanged files linked to the previous files backup), every file of the copy read back and checksummed.
+files_take() {
+  local part dir prev counts t0=$EPOCHREALTIME parts="" holds=""
+  say "step backup files: ${PARTS[*]} copied into $BACKUPS, every file read back"
+  command -v rsync >/dev/null 2>&1 || die "$R_REFUSED" "rsync is not installed on this host: 'fab bootstrap' installs it"
+  prev=$(backup_names files | head -n 1)
+  backup_open files
+  dir=$BACKUPS/.partial-$BACKUP_NAME
+  for part in "${PARTS[@]}"; do
+    part_source "$part" || die "$R_BACKUP" "backup of $part: $PART_ERR; no backup was written"
+    part_guard "$part" "$PART_DIR"
+    part_copy "$PART_DIR" "$dir/tree/$part" "${prev:+$BACKUPS/$prev/tree/$part}" \
+      || die "$R_BACKUP" "copying $PART_DIR failed: $DUMP_ERR; no backup was written"
+    counts=$(part_counts "$dir/tree/$part")
+    printf '%s\t%s\t%s\n' "$part" "${counts% *}" "${counts#* }" >> "$dir/PARTS"
+    parts+="${parts:+,}{\"part\":$(json_str "$part"),\"files\":${counts% *},\"bytes\":${counts#* }}"
+    holds+="${holds:+ }$part"
+  done
+  (cd "$dir" && find tree -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum -- > FILES.sha256) \
+    || die "$R_BACKUP" "cannot read back the copy in $dir (disk full?); no backup was written"
+  backup_close files "$t0" "\"databases\":[],\"parts\":[$parts],\"verified\":\"every file read back and checksummed (FILES.sha256)\"" "$holds"
+}
+
+# part_copy SOURCE DEST PREVIOUS: SOURCE (a folder's content, or a file) copied to DEST with owners, modes and
+# times, files unchanged since PREVIOUS (the same part in the previous backup; "" for none) linked to it.
+part_copy() {
+  local link=()
+  mkdir -p "${2%/*}" || { DUMP_ERR="cannot create ${2%/*}"; return 1; }
+  if [ -d "$1" ]; then
+    [ -z "$3" ] || [ ! -d "$3" ] || link=(--link-dest="$3")
+    DUMP_ERR=$(rsync -a --numeric-ids "${link[@]}" -- "$1/" "$2/" 2>&1) && return 0
+  else
+    [ -z "$3" ] || [ ! -f "$3" ] || link=(--link-dest="${3%/*}")
+    DUMP_ERR=$(rsync -a --numeric-ids "${link[@]}" -- "$1" "$2" 2>&1) && return 0
+  fi
+  DUMP_ERR=$(printf '%s' "$DUMP_ERR" | grep -v '^rsync error' | tail -n 1)
+  return 1
+}
+
+# files_check NAME: NAME is a complete files backup whose files are what was written (SHA256SUMS: PARTS,
+# FILES.sha256) and whose parts are named as the tool names them (a file on disk is data: a part becomes a
+# path). FILES_PARTS: "PART FILES BYTES" per part, in order.
+files_check() {
+  local dir=$BACKUPS/$1 out part files bytes
+  { [ -f "$dir/manifest.json" ] && [ -f "$dir/PARTS" ]; } || die "$R_REFUSED" "no files backup $1 in $BACKUPS ('fab backups' lists them)"
+  out=$(cd "$dir" && sha256sum --quiet -c SHA256SUMS 2>&1) \
+    || die "$R_BACKUP" "backup $1 is damaged (its files differ from their checksums: $(printf '%s' "$out" | head -n 1)): not used"
+  FILES_PARTS=()
+  while IFS=$'\t' read -r part files bytes; do
+    [[ $part =~ ^${FILE_PART_RE}$ && /$part/ != */../* && $files$bytes =~ ^[0-9]+$ ]] \
+      || die "$R_BACKUP" "backup $1 lists a part $(printf '%q' "$part") the tool does not write: not used"
+    FILES_PARTS+=("$part $files $bytes")
+  done < "$dir/PARTS"
+}
+
+# files_drill NAME: files backup NAME copied out into a scratch folder beside the backups, as a restore would,
+# every file checked against the checksum taken when it was backed up, each part's files and bytes compared
+# with what was backed up; the scratch folder removed. Nothing live is touched.
+files_drill() {
+  local name=$1 scratch=$BACKUPS/.drill-$1 entry part files bytes counts t0 out need=0
+  files_check "$name"
+  for entry in "${FILES_PARTS[@]}"; do need=$(( need + ${entry##* } )); done
+  disk_room "$need" "$BACKUPS" || die "$R_REFUSED" "not enough free disk in $BACKUPS for the drill: it needs $need bytes (+10%), $ROOM_AVAIL are free"
+  { rm -rf -- "$scratch" && mkdir -m 700 "$scratch"; } || die "$R_BACKUP" "cannot create $scratch"
+  TMP_FILES+=("$scratch")
+  for entry in "${FILES_PARTS[@]}"; do
+    read -r part files bytes <<< "$entry"
+    say "step drill $part: copied out of $name into $scratch, every file checked"
+    t0=$EPOCHREALTIME
+    { mkdir -p "$scratch/tree/${part%/*}" && cp -a -- "$BACKUPS/$name/tree/$part" "$scratch/tree/$part"; } \
+      || die "$R_BACKUP" "the drill could not copy $part out of $name (disk full?)"
+    counts=$(part_counts "$scratch/tree/$part")
+    [ "$counts" = "$files $bytes" ] \
+      || die "$R_BACKUP" "the drill of $name: $part came back with $counts (files bytes), the backup recorded $files $bytes"
+    out=$(cd "$scratch" && part_sums "$BACKUPS/$name/FILES.sha256" "$part" | sha256sum --quiet -c - 2>&1) \
+      || die "$R_BACKUP" "the drill of $name: $part came back damaged ($(printf '%s' "$out" | head -n 1))"
+    data files_drill part "$part" files "$files" bytes "$bytes" seconds "$(backup_seconds "$t0")"
+  done
+  rm -rf -- "$scratch"
+  say ok
+}
+
+# part_sums SUMS PART: the lines of SUMS (a FILES.sha256) for the files of PART (tree/PART or under it).
+part_sums() {
+  awk -v p="tree/$2" '{ f = substr($0, index($0, "  ") + 2) } f == p || index(f, p "/") == 1' "$1"
+}
