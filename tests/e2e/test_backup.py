@@ -66,7 +66,7 @@ def backups_dir(vps):
 def test_rows_backed_up_dropped_seen_by_a_drill_and_brought_back_live(plantao):
     vps = plantao
     (made,) = take(vps)["backups"]
-    assert made["databases"] == "escala_db" and int(made["bytes"]) > 0
+    assert made["holds"] == "escala_db" and int(made["bytes"]) > 0
     (entry,) = listed(vps)
     assert entry["name"] == made["name"] and entry["taken"] == "backup" and entry["verified"]
     psql(vps, *DB, "DROP TABLE turnos")

@@ -118,8 +118,19 @@ def test_ems_first_start_creates_the_apps_databases_once(ems):
     # backup: before_deploy took a dump of both apps' databases before the second deploy; a drill restores them
     drill = json.loads(vps.ok("restore", "--host", "t1", "--from", "latest", "--json").stdout)
     assert [d["database"] for d in drill["databases"]] == ["db_ems", "db_sms", "postgres_admin"]
-    globals_sql = next((vps.host.root / "ems_system/data/backups").iterdir()) / "globals.sql"
+    globals_sql = next((vps.host.root / "ems_system/data/backups").glob("postgres-*")) / "globals.sql"
     assert "CREATE ROLE ems_user" in globals_sql.read_text() and "CREATE ROLE sms_user" in globals_sql.read_text()
+    # backup: paths: an uploaded file and Traefik's certificates in the same run as the dumps, drilled
+    (vps.host.root / "ems_system/data/uploads/sms/recibo.pdf").write_bytes(b"%PDF sms " * 5000)
+    made = json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["t1/ems_system"]["backups"]
+    assert [b["stack"] for b in made] == ["postgres", "files"]
+    assert made[1]["holds"] == "system/data/uploads host/root/infra/letsencrypt"
+    drill = json.loads(vps.ok("restore", "--host", "t1", "--from", made[1]["name"], "--json").stdout)
+    assert drill["parts"][0]["part"] == "system/data/uploads" and drill["parts"][0]["bytes"] >= 45000
+    copy = vps.host.root / f"ems_system/data/backups/{made[1]['name']}/tree/system/data/uploads/sms/recibo.pdf"
+    copy.write_bytes(b"%PDF SMS " * 5000)   # the same size: only the checksum finds it
+    res = vps.fab("restore", "--host", "t1", "--from", made[1]["name"])
+    assert res.returncode == errors.BACKUP_FAILED and "system/data/uploads came back damaged" in res.stderr, res.stderr
 
 
 
@@ -160,6 +171,12 @@ def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_
     upstream = (vps.host.root / "enlevohub/repo/upstreams/backend.conf").read_text()
     assert upstream.count("server enlevohub-app-backend-") == 3, upstream
     assert psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub", "SELECT count(*) FROM obras") == "7"
+    # backup: volumes: what the backends wrote in their named volume, beside the dump, drilled
+    vps.host.inside("echo planta > \"$(docker volume inspect -f '{{.Mountpoint}}' enlevohub-app_storage)/planta.txt\"")
+    made = json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["t1/enlevohub"]["backups"]
+    assert [(b["stack"], b["holds"]) for b in made] == [("app", "enlevohub"), ("files", "volume/storage volume/appdata")]
+    drill = json.loads(vps.ok("restore", "--host", "t1", "--from", made[1]["name"], "--json").stdout)
+    assert drill["parts"][0]["part"] == "volume/storage" and drill["parts"][0]["files"] >= 1
 
 
 # -- seed 004: EVAonline, one runtime image for api, worker, beat and flower -----------------------------------------

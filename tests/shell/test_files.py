@@ -109,6 +109,16 @@ def test_a_drill_copies_every_part_out_and_finds_a_damaged_file(files_lab):
     assert run.code == 18 and "came back with 0 0 (files bytes), the backup recorded 1 7" in run.error, run.error
 
 
+def test_an_empty_folder_is_backed_up_and_drilled_as_empty(files_lab):
+    """Traefik's certificates folder before its first certificate."""
+    shutil.rmtree(files_lab.certs)
+    files_lab.certs.mkdir()
+    assert take(files_lab).code == 0
+    (made,) = backups_dir(files_lab).iterdir()
+    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    assert run.code == 0 and files_drilled(run.result)[1]["files"] == 0, run.error
+
+
 @pytest.mark.parametrize("part", ["system/../../etc", "system/a b", "etc/passwd", "volume/x/../../y"])
 def test_a_backup_naming_a_part_the_tool_does_not_write_is_not_used(files_lab, part):
     assert take(files_lab).code == 0

@@ -131,7 +131,7 @@ files_drill() {
     counts=$(part_counts "$scratch/tree/$part")
     [ "$counts" = "$files $bytes" ] \
       || die "$R_BACKUP" "the drill of $name: $part came back with $counts (files bytes), the backup recorded $files $bytes"
-    out=$(cd "$scratch" && part_sums "$BACKUPS/$name/FILES.sha256" "$part" | sha256sum --quiet -c - 2>&1) \
+    [ "$files" = 0 ] || out=$(cd "$scratch" && part_sums "$BACKUPS/$name/FILES.sha256" "$part" | sha256sum --quiet -c - 2>&1) \
       || die "$R_BACKUP" "the drill of $name: $part came back damaged ($(printf '%s' "$out" | head -n 1))"
     data files_drill part "$part" files "$files" bytes "$bytes" seconds "$(backup_seconds "$t0")"
   done
