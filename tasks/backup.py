@@ -20,6 +20,7 @@ from .core.programs.backup import (
     drilled,
     files_drill_program,
     files_drilled,
+    files_restore_program,
     list_program,
     listed,
     preview_program,
@@ -88,8 +89,8 @@ def backups(c, host=None, group=None, all=False, system=None, json=False):
 
 @command({"from": "the backup to restore, as 'fab backups' names it (e.g. postgres-20261126T020000Z or "
                   "files-20261126T020000Z), or latest (the newest of the one database stack; for a scheduled drill)",
-          "live": "restore over the live databases (a fresh verified backup first; the stacks after the database "
-                  "are stopped meanwhile) instead of a drill into a scratch database",
+          "live": "restore over the live databases, folders and volumes (a fresh verified backup first; the stacks "
+                  "that use them are stopped meanwhile) instead of a drill into a scratch database or folder",
           "yes": "--live without asking (no terminal, e.g. CI)",
           "json": "print the drill's figures as JSON",
           "dry-run": "print the exact program and change nothing"})
@@ -98,7 +99,7 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
 
     A database drill reports tables, rows and time restored; a files drill copies every part out, checks each
     file against its checksum and the counts against the backup's. --live takes a fresh backup first and swaps
-    the restored databases in by renames, in one transaction."""
+    the restored databases in by renames in one transaction, the restored folders by renames."""
     name = from_
     if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
         raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "
@@ -107,23 +108,22 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
         if name == "latest":
             name = _latest(sel, _with_backups(sel.targets))
         target, stack = _owner(_with_backups(sel.targets), name)
-        if stack is None and live:
-            raise ToolError(f"backup {name} holds files: --live for files is not built yet; 'fab restore --from "
-                            f"{name}' drills it (every file checked)", BAD_INPUT)
         if live:
-            program = restore_program(target, stack, name, Intent("restore", new_release_id(), name, *operator()))
+            intent = Intent("restore", new_release_id(), name, *operator())
+            program = (restore_program(target, stack, name, intent) if stack
+                       else files_restore_program(target, name, intent))
         else:
             program = drill_program(target, stack, name) if stack else files_drill_program(target, name)
         if dry_run:
             print_program(target, program)
             return
         if live and not yes:
-            confirm(f"Replace the live databases of {target.label} with backup {name}? (a fresh backup is taken "
-                    "first)")
+            what = "databases" if stack else "folders and volumes"
+            confirm(f"Replace the live {what} of {target.label} with backup {name}? (a fresh backup is taken first)")
         started = time.monotonic()
         result = execute(sel.session(target), program, target.label, quiet=json)
         if live:
-            console.print(f"[green]✓ {safe(target.label)}: {safe(stack.name)} restored from {safe(name)}[/] "
+            console.print(f"[green]✓ {safe(target.label)}: {safe(stack.name if stack else 'files')} restored from {safe(name)}[/] "
                           f"({time.monotonic() - started:.1f}s; what ran before is in backup "
                           f"{safe((result.one('restored') or {}).get('before', '?'))})")
         elif stack is None:

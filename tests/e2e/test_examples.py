@@ -131,6 +131,17 @@ def test_ems_first_start_creates_the_apps_databases_once(ems):
     copy.write_bytes(b"%PDF SMS " * 5000)   # the same size: only the checksum finds it
     res = vps.fab("restore", "--host", "t1", "--from", made[1]["name"])
     assert res.returncode == errors.BACKUP_FAILED and "system/data/uploads came back damaged" in res.stderr, res.stderr
+    res = vps.fab("restore", "--host", "t1", "--from", made[1]["name"], "--live", "--yes")
+    assert res.returncode == errors.BACKUP_FAILED and "is damaged" in res.stderr, res.stderr
+    # --live: the upload lost on the VPS comes back; the stacks that mount the folders stop and come back healthy
+    upload = vps.host.root / "ems_system/data/uploads/sms/recibo.pdf"
+    made = json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["t1/ems_system"]["backups"]
+    upload.unlink()
+    out = vps.ok("restore", "--host", "t1", "--from", made[1]["name"], "--live", "--yes").stdout
+    assert upload.read_bytes() == b"%PDF sms " * 5000 and "files restored from" in out
+    stopped = [line.split(": nothing writes")[0].split()[-1] for line in out.splitlines() if ": nothing writes" in line]
+    assert stopped == ["sms", "ems", "infra"], out   # (their uploads, Traefik's certificates; not PostgreSQL)
+    assert vps.host.http(80, "/sms/version") == "v1.4.3"
 
 
 

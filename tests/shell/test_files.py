@@ -10,7 +10,14 @@ import shutil
 import pytest
 
 from tasks.core import inventory
-from tasks.core.programs.backup import backup_program, files_drill_program, files_drilled, retention, taken
+from tasks.core.programs.backup import (
+    backup_program,
+    files_drill_program,
+    files_drilled,
+    files_restore_program,
+    retention,
+    taken,
+)
 from tasks.core.programs.declare import Intent
 
 from .conftest import Lab, finished
@@ -169,3 +176,52 @@ def test_an_absolute_path_holding_the_secrets_is_refused_on_the_host(tmp_path):
     assert run.code == 16 and f"{lab.root} holds {backups_dir(lab)}" in run.error, run.stdout + run.stderr
     assert not backups_dir(lab).exists() or list(backups_dir(lab).iterdir()) == []
     finished(lab)
+
+
+def restore_live(lab, name):
+    return lab.run(files_restore_program(lab.target, name, Intent("restore", "r2", name, "ana@laptop", "laptop")))
+
+
+def tree(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_live_restore_swaps_the_folders_in_with_their_users_stopped_and_keeps_what_was_there(files_lab):
+    assert take(files_lab).code == 0
+    (made,) = backups_dir(files_lab).iterdir()
+    before = tree(files_lab.uploads), tree(files_lab.volume)
+    (files_lab.uploads / "a.png").write_text("overwritten")
+    shutil.rmtree(files_lab.uploads / "docs")
+    (files_lab.volume / "blob").unlink()
+    ems = files_lab.container("ems")
+    files_lab.answer("docker", "ps -q --filter label=com.docker.compose.project=*", "")
+    files_lab.answer("docker", "ps -q --filter label=com.docker.compose.project=ems_system-ems", f"{ems}\n")
+    files_lab.answer("docker", f"inspect -f {{{{range .Mounts}}}}{{{{println .Source}}}}{{{{end}}}} {ems}",
+                     f"{files_lab.uploads}/sms\n/var/run/docker.sock\n")
+    run = restore_live(files_lab, made.name)
+    assert run.code == 0, run.stdout + run.stderr
+    assert (tree(files_lab.uploads), tree(files_lab.volume)) == before
+    assert [c for c in files_lab.commands("docker") if c.endswith(" stop")] == \
+        ["compose -p ems_system-ems -f " + files_lab.target.compose(files_lab.target.system.stacks[1]) + " stop"]
+    fresh = run.result.one("restored")["before"]
+    assert tree(backups_dir(files_lab) / fresh / "tree/system/data/uploads") == {"a.png": "overwritten"}
+    leftovers = [p for p in files_lab.uploads.parent.iterdir() if "fab-" in p.name]
+    assert leftovers == [] and not any(p.name.startswith(".") for p in backups_dir(files_lab).iterdir())
+
+
+def test_a_damaged_backup_or_a_part_no_longer_named_changes_nothing(files_lab):
+    assert take(files_lab).code == 0
+    (made,) = backups_dir(files_lab).iterdir()
+    (files_lab.uploads / "a.png").write_text("now")
+    (made / "tree/system/data/uploads/a.png").write_text("PNG")
+    run = restore_live(files_lab, made.name)
+    assert run.code == 18 and "is damaged" in run.error and "nothing changed" in run.error, run.error
+    assert (files_lab.uploads / "a.png").read_text() == "now" and len(list(backups_dir(files_lab).iterdir())) == 1
+    (made / "tree/system/data/uploads/a.png").write_text("png")
+    hosts = (files_lab.root / "hosts.yml").read_text().replace("paths: [data/uploads, ", "paths: [")
+    (files_lab.root / "hosts.yml").write_text(hosts)
+    files_lab.target = inventory.load(files_lab.root / "hosts.yml").host("lab").targets()[0]
+    run = restore_live(files_lab, made.name)
+    assert run.code == 16 and "holds system/data/uploads, which backup.paths and backup.volumes no longer name" in \
+        run.error, run.error
+    assert (files_lab.uploads / "a.png").read_text() == "now" and len(list(backups_dir(files_lab).iterdir())) == 1

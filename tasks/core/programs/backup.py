@@ -108,6 +108,14 @@ def files_drill_program(target: Target, name: str) -> Program:
     return Program(f"restore drill of {name} on {target.label}", _head(target)).step("files_drill", name)
 
 
+def files_restore_program(target: Target, name: str, intent: Intent) -> Program:
+    """Lock, then files backup ``name`` over the live folders and volumes (a fresh files backup first; the
+    stacks that mount them stopped meanwhile)."""
+    prog = Program(f"restore of {name} on {target.label}", _head(target, intent))
+    add_stacks(prog.step("begin").step("need_docker").step("lock_take"), target, list(target.system.stacks))
+    return add_files(prog, target).step("files_live", name)
+
+
 @dataclass(frozen=True)
 class Backup:
     """One backup as its manifest describes it, with its size on disk: a database stack's (its databases) or

@@ -47,6 +47,7 @@ ensure_unit UNITFILE TEMPLATE [FOLDER...]
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
 files_drill NAME
+files_live NAME
 files_take
 fetch_stack STACK COMPOSE PROJECT
 go_live

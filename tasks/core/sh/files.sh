@@ -116,7 +116,7 @@ files_check() {
 # every file checked against the checksum taken when it was backed up, each part's files and bytes compared
 # with what was backed up; the scratch folder removed. Nothing live is touched.
 files_drill() {
-  local name=$1 scratch=$BACKUPS/.drill-$1 entry part files bytes counts t0 out need=0
+  local name=$1 scratch=$BACKUPS/.drill-$1 entry part files bytes t0 need=0
   files_check "$name"
   for entry in "${FILES_PARTS[@]}"; do need=$(( need + ${entry##* } )); done
   disk_room "$need" "$BACKUPS" || die "$R_REFUSED" "not enough free disk in $BACKUPS for the drill: it needs $need bytes (+10%), $ROOM_AVAIL are free"
@@ -128,18 +128,111 @@ files_drill() {
     t0=$EPOCHREALTIME
     { mkdir -p "$scratch/tree/${part%/*}" && cp -a -- "$BACKUPS/$name/tree/$part" "$scratch/tree/$part"; } \
       || die "$R_BACKUP" "the drill could not copy $part out of $name (disk full?)"
-    counts=$(part_counts "$scratch/tree/$part")
-    [ "$counts" = "$files $bytes" ] \
-      || die "$R_BACKUP" "the drill of $name: $part came back with $counts (files bytes), the backup recorded $files $bytes"
-    [ "$files" = 0 ] || out=$(cd "$scratch" && part_sums "$BACKUPS/$name/FILES.sha256" "$part" | sha256sum --quiet -c - 2>&1) \
-      || die "$R_BACKUP" "the drill of $name: $part came back damaged ($(printf '%s' "$out" | head -n 1))"
+    part_verify "$name" "$part" "$files" "$bytes" "$scratch/tree/$part" || die "$R_BACKUP" "the drill of $name: $part $VERIFY_ERR"
     data files_drill part "$part" files "$files" bytes "$bytes" seconds "$(backup_seconds "$t0")"
   done
   rm -rf -- "$scratch"
   say ok
 }
 
+# part_verify NAME PART FILES BYTES COPY: COPY, a copy of PART of backup NAME, holds FILES files of BYTES bytes
+# (as PARTS recorded) and every file its checksum of FILES.sha256 (read through a link named like the part);
+# VERIFY_ERR says how it differs.
+part_verify() {
+  local counts out probe=$BACKUPS/.verify-$1
+  counts=$(part_counts "$5")
+  [ "$counts" = "$3 $4" ] || { VERIFY_ERR="came back with $counts (files bytes), the backup recorded $3 $4"; return 1; }
+  [ "$3" != 0 ] || return 0
+  TMP_FILES+=("$probe")
+  { rm -rf -- "$probe" && mkdir -p "$probe/tree/${2%/*}" && ln -s -- "$5" "$probe/tree/$2"; } \
+    || { VERIFY_ERR="could not be checked (cannot create $probe)"; return 1; }
+  out=$(cd "$probe" && part_sums "$BACKUPS/$1/FILES.sha256" "$2" | sha256sum --quiet -c - 2>&1) \
+    || { VERIFY_ERR="came back damaged ($(printf '%s' "$out" | head -n 1))"; return 1; }
+  rm -rf -- "$probe"
+}
+
 # part_sums SUMS PART: the lines of SUMS (a FILES.sha256) for the files of PART (tree/PART or under it).
 part_sums() {
   awk -v p="tree/$2" '{ f = substr($0, index($0, "  ") + 2) } f == p || index(f, p "/") == 1' "$1"
+}
+
+# files_live NAME: files backup NAME over the live folders and volumes. Checked whole first (every file against
+# its checksum: a damaged backup changes nothing); a fresh files backup of what is there now; each part copied
+# beside its folder (<folder>.fab-restore: the same filesystem) and checked like a drill; the stacks whose
+# containers mount one of them stopped; every folder swapped in by renames (put back if one fails); the old
+# ones removed (the fresh backup holds them); the stopped stacks brought up again behind their health gate.
+files_live() {
+  local name=$1 entry part files bytes fresh src i out users
+  FILES_SRC=()
+  files_check "$name"
+  out=$(cd "$BACKUPS/$name" && sha256sum --quiet -c FILES.sha256 2>&1) \
+    || die "$R_BACKUP" "backup $name is damaged ($(printf '%s' "$out" | head -n 1)): not used, nothing changed"
+  for entry in "${FILES_PARTS[@]}"; do
+    read -r part files bytes <<< "$entry"
+    [ -n "${PART_SRC[$part]:-}" ] || die "$R_REFUSED" "backup $name holds $part, which backup.paths and backup.volumes no longer name: add it back to restore it"
+    if ! part_source "$part"; then   # a folder lost since: made empty (the fresh backup holds it so)
+      { [ "${PART_SRC[$part]}" != volume ] && [ -d "$BACKUPS/$name/tree/$part" ] && mkdir -p -- "$PART_DIR"; } \
+        || die "$R_REFUSED" "cannot restore $part: $PART_ERR"
+    fi
+    part_guard "$part" "$PART_DIR"
+    disk_room "$bytes" "${PART_DIR%/*}" || die "$R_REFUSED" "not enough free disk beside $PART_DIR for $part: it needs $bytes bytes (+10%), $ROOM_AVAIL are free"
+    FILES_SRC+=("$PART_DIR")
+  done
+  files_take
+  fresh=$BACKUP_NAME
+  for i in "${!FILES_PARTS[@]}"; do
+    read -r part files bytes <<< "${FILES_PARTS[$i]}"
+    src=${FILES_SRC[$i]}
+    say "step restore $part: copied beside $src, every file checked"
+    TMP_FILES+=("$src.fab-restore")
+    { rm -rf -- "$src.fab-restore" && cp -a -- "$BACKUPS/$name/tree/$part" "$src.fab-restore"; } \
+      || die "$R_BACKUP" "cannot copy $part beside $src (disk full?): nothing live changed (and it is in backup $fresh)"
+    part_verify "$name" "$part" "$files" "$bytes" "$src.fab-restore" \
+      || die "$R_BACKUP" "the copy of $part beside $src $VERIFY_ERR: nothing live changed"
+  done
+  declare -ga STOPPED SWAPPED_SRC=()
+  EXIT_HOOKS+=(files_unswap start_stopped)
+  mapfile -t users < <(files_users "${FILES_SRC[@]}")
+  stop_clients "${users[@]}"
+  for src in "${FILES_SRC[@]}"; do
+    say "step swap $src: the restored copy in by renames"
+    { { [ ! -e "$src" ] || mv -T -- "$src" "$src.fab-old"; } && SWAPPED_SRC+=("$src") && mv -T -- "$src.fab-restore" "$src"; } \
+      || die "$R_BACKUP" "cannot swap $src: every folder is put back as it was (and it is in backup $fresh)"
+  done
+  SWAPPED_SRC=()
+  for src in "${FILES_SRC[@]}"; do rm -rf -- "$src.fab-old" || say "info could not remove $src.fab-old (what was there before the restore; it is in backup $fresh)"; done
+  data restored name "$name" stack files before "$fresh"
+  start_stopped || die "$R_BROKEN" "the files are restored from $name, but the stacks that use them did not come back healthy: look at the host (what was there before is in backup $fresh)"
+  RESULT=ok
+  say ok
+}
+
+# files_unswap (an exit hook of files_live): the folders swapped so far put back as they were.
+files_unswap() {
+  local src
+  for src in "${SWAPPED_SRC[@]}"; do
+    [ -e "$src.fab-old" ] || continue
+    { { [ ! -e "$src" ] || mv -T -- "$src" "$src.fab-restore"; } && mv -T -- "$src.fab-old" "$src"; } \
+      || say "info could not put $src back: what was there is in $src.fab-old"
+  done
+  SWAPPED_SRC=()
+}
+
+# files_users SOURCE...: the declared compose stacks with a running container that mounts one of SOURCES, a
+# folder inside one or around one, in order.
+files_users() {
+  local s id m src
+  for s in "${STACKS[@]}"; do
+    [ "${SPEC_KIND[$s]}" = compose ] || continue
+    for id in $(docker ps -q --filter "label=com.docker.compose.project=${SPEC_PROJECT[$s]}"); do
+      while read -r m; do
+        [ -n "$m" ] || continue
+        for src in "$@"; do
+          case $m/ in "${src%/}"/*) ;; *) case ${src%/}/ in "${m%/}"/*) ;; *) continue ;; esac ;; esac
+          printf '%s\n' "$s"
+          continue 4
+        done
+      done < <(docker inspect -f '{{range .Mounts}}{{println .Source}}{{end}}' "$id")
+    done
+  done
 }

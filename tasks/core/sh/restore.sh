@@ -101,7 +101,7 @@ stop_clients() {
   for (( i = $#; i >= 1; i-- )); do
     s=${!i}
     [[ " ${STOPPED[*]} " != *" $s "* ]] || continue
-    say "step stop $s: no client writes while its database is restored"
+    say "step stop $s: nothing writes while its data is restored"
     STOPPED+=("$s")
     stop_stack "$s" || die "$R_BACKUP" "could not stop $s"
   done
