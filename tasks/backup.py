@@ -126,28 +126,21 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
             console.print(f"[green]✓ {safe(target.label)}: {safe(stack.name if stack else 'files')} restored from {safe(name)}[/] "
                           f"({time.monotonic() - started:.1f}s; what ran before is in backup "
                           f"{safe((result.one('restored') or {}).get('before', '?'))})")
-        elif stack is None:
-            _show_files_drill(name, files_drilled(result), json)
         else:
-            _show_drill(name, drilled(result), json)
+            _show_drill(name, stack, result, json)
 
 
-def _show_drill(name: str, figures: list[dict], json: bool) -> None:
+def _show_drill(name: str, stack: Stack | None, result, json: bool) -> None:
+    """A drill's figures: per database (tables, rows), or per part of a files backup (files, bytes)."""
+    key, figures = ("databases", drilled(result)) if stack else ("parts", files_drilled(result))
     if json:
-        print(jsonlib.dumps({"backup": name, "databases": figures}, indent=2))
+        print(jsonlib.dumps({"backup": name, key: figures}, indent=2))
         return
     for f in figures:
-        console.print(f"[green]✓ drill of {safe(name)}: {safe(f['database'])}[/] restored "
-                      f"{f['tables']} tables, {f['rows']} rows in {f['seconds']:.1f}s (scratch database dropped)")
-
-
-def _show_files_drill(name: str, figures: list[dict], json: bool) -> None:
-    if json:
-        print(jsonlib.dumps({"backup": name, "parts": figures}, indent=2))
-        return
-    for f in figures:
-        console.print(f"[green]✓ drill of {safe(name)}: {safe(f['part'])}[/] copied out {f['files']} files, "
-                      f"{_size(f['bytes'])} in {f['seconds']:.1f}s, every checksum matches (scratch folder removed)")
+        what, after = ((f"{safe(f['database'])}[/] restored {f['tables']} tables, {f['rows']} rows", "scratch database dropped")
+                       if stack else (f"{safe(f['part'])}[/] copied out {f['files']} files, {_size(f['bytes'])}",
+                                      "every checksum matches, scratch folder removed"))
+        console.print(f"[green]✓ drill of {safe(name)}: {what} in {f['seconds']:.1f}s ({after})")
 
 
 def _rows(kept: list[tuple[str, str, str, str]]) -> list[dict]:

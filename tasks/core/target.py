@@ -36,10 +36,16 @@ class Target:
         return posixpath.join(self.base, self.system.secrets)
 
     @property
+    def keys(self) -> str:
+        """The folder of the VPS's own secrets (its git deploy key; the token file by default): root's only,
+        never copied into a backup."""
+        return posixpath.join(self.base, ".secrets")
+
+    @property
     def deploy_key(self) -> str:
         """The VPS's own key for the system's git server (repo: in hosts.yml; made there, never leaving it),
         with the pinned known_hosts beside it: root's only, outside repo/."""
-        return posixpath.join(self.base, ".secrets", "git", "id_ed25519")
+        return posixpath.join(self.keys, "git", "id_ed25519")
 
     @property
     def letsencrypt(self) -> str:

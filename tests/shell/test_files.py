@@ -225,3 +225,17 @@ def test_a_damaged_backup_or_a_part_no_longer_named_changes_nothing(files_lab):
     assert run.code == 16 and "holds system/data/uploads, which backup.paths and backup.volumes no longer name" in \
         run.error, run.error
     assert (files_lab.uploads / "a.png").read_text() == "now" and len(list(backups_dir(files_lab).iterdir())) == 1
+
+
+@pytest.mark.parametrize("where", ["ems_system/data/backups/old", "ems_system/.secrets/git"])
+def test_an_absolute_path_inside_the_backups_or_the_secrets_is_refused_on_the_host(tmp_path, where):
+    lab = Lab(tmp_path)
+    (lab.root / where).mkdir(parents=True)
+    hosts = (lab.root / "hosts.yml").read_text().replace(
+        "    stacks:\n", f"    backup: {{paths: ['{lab.root / where}']}}\n    stacks:\n", 1)
+    (lab.root / "hosts.yml").write_text(hosts)
+    lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    run = take(lab)
+    assert run.code == 16 and f"{lab.root / where} lies in" in run.error, run.stdout + run.stderr
+    assert not [p for p in backups_dir(lab).iterdir() if p.name.startswith("files-")]
+    finished(lab)

@@ -85,8 +85,8 @@ def add_databases(prog: Program, target: Target, stacks: list[Stack]) -> Program
 
 def add_files(prog: Program, target: Target) -> Program:
     """Declare the system's files and volumes (``backup: {paths, volumes}``) to the library's files backup
-    (which refuses a path holding the secrets: SECRETS)."""
-    prog.head["SECRETS"] = target.secrets
+    (which refuses a path holding or inside the token file, SECRETS, or the secrets' folder, KEYS)."""
+    prog.head.update(SECRETS=target.secrets, KEYS=target.keys)
     for part, source in target.file_parts():
         if isinstance(source, str):
             prog.step("add_path", part, source)

@@ -8,7 +8,7 @@
 # costs the disk only what changed.
 # Globals: PARTS (the parts, in order), PART_SRC (part -> path on the host, or "volume" for a named volume),
 # PART_VOL (part -> the names the volume may have: compose's <project>_<name>, then the name itself).
-# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, SECRETS, FILE_PART_RE and R_* come from the head
+# shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, SECRETS, KEYS, FILE_PART_RE and R_* come from the head
 
 # add_path PART PATH: declare a path of the system's backups (PART: where in the tree; PATH: on the host).
 add_path() {
@@ -42,14 +42,13 @@ part_source() {
   return 1
 }
 
-# part_guard PART SOURCE: refuse a SOURCE that holds the backups or the secrets (an absolute path such as
-# /root would copy each backup into the next, and the token off the VPS).
+# part_guard PART SOURCE: refuse a SOURCE that holds the backups or the secrets, or lies in them (an absolute
+# path such as /root would copy each backup into the next, and the token off the VPS).
 part_guard() {
   local there
-  for there in "$BACKUPS" "$SECRETS"; do
-    case $there/ in
-      "${2%/}"/*) die "$R_REFUSED" "backup.paths: ${2} holds $there: name the folders around it instead" ;;
-    esac
+  for there in "$BACKUPS" "$SECRETS" "$KEYS"; do
+    case $there/ in "${2%/}"/*) die "$R_REFUSED" "backup of $1: $2 holds $there: name the folders around it instead" ;; esac
+    case ${2%/}/ in "${there%/}"/*) die "$R_REFUSED" "backup of $1: $2 lies in $there: not copied into the backups" ;; esac
   done
 }
 
