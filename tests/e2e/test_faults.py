@@ -443,7 +443,8 @@ def test_migration_killed_and_resumed(old_vps, phase):
     down and the new ones starting: the next migrate-layout takes over and finishes, nothing lost."""
     vps = old_vps
     uploads, vol = tree(old(vps, "uploads")), volume(vps)
-    reached = {"copy": lambda: new(vps, "ems_system/repo.migrating").exists(),
+    copying = [new(vps, f"ems_system/{rel}.migrating") for rel in ("repo", "data/uploads")]
+    reached = {"copy": lambda: any(p.exists() for p in copying),   # uploads' 2000 files: a wide window
                "switch": lambda: new_containers_started(vps)}[phase]
     p = vps.spawn("migrate-layout", "--host", "t1", "--yes")
     deadline = time.monotonic() + 120
