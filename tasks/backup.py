@@ -26,6 +26,7 @@ from .core.programs.backup import (
     preview_program,
     restore_program,
     retention,
+    sent,
     series,
     taken,
 )
@@ -62,12 +63,16 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
                 continue
             result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
             made, kept = taken(result), retention(result)
-            out[target.label] = {"backups": made, "retention": _rows(kept)}
+            out[target.label] = {"backups": made, "retention": _rows(kept), "offsite": sent(result)}
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
                                   f"({_size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
                 _show_retention(target, kept, "")
+                for r in sent(result):
+                    console.print(f"[green]✓ {safe(target.label)}: offsite {safe(r['repo'])}[/] snapshot "
+                                  f"{safe(r['snapshot'])} ({_size(r['added'])} new, {r['files']} files, "
+                                  f"{r['seconds']}s, encrypted)")
     if json:
         print(jsonlib.dumps(out, indent=2))
 

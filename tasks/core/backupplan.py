@@ -28,11 +28,12 @@ class Retention:
 class BackupPlan:
     """A system's backups: ``paths`` (folders or files, relative to <root>/<system> or absolute) and
     ``volumes`` (named volumes, as the compose files name them) are copied into one verified backup per run,
-    the databases dumped in the same run."""
+    the databases dumped in the same run; then sent to each ``offsite`` restic repository."""
     keep: Retention
     before_deploy: bool = False          # a verified dump of every database before each deploy, in its release
     paths: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
+    offsite: tuple[str, ...] = ()       # restic repositories each run's verified backups are sent to
 
     @property
     def has_files(self) -> bool:

@@ -53,6 +53,13 @@ BACKUP_NAME = re.compile(rf"{SAFE_NAME.pattern}-{BACKUP_STAMP.pattern}")
 # component is refused apart: files_check in the shell, _part in programs/backup.py).
 BACKUP_PATH = re.compile(r"/?[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*")
 FILE_PART = re.compile(r"(system|host|volume)(/[A-Za-z0-9._@+-]+)+")
+# A restic repository of backup: offsite: sftp:[user@]host:/path, rest:http(s)://host[:port]/path,
+# s3:http(s)://host[:port]/bucket[/path] or local:/path (a second disk); never a password in it (user:pass@ is
+# refused: it would be an argument on the VPS), never an option.
+_REPO_PATH = r"[A-Za-z0-9._@+-]+(?:/[A-Za-z0-9._@+-]+)*/?"
+OFFSITE = re.compile(rf"sftp:(?:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,31}}@)?{_GIT_HOST}:/{_REPO_PATH}"
+                     rf"|(?:rest|s3):https?://{_GIT_HOST}(?::[0-9]{{1,5}})?/(?:{_REPO_PATH})?"
+                     rf"|local:/{_REPO_PATH}")
 UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}")           # a systemd unit name (".service" optional)
 OWNER = re.compile(r"[a-z_][a-z0-9_-]{0,31}(?::[a-z_][a-z0-9_-]{0,31})?")   # user[:group] for chown
 FILE_MODE = re.compile(r"0?[0-7]{3}")

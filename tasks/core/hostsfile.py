@@ -67,6 +67,9 @@ class BackupSpec(Spec):
                                     "<root>/<system> (data/uploads) or absolute (/root/infra/letsencrypt)")
     volumes: Names(grammar.SAFE_NAME, "volume names") = Field(
         [], description="named volumes copied into each backup, as the compose files name them (storage)")
+    offsite: Names(grammar.OFFSITE, "restic repositories: sftp:user@host:/path, rest:https://host/path, "
+                   "s3:https://host/bucket, local:/path (no password in them)") = Field(
+        [], description="restic repositories each verified backup is sent to, encrypted (the key stays on the VPS)")
 
     @checks(mode="after")
     def _apart(self):
@@ -76,15 +79,17 @@ class BackupSpec(Spec):
             inside = next((p for p in self.paths[:i] if _nested(p, path) or _nested(path, p)), None)
             if inside:
                 raise refuse(f"{path!r} and {inside!r}: one holds the other (list the outer one)", "paths", i)
-        for i, name in enumerate(self.volumes):
-            if self.volumes.index(name) != i:
-                raise refuse(f"volume {name!r} is listed twice", "volumes", i)
+        for key in ("volumes", "offsite"):
+            values = getattr(self, key)
+            for i, value in enumerate(values):
+                if values.index(value) != i:
+                    raise refuse(f"{value!r} is listed twice", key, i)
         return self
 
     def build(self) -> BackupPlan:
         keep = self.keep
         return BackupPlan(Retention(keep.last, keep.daily, keep.weekly, keep.monthly), self.before_deploy,
-                          tuple(self.paths), tuple(self.volumes))
+                          tuple(self.paths), tuple(self.volumes), tuple(self.offsite))
 
 
 def _nested(a: str, b: str) -> bool:

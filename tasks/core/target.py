@@ -42,6 +42,12 @@ class Target:
         return posixpath.join(self.base, ".secrets")
 
     @property
+    def restic_key(self) -> str:
+        """The system's restic password (backup: offsite): made on the VPS, root's only; every offsite copy is
+        encrypted with it, and none can be read without it."""
+        return posixpath.join(self.keys, "restic")
+
+    @property
     def deploy_key(self) -> str:
         """The VPS's own key for the system's git server (repo: in hosts.yml; made there, never leaving it),
         with the pinned known_hosts beside it: root's only, outside repo/."""

@@ -59,7 +59,7 @@ def test_a_bare_host_bootstrapped_from_the_mirror_runs_the_ems_example_and_rolls
     started = time.monotonic()
     done = vps.ok("bootstrap", "--host", HOST)
     FIGURES.append(f"bootstrap of the bare host (Debian 13, from the package mirror): {time.monotonic() - started:.1f} s")
-    assert "tools installed curl git rsync ca-certificates, Docker installed from distro" in done.stdout, done.stdout
+    assert "tools installed curl git rsync restic ca-certificates, Docker installed from distro" in done.stdout, done.stdout
     assert host.run("cat /etc/apt/sources.list.d/fab-mirror.list").stdout == f"deb {mirror.URL} trixie main\n"
     assert host.systemctl("is-active", "docker").stdout.strip() == "active"
     main_pid = host.systemctl("show", "--property=MainPID", "--value", "docker").stdout.strip()

@@ -24,7 +24,7 @@ OS_RELEASE = {   # the lines that matter of each distribution's /etc/os-release
     "alpine": 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME="Alpine Linux v3.20"\n',
     "ubuntu2004": 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"\nVERSION_CODENAME=focal\n',
 }
-HIDDEN = {"docker", "curl", "git", "tar", "rsync", "apt-get", "dnf", "systemctl", "sudo", "useradd", "usermod", "getent",
+HIDDEN = {"docker", "curl", "git", "tar", "rsync", "restic", "apt-get", "dnf", "systemctl", "sudo", "useradd", "usermod", "getent",
           "visudo", "chown", "sshd", "id"}
 
 
@@ -66,7 +66,7 @@ def versions(lab, compose: str = "v2.24.6") -> None:
     ("debian13", "docker.io docker-cli docker-compose"), ("ubuntu2204", "docker.io docker-compose-v2"),
     ("ubuntu2404", "docker.io docker-compose-v2")])
 def test_a_bare_debian_family_host_gets_the_distributions_docker_and_compose(lab, os, packages):
-    env = bare(lab, os, have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "docker"))
+    env = bare(lab, os, have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker"))
     lab.allow("apt-get", "*")
     lab.allow("systemctl", "enable --now docker")
     lab.answer("docker", "compose version", code=1, once=True)   # (not there before the install)
@@ -80,7 +80,7 @@ def test_a_bare_debian_family_host_gets_the_distributions_docker_and_compose(lab
 
 
 def test_docker_ce_and_a_mirror_write_dockers_repository_then_install_its_packages(lab):
-    env = bare(lab, "debian12", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "docker"))
+    env = bare(lab, "debian12", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker"))
     lab.answer("curl", "-fsSL --max-time 60 http://10.0.0.1:8080/docker/debian/gpg", "-----BEGIN PGP-----\n")
     lab.allow("apt-get", "*")
     lab.allow("systemctl", "*")
@@ -97,7 +97,7 @@ def test_docker_ce_and_a_mirror_write_dockers_repository_then_install_its_packag
 
 
 def test_a_rhel_family_host_gets_dockers_repository_with_dnf(lab):
-    env = bare(lab, "ol9", have=("dnf", "systemctl", "git", "tar", "curl", "rsync", "docker"))
+    env = bare(lab, "ol9", have=("dnf", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker"))
     lab.allow("dnf", "*")
     lab.allow("systemctl", "*")
     versions(lab)
@@ -116,14 +116,14 @@ def test_a_rhel_family_host_gets_dockers_repository_with_dnf(lab):
     ("debian12", "debian 12's own packages have no Compose v2 (its docker-compose is 1.x): set bootstrap: "
                  "{docker: docker-ce}")])
 def test_an_os_or_a_source_it_cannot_serve_is_refused_before_anything_changes(lab, os, said):
-    env = bare(lab, os, have=("apt-get", "git", "tar", "curl", "rsync"))
+    env = bare(lab, os, have=("apt-get", "git", "tar", "curl", "rsync", "restic"))
     result = run(lab, env)
     assert result.code == Code.REFUSED and said in result.result.errors[0], result.stdout
     assert lab.commands("apt-get") == [] and not list((lab.path / "sysroot/etc/apt/sources.list.d").iterdir())
 
 
 def test_a_host_that_has_docker_keeps_it_and_a_second_run_changes_nothing(lab):
-    env = bare(lab, "debian12", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "docker"))
+    env = bare(lab, "debian12", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker"))
     lab.allow("systemctl", "enable --now docker")
     lab.answer("docker", "compose version", "Docker Compose version v2.24.6\n")
     versions(lab)
@@ -139,13 +139,13 @@ def test_missing_tools_are_installed_and_a_too_old_compose_is_refused_with_its_v
     lab.answer("docker", "compose version", "Docker Compose version v2.12.2\n")
     versions(lab, compose="v2.12.2")
     result = run(lab, env)
-    assert lab.commands("apt-get")[-1] == "install -y -q --no-install-recommends curl git tar rsync"
+    assert lab.commands("apt-get")[-1] == "install -y -q --no-install-recommends curl git tar rsync restic"
     assert result.code == Code.REFUSED and "Compose 2.12.2 is too old: the tool needs 2.20 or newer" in \
         result.result.errors[0]
 
 
 def test_a_failed_install_says_apts_last_line_and_that_a_rerun_finishes(lab):
-    env = bare(lab, "ubuntu2404", have=("apt-get", "git", "tar", "curl", "rsync"))
+    env = bare(lab, "ubuntu2404", have=("apt-get", "git", "tar", "curl", "rsync", "restic"))
     lab.allow("apt-get", "update -q")
     lab.answer("apt-get", "install *", "E: You don't have enough free space in /var/cache/apt/archives/.\n", code=100)
     result = run(lab, env)
@@ -167,7 +167,7 @@ def test_a_mirror_of_the_distribution_is_written_before_the_tools_come_from_it_a
     listed = lab.path / "sysroot/etc/apt/sources.list.d/fab-mirror.list"
     assert listed.read_text() == "deb http://10.200.0.1:8088/debian trixie main\n"
     assert listed.stat().st_mode & 0o777 == 0o644
-    assert lab.commands("apt-get") == ["update -q", "install -y -q --no-install-recommends curl git tar rsync"]
+    assert lab.commands("apt-get") == ["update -q", "install -y -q --no-install-recommends curl git tar rsync restic"]
     assert "could not reach every source (a mirror-only host expects this): W: Failed to fetch" in result.stdout
     before = listed.stat().st_mtime_ns
     again = run(lab, env, mirror="http://10.200.0.1:8088/debian")
@@ -180,7 +180,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1GxbD0iALcjQoAbU9fJLtCeRk+6xMTii1e3
 
 def with_deploy(lab) -> dict:
     """A Debian 13 host that has Docker already and a user deploy (uid 1001, home /home/deploy)."""
-    env = bare(lab, "debian13", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "docker", "sudo", "useradd",
+    env = bare(lab, "debian13", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker", "sudo", "useradd",
                                        "usermod", "getent", "visudo", "chown", "id"))
     lab.allow("systemctl", "*")
     lab.answer("docker", "compose version", "Docker Compose version v2.26.1\n")

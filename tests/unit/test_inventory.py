@@ -251,6 +251,13 @@ def test_files_and_volumes_in_the_backups(tmp_path):
     ("volumes: ['../x']", "must be a list of volume names"),
     ("volumes: [a, a]", "listed twice"),
     ("volumes: ['-v']", "must be a list of volume names"),
+    ("offsite: ['rest:https://user:secret@backup.example/r']", "restic repositories"),
+    ("offsite: ['-o sftp.command=sh']", "restic repositories"),
+    ("offsite: ['sftp:b@host:relative']", "restic repositories"),
+    ("offsite: ['sftp:b@host:/r; reboot']", "restic repositories"),
+    ("offsite: ['s3:https://h/b', 's3:https://h/b']", "listed twice"),
+    ("offsite: [/srv/restic]", "restic repositories"),
+    ("offsite: 'local:/mnt/usb'", "must be a list"),
 ])
 def test_backup_paths_and_volumes_refuse_what_would_be_unsafe(tmp_path, keys, message):
     """Every hostile value is exit 2 with hosts.yml's line, before anything runs ('-rf' is a fine folder name:
@@ -260,6 +267,15 @@ def test_backup_paths_and_volumes_refuse_what_would_be_unsafe(tmp_path, keys, me
         return
     msg = error_of(write(tmp_path, backing_up(keys)))
     assert "hosts.yml:4" in msg and message in msg, msg
+
+
+def test_offsite_repositories_of_every_kind(tmp_path):
+    repos = ["sftp:backup@10.0.0.5:/srv/restic/ems", "sftp:vault:/r", "rest:https://backup.example:8000/ems/",
+             "rest:http://10.200.9.2:8000/ems", "s3:https://s3.example/bucket/ems", "local:/mnt/usb/restic"]
+    inv = inventory.load(write(tmp_path, backing_up(f"offsite: [{', '.join(repos)}]")))
+    target = inv.host("vps1").targets()[0]
+    assert target.system.backup.offsite == tuple(repos)
+    assert target.restic_key == "/root/ems_system/.secrets/restic"
 
 
 def test_the_token_file_and_a_stack_named_files_are_refused(tmp_path):

@@ -3,6 +3,7 @@ retention counts, preview that pruning, list the backups, restore one into a scr
 over the live ones; and the parsers of what they report."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,18 @@ def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Progr
         prog.step("backup_take", s.name)
     if target.system.backup.has_files:
         add_files(prog, target).step("files_take")
-    return _prune(prog, target, series(target, stacks), "prune").step("backup_done")
+    return _offsite(_prune(prog, target, series(target, stacks), "prune"), target).step("backup_done")
+
+
+def _offsite(prog: Program, target: Target) -> Program:
+    """``backup: {offsite: [...]}``: the run's verified backups and the release history sent to each restic
+    repository, then forgotten there by the same retention counts."""
+    plan = target.system.backup
+    if plan.offsite:
+        prog.head.update(RESTIC_KEY=target.restic_key)
+        keep = plan.keep
+        prog.step("offsite_send", keep.last, keep.daily, keep.weekly, keep.monthly, *plan.offsite)
+    return prog
 
 
 def before_deploy(prog: Program, target: Target) -> Program:
@@ -204,3 +216,21 @@ def files_drilled(result: Result) -> list[dict]:
     """Per part a files drill copied out and checked: files, bytes and seconds."""
     return [{"part": d["part"], "files": count(d["files"]), "bytes": count(d["bytes"]),
              "seconds": float(d["seconds"])} for d in result.all("files_drill")]
+
+
+@report
+def sent(result: Result) -> list[dict]:
+    """Per offsite repository: ok (the snapshot, bytes added, files, seconds) or failed (restic's words)."""
+    out = []
+    for d in result.all("offsite"):
+        repo, outcome = fields(d, "repo", "result")
+        if outcome != "ok":
+            out.append({"repo": repo, "result": "failed", "error": d.get("error", "")})
+            continue
+        summary = json.loads(d["summary"])
+        snapshot = summary["snapshot_id"]
+        if not isinstance(snapshot, str) or not re.fullmatch(r"[0-9a-f]{8,64}", snapshot):
+            raise ValueError(f"not a restic snapshot id: {str(snapshot)[:70]!r}")
+        out.append({"repo": repo, "result": "ok", "snapshot": snapshot, "added": _whole(summary["data_added"]),
+                    "files": _whole(summary["total_files_processed"]), "seconds": float(d["seconds"])})
+    return out

@@ -31,6 +31,7 @@ lock            holder stale gone interrupted
 login           result error?
 migrated        at
 network         name result
+offsite         repo result summary? seconds? error?
 old             project workdir files service ref pin
 old_volume      name info
 os              id version family

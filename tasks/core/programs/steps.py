@@ -61,6 +61,7 @@ migrated_already
 migration_checks_or_die
 need_docker
 nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...
+offsite_send LAST:int DAILY:int WEEKLY:int MONTHLY:int REPO...
 os_detect
 preflight_report
 preflight_stacks

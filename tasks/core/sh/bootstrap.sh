@@ -43,11 +43,15 @@ install_packages() {
 }
 
 # bootstrap_tools: what the tool's programs run besides docker, installed where missing (rsync: the files
-# backups).
+# backups; restic: their copies off the VPS, a package of Debian and Ubuntu, of EPEL only on the RHEL family).
 bootstrap_tools() {
-  local tool missing=()
-  say "step tools curl, git, ca-certificates, tar and rsync"
-  for tool in curl git tar rsync; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  local tool missing=() tools=(curl git tar rsync restic)
+  say "step tools curl, git, ca-certificates, tar, rsync and restic"
+  if [ "$OS_FAMILY" = rhel ]; then
+    tools=(curl git tar rsync)
+    command -v restic >/dev/null 2>&1 || say "info restic is an EPEL package on $OS_ID: install it there for backup: offsite"
+  fi
+  for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
   [ -e "$SYSROOT/etc/ssl/certs/ca-certificates.crt" ] || [ -e "$SYSROOT/etc/pki/tls/certs/ca-bundle.crt" ] \
     || missing+=(ca-certificates)
   if [ "${#missing[@]}" = 0 ]; then data tools result kept; return 0; fi

@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Copies of the backups off the VPS (backup: {offsite: [...]} of a system): after the local backups of a run
+# are verified, restic sends them, with the tool's state (the release history), to each repository, encrypted
+# with the system's restic key (RESTIC_KEY, a root-only file on the VPS, read by restic from that file: never
+# an argument, never printed), deduplicated against what the repository holds. Snapshots are made as host
+# SYSTEM (the system's name, not the server's: a rebuilt server continues the same history) with the tags fab
+# and system=SYSTEM; retention forgets them by the same counts as the local backups.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; RESTIC_KEY, SYSTEM, STATE, BACKUPS, TAKEN and R_* come from the head
+
+# offsite_key: RESTIC_KEY made when missing (32 random bytes, base64; mode 600 in a 700 folder) and said so:
+# without it no copy can be read, so the operator keeps a copy off the VPS ('fab backup-key').
+offsite_key() {
+  if [ -s "$RESTIC_KEY" ]; then chmod 600 "$RESTIC_KEY" || die "$R_BACKUP" "cannot make $RESTIC_KEY root's only"; return 0; fi
+  { mkdir -p "${RESTIC_KEY%/*}" && chmod 700 "${RESTIC_KEY%/*}"; } || die "$R_BACKUP" "cannot create ${RESTIC_KEY%/*}"
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$RESTIC_KEY.new" && sync -f "$RESTIC_KEY.new" && mv "$RESTIC_KEY.new" "$RESTIC_KEY") \
+    || { rm -f "$RESTIC_KEY.new"; die "$R_BACKUP" "cannot write $RESTIC_KEY"; }
+  say "info a new restic key in $RESTIC_KEY: keep a copy off the VPS ('fab backup-key' says how); without it no offsite copy can be read"
+}
+
+# offsite_open REPO: REPO answers and opens with the key; a repository that does not exist yet is made
+# (restic init). Fails with OFFSITE_ERR (restic's own last words) when it is down or the key does not open it.
+offsite_open() {
+  local out
+  out=$(restic -r "$1" --password-file "$RESTIC_KEY" cat config 2>&1 >/dev/null) && return 0
+  if [[ $out == *"Is there a repository at the following location?"* ]]; then   # (down: init says why)
+    out=$(restic -r "$1" --password-file "$RESTIC_KEY" init 2>&1 >/dev/null) \
+      && { say "info a new restic repository at $1"; return 0; }
+  fi
+  OFFSITE_ERR=$(printf '%s\n' "$out" | grep -m 1 '^Fatal' || printf '%s\n' "$out" | tail -n 1)
+  return 1
+}
+
+# offsite_send LAST DAILY WEEKLY MONTHLY REPO...: the backups this program took (TAKEN) and the
+# tool's state sent to each REPO, then each repository's snapshots of the system beyond the retention counts
+# forgotten and pruned. Every repository is tried; one that failed: exit 10 naming each and why (the local
+# backups are kept).
+offsite_send() {
+  local keep=(--keep-last "$1" --keep-daily "$2" --keep-weekly "$3" --keep-monthly "$4") repo names n out t0
+  local paths=() failed=()
+  shift 4
+  command -v restic >/dev/null 2>&1 || die "$R_REFUSED" "restic is not installed on this host: apt-get install restic"
+  IFS=, read -ra names <<< "${TAKEN:-}"
+  for n in "${names[@]}"; do paths+=("$BACKUPS/${n//\"/}"); done
+  [ "${#paths[@]}" -gt 0 ] || return 0
+  offsite_key
+  for repo in "$@"; do
+    say "step offsite $repo: this run's backups and the release history, encrypted"
+    t0=$EPOCHREALTIME
+    if ! offsite_open "$repo"; then
+      failed+=("$repo ($OFFSITE_ERR)"); data offsite repo "$repo" result failed error "$OFFSITE_ERR"; continue
+    fi
+    out=$(restic -r "$repo" --password-file "$RESTIC_KEY" backup --json --host "$SYSTEM" --tag fab --tag "system=$SYSTEM" \
+      --exclude "$STATE/lock" -- "${paths[@]}" "$STATE" 2>&1) \
+      || { OFFSITE_ERR=$(printf '%s\n' "$out" | grep -v '^{' | tail -n 1); failed+=("$repo ($OFFSITE_ERR)")
+           data offsite repo "$repo" result failed error "$OFFSITE_ERR"; continue; }
+    data offsite repo "$repo" result ok summary "$(printf '%s\n' "$out" | grep -m 1 '"message_type":"summary"')" \
+      seconds "$(backup_seconds "$t0")"
+    out=$(restic -r "$repo" --password-file "$RESTIC_KEY" forget --host "$SYSTEM" --tag fab --group-by host,tags \
+      "${keep[@]}" --prune 2>&1) \
+      || say "info retention in $repo did not finish ($(printf '%s\n' "$out" | tail -n 1)): the next backup tries again"
+  done
+  [ "${#failed[@]}" = 0 ] || die "$R_BACKUP" "the offsite copy failed: ${failed[*]}; the local backups are kept"
+}
