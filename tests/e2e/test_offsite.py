@@ -1,0 +1,127 @@
+"""Copies off the VPS, end to end: the EMS example (seed 001: PostgreSQL with both apps' databases, uploads and
+Traefik's certificates) on t1 sends its backups with restic to two repositories on another sandbox host, t2:
+an SFTP repository through t2's real sshd (the VPS's own SSH key, authorised there as an operator would) and
+a REST repository served by `rclone serve restic` in t2's network namespace."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from sandbox import examples, proc
+from tasks.core import errors
+
+from .conftest import Vps
+
+REST_PORT = 8000
+
+
+@pytest.fixture(scope="module")
+def vault(sandbox, second_host):
+    """t2 as the backup server: SFTP through its sshd, REST through rclone on :8000 (stopped afterwards)."""
+    host = sandbox.host(second_host)
+    host.route_to_others()
+    yield host
+    proc.stop(host.dir / "rclone.pid")
+
+
+def serve_rest(host) -> None:
+    """`rclone serve restic` on the vault's address, its repositories under the vault's folder."""
+    proc.start(["nsenter", f"--net=/run/netns/{host.netns}", "rclone", "serve", "restic", str(host.dir / "rest"),
+                "--addr", f"{host.address}:{REST_PORT}"], host.dir / "rclone.pid", host.dir / "rclone.log",
+               env={"RCLONE_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"})
+    proc.wait_for("rclone serve restic", lambda: proc.port_open(host.address, REST_PORT, host.netns), 20,
+                  host.dir / "rclone.log")
+
+
+def trust(vps_host, vault) -> None:
+    """What an operator does once for an SFTP repository: the VPS's root gets an SSH key, the vault authorises
+    it, and the VPS knows the vault's host key."""
+    ssh = vps_host.root / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    if not (ssh / "id_ed25519").exists():
+        proc.sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vps", "-f", str(ssh / "id_ed25519"))
+    (ssh / "known_hosts").write_text(vault.known_hosts.read_text())
+    keys = vault.dir / "authorized_keys"
+    pub = (ssh / "id_ed25519.pub").read_text()
+    if pub not in keys.read_text():
+        keys.write_text(keys.read_text() + pub)
+
+
+@pytest.fixture
+def ems(sandbox, vault, tmp_path) -> Vps:
+    """The EMS example deployed on t1, rows and an upload written, both repositories empty and up."""
+    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
+    vps.host.route_to_others()
+    trust(vps.host, vault)
+    for repos in (vault.root / "offsite", vault.dir / "rest"):
+        shutil.rmtree(repos, ignore_errors=True)
+    serve_rest(vault)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["ems_system"]["backup"]["offsite"] = [sftp(vault), rest(vault)]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    vps.host.docker("exec", "postgres_shared_db", "psql", "-U", "ems_user", "-d", "db_ems", "-qc",
+                    "CREATE TABLE pedidos (id int); INSERT INTO pedidos SELECT generate_series(1, 42)")
+    (vps.host.root / "ems_system/data/uploads/ems/nota.pdf").write_bytes(b"%PDF nota " * 4000)
+    return vps
+
+
+def sftp(vault) -> str:
+    return f"sftp:root@{vault.address}:/root/offsite/ems"
+
+
+def rest(vault) -> str:
+    return f"rest:http://{vault.address}:{REST_PORT}/ems"
+
+
+def restic(vps, repo: str, *args: str) -> str:
+    """restic on the VPS with the system's key, as an operator reading a repository would."""
+    key = "/root/ems_system/.secrets/restic"
+    return vps.host.inside(f"restic -r '{repo}' --password-file {key} --no-cache {' '.join(args)}").stdout
+
+
+def backup(vps) -> dict:
+    return json.loads(vps.ok("backup", "--host", "t1", "--json").stdout)["t1/ems_system"]
+
+
+def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vault):
+    vps = ems
+    made = backup(vps)
+    assert [o["result"] for o in made["offsite"]] == ["ok", "ok"], made["offsite"]
+    key = (vps.host.root / "ems_system/.secrets/restic")
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and len(key.read_text().strip()) == 44
+    for sent in made["offsite"]:
+        (snap,) = json.loads(restic(vps, sent["repo"], "snapshots", "--json"))
+        assert snap["id"].startswith(sent["snapshot"]) and snap["hostname"] == "ems_system"
+        assert sorted(snap["tags"]) == ["fab", "system=ems_system"]
+        files = {json.loads(line).get("path", "") for line in restic(vps, sent["repo"], "ls", "--json", "latest").splitlines()}
+        names = [b["name"] for b in made["backups"]]
+        assert all(f"/root/ems_system/data/backups/{n}" in files for n in names), names
+        state = sorted(f for f in files if f.startswith("/root/ems_system/state/"))
+        assert "/root/ems_system/state/releases.jsonl" in state and "/root/ems_system/state/lock" not in state, state
+        assert any(f.endswith("/uploads/ems/nota.pdf") for f in files)
+    stored = [p for p in (vault.root / "offsite/ems").rglob("*") if p.is_file()]
+    assert stored and not any(b"%PDF nota" in p.read_bytes() or key.read_bytes().strip() in p.read_bytes()
+                              for p in stored), "the repository holds only encrypted data"
+    assert key.read_text().strip() not in vps.host.commands_log.read_text() + json.dumps(made)
+    again = backup(vps)   # the same files again: deduplicated
+    assert all(o["added"] < s["added"] // 2
+               for o, s in zip(again["offsite"], made["offsite"], strict=True)), (again["offsite"], made["offsite"])
+
+
+def test_a_repository_down_exits_10_naming_it_the_other_gets_its_copy_and_the_local_backup_stays(ems, vault):
+    vps = ems
+    proc.stop(vault.dir / "rclone.pid")
+    res = vps.fab("backup", "--host", "t1")
+    assert res.returncode == errors.BACKUP_FAILED, res.stdout + res.stderr
+    assert f"the offsite copy failed: {rest(vault)}" in res.stderr and "the local backups are kept" in res.stderr
+    assert len(json.loads(restic(vps, sftp(vault), "snapshots", "--json"))) == 1, "the SFTP repository got its copy"
+    listed = json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/ems_system"]
+    assert {b["stack"] for b in listed if b["verified"]} == {"postgres", "files"}, listed
+    serve_rest(vault)
+    made = backup(vps)   # back up: it gets the next run's copy
+    assert [o["result"] for o in made["offsite"]] == ["ok", "ok"]
