@@ -26,11 +26,11 @@ from .core.programs.backup import (
     preview_program,
     restore_program,
     retention,
-    sent,
     series,
     taken,
 )
 from .core.programs.declare import Intent
+from .core.programs.offsite import sent
 from .core.programs.protocol import execute
 from .core.target import Target
 from .core.ui import console, safe

@@ -19,6 +19,7 @@ from . import (
     bootstrap,
     deploy,
     migrate,
+    offsite,
     releases,
     rollback,
     schema,
@@ -31,7 +32,8 @@ from . import (
 
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
-                       token.token_status, backup.backup, backup.backups, backup.restore, schema.schema)
+                       token.token_status, backup.backup, backup.backups, backup.restore, offsite.backup_key,
+                       schema.schema)
 
 
 class HostsAreNames(Executor):

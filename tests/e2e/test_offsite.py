@@ -1,11 +1,15 @@
 """Copies off the VPS, end to end: the EMS example (seed 001: PostgreSQL with both apps' databases, uploads and
 Traefik's certificates) on t1 sends its backups with restic to two repositories on another sandbox host, t2:
 an SFTP repository through t2's real sshd (the VPS's own SSH key, authorised there as an operator would) and
-a REST repository served by `rclone serve restic` in t2's network namespace."""
+a REST repository served by `rclone serve restic` in t2's network namespace, and an S3 repository served by
+moto's S3 server (an in-memory S3 implementation; it accepts any credentials, so this proves the credentials of
+restic.env reach restic, not that a wrong one is refused)."""
 from __future__ import annotations
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,7 +19,8 @@ from tasks.core import errors
 
 from .conftest import Vps
 
-REST_PORT = 8000
+REST_PORT, S3_PORT = 8000, 9000
+MOTO = Path(sys.executable).parent / "moto_server"
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +28,12 @@ def vault(sandbox, second_host):
     """t2 as the backup server: SFTP through its sshd, REST through rclone on :8000 (stopped afterwards)."""
     host = sandbox.host(second_host)
     host.route_to_others()
+    proc.start(["nsenter", f"--net=/run/netns/{host.netns}", str(MOTO), "-H", host.address, "-p", str(S3_PORT)],
+               host.dir / "moto.pid", host.dir / "moto.log")
+    proc.wait_for("moto_server", lambda: proc.port_open(host.address, S3_PORT, host.netns), 30, host.dir / "moto.log")
     yield host
     proc.stop(host.dir / "rclone.pid")
+    proc.stop(host.dir / "moto.pid")
 
 
 def serve_rest(host) -> None:
@@ -59,8 +68,13 @@ def ems(sandbox, vault, tmp_path) -> Vps:
     for repos in (vault.root / "offsite", vault.dir / "rest"):
         shutil.rmtree(repos, ignore_errors=True)
     serve_rest(vault)
+    proc.sh("nsenter", f"--net=/run/netns/{vault.netns}", "curl", "-fsS", "-X", "POST",
+            f"http://{vault.address}:{S3_PORT}/moto-api/reset")   # moto's buckets are in memory: emptied
     inv = yaml.safe_load(vps.inventory.read_text())
-    inv["systems"]["ems_system"]["backup"]["offsite"] = [sftp(vault), rest(vault)]
+    inv["systems"]["ems_system"]["backup"]["offsite"] = [sftp(vault), rest(vault), s3(vault)]
+    secrets = vps.host.root / "ems_system/.secrets"
+    secrets.mkdir(mode=0o700, exist_ok=True)
+    (secrets / "restic.env").write_text(f"AWS_ACCESS_KEY_ID=fabtest\nAWS_SECRET_ACCESS_KEY={S3_SECRET}\n")
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
@@ -78,10 +92,18 @@ def rest(vault) -> str:
     return f"rest:http://{vault.address}:{REST_PORT}/ems"
 
 
+def s3(vault) -> str:
+    return f"s3:http://{vault.address}:{S3_PORT}/fab-backups/ems"
+
+
+S3_SECRET = "s3-secret-$(reboot)-'q'"
+
+
 def restic(vps, repo: str, *args: str) -> str:
     """restic on the VPS with the system's key, as an operator reading a repository would."""
     key = "/root/ems_system/.secrets/restic"
-    return vps.host.inside(f"restic -r '{repo}' --password-file {key} --no-cache {' '.join(args)}").stdout
+    return vps.host.inside(f"AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x restic -r '{repo}' --password-file {key} "
+                           f"--no-cache {' '.join(args)}").stdout
 
 
 def backup(vps) -> dict:
@@ -91,7 +113,7 @@ def backup(vps) -> dict:
 def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vault):
     vps = ems
     made = backup(vps)
-    assert [o["result"] for o in made["offsite"]] == ["ok", "ok"], made["offsite"]
+    assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"], made["offsite"]
     key = (vps.host.root / "ems_system/.secrets/restic")
     assert oct(key.stat().st_mode & 0o777) == "0o600" and len(key.read_text().strip()) == 44
     for sent in made["offsite"]:
@@ -107,7 +129,8 @@ def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vaul
     stored = [p for p in (vault.root / "offsite/ems").rglob("*") if p.is_file()]
     assert stored and not any(b"%PDF nota" in p.read_bytes() or key.read_bytes().strip() in p.read_bytes()
                               for p in stored), "the repository holds only encrypted data"
-    assert key.read_text().strip() not in vps.host.commands_log.read_text() + json.dumps(made)
+    seen = vps.host.commands_log.read_text() + json.dumps(made)
+    assert key.read_text().strip() not in seen and S3_SECRET not in seen
     again = backup(vps)   # the same files again: deduplicated
     assert all(o["added"] < s["added"] // 2
                for o, s in zip(again["offsite"], made["offsite"], strict=True)), (again["offsite"], made["offsite"])
@@ -124,4 +147,4 @@ def test_a_repository_down_exits_10_naming_it_the_other_gets_its_copy_and_the_lo
     assert {b["stack"] for b in listed if b["verified"]} == {"postgres", "files"}, listed
     serve_rest(vault)
     made = backup(vps)   # back up: it gets the next run's copy
-    assert [o["result"] for o in made["offsite"]] == ["ok", "ok"]
+    assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"]

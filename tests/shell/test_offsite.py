@@ -2,15 +2,19 @@
 a folder standing in for the server): what a snapshot holds, the key made root's only and never shown, the
 retention applied there, a repository that is down or a key that does not open it failing the run with exit 10
 while the local backup stays. Fast tier: no network (the end-to-end tier sends to SFTP and REST servers)."""
+import hashlib
 import json
 import re
 import subprocess
 
 import pytest
 
-from tasks.core import inventory
-from tasks.core.programs.backup import backup_program, sent
+from tasks.core import errors, inventory
+from tasks.core.errors import ToolError
+from tasks.core.programs.backup import backup_program
 from tasks.core.programs.declare import Intent
+from tasks.core.programs.offsite import key_program, sent, shown_key
+from tasks.core.programs.protocol import Result
 
 from .conftest import Lab, finished
 
@@ -93,3 +97,71 @@ def test_a_repository_that_fails_is_exit_10_naming_it_and_the_local_backup_stays
     if breakage == "down":   # the other repository still got its copy
         assert [r["result"] for r in sent(run.result)] == ["failed", "ok"]
         assert len(json.loads(restic(lab, "snapshots", "--json"))) == 2
+
+
+def test_the_key_is_shown_by_its_fingerprint_and_sent_only_to_be_saved(offsite_lab):
+    lab = offsite_lab
+    sysroot = lab.path / "sysroot"
+    run = lab.run(key_program(lab.target, save=False, sysroot=str(sysroot)))
+    assert run.code == 0, run.stdout + run.stderr
+    key = shown_key(run.result)
+    value = lab.key.read_text()
+    assert key["path"] == str(lab.key) and key["mode"] == "600" and "value" not in key
+    assert key["sha256"] == hashlib.sha256(value.encode()).hexdigest() and value.strip() not in run.stdout
+    assert key["ssh_public"] == "" and not (sysroot / "root/.ssh").exists(), "no SFTP repository: no SSH key made"
+    saved = shown_key(lab.run(key_program(lab.target, save=True, sysroot=str(sysroot))).result)
+    assert saved["value"] == value and saved["sha256"] == key["sha256"], "the same key, not a new one"
+
+
+def test_an_sftp_repository_gets_root_an_ssh_key_once(offsite_lab):
+    lab = offsite_lab
+    write_backup(lab, f"offsite: ['local:{lab.repo}', 'sftp:backup@vault.example:/srv/restic']")
+    sysroot = lab.path / "sysroot"
+    run = lab.run(key_program(lab.target, save=False, sysroot=str(sysroot)))
+    assert run.code == 0 and "a new SSH key for root" in run.stdout, run.stdout + run.stderr
+    pub = (sysroot / "root/.ssh/id_ed25519.pub").read_text().strip()
+    assert shown_key(run.result)["ssh_public"] == pub and pub.startswith("ssh-ed25519 ")
+    assert (sysroot / "root/.ssh/id_ed25519").stat().st_mode & 0o777 == 0o600
+    again = lab.run(key_program(lab.target, save=False, sysroot=str(sysroot)))
+    assert "a new SSH key" not in again.stdout and shown_key(again.result)["ssh_public"] == pub
+
+
+def test_a_damaged_key_report_is_refused_without_repeating_it():
+    bad = Result(code=0, data={"restic_key": [{"path": "/k", "mode": "600", "sha256": "0" * 64, "ssh_public": "",
+                                                "value": "$(reboot) ghp_" + "x" * 36}]})
+    with pytest.raises(ToolError) as e:
+        shown_key(bad)
+    assert e.value.code == errors.BAD_INPUT and "reboot" not in str(e.value) and "ghp_" not in str(e.value)
+
+
+def spy_on_restic(lab) -> None:
+    """restic wrapped (fast-tier stub around the real one) to record the credential names it was given."""
+    (lab.bin / "restic").write_text(f"#!/bin/bash\nenv | grep -o '^\\(AWS\\|RESTIC_REST\\)_[A-Z_]*=' >> {lab.path}/seen\n"
+                                    'exec /usr/bin/restic "$@"\n')
+    (lab.bin / "restic").chmod(0o755)
+
+
+def test_credentials_in_restic_env_reach_restic_in_its_environment_only(offsite_lab):
+    lab = offsite_lab
+    spy_on_restic(lab)
+    secret = "s3cr3t $(reboot) 'quoted' # not a comment"
+    lab.key.parent.mkdir(mode=0o700, exist_ok=True)
+    env = lab.key.parent / "restic.env"
+    env.write_text(f"# S3 credentials\nAWS_ACCESS_KEY_ID=AKIAEXAMPLE\n\nAWS_SECRET_ACCESS_KEY={secret}\n")
+    env.chmod(0o644)
+    run = take(lab)
+    assert run.code == 0, run.stdout + run.stderr
+    assert set((lab.path / "seen").read_text().split()) == {"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY="}
+    assert env.stat().st_mode & 0o777 == 0o600, "made root's only"
+    assert secret not in run.stdout + run.stderr and "AKIAEXAMPLE" not in run.stdout + run.stderr
+
+
+def test_a_line_restic_env_cannot_hold_is_refused_by_its_number_not_its_text(offsite_lab):
+    lab = offsite_lab
+    lab.key.parent.mkdir(mode=0o700, exist_ok=True)
+    (lab.key.parent / "restic.env").write_text("AWS_DEFAULT_REGION=eu-west-1\nLD_PRELOAD=/tmp/evil.so\n")
+    run = take(lab)
+    assert run.code == 16 and "restic.env:2: not a credential restic reads" in run.error, run.stdout
+    assert "evil" not in run.stdout + run.stderr
+    assert not lab.repo.exists(), "nothing sent"
+    assert not (lab.root / "ems_system/data/backups").exists(), "refused before a backup was taken"

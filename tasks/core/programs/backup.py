@@ -3,7 +3,6 @@ retention counts, preview that pruning, list the backups, restore one into a scr
 over the live ones; and the parsers of what they report."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,8 @@ from ..backupplan import FILES
 from ..model import Stack
 from ..target import Target
 from .declare import Intent, add_databases, add_files, add_stacks
-from .protocol import Program, Result, count, fields, report
+from .offsite import ready_offsite, send_offsite
+from .protocol import Program, Result, count, fields, report, whole
 
 
 def _head(target: Target, intent: Intent | None = None) -> dict:
@@ -37,24 +37,14 @@ def backup_program(target: Target, stacks: list[Stack], intent: Intent) -> Progr
     """Lock, a verified backup of each database stack, then of the files and volumes (after the dumps: a file a
     row names was written before the row, so it is in the files backup taken after), then prune each series."""
     prog = Program(f"backup of {target.label}", _head(target, intent))
-    prog.step("begin").step("need_docker").step("lock_take")
+    prog.step("begin").step("need_docker")
+    ready_offsite(prog, target).step("lock_take")
     add_databases(prog, target, stacks)
     for s in stacks:
         prog.step("backup_take", s.name)
     if target.system.backup.has_files:
         add_files(prog, target).step("files_take")
-    return _offsite(_prune(prog, target, series(target, stacks), "prune"), target).step("backup_done")
-
-
-def _offsite(prog: Program, target: Target) -> Program:
-    """``backup: {offsite: [...]}``: the run's verified backups and the release history sent to each restic
-    repository, then forgotten there by the same retention counts."""
-    plan = target.system.backup
-    if plan.offsite:
-        prog.head.update(RESTIC_KEY=target.restic_key)
-        keep = plan.keep
-        prog.step("offsite_send", keep.last, keep.daily, keep.weekly, keep.monthly, *plan.offsite)
-    return prog
+    return send_offsite(_prune(prog, target, series(target, stacks), "prune"), target).step("backup_done")
 
 
 def before_deploy(prog: Program, target: Target) -> Program:
@@ -165,7 +155,7 @@ def listed(result: Result) -> list[Backup]:
         if not grammar.BACKUP_NAME.fullmatch(name) or not all(isinstance(d, str) for d in dbs):
             raise ValueError(f"a backup manifest names {name!r}")
         datetime.fromisoformat(created.replace("Z", "+00:00"))   # (its age is shown: a time, or a clear error)
-        parts = tuple((_part(p["part"]), _whole(p["files"]), _whole(p["bytes"])) for p in m.get("parts", []))
+        parts = tuple((_part(p["part"]), whole(p["files"]), whole(p["bytes"])) for p in m.get("parts", []))
         out.append(Backup(name, stack, created, tuple(dbs), by, release, verified, sizes.get(name, 0), parts))
     return sorted(out, key=lambda b: b.created, reverse=True)
 
@@ -174,13 +164,6 @@ def _part(value) -> str:
     """A part a files manifest names: as the tool writes them (system/..., host/..., volume/...)."""
     if not isinstance(value, str) or not grammar.FILE_PART.fullmatch(value) or "/../" in f"/{value}/":
         raise ValueError(f"not a part of a files backup: {str(value)[:60]!r}")
-    return value
-
-
-def _whole(value) -> int:
-    """A count a manifest holds (a JSON number the shell wrote): a whole number, or a clear error."""
-    if type(value) is not int or value < 0:
-        raise ValueError(f"not a count: {str(value)[:40]!r}")
     return value
 
 
@@ -216,21 +199,3 @@ def files_drilled(result: Result) -> list[dict]:
     """Per part a files drill copied out and checked: files, bytes and seconds."""
     return [{"part": d["part"], "files": count(d["files"]), "bytes": count(d["bytes"]),
              "seconds": float(d["seconds"])} for d in result.all("files_drill")]
-
-
-@report
-def sent(result: Result) -> list[dict]:
-    """Per offsite repository: ok (the snapshot, bytes added, files, seconds) or failed (restic's words)."""
-    out = []
-    for d in result.all("offsite"):
-        repo, outcome = fields(d, "repo", "result")
-        if outcome != "ok":
-            out.append({"repo": repo, "result": "failed", "error": d.get("error", "")})
-            continue
-        summary = json.loads(d["summary"])
-        snapshot = summary["snapshot_id"]
-        if not isinstance(snapshot, str) or not re.fullmatch(r"[0-9a-f]{8,64}", snapshot):
-            raise ValueError(f"not a restic snapshot id: {str(snapshot)[:70]!r}")
-        out.append({"repo": repo, "result": "ok", "snapshot": snapshot, "added": _whole(summary["data_added"]),
-                    "files": _whole(summary["total_files_processed"]), "seconds": float(d["seconds"])})
-    return out

@@ -182,6 +182,13 @@ def count(value: str) -> int:
     return int(value)
 
 
+def whole(value) -> int:
+    """A count a host wrote as a JSON number (a manifest's, restic's summary): a whole number, or a clear error."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not a count: {str(value)[:40]!r}")
+    return value
+
+
 def fields(obj: dict, *keys: str) -> tuple[str, ...]:
     """The string values of ``keys`` in one @data object (the shell's ``data`` sends only strings)."""
     values = tuple(obj[k] for k in keys)

@@ -42,6 +42,7 @@ refuse          reason
 repo            result url commit
 restored        name stack before
 root_login      result
+restic_key      path mode sha256 ssh_public value?
 retention       stack name action reason? new?
 rotated         at
 saved_old       project workdir files

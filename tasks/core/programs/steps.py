@@ -61,6 +61,8 @@ migrated_already
 migration_checks_or_die
 need_docker
 nginx_pool STACK SERVICE FOLDER UPSTREAM=PORT...
+offsite_key_show show|send sftp|none
+offsite_ready
 offsite_send LAST:int DAILY:int WEEKLY:int MONTHLY:int REPO...
 os_detect
 preflight_report

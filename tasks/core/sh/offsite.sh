@@ -17,6 +17,28 @@ offsite_key() {
   say "info a new restic key in $RESTIC_KEY: keep a copy off the VPS ('fab backup-key' says how); without it no offsite copy can be read"
 }
 
+# offsite_env: the repositories' credentials, when RESTIC_KEY's folder holds restic.env (NAME=VALUE lines the
+# operator writes there, mode 600: S3's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+# AWS_DEFAULT_REGION; a REST server's RESTIC_REST_USERNAME, RESTIC_REST_PASSWORD, read by restic 0.16 and later)
+# exported for restic, never on an argument. A line that is not one of those names is refused by its number
+# (never its text: it may hold a secret).
+offsite_env() {
+  local file="${RESTIC_KEY%/*}/restic.env" line name n=0
+  [ -e "$file" ] || return 0
+  chmod 600 "$file" || die "$R_BACKUP" "cannot make $file root's only"
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+    name=${line%%=*}
+    case "$name" in
+      AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_DEFAULT_REGION|RESTIC_REST_USERNAME|RESTIC_REST_PASSWORD)
+        [ "$name" != "$line" ] || die "$R_REFUSED" "$file:$n: not NAME=VALUE"
+        export "$name=${line#*=}" ;;
+      *) die "$R_REFUSED" "$file:$n: not a credential restic reads (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, RESTIC_REST_USERNAME, RESTIC_REST_PASSWORD)" ;;
+    esac
+  done < "$file"
+}
+
 # offsite_open REPO: REPO answers and opens with the key; a repository that does not exist yet is made
 # (restic init). Fails with OFFSITE_ERR (restic's own last words) when it is down or the key does not open it.
 offsite_open() {
@@ -30,6 +52,15 @@ offsite_open() {
   return 1
 }
 
+# offsite_ready: before a backup that will be sent takes anything: restic installed, the key there (made when
+# missing) and the repositories' credentials exported (offsite_env); what cannot be sent refuses the run here,
+# before a backup is taken that would then not reach its copy.
+offsite_ready() {
+  command -v restic >/dev/null 2>&1 || die "$R_REFUSED" "restic is not installed on this host: 'fab bootstrap' installs it (apt-get install restic)"
+  offsite_key
+  offsite_env
+}
+
 # offsite_send LAST DAILY WEEKLY MONTHLY REPO...: the backups this program took (TAKEN) and the
 # tool's state sent to each REPO, then each repository's snapshots of the system beyond the retention counts
 # forgotten and pruned. Every repository is tried; one that failed: exit 10 naming each and why (the local
@@ -38,11 +69,9 @@ offsite_send() {
   local keep=(--keep-last "$1" --keep-daily "$2" --keep-weekly "$3" --keep-monthly "$4") repo names n out t0
   local paths=() failed=()
   shift 4
-  command -v restic >/dev/null 2>&1 || die "$R_REFUSED" "restic is not installed on this host: apt-get install restic"
   IFS=, read -ra names <<< "${TAKEN:-}"
   for n in "${names[@]}"; do paths+=("$BACKUPS/${n//\"/}"); done
   [ "${#paths[@]}" -gt 0 ] || return 0
-  offsite_key
   for repo in "$@"; do
     say "step offsite $repo: this run's backups and the release history, encrypted"
     t0=$EPOCHREALTIME
@@ -60,4 +89,24 @@ offsite_send() {
       || say "info retention in $repo did not finish ($(printf '%s\n' "$out" | tail -n 1)): the next backup tries again"
   done
   [ "${#failed[@]}" = 0 ] || die "$R_BACKUP" "the offsite copy failed: ${failed[*]}; the local backups are kept"
+}
+
+# offsite_key_show show|send sftp|none: the system's restic key (made when missing) by its path, mode and
+# sha256, its value only with send (fab backup-key --save writes it on the operator's machine); and root's SSH
+# public key, which the server of an SFTP repository must authorise: with sftp, an ed25519 key is made when
+# root has none (restic's ssh logs in to that server with it). SYSROOT prefixes /root (the fast tier's folder).
+offsite_key_show() {
+  local ssh="$SYSROOT/root/.ssh" pub="" f value=()
+  offsite_key
+  if [ "$2" = sftp ] && ! compgen -G "$ssh/id_*" >/dev/null; then
+    { mkdir -p "$ssh" && chmod 700 "$ssh" && ssh-keygen -q -t ed25519 -N '' -C "fab-offsite@$SYSTEM" -f "$ssh/id_ed25519"; } \
+      || die "$R_FAILED" "cannot make an SSH key for root in $ssh"
+    say "info a new SSH key for root, /root/.ssh/id_ed25519: authorise its public key on the SFTP repository's server"
+  fi
+  for f in "$ssh/id_ed25519.pub" "$ssh/id_ecdsa.pub" "$ssh/id_rsa.pub"; do
+    if [ -s "$f" ]; then pub=$(head -n 1 "$f"); break; fi
+  done
+  [ "$1" = send ] && value=(value "$(cat "$RESTIC_KEY")")
+  data restic_key path "$RESTIC_KEY" mode "$(stat -c %a "$RESTIC_KEY")" sha256 "$(sha256sum < "$RESTIC_KEY" | cut -d' ' -f1)" \
+    ssh_public "$pub" "${value[@]}"
 }

@@ -1,0 +1,102 @@
+"""fab backup-key: the restic key that encrypts a system's copies off the VPS (backup: {offsite: [...]}). It is
+made on the VPS and lives there; a lost server takes it along, and without it no copy can be read, so the
+operator keeps a copy elsewhere: this task says where it is, its fingerprint, and saves a copy on request."""
+from __future__ import annotations
+
+import hashlib
+import json as jsonlib
+import os
+from pathlib import Path
+
+from .core.cli import command, select
+from .core.errors import BAD_INPUT, ToolError
+from .core.grammar import redact
+from .core.programs.offsite import key_program, shown_key
+from .core.programs.protocol import execute
+from .core.target import Target
+from .core.ui import console, safe
+
+
+@command({"save": "write the key to FILE on this machine (mode 600, never printed); an existing FILE must hold "
+                  "the same key (nothing is overwritten). Then keep FILE in a password manager or a safe",
+          "json": "print path, mode, sha256 and the VPS's SSH public key as JSON (never the key)"})
+def backup_key(c, host=None, system=None, save=None, json=False):
+    """Show where the restic key of each system with offsite copies is, its sha256, and how to keep a copy.
+
+    The key is made on the VPS if it is not there yet (before the first offsite copy, so it can be kept first).
+    --save FILE copies it to this machine over SSH. For SFTP repositories, the VPS's SSH public key is shown
+    (made when root has none): the repository's server must authorise it."""
+    out = {}
+    with select(host, system) as sel:
+        targets = _with_offsite(sel.targets)
+        if save and len(targets) != 1:
+            raise ToolError("--save writes one system's key: add --system", BAD_INPUT)
+        held = _held(Path(save)) if save else None
+        for target in targets:
+            key = shown_key(execute(sel.session(target), key_program(target, bool(save)), target.label, quiet=True))
+            if save:
+                redact.secrets.append(key["value"].strip())
+                _save(Path(save), key.pop("value"), held)
+            out[target.label] = {**key, "repositories": list(target.system.backup.offsite), "saved": save}
+            if not json:
+                _show(target, key, save)
+    if json:
+        print(jsonlib.dumps(out, indent=2))
+
+
+def _with_offsite(targets: list[Target]) -> list[Target]:
+    chosen = [t for t in targets if t.system.backup.offsite]
+    if not chosen:
+        raise ToolError(f"{', '.join(t.label for t in targets)}: no system has backup: {{offsite: [...]}} in "
+                        "hosts.yml, so there is no restic key", BAD_INPUT)
+    return chosen
+
+
+def _held(path: Path) -> bytes | None:
+    """What ``path`` holds now (None: nothing yet); checked before anything is asked of the VPS."""
+    if path.is_dir() or not path.parent.is_dir():
+        raise ToolError(f"--save {path}: name a file in an existing folder", BAD_INPUT)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ToolError(f"--save {path}: cannot read it ({e.strerror})", BAD_INPUT) from None
+
+
+def _save(path: Path, value: str, held: bytes | None) -> None:
+    """The key written whole under a temporary name (mode 600 from the start) and renamed; a file that holds
+    another key is left as it is."""
+    data = value.encode()
+    if held is not None:
+        if held.strip() != data.strip():
+            raise ToolError(f"--save {path}: that file holds another key (sha256 {hashlib.sha256(held).hexdigest()[:16]}"
+                            "...): nothing was written; name another file", BAD_INPUT)
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise ToolError(f"--save {path}: cannot write it ({e.strerror}): nothing was saved", BAD_INPUT) from None
+
+
+def _show(target: Target, key: dict, save: str | None) -> None:
+    console.print(f"[bold]{safe(target.label)}[/]: restic key {safe(key['path'])} (mode {safe(key['mode'])}, "
+                  f"sha256 {safe(key['sha256'])})")
+    for repo in target.system.backup.offsite:
+        console.print(f"  opens {safe(repo)}")
+    if save:
+        console.print(f"  [green]✓ saved in {safe(save)}[/] (mode 600): keep it off this machine too, e.g. in a "
+                      "password manager; 'sha256sum FILE' must print the sha256 above")
+    else:
+        console.print(f"  keep a copy off the VPS: fab backup-key --host {safe(target.host.name)} --system "
+                      f"{safe(target.system.name)} --save ./{safe(target.system.name)}.restic-key")
+    if key["ssh_public"]:
+        console.print(f"  the VPS's SSH public key (authorise it on the SFTP repositories' servers): "
+                      f"{safe(key['ssh_public'])}")
