@@ -1,13 +1,10 @@
-"""fab backup, fab backups, fab restore: backups of a system's PostgreSQL databases and of its files and named
+"""fab backup, fab restore: backups of a system's PostgreSQL databases and of its files and named
 volumes (backup: {paths, volumes}), made, verified and kept on the VPS (in <root>/<system>/data/backups/), and
 restored from there: by default a drill into a scratch database or folder, with --live over the live data."""
 from __future__ import annotations
 
 import json as jsonlib
 import time
-from datetime import datetime, timezone
-
-from rich.table import Table
 
 from .core import grammar
 from .core.backupplan import FILES
@@ -47,7 +44,7 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
     backups are pruned by the retention counts only after a verified one was made."""
     out = {}
     with select(host, system, all, group) as sel:
-        targets = _with_backups(sel.targets)
+        targets = with_backups(sel.targets)
         by, origin = operator()
         for target in targets:
             stacks = target.system.databases
@@ -67,27 +64,12 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
             if not json:
                 for b in made:
                     console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
-                                  f"({_size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
+                                  f"({size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
                 _show_retention(target, kept, "")
                 for r in sent(result):
                     console.print(f"[green]✓ {safe(target.label)}: offsite {safe(r['repo'])}[/] snapshot "
-                                  f"{safe(r['snapshot'])} ({_size(r['added'])} new, {r['files']} files, "
+                                  f"{safe(r['snapshot'])} ({size(r['added'])} new, {r['files']} files, "
                                   f"{r['seconds']}s, encrypted)")
-    if json:
-        print(jsonlib.dumps(out, indent=2))
-
-
-@command({"all": "every host of hosts.yml whose systems have something to back up",
-          "json": "print the list as JSON for scripts"})
-def backups(c, host=None, group=None, all=False, system=None, json=False):
-    """List the backups kept on the VPS (newest first): size, age, what each holds, the release it was taken for."""
-    out = {}
-    with select(host, system, all, group) as sel:
-        for target in _with_backups(sel.targets):
-            found = listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
-            out[target.label] = [b.as_dict() for b in found]
-            if not json:
-                _table(target, found)
     if json:
         print(jsonlib.dumps(out, indent=2))
 
@@ -111,8 +93,8 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
                         "or --from latest", BAD_INPUT)
     with select(host, system) as sel:
         if name == "latest":
-            name = _latest(sel, _with_backups(sel.targets))
-        target, stack = _owner(_with_backups(sel.targets), name)
+            name = _latest(sel, with_backups(sel.targets))
+        target, stack = _owner(with_backups(sel.targets), name)
         if live:
             intent = Intent("restore", new_release_id(), name, *operator())
             program = (restore_program(target, stack, name, intent) if stack
@@ -143,7 +125,7 @@ def _show_drill(name: str, stack: Stack | None, result, json: bool) -> None:
         return
     for f in figures:
         what, after = ((f"{safe(f['database'])}[/] restored {f['tables']} tables, {f['rows']} rows", "scratch database dropped")
-                       if stack else (f"{safe(f['part'])}[/] copied out {f['files']} files, {_size(f['bytes'])}",
+                       if stack else (f"{safe(f['part'])}[/] copied out {f['files']} files, {size(f['bytes'])}",
                                       "every checksum matches, scratch folder removed"))
         console.print(f"[green]✓ drill of {safe(name)}: {what} in {f['seconds']:.1f}s ({after})")
 
@@ -152,7 +134,7 @@ def _rows(kept: list[tuple[str, str, str, str]]) -> list[dict]:
     return [dict(zip(("stack", "name", "action", "reason"), k, strict=True)) for k in kept]
 
 
-def _with_backups(targets: list[Target]) -> list[Target]:
+def with_backups(targets: list[Target]) -> list[Target]:
     """The targets whose system has something to back up; none is a clear error."""
     chosen = [t for t in targets if t.system.databases or t.system.backup.has_files]
     if not chosen:
@@ -203,32 +185,10 @@ def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood:
             console.print(f"    keep {safe(name)} ({safe(reason)})")
 
 
-def _table(target: Target, found) -> None:
-    table = Table(title=f"{safe(target.label)} backups in {safe(target.backups)}", title_justify="left")
-    for col in ("backup", "series", "holds", "size", "age", "taken by", "verified"):
-        table.add_column(col)
-    now = datetime.now(timezone.utc)
-    for b in found:
-        age = now - datetime.fromisoformat(b.created.replace("Z", "+00:00"))
-        table.add_row(safe(b.name), safe(b.stack), safe(b.holds), _size(b.bytes), _age(age.total_seconds()),
-                      safe(f"{b.taken} {b.release}" if b.taken in ("deploy", "rollback") else b.taken),
-                      "[green]yes[/]" if b.verified else "[red]no[/]")
-    console.print(table)
-    if not found:
-        console.print("  no backups yet ('fab backup' takes one)")
-
-
-def _size(n: int) -> str:
+def size(n: int) -> str:
+    """Bytes in the unit a person reads."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"

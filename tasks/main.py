@@ -16,6 +16,7 @@ from paramiko import __version__ as paramiko_version
 from . import (
     __version__,
     backup,
+    backups,
     bootstrap,
     deploy,
     migrate,
@@ -32,8 +33,8 @@ from . import (
 
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
-                       token.token_status, backup.backup, backup.backups, backup.restore, offsite.backup_key,
-                       schema.schema)
+                       token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
+                       offsite.backup_check, schema.schema)
 
 
 class HostsAreNames(Executor):

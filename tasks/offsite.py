@@ -1,6 +1,7 @@
-"""fab backup-key: the restic key that encrypts a system's copies off the VPS (backup: {offsite: [...]}). It is
-made on the VPS and lives there; a lost server takes it along, and without it no copy can be read, so the
-operator keeps a copy elsewhere: this task says where it is, its fingerprint, and saves a copy on request."""
+"""The copies off the VPS (backup: {offsite: [...]}) beyond sending them (fab backup does): fab backup-key, the
+restic key that encrypts them, made on the VPS and living there (a lost server takes it along, and without it no
+copy can be read, so the operator keeps a copy elsewhere); fab backup-check, restic check with a share of the
+data read back, for a schedule."""
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +9,11 @@ import json as jsonlib
 import os
 from pathlib import Path
 
-from .core.cli import command, select
+from .core.cli import command, new_release_id, operator, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.grammar import redact
-from .core.programs.offsite import key_program, shown_key
+from .core.grammar import SUBSET, redact
+from .core.programs.declare import Intent
+from .core.programs.offsite import check_program, checked, key_program, shown_key
 from .core.programs.protocol import execute
 from .core.target import Target
 from .core.ui import console, safe
@@ -40,6 +42,32 @@ def backup_key(c, host=None, system=None, save=None, json=False):
             out[target.label] = {**key, "repositories": list(target.system.backup.offsite), "saved": save}
             if not json:
                 _show(target, key, save)
+    if json:
+        print(jsonlib.dumps(out, indent=2))
+
+
+@command({"read_data": "the share of the repository's data read back and decrypted: a percentage (5%) or n/m "
+                       "(1/7: a seventh, a different one each run of a weekly rotation); default 5%",
+          "all": "every host of hosts.yml whose systems have copies off the VPS",
+          "json": "print each repository's result as JSON"})
+def backup_check(c, host=None, group=None, all=False, system=None, read_data="5%", json=False):
+    """Check every offsite repository with restic check: its structure, and a share of its data read back.
+
+    A missing or truncated pack, a damaged one in the share read, a key that no longer opens it: exit 10
+    naming the repository and restic's finding. Recorded on the VPS: fab backups shows the last check."""
+    if not isinstance(read_data, str) or not SUBSET.fullmatch(read_data) or (
+            "/" in read_data and int(read_data.split("/")[0]) > int(read_data.split("/")[1])):
+        raise ToolError(f"--read-data {str(read_data)[:40]!r}: a percentage from 0.1% to 100% or n/m (1/7)", BAD_INPUT)
+    out, by = {}, operator()
+    with select(host, system, all, group) as sel:
+        for target in _with_offsite(sel.targets):
+            intent = Intent("backup-check", new_release_id(), "offsite", *by)
+            result = execute(sel.session(target), check_program(target, read_data, intent), target.label, quiet=True)
+            out[target.label] = checked(result)
+            if not json:
+                for r in out[target.label]:
+                    console.print(f"[green]✓ {safe(target.label)}: {safe(r['repo'])}[/] checked, {safe(read_data)} "
+                                  f"of the data read back ({r['seconds']:.1f}s)")
     if json:
         print(jsonlib.dumps(out, indent=2))
 

@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from .core.cli import Selection, command, operator, print_program, select
-from .core.errors import BAD_INPUT, TOKEN_WARNING, ToolError
+from .core.errors import BAD_INPUT, WARNING, ToolError
 from .core.grammar import check_token, redact
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
@@ -94,7 +94,7 @@ def _each(sel: Selection, work) -> list[Outcome]:
         try:
             return Outcome(h, s, True, work(target))
         except ToolError as e:
-            return Outcome(h, s, False, str(e), e.code, warning=e.code == TOKEN_WARNING)
+            return Outcome(h, s, False, str(e), e.code, warning=e.code == WARNING)
         except Exception as e:  # noqa: BLE001 - one host's surprise must not hide the others' results
             return Outcome(h, s, False, redact(f"unexpected {type(e).__name__}: {e}"), 1)
     with ThreadPoolExecutor(max_workers=min(16, len(sel.targets)) or 1) as pool:
@@ -108,7 +108,7 @@ def _report(what: str, outcomes: list[Outcome]) -> None:
     if failed:
         errors = [o.code for o in failed if not o.warning]
         raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: "
-                        + ", ".join(f"{o.host}/{o.system}" for o in failed), max(errors) if errors else TOKEN_WARNING)
+                        + ", ".join(f"{o.host}/{o.system}" for o in failed), max(errors) if errors else WARNING)
 
 
 def _days(value) -> int:

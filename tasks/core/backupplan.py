@@ -1,5 +1,5 @@
 """What ``fab backup`` saves of a system and how long it keeps it: the retention counts, a backup before each
-deploy, and the files and named volumes copied beside the database dumps. Built by ``hostsfile``'s BackupSpec;
+deploy, and the files and named volumes copied beside the database dumps. Built by ``backupspecs``' BackupSpec;
 ``Target.file_parts`` turns the plan into paths on one host."""
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class BackupPlan:
     paths: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     offsite: tuple[str, ...] = ()       # restic repositories each run's verified backups are sent to
+    max_age: int | None = None          # seconds: an older newest backup (or copy) makes fab backups exit 8
 
     @property
     def has_files(self) -> bool:

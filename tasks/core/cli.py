@@ -19,7 +19,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from . import grammar, inventory
-from .errors import BAD_INPUT, FAILED, TOKEN_WARNING, ToolError
+from .errors import BAD_INPUT, FAILED, WARNING, ToolError
 from .grammar import redact
 from .model import Inventory
 from .programs.declare import Intent
@@ -74,7 +74,7 @@ def tool_task(fn):
 
 
 def _fail(message: str, code: int):
-    prefix = "[bold yellow]warning:[/]" if code == TOKEN_WARNING else "[bold red]error:[/]"
+    prefix = "[bold yellow]warning:[/]" if code == WARNING else "[bold red]error:[/]"
     err_console.print(f"{prefix} {safe(redact(message))}", soft_wrap=True)
     raise Exit(code=code)
 

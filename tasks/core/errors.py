@@ -9,7 +9,8 @@ REMOTE_FAILED = 4   # login or pull failed before anything restarted: nothing th
 ROLLED_BACK = 5     # the new release failed its health gate and the previous good release is back
 NEEDS_ATTENTION = 6  # a release failed and the previous good one could not be restored (or there was none)
 UNREACHABLE = 7     # SSH connection failed or the host key is unknown or changed
-TOKEN_WARNING = 8   # token-status: the token works but expires soon or lacks read:packages
+WARNING = 8         # something works but needs attention soon: a token expiring or lacking read:packages, a backup
+                    # older than backup: {max_age}
 NOT_STARTED = 9     # compose could not start the new release (a conflict, a missing image): the previous is back
 BACKUP_FAILED = 10  # a backup, drill or restore failed: the live databases and the kept backups are as they were
 
@@ -23,7 +24,7 @@ class ToolError(Exception):
 
 
 # From least to most serious: what a run over several hosts exits with when they ended differently.
-SEVERITY = (TOKEN_WARNING, BAD_INPUT, BUSY, UNREACHABLE, REMOTE_FAILED, BACKUP_FAILED, NOT_STARTED, ROLLED_BACK,
+SEVERITY = (WARNING, BAD_INPUT, BUSY, UNREACHABLE, REMOTE_FAILED, BACKUP_FAILED, NOT_STARTED, ROLLED_BACK,
             FAILED, NEEDS_ATTENTION)
 
 

@@ -60,6 +60,18 @@ _REPO_PATH = r"[A-Za-z0-9._@+-]+(?:/[A-Za-z0-9._@+-]+)*/?"
 OFFSITE = re.compile(rf"sftp:(?:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,31}}@)?{_GIT_HOST}:/{_REPO_PATH}"
                      rf"|(?:rest|s3):https?://{_GIT_HOST}(?::[0-9]{{1,5}})?/(?:{_REPO_PATH})?"
                      rf"|local:/{_REPO_PATH}")
+# An age (backup: {max_age: 26h}): minutes, hours or days, from 1m to 400d (checked by ``seconds``).
+AGE = re.compile(r"(?:[1-9][0-9]{0,5})[mhd]")
+_AGE_UNIT = {"m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(age: str) -> int:
+    """An AGE in seconds."""
+    return int(age[:-1]) * _AGE_UNIT[age[-1]]
+
+
+# restic check --read-data-subset: a percentage (0.1% to 100%) or n/m (the n-th of m parts).
+SUBSET = re.compile(r"(?:100|[1-9][0-9]?(?:\.[0-9])?|0\.[1-9])%|[1-9][0-9]{0,2}/[1-9][0-9]{0,2}")
 UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}")           # a systemd unit name (".service" optional)
 OWNER = re.compile(r"[a-z_][a-z0-9_-]{0,31}(?::[a-z_][a-z0-9_-]{0,31})?")   # user[:group] for chown
 FILE_MODE = re.compile(r"0?[0-7]{3}")

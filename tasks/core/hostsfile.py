@@ -11,12 +11,12 @@ from pydantic import BeforeValidator, Field, StrictBool
 from pydantic import model_validator as checks
 
 from . import grammar, model
-from .backupplan import FILES, BackupPlan, Retention
+from .backupplan import FILES
+from .backupspecs import BackupSpec, nested
 from .stackspecs import StackSpec
 from .values import (
     AbsPath,
     ApiUrl,
-    BackupPath,
     HostKey,
     Matching,
     Names,
@@ -49,52 +49,6 @@ class RegistrySpec(Spec):
         merged = {**(vars(base) if base else {}), **({} if same else {"github_api": None}), **given}
         return model.Registry(server=merged["server"], username=merged["username"],
                               logout=merged.get("logout", False), github_api=merged.get("github_api"))
-
-
-class RetentionSpec(Spec):
-    """How many backups to keep per stack (restic's rules; the newest is always kept)."""
-    last: Whole(0, 1000) = 3
-    daily: Whole(0, 1000) = 7
-    weekly: Whole(0, 1000) = 4
-    monthly: Whole(0, 1000) = 6
-
-
-class BackupSpec(Spec):
-    """What `fab backup` saves besides the databases, and how many backups it keeps."""
-    before_deploy: StrictBool = Field(False, description="a verified dump of every database before each deploy")
-    keep: RetentionSpec = RetentionSpec()
-    paths: list[BackupPath] = Field([], description="folders or files copied into each backup: relative to "
-                                    "<root>/<system> (data/uploads) or absolute (/root/infra/letsencrypt)")
-    volumes: Names(grammar.SAFE_NAME, "volume names") = Field(
-        [], description="named volumes copied into each backup, as the compose files name them (storage)")
-    offsite: Names(grammar.OFFSITE, "restic repositories: sftp:user@host:/path, rest:https://host/path, "
-                   "s3:https://host/bucket, local:/path (no password in them)") = Field(
-        [], description="restic repositories each verified backup is sent to, encrypted (the key stays on the VPS)")
-
-    @checks(mode="after")
-    def _apart(self):
-        for i, path in enumerate(self.paths):
-            if self.paths.index(path) != i:
-                raise refuse(f"{path!r} is listed twice", "paths", i)
-            inside = next((p for p in self.paths[:i] if _nested(p, path) or _nested(path, p)), None)
-            if inside:
-                raise refuse(f"{path!r} and {inside!r}: one holds the other (list the outer one)", "paths", i)
-        for key in ("volumes", "offsite"):
-            values = getattr(self, key)
-            for i, value in enumerate(values):
-                if values.index(value) != i:
-                    raise refuse(f"{value!r} is listed twice", key, i)
-        return self
-
-    def build(self) -> BackupPlan:
-        keep = self.keep
-        return BackupPlan(Retention(keep.last, keep.daily, keep.weekly, keep.monthly), self.before_deploy,
-                          tuple(self.paths), tuple(self.volumes), tuple(self.offsite))
-
-
-def _nested(a: str, b: str) -> bool:
-    """``a`` is ``b`` or a folder above it (both relative, or both absolute)."""
-    return a == b or b.startswith(a.rstrip("/") + "/")
 
 
 def _waves(value):
@@ -175,7 +129,7 @@ class SystemSpec(Spec):
                  (self.secrets, "the token file"))
         for i, path in enumerate(self.backup.paths):
             for there, what in apart:
-                if _nested(path, there) or _nested(there, path):
+                if nested(path, there) or nested(there, path):
                     raise refuse(f"{path!r} would copy {there} ({what}) into the backups: name the folders around "
                                  "it instead", "backup", "paths", i)
 

@@ -56,7 +56,7 @@ def take(vps) -> dict:
 
 
 def listed(vps) -> list[dict]:
-    return json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/plantao"]
+    return json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/plantao"]["backups"]
 
 
 def backups_dir(vps):

@@ -131,6 +131,12 @@ def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vaul
                               for p in stored), "the repository holds only encrypted data"
     seen = vps.host.commands_log.read_text() + json.dumps(made)
     assert key.read_text().strip() not in seen and S3_SECRET not in seen
+    listed = json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/ems_system"]
+    for repo, sent in zip(listed["offsite"], made["offsite"], strict=True):
+        (copy,) = repo["snapshots"]
+        assert copy["id"].startswith(sent["snapshot"]) and copy["verified"] and copy["files"] == sent["files"], repo
+    checked = json.loads(vps.ok("backup-check", "--host", "t1", "--read-data", "100%", "--json").stdout)
+    assert [r["result"] for r in checked["t1/ems_system"]] == ["ok", "ok", "ok"], checked
     again = backup(vps)   # the same files again: deduplicated
     assert all(o["added"] < s["added"] // 2
                for o, s in zip(again["offsite"], made["offsite"], strict=True)), (again["offsite"], made["offsite"])
@@ -143,8 +149,10 @@ def test_a_repository_down_exits_10_naming_it_the_other_gets_its_copy_and_the_lo
     assert res.returncode == errors.BACKUP_FAILED, res.stdout + res.stderr
     assert f"the offsite copy failed: {rest(vault)}" in res.stderr and "the local backups are kept" in res.stderr
     assert len(json.loads(restic(vps, sftp(vault), "snapshots", "--json"))) == 1, "the SFTP repository got its copy"
-    listed = json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/ems_system"]
-    assert {b["stack"] for b in listed if b["verified"]} == {"postgres", "files"}, listed
+    res = vps.fab("backups", "--host", "t1", "--json")   # the REST server is down: a problem, exit 8
+    listed = json.loads(res.stdout)["t1/ems_system"]
+    assert res.returncode == errors.WARNING and f"{rest(vault)} cannot be read" in res.stderr, res.stderr
+    assert {b["stack"] for b in listed["backups"] if b["verified"]} == {"postgres", "files"}, listed
     serve_rest(vault)
     made = backup(vps)   # back up: it gets the next run's copy
     assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"]

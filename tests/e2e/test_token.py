@@ -164,7 +164,7 @@ def test_token_status_healthy_token(vps, github_api):
 def test_token_status_warns_of_expiry_and_missing_scope(vps, github_api):
     github_api(github_date(3), "repo, workflow")
     res = vps.fab("token-status", "--host", "t1", "--warn-days", "7")
-    assert res.returncode == errors.TOKEN_WARNING, res.stdout + res.stderr
+    assert res.returncode == errors.WARNING, res.stdout + res.stderr
     assert "WARNING" in res.stdout and "expires in 2 days" in res.stdout
     assert "lack read:packages" in res.stdout
 

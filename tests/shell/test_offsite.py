@@ -4,16 +4,27 @@ retention applied there, a repository that is down or a key that does not open i
 while the local backup stays. Fast tier: no network (the end-to-end tier sends to SFTP and REST servers)."""
 import hashlib
 import json
+import os
 import re
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tasks.backups import stale
 from tasks.core import errors, inventory
 from tasks.core.errors import ToolError
-from tasks.core.programs.backup import backup_program
+from tasks.core.programs.backup import backup_program, list_program, listed
 from tasks.core.programs.declare import Intent
-from tasks.core.programs.offsite import key_program, sent, shown_key
+from tasks.core.programs.offsite import (
+    check_program,
+    checked,
+    key_program,
+    list_offsite,
+    listed_offsite,
+    sent,
+    shown_key,
+)
 from tasks.core.programs.protocol import Result
 
 from .conftest import Lab, finished
@@ -165,3 +176,78 @@ def test_a_line_restic_env_cannot_hold_is_refused_by_its_number_not_its_text(off
     assert "evil" not in run.stdout + run.stderr
     assert not lab.repo.exists(), "nothing sent"
     assert not (lab.root / "ems_system/data/backups").exists(), "refused before a backup was taken"
+
+
+def listing(lab):
+    """fab backups' program (local backups and each repository's copies) run on the lab."""
+    run = lab.run(list_offsite(list_program(lab.target), lab.target))
+    assert run.code == 0, run.stdout + run.stderr
+    return listed(run.result), listed_offsite(run.result)
+
+
+def test_backups_lists_each_copy_with_its_size_and_verified_and_the_last_check(offsite_lab):
+    lab = offsite_lab
+    (repo,) = listing(lab)[1]
+    assert repo.error == "no restic key on this host yet: nothing was sent" and not repo.copies
+    first, second = take(lab), take(lab)
+    assert first.code == second.code == 0
+    found, (repo,) = listing(lab)
+    assert [c.id[:8] for c in repo.copies] == [sent(second.result)[0]["snapshot"][:8], sent(first.result)[0]["snapshot"][:8]]
+    assert all(c.verified and c.files >= 4 and c.bytes > 0 for c in repo.copies), repo.copies
+    assert repo.copies[0].time > repo.copies[1].time and repo.last_check is None
+    check = lab.run(check_program(lab.target, "100%", INTENT))
+    assert check.code == 0 and [c["result"] for c in checked(check.result)] == ["ok"], check.stdout + check.stderr
+    (repo,) = listing(lab)[1]
+    assert repo.last_check["result"] == "ok" and repo.last_check["subset"] == "100%"
+    now = datetime.now(timezone.utc)
+    assert stale(lab.target, found, [repo], now) == [], "no max_age: nothing to say"
+
+
+def test_max_age_names_each_series_and_repository_too_old(offsite_lab):
+    lab = offsite_lab
+    write_backup(lab, f"paths: [data/uploads], offsite: ['local:{lab.repo}'], max_age: 26h")
+    assert take(lab).code == 0
+    found, repos = listing(lab)
+    assert stale(lab.target, found, repos, datetime.now(timezone.utc)) == []
+    later = datetime.now(timezone.utc) + timedelta(hours=27)
+    assert stale(lab.target, found, repos, later) == [
+        "newest verified backup of files: 27 h old (max_age 26 h)",
+        f"newest verified backup of local:{lab.repo}: 27 h old (max_age 26 h)"]
+    repos[0].copies[0].verified = False   # sent, but its check failed
+    assert stale(lab.target, found, repos, datetime.now(timezone.utc)) == [
+        f"newest verified backup of local:{lab.repo}: none yet (max_age 26 h)"]
+
+
+def test_a_truncated_pack_is_found_by_the_check_after_sending_and_by_the_scheduled_one(offsite_lab):
+    lab = offsite_lab
+    (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))   # the biggest pack: data
+    assert take(lab).code == 0
+    biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.chmod(0o600)
+    with open(biggest, "r+b") as f:
+        f.truncate(biggest.stat().st_size // 2)
+    check = lab.run(check_program(lab.target, "1/5", INTENT))
+    assert check.code == 18 and "restic check failed: local:" in check.error, check.stdout + check.stderr
+    assert f"pack {biggest.name}: unexpected file size" in check.error
+    (repo,) = listing(lab)[1]
+    assert repo.last_check["result"] == "failed" and "unexpected file size" in repo.last_check["error"]
+    assert stale(lab.target, [], [repo], datetime.now(timezone.utc))[0].startswith(f"the last check of local:{lab.repo}")
+    again = take(lab)   # the next backup's check finds it too: exit 10, its copy not verified
+    assert again.code == 18 and "sent, but restic check found: pack" in again.error, again.stdout
+    (repo,) = listing(lab)[1]
+    assert [c.verified for c in repo.copies] == [False, True]
+
+
+def test_a_damaged_byte_is_found_only_by_reading_the_data_back(offsite_lab):
+    lab = offsite_lab
+    (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))
+    assert take(lab).code == 0
+    biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.chmod(0o600)
+    with open(biggest, "r+b") as f:   # one byte flipped in the middle: the size is right
+        f.seek(200_000)
+        byte = f.read(1)
+        f.seek(200_000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    check = lab.run(check_program(lab.target, "100%", INTENT))
+    assert check.code == 18 and "Pack ID does not match, want " + biggest.name in check.error, check.stdout + check.stderr

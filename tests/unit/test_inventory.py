@@ -258,6 +258,13 @@ def test_files_and_volumes_in_the_backups(tmp_path):
     ("offsite: ['s3:https://h/b', 's3:https://h/b']", "listed twice"),
     ("offsite: [/srv/restic]", "restic repositories"),
     ("offsite: 'local:/mnt/usb'", "must be a list"),
+    ("max_age: 26", "is not an age such as 26h"),
+    ("max_age: 0h", "is not an age"),
+    ("max_age: -1h", "is not an age"),
+    ("max_age: '26 h'", "is not an age"),
+    ("max_age: 1e9h", "is not an age"),
+    ("max_age: '26h; reboot'", "is not an age"),
+    ("max_age: 401d", "more than 400 days"),
 ])
 def test_backup_paths_and_volumes_refuse_what_would_be_unsafe(tmp_path, keys, message):
     """Every hostile value is exit 2 with hosts.yml's line, before anything runs ('-rf' is a fine folder name:
@@ -276,6 +283,12 @@ def test_offsite_repositories_of_every_kind(tmp_path):
     target = inv.host("vps1").targets()[0]
     assert target.system.backup.offsite == tuple(repos)
     assert target.restic_key == "/root/ems_system/.secrets/restic"
+
+
+@pytest.mark.parametrize("age, seconds", [("90m", 5400), ("26h", 93600), ("8d", 691200), ("400d", 34560000)])
+def test_max_age_in_minutes_hours_or_days(tmp_path, age, seconds):
+    inv = inventory.load(write(tmp_path, backing_up(f"max_age: {age}")))
+    assert inv.host("vps1").systems[0].backup.max_age == seconds
 
 
 def test_the_token_file_and_a_stack_named_files_are_refused(tmp_path):

@@ -5,7 +5,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from tasks.core import cli, history
-from tasks.core.errors import BAD_INPUT, TOKEN_WARNING, ToolError
+from tasks.core.errors import BAD_INPUT, WARNING, ToolError
 from tasks.core.programs.protocol import Result
 from tasks.core.programs.token import describe
 from tasks.core.ui import printable, safe
@@ -38,8 +38,8 @@ def test_fab_operator_accepts_names_with_brackets(monkeypatch):
 
 def test_a_warning_is_called_a_warning(capsys):
     with pytest.raises(Exit) as e:
-        cli._fail("1 of 1 warned", TOKEN_WARNING)
-    assert e.value.code == TOKEN_WARNING
+        cli._fail("1 of 1 warned", WARNING)
+    assert e.value.code == WARNING
     assert "warning: 1 of 1 warned" in capsys.readouterr().err
 
 
@@ -48,7 +48,7 @@ def test_githubs_refusal_is_not_reported_as_missing_scopes():
                           "api": [{"status": "401", "expiry": "", "scopes": "", "has_scopes": "0"}]})
     with pytest.raises(ToolError) as e:
         describe(result, 14)
-    assert e.value.code == TOKEN_WARNING and "answered 401" in str(e.value) and "lack read:packages" not in str(e.value)
+    assert e.value.code == WARNING and "answered 401" in str(e.value) and "lack read:packages" not in str(e.value)
 
 
 def test_a_release_recorded_once_as_good_has_finished():

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tasks.core.errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
+from tasks.core.errors import BAD_INPUT, REMOTE_FAILED, WARNING, ToolError
 from tasks.core.grammar import check_token
 from tasks.core.programs.protocol import Result
 from tasks.core.programs.token import describe
@@ -44,8 +44,8 @@ def test_recorded_rotation_time_wins_over_mtime():
     ({"file": {"mode": "640", "mtime": MTIME, "dir_mode": "700"}}, BAD_INPUT, "mode 640"),
     ({"file": {"mode": "600", "mtime": MTIME, "dir_mode": "755"}}, BAD_INPUT, "folder 755"),
     ({"login": {"result": "failed", "error": "401 Unauthorized"}}, REMOTE_FAILED, "login fails now: 401 Unauthorized"),
-    ({"api": api(expiry="2026-11-30 00:00:00 UTC")}, TOKEN_WARNING, "expires in 6 days"),
-    ({"api": api(scopes="repo, gist")}, TOKEN_WARNING, "scopes repo, gist lack read:packages"),
+    ({"api": api(expiry="2026-11-30 00:00:00 UTC")}, WARNING, "expires in 6 days"),
+    ({"api": api(scopes="repo, gist")}, WARNING, "scopes repo, gist lack read:packages"),
 ])
 def test_problems_and_warnings(kw, code, phrase):
     with pytest.raises(ToolError) as e:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..target import Target
+from .declare import Intent
 from .protocol import Program, Result, fields, report, whole
 
 KEY = re.compile(r"[A-Za-z0-9+/]{16,200}={0,2}")   # what offsite_key writes: base64 of random bytes
@@ -29,6 +32,22 @@ def send_offsite(prog: Program, target: Target) -> Program:
         keep = plan.keep
         prog.step("offsite_send", keep.last, keep.daily, keep.weekly, keep.monthly, *plan.offsite)
     return prog
+
+
+def list_offsite(prog: Program, target: Target) -> Program:
+    """Read-only: each repository's snapshots of the system and the tool's notes of what it sent and checked."""
+    if target.system.backup.offsite:
+        prog.head.update(RESTIC_KEY=target.restic_key, SYSTEM=target.system.name)
+        prog.step("offsite_list", *target.system.backup.offsite)
+    return prog
+
+
+def check_program(target: Target, subset: str, intent: Intent) -> Program:
+    """Lock, then restic check of every repository with ``subset`` of its data read back and decrypted."""
+    prog = Program(f"offsite check of {target.label}", {"STATE": target.state_dir, "SYSTEM": target.system.name,
+                                                         **intent.head()})
+    ready_offsite(prog.step("begin").step("lock_take"), target)
+    return prog.step("offsite_check", subset, *target.system.backup.offsite)
 
 
 def key_program(target: Target, save: bool, sysroot: str = "") -> Program:
@@ -60,6 +79,13 @@ def sent(result: Result) -> list[dict]:
 
 
 @report
+def checked(result: Result) -> list[dict]:
+    """Per repository a check passed: its seconds (a failed one ends the program with exit 10)."""
+    return [{"repo": d["repo"], "result": d["result"], "seconds": float(d["seconds"])}
+            for d in result.all("offsite_check")]
+
+
+@report
 def shown_key(result: Result) -> dict:
     """The key's path, mode (octal), sha256 and, when sent, value; the VPS's SSH public key ("" when none).
     A value that is not what offsite_key writes is refused without repeating it."""
@@ -73,3 +99,88 @@ def shown_key(result: Result) -> dict:
             raise ValueError("the key the host sent is not a restic key this tool made")
         out["value"] = d["value"].strip() + "\n"
     return out
+
+
+@dataclass
+class Copy:
+    """One snapshot of the system in a repository: restic's id and time, with the size and files the tool
+    noted when it sent it, and whether restic check passed right after (verified)."""
+    id: str
+    time: datetime
+    bytes: int | None = None
+    files: int | None = None
+    verified: bool = False
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "time": self.time.isoformat(), "bytes": self.bytes, "files": self.files,
+                "verified": self.verified}
+
+
+@dataclass
+class Repository:
+    """What one repository holds of the system (newest first), the last check of it, or why it cannot be read."""
+    repo: str
+    copies: list[Copy] = field(default_factory=list)
+    last_check: dict | None = None
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        return {"repo": self.repo, "snapshots": [c.as_dict() for c in self.copies], "last_check": self.last_check,
+                "error": self.error}
+
+
+@report
+def listed_offsite(result: Result) -> list[Repository]:
+    """Per repository, restic's snapshots joined with the notes of offsite.jsonl (restic 0.14 lists no sizes;
+    its summary names the snapshot by its short id)."""
+    notes = [_note(d["line"]) for d in result.all("offsite_note")]
+    out = []
+    for d in result.all("offsite_listed"):
+        repo = Repository(fields(d, "repo")[0], error=d.get("error", ""))
+        if not repo.error:
+            repo.copies = sorted((_copy(s, notes, repo.repo) for s in _snapshots(d.get("snapshots", ""))),
+                                 key=lambda c: c.time, reverse=True)
+        checks = [n for n in notes if n.get("repo") == repo.repo and n.get("kind") == "check"]
+        repo.last_check = ({k: checks[-1].get(k) for k in ("at", "subset", "result", "error") if k in checks[-1]}
+                           if checks else None)
+        out.append(repo)
+    return out
+
+
+def _note(line: str) -> dict:
+    note = json.loads(line)
+    if not isinstance(note, dict) or not isinstance(note.get("repo"), str) or note.get("kind") not in ("sent", "check"):
+        raise ValueError("not a line of offsite.jsonl")
+    return note
+
+
+def _snapshots(text: str) -> list[dict]:
+    shots = json.loads(text) or []
+    if not isinstance(shots, list) or not all(isinstance(s, dict) for s in shots):
+        raise ValueError("not restic's list of snapshots")
+    return shots
+
+
+def _copy(shot: dict, notes: list[dict], repo: str) -> Copy:
+    snap_id = shot.get("id")
+    if not isinstance(snap_id, str) or not re.fullmatch(r"[0-9a-f]{64}", snap_id):
+        raise ValueError(f"not a restic snapshot id: {str(snap_id)[:70]!r}")
+    copy = Copy(snap_id, restic_time(shot.get("time")))
+    for note in notes:
+        summary = note.get("summary") or {}
+        short = summary.get("snapshot_id") if isinstance(summary, dict) else None
+        if note["repo"] == repo and note["kind"] == "sent" and isinstance(short, str) and short and snap_id.startswith(short):
+            copy.bytes = whole(summary["total_bytes_processed"])
+            copy.files = whole(summary["total_files_processed"])
+            copy.verified = note.get("check") == "ok"
+    return copy
+
+
+def restic_time(value) -> datetime:
+    """restic's time (RFC 3339 with nanoseconds and an offset) as an aware datetime."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value or "") \
+        if isinstance(value, str) else None
+    if not m:
+        raise ValueError(f"not a restic time: {str(value)[:40]!r}")
+    zone = "+00:00" if m[3] == "Z" else m[3]
+    return datetime.fromisoformat(f"{m[1]}.{(m[2] or '0')[:6].ljust(6, '0')}{zone}")

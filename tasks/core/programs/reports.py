@@ -32,6 +32,9 @@ login           result error?
 migrated        at
 network         name result
 offsite         repo result summary? seconds? error?
+offsite_check   repo result seconds error?
+offsite_listed  repo snapshots? error?
+offsite_note    line
 old             project workdir files service ref pin
 old_volume      name info
 os              id version family

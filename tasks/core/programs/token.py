@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..errors import BAD_INPUT, REMOTE_FAILED, TOKEN_WARNING, ToolError
+from ..errors import BAD_INPUT, REMOTE_FAILED, WARNING, ToolError
 from ..target import Target
 from .declare import Intent
 from .protocol import Program, Result, report
@@ -91,7 +91,7 @@ def describe(result: Result, warn_days: int, now: datetime | None = None) -> str
     facts, warnings = api.findings(warn_days, now)
     parts += facts
     if warnings:
-        raise ToolError("; ".join(parts) + " — WARNING: " + "; ".join(warnings), TOKEN_WARNING)
+        raise ToolError("; ".join(parts) + " — WARNING: " + "; ".join(warnings), WARNING)
     return "; ".join(parts)
 
 

@@ -62,9 +62,9 @@ offsite_ready() {
 }
 
 # offsite_send LAST DAILY WEEKLY MONTHLY REPO...: the backups this program took (TAKEN) and the
-# tool's state sent to each REPO, then each repository's snapshots of the system beyond the retention counts
-# forgotten and pruned. Every repository is tried; one that failed: exit 10 naming each and why (the local
-# backups are kept).
+# tool's state sent to each REPO and the repository checked (offsite_copy), then each repository's snapshots of
+# the system beyond the retention counts forgotten and pruned. Every repository is tried; one that failed: exit
+# 10 naming each and why (the local backups are kept).
 offsite_send() {
   local keep=(--keep-last "$1" --keep-daily "$2" --keep-weekly "$3" --keep-monthly "$4") repo names n out t0
   local paths=() failed=()
@@ -73,22 +73,104 @@ offsite_send() {
   for n in "${names[@]}"; do paths+=("$BACKUPS/${n//\"/}"); done
   [ "${#paths[@]}" -gt 0 ] || return 0
   for repo in "$@"; do
-    say "step offsite $repo: this run's backups and the release history, encrypted"
+    say "step offsite $repo: this run's backups and the release history, encrypted, then the repository checked"
     t0=$EPOCHREALTIME
-    if ! offsite_open "$repo"; then
+    if ! offsite_copy "$repo" "${paths[@]}"; then
       failed+=("$repo ($OFFSITE_ERR)"); data offsite repo "$repo" result failed error "$OFFSITE_ERR"; continue
     fi
-    out=$(restic -r "$repo" --password-file "$RESTIC_KEY" backup --json --host "$SYSTEM" --tag fab --tag "system=$SYSTEM" \
-      --exclude "$STATE/lock" -- "${paths[@]}" "$STATE" 2>&1) \
-      || { OFFSITE_ERR=$(printf '%s\n' "$out" | grep -v '^{' | tail -n 1); failed+=("$repo ($OFFSITE_ERR)")
-           data offsite repo "$repo" result failed error "$OFFSITE_ERR"; continue; }
-    data offsite repo "$repo" result ok summary "$(printf '%s\n' "$out" | grep -m 1 '"message_type":"summary"')" \
-      seconds "$(backup_seconds "$t0")"
+    data offsite repo "$repo" result ok summary "$OFFSITE_SUMMARY" seconds "$(backup_seconds "$t0")"
     out=$(restic -r "$repo" --password-file "$RESTIC_KEY" forget --host "$SYSTEM" --tag fab --group-by host,tags \
       "${keep[@]}" --prune 2>&1) \
       || say "info retention in $repo did not finish ($(printf '%s\n' "$out" | tail -n 1)): the next backup tries again"
   done
   [ "${#failed[@]}" = 0 ] || die "$R_BACKUP" "the offsite copy failed: ${failed[*]}; the local backups are kept"
+}
+
+# offsite_copy REPO PATH...: one snapshot of PATHs and the tool's state (not the lock) in REPO (opened or
+# made), then restic check of the repository's structure (every pack there at its indexed size, every tree
+# readable): a snapshot is "verified" only then. Its restic summary in OFFSITE_SUMMARY, and a line in
+# offsite.jsonl (fab backups reads sizes and checks there); fails with OFFSITE_ERR.
+offsite_copy() {
+  local repo=$1 out
+  shift
+  offsite_open "$repo" || return 1
+  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" backup --json --host "$SYSTEM" --tag fab --tag "system=$SYSTEM" \
+    --exclude "$STATE/lock" -- "$@" "$STATE" 2>&1) \
+    || { OFFSITE_ERR=$(printf '%s\n' "$out" | grep -v '^{' | tail -n 1); return 1; }
+  OFFSITE_SUMMARY=$(printf '%s\n' "$out" | grep -m 1 '"message_type":"summary"')
+  if offsite_verify "$repo"; then
+    offsite_note "$repo" sent "\"check\":\"ok\",\"summary\":$OFFSITE_SUMMARY"
+  else
+    offsite_note "$repo" sent "\"check\":\"failed\",\"error\":$(json_str "$OFFSITE_ERR"),\"summary\":$OFFSITE_SUMMARY"
+    OFFSITE_ERR="sent, but restic check found: $OFFSITE_ERR"
+    return 1
+  fi
+}
+
+# offsite_verify REPO [--read-data-subset=N%]: restic check of REPO (with a share of the packs read back
+# whole and decrypted, when given); fails with restic's first finding in OFFSITE_ERR.
+offsite_verify() {
+  local out
+  out=$(restic -r "$1" --password-file "$RESTIC_KEY" check "${@:2}" 2>&1) && return 0
+  OFFSITE_ERR=$(printf '%s\n' "$out" | grep -m 1 -iE '^(pack |error|Fatal: (wrong|unable|create))' \
+    || printf '%s\n' "$out" | tail -n 1)
+  return 1
+}
+
+# offsite_note REPO KIND JSON-FIELDS: a line in STATE/offsite.jsonl (the newest 5000 kept): when, which
+# repository, what (sent, check) and its fields. A failed write is said, not fatal: the copy is there, and
+# fab backups then shows it unverified (the safe side).
+offsite_note() {
+  local line
+  line=$(printf '{"at":"%s","repo":%s,"kind":"%s",%s}' "$(now)" "$(json_str "$1")" "$2" "$3")
+  atomic_write "$STATE/offsite.jsonl" offsite_notes "$STATE/offsite.jsonl" "$line" \
+    || say "info cannot record the copy in $STATE/offsite.jsonl (disk full?): fab backups will show it unverified"
+}
+
+# offsite_notes FILE LINE: FILE's newest 4999 lines, then LINE.
+offsite_notes() { if [ -f "$1" ]; then tail -n 4999 "$1" || return 1; fi; printf '%s\n' "$2"; }
+
+# offsite_check SUBSET REPO...: the scheduled check: each REPO's structure, then (when it is sound: restic
+# retries a short pack for minutes) SUBSET of its packs (a percentage or n/m) read back and decrypted, the
+# result recorded; one that fails: exit 10 naming each and why.
+offsite_check() {
+  local subset=$1 repo failed=() t0
+  shift
+  for repo in "$@"; do
+    say "step check $repo: restic check, $subset of the data read back"
+    t0=$EPOCHREALTIME
+    if offsite_verify "$repo" && offsite_verify "$repo" "--read-data-subset=$subset"; then
+      offsite_note "$repo" check "\"subset\":$(json_str "$subset"),\"result\":\"ok\""
+      data offsite_check repo "$repo" result ok seconds "$(backup_seconds "$t0")"
+    else
+      offsite_note "$repo" check "\"subset\":$(json_str "$subset"),\"result\":\"failed\",\"error\":$(json_str "$OFFSITE_ERR")"
+      data offsite_check repo "$repo" result failed error "$OFFSITE_ERR" seconds "$(backup_seconds "$t0")"
+      failed+=("$repo ($OFFSITE_ERR)")
+    fi
+  done
+  [ "${#failed[@]}" = 0 ] || die "$R_BACKUP" "restic check failed: ${failed[*]}"
+}
+
+# offsite_list REPO...: read-only: each REPO's snapshots of the system as restic lists them, and the lines of
+# offsite.jsonl (sizes, checks); a repository that cannot be read is reported with restic's reason. Without a
+# key on the VPS nothing was ever sent.
+offsite_list() {
+  local repo out line
+  if [ ! -s "$RESTIC_KEY" ]; then
+    for repo in "$@"; do data offsite_listed repo "$repo" error "no restic key on this host yet: nothing was sent"; done
+    return 0
+  fi
+  offsite_env
+  for repo in "$@"; do
+    if out=$(restic -r "$repo" --password-file "$RESTIC_KEY" --no-lock snapshots --json --host "$SYSTEM" --tag fab 2>&1); then
+      data offsite_listed repo "$repo" snapshots "$out"
+    else
+      data offsite_listed repo "$repo" error "$(printf '%s\n' "$out" | grep -m 1 '^Fatal' || printf '%s\n' "$out" | tail -n 1)"
+    fi
+  done
+  if [ -f "$STATE/offsite.jsonl" ]; then
+    while IFS= read -r line; do data offsite_note line "$line"; done < "$STATE/offsite.jsonl"
+  fi
 }
 
 # offsite_key_show show|send sftp|none: the system's restic key (made when missing) by its path, mode and
