@@ -4,6 +4,7 @@ restored from there: by default a drill into a scratch database or folder, with 
 from __future__ import annotations
 
 import json as jsonlib
+import re
 import time
 
 from .core import grammar
@@ -15,7 +16,6 @@ from .core.programs.backup import (
     backup_program,
     drill_program,
     drilled,
-    files_drill_program,
     files_drilled,
     files_restore_program,
     list_program,
@@ -28,9 +28,10 @@ from .core.programs.backup import (
 )
 from .core.programs.declare import Intent
 from .core.programs.offsite import sent
-from .core.programs.protocol import execute
+from .core.programs.protocol import Program, execute
 from .core.target import Target
 from .core.ui import console, safe
+from .offsite import offsite_drill
 
 
 @command({"all": "every host of hosts.yml whose systems have something to back up (one after another)",
@@ -79,9 +80,13 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
           "live": "restore over the live databases, folders and volumes (a fresh verified backup first; the stacks "
                   "that use them are stopped meanwhile) instead of a drill into a scratch database or folder",
           "yes": "--live without asking (no terminal, e.g. CI)",
+          "offsite": "drill from the newest copy off the VPS (backup: {offsite}) that holds the backup, fetched by "
+                     "restic into a scratch folder: the copy a disaster would use",
+          "snapshot": "with --offsite: that restic snapshot (its id or first 8 characters, as 'fab backups' shows)",
           "json": "print the drill's figures as JSON",
           "dry-run": "print the exact program and change nothing"})
-def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, live=False, yes=False):
+def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, live=False, yes=False, offsite=False,
+            snapshot=None):
     """Restore a backup: a drill into a scratch database or folder (nothing live changes), or --live over it.
 
     A database drill reports tables, rows and time restored; a files drill copies every part out, checks each
@@ -91,16 +96,13 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
     if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
         raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "
                         "or --from latest", BAD_INPUT)
+    if snapshot and not (offsite and isinstance(snapshot, str) and re.fullmatch(r"[0-9a-f]{8,64}", snapshot)):
+        raise ToolError("--snapshot ID (8 to 64 hex characters, as 'fab backups' shows) goes with --offsite", BAD_INPUT)
+    if offsite and live:
+        raise ToolError("--offsite drills from a copy off the VPS; to bring a lost server back from one: fab recover",
+                        BAD_INPUT)
     with select(host, system) as sel:
-        if name == "latest":
-            name = _latest(sel, with_backups(sel.targets))
-        target, stack = _owner(with_backups(sel.targets), name)
-        if live:
-            intent = Intent("restore", new_release_id(), name, *operator())
-            program = (restore_program(target, stack, name, intent) if stack
-                       else files_restore_program(target, name, intent))
-        else:
-            program = drill_program(target, stack, name) if stack else files_drill_program(target, name)
+        target, stack, name, program = offsite_drill(sel, name, snapshot) if offsite else _chosen(sel, name, live)
         if dry_run:
             print_program(target, program)
             return
@@ -115,6 +117,19 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
                           f"{safe((result.one('restored') or {}).get('before', '?'))})")
         else:
             _show_drill(name, stack, result, json)
+
+
+def _chosen(sel, name: str, live: bool) -> tuple[Target, Stack | None, str, Program]:
+    """The local backup ``name`` (latest: the newest of the one database stack), whose system and stack, and the
+    program that drills it (or restores it over the live data)."""
+    if name == "latest":
+        name = _latest(sel, with_backups(sel.targets))
+    target, stack = _owner(with_backups(sel.targets), name)
+    if not live:
+        return target, stack, name, drill_program(target, stack, name)
+    intent = Intent("restore", new_release_id(), name, *operator())
+    return target, stack, name, (restore_program(target, stack, name, intent) if stack
+                                 else files_restore_program(target, name, intent))
 
 
 def _show_drill(name: str, stack: Stack | None, result, json: bool) -> None:

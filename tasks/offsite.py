@@ -12,9 +12,20 @@ from pathlib import Path
 from .core.cli import command, new_release_id, operator, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import SUBSET, redact
+from .core.model import Stack
+from .core.programs.backup import drill_program
 from .core.programs.declare import Intent
-from .core.programs.offsite import check_program, checked, key_program, shown_key
-from .core.programs.protocol import execute
+from .core.programs.offsite import (
+    Copy,
+    check_program,
+    checked,
+    fetch_program,
+    key_program,
+    list_offsite,
+    listed_offsite,
+    shown_key,
+)
+from .core.programs.protocol import Program, execute
 from .core.target import Target
 from .core.ui import console, safe
 
@@ -70,6 +81,40 @@ def backup_check(c, host=None, group=None, all=False, system=None, read_data="5%
                                   f"of the data read back ({r['seconds']:.1f}s)")
     if json:
         print(jsonlib.dumps(out, indent=2))
+
+
+def offsite_drill(sel, name: str, snapshot: str | None) -> tuple[Target, Stack | None, str, Program]:
+    """fab restore --offsite: the drill of backup ``name`` (or the newest of the one database stack: latest) read
+    from the newest copy off the VPS that holds it (or ``snapshot``), in the first repository that answers."""
+    targets = _with_offsite(sel.targets)
+    if len(targets) != 1:
+        raise ToolError("--offsite drills one system's copy: add --system", BAD_INPUT)
+    target = targets[0]
+    result = execute(sel.session(target), list_offsite(Program(f"offsite copies of {target.label}", {
+        "STATE": target.state_dir}), target), target.label, quiet=True)
+    for repo in listed_offsite(result):
+        for copy in repo.copies:
+            source = _backup_in(copy, target, name) if not snapshot or copy.id.startswith(snapshot) else None
+            if source:
+                found = source.rsplit("/", 1)[-1]
+                stack = target.system.backup_stack(found)
+                return target, stack, found, drill_program(target, stack, found, fetch_program(
+                    target, repo.repo, copy.id, source, found))
+    which = f"snapshot {snapshot}" if snapshot else "no copy"
+    raise ToolError(f"{target.label}: {which} in {', '.join(target.system.backup.offsite)} holds backup {name} "
+                    "('fab backups' lists the copies)", BAD_INPUT)
+
+
+def _backup_in(copy: Copy, target: Target, name: str) -> str | None:
+    """The path of backup ``name`` in ``copy``; for latest, of the one database stack's backup (of the files
+    when the system has no database)."""
+    if name != "latest":
+        return copy.holding(name)
+    stacks = target.system.databases
+    if len(stacks) > 1:
+        raise ToolError("--from latest needs one database stack: name the backup", BAD_INPUT)
+    prefix = f"{stacks[0].name if stacks else 'files'}-"
+    return next((p for p in copy.paths if p.rsplit("/", 1)[-1].startswith(prefix) and copy.holding(p.rsplit("/", 1)[-1])), None)
 
 
 def _with_offsite(targets: list[Target]) -> list[Target]:

@@ -85,6 +85,11 @@ class Target:
         """Where ``fab backup`` writes (seed 001's data/backups/): on the VPS, beside the data it saves."""
         return self.path("data/backups")
 
+    @property
+    def offsite_drill(self) -> str:
+        """Where a drill from a copy off the VPS restores the backup it reads (removed when it ends)."""
+        return posixpath.join(self.backups, ".offsite-drill")
+
     def path(self, relative: str) -> str:
         return posixpath.join(self.base, relative)
 

@@ -7,6 +7,7 @@ restic.env reach restic, not that a wrong one is refused)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -65,6 +66,7 @@ def ems(sandbox, vault, tmp_path) -> Vps:
     vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
     vps.host.route_to_others()
     trust(vps.host, vault)
+    proc.stop(vault.dir / "rclone.pid")   # (a running rclone keeps what it knew of a removed folder)
     for repos in (vault.root / "offsite", vault.dir / "rest"):
         shutil.rmtree(repos, ignore_errors=True)
     serve_rest(vault)
@@ -137,6 +139,12 @@ def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vaul
         assert copy["id"].startswith(sent["snapshot"]) and copy["verified"] and copy["files"] == sent["files"], repo
     checked = json.loads(vps.ok("backup-check", "--host", "t1", "--read-data", "100%", "--json").stdout)
     assert [r["result"] for r in checked["t1/ems_system"]] == ["ok", "ok", "ok"], checked
+    local = json.loads(vps.ok("restore", "--host", "t1", "--from", "latest", "--json").stdout)
+    offsite = json.loads(vps.ok("restore", "--host", "t1", "--from", "latest", "--offsite", "--json").stdout)
+    assert offsite["backup"] == local["backup"] and [
+        (d["database"], d["tables"], d["rows"]) for d in offsite["databases"]] == [
+        (d["database"], d["tables"], d["rows"]) for d in local["databases"]], (offsite, local)
+    assert not (vps.host.root / "ems_system/data/backups/.offsite-drill").exists()
     again = backup(vps)   # the same files again: deduplicated
     assert all(o["added"] < s["added"] // 2
                for o, s in zip(again["offsite"], made["offsite"], strict=True)), (again["offsite"], made["offsite"])
@@ -156,3 +164,21 @@ def test_a_repository_down_exits_10_naming_it_the_other_gets_its_copy_and_the_lo
     serve_rest(vault)
     made = backup(vps)   # back up: it gets the next run's copy
     assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"]
+
+
+def test_a_full_disk_during_the_copy_exits_10_and_keeps_the_local_backup(ems, vault):
+    """restic writes its pack files in /tmp before sending them: a 1 MB /tmp in t1's mount namespace fills."""
+    vps = ems
+    (vps.host.root / "ems_system/data/uploads/ems/scan.tif").write_bytes(os.urandom(8 << 20))   # packs > 1 MB
+    vps.host.inside("mount -t tmpfs -o size=1m tmpfs /tmp")
+    try:
+        res = vps.fab("backup", "--host", "t1")
+    finally:
+        vps.host.inside("umount /tmp")
+    assert res.returncode == errors.BACKUP_FAILED and "no space left on device" in res.stderr, res.stdout + res.stderr
+    assert "the local backups are kept" in res.stderr
+    listed = json.loads(vps.ok("backups", "--host", "t1", "--json").stdout)["t1/ems_system"]
+    assert {b["stack"] for b in listed["backups"] if b["verified"]} == {"postgres", "files"}, listed
+    assert all(not r["snapshots"] for r in listed["offsite"]), "no half snapshot in a repository"
+    made = backup(vps)   # room again: the next run sends its copy
+    assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"], made["offsite"]

@@ -12,7 +12,7 @@ import pytest
 from tasks.core import inventory
 from tasks.core.programs.backup import (
     backup_program,
-    files_drill_program,
+    drill_program,
     files_drilled,
     files_restore_program,
     retention,
@@ -103,16 +103,16 @@ def test_files_backups_are_pruned_by_the_retention_once_a_new_one_is_verified(fi
 def test_a_drill_copies_every_part_out_and_finds_a_damaged_file(files_lab):
     assert take(files_lab).code == 0
     (made,) = backups_dir(files_lab).iterdir()
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 0, run.stdout + run.stderr
     assert [(d["part"], d["files"], d["bytes"]) for d in files_drilled(run.result)] == [
         ("system/data/uploads", 2, 4003), (f"host{files_lab.certs}", 1, 3), ("volume/storage", 1, 7)]
     assert sorted(p.name for p in backups_dir(files_lab).iterdir()) == [made.name], "the scratch folder is gone"
     (made / "tree/volume/storage/blob").write_text("STORAGE")   # same size: only the checksum tells
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 18 and "volume/storage came back damaged" in run.error and "blob" in run.error, run.error
     (made / "tree/volume/storage/blob").unlink()
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 18 and "came back with 0 0 (files bytes), the backup recorded 1 7" in run.error, run.error
 
 
@@ -122,7 +122,7 @@ def test_an_empty_folder_is_backed_up_and_drilled_as_empty(files_lab):
     files_lab.certs.mkdir()
     assert take(files_lab).code == 0
     (made,) = backups_dir(files_lab).iterdir()
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 0 and files_drilled(run.result)[1]["files"] == 0, run.error
 
 
@@ -132,11 +132,11 @@ def test_a_backup_naming_a_part_the_tool_does_not_write_is_not_used(files_lab, p
     (made,) = backups_dir(files_lab).iterdir()
     (made / "PARTS").write_text(f"{part}\t1\t7\n")
     sums = [line for line in (made / "SHA256SUMS").read_text().splitlines() if not line.endswith(" PARTS")]
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 18 and "damaged" in run.error, "the checksums hold PARTS too"
     sums.append(f"{hashlib.sha256((made / 'PARTS').read_bytes()).hexdigest()}  PARTS")
     (made / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    run = files_lab.run(files_drill_program(files_lab.target, made.name))
+    run = files_lab.run(drill_program(files_lab.target, None, made.name))
     assert run.code == 18 and "lists a part" in run.error and "the tool does not write" in run.error, run.error
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -14,11 +15,12 @@ import pytest
 from tasks.backups import stale
 from tasks.core import errors, inventory
 from tasks.core.errors import ToolError
-from tasks.core.programs.backup import backup_program, list_program, listed
+from tasks.core.programs.backup import backup_program, drill_program, files_drilled, list_program, listed
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.offsite import (
     check_program,
     checked,
+    fetch_program,
     key_program,
     list_offsite,
     listed_offsite,
@@ -251,3 +253,49 @@ def test_a_damaged_byte_is_found_only_by_reading_the_data_back(offsite_lab):
         f.write(bytes([byte[0] ^ 0xFF]))
     check = lab.run(check_program(lab.target, "100%", INTENT))
     assert check.code == 18 and "Pack ID does not match, want " + biggest.name in check.error, check.stdout + check.stderr
+
+
+def fetched_drill(lab):
+    """The drill of the newest files backup from the newest copy: fetched into a scratch folder, then drilled."""
+    (repo,) = listing(lab)[1]
+    name = next(p for p in repo.copies[0].paths if "/data/backups/files-" in p).rsplit("/", 1)[-1]
+    source = repo.copies[0].holding(name)
+    return name, drill_program(lab.target, None, name, fetch_program(lab.target, repo.repo, repo.copies[0].id, source, name))
+
+
+def test_a_drill_reads_the_copy_off_the_vps_and_leaves_nothing(offsite_lab):
+    lab = offsite_lab
+    assert take(lab).code == 0
+    shutil.rmtree(lab.root / "ems_system/data/backups")   # the local backups lost: the copy is what is left
+    name, program = fetched_drill(lab)
+    run = lab.run(program)
+    assert run.code == 0, run.stdout + run.stderr
+    assert [(p["part"], p["files"]) for p in files_drilled(run.result)] == [("system/data/uploads", 1)]
+    assert f"fetch {name} from snapshot" in run.stdout
+    assert [p.name for p in (lab.root / "ems_system/data/backups").iterdir()] == [], "the scratch folder is gone"
+
+
+def test_a_damaged_copy_fails_the_drill_and_leaves_nothing(offsite_lab):
+    lab = offsite_lab
+    (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))
+    assert take(lab).code == 0
+    biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.chmod(0o600)
+    with open(biggest, "r+b") as f:
+        f.seek(200_000)
+        byte = f.read(1)
+        f.seek(200_000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    name, program = fetched_drill(lab)
+    run = lab.run(program)
+    assert run.code == 18 and "cannot restore snapshot" in run.error, run.stdout + run.stderr
+    assert not (lab.root / "ems_system/data/backups/.offsite-drill").exists()
+
+
+def test_a_drill_without_the_key_refuses_rather_than_make_one(offsite_lab):
+    lab = offsite_lab
+    assert take(lab).code == 0
+    name, program = fetched_drill(lab)
+    lab.key.unlink()
+    run = lab.run(program)
+    assert run.code == 16 and "a new key would open no copy" in run.error and not lab.key.exists(), run.stdout

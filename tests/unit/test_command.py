@@ -53,6 +53,14 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     (("deploy", "--hots", "vps1"), "No idea what '--hots' is"),
     (("deploy", "--host"), "needed value"),
     (("deploy-now",), "No idea what 'deploy-now' is"),
+    (("restore", "--host", "vps1", "--from", "latest", "--snapshot", "abcdef12"), "goes with --offsite"),
+    (("restore", "--host", "vps1", "--from", "latest", "--offsite", "--snapshot", "latest;reboot"), "--snapshot ID"),
+    (("restore", "--host", "vps1", "--from", "latest", "--offsite", "--snapshot", "ABCDEF12"), "--snapshot ID"),
+    (("restore", "--host", "vps1", "--from", "latest", "--offsite", "--live"), "fab recover"),
+    (("backup-check", "--host", "vps1", "--read-data", "0%"), "--read-data '0%': a percentage"),
+    (("backup-check", "--host", "vps1", "--read-data", "101%"), "a percentage from 0.1% to 100%"),
+    (("backup-check", "--host", "vps1", "--read-data", "8/7"), "or n/m"),
+    (("backup-check", "--host", "vps1", "--read-data", "5%; reboot"), "a percentage"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_line_never_a_traceback(deploy_repo, args, said):
     """Issue 20 item 12: Invoke's parse errors exited 1, and a word where a number belongs a traceback."""

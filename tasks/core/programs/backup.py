@@ -77,10 +77,14 @@ def list_program(target: Target) -> Program:
         "backups_report", *series(target, target.system.databases))
 
 
-def drill_program(target: Target, stack: Stack, name: str) -> Program:
-    """Restore backup ``name`` into scratch databases beside the live ones, count, drop: nothing live changes."""
-    prog = add_databases(Program(f"restore drill of {name} on {target.label}", _head(target)), target, [stack])
-    return prog.step("restore_drill", stack.name, name)
+def drill_program(target: Target, stack: Stack | None, name: str, fetched: Program | None = None) -> Program:
+    """Restore backup ``name`` into scratch databases beside the live ones, count, drop: nothing live changes.
+    A files backup (no ``stack``): copy it out into a scratch folder, check every file and count, remove it.
+    ``fetched``: a program that brought the backup from a copy off the VPS first (its BACKUPS a scratch)."""
+    prog = fetched or Program(f"restore drill of {name} on {target.label}", _head(target))
+    if stack is None:
+        return prog.step("files_drill", name)
+    return add_databases(prog, target, [stack]).step("restore_drill", stack.name, name)
 
 
 def restore_program(target: Target, stack: Stack, name: str, intent: Intent) -> Program:
@@ -103,11 +107,6 @@ def restore_before_rollback(prog: Program, target: Target, snapshot: list[tuple[
         prog.step("restore_live", stack.name, name, "keep-stopped",
                   *[s.name for s in clients(target, stack) if s in declared])
     return prog
-
-
-def files_drill_program(target: Target, name: str) -> Program:
-    """Copy files backup ``name`` out into a scratch folder, check every file and count, remove it."""
-    return Program(f"restore drill of {name} on {target.label}", _head(target)).step("files_drill", name)
 
 
 def files_restore_program(target: Target, name: str, intent: Intent) -> Program:

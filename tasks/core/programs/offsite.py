@@ -50,6 +50,14 @@ def check_program(target: Target, subset: str, intent: Intent) -> Program:
     return prog.step("offsite_check", subset, *target.system.backup.offsite)
 
 
+def fetch_program(target: Target, repo: str, snapshot: str, source: str, name: str) -> Program:
+    """A drill's first half: backup ``name`` (``source`` in the snapshot) fetched from ``snapshot`` of ``repo``
+    into a scratch folder; ``drill_program`` adds the drill that reads it there."""
+    return Program(f"restore drill of {name} from {repo} on {target.label}", {
+        "STATE": target.state_dir, "BACKUPS": target.offsite_drill, "RESTIC_KEY": target.restic_key,
+        "SYSTEM": target.system.name}).step("offsite_scratch").step("offsite_fetch", repo, snapshot, source)
+
+
 def key_program(target: Target, save: bool, sysroot: str = "") -> Program:
     """The system's restic key (made when missing): its path, mode and sha256, and its value only when it is to
     be saved on the operator's machine; the VPS's SSH public key (made when an SFTP repository needs one).
@@ -110,10 +118,15 @@ class Copy:
     bytes: int | None = None
     files: int | None = None
     verified: bool = False
+    paths: tuple[str, ...] = ()       # the folders it holds, as they were on the VPS
 
     def as_dict(self) -> dict:
         return {"id": self.id, "time": self.time.isoformat(), "bytes": self.bytes, "files": self.files,
-                "verified": self.verified}
+                "verified": self.verified, "paths": list(self.paths)}
+
+    def holding(self, name: str) -> str | None:
+        """The path of backup ``name`` (a folder of the backups) in this snapshot."""
+        return next((p for p in self.paths if p.rsplit("/", 1)[-1] == name and "/data/backups/" in p), None)
 
 
 @dataclass
@@ -165,7 +178,10 @@ def _copy(shot: dict, notes: list[dict], repo: str) -> Copy:
     snap_id = shot.get("id")
     if not isinstance(snap_id, str) or not re.fullmatch(r"[0-9a-f]{64}", snap_id):
         raise ValueError(f"not a restic snapshot id: {str(snap_id)[:70]!r}")
-    copy = Copy(snap_id, restic_time(shot.get("time")))
+    paths = shot.get("paths") or []
+    if not isinstance(paths, list) or not all(isinstance(p, str) and re.fullmatch(r"/[^\n\x00]{0,4000}", p) for p in paths):
+        raise ValueError("a snapshot's paths are not absolute paths")
+    copy = Copy(snap_id, restic_time(shot.get("time")), paths=tuple(paths))
     for note in notes:
         summary = note.get("summary") or {}
         short = summary.get("snapshot_id") if isinstance(summary, dict) else None

@@ -173,6 +173,37 @@ offsite_list() {
   fi
 }
 
+# offsite_fetch REPO SNAPSHOT SOURCE...: the backup folders SOURCE (their paths in the snapshot) of SNAPSHOT in
+# REPO restored into BACKUPS under their own names, every file read back by restic (--verify); a backup is then
+# used only after its own checksums pass (backup_check, files_check). The key must be on this host already
+# (fab recover puts the operator's copy there): a new one would open nothing. A failure leaves nothing behind.
+offsite_fetch() {
+  local repo=$1 snap=$2 scratch=$BACKUPS/.fetch src out includes=()
+  shift 2
+  [ -s "$RESTIC_KEY" ] || die "$R_REFUSED" "no restic key in $RESTIC_KEY: nothing was ever sent from here, and a new key would open no copy"
+  offsite_env
+  for src in "$@"; do includes+=(--include "$src"); done
+  { rm -rf -- "$scratch" && mkdir -p "$BACKUPS" && mkdir -m 700 "$scratch"; } || die "$R_BACKUP" "cannot create $scratch"
+  TMP_FILES+=("$scratch")
+  say "step fetch ${*##*/} from snapshot ${snap:0:8} of $repo, every file read back"
+  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "$snap" --target "$scratch" --verify "${includes[@]}" 2>&1) \
+    || die "$R_BACKUP" "cannot restore snapshot ${snap:0:8} from $repo: $(printf '%s\n' "$out" | grep -m 1 -iE '^(Fatal|error)' || printf '%s\n' "$out" | tail -n 1)"
+  for src in "$@"; do
+    [ -d "$scratch$src" ] || die "$R_BACKUP" "snapshot ${snap:0:8} of $repo holds no $src"
+    [ ! -e "$BACKUPS/${src##*/}" ] || die "$R_REFUSED" "$BACKUPS/${src##*/} is there already: not replaced"
+    mv -T -- "$scratch$src" "$BACKUPS/${src##*/}" || die "$R_BACKUP" "cannot move ${src##*/} into $BACKUPS"
+  done
+  rm -rf -- "$scratch"
+}
+
+# offsite_scratch: BACKUPS, a drill's own folder for what it fetches (.offsite-drill beside the backups, mode
+# 700), made empty and removed when the program ends, however it ends.
+offsite_scratch() {
+  [[ $BACKUPS == */.offsite-drill ]] || die "$R_FAILED" "not a drill's folder: $BACKUPS"
+  { rm -rf -- "$BACKUPS" && mkdir -p "${BACKUPS%/*}" && mkdir -m 700 "$BACKUPS"; } || die "$R_BACKUP" "cannot create $BACKUPS"
+  TMP_FILES+=("$BACKUPS")
+}
+
 # offsite_key_show show|send sftp|none: the system's restic key (made when missing) by its path, mode and
 # sha256, its value only with send (fab backup-key --save writes it on the operator's machine); and root's SSH
 # public key, which the server of an SFTP repository must authorise: with sftp, an ed25519 key is made when
