@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json as jsonlib
-import os
 from pathlib import Path
 
 from .core.cli import command, new_release_id, operator, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.grammar import SUBSET, redact
+from .core.localfiles import replace_file
 from .core.model import Stack
 from .core.programs.backup import drill_program
 from .core.programs.declare import Intent
@@ -146,16 +146,9 @@ def _save(path: Path, value: str, held: bytes | None) -> None:
             raise ToolError(f"--save {path}: that file holds another key (sha256 {hashlib.sha256(held).hexdigest()[:16]}"
                             "...): nothing was written; name another file", BAD_INPUT)
         return
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
+        replace_file(path, data, 0o600)
     except OSError as e:
-        partial.unlink(missing_ok=True)
         raise ToolError(f"--save {path}: cannot write it ({e.strerror}): nothing was saved", BAD_INPUT) from None
 
 

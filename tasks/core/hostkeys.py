@@ -5,12 +5,12 @@ stale entry in the file the lookup uses."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
 from .errors import BAD_INPUT, UNREACHABLE, ToolError
+from .localfiles import replace_file
 
 
 class KnownHosts:
@@ -124,16 +124,5 @@ def record(path: str, name: str, key: paramiko.PKey) -> int:
     lines.append(f"{name} {key.get_name()} {key.get_base64()}\n")
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    replace_file(path, "".join(lines).encode(), os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
     return removed

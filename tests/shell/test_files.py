@@ -165,14 +165,19 @@ def test_a_full_disk_during_the_copy_leaves_no_backup(files_lab):
     assert list(backups_dir(files_lab).iterdir()) == []
 
 
+def backing_up_path(lab, path) -> Lab:
+    """The lab's system backing up one absolute ``path`` (hosts.yml accepts it: the host is what refuses)."""
+    hosts = (lab.root / "hosts.yml").read_text().replace(
+        "    stacks:\n", f"    backup: {{paths: ['{path}']}}\n    stacks:\n", 1)
+    (lab.root / "hosts.yml").write_text(hosts)
+    lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    return lab
+
+
 def test_an_absolute_path_holding_the_secrets_is_refused_on_the_host(tmp_path):
     """hosts.yml refuses the relative paths that would; an absolute one (/root) is found on the host."""
     lab = Lab(tmp_path)
-    hosts = (lab.root / "hosts.yml").read_text().replace(
-        "    stacks:\n", f"    backup: {{paths: ['{lab.root}']}}\n    stacks:\n", 1)
-    (lab.root / "hosts.yml").write_text(hosts)
-    lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
-    run = take(lab)
+    run = take(backing_up_path(lab, lab.root))
     assert run.code == 16 and f"{lab.root} holds {backups_dir(lab)}" in run.error, run.stdout + run.stderr
     assert not backups_dir(lab).exists() or list(backups_dir(lab).iterdir()) == []
     finished(lab)
@@ -231,11 +236,7 @@ def test_a_damaged_backup_or_a_part_no_longer_named_changes_nothing(files_lab):
 def test_an_absolute_path_inside_the_backups_or_the_secrets_is_refused_on_the_host(tmp_path, where):
     lab = Lab(tmp_path)
     (lab.root / where).mkdir(parents=True)
-    hosts = (lab.root / "hosts.yml").read_text().replace(
-        "    stacks:\n", f"    backup: {{paths: ['{lab.root / where}']}}\n    stacks:\n", 1)
-    (lab.root / "hosts.yml").write_text(hosts)
-    lab.target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
-    run = take(lab)
+    run = take(backing_up_path(lab, lab.root / where))
     assert run.code == 16 and f"{lab.root / where} lies in" in run.error, run.stdout + run.stderr
     assert not [p for p in backups_dir(lab).iterdir() if p.name.startswith("files-")]
     finished(lab)

@@ -224,8 +224,7 @@ def test_a_truncated_pack_is_found_by_the_check_after_sending_and_by_the_schedul
     lab = offsite_lab
     (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))   # the biggest pack: data
     assert take(lab).code == 0
-    biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    biggest.chmod(0o600)
+    biggest = biggest_pack(lab)
     with open(biggest, "r+b") as f:
         f.truncate(biggest.stat().st_size // 2)
     check = lab.run(check_program(lab.target, "1/5", INTENT))
@@ -240,17 +239,29 @@ def test_a_truncated_pack_is_found_by_the_check_after_sending_and_by_the_schedul
     assert [c.verified for c in repo.copies] == [False, True]
 
 
-def test_a_damaged_byte_is_found_only_by_reading_the_data_back(offsite_lab):
-    lab = offsite_lab
-    (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))
-    assert take(lab).code == 0
+def biggest_pack(lab):
+    """The repository's biggest pack file (a data pack when the backup holds a large file), made writable."""
     biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.chmod(0o600)
-    with open(biggest, "r+b") as f:   # one byte flipped in the middle: the size is right
+    return biggest
+
+
+def flip_a_byte(lab):
+    """One byte flipped in the middle of the biggest pack: its size stays right."""
+    biggest = biggest_pack(lab)
+    with open(biggest, "r+b") as f:
         f.seek(200_000)
         byte = f.read(1)
         f.seek(200_000)
         f.write(bytes([byte[0] ^ 0xFF]))
+    return biggest
+
+
+def test_a_damaged_byte_is_found_only_by_reading_the_data_back(offsite_lab):
+    lab = offsite_lab
+    (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))
+    assert take(lab).code == 0
+    biggest = flip_a_byte(lab)
     check = lab.run(check_program(lab.target, "100%", INTENT))
     assert check.code == 18 and "Pack ID does not match, want " + biggest.name in check.error, check.stdout + check.stderr
 
@@ -279,13 +290,7 @@ def test_a_damaged_copy_fails_the_drill_and_leaves_nothing(offsite_lab):
     lab = offsite_lab
     (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))
     assert take(lab).code == 0
-    biggest = max((p for p in (lab.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    biggest.chmod(0o600)
-    with open(biggest, "r+b") as f:
-        f.seek(200_000)
-        byte = f.read(1)
-        f.seek(200_000)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flip_a_byte(lab)
     name, program = fetched_drill(lab)
     run = lab.run(program)
     assert run.code == 18 and "cannot restore snapshot" in run.error, run.stdout + run.stderr
