@@ -128,6 +128,8 @@ def test_a_backup_reaches_both_repositories_encrypted_with_the_history(ems, vaul
         state = sorted(f for f in files if f.startswith("/root/ems_system/state/"))
         assert "/root/ems_system/state/releases.jsonl" in state and "/root/ems_system/state/lock" not in state, state
         assert any(f.endswith("/uploads/ems/nota.pdf") for f in files)
+        assert {f for f in files if f.endswith("/.env")} >= {"/root/ems_system/repo/servers/ems/container/.env"}, \
+            "the .env files a lost server's stacks need come back with the data"
     stored = [p for p in (vault.root / "offsite/ems").rglob("*") if p.is_file()]
     assert stored and not any(b"%PDF nota" in p.read_bytes() or key.read_bytes().strip() in p.read_bytes()
                               for p in stored), "the repository holds only encrypted data"

@@ -68,6 +68,8 @@ def take(lab):
 
 def test_a_run_sends_its_backup_and_the_history_encrypted_with_a_key_made_root_only(offsite_lab):
     lab = offsite_lab
+    env = lab.root / "ems_system/repo/ems/.env"
+    env.write_text("DB_PASSWORD=s3cret\n")
     run = take(lab)
     assert run.code == 0, run.stdout + run.stderr
     assert lab.key.stat().st_mode & 0o777 == 0o600 and len(lab.key.read_text().strip()) == 44
@@ -76,7 +78,8 @@ def test_a_run_sends_its_backup_and_the_history_encrypted_with_a_key_made_root_o
     (made,) = [p.name for p in (lab.root / "ems_system/data/backups").iterdir()]
     ((snap,),) = [json.loads(restic(lab, "snapshots", "--json"))]
     assert snap["hostname"] == "ems_system" and sorted(snap["tags"]) == ["fab", "system=ems_system"]
-    assert sorted(snap["paths"]) == [f"{lab.root}/ems_system/data/backups/{made}", str(lab.state)]
+    assert sorted(snap["paths"]) == [f"{lab.root}/ems_system/data/backups/{made}", str(env), str(lab.state)], \
+        "the .env that exists (ems's), not those that do not"
     files = restic(lab, "ls", "latest")
     assert f"/data/backups/{made}/tree/system/data/uploads/a.png" in files and "/state/releases.jsonl" in files
     assert "/state/lock" not in files, "the run's own lock is not part of the history"

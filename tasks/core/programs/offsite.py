@@ -25,11 +25,13 @@ def ready_offsite(prog: Program, target: Target) -> Program:
 
 
 def send_offsite(prog: Program, target: Target) -> Program:
-    """The run's verified backups and the release history sent to each restic repository, then forgotten there
-    by the same retention counts (after ``ready_offsite``)."""
+    """The run's verified backups, the stacks' .env files (a lost server's secrets come back with its data) and
+    the release history sent to each restic repository, then forgotten there by the same retention counts
+    (after ``ready_offsite``)."""
     plan = target.system.backup
     if plan.offsite:
         keep = plan.keep
+        prog.head["ENV_FILES"] = "\n".join(target.env_file(s) for s in target.system.stacks if s.binary is None)
         prog.step("offsite_send", keep.last, keep.daily, keep.weekly, keep.monthly, *plan.offsite)
     return prog
 
