@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,8 @@ from tasks.core.programs.offsite import (
     shown_key,
 )
 from tasks.core.programs.protocol import Result
+from tasks.core.programs.recover import fetch_program as recover_program
+from tasks.core.programs.recover import placed
 
 from .conftest import Lab, finished
 
@@ -307,3 +310,56 @@ def test_a_drill_without_the_key_refuses_rather_than_make_one(offsite_lab):
     lab.key.unlink()
     run = lab.run(program)
     assert run.code == 16 and "a new key would open no copy" in run.error and not lab.key.exists(), run.stdout
+
+
+@pytest.fixture
+def lost(offsite_lab, tmp_path):
+    """The lab's system backed up with an upload, a .env and a history; then a new host's folder (another root)
+    that runs nothing yet, and the operator's copy of the key."""
+    lab = offsite_lab
+    (lab.root / "ems_system/repo/ems/.env").write_text("DB_PASSWORD=s3cret\n")
+    assert take(lab).code == 0
+    new_root = tmp_path / "new"
+    new_root.mkdir()
+    hosts = (lab.root / "hosts.yml").read_text().replace(
+        "hosts:\n", f"hosts:\n  fresh: {{address: 127.0.0.2, root: '{new_root}', systems: [ems_system]}}\n", 1)
+    (lab.root / "hosts.yml").write_text(hosts)
+    lab.new = inventory.load(lab.root / "hosts.yml").host("fresh").targets()[0]
+    lab.copy = listing(lab)[1][0].copies[0]
+    return lab
+
+
+def recover(lab, key: str):
+    return lab.run(recover_program(lab.new, lab.target, f"local:{lab.repo}", lab.copy.id, INTENT), stdin_tail=key)
+
+
+def test_recover_places_the_backups_env_and_history_on_a_new_host(lost):
+    lab = lost
+    run = recover(lab, lab.key.read_text())
+    assert run.code == 0, run.stdout + run.stderr
+    new = Path(lab.new.base)
+    got = placed(run.result)
+    assert [Path(p).name for p in got["backup"]] == [p.rsplit("/", 1)[-1] for p in lab.copy.paths if "/data/backups/" in p]
+    assert got["env"] == [str(new / "repo/ems/.env")] and (new / "repo/ems/.env").read_text() == "DB_PASSWORD=s3cret\n"
+    assert (new / "state/releases.jsonl").read_text() == '{"release": "r0"}\n'
+    assert (new / ".secrets/restic").read_text() == lab.key.read_text()
+    assert (new / ".secrets/restic").stat().st_mode & 0o777 == 0o600
+    assert not (new / ".fab-recover").exists() and not (new / "state/lock").exists()
+    assert lab.key.read_text().strip() not in run.stdout + run.stderr
+    again = recover(lab, lab.key.read_text())   # the new host runs the system now
+    assert again.code == 16 and "has a release history of ems_system already" in again.error
+
+
+@pytest.mark.parametrize("key, said", [
+    ("", "no restic key arrived"),
+    ("$(reboot)\n", "not a restic key this tool made"),
+    ("c2VjcmV0IGtleSBvZiAzMiBieXRlcyBleGFjdGx5IQ==\n", "wrong password or no key found"),
+])
+def test_a_wrong_or_missing_key_leaves_the_new_host_as_it_was(lost, key, said):
+    lab = lost
+    run = recover(lab, key)
+    assert run.code in (16, 18) and said in run.error, run.stdout + run.stderr
+    new = Path(lab.new.base)
+    left = sorted(str(p.relative_to(new)) for p in new.rglob("*") if p.is_file())
+    assert [p for p in left if not p.startswith("state/audit")] == [], left
+    assert "reboot" not in run.stdout + run.stderr

@@ -41,6 +41,7 @@ os              id version family
 pin             app pin
 placeholder     path key
 problem         text
+recovered       kind path
 refuse          reason
 repo            result url commit
 restored        name stack before

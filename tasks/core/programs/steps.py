@@ -74,6 +74,8 @@ preflight_stacks
 prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
 prune_releases STACK [GOOD...]
 record STATE
+recover_fetch REPO SNAPSHOT OLD
+recover_key
 registry_login
 repo_clone FOLDER URL REF KEY KNOWN_HOST
 repo_key KEY
