@@ -329,8 +329,9 @@ def lost(offsite_lab, tmp_path):
     return lab
 
 
-def recover(lab, key: str):
-    return lab.run(recover_program(lab.new, lab.target, f"local:{lab.repo}", lab.copy.id, INTENT), stdin_tail=key)
+def recover(lab, key: str, snapshot: str | None = None):
+    program = recover_program(lab.new, lab.target, f"local:{lab.repo}", snapshot or lab.copy.id, INTENT)
+    return lab.run(program, stdin_tail=key)
 
 
 def test_recover_places_the_backups_env_and_history_on_a_new_host(lost):
@@ -346,8 +347,18 @@ def test_recover_places_the_backups_env_and_history_on_a_new_host(lost):
     assert (new / ".secrets/restic").stat().st_mode & 0o777 == 0o600
     assert not (new / ".fab-recover").exists() and not (new / "state/lock").exists()
     assert lab.key.read_text().strip() not in run.stdout + run.stderr
-    again = recover(lab, lab.key.read_text())   # the new host runs the system now
+    again = recover(lab, lab.key.read_text(), "latest")   # the new host runs the system now
     assert again.code == 16 and "has a release history of ems_system already" in again.error
+
+
+def test_latest_is_the_systems_newest_snapshot(lost):
+    lab = lost
+    (lab.root / "ems_system/data/uploads/b.png").write_text("newer")
+    assert take(lab).code == 0
+    run = recover(lab, lab.key.read_text(), "latest")
+    assert run.code == 0, run.stdout + run.stderr
+    (files,) = [p for p in placed(run.result)["backup"] if "/files-" in p]   # a snapshot holds its run's backups
+    assert (Path(files) / "tree/system/data/uploads/b.png").read_text() == "newer"
 
 
 @pytest.mark.parametrize("key, said", [

@@ -25,7 +25,7 @@ recover_key() {
   say "info the restic key is in $RESTIC_KEY (mode 600)"
 }
 
-# recover_fetch REPO SNAPSHOT OLD: SNAPSHOT of REPO restored whole (every file read back) into a scratch folder,
+# recover_fetch REPO SNAPSHOT OLD: SNAPSHOT of REPO (an id, or latest: the system's newest) restored whole (every file read back) into a scratch folder,
 # then what it holds of the system whose folder was OLD placed under this host's BASE: each backup into
 # BACKUPS, each stack's .env where it was (relative to the system's folder), and last the release history and
 # the tool's notes into STATE. A host that has a history of the system already is refused; a backup or .env
@@ -37,7 +37,9 @@ recover_fetch() {
   { rm -rf -- "$scratch" && mkdir -m 700 "$scratch"; } || die "$R_BACKUP" "cannot create $scratch"
   TMP_FILES+=("$scratch")
   say "step fetch snapshot ${snap:0:8} of $repo: the backups, .env files and release history of $SYSTEM, every file read back"
-  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "$snap" --target "$scratch" --verify 2>&1) \
+  local which=("$snap")
+  [ "$snap" != latest ] || which=(latest --host "$SYSTEM" --tag fab)   # (the system's newest, not another's)
+  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "${which[@]}" --target "$scratch" --verify 2>&1) \
     || die "$R_BACKUP" "cannot restore snapshot ${snap:0:8} from $repo: $(printf '%s\n' "$out" | grep -m 1 -iE '^(Fatal|error)' || printf '%s\n' "$out" | tail -n 1)"
   src=$scratch$old
   [ -d "$src/state" ] || die "$R_BACKUP" "snapshot ${snap:0:8} holds no state of a system in $old: not a copy of $SYSTEM from that host"
