@@ -374,3 +374,16 @@ def test_a_wrong_or_missing_key_leaves_the_new_host_as_it_was(lost, key, said):
     left = sorted(str(p.relative_to(new)) for p in new.rglob("*") if p.is_file())
     assert [p for p in left if not p.startswith("state/audit")] == [], left
     assert "reboot" not in run.stdout + run.stderr
+
+
+def test_a_repository_locked_by_another_run_keeps_the_copy_unverified_not_failed(offsite_lab):
+    """Fast tier: restic wrapped so that check finds the lock another host's run holds (a shared repository)."""
+    lab = offsite_lab
+    (lab.bin / "restic").write_text('#!/bin/bash\nif [ "$5" = check ]; then echo "Fatal: unable to create lock in '
+                                    'backend: repository is already locked by PID 7 on vps2 by root" >&2; exit 1; fi\n'
+                                    'exec /usr/bin/restic "$@"\n')
+    (lab.bin / "restic").chmod(0o755)
+    run = take(lab)
+    assert run.code == 0 and "was locked by another run" in run.stdout, run.stdout + run.stderr
+    (repo,) = listing(lab)[1]
+    assert [c.verified for c in repo.copies] == [False], "there, but not verified"

@@ -99,9 +99,13 @@ offsite_copy() {
   out=$(restic -r "$repo" --password-file "$RESTIC_KEY" backup --json --host "$SYSTEM" --tag fab --tag "system=$SYSTEM" \
     --exclude "$STATE/lock" -- "$@" "$STATE" 2>&1) \
     || { OFFSITE_ERR=$(printf '%s\n' "$out" | grep -v '^{' | tail -n 1); return 1; }
-  OFFSITE_SUMMARY=$(printf '%s\n' "$out" | grep -m 1 '"message_type":"summary"')
+  OFFSITE_SUMMARY=$(printf '%s\n' "$out" | grep -m 1 '"message_type":"summary"') \
+    || { OFFSITE_ERR="restic finished without its summary: the snapshot is not known"; return 1; }
   if offsite_verify "$repo"; then
     offsite_note "$repo" sent "\"check\":\"ok\",\"summary\":$OFFSITE_SUMMARY"
+  elif [ "$OFFSITE_LOCKED" = 1 ]; then   # another host's run holds it: sent, not verified (fab backups says so)
+    offsite_note "$repo" sent "\"check\":\"locked\",\"summary\":$OFFSITE_SUMMARY"
+    say "info $repo was locked by another run (${OFFSITE_ERR}): the copy is there, not verified yet ('fab backup-check' verifies it)"
   else
     offsite_note "$repo" sent "\"check\":\"failed\",\"error\":$(json_str "$OFFSITE_ERR"),\"summary\":$OFFSITE_SUMMARY"
     OFFSITE_ERR="sent, but restic check found: $OFFSITE_ERR"
@@ -110,12 +114,21 @@ offsite_copy() {
 }
 
 # offsite_verify REPO [--read-data-subset=N%]: restic check of REPO (with a share of the packs read back
-# whole and decrypted, when given); fails with restic's first finding in OFFSITE_ERR.
+# whole and decrypted, when given); fails with restic's first finding in OFFSITE_ERR. check locks the
+# repository: when another host's run holds it (a repository shared by a fleet), tried 3 times 10 s apart,
+# then OFFSITE_LOCKED=1 (not a finding about the data).
 offsite_verify() {
-  local out
-  out=$(restic -r "$1" --password-file "$RESTIC_KEY" check "${@:2}" 2>&1) && return 0
-  OFFSITE_ERR=$(printf '%s\n' "$out" | grep -m 1 -iE '^(pack |error|Fatal: (wrong|unable|create))' \
+  local out try
+  OFFSITE_LOCKED=0
+  for try in 1 2 3; do
+    out=$(restic -r "$1" --password-file "$RESTIC_KEY" check "${@:2}" 2>&1) && return 0
+    [[ $out == *"repository is already locked"* ]] || break
+    OFFSITE_LOCKED=1
+    [ "$try" = 3 ] || sleep 10
+  done
+  OFFSITE_ERR=$(printf '%s\n' "$out" | grep -m 1 -iE '^(pack |error|Fatal: (wrong|unable|create)|.*already locked)' \
     || printf '%s\n' "$out" | tail -n 1)
+  [[ $out == *"repository is already locked"* ]] || OFFSITE_LOCKED=0
   return 1
 }
 
