@@ -4,7 +4,6 @@ restored from there: by default a drill into a scratch database or folder, with 
 from __future__ import annotations
 
 import json as jsonlib
-import re
 import time
 
 from .core import grammar
@@ -96,7 +95,7 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
     if not name or not (name == "latest" or grammar.BACKUP_NAME.fullmatch(name)):
         raise ToolError("say which backup: --from NAME, as 'fab backups' lists it (e.g. postgres-20261126T020000Z), "
                         "or --from latest", BAD_INPUT)
-    if snapshot and not (offsite and isinstance(snapshot, str) and re.fullmatch(r"[0-9a-f]{8,64}", snapshot)):
+    if snapshot and not (offsite and isinstance(snapshot, str) and grammar.SNAPSHOT_ID.fullmatch(snapshot)):
         raise ToolError("--snapshot ID (8 to 64 hex characters, as 'fab backups' shows) goes with --offsite", BAD_INPUT)
     if offsite and live:
         raise ToolError("--offsite drills from a copy off the VPS; to bring a lost server back from one: fab recover",

@@ -77,6 +77,8 @@ OWNER = re.compile(r"[a-z_][a-z0-9_-]{0,31}(?::[a-z_][a-z0-9_-]{0,31})?")   # us
 FILE_MODE = re.compile(r"0?[0-7]{3}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+RESTIC_KEY = re.compile(r"[A-Za-z0-9+/]{16,200}={0,2}")   # a restic key the tool made: base64 of random bytes
+SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")               # a restic snapshot: its id or a prefix (8: restic's short id)
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
 # Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).

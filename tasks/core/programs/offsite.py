@@ -7,12 +7,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .. import grammar
 from ..target import Target
 from .declare import Intent
 from .protocol import Program, Result, fields, report, whole
-
-KEY = re.compile(r"[A-Za-z0-9+/]{16,200}={0,2}")   # what offsite_key writes: base64 of random bytes
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def ready_offsite(prog: Program, target: Target) -> Program:
@@ -81,7 +79,7 @@ def sent(result: Result) -> list[dict]:
             continue
         summary = json.loads(d["summary"])
         snapshot = summary["snapshot_id"]
-        if not isinstance(snapshot, str) or not re.fullmatch(r"[0-9a-f]{8,64}", snapshot):
+        if not isinstance(snapshot, str) or not grammar.SNAPSHOT_ID.fullmatch(snapshot):
             raise ValueError(f"not a restic snapshot id: {str(snapshot)[:70]!r}")
         out.append({"repo": repo, "result": "ok", "snapshot": snapshot, "added": whole(summary["data_added"]),
                     "files": whole(summary["total_files_processed"]), "seconds": float(d["seconds"])})
@@ -101,11 +99,11 @@ def shown_key(result: Result) -> dict:
     A value that is not what offsite_key writes is refused without repeating it."""
     d = result.one("restic_key")
     path, mode, sha256, ssh = fields(d, "path", "mode", "sha256", "ssh_public")
-    if not SHA256.fullmatch(sha256) or not re.fullmatch(r"[0-7]{3,4}", mode):
+    if not grammar.SHA256.fullmatch(sha256) or not re.fullmatch(r"[0-7]{3,4}", mode):
         raise ValueError("not a key's sha256 and mode")
     out = {"path": path, "mode": mode, "sha256": sha256, "ssh_public": ssh}
     if "value" in d:
-        if not isinstance(d["value"], str) or not KEY.fullmatch(d["value"].strip()):
+        if not isinstance(d["value"], str) or not grammar.RESTIC_KEY.fullmatch(d["value"].strip()):
             raise ValueError("the key the host sent is not a restic key this tool made")
         out["value"] = d["value"].strip() + "\n"
     return out
@@ -178,7 +176,7 @@ def _snapshots(text: str) -> list[dict]:
 
 def _copy(shot: dict, notes: list[dict], repo: str) -> Copy:
     snap_id = shot.get("id")
-    if not isinstance(snap_id, str) or not re.fullmatch(r"[0-9a-f]{64}", snap_id):
+    if not isinstance(snap_id, str) or not grammar.SHA256.fullmatch(snap_id):
         raise ValueError(f"not a restic snapshot id: {str(snap_id)[:70]!r}")
     paths = shot.get("paths") or []
     if not isinstance(paths, list) or not all(isinstance(p, str) and re.fullmatch(r"/[^\n\x00]{0,4000}", p) for p in paths):

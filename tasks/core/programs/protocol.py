@@ -54,6 +54,7 @@ class Code(enum.IntEnum):
 
 # The tool's own grammar, written into a program that checks values with it (the shell never spells it again).
 CONSTANTS = {"PIN_RE": grammar.PIN.pattern, "DB_NAME_RE": grammar.DB_NAME.pattern,
+             "RESTIC_KEY_RE": grammar.RESTIC_KEY.pattern,
              "FILE_PART_RE": grammar.FILE_PART.pattern}
 
 TOOL_CODE = {Code.FAILED: FAILED, Code.LOCKED: BUSY, Code.LOGIN: REMOTE_FAILED, Code.PULL: REMOTE_FAILED,

@@ -3,7 +3,7 @@
 # place, then the newest (or a chosen) snapshot of a copy off the VPS fetched: its verified backups, its stacks'
 # .env files and its release history, under this host's own folders. What the system then runs (its databases
 # and files restored, its release deployed by digest) comes after, from these.
-# shellcheck disable=SC2034,SC2154  # globals shared across files; RESTIC_KEY, SYSTEM, STATE, BASE, BACKUPS and R_* come from the head
+# shellcheck disable=SC2034,SC2154  # globals shared across files; RESTIC_KEY, RESTIC_KEY_RE, SYSTEM, STATE, BASE, BACKUPS and R_* come from the head
 
 # recover_key: the restic key, read from stdin (after the program: never an argument), written as RESTIC_KEY
 # (mode 600 in a 700 folder, whole or not at all; taken back if the recovery fails). A different key already
@@ -13,7 +13,7 @@ recover_key() {
   RECOVERED=()
   EXIT_HOOKS+=(recover_undo)
   IFS= read -r key || die "$R_REFUSED" "no restic key arrived on standard input: nothing was changed"
-  [[ $key =~ ^[A-Za-z0-9+/]{16,200}={0,2}$ ]] || die "$R_REFUSED" "what arrived is not a restic key this tool made: nothing was changed"
+  [[ $key =~ ^${RESTIC_KEY_RE}$ ]] || die "$R_REFUSED" "what arrived is not a restic key this tool made: nothing was changed"
   if [ -s "$RESTIC_KEY" ]; then
     [ "$(cat "$RESTIC_KEY")" = "$key" ] || die "$R_REFUSED" "$RESTIC_KEY holds another key: nothing was changed (it may open copies of its own)"
     return 0
