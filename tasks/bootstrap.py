@@ -39,17 +39,22 @@ def bootstrap(c, host=None, group=None, all=False, dry_run=False, create_user=No
             if target.host.name in done:
                 continue
             done.add(target.host.name)
-            program = bootstrap_program(target.host, user=user)
             if dry_run:
-                print_program(target, program)
+                print_program(target, bootstrap_program(target.host, user=user))
                 continue
-            got = bootstrapped(execute(sel.session(target), program, target.host.name))
-            console.print(f"[bold]{safe(target.host.name)}[/] ({safe(got.os)}): Docker {safe(got.engine)}, Compose "
-                          f"{safe(got.compose)}; " + (f"tools {safe(got.tools)}, Docker {safe(got.docker)}"
-                                                       if got.changed else "nothing to do, everything was in place"))
+            got = install(sel.session(target), target.host, user)
             if user:
                 console.print(f"  user {safe(got.user)}")
                 prove_login(target.host, user, lock_root)
+
+
+def install(session: Session, host: Host, user: NewUser | None = None):
+    """Docker Engine, the Compose plugin and the tools on ``host`` (each only if missing), and what it found."""
+    got = bootstrapped(execute(session, bootstrap_program(host, user=user), host.name))
+    console.print(f"[bold]{safe(host.name)}[/] ({safe(got.os)}): Docker {safe(got.engine)}, Compose "
+                  f"{safe(got.compose)}; " + (f"tools {safe(got.tools)}, Docker {safe(got.docker)}"
+                                               if got.changed else "nothing to do, everything was in place"))
+    return got
 
 
 def new_user(name: str | None, key_file: str | None, lock_root: bool) -> NewUser | None:

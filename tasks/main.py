@@ -21,6 +21,7 @@ from . import (
     deploy,
     migrate,
     offsite,
+    recover,
     releases,
     rollback,
     schema,
@@ -34,7 +35,7 @@ from . import (
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
-                       offsite.backup_check, schema.schema)
+                       offsite.backup_check, recover.recover, schema.schema)
 
 
 class HostsAreNames(Executor):

@@ -3,8 +3,10 @@ compose files use; what is left to do."""
 from __future__ import annotations
 
 from .core.cli import command, print_program, select
-from .core.programs.protocol import execute
+from .core.programs.protocol import Program, execute
 from .core.programs.setup import SetupReport, finish_program, setup_program
+from .core.ssh import Session
+from .core.target import Target
 from .core.ui import console, safe
 
 
@@ -19,15 +21,20 @@ def setup(c, host=None, group=None, all=False, system=None, dry_run=False):
                 console.print("# then: the folders the stacks bind-mount and the external networks they declare, "
                               "as their compose files say")
                 continue
-            session, report = sel.session(target), SetupReport()
-            report.add(execute(session, program, target.label, quiet=True), target.host.name, target)
-            if report.networks or report.folders:
-                finish = finish_program(target, report.folders, report.networks)
-                report.add(execute(session, finish, target.label, quiet=True), target.host.name)
-            _show(target.label, report)
+            show(target.label, prepare(sel.session(target), target, program))
 
 
-def _show(label: str, report: SetupReport) -> None:
+def prepare(session: Session, target: Target, program: Program) -> SetupReport:
+    """Run setup's ``program``, then make what the stacks' compose files use (folders, external networks)."""
+    report = SetupReport()
+    report.add(execute(session, program, target.label, quiet=True), target.host.name, target)
+    if report.networks or report.folders:
+        finish = finish_program(target, report.folders, report.networks)
+        report.add(execute(session, finish, target.label, quiet=True), target.host.name)
+    return report
+
+
+def show(label: str, report: SetupReport) -> None:
     """What was created, what was there already, and the operator's remaining to-do list."""
     console.print(f"[bold]{safe(label)}[/]: " + (f"created {len(report.created)} item(s)" if report.created
                                                     else "nothing to do, everything was already in place"))

@@ -38,7 +38,7 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
             for target in sel.targets:
                 print_program(target, rotate_program(target, intent), "<the new token, one line>\n")
             return
-        token = check_token(_read_token(token_env, token_command, token_stdin))
+        token = check_token(read_token(token_env, token_command, token_stdin))
         redact.secrets.append(token)
 
         def rotate(target: Target) -> str:
@@ -62,7 +62,7 @@ def token_status(c, host=None, group=None, all=False, system=None, warn_days="14
         _report("token-status", _each(sel, check))
 
 
-def _read_token(env_name, command, stdin) -> str:
+def read_token(env_name, command, stdin) -> str:
     """The new token from exactly one source; a prompt without echo only at a terminal."""
     chosen = [x for x in (env_name, command, stdin) if x]
     if len(chosen) > 1:

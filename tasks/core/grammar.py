@@ -3,6 +3,7 @@ tokens, names, registry servers, URLs. The bottom layer: it imports nothing of t
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 from .errors import BAD_INPUT, ToolError
 
@@ -47,6 +48,12 @@ DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")    # a PostgreSQL databas
 # A backup: the folder <stack>-<UTC time>[-N] that fab backup writes in data/backups/.
 BACKUP_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?")
 BACKUP_NAME = re.compile(rf"{SAFE_NAME.pattern}-{BACKUP_STAMP.pattern}")
+
+
+def backup_time(name: str) -> datetime | None:
+    """When backup ``name`` was taken, from the stamp its name ends with (UTC); None for another name."""
+    m = re.search(r"-([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,3})?$", name)
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc) if m else None
 # A path of backup: paths (after normalising): the characters a part of a files backup may hold. A part is
 # system/<relative path>, host/<absolute path> or volume/<name>: the folder in the backup's tree/ it is copied
 # to, read back from PARTS when restored (written so that it is also a POSIX ERE for the shell's =~; a ".."

@@ -184,3 +184,44 @@ def test_a_full_disk_during_the_copy_exits_10_and_keeps_the_local_backup(ems, va
     assert all(not r["snapshots"] for r in listed["offsite"]), "no half snapshot in a repository"
     made = backup(vps)   # room again: the next run sends its copy
     assert [o["result"] for o in made["offsite"]] == ["ok", "ok", "ok"], made["offsite"]
+
+
+def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_files(ems, vault, tmp_path):
+    """The VPS destroyed (t1 wiped: containers, volumes, release images, the whole /root), a new host at another
+    name in hosts.yml (the same sandbox machine, reinstalled): fab recover with the key the operator saved and
+    a registry token; OLD is never contacted."""
+    vps, host = ems, ems.host
+    key = tmp_path / "ems_system.restic-key"
+    vps.ok("backup-key", "--host", "t1", "--save", str(key))
+    made = backup(vps)
+    was = json.loads(vps.ok("releases", "--host", "t1", "--json").stdout)["ems_system"]
+    running = next(r for r in was if r["running"])
+    upload = (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes()
+
+    host.reset()   # the server is gone: what comes back comes from the copies
+    trust(host, vault)   # (the new VPS's SSH key authorised on the SFTP repository's server, as for the old one)
+    shutil.copytree(examples.EXAMPLES / "ems/repo", host.root / "ems_system/repo", symlinks=True)   # (git clone)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"]["vps-new"] = inv["hosts"]["t1"]   # (the system listed on the new host too)
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    res = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--token-env", "NEW_TOKEN",
+                  env={"NEW_TOKEN": vps.token}, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "recovered, running v1.4.3 by its recorded digests" in res.stdout and "RTO" in res.stdout, res.stdout
+    assert "ems_system runs on vps-new now: take it off t1's" in res.stdout
+
+    now = json.loads(vps.ok("releases", "--host", "vps-new", "--json").stdout)["ems_system"]
+    back = next(r for r in now if r["running"])
+    assert back["action"] == "recover" and back["images"] == running["images"], (back, running)
+    assert {r["release"] for r in was} < {r["release"] for r in now}, "the history came back"
+    rows = host.docker("exec", "postgres_shared_db", "psql", "-U", "ems_user", "-d", "db_ems", "-Atc",
+                       "SELECT count(*) FROM pedidos").stdout.strip()
+    assert rows == "42"
+    assert (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes() == upload
+    assert host.http(80, "/ems/version") == "v1.4.3"
+    assert not (host.root / "ems_system/state/recovering").exists()
+    seen = host.commands_log.read_text() + res.stdout + res.stderr
+    assert key.read_text().strip() not in seen and vps.token not in res.stdout + res.stderr
+    assert made["backups"], "a snapshot of that run's backups"
+    again = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key))
+    assert again.returncode == errors.BAD_INPUT and "has a release history of ems_system already" in again.stderr

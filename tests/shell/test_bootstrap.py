@@ -71,6 +71,7 @@ def test_a_bare_debian_family_host_gets_the_distributions_docker_and_compose(lab
     lab.allow("systemctl", "enable --now docker")
     lab.answer("docker", "compose version", code=1, once=True)   # (not there before the install)
     versions(lab)
+    lab.answer("docker", "version --format *", code=1, once=True)   # (installed, not started)
     result = run(lab, env)
     assert result.code == 0, result.stdout + result.stderr
     assert lab.commands("apt-get") == ["update -q", f"install -y -q --no-install-recommends {packages}"]
@@ -124,12 +125,12 @@ def test_an_os_or_a_source_it_cannot_serve_is_refused_before_anything_changes(la
 
 def test_a_host_that_has_docker_keeps_it_and_a_second_run_changes_nothing(lab):
     env = bare(lab, "debian12", have=("apt-get", "systemctl", "git", "tar", "curl", "rsync", "restic", "docker"))
-    lab.allow("systemctl", "enable --now docker")
     lab.answer("docker", "compose version", "Docker Compose version v2.24.6\n")
     versions(lab)
     result = run(lab, env)
     assert result.code == 0 and not bootstrapped(result.result).changed, result.stdout
     assert lab.commands("apt-get") == [], "nothing installed, not even apt's lists refreshed"
+    assert lab.commands("systemctl") == [], "a daemon that answers is left as it is run"
 
 
 def test_missing_tools_are_installed_and_a_too_old_compose_is_refused_with_its_version(lab):

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,9 +29,10 @@ from tasks.core.programs.offsite import (
     sent,
     shown_key,
 )
-from tasks.core.programs.protocol import Result
+from tasks.core.programs.protocol import Program, Result
 from tasks.core.programs.recover import fetch_program as recover_program
 from tasks.core.programs.recover import placed
+from tasks.core.target import Target
 
 from .conftest import Lab, finished
 
@@ -340,13 +342,34 @@ def test_recover_places_the_backups_env_and_history_on_a_new_host(lost):
     assert run.code == 0, run.stdout + run.stderr
     new = Path(lab.new.base)
     got = placed(run.result)
-    assert [Path(p).name for p in got["backup"]] == [p.rsplit("/", 1)[-1] for p in lab.copy.paths if "/data/backups/" in p]
-    assert got["env"] == [str(new / "repo/ems/.env")] and (new / "repo/ems/.env").read_text() == "DB_PASSWORD=s3cret\n"
+    assert [Path(p).name for p in got.backups] == [p.rsplit("/", 1)[-1] for p in lab.copy.paths if "/data/backups/" in p]
+    assert lab.copy.id.startswith(got.snapshot) and len(got.snapshot) >= 8
     assert (new / "state/releases.jsonl").read_text() == '{"release": "r0"}\n'
     assert (new / ".secrets/restic").read_text() == lab.key.read_text()
     assert (new / ".secrets/restic").stat().st_mode & 0o777 == 0o600
     assert not (new / ".fab-recover").exists() and not (new / "state/lock").exists()
     assert lab.key.read_text().strip() not in run.stdout + run.stderr
+    assert not (new / "repo/ems/.env").exists(), "held until setup has put repo/ in place"
+    env = Program("env", {"STATE": lab.new.state_dir, "BASE": lab.new.base}).step("recover_env")
+    assert "waits in" in lab.run(env).stdout and not (new / "repo").exists(), "no folder made where a clone goes"
+    (new / "repo/ems").mkdir(parents=True)
+    placing = lab.run(env)
+    assert placed(placing.result).env == [str(new / "repo/ems/.env")]
+    assert (new / "repo/ems/.env").read_text() == "DB_PASSWORD=s3cret\n"
+
+
+def test_a_recovery_that_stopped_goes_on_and_a_finished_one_is_not_done_twice(lost):
+    lab = lost
+    first = placed(recover(lab, lab.key.read_text()).result)
+    run = recover(lab, lab.key.read_text(), "latest")   # (the system never came up: say, its deploy failed)
+    assert run.code == 0 and "going on from there" in run.stdout, run.stdout + run.stderr
+    assert placed(run.result) == first
+    other = Target(replace(lab.target.host, root="/elsewhere"), lab.target.system)
+    run = lab.run(recover_program(lab.new, other, f"local:{lab.repo}", "latest", INTENT), stdin_tail=lab.key.read_text())
+    assert run.code == 16 and "unfinished recovery of another host" in run.error, run.stdout
+    done = lab.run(Program("done", {"STATE": lab.new.state_dir, "SYSTEM": "ems_system"}).step("recover_done"))
+    assert done.code == 0 and not (Path(lab.new.state_dir) / "recovering").exists()
+    assert not (Path(lab.new.state_dir) / "recovering.env").exists()
     again = recover(lab, lab.key.read_text(), "latest")   # the new host runs the system now
     assert again.code == 16 and "has a release history of ems_system already" in again.error
 
@@ -357,7 +380,7 @@ def test_latest_is_the_systems_newest_snapshot(lost):
     assert take(lab).code == 0
     run = recover(lab, lab.key.read_text(), "latest")
     assert run.code == 0, run.stdout + run.stderr
-    (files,) = [p for p in placed(run.result)["backup"] if "/files-" in p]   # a snapshot holds its run's backups
+    (files,) = [p for p in placed(run.result).backups if "/files-" in p]   # a snapshot holds its run's backups
     assert (Path(files) / "tree/system/data/uploads/b.png").read_text() == "newer"
 
 

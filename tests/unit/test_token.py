@@ -7,7 +7,7 @@ from tasks.core.errors import BAD_INPUT, REMOTE_FAILED, WARNING, ToolError
 from tasks.core.grammar import check_token
 from tasks.core.programs.protocol import Result
 from tasks.core.programs.token import describe
-from tasks.token import _read_token
+from tasks.token import read_token
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 MTIME = str(int(datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc).timestamp()))
@@ -73,14 +73,14 @@ def test_token_values_refused_without_repeating_them(token):
 
 def test_one_token_source_only(monkeypatch):
     monkeypatch.setenv("T", "ghp_" + "b" * 36)
-    assert _read_token("T", None, False) == "ghp_" + "b" * 36
-    assert _read_token(None, "printf ghp_cccccccccc", False) == "ghp_cccccccccc"
+    assert read_token("T", None, False) == "ghp_" + "b" * 36
+    assert read_token(None, "printf ghp_cccccccccc", False) == "ghp_cccccccccc"
     with pytest.raises(ToolError, match="one token source"):
-        _read_token("T", "echo x", False)
+        read_token("T", "echo x", False)
     with pytest.raises(ToolError, match="exit code 3"):
-        _read_token(None, "exit 3", False)
+        read_token(None, "exit 3", False)
     with pytest.raises(ToolError, match="not text") as e:   # (issue 20 item 12: a UnicodeDecodeError traceback)
-        _read_token(None, "printf 'ghp_\\377\\376x'", False)
+        read_token(None, "printf 'ghp_\\377\\376x'", False)
     assert e.value.code == BAD_INPUT
 
 

@@ -1,27 +1,66 @@
 """The recover programs (sh/recover.sh): a lost server's system brought onto another host from a copy off the
-VPS: the operator's copy of the restic key put in place, the snapshot's backups, .env files and release history
-placed under the new host's folders; and the parser of what they placed."""
+VPS: the operator's copy of the restic key put in place and the snapshot's backups, .env files and release
+history placed under the new host's folders (fetch); then, once setup has put its folders in place, its
+databases and files restored before anything uses them (data). The release itself comes back by the deploy
+program, by its recorded digests. And the parser of what the fetch placed."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from ..model import Stack
 from ..target import Target
-from .declare import Intent
+from .declare import Intent, add_databases, add_files, add_stacks
 from .protocol import Program, Result, fields, report
 
 
 def fetch_program(new: Target, old: Target, repo: str, snapshot: str, intent: Intent) -> Program:
     """Lock on ``new``, the key from stdin, then ``snapshot`` of ``repo`` (taken on ``old``, whose folder the
-    snapshot's paths name) placed under ``new``'s folders. Nothing runs yet: the data and the release come after."""
+    snapshot's paths name) placed under ``new``'s folders; an earlier fetch that stopped short is gone on from.
+    Nothing runs yet: the data and the release come after."""
     head = {"STATE": new.state_dir, "BACKUPS": new.backups, "BASE": new.base, "SYSTEM": new.system.name,
             "RESTIC_KEY": new.restic_key, **intent.head()}
     return Program(f"recovery of {old.label} onto {new.label}", head).step("begin").step("lock_take").step(
         "recover_key").step("recover_fetch", repo, snapshot, old.base)
 
 
+def data_program(new: Target, intent: Intent, databases: list[tuple[Stack, str]], files: str | None) -> Program:
+    """Lock, then each database stack's data from its backup (its database service started alone, nothing else
+    running), then the files and volumes (a volume made as compose would, for its stack to adopt)."""
+    prog = Program(f"data of {new.label} from its copy", {
+        "STATE": new.state_dir, "BACKUPS": new.backups, "SYSTEM": new.system.name, **intent.head()})
+    add_stacks(prog.step("begin").step("need_docker").step("lock_take"), new, list(new.system.stacks))
+    add_databases(prog, new, [stack for stack, _ in databases])
+    for stack, name in databases:
+        prog.step("recover_data", stack.name, name)
+    if files:
+        add_files(prog, new).step("files_live", files, "make-volumes")
+    return prog
+
+
+@dataclass
+class Placed:
+    """What a fetch placed on the new host: the snapshot it came from, the backups (newest last in each
+    series, as their names sort) and the .env files."""
+    snapshot: str = ""
+    backups: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+
+    def newest(self, series: str) -> str | None:
+        """The newest backup of ``series`` (a database stack, or files) that the copy held."""
+        names = sorted(p.rsplit("/", 1)[-1] for p in self.backups)
+        return next((n for n in reversed(names) if n.startswith(f"{series}-")), None)
+
+
 @report
-def placed(result: Result) -> dict[str, list[str]]:
-    """What the fetch placed on the new host, by kind: backup, env, state (each a path)."""
-    out: dict[str, list[str]] = {"backup": [], "env": [], "state": []}
+def placed(result: Result) -> Placed:
+    """What the fetch placed (or an earlier one that stopped short, as its marker lists it)."""
+    out = Placed()
     for d in result.all("recovered"):
         kind, path = fields(d, "kind", "path")
-        out[kind].append(path)
+        if kind == "snapshot":
+            out.snapshot = path
+        elif kind == "backup":
+            out.backups.append(path)
+        elif kind == "env":
+            out.env.append(path)
     return out

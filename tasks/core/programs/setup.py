@@ -24,11 +24,13 @@ def add_hierarchy(prog: Program, target: Target) -> Program:
     return prog
 
 
-def setup_program(target: Target) -> Program:
+def setup_program(target: Target, recovering: bool = False) -> Program:
     """The tool's own folders (state; the token's, for a system that pins images), the .env files from their
     templates; report placeholders, compose configs and the token file. What the stacks themselves need
-    (folders they bind-mount, external networks) comes from those configs: ``finish_program``."""
-    prog = Program(f"setup on {target.label}").step("ensure_dir", target.state_dir, "700")
+    (folders they bind-mount, external networks) comes from those configs: ``finish_program``. A recovery
+    places the lost server's .env files first (once repo/ is there), so none is made from its template."""
+    head = {"STATE": target.state_dir, "BASE": target.base} if recovering else {}
+    prog = Program(f"setup on {target.label}", head).step("ensure_dir", target.state_dir, "700")
     private = target.system.needs_token
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
@@ -37,6 +39,8 @@ def setup_program(target: Target) -> Program:
         if repo.known_host:
             prog.step("repo_key", target.deploy_key)
         prog.step("repo_clone", target.path("repo"), repo.url, repo.ref, target.deploy_key, repo.known_host)
+    if recovering:
+        prog.step("recover_env")
     for s in target.system.stacks:
         if s.binary:
             if s.binary.unit_template:
@@ -67,6 +71,7 @@ class SetupReport:
     networks: list[str] = field(default_factory=list)   # external networks the compose files declare
     folders: list[str] = field(default_factory=list)    # folders they bind-mount, on the host, outside repo/
     keys: list[str] = field(default_factory=list)       # the deploy key's public half (repo: over SSH)
+    missing: list[str] = field(default_factory=list)    # what the stacks need that is not there: compose files, token
 
     @report
     def add(self, result: Result, host_name: str, target: Target | None = None) -> None:
@@ -83,6 +88,7 @@ class SetupReport:
                 self.todo.append(f"{d['template']} is missing: the unit {what} cannot be installed from it")
             elif d["result"] == "missing-compose":
                 self.todo.append(f"stack {d['stack']}: {d['compose']} is missing (is the repo cloned into repo/?)")
+                self.missing.append(d["compose"])
             else:
                 self.existing.append(what)
         by_file: dict[str, list[str]] = {}
@@ -102,6 +108,7 @@ class SetupReport:
             self.keys.append(d["public"])
         token = result.one("token")
         if token and token.get("missing"):
+            self.missing.append(token["path"])
             self.todo.append(f"create the token file {token['path']}: fab rotate-token --host {host_name} "
                              "(or by hand on the VPS: 'export GITHUB_TOKEN=ghp_...' and chmod 600)")
         elif token and token["mode"] != "600":

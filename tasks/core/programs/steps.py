@@ -47,7 +47,7 @@ ensure_unit UNITFILE TEMPLATE [FOLDER...]
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
 files_drill NAME
-files_live NAME
+files_live NAME [make-volumes]
 files_take
 fetch_stack STACK COMPOSE PROJECT
 go_live
@@ -74,6 +74,9 @@ preflight_stacks
 prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
 prune_releases STACK [GOOD...]
 record STATE
+recover_data STACK NAME
+recover_done
+recover_env
 recover_fetch REPO SNAPSHOT OLD
 recover_key
 registry_login

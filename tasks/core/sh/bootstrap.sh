@@ -125,12 +125,13 @@ distro_mirror() {
   say "info the distribution's packages from $2"
 }
 
-# bootstrap_check: the daemon enabled and started, both versions reported; a Compose older than 2.20 (the
+# bootstrap_check: the daemon enabled and started (one that answers is left as it is run: a sandbox's, a
+# snap's), both versions reported; a Compose older than 2.20 (the
 # oldest the programs are tested with: Ubuntu 22.04's docker-compose-v2) is refused with the version found.
 bootstrap_check() {
   local engine compose min=2.20
   say "step daemon docker enabled, started and answering"
-  if command -v systemctl >/dev/null 2>&1; then
+  if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && command -v systemctl >/dev/null 2>&1; then   # (one that answers: left as run)
     systemctl enable --now docker >/dev/null 2>&1 || die "$R_FAILED" "systemctl enable --now docker failed: $(systemctl status docker 2>&1 | tail -n 1)"
   fi
   engine=$(docker version --format '{{.Server.Version}}' 2>&1) || die "$R_FAILED" "docker does not answer: $(printf '%s' "$engine" | tail -n 1)"

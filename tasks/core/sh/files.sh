@@ -42,6 +42,24 @@ part_source() {
   return 1
 }
 
+# volume_make PART: PART's volume made as compose makes it (named <project>_<name>, with its labels, so compose
+# adopts it) for the one stack whose compose file declares it: a recovery fills it before the stack first
+# starts. PART_DIR its mount point; PART_ERR says why not.
+volume_make() {
+  local v=${1#volume/} s found=() version
+  for s in "${STACKS[@]}"; do
+    ! is_binary "$s" || continue
+    docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config --volumes 2>/dev/null | grep -qxF -- "$v" && found+=("$s")
+  done
+  [ "${#found[@]}" = 1 ] || { PART_ERR="${#found[@]} stacks declare volume $v (one must, to make it)"; return 1; }
+  version=$(docker compose version --short 2>/dev/null) || version=2
+  say "step volume ${SPEC_PROJECT[${found[0]}]}_$v made for stack ${found[0]}, as compose makes it"
+  docker volume create --label "com.docker.compose.project=${SPEC_PROJECT[${found[0]}]}" --label "com.docker.compose.volume=$v" \
+    --label "com.docker.compose.version=$version" "${SPEC_PROJECT[${found[0]}]}_$v" >/dev/null \
+    || { PART_ERR="cannot create volume ${SPEC_PROJECT[${found[0]}]}_$v"; return 1; }
+  part_source "$1"
+}
+
 # part_guard PART SOURCE: refuse a SOURCE that holds the backups or the secrets, or lies in them (an absolute
 # path such as /root would copy each backup into the next, and the token off the VPS).
 part_guard() {
@@ -155,13 +173,14 @@ part_sums() {
   awk -v p="tree/$2" '{ f = substr($0, index($0, "  ") + 2) } f == p || index(f, p "/") == 1' "$1"
 }
 
-# files_live NAME: files backup NAME over the live folders and volumes. Checked whole first (every file against
-# its checksum: a damaged backup changes nothing); a fresh files backup of what is there now; each part copied
+# files_live NAME [make-volumes]: files backup NAME over the live folders and volumes (a volume not there yet
+# made first with make-volumes: a recovery). Checked whole first (every file against its checksum: a damaged
+# backup changes nothing); a fresh files backup of what is there now; each part copied
 # beside its folder (<folder>.fab-restore: the same filesystem) and checked like a drill; the stacks whose
 # containers mount one of them stopped; every folder swapped in by renames (put back if one fails); the old
 # ones removed (the fresh backup holds them); the stopped stacks brought up again behind their health gate.
 files_live() {
-  local name=$1 entry part files bytes fresh src i out users
+  local name=$1 make=${2:-} entry part files bytes fresh src i out users
   FILES_SRC=()
   files_check "$name"
   out=$(cd "$BACKUPS/$name" && sha256sum --quiet -c FILES.sha256 2>&1) \
@@ -170,8 +189,11 @@ files_live() {
     read -r part files bytes <<< "$entry"
     [ -n "${PART_SRC[$part]:-}" ] || die "$R_REFUSED" "backup $name holds $part, which backup.paths and backup.volumes no longer name: add it back to restore it"
     if ! part_source "$part"; then   # a folder lost since: made empty (the fresh backup holds it so)
-      { [ "${PART_SRC[$part]}" != volume ] && [ -d "$BACKUPS/$name/tree/$part" ] && mkdir -p -- "$PART_DIR"; } \
-        || die "$R_REFUSED" "cannot restore $part: $PART_ERR"
+      if [ "${PART_SRC[$part]}" = volume ]; then
+        { [ "$make" = make-volumes ] && volume_make "$part"; } || die "$R_REFUSED" "cannot restore $part: $PART_ERR"
+      else
+        { [ -d "$BACKUPS/$name/tree/$part" ] && mkdir -p -- "$PART_DIR"; } || die "$R_REFUSED" "cannot restore $part: $PART_ERR"
+      fi
     fi
     part_guard "$part" "$PART_DIR"
     disk_room "$bytes" "${PART_DIR%/*}" || die "$R_REFUSED" "not enough free disk beside $PART_DIR for $part: it needs $bytes bytes (+10%), $ROOM_AVAIL are free"
@@ -189,7 +211,7 @@ files_live() {
     part_verify "$name" "$part" "$files" "$bytes" "$src.fab-restore" \
       || die "$R_BACKUP" "the copy of $part beside $src $VERIFY_ERR: nothing live changed"
   done
-  declare -ga STOPPED SWAPPED_SRC=()
+  declare -ga STOPPED=() SWAPPED_SRC=()
   EXIT_HOOKS+=(files_unswap start_stopped)
   mapfile -t users < <(files_users "${FILES_SRC[@]}")
   stop_clients "${users[@]}"

@@ -10,7 +10,7 @@
 # there is refused: it may open copies of its own; the same one is kept.
 recover_key() {
   local key
-  RECOVERED=()
+  RECOVERED=() PLACED=()
   EXIT_HOOKS+=(recover_undo)
   IFS= read -r key || die "$R_REFUSED" "no restic key arrived on standard input: nothing was changed"
   [[ $key =~ ^${RESTIC_KEY_RE}$ ]] || die "$R_REFUSED" "what arrived is not a restic key this tool made: nothing was changed"
@@ -32,6 +32,13 @@ recover_key() {
 # already there is kept and said. A failure takes back what this program placed (RECOVERED).
 recover_fetch() {
   local repo=$1 snap=$2 old=$3 scratch=$BASE/.fab-recover src out f rel
+  HELD=$STATE/recovering.env
+  if [ -f "$STATE/recovering" ]; then
+    say "info a recovery from $old placed its copy here already and stopped before the system ran: going on from there"
+    recover_resume "$old"
+    RESULT=ok
+    return
+  fi
   [ ! -s "$STATE/releases.jsonl" ] || die "$R_REFUSED" "this host has a release history of $SYSTEM already ($STATE/releases.jsonl): recover brings a system to a host that does not run it"
   offsite_env
   { rm -rf -- "$scratch" && mkdir -m 700 "$scratch"; } || die "$R_BACKUP" "cannot create $scratch"
@@ -41,6 +48,8 @@ recover_fetch() {
   [ "$snap" != latest ] || which=(latest --host "$SYSTEM" --tag fab)   # (the system's newest, not another's)
   out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "${which[@]}" --target "$scratch" --verify 2>&1) \
     || die "$R_BACKUP" "cannot restore snapshot ${snap:0:8} from $repo: $(printf '%s\n' "$out" | grep -m 1 -iE '^(Fatal|error)' || printf '%s\n' "$out" | tail -n 1)"
+  f=$(printf '%s\n' "$out" | grep -m 1 -oiE 'snapshot [0-9a-f]{8,64}' | cut -d ' ' -f 2)
+  [ -z "$f" ] || snap=$f   # (latest: the id it was)
   src=$scratch$old
   [ -d "$src/state" ] || die "$R_BACKUP" "snapshot ${snap:0:8} holds no state of a system in $old: not a copy of $SYSTEM from that host"
   { mkdir -p "$BACKUPS" && chmod 700 "$BACKUPS"; } || die "$R_FAILED" "cannot create $BACKUPS"
@@ -49,16 +58,96 @@ recover_fetch() {
     if [ -e "$BACKUPS/${f##*/}" ]; then say "info backup ${f##*/} is on this host already: kept"; continue; fi
     mv -T -- "$f" "$BACKUPS/${f##*/}" || die "$R_FAILED" "cannot move backup ${f##*/} into $BACKUPS"
     RECOVERED+=("$BACKUPS/${f##*/}")
-    data recovered kind backup path "$BACKUPS/${f##*/}"
+    PLACED+=("backup $BACKUPS/${f##*/}")
   done
-  while IFS= read -r -d '' f; do
+  { mkdir -p "$HELD" && chmod 700 "$HELD"; } || die "$R_FAILED" "cannot create $HELD"
+  RECOVERED+=("$HELD")
+  while IFS= read -r -d '' f; do   # (held until setup has put repo/ in place: recover_env)
     rel=${f#"$src"/}
-    if [ -e "$BASE/$rel" ]; then say "info $BASE/$rel is on this host already: kept"; continue; fi
-    { mkdir -p "$(dirname "$BASE/$rel")" && cp -p -- "$f" "$BASE/$rel"; } || die "$R_FAILED" "cannot place $BASE/$rel"
-    RECOVERED+=("$BASE/$rel")
-    data recovered kind env path "$BASE/$rel"
+    { mkdir -p "$(dirname "$HELD/$rel")" && cp -p -- "$f" "$HELD/$rel"; } || die "$R_FAILED" "cannot keep $rel in $HELD"
   done < <(find "$src" -path "$src/data" -prune -o -path "$src/state" -prune -o -type f -name .env -print0)
   recover_state "$src/state"
+  # (last: what a recovery that stopped later resumes from; its first line says from where)
+  atomic_write "$STATE/recovering" printf '%s\n' "from $old snapshot $snap repository $repo" "${PLACED[@]}" \
+    || die "$R_FAILED" "cannot write $STATE/recovering (disk full?)"
+  RECOVERED+=("$STATE/recovering")
+  recover_resume "$old"
+  RESULT=ok
+}
+
+# recover_resume OLD: what a fetch from OLD placed, as its marker lists it (this program's or an earlier one's
+# that stopped before the system ran: the recovery goes on from there). A marker of another host is refused.
+recover_resume() {
+  local first kind path
+  { IFS= read -r first; [ "${first%% *}" = from ] && first=${first#from }; [ "${first%% *}" = "$1" ]; } < "$STATE/recovering" \
+    || die "$R_REFUSED" "$STATE/recovering holds an unfinished recovery of another host (${first%% *}): finish that one first"
+  data recovered kind snapshot path "$(cut -d ' ' -f 3 <<< "$first")"
+  while read -r kind path; do data recovered kind "$kind" path "$path"; done < <(tail -n +2 "$STATE/recovering")
+}
+
+# recover_env: each stack's .env held by the fetch placed where it was (relative to the system's folder) once
+# its folder is there (setup cloned repo/ or the operator put it); one already there is kept and said; one
+# whose folder is missing stays held (setup's to-do names the missing compose file).
+recover_env() {
+  local f rel
+  HELD=$STATE/recovering.env
+  [ -d "$HELD" ] || return 0
+  while IFS= read -r -d '' f; do
+    rel=${f#"$HELD"/}
+    if [ -e "$BASE/$rel" ]; then say "info $BASE/$rel is on this host already: kept"; continue; fi
+    [ -d "$(dirname "$BASE/$rel")" ] || { say "info $(dirname "$BASE/$rel") is missing: its .env waits in $HELD"; continue; }
+    cp -p -- "$f" "$BASE/$rel" || die "$R_FAILED" "cannot place $BASE/$rel"
+    data recovered kind env path "$BASE/$rel"
+  done < <(find "$HELD" -type f -name .env -print0)
+}
+
+# recover_db STACK: STACK's database service started alone when it does not run (a new host: its clients
+# must not start on an empty database), then waited for until it accepts TCP connections (PostgreSQL's image
+# answers on its socket while its first-start scripts still run).
+recover_db() {
+  local stack=$1 out deadline
+  if ! db_container "$stack" >/dev/null; then
+    say "step start $stack's database service ${DB[$stack:service]} alone, before anything uses it"
+    out=$(docker compose -p "${DB[$stack:project]}" -f "${SPEC_COMPOSE[$stack]}" up -d --no-deps "${DB[$stack:service]}" 2>&1) \
+      || die "$R_NOT_STARTED" "cannot start the database service of $stack: $(printf '%s\n' "$out" | tail -n 1)"
+  fi
+  deadline=$(( $(date +%s) + ${SPEC_WAIT[$stack]:-120} ))
+  until db_open "$stack" 2>/dev/null && docker exec "$DB_C" pg_isready -q -h 127.0.0.1 -U "$DB_U" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "$R_NOT_STARTED" "the database service of $stack does not accept connections after ${SPEC_WAIT[$stack]:-120} s"
+    sleep 1
+  done
+}
+
+# recover_data STACK NAME: backup NAME's databases into STACK's database service on a host that holds none of
+# their data: its roles (and their passwords) from the backup's globals.sql, then each database restored beside
+# and swapped in. A database of NAME that holds a table here already is refused: a recovery never replaces data
+# (but one it restored itself before it stopped is noted as done in STATE/recovering, and left as it is).
+recover_data() {
+  local stack=$1 name=$2 db counts
+  if grep -qxF -- "restored $name" "$STATE/recovering" 2>/dev/null; then
+    say "info $stack holds the data of $name already (restored by this recovery before it stopped)"
+    return 0
+  fi
+  backup_check "$name"
+  recover_db "$stack"
+  for db in "${BACKUP_DBS[@]}"; do
+    [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || continue
+    counts=$(db_counts "$db") || die "$R_FAILED" "cannot count the tables of $db"
+    [ "${counts% *}" = 0 ] || die "$R_REFUSED" "database $db of $stack holds ${counts% *} tables on this host already: a recovery never replaces data ('fab restore --live --from $name' does, after a backup)"
+  done
+  say "step roles of $name: the lost server's roles and their passwords (its globals.sql)"
+  docker exec -i "$DB_C" psql -X -q -U "$DB_U" -d postgres < "$BACKUPS/$name/globals.sql" >/dev/null 2>&1 \
+    || say "info some of $name's roles were here already (kept; their passwords set as the backup has them)"
+  restore_in "$stack" "$name" ""
+  [ ! -f "$STATE/recovering" ] || printf 'restored %s\n' "$name" >> "$STATE/recovering" \
+    || say "info cannot note in $STATE/recovering that $name is restored (disk full?)"
+  RESULT=ok
+}
+
+# recover_done: the system runs its recovered release: what marked the recovery unfinished goes.
+recover_done() {
+  rm -rf -- "$STATE/recovering.env" "$STATE/recovering" || say "info cannot remove $STATE/recovering (the recovery is done)"
+  say "info the recovery of $SYSTEM is complete"
 }
 
 # recover_state FROM: the release history, current release and the tool's notes of FROM written into STATE

@@ -67,19 +67,10 @@ restore_live() {
   backup_check "$name"
   backup_take "$stack"
   fresh=${TAKEN##*,}; fresh=${fresh//\"/}
-  SCRATCH=() SWAP=""
-  declare -ga STOPPED
-  EXIT_HOOKS+=(drop_scratch start_stopped)
+  declare -ga STOPPED=()
+  EXIT_HOOKS+=(start_stopped)
   stop_clients "$@"
-  for db in "${BACKUP_DBS[@]}"; do
-    restore_beside "$BACKUPS/$name/$db.dump" "$db" "fab_restore_${db:0:40}" \
-      || die "$R_BACKUP" "pg_restore of $db from $name failed ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
-  done
-  db_swap || die "$R_BACKUP" "the restored databases could not replace the live ones ($DUMP_ERR): the live databases are untouched (and in backup $fresh)"
-  SCRATCH=()
-  for db in "${SWAPPED[@]}"; do db_drop "fab_old_${db:0:40}" >/dev/null \
-    || say "info could not drop fab_old_${db:0:40} (the database as it was before the restore): drop it by hand"; done
-  data restored name "$name" stack "$stack" before "$fresh"
+  restore_in "$stack" "$name" "$fresh"
   if [ "$mode" = keep-stopped ]; then
     STOPPED=()
     DATA_NOTE+="$stack holds the data of backup $name; its data from before is in backup $fresh ('fab restore --live --from $fresh' puts it back). "
@@ -90,6 +81,25 @@ restore_live() {
   start_stopped || die "$R_BROKEN" "the databases of $stack are restored from $name, but its clients did not come back healthy: look at the host (the data from before the restore is in backup $fresh)"
   RESULT=ok
   say ok
+}
+
+# restore_in STACK NAME FRESH: each database of backup NAME restored beside the live one, then all swapped in
+# one transaction, the old ones dropped; any failure before the swap leaves the live databases as they were
+# (and in backup FRESH, taken before; none on a recovery's new host).
+restore_in() {
+  local stack=$1 name=$2 fresh=$3 db kept=""
+  [ -z "$fresh" ] || kept=" (and in backup $fresh)"
+  SCRATCH=() SWAP=""
+  EXIT_HOOKS+=(drop_scratch)
+  for db in "${BACKUP_DBS[@]}"; do
+    restore_beside "$BACKUPS/$name/$db.dump" "$db" "fab_restore_${db:0:40}" \
+      || die "$R_BACKUP" "pg_restore of $db from $name failed ($DUMP_ERR): the live databases are untouched$kept"
+  done
+  db_swap || die "$R_BACKUP" "the restored databases could not replace the live ones ($DUMP_ERR): the live databases are untouched$kept"
+  SCRATCH=()
+  for db in "${SWAPPED[@]}"; do db_drop "fab_old_${db:0:40}" >/dev/null \
+    || say "info could not drop fab_old_${db:0:40} (the database as it was before the restore): drop it by hand"; done
+  data restored name "$name" stack "$stack" before "$fresh"
 }
 
 # data_note (an exit hook of a rollback --with-data that failed after its restore): where each data is.
