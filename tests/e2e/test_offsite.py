@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from sandbox import examples, proc
 from tasks.core import errors
 
-from .conftest import Vps
+from .conftest import FIGURES, Vps
 
 REST_PORT, S3_PORT = 8000, 9000
 MOTO = Path(sys.executable).parent / "moto_server"
@@ -204,9 +205,15 @@ def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_file
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["hosts"]["vps-new"] = inv["hosts"]["t1"]   # (the system listed on the new host too)
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    stopped = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key))   # (no registry token)
+    assert stopped.returncode == errors.BAD_INPUT, stopped.stdout + stopped.stderr
+    assert "/root/ems_system/.secrets/github missing" in stopped.stderr and "goes on from there" in stopped.stderr
     res = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--token-env", "NEW_TOKEN",
                   env={"NEW_TOKEN": vps.token}, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert "going on from there" in res.stdout
+    FIGURES.append("fab recover of the EMS example onto a prepared host (its copy fetched before, then the "
+                   f"rest): {re.search(r'RTO [0-9]+s', res.stdout).group(0)}")
     assert "recovered, running v1.4.3 by its recorded digests" in res.stdout and "RTO" in res.stdout, res.stdout
     assert "ems_system runs on vps-new now: take it off t1's" in res.stdout
 
