@@ -5,7 +5,7 @@ server last ran deployed by its recorded digests behind the health gate. RTO and
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from .core.model import Host, System
 from .core.programs.declare import Intent
 from .core.programs.deploy import deploy_program, going_back
 from .core.programs.protocol import execute
-from .core.programs.recover import Placed, data_program, fetch_program, placed
+from .core.programs.recover import Placed, data_program, fetch_program, placed, scratch_program, teardown_program
 from .core.programs.setup import setup_program
 from .core.programs.state import read_state
 from .core.programs.token import rotate_program
@@ -30,6 +30,16 @@ from .setup import prepare, show
 from .token import read_token
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What the operator gave, checked: the key of each system, the snapshot, the token; when it started."""
+    keys: dict
+    snapshot: str | None
+    token: str | None
+    drill: bool
+    started: float = field(default_factory=time.monotonic)
+
+
 @command({"host": "the host the systems come back on: bare (Docker is installed) or prepared, in hosts.yml",
           "from": "the lost server: its name in hosts.yml (its systems with backup: {offsite} come back)",
           "snapshot": "the restic snapshot to recover (its id or first 8 characters, as 'fab backups' shows; "
@@ -38,41 +48,51 @@ from .token import read_token
                  "./<system>.restic-key)",
           "token-env": "the registry token for the new host, from this environment variable",
           "token-command": "the registry token from this local command's output (e.g. a password manager's CLI)",
-          "token-stdin": "the registry token from standard input"})
+          "token-stdin": "the registry token from standard input",
+          "drill": "a rehearsal on a scratch host (one that runs nothing): the whole recovery, its figures, then "
+                   "everything it made taken away (stacks, volumes, data, secrets, .env files)"})
 def recover(c, host=None, from_=None, system=None, snapshot=None, key=None, token_env=None, token_command=None,
-            token_stdin=False):
+            token_stdin=False, drill=False):
     """Bring a lost server's systems back on the host --host from their copies off the VPS, by digest.
 
     The new host is made ready as needed (Docker, setup), then each system's newest snapshot (or --snapshot)
     is fetched with the key you kept, its databases and files restored, and the release it last ran deployed
     by its recorded digests behind the health gate. A run that stops says what is left; run it again to go
-    on from there."""
-    started = time.monotonic()
+    on from there. --drill rehearses it on a scratch host and tears down."""
     inv = inventory.load()
-    olds = _lost(inv, from_, host, system)
+    olds = _lost(inv, from_, host, system, drill)
     if snapshot is not None and not (isinstance(snapshot, str) and grammar.SNAPSHOT_ID.fullmatch(snapshot)
                                      and len(olds) == 1):
         raise ToolError("--snapshot ID: 8 to 64 hex characters, as 'fab backups' shows, for one system (add "
                         "--system)", BAD_INPUT)
     if key and len(olds) > 1:
         raise ToolError("--key FILE holds one system's key: add --system", BAD_INPUT)
-    keys = {t.system.name: read_key(Path(key or f"{t.system.name}.restic-key")) for t in olds}
     token = None
     if token_env or token_command or token_stdin:
         token = check_token(read_token(token_env, token_command, token_stdin))
         redact.secrets.append(token)
+    ask = Ask({t.system.name: read_key(Path(key or f"{t.system.name}.restic-key")) for t in olds}, snapshot, token,
+              drill)
     new_host = inv.host(host)
     pairs = [(old, Target(_running(new_host, old.system), old.system)) for old in olds]
     with Selection(inv, [new for _, new in pairs]) as sel:
         session = sel.session(pairs[0][1])
         install(session, new_host)
         for old, new in pairs:
-            listed = any(s.name == old.system.name for s in new_host.systems)
-            _recover(session, inv.github_api_for(new_host), old, new, keys[old.system.name], snapshot, token, started,
-                     listed)
+            if not drill:
+                _recover(session, inv.github_api_for(new_host), old, new, ask)
+                _listing(new, old, any(s.name == old.system.name for s in new_host.systems))
+                continue
+            execute(session, scratch_program(new), new.label, quiet=True)
+            try:
+                _recover(session, inv.github_api_for(new_host), old, new, ask)
+            finally:
+                execute(session, teardown_program(new), new.label)
+                console.print(f"  drill on {safe(new.host.name)}: its stacks, volumes, data, secrets and .env files "
+                              "taken away (repo/ and the images pulled stay)")
 
 
-def _lost(inv, lost: str | None, host: str | None, system: str | None) -> list[Target]:
+def _lost(inv, lost: str | None, host: str | None, system: str | None, drill: bool) -> list[Target]:
     """The lost server's systems that have copies off the VPS (or the one --system names)."""
     if not lost or not host:
         raise ToolError("say which server was lost and where it comes back: --from OLD --host NEW", BAD_INPUT)
@@ -84,6 +104,9 @@ def _lost(inv, lost: str | None, host: str | None, system: str | None) -> list[T
     if not chosen:
         raise ToolError(f"{old.name}: no system it ran has backup: {{offsite: [...]}}, so there is no copy to "
                         "recover from", BAD_INPUT)
+    if drill and any(t.system.binaries() for t in chosen):
+        raise ToolError("--drill of a system with a binary stack (a systemd unit) is not supported yet: its teardown "
+                        "would have to remove a unit; recover onto a scratch host and remove it by hand", BAD_INPUT)
     return chosen
 
 
@@ -107,14 +130,13 @@ def _running(host: Host, system: System) -> Host:
     return replace(host, systems=(*(s for s in host.systems if s.name != system.name), system))
 
 
-def _recover(session: Session, github_api: str, old: Target, new: Target, key: str, snapshot: str | None,
-             token: str | None, started: float, listed: bool) -> None:
+def _recover(session: Session, github_api: str, old: Target, new: Target, ask: Ask) -> None:
     """One system: fetch (its own undo), then setup, the data and the release; a failure after the fetch
     says what is on the new host and that the same command goes on from there."""
     intent = Intent("recover", new_release_id(), old.label, *operator())
-    got = _fetch(session, old, new, key, snapshot, intent)
+    got = _fetch(session, old, new, ask.keys[old.system.name], ask.snapshot, intent)
     try:
-        _prepare(session, new, token)
+        _prepare(session, new, ask.token)
         databases = [(s, got.newest(s.name)) for s in new.system.databases]
         missing = [s.name for s, name in databases if not name]
         if missing:
@@ -130,10 +152,17 @@ def _recover(session: Session, github_api: str, old: Target, new: Target, key: s
         run_release(session, new, back, deploy_program(new, stacks, back, github_api, releases=state.releases)
                     .step("recover_done"))
     except ToolError as e:
+        if ask.drill:
+            raise ToolError(f"{e}\n{new.label}: the drill failed: a recovery from this copy would stop here too "
+                            "(what the drill made is taken away)", e.code) from None
         raise ToolError(f"{e}\n{new.label}: the recovery stopped here. On the host: the key, the backups and "
                         f"history of snapshot {got.snapshot} (and what ran so far); fix the cause and run the same "
                         "fab recover again: it goes on from there", e.code) from None
-    _figures(new, rel.tag, old, databases, files, time.monotonic() - started)
+    _figures(new, rel.tag, old, databases, files, time.monotonic() - ask.started, ask.drill)
+
+
+def _listing(new: Target, old: Target, listed: bool) -> None:
+    """hosts.yml after a recovery: the system runs on the new host, no longer on the lost one."""
     console.print(f"  hosts.yml: {safe(new.system.name)} runs on {safe(new.host.name)} now: "
                   + ("" if listed else f"list it in {safe(new.host.name)}'s systems and ")
                   + f"take it off {safe(old.host.name)}'s (or remove {safe(old.host.name)}), for deploys to stop "
@@ -167,11 +196,12 @@ def _prepare(session: Session, new: Target, token: str | None) -> None:
                         "give the registry token (--token-env NAME, --token-command CMD or --token-stdin)", BAD_INPUT)
 
 
-def _figures(new: Target, tag: str, old: Target, databases, files: str | None, seconds: float) -> None:
+def _figures(new: Target, tag: str, old: Target, databases, files: str | None, seconds: float, drill: bool) -> None:
     """What it took: RTO (start to healthy) and the data's age (RPO: the newest backup brought back)."""
     times = [t for t in (grammar.backup_time(n) for n in [name for _, name in databases] + [files] if n) if t]
     newest = max(times) if times else None
     age = f"{(datetime.now(timezone.utc) - newest).total_seconds() / 60:.0f} min" if newest else "unknown"
-    console.print(f"[green]✓ {safe(new.label)}: {safe(old.label)} recovered, running {safe(tag)} by its recorded "
+    what = "recovered (drill)" if drill else "recovered"
+    console.print(f"[green]✓ {safe(new.label)}: {safe(old.label)} {what}, running {safe(tag)} by its recorded "
                   f"digests[/]: RTO {seconds:.0f}s, data as of {newest:%Y-%m-%d %H:%M UTC} (RPO {age})" if newest else
-                  f"[green]✓ {safe(new.label)}: {safe(old.label)} recovered, running {safe(tag)}[/]: RTO {seconds:.0f}s")
+                  f"[green]✓ {safe(new.label)}: {safe(old.label)} {what}, running {safe(tag)}[/]: RTO {seconds:.0f}s")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox import examples, proc
+from sandbox import examples, proc, registry
 from tasks.core import errors
 
 from .conftest import FIGURES, Vps
@@ -199,21 +199,34 @@ def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_file
     running = next(r for r in was if r["running"])
     upload = (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes()
 
-    host.reset()   # the server is gone: what comes back comes from the copies
-    trust(host, vault)   # (the new VPS's SSH key authorised on the SFTP repository's server, as for the old one)
-    shutil.copytree(examples.EXAMPLES / "ems/repo", host.root / "ems_system/repo", symlinks=True)   # (git clone)
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["hosts"]["vps-new"] = inv["hosts"]["t1"]   # (the system listed on the new host too)
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    token = {"NEW_TOKEN": vps.token}
+    busy = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--drill")
+    assert busy.returncode == errors.BAD_INPUT and "this host has containers" in busy.stderr, busy.stdout + busy.stderr
+    assert upload == (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes(), "nothing changed"
+
+    host.reset()   # the server is gone: what comes back comes from the copies
+    trust(host, vault)   # (the new VPS's SSH key authorised on the SFTP repository's server, as for the old one)
+    shutil.copytree(examples.EXAMPLES / "ems/repo", host.root / "ems_system/repo", symlinks=True)   # (git clone)
+    drill = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--drill", "--token-env",
+                    "NEW_TOKEN", env=token, timeout=600)
+    assert drill.returncode == 0 and "recovered (drill), running v1.4.3" in drill.stdout, drill.stdout + drill.stderr
+    assert host.docker("ps", "-aq").stdout == "" and host.docker("volume", "ls", "-q").stdout == ""
+    left = sorted(str(p.relative_to(host.root)) for p in host.root.rglob("*") if p.is_file())
+    assert [p for p in left if not p.startswith(("ems_system/repo/", ".ssh/", ".docker/"))] == [], left
+    assert not [p for p in left if p.endswith("/.env")], "the .env files (secrets) taken away"
+    assert registry.SERVER not in (host.root / ".docker/config.json").read_text(), "logged out"
     stopped = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key))   # (no registry token)
     assert stopped.returncode == errors.BAD_INPUT, stopped.stdout + stopped.stderr
     assert "/root/ems_system/.secrets/github missing" in stopped.stderr and "goes on from there" in stopped.stderr
     res = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--token-env", "NEW_TOKEN",
-                  env={"NEW_TOKEN": vps.token}, timeout=600)
+                  env=token, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "going on from there" in res.stdout
-    FIGURES.append("fab recover of the EMS example onto a prepared host (its copy fetched before, then the "
-                   f"rest): {re.search(r'RTO [0-9]+s', res.stdout).group(0)}")
+    FIGURES.append("fab recover --drill of the EMS example onto a prepared host: "
+                   f"{re.search(r'RTO [0-9]+s', drill.stdout).group(0)}")
     assert "recovered, running v1.4.3 by its recorded digests" in res.stdout and "RTO" in res.stdout, res.stdout
     assert "ems_system runs on vps-new now: take it off t1's" in res.stdout
 

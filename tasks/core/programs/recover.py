@@ -37,6 +37,26 @@ def data_program(new: Target, intent: Intent, databases: list[tuple[Stack, str]]
     return prog
 
 
+def scratch_program(new: Target) -> Program:
+    """Read-only: ``new`` is a scratch host for a drill (no container; the system's files outside its folder
+    absent or empty), for the teardown to take away only what the drill made."""
+    return Program(f"drill host check on {new.label}").step("recover_scratch", *_outside(new))
+
+
+def teardown_program(new: Target) -> Program:
+    """After a drill: the system's stacks down with their volumes, its state, data, secrets, .env files and the
+    paths it restored outside its folder removed, the registry login gone. Nothing locks: the state goes."""
+    prog = Program(f"drill teardown on {new.label}", {"STATE": new.state_dir, "BASE": new.base, "KEYS": new.keys,
+                                                      "REGISTRY": new.host.registry.server})
+    return add_stacks(prog, new, [s for s in new.system.stacks if not s.binary]).step("recover_teardown",
+                                                                                     *_outside(new))
+
+
+def _outside(target: Target) -> list[str]:
+    """The system's backed-up paths outside its folder (absolute ones of ``backup.paths``)."""
+    return [p for p in target.system.backup.paths if p.startswith("/")]
+
+
 @dataclass
 class Placed:
     """What a fetch placed on the new host: the snapshot it came from, the backups (newest last in each

@@ -79,6 +79,8 @@ recover_done
 recover_env
 recover_fetch REPO SNAPSHOT OLD
 recover_key
+recover_scratch [PATH...]
+recover_teardown [PATH...]
 registry_login
 repo_clone FOLDER URL REF KEY KNOWN_HOST
 repo_key KEY

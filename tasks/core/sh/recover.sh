@@ -25,11 +25,13 @@ recover_key() {
   say "info the restic key is in $RESTIC_KEY (mode 600)"
 }
 
-# recover_fetch REPO SNAPSHOT OLD: SNAPSHOT of REPO (an id, or latest: the system's newest) restored whole (every file read back) into a scratch folder,
-# then what it holds of the system whose folder was OLD placed under this host's BASE: each backup into
-# BACKUPS, each stack's .env where it was (relative to the system's folder), and last the release history and
-# the tool's notes into STATE. A host that has a history of the system already is refused; a backup or .env
-# already there is kept and said. A failure takes back what this program placed (RECOVERED).
+# recover_fetch REPO SNAPSHOT OLD: SNAPSHOT of REPO (an id, or latest: the system's newest) restored whole (every
+# file read back; no cache left behind: a one-time read) into a scratch folder, then what it holds of the system
+# whose folder was OLD placed under this host's folders: each backup into BACKUPS, each stack's .env held for
+# recover_env, last the release history and the tool's notes into STATE, and the marker STATE/recovering (what
+# was placed, from where). A host that has a history of the system already is refused, unless that marker says
+# an earlier recovery from OLD stopped short: it goes on from there. A backup already there is kept and said.
+# A failure takes back what this program placed (RECOVERED).
 recover_fetch() {
   local repo=$1 snap=$2 old=$3 scratch=$BASE/.fab-recover src out f rel
   HELD=$STATE/recovering.env
@@ -46,7 +48,7 @@ recover_fetch() {
   say "step fetch snapshot ${snap:0:8} of $repo: the backups, .env files and release history of $SYSTEM, every file read back"
   local which=("$snap")
   [ "$snap" != latest ] || which=(latest --host "$SYSTEM" --tag fab)   # (the system's newest, not another's)
-  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "${which[@]}" --target "$scratch" --verify 2>&1) \
+  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" --no-cache restore "${which[@]}" --target "$scratch" --verify 2>&1) \
     || die "$R_BACKUP" "cannot restore snapshot ${snap:0:8} from $repo: $(printf '%s\n' "$out" | grep -m 1 -iE '^(Fatal|error)' || printf '%s\n' "$out" | tail -n 1)"
   f=$(printf '%s\n' "$out" | grep -m 1 -oiE 'snapshot [0-9a-f]{8,64}' | cut -d ' ' -f 2)
   [ -z "$f" ] || snap=$f   # (latest: the id it was)
@@ -165,6 +167,35 @@ recover_state() {
     if [ -f "$STATE/audit.jsonl" ]; then atomic_write "$STATE/audit.jsonl" cat "$1/audit.jsonl" "$STATE/audit.jsonl"
     else atomic_write "$STATE/audit.jsonl" cat "$1/audit.jsonl"; fi || say "info cannot carry the old audit lines over (disk full?)"
   fi
+}
+
+# recover_scratch [PATH...]: a drill's host runs no container and none of the PATHs (the system's files outside
+# its folder) holds anything, for the teardown after the drill to take away only what the drill made.
+recover_scratch() {
+  local ids p
+  ids=$(docker ps -aq 2>&1) || die "$R_FAILED" "docker does not answer: $(printf '%s' "$ids" | tail -n 1)"
+  [ -z "$ids" ] || die "$R_REFUSED" "this host has containers: a drill tears down what it made, so it runs on a scratch host that runs nothing"
+  for p in "$@"; do
+    [ -z "$(ls -A -- "$p" 2>/dev/null)" ] || die "$R_REFUSED" "$p holds files on this host: a drill's teardown would take them; use a scratch host"
+  done
+  say "info a scratch host: nothing runs here, the drill takes away what it makes"
+}
+
+# recover_teardown [PATH...]: what a drill made taken away: the system's compose projects with their volumes and
+# networks, its state, data, secrets (the restic key, the token) and .env files, the PATHs it restored outside
+# its folder, the registry login. repo/ stays (code, no secret); so do the images pulled (a cache).
+recover_teardown() {
+  local s out p ok=0
+  say "step teardown the drill's stacks, volumes, data, secrets and .env files"
+  for s in "${STACKS[@]}"; do
+    out=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" down -v --remove-orphans 2>&1) \
+      || { ok=1; say "info cannot take stack $s down: $(printf '%s' "$out" | tail -n 1)"; }
+    [ -z "${SPEC_COMPOSE[$s:env]:-}" ] || rm -f -- "${SPEC_COMPOSE[$s:env]}" || ok=1
+  done
+  rm -rf -- "$STATE" "$BASE/data" "$KEYS" "$@" || ok=1
+  [ -z "${REGISTRY:-}" ] || docker logout "$REGISTRY" >/dev/null 2>&1 || true
+  [ "$ok" = 0 ] || die "$R_FAILED" "the teardown left something behind (said above): look at the host"
+  RESULT=ok
 }
 
 # recover_undo (an EXIT_HOOK): what recover_key and recover_fetch placed, taken back when the program fails.
