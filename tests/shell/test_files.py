@@ -240,3 +240,18 @@ def test_an_absolute_path_inside_the_backups_or_the_secrets_is_refused_on_the_ho
     assert run.code == 16 and f"{lab.root / where} lies in" in run.error, run.stdout + run.stderr
     assert not [p for p in backups_dir(lab).iterdir() if p.name.startswith("files-")]
     finished(lab)
+
+
+def test_an_empty_folder_comes_back_live_with_nothing_using_it(tmp_path):
+    """A backup with no file in it (a new system's uploads) restored where no stack runs (a recovery's host):
+    no checksum line to check, no stack to stop."""
+    lab = Lab(tmp_path)
+    empty = lab.root / "srv/empty"
+    empty.mkdir(parents=True)
+    lab = backing_up_path(lab, empty)
+    assert take(lab).code == 0
+    (made,) = backups_dir(lab).iterdir()
+    (empty / "written-since").write_text("x")
+    run = restore_live(lab, made.name)
+    assert run.code == 0, run.stdout + run.stderr
+    assert list(empty.iterdir()) == [] and lab.commands("docker") == [c for c in lab.commands("docker") if "stop" not in c]

@@ -183,7 +183,7 @@ files_live() {
   local name=$1 make=${2:-} entry part files bytes fresh src i out users
   FILES_SRC=()
   files_check "$name"
-  out=$(cd "$BACKUPS/$name" && sha256sum --quiet -c FILES.sha256 2>&1) \
+  out=$(cd "$BACKUPS/$name" && { [ ! -s FILES.sha256 ] || sha256sum --quiet -c FILES.sha256; } 2>&1) \
     || die "$R_BACKUP" "backup $name is damaged ($(printf '%s' "$out" | head -n 1)): not used, nothing changed"
   for entry in "${FILES_PARTS[@]}"; do
     read -r part files bytes <<< "$entry"
