@@ -79,17 +79,29 @@ def recover(c, host=None, from_=None, system=None, snapshot=None, key=None, toke
         session = sel.session(pairs[0][1])
         install(session, new_host)
         for old, new in pairs:
-            if not drill:
-                _recover(session, inv.github_api_for(new_host), old, new, ask)
-                _listing(new, old, any(s.name == old.system.name for s in new_host.systems))
+            if drill:
+                _drill(session, inv.github_api_for(new_host), old, new, ask)
                 continue
-            execute(session, scratch_program(new), new.label, quiet=True)
-            try:
-                _recover(session, inv.github_api_for(new_host), old, new, ask)
-            finally:
-                execute(session, teardown_program(new), new.label)
-                console.print(f"  drill on {safe(new.host.name)}: its stacks, volumes, data, secrets and .env files "
-                              "taken away (repo/ and the images pulled stay)")
+            _recover(session, inv.github_api_for(new_host), old, new, ask)
+            _listing(new, old, any(s.name == old.system.name for s in new_host.systems))
+
+
+def _drill(session: Session, github_api: str, old: Target, new: Target, ask: Ask) -> None:
+    """The recovery on a host proven to be scratch, then its teardown however it ended (both failures said)."""
+    execute(session, scratch_program(new), new.label, quiet=True)
+    failed = None
+    try:
+        _recover(session, github_api, old, new, ask)
+    except ToolError as e:
+        failed = e
+    try:
+        execute(session, teardown_program(new), new.label)
+    except ToolError as e:
+        raise ToolError(f"{failed}\n{e}" if failed else str(e), (failed or e).code) from None
+    console.print(f"  drill on {safe(new.host.name)}: its stacks, volumes, data, secrets and .env files taken away "
+                  "(repo/ and the images pulled stay)")
+    if failed:
+        raise failed
 
 
 def _lost(inv, lost: str | None, host: str | None, system: str | None, drill: bool) -> list[Target]:

@@ -19,6 +19,7 @@ from tasks.core.programs.backup import (
     taken,
 )
 from tasks.core.programs.declare import Intent
+from tasks.core.programs.recover import data_program
 
 from .conftest import Lab, finished
 
@@ -255,3 +256,41 @@ def test_an_empty_folder_comes_back_live_with_nothing_using_it(tmp_path):
     run = restore_live(lab, made.name)
     assert run.code == 0, run.stdout + run.stderr
     assert list(empty.iterdir()) == [] and lab.commands("docker") == [c for c in lab.commands("docker") if "stop" not in c]
+
+
+def recovered_files(lab, name):
+    return lab.run(data_program(lab.target, Intent("recover", "r3", "old/ems_system", "ana@laptop", "laptop"), [], name))
+
+
+def test_a_recovery_makes_a_missing_volume_as_compose_would_and_fills_it(files_lab):
+    """A new host: the volume compose would make for the ems stack is not there yet; the recovery makes it with
+    compose's labels (for compose to adopt it) for the one stack whose file declares it, then restores into it."""
+    lab = files_lab
+    assert take(lab).code == 0
+    (made,) = backups_dir(lab).iterdir()
+    (lab.volume / "blob").unlink()   # (the folder docker makes for the new volume: the stub says where)
+    lab.answer("docker", "volume inspect -f {{.Mountpoint}} ems_system-ems_storage", code=1, once=True)
+    lab.answer("docker", "compose -p * config --volumes", "")
+    lab.answer("docker", "compose -p ems_system-ems -f * config --volumes", "cache\nstorage\n")
+    lab.answer("docker", "compose version --short", "2.24.6\n")
+    lab.allow("docker", "volume create *")
+    lab.allow("docker", "ps -q --filter label=com.docker.compose.project=*")   # (nothing runs yet)
+    run = recovered_files(lab, made.name)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "volume create --label com.docker.compose.project=ems_system-ems --label com.docker.compose.volume=storage "\
+           "--label com.docker.compose.version=2.24.6 ems_system-ems_storage" in lab.commands("docker")
+    assert (lab.volume / "blob").read_text() == "storage"
+
+
+def test_a_recovery_refuses_a_volume_no_stack_or_two_stacks_declare(files_lab):
+    lab = files_lab
+    assert take(lab).code == 0
+    (made,) = backups_dir(lab).iterdir()
+    lab.answer("docker", "volume inspect -f {{.Mountpoint}} ems_system-ems_storage", code=1)
+    lab.answer("docker", "compose -p * config --volumes", "")
+    run = recovered_files(lab, made.name)
+    assert run.code == 16 and "0 stacks declare volume storage" in run.error, run.stdout + run.stderr
+    lab.answer("docker", "compose -p * config --volumes", "storage\n")
+    run = recovered_files(lab, made.name)
+    assert run.code == 16 and "stacks declare volume storage (one must" in run.error, run.stdout + run.stderr
+    assert not [c for c in lab.commands("docker") if c.startswith("volume create")]
