@@ -48,6 +48,9 @@ def stale(target: Target, found: list[Backup], repos: list[Repository], now: dat
     """What a monitor must hear about: each series and repository whose newest verified backup is older than
     max_age (or that has none), a repository that cannot be read, one whose last check failed."""
     limit, out = target.system.backup.max_age, []
+    if repos and repos[0].skipped:
+        out.append(f"{repos[0].skipped} line(s) of {target.state_dir}/offsite.jsonl cannot be read (damaged): "
+                   "skipped, with the marks they held (a copy they named may show as unverified)")
     for repo in repos:
         if repo.error:
             out.append(f"{repo.repo} cannot be read: {repo.error}")

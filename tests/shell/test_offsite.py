@@ -228,6 +228,19 @@ def test_max_age_names_each_series_and_repository_too_old(offsite_lab):
         f"newest verified backup of local:{lab.repo}: none yet (max_age 26 h)"]
 
 
+def test_a_damaged_line_of_the_notes_is_skipped_and_said_not_a_failed_listing(offsite_lab):
+    """A note half written (a disk that filled mid-append) loses that note's mark, never the listing."""
+    lab = offsite_lab
+    assert take(lab).code == 0
+    notes = lab.root / "ems_system/state/offsite.jsonl"
+    notes.write_text(notes.read_text() + '{"repo": "local:/x", "ki\n')
+    found, (repo,) = listing(lab)
+    assert [c.verified for c in repo.copies] == [True] and repo.skipped == 1
+    assert stale(lab.target, found, [repo], datetime.now(timezone.utc)) == [
+        "1 line(s) of " + lab.target.state_dir + "/offsite.jsonl cannot be read (damaged): skipped, with the marks "
+        "they held (a copy they named may show as unverified)"]
+
+
 def test_a_truncated_pack_is_found_by_the_check_after_sending_and_by_the_scheduled_one(offsite_lab):
     lab = offsite_lab
     (lab.root / "ems_system/data/uploads/scan.tif").write_bytes(os.urandom(400_000))   # the biggest pack: data

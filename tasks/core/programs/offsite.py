@@ -136,6 +136,7 @@ class Repository:
     copies: list[Copy] = field(default_factory=list)
     last_check: dict | None = None
     error: str = ""
+    skipped: int = 0     # lines of offsite.jsonl that could not be read (damaged): their notes are lost
 
     def as_dict(self) -> dict:
         return {"repo": self.repo, "snapshots": [c.as_dict() for c in self.copies], "last_check": self.last_check,
@@ -146,10 +147,11 @@ class Repository:
 def listed_offsite(result: Result) -> list[Repository]:
     """Per repository, restic's snapshots joined with the notes of offsite.jsonl (restic 0.14 lists no sizes;
     its summary names the snapshot by its short id)."""
-    notes = [_note(d["line"]) for d in result.all("offsite_note")]
+    lines = [_note(d["line"]) for d in result.all("offsite_note")]
+    notes = [n for n in lines if n is not None]
     out = []
     for d in result.all("offsite_listed"):
-        repo = Repository(fields(d, "repo")[0], error=d.get("error", ""))
+        repo = Repository(fields(d, "repo")[0], error=d.get("error", ""), skipped=len(lines) - len(notes))
         if not repo.error:
             repo.copies = sorted((_copy(s, notes, repo.repo) for s in _snapshots(d.get("snapshots", ""))),
                                  key=lambda c: c.time, reverse=True)
@@ -160,11 +162,15 @@ def listed_offsite(result: Result) -> list[Repository]:
     return out
 
 
-def _note(line: str) -> dict:
-    note = json.loads(line)
-    if not isinstance(note, dict) or not isinstance(note.get("repo"), str) or note.get("kind") not in ("sent", "check"):
-        raise ValueError("not a line of offsite.jsonl")
-    return note
+def _note(line: str) -> dict | None:
+    """One note of offsite.jsonl; None for a damaged line (a note is the tool's own record of a copy: losing one
+    loses a mark, never a copy, so the listing goes on and the monitor says it)."""
+    try:
+        note = json.loads(line)
+    except ValueError:
+        return None
+    ok = isinstance(note, dict) and isinstance(note.get("repo"), str) and note.get("kind") in ("sent", "check")
+    return note if ok else None
 
 
 def _snapshots(text: str) -> list[dict]:
