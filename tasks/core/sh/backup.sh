@@ -50,6 +50,24 @@ backup_dump() {
   return 1
 }
 
+# dump_verified FILE DATABASE: DATABASE's pg_dump -Fc written to FILE while pg_restore reads the same stream
+# whole, at once (the read-back runs beside the dump on another core instead of after it). DUMP_ERR names what
+# failed first: the write of FILE (a full disk), pg_dump, or the read-back (tee -p: a reader that stops early
+# does not pass for a failed write).
+dump_verified() {
+  local errs codes why
+  errs=$(mktemp -d) || { DUMP_ERR="cannot create a temporary folder"; return 1; }
+  TMP_FILES+=("$errs")
+  docker exec "$DB_C" pg_dump -U "$DB_U" -Fc "$2" 2> "$errs/dump" | tee -p -- "$1" 2> "$errs/tee" \
+    | docker exec -i "$DB_C" pg_restore -f /dev/null 2> "$errs/restore"
+  codes=("${PIPESTATUS[@]}")
+  if [ "${codes[1]}" != 0 ]; then why=$(tail -n 1 "$errs/tee"); DUMP_ERR="cannot write $1${why:+ ($why)} (disk full?)"
+  elif [ "${codes[0]}" != 0 ]; then DUMP_ERR="pg_dump of $2 failed: $(tail -n 1 "$errs/dump")"
+  elif [ "${codes[2]}" != 0 ]; then DUMP_ERR="the dump of $2 does not read back whole ($(tail -n 1 "$errs/restore"))"
+  else return 0; fi
+  return 1
+}
+
 # backup_take STACK: a new verified backup of STACK's databases; its name is added to TAKEN (a JSON list).
 backup_take() {
   local stack=$1 db dbs dir t0=$EPOCHREALTIME list=""
@@ -63,13 +81,10 @@ backup_take() {
     || die "$R_BACKUP" "stack $stack: pg_dumpall --globals-only failed: $DUMP_ERR; no backup was written"
   for db in "${dbs[@]}"; do
     [[ $db =~ ^[A-Za-z_][A-Za-z0-9_.-]{0,62}$ ]] || die "$R_BACKUP" "stack $stack: database '$db' has a name the tool will not use as a file name: list the databases in hosts.yml"
-    backup_dump "$dir/$db.dump" docker exec "$DB_C" pg_dump -U "$DB_U" -Fc "$db" \
-      || die "$R_BACKUP" "stack $stack: pg_dump of $db failed: $DUMP_ERR; no backup was written"
-    backup_dump /dev/null docker exec -i "$DB_C" pg_restore -f /dev/null < "$dir/$db.dump" \
-      || die "$R_BACKUP" "stack $stack: the dump of $db does not read back whole ($DUMP_ERR); no backup was written"
+    dump_verified "$dir/$db.dump" "$db" || die "$R_BACKUP" "stack $stack: $DUMP_ERR; no backup was written"
     list+="${list:+,}$(json_str "$db")"
   done
-  backup_close "$stack" "$t0" "\"databases\":[$list],\"verified\":\"pg_restore read every dump whole\"" "${dbs[*]}"
+  backup_close "$stack" "$t0" "\"databases\":[$list],\"verified\":\"pg_restore read every dump whole as it was written\"" "${dbs[*]}"
 }
 
 # backup_open SERIES: BACKUP_NAME (SERIES-<UTC time>, -N added while taken) and its .partial-* folder in

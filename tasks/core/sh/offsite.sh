@@ -189,8 +189,9 @@ offsite_list() {
 }
 
 # offsite_fetch REPO SNAPSHOT SOURCE...: the backup folders SOURCE (their paths in the snapshot) of SNAPSHOT in
-# REPO restored into BACKUPS under their own names, every file read back by restic (--verify); a backup is then
-# used only after its own checksums pass (backup_check, files_check). The key must be on this host already
+# REPO restored into BACKUPS under their own names (each blob authenticated by restic as it decrypts it; no
+# --verify pass reading them again: a backup is used only after its own checksums pass, backup_check,
+# files_check, which read every file anyway). The key must be on this host already
 # (fab recover puts the operator's copy there): a new one would open nothing. A failure leaves nothing behind.
 offsite_fetch() {
   local repo=$1 snap=$2 scratch=$BACKUPS/.fetch src out includes=()
@@ -200,8 +201,8 @@ offsite_fetch() {
   for src in "$@"; do includes+=(--include "$src"); done
   { rm -rf -- "$scratch" && mkdir -p "$BACKUPS" && mkdir -m 700 "$scratch"; } || die "$R_BACKUP" "cannot create $scratch"
   TMP_FILES+=("$scratch")
-  say "step fetch ${*##*/} from snapshot ${snap:0:8} of $repo, every file read back"
-  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "$snap" --target "$scratch" --verify "${includes[@]}" 2>&1) \
+  say "step fetch ${*##*/} from snapshot ${snap:0:8} of $repo"
+  out=$(restic -r "$repo" --password-file "$RESTIC_KEY" restore "$snap" --target "$scratch" "${includes[@]}" 2>&1) \
     || die "$R_BACKUP" "cannot restore snapshot ${snap:0:8} from $repo: $(printf '%s\n' "$out" | grep -m 1 -iE '^(Fatal|error)' || printf '%s\n' "$out" | tail -n 1)"
   for src in "$@"; do
     [ -d "$scratch$src" ] || die "$R_BACKUP" "snapshot ${snap:0:8} of $repo holds no $src"
