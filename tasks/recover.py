@@ -13,7 +13,7 @@ from .bootstrap import install
 from .core import grammar, inventory
 from .core.backupplan import FILES
 from .core.cli import Selection, command, new_release_id, operator, run_release
-from .core.errors import BAD_INPUT, FAILED, ToolError
+from .core.errors import BACKUP_FAILED, BAD_INPUT, FAILED, ToolError
 from .core.grammar import check_token, redact
 from .core.model import Host, System
 from .core.programs.declare import Intent
@@ -182,13 +182,16 @@ def _listing(new: Target, old: Target, listed: bool) -> None:
 
 
 def _fetch(session: Session, old: Target, new: Target, key: str, snapshot: str | None, intent: Intent) -> Placed:
-    """The snapshot from the first repository that answers (each failure said); none: the last one's error."""
+    """The snapshot from the first repository that answers (each failure said); none: the last one's error. A
+    refusal that no other repository changes (the host, the key) stops at once."""
     failure = None
     for repo in old.system.backup.offsite:
         try:
             return placed(execute(session, fetch_program(new, old, repo, snapshot or "latest", intent), new.label,
                                   stdin_tail=key + "\n"))
         except ToolError as e:
+            if e.code != BACKUP_FAILED:
+                raise
             console.print(f"[yellow]{safe(new.label)}: {safe(repo)} could not give the copy[/]: {safe(str(e))}")
             failure = e
     raise failure

@@ -208,16 +208,18 @@ def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_file
     assert upload == (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes(), "nothing changed"
 
     host.reset()   # the server is gone: what comes back comes from the copies
-    trust(host, vault)   # (the new VPS's SSH key authorised on the SFTP repository's server, as for the old one)
     shutil.copytree(examples.EXAMPLES / "ems/repo", host.root / "ems_system/repo", symlinks=True)   # (git clone)
     drill = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--drill", "--token-env",
                     "NEW_TOKEN", env=token, timeout=600)
     assert drill.returncode == 0 and "recovered (drill), running v1.4.3" in drill.stdout, drill.stdout + drill.stderr
+    assert f"{sftp(vault)} could not give the copy" in drill.stdout, "the SFTP server does not know this host yet: " \
+        "the REST repository gave it"
     assert host.docker("ps", "-aq").stdout == "" and host.docker("volume", "ls", "-q").stdout == ""
     left = sorted(str(p.relative_to(host.root)) for p in host.root.rglob("*") if p.is_file())
     assert [p for p in left if not p.startswith(("ems_system/repo/", ".ssh/", ".docker/"))] == [], left
     assert not [p for p in left if p.endswith("/.env")], "the .env files (secrets) taken away"
     assert registry.SERVER not in (host.root / ".docker/config.json").read_text(), "logged out"
+    trust(host, vault)   # (the new VPS's SSH key authorised on the SFTP repository's server, as for the old one)
     stopped = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key))   # (no registry token)
     assert stopped.returncode == errors.BAD_INPUT, stopped.stdout + stopped.stderr
     assert "/root/ems_system/.secrets/github missing" in stopped.stderr and "goes on from there" in stopped.stderr
