@@ -125,7 +125,7 @@ def rto(sb, vault, base: str, folder: Path, name: str, kind: str | None) -> None
         sb.up([name], kind=kind)
     host, inventory = ems(sb, folder, name, f"{base}/rto-{name}", bare=bool(kind))
     host.route_to_others()
-    fab(inventory, "backup-key", "--host", name, "--save", str(folder / "ems_system.restic-key"))
+    fab(inventory, "backup-key", "--host", name, "--save", str(folder / f"{name}.restic-key"))
     fab(inventory, "backup", "--host", name)
     host.reset()
     host.route_to_others()
@@ -134,7 +134,7 @@ def rto(sb, vault, base: str, folder: Path, name: str, kind: str | None) -> None
     inv["hosts"]["new"] = inv["hosts"][name]
     inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     seconds, out = fab(inventory, "recover", "--host", "new", "--from", name, "--key",
-                       str(folder / "ems_system.restic-key"), "--token-env", "TOKEN", env={"TOKEN": sb.registry.token})
+                       str(folder / f"{name}.restic-key"), "--token-env", "TOKEN", env={"TOKEN": sb.registry.token})
     said = next(line for line in out.splitlines() if "RTO" in line)
     where = "a bare host (Docker installed by the recovery)" if kind else "a prepared host"
     target = 300 if kind else 120
