@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Bringing a lost server's system onto another host (fab recover): the operator's copy of the restic key put in
 # place, then the newest (or a chosen) snapshot of a copy off the VPS fetched: its verified backups, its stacks'
-# .env files and its release history, under this host's own folders. What the system then runs (its databases
-# and files restored, its release deployed by digest) comes after, from these.
+# .env files and its release history, under this host's own folders (recover_key, recover_fetch); the .env files
+# placed once setup has put repo/ there (recover_env); each database's service started alone and its data
+# restored (recover_data); the marker of an unfinished recovery removed once its release runs (recover_done).
+# A drill checks first that the host is scratch and takes away what it made (recover_scratch, recover_teardown).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; RESTIC_KEY, RESTIC_KEY_RE, SYSTEM, STATE, BASE, BACKUPS and R_* come from the head
 
 # recover_key: the restic key, read from stdin (after the program: never an argument), written as RESTIC_KEY
