@@ -80,7 +80,7 @@ backup_take() {
   backup_dump "$dir/globals.sql" docker exec "$DB_C" pg_dumpall -U "$DB_U" --globals-only \
     || die "$R_BACKUP" "stack $stack: pg_dumpall --globals-only failed: $DUMP_ERR; no backup was written"
   for db in "${dbs[@]}"; do
-    [[ $db =~ ^[A-Za-z_][A-Za-z0-9_.-]{0,62}$ ]] || die "$R_BACKUP" "stack $stack: database '$db' has a name the tool will not use as a file name: list the databases in hosts.yml"
+    [[ $db =~ ^${DB_NAME_RE}$ ]] || die "$R_BACKUP" "stack $stack: database '$db' has a name the tool will not use as a file name: list the databases in hosts.yml"
     dump_verified "$dir/$db.dump" "$db" || die "$R_BACKUP" "stack $stack: $DUMP_ERR; no backup was written"
     list+="${list:+,}$(json_str "$db")"
   done

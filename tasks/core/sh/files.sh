@@ -46,17 +46,18 @@ part_source() {
 # adopts it) for the one stack whose compose file declares it: a recovery fills it before the stack first
 # starts. PART_DIR its mount point; PART_ERR says why not.
 volume_make() {
-  local v=${1#volume/} s found=() version
+  local v=${1#volume/} s found=() version project
   for s in "${STACKS[@]}"; do
     ! is_binary "$s" || continue
     docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config --volumes 2>/dev/null | grep -qxF -- "$v" && found+=("$s")
   done
   [ "${#found[@]}" = 1 ] || { PART_ERR="${#found[@]} stacks declare volume $v (one must, to make it)"; return 1; }
+  project=${SPEC_PROJECT[${found[0]}]}
   version=$(docker compose version --short 2>/dev/null) || version=2
-  say "step volume ${SPEC_PROJECT[${found[0]}]}_$v made for stack ${found[0]}, as compose makes it"
-  docker volume create --label "com.docker.compose.project=${SPEC_PROJECT[${found[0]}]}" --label "com.docker.compose.volume=$v" \
-    --label "com.docker.compose.version=$version" "${SPEC_PROJECT[${found[0]}]}_$v" >/dev/null \
-    || { PART_ERR="cannot create volume ${SPEC_PROJECT[${found[0]}]}_$v"; return 1; }
+  say "step volume ${project}_$v made for stack ${found[0]}, as compose makes it"
+  docker volume create --label "com.docker.compose.project=$project" --label "com.docker.compose.volume=$v" \
+    --label "com.docker.compose.version=$version" "${project}_$v" >/dev/null \
+    || { PART_ERR="cannot create volume ${project}_$v"; return 1; }
   part_source "$1"
 }
 

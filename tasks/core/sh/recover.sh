@@ -5,7 +5,7 @@
 # placed once setup has put repo/ there (recover_env); each database's service started alone and its data
 # restored (recover_data); the marker of an unfinished recovery removed once its release runs (recover_done).
 # A drill checks first that the host is scratch and takes away what it made (recover_scratch, recover_teardown).
-# shellcheck disable=SC2034,SC2154  # globals shared across files; RESTIC_KEY, RESTIC_KEY_RE, SYSTEM, STATE, BASE, BACKUPS and R_* come from the head
+# shellcheck disable=SC2034,SC2153,SC2154  # globals shared across files; RESTIC_KEY, RESTIC_KEY_RE, SYSTEM, STATE, BASE, BACKUPS and R_* come from the head, DB_C and DB_U from db_open (backup.sh)
 
 # recover_key: the restic key, read from stdin (after the program: never an argument), written as RESTIC_KEY
 # (mode 600 in a 700 folder, whole or not at all; taken back if the recovery fails). A different key already
@@ -116,10 +116,11 @@ recover_db() {
       || die "$R_NOT_STARTED" "cannot start the database service of $stack: $(printf '%s\n' "$out" | tail -n 1)"
   fi
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$stack]:-120} ))
-  until db_open "$stack" 2>/dev/null && docker exec "$DB_C" pg_isready -q -h 127.0.0.1 -U "$DB_U" >/dev/null 2>&1; do
+  until DB_C=$(db_container "$stack") && docker exec "$DB_C" pg_isready -q -h 127.0.0.1 >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$deadline" ] || die "$R_NOT_STARTED" "the database service of $stack does not accept connections after ${SPEC_WAIT[$stack]:-120} s"
     sleep 1
   done
+  db_open "$stack"
 }
 
 # recover_data STACK NAME: backup NAME's databases into STACK's database service on a host that holds none of
@@ -135,7 +136,7 @@ recover_data() {
   backup_check "$name"
   recover_db "$stack"
   for db in "${BACKUP_DBS[@]}"; do
-    [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || continue
+    db_exists "$db" || continue
     counts=$(db_counts "$db") || die "$R_FAILED" "cannot count the tables of $db"
     [ "${counts% *}" = 0 ] || die "$R_REFUSED" "database $db of $stack holds ${counts% *} tables on this host already: a recovery never replaces data ('fab restore --live --from $name' does, after a backup)"
   done

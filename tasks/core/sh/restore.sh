@@ -14,6 +14,9 @@ db_counts() {
     | awk '{ n++; s += $1 } END { printf "%d %d\n", n, s }'
 }
 
+# db_exists DATABASE: DATABASE is there (its name checked against DB_NAME_RE before it reaches SQL).
+db_exists() { [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; }
+
 # db_drop DATABASE: DATABASE gone, connections and all (nothing when it does not exist).
 db_drop() { db_sql postgres "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)"; }
 
@@ -151,8 +154,7 @@ db_swap() {
   for db in $SWAP; do
     quoted+="${quoted:+,}'$db'"
     db_drop "fab_old_${db:0:40}" >/dev/null || return 1
-    [ "$(db_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ] \
-      || sql+="ALTER DATABASE \"$db\" RENAME TO \"fab_old_${db:0:40}\"; "
+    ! db_exists "$db" || sql+="ALTER DATABASE \"$db\" RENAME TO \"fab_old_${db:0:40}\"; "
     sql+="ALTER DATABASE \"fab_restore_${db:0:40}\" RENAME TO \"$db\"; "
   done
   db_sql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ($quoted) AND pid <> pg_backend_pid()" >/dev/null
