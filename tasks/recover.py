@@ -60,7 +60,7 @@ def recover(c, host=None, from_=None, system=None, snapshot=None, key=None, toke
     by its recorded digests behind the health gate. A run that stops says what is left; run it again to go
     on from there. --drill rehearses it on a scratch host and tears down."""
     inv = inventory.load()
-    olds = _lost(inv, from_, host, system, drill)
+    olds = _lost(inv, from_, host, system)
     if snapshot is not None and not (isinstance(snapshot, str) and grammar.SNAPSHOT_ID.fullmatch(snapshot)
                                      and len(olds) == 1):
         raise ToolError("--snapshot ID: 8 to 64 hex characters, as 'fab backups' shows, for one system (add "
@@ -104,7 +104,7 @@ def _drill(session: Session, github_api: str, old: Target, new: Target, ask: Ask
         raise failed
 
 
-def _lost(inv, lost: str | None, host: str | None, system: str | None, drill: bool) -> list[Target]:
+def _lost(inv, lost: str | None, host: str | None, system: str | None) -> list[Target]:
     """The lost server's systems that have copies off the VPS (or the one --system names)."""
     if not lost or not host:
         raise ToolError("say which server was lost and where it comes back: --from OLD --host NEW", BAD_INPUT)
@@ -116,9 +116,6 @@ def _lost(inv, lost: str | None, host: str | None, system: str | None, drill: bo
     if not chosen:
         raise ToolError(f"{old.name}: no system it ran has backup: {{offsite: [...]}}, so there is no copy to "
                         "recover from", BAD_INPUT)
-    if drill and any(t.system.binaries() for t in chosen):
-        raise ToolError("--drill of a system with a binary stack (a systemd unit) is not supported yet: its teardown "
-                        "would have to remove a unit; recover onto a scratch host and remove it by hand", BAD_INPUT)
     return chosen
 
 

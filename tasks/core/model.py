@@ -91,6 +91,17 @@ class Binary:
     def unit_file(self) -> str:
         return f"/etc/systemd/system/{self.unit}.service"
 
+    @property
+    def env_dir(self) -> str:
+        """The tool's folder for the unit's EnvironmentFile (setup creates the file there, root's only)."""
+        return f"/etc/{self.unit}"
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """What a copy off the VPS holds of it beside the backups: every release kept (a rollback works on a
+        rebuilt server too) and its environment folder (values written on the VPS, kept nowhere else)."""
+        return (self.releases, self.env_dir)
+
 
 @dataclass(frozen=True)
 class Stack:

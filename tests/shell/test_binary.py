@@ -13,6 +13,7 @@ from tasks.core import history, inventory
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program
 from tasks.core.programs.protocol import Code
+from tasks.core.programs.recover import scratch_program, teardown_program
 
 from .conftest import HERE, Lab, finished
 
@@ -177,3 +178,33 @@ def test_a_build_that_never_passed_its_gate_may_be_replaced_under_its_tag_but_a_
     assert (bin_lab.root / "opt/plantao/releases/v2/escala-plantao").read_bytes() == fixed
     run = deploy_read(bin_lab, "v1", upload(bin_lab, b"\x7fELF another v1\n"))
     assert run.code == Code.REFUSED and "release v1 of escala is on the host with other bytes" in run.error
+
+
+def on_lab(lab, program):
+    """``program`` with its last step's paths under /etc/ moved into the lab's root (never this machine's)."""
+    program.steps[-1] = tuple(f"{lab.root}{a}" if str(a).startswith("/etc/") else a for a in program.steps[-1])
+    return program
+
+
+def test_a_drill_checks_the_host_is_scratch_and_its_teardown_stops_the_unit_and_takes_its_files(bin_lab):
+    lab = bin_lab
+    lab.answer("docker", "ps -aq", "")
+    scratch = on_lab(lab, scratch_program(lab.target))
+    assert lab.run(scratch).code == 0
+    assert deploy(lab, "v1", upload(lab, V1)).code == 0
+    (lab.root / "etc/plantao").mkdir(parents=True)
+    (lab.root / "etc/plantao/plantao.env").write_text("DB_PASS=x\n")
+    (lab.root / "etc/systemd/system").mkdir(parents=True)
+    (lab.root / "etc/systemd/system/plantao.service").write_text("[Service]\n")
+    refused = lab.run(scratch)
+    assert refused.code == Code.REFUSED and "holds files on this host" in refused.error, refused.stdout
+    lab.allow("systemctl", "disable --now plantao.service")
+    lab.allow("systemctl", "daemon-reload")
+    lab.allow("docker", "logout *")
+    run = lab.run(on_lab(lab, teardown_program(lab.target)))
+    assert run.code == 0, run.stdout + run.stderr
+    assert "disable --now plantao.service" in lab.commands("systemctl")
+    assert lab.commands("systemctl")[-1] == "daemon-reload", "after the unit file went"
+    assert sorted(p.name for p in (lab.root / "opt/plantao").iterdir()) == []
+    assert not (lab.root / "etc/plantao").exists() and not (lab.root / "etc/systemd/system/plantao.service").exists()
+    assert not (lab.root / "plantao/state").exists()

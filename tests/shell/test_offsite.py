@@ -397,6 +397,53 @@ def test_latest_is_the_systems_newest_snapshot(lost):
     assert (Path(files) / "tree/system/data/uploads/b.png").read_text() == "newer"
 
 
+def test_a_binarys_releases_and_environment_come_back_where_they_were(lost, tmp_path):
+    """Seed 003: what the copy carries of a binary (its kept releases, its unit's environment folder) placed
+    at the same paths on the new host, owners and modes kept; what the host has there already is kept."""
+    lab = lost
+    releases, env = tmp_path / "opt/plantao/releases", tmp_path / "etc/plantao"
+    (releases / "v2").mkdir(parents=True)
+    (releases / "v2/escala-plantao").write_bytes(b"\x7fELF v2")
+    (releases / "v2/escala-plantao").chmod(0o755)
+    env.mkdir(parents=True)
+    (env / "plantao.env").write_text("DB_PASS=s3cret\n")
+    (env / "plantao.env").chmod(0o600)
+    sending = backup_program(lab.target, [], INTENT)
+    sending.head["CARRIED"] += f"\n{releases}\n{env}\n{tmp_path / 'absent'}"
+    assert lab.run(sending).code == 0
+    shutil.rmtree(tmp_path / "opt")   # the server is gone; the new one has its own file in /etc/plantao
+    (env / "plantao.env").write_text("the new host's\n")
+    program = recover_program(lab.new, lab.target, f"local:{lab.repo}", "latest", INTENT)
+    program.steps[-1] = (*program.steps[-1], str(releases), str(env), str(tmp_path / "absent"))
+    run = lab.run(program, stdin_tail=lab.key.read_text())
+    assert run.code == 0, run.stdout + run.stderr
+    assert (releases / "v2/escala-plantao").read_bytes() == b"\x7fELF v2"
+    assert (releases / "v2/escala-plantao").stat().st_mode & 0o777 == 0o755
+    assert (env / "plantao.env").read_text() == "the new host's\n" and f"{env}/plantao.env is on this host already: kept" in run.stdout
+    assert not (tmp_path / "absent").exists()
+    assert f"file {releases}" in (Path(lab.new.state_dir) / "recovering").read_text()
+
+
+def test_a_failed_recovery_takes_back_a_binarys_folders_it_made(lost, tmp_path):
+    lab = lost
+    releases, blocked = tmp_path / "opt/plantao/releases", tmp_path / "etc/plantao"
+    for folder in (releases / "v2", blocked):
+        folder.mkdir(parents=True)
+        (folder / "file").write_text("v2")
+    sending = backup_program(lab.target, [], INTENT)
+    sending.head["CARRIED"] += f"\n{releases}\n{blocked}"
+    assert lab.run(sending).code == 0
+    shutil.rmtree(tmp_path / "opt")
+    shutil.rmtree(tmp_path / "etc")
+    (tmp_path / "etc").write_text("a file where the copy has a folder")
+    program = recover_program(lab.new, lab.target, f"local:{lab.repo}", "latest", INTENT)
+    program.steps[-1] = (*program.steps[-1], str(releases), str(blocked))
+    run = lab.run(program, stdin_tail=lab.key.read_text())
+    assert run.code == 1 and f"cannot place {blocked}" in run.error and "was taken back" in run.stdout, run.stdout
+    assert not (tmp_path / "opt").exists(), "the folders it made, from the first missing one"
+    assert (tmp_path / "etc").read_text() == "a file where the copy has a folder"
+
+
 @pytest.mark.parametrize("key, said", [
     ("", "no restic key arrived"),
     ("$(reboot)\n", "not a restic key this tool made"),

@@ -18,7 +18,10 @@ from tasks.core.programs.bootstrap import bootstrap_program
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program, going_back, look_program, untouched
 from tasks.core.programs.migrate import OldProject, Survey, migrate_program, remove_old_program, survey_program
+from tasks.core.programs.offsite import send_offsite
 from tasks.core.programs.protocol import Program
+from tasks.core.programs.recover import fetch_program as recover_fetch
+from tasks.core.programs.recover import scratch_program, teardown_program
 from tasks.core.programs.setup import finish_program, setup_program
 from tasks.core.programs.state import Current, State, read_state_program, status_program, unlock_program
 from tasks.core.programs.token import check_program, rotate_program
@@ -463,3 +466,21 @@ def test_an_artifact_that_cannot_be_read_through_is_a_clear_error():
     with pytest.raises(ToolError, match="--artifact /proc/self/mem: cannot be read") as e:
         Artifact.read("/proc/self/mem")
     assert e.value.code == BAD_INPUT
+
+
+def test_a_binarys_releases_and_environment_travel_with_the_copy_and_a_drill_takes_them_away(target):
+    """Seed 003 recovered: its kept releases and /etc/plantao go into the offsite copy and come back where
+    they were; a drill's host is checked for them first and the teardown stops the unit and removes them."""
+    binary = with_binary(target)
+    binary = replace(binary, system=replace(binary.system, backup=replace(binary.system.backup,
+                                                                          offsite=("local:/srv/copy",))))
+    carried = send_offsite(Program("send"), binary).head["CARRIED"].splitlines()
+    assert carried[-2:] == ["/opt/plantao/releases", "/etc/plantao"] and carried[0].endswith("/.env")
+    fetch = recover_fetch(binary, binary, "local:/srv/copy", "latest", intent(action="recover"))
+    assert fetch.steps[-1][-2:] == ("/opt/plantao/releases", "/etc/plantao")
+    everything = ("/opt/plantao/releases", "/etc/plantao", "/opt/plantao/escala-plantao",
+                  "/etc/systemd/system/plantao.service")
+    assert scratch_program(binary).steps[-1][-4:] == everything
+    teardown = teardown_program(binary)
+    assert ("add_binary" in teardown.step_names and teardown.steps[-1][0] == "recover_teardown"
+            and teardown.steps[-1][-4:] == everything)

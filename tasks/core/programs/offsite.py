@@ -23,13 +23,14 @@ def ready_offsite(prog: Program, target: Target) -> Program:
 
 
 def send_offsite(prog: Program, target: Target) -> Program:
-    """The run's verified backups, the stacks' .env files (a lost server's secrets come back with its data) and
-    the release history sent to each restic repository, then forgotten there by the same retention counts
-    (after ``ready_offsite``)."""
+    """The run's verified backups, the stacks' .env files and each binary's releases and environment folder (a
+    lost server's secrets and binaries come back with its data) and the release history sent to each restic
+    repository, then forgotten there by the same retention counts (after ``ready_offsite``)."""
     plan = target.system.backup
     if plan.offsite:
         keep = plan.keep
-        prog.head["ENV_FILES"] = "\n".join(target.env_file(s) for s in target.system.stacks if s.binary is None)
+        prog.head["CARRIED"] = "\n".join(p for s in target.system.stacks
+                                         for p in (s.binary.carried if s.binary else (target.env_file(s),)))
         prog.step("offsite_send", keep.last, keep.daily, keep.weekly, keep.monthly, *plan.offsite)
     return prog
 

@@ -20,7 +20,7 @@ def fetch_program(new: Target, old: Target, repo: str, snapshot: str, intent: In
     head = {"STATE": new.state_dir, "BACKUPS": new.backups, "BASE": new.base, "SYSTEM": new.system.name,
             "RESTIC_KEY": new.restic_key, **intent.head()}
     return Program(f"recovery of {old.label} onto {new.label}", head).step("begin").step("lock_take").step(
-        "recover_key").step("recover_fetch", repo, snapshot, old.base)
+        "recover_key").step("recover_fetch", repo, snapshot, old.base, *_carried(new))
 
 
 def data_program(new: Target, intent: Intent, databases: list[tuple[Stack, str]], files: str | None) -> Program:
@@ -40,21 +40,32 @@ def data_program(new: Target, intent: Intent, databases: list[tuple[Stack, str]]
 def scratch_program(new: Target) -> Program:
     """Read-only: ``new`` is a scratch host for a drill (no container; the system's files outside its folder
     absent or empty), for the teardown to take away only what the drill made."""
-    return Program(f"drill host check on {new.label}").step("recover_scratch", *_outside(new))
+    return Program(f"drill host check on {new.label}").step("recover_scratch", *_outside(new), *_binaries(new))
 
 
 def teardown_program(new: Target) -> Program:
-    """After a drill: the system's stacks down with their volumes, its state, data, secrets, .env files and the
-    paths it restored outside its folder removed, the registry login gone. Nothing locks: the state goes."""
+    """After a drill: the system's stacks down with their volumes (its units stopped and disabled), its state,
+    data, secrets, .env files, the paths it restored outside its folder and its binaries' files removed, the
+    registry login gone. Nothing locks: the state goes."""
     prog = Program(f"drill teardown on {new.label}", {"STATE": new.state_dir, "BASE": new.base, "KEYS": new.keys,
                                                       "REGISTRY": new.host.registry.server})
-    return add_stacks(prog, new, [s for s in new.system.stacks if not s.binary]).step("recover_teardown",
-                                                                                     *_outside(new))
+    return add_stacks(prog, new, list(new.system.stacks)).step("recover_teardown", *_outside(new), *_binaries(new))
 
 
 def _outside(target: Target) -> list[str]:
     """The system's backed-up paths outside its folder (absolute ones of ``backup.paths``)."""
     return [p for p in target.system.backup.paths if p.startswith("/")]
+
+
+def _carried(target: Target) -> list[str]:
+    """What the copy holds of the system's binaries (their releases, their units' environment folders), placed
+    where it was."""
+    return [p for s in target.system.binaries() for p in s.binary.carried]
+
+
+def _binaries(target: Target) -> list[str]:
+    """Everything of the system's binaries on a host: what the copy holds, the live path, the unit file."""
+    return [*_carried(target), *(p for s in target.system.binaries() for p in (s.binary.path, s.binary.unit_file))]
 
 
 @dataclass

@@ -45,7 +45,7 @@ def setup_program(target: Target, recovering: bool = False) -> Program:
         if s.binary:
             if s.binary.unit_template:
                 prog.step("ensure_unit", s.binary.unit_file, target.path(s.binary.unit_template),
-                          f"/etc/{s.binary.unit}", posixpath.dirname(s.binary.path), target.base)
+                          s.binary.env_dir, posixpath.dirname(s.binary.path), target.base)
             continue
         prog.step("ensure_env", s.name, target.compose(s), s.env_template or "", "\n".join(s.placeholders),
                   *[a.tag_var for a in s.apps])

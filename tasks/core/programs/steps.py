@@ -77,7 +77,7 @@ record STATE
 recover_data STACK NAME
 recover_done
 recover_env
-recover_fetch REPO SNAPSHOT OLD
+recover_fetch REPO SNAPSHOT OLD [PATH...]
 recover_key
 recover_scratch [PATH...]
 recover_teardown [PATH...]

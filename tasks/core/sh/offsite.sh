@@ -61,8 +61,9 @@ offsite_ready() {
   offsite_env
 }
 
-# offsite_send LAST DAILY WEEKLY MONTHLY REPO...: the backups this program took (TAKEN), the stacks' .env files
-# that exist (ENV_FILES, one per line: the values no repository holds, encrypted in the copy like the rest) and
+# offsite_send LAST DAILY WEEKLY MONTHLY REPO...: the backups this program took (TAKEN), what exists of CARRIED
+# (one path per line: the stacks' .env files, each binary's releases and environment folder: what no repository
+# holds, encrypted in the copy like the rest) and
 # the tool's state sent to each REPO and the repository checked (offsite_copy), then each repository's snapshots of
 # the system beyond the retention counts forgotten and pruned. Every repository is tried; one that failed: exit
 # 10 naming each and why (the local backups are kept).
@@ -73,7 +74,7 @@ offsite_send() {
   IFS=, read -ra names <<< "${TAKEN:-}"
   for n in "${names[@]}"; do paths+=("$BACKUPS/${n//\"/}"); done
   [ "${#paths[@]}" -gt 0 ] || return 0
-  while IFS= read -r n; do [ -z "$n" ] || [ ! -f "$n" ] || paths+=("$n"); done <<< "${ENV_FILES:-}"
+  while IFS= read -r n; do [ -z "$n" ] || [ ! -e "$n" ] || paths+=("$n"); done <<< "${CARRIED:-}"
   for repo in "$@"; do
     say "step offsite $repo: this run's backups and the release history, encrypted, then the repository checked"
     t0=$EPOCHREALTIME

@@ -27,15 +27,16 @@ recover_key() {
   say "info the restic key is in $RESTIC_KEY (mode 600)"
 }
 
-# recover_fetch REPO SNAPSHOT OLD: SNAPSHOT of REPO (an id, or latest: the system's newest) restored whole (every
-# file read back; no cache left behind: a one-time read) into a scratch folder, then what it holds of the system
-# whose folder was OLD placed under this host's folders: each backup into BACKUPS, each stack's .env held for
-# recover_env, last the release history and the tool's notes into STATE, and the marker STATE/recovering (what
-# was placed, from where). A host that has a history of the system already is refused, unless that marker says
+# recover_fetch REPO SNAPSHOT OLD [PATH...]: SNAPSHOT of REPO (an id, or latest: the system's newest) restored
+# whole (every file read back; no cache left behind: a one-time read) into a scratch folder, then what it holds of
+# the system whose folder was OLD placed under this host's folders: each backup into BACKUPS, each stack's .env
+# held for recover_env, what it holds of each PATH (a binary's releases, its unit's environment folder) where it
+# was (recover_place), last the release history and the tool's notes into STATE, and the marker STATE/recovering
+# (what was placed, from where). A host that has a history of the system already is refused, unless that marker says
 # an earlier recovery from OLD stopped short: it goes on from there. A backup already there is kept and said.
 # A failure takes back what this program placed (RECOVERED).
 recover_fetch() {
-  local repo=$1 snap=$2 old=$3 scratch=$BASE/.fab-recover src out f rel
+  local repo=$1 snap=$2 old=$3 scratch=$BASE/.fab-recover src out f rel p
   HELD=$STATE/recovering.env
   if [ -f "$STATE/recovering" ]; then
     say "info a recovery from $old placed its copy here already and stopped before the system ran: going on from there"
@@ -70,6 +71,7 @@ recover_fetch() {
     rel=${f#"$src"/}
     { mkdir -p "$(dirname "$HELD/$rel")" && cp -p -- "$f" "$HELD/$rel"; } || die "$R_FAILED" "cannot keep $rel in $HELD"
   done < <(find "$src" -path "$src/data" -prune -o -path "$src/state" -prune -o -type f -name .env -print0)
+  for p in "${@:4}"; do recover_place "$scratch$p" "$p"; done
   recover_state "$src/state"
   # (last: what a recovery that stopped later resumes from; its first line says from where)
   atomic_write "$STATE/recovering" printf '%s\n' "from $old snapshot $snap repository $repo" "${PLACED[@]}" \
@@ -77,6 +79,29 @@ recover_fetch() {
   RECOVERED+=("$STATE/recovering")
   recover_resume "$old"
   RESULT=ok
+}
+
+# recover_place FROM TO: what FROM (a folder of the restored snapshot) holds, placed in TO with its owners, modes
+# and SELinux labels (seed 003's 203/EXEC): each entry only where TO has none (kept and said otherwise); a TO
+# that is missing is made, and taken back whole (its first missing parent) if the recovery fails.
+recover_place() {
+  local f to top=$2
+  [ -d "$1" ] || return 0
+  if [ ! -e "$2" ]; then
+    while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+    { mkdir -p -- "$(dirname "$2")" && cp -a -- "$1" "$2"; } || { rm -rf -- "$top"; die "$R_FAILED" "cannot place $2 (disk full?)"; }
+    RECOVERED+=("$top") PLACED+=("file $2")
+    selinux_label "$2"
+    return 0
+  fi
+  for f in "$1"/* "$1"/.[!.]*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    to=$2/${f##*/}
+    if [ -e "$to" ]; then say "info $to is on this host already: kept"; continue; fi
+    cp -a -- "$f" "$to" || { rm -rf -- "$to"; die "$R_FAILED" "cannot place $to (disk full?)"; }
+    RECOVERED+=("$to") PLACED+=("file $to")
+    selinux_label "$to"
+  done
 }
 
 # recover_resume OLD: what a fetch from OLD placed, as its marker lists it (this program's or an earlier one's
@@ -185,17 +210,25 @@ recover_scratch() {
 }
 
 # recover_teardown [PATH...]: what a drill made taken away: the system's compose projects with their volumes and
-# networks, its state, data, secrets (the restic key, the token) and .env files, the PATHs it restored outside
-# its folder, the registry login. repo/ stays (code, no secret); so do the images pulled (a cache).
+# networks, its binaries' units stopped and disabled, its state, data, secrets (the restic key, the token) and
+# .env files, the PATHs (what it restored outside its folder, the binaries' files and unit files), the registry
+# login. repo/ stays (code, no secret); so do the images pulled (a cache).
 recover_teardown() {
-  local s out p ok=0
+  local s out units=0 ok=0
   say "step teardown the drill's stacks, volumes, data, secrets and .env files"
   for s in "${STACKS[@]}"; do
+    if is_binary "$s"; then
+      out=$(systemctl disable --now "${BIN[$s:unit]}" 2>&1) \
+        || { ok=1; say "info cannot stop ${BIN[$s:unit]}: $(printf '%s' "$out" | tail -n 1)"; }
+      units=1
+      continue
+    fi
     out=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" down -v --remove-orphans 2>&1) \
       || { ok=1; say "info cannot take stack $s down: $(printf '%s' "$out" | tail -n 1)"; }
     [ -z "${SPEC_COMPOSE[$s:env]:-}" ] || rm -f -- "${SPEC_COMPOSE[$s:env]}" || ok=1
   done
   rm -rf -- "$STATE" "$BASE/data" "$KEYS" "$@" || ok=1
+  [ "$units" = 0 ] || systemctl daemon-reload || ok=1
   [ -z "${REGISTRY:-}" ] || docker logout "$REGISTRY" >/dev/null 2>&1 || true
   [ "$ok" = 0 ] || die "$R_FAILED" "the teardown left something behind (said above): look at the host"
   RESULT=ok
