@@ -3,8 +3,8 @@ systemd unit beside its PostgreSQL in compose.
 
 It is a sandbox host like the others (its own network namespace and address, its own folder on /root, its own
 dockerd), but SSH lands in a container that ``systemd-nspawn`` boots from a Debian root filesystem built
-offline by mmdebstrap (systemd, dbus, openssh-server, curl, the seed's ``opc`` user): ``systemctl`` there
-talks to that systemd, units start, stop, restart and fail for real. The container shares the host's network
+offline by mmdebstrap (systemd, dbus, openssh-server, the tools `fab bootstrap` installs, the seed's ``opc``
+user): ``systemctl`` there talks to that systemd, units start, stop, restart and fail for real. The container shares the host's network
 namespace and /root folder, and reaches the host's dockerd through its socket (bound on /run/docker.sock, with
 this machine's static docker CLI and Compose plugin), so compose paths mean the same on both sides. Its root
 is a volatile overlay: what the tool writes outside /root (/opt, /etc/systemd/system) is gone when the
@@ -22,7 +22,8 @@ from . import proc
 from .install import PLUGIN
 from .vps import SandboxHost
 
-PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "curl", "iproute2", "procps", "sudo"]
+PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "curl", "iproute2", "procps", "sudo",
+            "ca-certificates", "git", "rsync", "restic"]   # (a prepared host: what `fab bootstrap` installs)
 # The image of the VPS: the seed's user with the sudo an Oracle Linux cloud image gives it (no password), a user
 # whose sudo asks for one, no console login, the tool's sshd settings read from the host's folder.
 CUSTOMIZE = ('chroot "$1" useradd --create-home --shell /bin/bash opc; '

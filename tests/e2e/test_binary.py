@@ -1,20 +1,22 @@
 """Seed 003's Go binary under a real systemd: the sandbox's systemd host (PID 1 systemd in a container booted
 by systemd-nspawn, its own dockerd for the PostgreSQL stack) with examples/plantao. The binary placed by hand
 is kept, releases v1 and v2 go live, a broken v3 fails to start (203/EXEC) and v2 is back, a rollback
-switches to v1 by its sha256; old releases are pruned; the database beside it is backed up and drilled."""
+switches to v1 by its sha256; old releases are pruned; the database beside it is backed up and drilled; the
+lost server comes back from its copy off the VPS (the REST repository of test_offsite's vault on t2)."""
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from sandbox import proc
+from sandbox import examples, proc
 from tasks.core import errors
 
-from .conftest import REPO, Vps, booted_host
+from .conftest import REPO, REST_PORT, Vps, booted_host, serve_rest
 from .test_examples import install, psql
 
 HOST = "sd1"
@@ -162,3 +164,49 @@ def test_a_sudo_that_asks_for_a_password_is_refused_before_anything_changes(plan
         assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
         assert "add the line 'asker ALL=(root) NOPASSWD: ALL' to /etc/sudoers.d/fab" in res.stderr
     assert host.run("test -e /opt/plantao || test -e /etc/plantao", check=False).returncode != 0, "nothing changed"
+
+
+def test_seed_003_lost_comes_back_on_a_new_host_with_its_binaries_environment_and_rows(plantao, builds, vault,
+                                                                                         tmp_path):
+    """Issue 22, seed 003: Plantão on sd1 copied to a REST repository on t2 (v1 running, v2 kept, the unit's
+    environment written on the VPS, 30 rows); sd1 destroyed (a new container: /opt and /etc gone with /root);
+    a drill onto it under a new name leaves nothing of the system; the recovery brings the unit back running
+    v1 by its sha256, its environment file as it was (root's only), the rows, and v2 for a rollback."""
+    vps, host = plantao, plantao.host
+    host.route_to_others()
+    proc.stop(vault.dir / "rclone.pid")
+    shutil.rmtree(vault.dir / "rest", ignore_errors=True)
+    serve_rest(vault)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["plantao"]["backup"]["offsite"] = [f"rest:http://{vault.address}:{REST_PORT}/plantao"]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.ok("setup", "--host", HOST)
+    environment = "DB_PASS=plantao-sandbox-pw\nTZ=America/Sao_Paulo\n"
+    host.run(f"printf '{environment}' > /etc/plantao/plantao.env")
+    vps.ok("deploy", "--host", HOST, "--tag", "v2", "--artifact", str(builds["v2"]))
+    vps.ok("deploy", "--host", HOST, "--tag", "v1", "--artifact", str(builds["v1"]))
+    psql(vps, "openlabs_postgres", "admin", "escala_db",
+         "CREATE TABLE plantoes (id int); INSERT INTO plantoes SELECT generate_series(1, 30)")
+    vps.ok("backup", "--host", HOST)
+    key = tmp_path / "plantao.restic-key"
+    vps.ok("backup-key", "--host", HOST, "--save", str(key))
+    inv["hosts"]["sd-new"] = inv["hosts"][HOST]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+    host.reset()   # the server is gone
+    shutil.copytree(examples.EXAMPLES / "plantao/repo", host.root / "plantao/repo", symlinks=True)   # (git clone)
+    gone = "ls -A /opt/plantao /etc/plantao /etc/systemd/system/plantao.service 2>/dev/null; true"
+    drill = vps.fab("recover", "--host", "sd-new", "--from", HOST, "--key", str(key), "--drill", timeout=600)
+    assert drill.returncode == 0 and "recovered (drill), running v1" in drill.stdout, drill.stdout + drill.stderr
+    assert host.run(gone).stdout.strip() == "" and host.docker("ps", "-aq").stdout == ""
+    assert host.systemctl("is-enabled", "plantao").stdout.strip() != "enabled"
+    res = vps.fab("recover", "--host", "sd-new", "--from", HOST, "--key", str(key), timeout=600)
+    assert res.returncode == 0 and "recovered, running v1 by its recorded digests" in res.stdout, res.stdout + res.stderr
+    assert host.http(8080, "/version") == "v1"
+    assert host.run("readlink /opt/plantao/escala-plantao").stdout.strip() == "/opt/plantao/releases/v1/escala-plantao"
+    assert host.run("cat /etc/plantao/plantao.env").stdout == environment
+    assert host.run("stat -c '%a %U' /etc/plantao/plantao.env").stdout.split() == ["600", "root"]
+    assert psql(vps, "openlabs_postgres", "admin", "escala_db", "SELECT count(*) FROM plantoes") == "30"
+    assert key.read_text().strip() not in host.commands_log.read_text() + res.stdout + res.stderr
+    vps.ok("rollback", "--host", "sd-new", "--to", "v2")   # the kept release came back too
+    assert host.http(8080, "/version") == "v2"

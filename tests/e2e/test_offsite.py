@@ -10,8 +10,6 @@ import json
 import os
 import re
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,32 +17,7 @@ import yaml
 from sandbox import examples, proc, registry
 from tasks.core import errors
 
-from .conftest import FIGURES, Vps
-
-REST_PORT, S3_PORT = 8000, 9000
-MOTO = Path(sys.executable).parent / "moto_server"
-
-
-@pytest.fixture(scope="module")
-def vault(sandbox, second_host):
-    """t2 as the backup server: SFTP through its sshd, REST through rclone on :8000 (stopped afterwards)."""
-    host = sandbox.host(second_host)
-    host.route_to_others()
-    proc.start(["nsenter", f"--net=/run/netns/{host.netns}", str(MOTO), "-H", host.address, "-p", str(S3_PORT)],
-               host.dir / "moto.pid", host.dir / "moto.log")
-    proc.wait_for("moto_server", lambda: proc.port_open(host.address, S3_PORT, host.netns), 30, host.dir / "moto.log")
-    yield host
-    proc.stop(host.dir / "rclone.pid")
-    proc.stop(host.dir / "moto.pid")
-
-
-def serve_rest(host) -> None:
-    """`rclone serve restic` on the vault's address, its repositories under the vault's folder."""
-    proc.start(["nsenter", f"--net=/run/netns/{host.netns}", "rclone", "serve", "restic", str(host.dir / "rest"),
-                "--addr", f"{host.address}:{REST_PORT}"], host.dir / "rclone.pid", host.dir / "rclone.log",
-               env={"RCLONE_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"})
-    proc.wait_for("rclone serve restic", lambda: proc.port_open(host.address, REST_PORT, host.netns), 20,
-                  host.dir / "rclone.log")
+from .conftest import FIGURES, REST_PORT, S3_PORT, Vps, serve_rest
 
 
 def trust(vps_host, vault) -> None:

@@ -83,13 +83,14 @@ recover_fetch() {
 
 # recover_place FROM TO: what FROM (a folder of the restored snapshot) holds, placed in TO with its owners, modes
 # and SELinux labels (seed 003's 203/EXEC): each entry only where TO has none (kept and said otherwise); a TO
-# that is missing is made, and taken back whole (its first missing parent) if the recovery fails.
+# that is missing is made (its parents as a deploy makes them: 755, for the unit's user to enter), and taken
+# back whole (its first missing parent) if the recovery fails.
 recover_place() {
   local f to top=$2
   [ -d "$1" ] || return 0
   if [ ! -e "$2" ]; then
     while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
-    { mkdir -p -- "$(dirname "$2")" && cp -a -- "$1" "$2"; } || { rm -rf -- "$top"; die "$R_FAILED" "cannot place $2 (disk full?)"; }
+    { (umask 022 && mkdir -p -- "$(dirname "$2")") && cp -a -- "$1" "$2"; } || { rm -rf -- "$top"; die "$R_FAILED" "cannot place $2 (disk full?)"; }
     RECOVERED+=("$top") PLACED+=("file $2")
     selinux_label "$2"
     return 0
@@ -211,16 +212,16 @@ recover_scratch() {
 
 # recover_teardown [PATH...]: what a drill made taken away: the system's compose projects with their volumes and
 # networks, its binaries' units stopped and disabled, its state, data, secrets (the restic key, the token) and
-# .env files, the PATHs (what it restored outside its folder, the binaries' files and unit files), the registry
-# login. repo/ stays (code, no secret); so do the images pulled (a cache).
+# .env files, the PATHs (what it restored outside its folder, the binaries' files and unit files) and a binary's
+# folder left empty, the registry login. repo/ stays (code, no secret); so do the images pulled (a cache).
 recover_teardown() {
-  local s out units=0 ok=0
+  local s out folders=() ok=0
   say "step teardown the drill's stacks, volumes, data, secrets and .env files"
   for s in "${STACKS[@]}"; do
     if is_binary "$s"; then
       out=$(systemctl disable --now "${BIN[$s:unit]}" 2>&1) \
         || { ok=1; say "info cannot stop ${BIN[$s:unit]}: $(printf '%s' "$out" | tail -n 1)"; }
-      units=1
+      folders+=("$(dirname "${BIN[$s:path]}")")
       continue
     fi
     out=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" down -v --remove-orphans 2>&1) \
@@ -228,7 +229,9 @@ recover_teardown() {
     [ -z "${SPEC_COMPOSE[$s:env]:-}" ] || rm -f -- "${SPEC_COMPOSE[$s:env]}" || ok=1
   done
   rm -rf -- "$STATE" "$BASE/data" "$KEYS" "$@" || ok=1
-  [ "$units" = 0 ] || systemctl daemon-reload || ok=1
+  if [ "${#folders[@]}" -gt 0 ]; then   # (a binary's folder, made by the drill, goes when nothing else is in it)
+    rmdir --ignore-fail-on-non-empty -- "${folders[@]}" && systemctl daemon-reload || ok=1
+  fi
   [ -z "${REGISTRY:-}" ] || docker logout "$REGISTRY" >/dev/null 2>&1 || true
   [ "$ok" = 0 ] || die "$R_FAILED" "the teardown left something behind (said above): look at the host"
   RESULT=ok
