@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -190,6 +191,14 @@ def vault(sandbox, second_host):
     yield host
     proc.stop(host.dir / "rclone.pid")
     proc.stop(host.dir / "moto.pid")
+
+
+def fresh_rest(host) -> None:
+    """The vault's REST repositories emptied (rclone stopped first: a running one keeps what it knew of a
+    removed folder) and served again."""
+    proc.stop(host.dir / "rclone.pid")
+    shutil.rmtree(host.dir / "rest", ignore_errors=True)
+    serve_rest(host)
 
 
 def serve_rest(host) -> None:

@@ -16,7 +16,7 @@ import yaml
 from sandbox import examples, proc
 from tasks.core import errors
 
-from .conftest import REPO, REST_PORT, Vps, booted_host, serve_rest
+from .conftest import REPO, REST_PORT, Vps, booted_host, fresh_rest
 from .test_examples import install, psql
 
 HOST = "sd1"
@@ -174,9 +174,7 @@ def test_seed_003_lost_comes_back_on_a_new_host_with_its_binaries_environment_an
     v1 by its sha256, its environment file as it was (root's only), the rows, and v2 for a rollback."""
     vps, host = plantao, plantao.host
     host.route_to_others()
-    proc.stop(vault.dir / "rclone.pid")
-    shutil.rmtree(vault.dir / "rest", ignore_errors=True)
-    serve_rest(vault)
+    fresh_rest(vault)
     inv = yaml.safe_load(vps.inventory.read_text())
     inv["systems"]["plantao"]["backup"]["offsite"] = [f"rest:http://{vault.address}:{REST_PORT}/plantao"]
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))

@@ -3,7 +3,8 @@ Traefik's certificates) on t1 sends its backups with restic to two repositories 
 an SFTP repository through t2's real sshd (the VPS's own SSH key, authorised there as an operator would) and
 a REST repository served by `rclone serve restic` in t2's network namespace, and an S3 repository served by
 moto's S3 server (an in-memory S3 implementation; it accepts any credentials, so this proves the credentials of
-restic.env reach restic, not that a wrong one is refused)."""
+restic.env reach restic, not that a wrong one is refused). A lost server brought back by fab recover: the EMS
+example and EnlevoHub (its named volumes)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import yaml
 from sandbox import examples, proc, registry
 from tasks.core import errors
 
-from .conftest import FIGURES, REST_PORT, S3_PORT, Vps, serve_rest
+from .conftest import FIGURES, REST_PORT, S3_PORT, Vps, fresh_rest, serve_rest
 
 
 def trust(vps_host, vault) -> None:
@@ -40,10 +41,8 @@ def ems(sandbox, vault, tmp_path) -> Vps:
     vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
     vps.host.route_to_others()
     trust(vps.host, vault)
-    proc.stop(vault.dir / "rclone.pid")   # (a running rclone keeps what it knew of a removed folder)
-    for repos in (vault.root / "offsite", vault.dir / "rest"):
-        shutil.rmtree(repos, ignore_errors=True)
-    serve_rest(vault)
+    shutil.rmtree(vault.root / "offsite", ignore_errors=True)
+    fresh_rest(vault)
     proc.sh("nsenter", f"--net=/run/netns/{vault.netns}", "curl", "-fsS", "-X", "POST",
             f"http://{vault.address}:{S3_PORT}/moto-api/reset")   # moto's buckets are in memory: emptied
     inv = yaml.safe_load(vps.inventory.read_text())
@@ -220,3 +219,47 @@ def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_file
     assert made["backups"], "a snapshot of that run's backups"
     again = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key))
     assert again.returncode == errors.BAD_INPUT and "has a release history of ems_system already" in again.stderr
+
+
+def test_enlevohub_comes_back_with_its_named_volumes_made_for_compose_to_adopt(sandbox, vault, tmp_path):
+    """Seed 002: PostgreSQL, three backends and nginx in one compose file, the backends' files in named volumes.
+    After the host is wiped, recover starts the database service alone (its clients wait), restores the rows,
+    makes the volumes as compose makes them (its labels: compose adopts them, no 'not created by Docker
+    Compose' warning) with the files in them, then the release by digest, all three replicas."""
+    vps = Vps(sandbox, *examples.install(sandbox, tmp_path, "enlevohub", "enlevohub", examples.ENLEVOHUB_ENV))
+    vps.host.route_to_others()
+    fresh_rest(vault)
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["enlevohub"]["backup"]["offsite"] = [f"rest:http://{vault.address}:{REST_PORT}/enlevohub"]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    vps.host.docker("exec", "enlevohub-app-postgres-1", "psql", "-U", "enlevohub", "-d", "enlevohub", "-qc",
+                    "CREATE TABLE obras (id int); INSERT INTO obras SELECT generate_series(1, 7)")
+    vps.host.inside("echo planta > \"$(docker volume inspect -f '{{.Mountpoint}}' enlevohub-app_storage)/planta.txt\"")
+    vps.ok("backup", "--host", "t1")
+    key = tmp_path / "enlevohub.restic-key"
+    vps.ok("backup-key", "--host", "t1", "--save", str(key))
+    was = json.loads(vps.ok("releases", "--host", "t1", "--json").stdout)["enlevohub"]
+    inv["hosts"]["vps-new"] = inv["hosts"]["t1"]
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+    vps.host.reset()
+    shutil.copytree(examples.EXAMPLES / "enlevohub/repo", vps.host.root / "enlevohub/repo", symlinks=True)
+    res = vps.fab("recover", "--host", "vps-new", "--from", "t1", "--key", str(key), "--token-env", "NEW_TOKEN",
+                  env={"NEW_TOKEN": vps.token}, timeout=600)
+    assert res.returncode == 0 and "recovered, running v1.4.2 by its recorded digests" in res.stdout, \
+        res.stdout + res.stderr
+    assert "not created by Docker Compose" not in res.stdout + res.stderr
+    labels = vps.host.docker("volume", "inspect", "-f", "{{json .Labels}}", "enlevohub-app_storage").stdout
+    assert json.loads(labels)["com.docker.compose.project"] == "enlevohub-app"
+    planta = vps.host.inside("cat \"$(docker volume inspect -f '{{.Mountpoint}}' enlevohub-app_storage)/planta.txt\"")
+    assert planta.stdout.strip() == "planta"
+    mounts = vps.host.docker("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", "enlevohub-app-backend-3").stdout
+    assert "enlevohub-app_storage" in mounts.split(), "the backends use the volume recover made"
+    assert vps.host.docker("exec", "enlevohub-app-postgres-1", "psql", "-U", "enlevohub", "-d", "enlevohub", "-tAc",
+                           "SELECT count(*) FROM obras").stdout.strip() == "7"
+    back = next(r for r in json.loads(vps.ok("releases", "--host", "vps-new", "--json").stdout)["enlevohub"]
+                if r["running"])
+    assert back["images"] == next(r for r in was if r["running"])["images"]
+    assert vps.host.http(80, "/api/version") == "v1.4.2"
