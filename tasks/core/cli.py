@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -43,14 +44,26 @@ FLEET_HELP = {"parallel": "with several hosts: at most this many at once (defaul
               "json": "print the run as JSON lines: plan, each host's steps, its result, the run's result"}
 
 
-def command(help: dict | None = None):
-    """The preamble of every fab task: long options only (``-h`` stays help; a mistyped ``--t`` fails loudly),
-    help for each option, and the tool's error handling around the body."""
+def command(help: dict | None = None, short: dict | None = None):
+    """The preamble of every fab task: long options only (``-h`` stays help; a mistyped ``--t`` fails loudly)
+    but the ``short`` ones a task names (logs' ``-f``), help for each option, and the tool's error handling
+    around the body."""
     def wrap(fn):
         params = [p.replace("_", "-") for p in inspect.signature(fn).parameters]
         helps = {k: v for k, v in COMMON_HELP.items() if k in params} | (help or {})
-        return task(auto_shortflags=False, help=helps)(tool_task(fn))
+        made = task(auto_shortflags=False, help=helps)(tool_task(fn))
+        if short:   # (a bound method: the copies Invoke makes of a task get it bound to themselves)
+            made.short_flags, made.arg_opts = short, types.MethodType(_arg_opts, made)
+        return made
     return wrap
+
+
+def _arg_opts(made, name, default, taken):
+    """Invoke's options of a task's parameter, with the short flag the task names for it."""
+    opts = type(made).arg_opts(made, name, default, taken)
+    if name in made.short_flags:
+        opts["names"] = [*opts["names"], made.short_flags[name]]
+    return opts
 
 
 def tool_task(fn):

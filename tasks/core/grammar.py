@@ -77,6 +77,10 @@ def seconds(age: str) -> int:
     return int(age[:-1]) * _AGE_UNIT[age[-1]]
 
 
+# fab logs --since: an AGE back from now, or a date with a time of day if wanted (the host's time zone).
+SINCE_DATE = re.compile(r"[0-9]{4}-[01][0-9]-[0-3][0-9](?:T[0-2][0-9]:[0-5][0-9](?::[0-5][0-9])?)?")
+
+
 # restic check --read-data-subset: a percentage (0.1% to 100%) or n/m (the n-th of m parts).
 SUBSET = re.compile(r"(?:100|[1-9][0-9]?(?:\.[0-9])?|0\.[1-9])%|[1-9][0-9]{0,2}/[1-9][0-9]{0,2}")
 UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}")           # a systemd unit name (".service" optional)

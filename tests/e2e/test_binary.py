@@ -78,6 +78,8 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     assert host.http(8080, "/version") == "v2"
     status = vps.ok("status", "--host", HOST).stdout
     assert "unit plantao.service (escala): active (running)" in status and "releases/v2/escala-plantao" in status
+    logs = vps.ok("logs", "--host", HOST, "--stack", "escala", "--tail", "20", "--since", "1h").stdout
+    assert "sd1/plantao/escala " in logs and "Started plantao.service" in logs, logs   # (its journal)
 
     res = vps.fab("deploy", "--host", HOST, "--tag", "v3", "--artifact", str(builds["v3"]))
     assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr

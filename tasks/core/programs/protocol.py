@@ -131,8 +131,8 @@ class Result:
 class Reader:
     """Reads a program's stdout lines into a Result and shows its steps on a display as they happen."""
 
-    def __init__(self, result: Result, display: StepDisplay):
-        self.result, self.display = result, display
+    def __init__(self, result: Result, display: StepDisplay, other=None):
+        self.result, self.display, self.other = result, display, other
 
     def line(self, line: str) -> None:
         kind, _, rest = line.partition(" ") if line.startswith("@@") else ("", "", line)
@@ -155,6 +155,8 @@ class Reader:
         elif kind == "@@text":
             key, _, value = rest.partition(" ")
             r.text.setdefault(key, []).append(value)
+        elif self.other:
+            self.other(line)
         else:
             r.log.append(line)
 
@@ -212,13 +214,14 @@ def _json_object(key: str, value: str) -> dict:
 
 
 def execute(session: Session, program: Program, label: str, quiet: bool = False, stdin_tail: str = "",
-            display=None) -> Result:
+            display=None, other=None) -> Result:
     """Run ``program`` on the session's host, its steps shown under ``label`` (unless quiet) or on ``display``
-    (a fleet run's events); ``stdin_tail`` follows the program on stdin (rotate-token's new token). The Result
+    (a fleet run's events); ``stdin_tail`` follows the program on stdin (rotate-token's new token); ``other``
+    gets each line that is not the protocol's as it comes (fab logs) instead of the Result's log. The Result
     when it succeeded; otherwise a ToolError with the program's own error and the tool exit code its exit code
     maps to."""
     result, display = Result(), display or StepDisplay(label, quiet)
-    reader = Reader(result, display)
+    reader = Reader(result, display, other)
     result.code, stderr = session.stream(program.text + stdin_tail, reader.line)
     display.step_ended(ok=result.code == 0)
     result.log.extend(stderr)

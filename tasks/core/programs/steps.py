@@ -57,6 +57,8 @@ lock_hold
 lock_root
 lock_take
 login_check
+logs_show STACK SERVICE TAIL:int SINCE follow|once
+logs_wait
 migrated_already
 migration_checks_or_die
 need_docker

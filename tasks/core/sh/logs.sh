@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# What the stacks said (fab logs): a compose stack's containers through `docker compose logs`, a binary's unit
+# through journalctl, each line led by its stack's name and a tab (a line the program wrote can never be read as
+# one of the protocol's @@ lines). Followed (-f), the readers run until the operator's machine goes: a line
+# every 2 s finds that out (a write to a connection that closed fails), then every reader is ended.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; R_* and LOG_READERS (empty) come from the program's head, SPEC_* and BIN from add_stack / add_binary
+
+# logs_show STACK SERVICE TAIL SINCE follow|once: the last TAIL lines of STACK (SERVICE: that compose
+# service only; "" every one) since SINCE ("" any time; for a compose stack a docker duration or timestamp, for
+# a binary what journalctl reads: -600s, a date), and with follow what comes next (read in the background,
+# waited for by logs_wait). A service the stack does not have is refused, naming those it has.
+logs_show() {
+  local stack=$1 service=$2 tail=$3 since=$4 follow=$5 reader services
+  if is_binary "$stack"; then
+    reader=(journalctl -u "${BIN[$stack:unit]}" --no-pager -o short-iso -n "$tail")
+    [ -z "$since" ] || reader+=("--since=$since")
+    [ "$follow" != follow ] || reader+=(-f)
+  else
+    if [ -n "$service" ]; then
+      services=$(docker compose -p "${SPEC_PROJECT[$stack]}" -f "${SPEC_COMPOSE[$stack]}" config --services 2>&1) \
+        || die "$R_FAILED" "cannot read the services of $stack: $(printf '%s' "$services" | tail -n 1)"
+      grep -qxF -- "$service" <<< "$services" \
+        || die "$R_REFUSED" "stack $stack has no service $service (it has: $(paste -s -d ' ' <<< "$services"))"
+    fi
+    reader=(docker compose -p "${SPEC_PROJECT[$stack]}" -f "${SPEC_COMPOSE[$stack]}" logs --no-color --tail "$tail")
+    [ -z "$since" ] || reader+=(--since "$since")
+    [ "$follow" != follow ] || reader+=(--follow)
+    [ -z "$service" ] || reader+=(-- "$service")
+  fi
+  if [ "$follow" = follow ]; then
+    "${reader[@]}" > >(logs_lead "$stack") 2>&1 < /dev/null &
+    LOG_READERS+=("$!")
+    return 0
+  fi
+  "${reader[@]}" 2>&1 < /dev/null | logs_lead "$stack"
+  [ "${PIPESTATUS[0]}" = 0 ] || die "$R_FAILED" "reading the logs of $stack failed (its last line above)"
+}
+
+# logs_lead STACK: each line of stdin led by STACK and a tab, as it comes.
+logs_lead() { sed -u "s/^/$1\t/"; }
+
+# logs_wait: the followed readers (logs_show) run until every one has ended or the operator's machine has gone
+# (Ctrl-C, a dropped connection: the line written every 2 s fails, SIGPIPE being ignored), then each is ended.
+logs_wait() {
+  local pid alive
+  [ "${#LOG_READERS[@]}" -gt 0 ] || return 0
+  while :; do
+    alive=0
+    for pid in "${LOG_READERS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 1 ] || break
+    sleep 2
+    printf '@@text alive\n' 2>/dev/null || break
+  done
+  kill "${LOG_READERS[@]}" 2>/dev/null
+  wait
+  return 0
+}
