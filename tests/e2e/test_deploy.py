@@ -24,6 +24,7 @@ def test_failed_health_gate_puts_the_previous_release_back(vps):
     res = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
     assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
     assert "v1.5.0 failed its health gate" in res.stderr and "v1.4.3 is back" in res.stderr
+    assert "error: this build serves no /health" in res.stdout, "the failing container's last lines, shown"
     assert vps.version() == "v1.4.3"
     rels = vps.releases()
     assert (rels[0]["tag"], rels[0]["state"]) == ("v1.5.0", "failed")

@@ -217,9 +217,14 @@ def test_the_health_url_is_asked_after_compose(lab):
     lab.answer("wget", "*", code=1)
     lab.state.mkdir()
     (lab.state / "current").write_text(f"release r0\ntag v1.4.2\npin ems {OLD}\n")
+    lab.answer("docker", "ps -a --filter label=com.docker.compose.project=ems_system-ems --format {{.Names}}",
+               "ems-2\n")
+    lab.answer("docker", "logs --tail 30 ems-2", "listening on :8080\nGET /health 500 (no database: DB_HOST unset)\n")
     run = deploy(lab)
     assert run.code == Code.BROKEN, run.stdout  # ems restored, but its health URL still fails
     assert "http://127.0.0.1:8080/health did not answer 2xx" in run.stdout
+    assert "@@info the last lines of ems-2:\n@@info   | listening on :8080\n" \
+           "@@info   | GET /health 500 (no database: DB_HOST unset)" in run.stdout, "what the app said, under it"
 
 
 def test_the_deploy_finishes_and_unlocks_when_the_operator_goes_away(lab):
@@ -523,11 +528,13 @@ def test_the_gate_waits_for_healthy_and_fails_at_once_on_unhealthy_or_exited(lab
     assert lab.commands("docker").count("inspect --format {{.Name}} {{.State.Status}} {{if .State.Health}}"
                                         "{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}} "
                                         "{{.HostConfig.RestartPolicy.Name}} c9") == 2, "asked until healthy"
+    lab.answer("docker", "logs --tail 30 ems-1", "panic: cannot reach postgres:5432\n")
     for state, said in (("running unhealthy 0", "container ems-1 is unhealthy"),
                         ("restarting starting 1", "container ems-1 exited (1) and is restarting")):
         lab.answer("docker", wait, f"/ems-1 {state} unless-stopped\n", once=True)
         run = deploy(lab, release=f"r-{state.split()[0]}")
         assert run.code == Code.ROLLED_BACK and f"fail ems: {said}" in run.stdout, run.stdout
+        assert f"{said}\n@@info the last lines of ems-1:\n@@info   | panic: cannot reach postgres:5432" in run.stdout
 
 
 def test_a_docker_inspect_that_fails_during_the_gate_is_asked_again_never_taken_for_healthy(lab):

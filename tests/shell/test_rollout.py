@@ -77,9 +77,12 @@ def test_a_dockerd_restarted_mid_rollout_is_waited_for_and_the_stack_rolled_agai
 def test_start_first_new_containers_that_never_become_healthy_are_removed_and_the_old_never_stopped(lab):
     t, stacks = rolling(lab)
     lab.answer("docker", "inspect --format {{.Name}}* n1", "/ems-2 running unhealthy 0 unless-stopped\n")
+    lab.answer("docker", "logs --tail 30 ems-2", "migration 0042 failed\n")
     run = lab.run(deploy_program(t, stacks, intent()))
     assert run.code == Code.BROKEN and "container ems-2 is unhealthy" in run.stdout   # (a first release here)
     docker = lab.commands("docker")
+    assert docker.index("logs --tail 30 ems-2") < docker.index("rm -f n1"), "read before it was removed"
+    assert "@@info   | migration 0042 failed" in run.stdout
     assert "rm -f n1" in docker and "the new ems containers were removed before any traffic reached them" in run.stdout
     assert not [c for c in docker if c.startswith(("cp ", "stop o1", "rm -f o1"))], "o1 was never touched"
 
@@ -145,6 +148,7 @@ def test_behind_nginx_the_new_container_joins_the_upstream_once_healthy_and_the_
 
 def test_behind_nginx_a_new_release_that_never_becomes_healthy_never_enters_the_upstream(lab):
     t, stacks, folder = behind_nginx(lab, new_health="unhealthy")
+    lab.allow("docker", "logs --tail 30 *")
     run = lab.run(deploy_program(t, stacks, intent()))
     assert run.code == Code.BROKEN, run.stdout + run.stderr
     docker = lab.commands("docker")

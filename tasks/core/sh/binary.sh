@@ -132,7 +132,8 @@ unit_up() {
     esac
     sleep 0.5
   done
-  say "fail $stack: $unit is $active ($sub, $(systemctl show -p Result --value "$unit"))${SPEC_HEALTH[$stack]:+; ${SPEC_HEALTH[$stack]} did not answer 2xx}; its log: $(journalctl -u "$unit" -n 4 -o cat --no-pager 2>/dev/null | paste -s -d '|')"
+  say "fail $stack: $unit is $active ($sub, $(systemctl show -p Result --value "$unit"))${SPEC_HEALTH[$stack]:+; ${SPEC_HEALTH[$stack]} did not answer 2xx}"
+  last_lines "$unit" journalctl -u "$unit" -n 30 -o short-iso --no-pager
   return 1
 }
 

@@ -42,21 +42,35 @@ wait_healthy() {
       [ -n "$name" ] || continue
       case $st/$health in
         running/healthy|running/none) ;;
-        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; return 2 ;;
+        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; last_lines "${name#/}"; return 2 ;;
         exited/*|dead/*)
           [ "$code" = 0 ] && [ "${policy:-no}" = no ] && continue
-          printf 'container %s exited (%s)\n' "${name#/}" "$code"; return 2 ;;
+          printf 'container %s exited (%s)\n' "${name#/}" "$code"; last_lines "${name#/}"; return 2 ;;
         restarting/*)
-          printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; return 2 ;;
+          printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; last_lines "${name#/}"; return 2 ;;
         *) pending="container ${name#/}" ;;
       esac
     done <<< "$states"
     [ -n "$pending" ] || return 0
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      printf '%s: not healthy after %ss\n' "$pending" "${SPEC_WAIT[$1]}"; return 2
+      printf '%s: not healthy after %ss\n' "$pending" "${SPEC_WAIT[$1]}"
+      [ "${pending#container }" = "$pending" ] || last_lines "${pending#container }"
+      return 2
     fi
     sleep 0.1
   done
+}
+
+# last_lines CONTAINER | last_lines NAME CMD...: the last 30 lines a failing container (or CMD: a unit's journal)
+# wrote, said under the failure so a gate that fails shows why (redacted on the operator's machine, as every
+# line is). Said before anything removes the container (a start-first rollout's new ones).
+last_lines() {
+  local who=$1 out line
+  if [ $# = 1 ]; then set -- docker logs --tail 30 "$who"; else shift; fi
+  out=$("$@" 2>&1 < /dev/null) || return 0
+  [ -n "$out" ] || { say "info $who wrote nothing"; return 0; }
+  say "info the last lines of $who:"
+  while IFS= read -r line; do say "info   | $line"; done <<< "$out"
 }
 
 # stop_stack STACK: stop what a stack runs, keeping it as it is (`up` starts it again): its containers, or a
@@ -110,7 +124,7 @@ up() {
   fi
   printf '%s\n' "$out"
   if [ "$rc" != 0 ]; then
-    why=$(printf '%s' "$out" | grep -v '^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
+    why=$(printf '%s' "$out" | grep -v '^@@\|^ *Container\|^ *Network\|^ *Volume' | tail -n 1)
     say "fail $stack: $why"
     if [ "$rc" != 2 ] && ! compose_saw_health "$out"; then   # (2: wait_healthy's health failure)
       COMPOSE_FAILED="$stack: $why"; say "info compose itself failed ($COMPOSE_FAILED), not a health check"
@@ -142,15 +156,19 @@ replicas() {
   printf '%s' "$n"
 }
 
-# health_gate STACK: the stack's health URL (if it has one) answers 2xx within 10 tries a second apart.
+# health_gate STACK: the stack's health URL (if it has one) answers 2xx within 10 tries a second apart;
+# otherwise the last lines of each of its containers are said.
 health_gate() {
-  local health=${SPEC_HEALTH[$1]} i
+  local health=${SPEC_HEALTH[$1]} i name
   [ -z "$health" ] && return 0
   for i in 1 2 3 4 5 6 7 8 9 10; do
     health_ok "$health" && return 0
     [ "$i" = 10 ] || sleep 1
   done
   say "fail $1: $health did not answer 2xx"
+  for name in $(docker ps -a --filter "label=com.docker.compose.project=${SPEC_PROJECT[$1]}" --format '{{.Names}}' 2>/dev/null); do
+    last_lines "$name"
+  done
   return 1
 }
 
