@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# What the stacks said (fab logs): a compose stack's containers through `docker compose logs`, a binary's unit
-# through journalctl, each line led by its stack's name and a tab (a line the program wrote can never be read as
-# one of the protocol's @@ lines). Followed (-f), the readers run until the operator's machine goes: a line
-# every 2 s finds that out (a write to a connection that closed fails), then every reader is ended.
+# What the stacks said (fab logs, and the lines a failed gate shows: last_lines): a compose stack's containers
+# through `docker compose logs`, a binary's unit through journalctl, each line led by its stack's name and a tab
+# (a line the program wrote can never be read as one of the protocol's @@ lines). Followed (-f), the readers run
+# until the operator's machine goes: a line every 2 s finds that out (a write to a connection that closed
+# fails), then every reader is ended.
 # shellcheck disable=SC2034,SC2154  # globals shared across files; R_* and LOG_READERS (empty) come from the program's head, SPEC_* and BIN from add_stack / add_binary
 
 # logs_show STACK SERVICE TAIL SINCE follow|once: the last TAIL lines of STACK (SERVICE: that compose
@@ -54,4 +55,16 @@ logs_wait() {
   kill "${LOG_READERS[@]}" 2>/dev/null
   wait
   return 0
+}
+
+# last_lines CONTAINER | last_lines NAME CMD...: the last 30 lines a failing container (or CMD: a unit's journal)
+# wrote, said under the failure so a gate that fails shows why (redacted on the operator's machine, as every
+# line is). Said before anything removes the container (a start-first rollout's new ones).
+last_lines() {
+  local who=$1 out line
+  if [ $# = 1 ]; then set -- docker logs --tail 30 "$who"; else shift; fi
+  out=$("$@" 2>&1 < /dev/null) || return 0
+  [ -n "$out" ] || { say "info $who wrote nothing"; return 0; }
+  say "info the last lines of $who:"
+  while IFS= read -r line; do say "info   | $line"; done <<< "$out"
 }

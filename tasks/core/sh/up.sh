@@ -61,18 +61,6 @@ wait_healthy() {
   done
 }
 
-# last_lines CONTAINER | last_lines NAME CMD...: the last 30 lines a failing container (or CMD: a unit's journal)
-# wrote, said under the failure so a gate that fails shows why (redacted on the operator's machine, as every
-# line is). Said before anything removes the container (a start-first rollout's new ones).
-last_lines() {
-  local who=$1 out line
-  if [ $# = 1 ]; then set -- docker logs --tail 30 "$who"; else shift; fi
-  out=$("$@" 2>&1 < /dev/null) || return 0
-  [ -n "$out" ] || { say "info $who wrote nothing"; return 0; }
-  say "info the last lines of $who:"
-  while IFS= read -r line; do say "info   | $line"; done <<< "$out"
-}
-
 # stop_stack STACK: stop what a stack runs, keeping it as it is (`up` starts it again): its containers, or a
 # binary's unit.
 stop_stack() {
@@ -166,9 +154,7 @@ health_gate() {
     [ "$i" = 10 ] || sleep 1
   done
   say "fail $1: $health did not answer 2xx"
-  for name in $(docker ps -a --filter "label=com.docker.compose.project=${SPEC_PROJECT[$1]}" --format '{{.Names}}' 2>/dev/null); do
-    last_lines "$name"
-  done
+  for name in $(docker ps -a --filter "label=com.docker.compose.project=${SPEC_PROJECT[$1]}" --format '{{.Names}}' 2>/dev/null); do last_lines "$name"; done
   return 1
 }
 
