@@ -25,7 +25,7 @@ project_containers() {
 # compose's; 1: docker did not answer). A dockerd that stops answering is waited for; a `docker inspect` that fails (a container gone
 # between the listing and the look) is asked again, never taken for a healthy answer.
 wait_healthy() {
-  local project=${SPEC_PROJECT[$1]} deadline ids states name st health code policy pending
+  local project=${SPEC_PROJECT[$1]} deadline ids states name st health code policy pending failed
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
   while :; do
     if [ $# -gt 1 ]; then ids=${*:2}   # (these containers only: a start-first rollout's new ones)
@@ -40,16 +40,15 @@ wait_healthy() {
     fi
     while read -r name st health code policy; do
       [ -n "$name" ] || continue
+      name=${name#/} failed=""
       case $st/$health in
         running/healthy|running/none) ;;
-        running/unhealthy) printf 'container %s is unhealthy\n' "${name#/}"; last_lines "${name#/}"; return 2 ;;
-        exited/*|dead/*)
-          [ "$code" = 0 ] && [ "${policy:-no}" = no ] && continue
-          printf 'container %s exited (%s)\n' "${name#/}" "$code"; last_lines "${name#/}"; return 2 ;;
-        restarting/*)
-          printf 'container %s exited (%s) and is restarting\n' "${name#/}" "$code"; last_lines "${name#/}"; return 2 ;;
-        *) pending="container ${name#/}" ;;
+        running/unhealthy) failed="is unhealthy" ;;
+        exited/*|dead/*) [ "$code" = 0 ] && [ "${policy:-no}" = no ] || failed="exited ($code)" ;;
+        restarting/*) failed="exited ($code) and is restarting" ;;
+        *) pending="container $name" ;;
       esac
+      [ -z "$failed" ] || { printf 'container %s %s\n' "$name" "$failed"; last_lines "$name"; return 2; }
     done <<< "$states"
     [ -n "$pending" ] || return 0
     if [ "$(date +%s)" -ge "$deadline" ]; then
