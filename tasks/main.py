@@ -19,6 +19,7 @@ from . import (
     backups,
     bootstrap,
     deploy,
+    exec,
     logs,
     migrate,
     offsite,
@@ -36,7 +37,7 @@ from . import (
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
-                       offsite.backup_check, recover.recover, logs.logs, schema.schema)
+                       offsite.backup_check, recover.recover, logs.logs, exec.exec_, schema.schema)
 
 
 class HostsAreNames(Executor):
@@ -46,7 +47,7 @@ class HostsAreNames(Executor):
 
     def expand_calls(self, calls, apply_hosts=True):
         names = self.core[0].args.hosts.value
-        expanded = super().expand_calls(calls, apply_hosts=apply_hosts and not names)
+        expanded = self._tasks_only(calls, apply_hosts and not names)
         if not (apply_hosts and names):
             return expanded
         for call in expanded:
@@ -55,6 +56,18 @@ class HostsAreNames(Executor):
                     raise Exit("error: give either -H or --host, not both", code=2)
                 call.kwargs["host"] = names
         return expanded
+
+    def _tasks_only(self, calls, apply_hosts):
+        """Fabric's calls without its own use of the words after ``--`` (it would run them on each -H address
+        with a plain shell): they are fab exec's command, and nothing else's."""
+        remainder, self.core.remainder = self.core.remainder, ""
+        try:
+            if remainder and [c.task.name for c in calls] != ["exec"]:
+                raise Exit("error: words after -- are the command of 'fab exec' (fab exec --host NAME --stack S "
+                           "-- COMMAND...), and of no other task", code=2)
+            return super().expand_calls(calls, apply_hosts=apply_hosts)
+        finally:
+            self.core.remainder = remainder
 
 
 def usage_errors_exit_2(program) -> None:
@@ -78,6 +91,12 @@ def usage_errors_exit_2(program) -> None:
 
 class FabVps(Fab):
     """Fabric's `fab`, naming itself and what it runs on (what an operator pastes into a bug report)."""
+
+    @property
+    def _remainder_only(self):
+        """Never Fabric's taskless `fab -H x -- command` (a plain shell on each address, any host key accepted):
+        a command runs through fab exec."""
+        return False
 
     def print_version(self):
         for name, number in (("fab-vps", __version__), ("Fabric", fabric_version), ("Paramiko", paramiko_version),

@@ -44,14 +44,14 @@ FLEET_HELP = {"parallel": "with several hosts: at most this many at once (defaul
               "json": "print the run as JSON lines: plan, each host's steps, its result, the run's result"}
 
 
-def command(help: dict | None = None, short: dict | None = None):
+def command(help: dict | None = None, short: dict | None = None, name: str | None = None):
     """The preamble of every fab task: long options only (``-h`` stays help; a mistyped ``--t`` fails loudly)
     but the ``short`` ones a task names (logs' ``-f``), help for each option, and the tool's error handling
-    around the body."""
+    around the body. ``name``: the task's, where its function cannot be called so (``exec``)."""
     def wrap(fn):
         params = [p.replace("_", "-") for p in inspect.signature(fn).parameters]
         helps = {k: v for k, v in COMMON_HELP.items() if k in params} | (help or {})
-        made = task(auto_shortflags=False, help=helps)(tool_task(fn))
+        made = task(auto_shortflags=False, help=helps, **({"name": name} if name else {}))(tool_task(fn))
         if short:   # (a bound method: the copies Invoke makes of a task get it bound to themselves)
             made.short_flags, made.arg_opts = short, types.MethodType(_arg_opts, made)
         return made

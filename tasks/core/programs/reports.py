@@ -19,6 +19,7 @@ config_moved    from to
 current         release tag
 current_pin     app pin
 docker          result source?
+exec            container service
 deploy_key      path public result
 dir             path result mode?
 drill           database tables rows seconds

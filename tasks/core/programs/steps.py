@@ -44,6 +44,7 @@ ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME
 ensure_unit UNITFILE TEMPLATE [FOLDER...]
+exec_find STACK SERVICE
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
 files_drill NAME

@@ -49,7 +49,7 @@ volume_make() {
   local v=${1#volume/} s found=() version project
   for s in "${STACKS[@]}"; do
     ! is_binary "$s" || continue
-    docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config --volumes 2>/dev/null | grep -qxF -- "$v" && found+=("$s")
+    compose "$s" config --volumes 2>/dev/null | grep -qxF -- "$v" && found+=("$s")
   done
   [ "${#found[@]}" = 1 ] || { PART_ERR="${#found[@]} stacks declare volume $v (one must, to make it)"; return 1; }
   project=${SPEC_PROJECT[${found[0]}]}

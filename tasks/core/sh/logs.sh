@@ -11,19 +11,14 @@
 # a binary what journalctl reads: -600s, a date), and with follow what comes next (read in the background,
 # waited for by logs_wait). A service the stack does not have is refused, naming those it has.
 logs_show() {
-  local stack=$1 service=$2 tail=$3 since=$4 follow=$5 reader services
+  local stack=$1 service=$2 tail=$3 since=$4 follow=$5 reader
   if is_binary "$stack"; then
     reader=(journalctl -u "${BIN[$stack:unit]}" --no-pager -o short-iso -n "$tail")
     [ -z "$since" ] || reader+=("--since=$since")
     [ "$follow" != follow ] || reader+=(-f)
   else
-    if [ -n "$service" ]; then
-      services=$(docker compose -p "${SPEC_PROJECT[$stack]}" -f "${SPEC_COMPOSE[$stack]}" config --services 2>&1) \
-        || die "$R_FAILED" "cannot read the services of $stack: $(printf '%s' "$services" | tail -n 1)"
-      grep -qxF -- "$service" <<< "$services" \
-        || die "$R_REFUSED" "stack $stack has no service $service (it has: $(paste -s -d ' ' <<< "$services"))"
-    fi
-    reader=(docker compose -p "${SPEC_PROJECT[$stack]}" -f "${SPEC_COMPOSE[$stack]}" logs --no-color --tail "$tail")
+    [ -z "$service" ] || stack_service "$stack" "$service"
+    reader=(compose "$stack" logs --no-color --tail "$tail")
     [ -z "$since" ] || reader+=(--since "$since")
     [ "$follow" != follow ] || reader+=(--follow)
     [ -z "$service" ] || reader+=(-- "$service")

@@ -224,7 +224,7 @@ recover_teardown() {
       folders+=("$(dirname "${BIN[$s:path]}")")
       continue
     fi
-    out=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" down -v --remove-orphans 2>&1) \
+    out=$(compose "$s" down -v --remove-orphans 2>&1) \
       || { ok=1; say "info cannot take stack $s down: $(printf '%s' "$out" | tail -n 1)"; }
     [ -z "${SPEC_COMPOSE[$s:env]:-}" ] || rm -f -- "${SPEC_COMPOSE[$s:env]}" || ok=1
   done

@@ -27,7 +27,7 @@ roll() {
     for word in ${SPEC_UPSTREAMS[$s]}; do services+=" ${word%%=*}"; done
     pool_sync "$s" || return 1
   else
-    services=$(docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config --services 2>&1) \
+    services=$(compose "$s" config --services 2>&1) \
       || { printf '%s\n' "$services"; return 1; }
   fi
   for svc in $services; do roll_service "$s" "$svc" || return; done   # (its code: 2 is a health failure)

@@ -22,6 +22,25 @@ add_stack() {
   SPEC_APPS[$1]=$7; SPEC_SCALE[$1]=${8:-}
 }
 
+# compose STACK ARGS...: `docker compose ARGS` on STACK's project and compose file.
+compose() { docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" "${@:2}"; }
+
+# stack_service STACK SERVICE: SERVICE is a service of STACK's compose file (""; its only one), said as
+# STACK_SERVICE; refused otherwise (R_REFUSED), naming the services it has (fab logs --service, fab exec).
+stack_service() {
+  local services
+  services=$(compose "$1" config --services 2>&1) \
+    || die "$R_FAILED" "cannot read the services of $1: $(printf '%s' "$services" | tail -n 1)"
+  STACK_SERVICE=$2
+  if [ -z "$2" ]; then
+    [ "$(grep -c . <<< "$services")" = 1 ] \
+      || die "$R_REFUSED" "stack $1 has several services: name one with --service ($(paste -s -d ' ' <<< "$services"))"
+    STACK_SERVICE=$services
+  fi
+  grep -qxF -- "$STACK_SERVICE" <<< "$services" \
+    || die "$R_REFUSED" "stack $1 has no service $2 (it has: $(paste -s -d ' ' <<< "$services"))"
+}
+
 # start_first STACK DRAIN BATCH [VOLUME...]: STACK changes start-first (rollout: start-first in hosts.yml):
 # new containers beside the old, the old drained out of the proxy for DRAIN seconds before they stop, BATCH
 # replicas at a time (0: all); the named VOLUMEs old and new may both write.

@@ -10,7 +10,7 @@
 compose_up() {
   local scale=() word
   for word in ${SPEC_SCALE[$1]:-}; do scale+=(--scale "$word"); done
-  docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" up -d --remove-orphans "${scale[@]}" 2>&1
+  compose "$1" up -d --remove-orphans "${scale[@]}" 2>&1
 }
 
 # project_containers PROJECT: the ids of the containers compose runs for PROJECT (not `compose run` ones).
@@ -64,7 +64,7 @@ wait_healthy() {
 # binary's unit.
 stop_stack() {
   if is_binary "$1"; then systemctl stop "${BIN[$1:unit]}" 2>&1
-  else docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" stop 2>&1; fi
+  else compose "$1" stop 2>&1; fi
 }
 
 # daemon_back SECONDS: wait for dockerd to answer again (restarted by an upgrade or a crash).
