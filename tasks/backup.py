@@ -29,7 +29,7 @@ from .core.programs.declare import Intent
 from .core.programs.offsite import sent
 from .core.programs.protocol import Program, execute
 from .core.target import Target
-from .core.ui import console, safe
+from .core.ui import console, safe, size
 from .offsite import offsite_drill
 
 
@@ -197,12 +197,3 @@ def _show_retention(target: Target, kept: list[tuple[str, str, str, str]], mood:
     for _, name, action, reason in kept:
         if action == "keep":
             console.print(f"    keep {safe(name)} ({safe(reason)})")
-
-
-def size(n: int) -> str:
-    """Bytes in the unit a person reads."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)

@@ -9,14 +9,14 @@ from datetime import datetime, timezone
 
 from rich.table import Table
 
-from .backup import size, with_backups
+from .backup import with_backups
 from .core.cli import command, select
 from .core.errors import WARNING, ToolError
 from .core.programs.backup import Backup, list_program, listed
 from .core.programs.offsite import Repository, list_offsite, listed_offsite
 from .core.programs.protocol import execute
 from .core.target import Target
-from .core.ui import console, safe
+from .core.ui import console, safe, size
 
 
 @command({"all": "every host of hosts.yml whose systems have something to back up",

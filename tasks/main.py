@@ -23,6 +23,7 @@ from . import (
     logs,
     migrate,
     offsite,
+    prune,
     recover,
     releases,
     rollback,
@@ -37,7 +38,7 @@ from . import (
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
-                       offsite.backup_check, recover.recover, logs.logs, exec.exec_, schema.schema)
+                       offsite.backup_check, recover.recover, logs.logs, exec.exec_, prune.prune, schema.schema)
 
 
 class HostsAreNames(Executor):

@@ -90,6 +90,12 @@ class RepoSpec(Spec):
         return model.Repo(self.url, self.ref, f"{name} {self.git_host_key}")
 
 
+class PruneSpec(Spec):
+    """Old images removed after every good deploy of the system (what `fab prune` does, in the same program)."""
+    keep: Whole(2, 1000) = Field(5, description="the last N good releases stay ready to roll back to (their images "
+                                                "are kept); 2 at least: the running one and a plain rollback's")
+
+
 class SystemSpec(Spec):
     """One system: its stacks in the order they come up, and what it shares with every host that runs it."""
     stacks: dict[SafeName, StackSpec] = Field(description="in the order they are brought up")
@@ -101,6 +107,8 @@ class SystemSpec(Spec):
     together: Annotated[list[list[SafeName]], BeforeValidator(_waves)] = Field(
         [], description="consecutive stacks independent of each other, brought up at once")
     repo: RepoSpec | None = Field(None, description="where setup clones repo/ from (default: it is there already)")
+    prune: PruneSpec | None = Field(None, description="prune the system's old images after every good deploy "
+                                                      "(default: only `fab prune` does)")
 
     @checks(mode="after")
     def _whole(self):
@@ -157,7 +165,7 @@ class SystemSpec(Spec):
             name=name, stacks=tuple(s.build(n) for n, s in self.stacks.items()), secrets=self.secrets, tag=self.tag,
             backup=self.backup.build(),
             together=tuple(tuple(sorted(w, key=names.index)) for w in self.together),
-            repo=self.repo.build() if self.repo else None)
+            repo=self.repo.build() if self.repo else None, prune=self.prune.keep if self.prune else None)
         return system, self.registry and self.registry.over(registry)
 
 

@@ -203,3 +203,12 @@ def transfer(label: str, size: int):
                   console=console, transient=not console.is_terminal, disable=not console.is_terminal) as bar:
         task = bar.add_task(printable(label), total=size)
         yield lambda sent, total: bar.update(task, completed=sent)
+
+
+def size(n: int) -> str:
+    """Bytes in the unit a person reads."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

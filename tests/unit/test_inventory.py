@@ -538,3 +538,24 @@ def test_two_binaries_whose_live_paths_share_a_folder_are_refused(tmp_path):
     assert "binary stacks ems_system/escala and ems_system/worker would share /opt/plantao/releases" in msg, msg
     fine = text.replace("/opt/plantao/worker", "/opt/worker/worker")
     assert len(inventory.load(write(tmp_path, fine)).host("vps1").systems[0].binaries()) == 2
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("prune: {keep: 1}", "from 2 to 1000"),
+    ("prune: {keep: 1001}", "from 2 to 1000"),
+    ("prune: {keep: '5'}", "must be a whole number"),
+    ("prune: {keep: true}", "must be a whole number"),
+    ("prune: {keep: -5}", "from 2 to 1000"),
+    ("prune: {keep: 5, every: 1}", "every"),
+    ("prune: 5", "prune"),
+])
+def test_a_bad_prune_is_refused_with_its_line(tmp_path, keys, message):
+    text = GOOD.replace("  ems_system:\n", f"  ems_system:\n    {keys}\n")
+    said = error_of(write(tmp_path, text))
+    assert message in said and "hosts.yml:4" in said, said
+
+
+def test_prune_keep_reaches_the_system(tmp_path):
+    text = GOOD.replace("  ems_system:\n", "  ems_system:\n    prune: {keep: 3}\n")
+    assert inventory.load(write(tmp_path, text)).host("vps1").systems[0].prune == 3
+    assert inventory.load(write(tmp_path, GOOD)).host("vps1").systems[0].prune is None

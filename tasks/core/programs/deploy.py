@@ -9,6 +9,7 @@ from ..target import Target
 from .backup import before_deploy, restore_before_rollback
 from .declare import Intent, Untouched, add_stacks, add_waves
 from .protocol import Program, Result, fields, report
+from .prune import after_deploy
 from .state import State
 
 
@@ -120,7 +121,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     prog.step("record", "deploying").step("go_live")
     for s in target.system.binaries(stacks):   # only once the release is live: the one before stays
         prog.step("prune_releases", s.name, *history.good_pins(list(releases), s.name))
-    return prog
+    return after_deploy(prog, target)
 
 
 @report

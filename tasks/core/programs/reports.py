@@ -19,6 +19,7 @@ config_moved    from to
 current         release tag
 current_pin     app pin
 docker          result source?
+docker_room     path bytes
 exec            container service
 deploy_key      path public result
 dir             path result mode?
@@ -42,6 +43,8 @@ os              id version family
 pin             app pin
 placeholder     path key
 problem         text
+prune_cache     size result
+pruned          what name bytes result why?
 recovered       kind path
 refuse          reason
 repo            result url commit

@@ -40,6 +40,7 @@ config_snapshot [FILE SHA256]...
 copy_all
 create_user NAME KEYS:lines
 distro_mirror distro|docker-ce MIRROR
+docker_room
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME
@@ -74,8 +75,13 @@ offsite_send LAST:int DAILY:int WEEKLY:int MONTHLY:int REPO...
 os_detect
 preflight_report
 preflight_stacks
+prune_after_deploy ROOT KEEP:int REPO...
 prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
+prune_cache list|remove
+prune_containers list|remove PROJECT...
+prune_images ROOT KEEP:int list|remove REPO...
 prune_releases STACK [GOOD...]
+prune_untagged list|remove
 record STATE
 recover_data STACK NAME
 recover_done

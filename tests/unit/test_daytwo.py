@@ -1,4 +1,4 @@
-"""fab exec's input, checked on the operator's machine before any host is reached (unit tier: the inventory's
+"""fab exec's and fab prune's input, checked on the operator's machine before any host is reached (unit tier: the inventory's
 hosts do not exist): each hostile value exits 2 with its reason, and the words after -- belong to exec alone
 (Fabric would run them on each -H address with a plain shell)."""
 import os
@@ -25,6 +25,10 @@ from .test_logs import COMMAND, folder  # noqa: F401  (the EMS and Plantão exam
     (("exec", "--host", "plantao1", "--stack", "escala", "--", "sh"), "escala is a binary under systemd"),
     (("status", "--host", "vps1", "--", "reboot"), "words after -- are the command of 'fab exec'"),
     (("-H", "vps1", "status", "--", "reboot"), "words after -- are the command of 'fab exec'"),
+    (("prune", "--host", "vps1", "--keep", "1"), "--keep 1: a number of good releases from 2 to 1000"),
+    (("prune", "--host", "vps1", "--keep", "all"), "--keep all: a number"),
+    (("prune", "--host", "vps1", "--keep", "5;reboot"), "--keep 5;reboot: a number"),
+    (("prune", "--host", "vps1", "--keep", "1001"), "--keep 1001"),
 ])
 def test_bad_input_exits_2_before_any_host_is_reached(folder, args, said):  # noqa: F811
     res = subprocess.run([str(COMMAND), *args], cwd=folder, capture_output=True, text=True, timeout=30,
