@@ -13,7 +13,7 @@ from .bare_host import BareHost
 from .images import Builder
 from .proc import SandboxError
 from .systemd_host import SystemdHost
-from .vps import SandboxHost
+from .vps import SandboxHost, SmallDiskHost
 
 DEFAULT_STATE = Path(os.environ.get("FAB_SANDBOX_DIR", "/var/lib/fab-sandbox"))
 
@@ -53,8 +53,8 @@ class Sandbox:
         return hosts
 
     def host(self, name: str, kind: str | None = None) -> SandboxHost:
-        """The host ``name``, with an address index and a kind (plain, "systemd" or "bare") of its own kept across
-        restarts; ``kind`` is only read for a new host."""
+        """The host ``name``, with an address index and a kind (plain, "systemd", "bare" or "small": a small Docker
+        disk) of its own kept across restarts; ``kind`` is only read for a new host."""
         index_file, kind_file = self.state / "hosts" / name / "index", self.state / "hosts" / name / "kind"
         if index_file.exists():
             index = int(index_file.read_text())
@@ -65,7 +65,7 @@ class Sandbox:
             index_file.write_text(str(index))
             kind_file.write_text(kind or "plain")
         kind = kind_file.read_text() if kind_file.exists() else "plain"
-        cls = {"systemd": SystemdHost, "bare": BareHost}.get(kind, SandboxHost)
+        cls = {"systemd": SystemdHost, "bare": BareHost, "small": SmallDiskHost}.get(kind, SandboxHost)
         return cls(self.state, name, index, self.client_key)
 
     def down(self) -> None:

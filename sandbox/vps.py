@@ -53,7 +53,7 @@ class SandboxHost:
         self._network()
         holder = proc.start(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount",
                              "--propagation", "private", "sh", "-c",
-                             f"mount --bind '{self.root}' /root && exec sleep infinity"],
+                             f"mount --bind '{self.root}' /root && {self.mounts()}exec sleep infinity"],
                             self.dir / "holder.pid", self.dir / "holder.log")
         proc.wait_for(f"{self.name} mount namespace", lambda: self._root_mounted(holder), 10, self.dir / "holder.log")
         enter = ["nsenter", f"--target={holder}", "--mount", "--net"]
@@ -62,6 +62,10 @@ class SandboxHost:
                             "--registry-mirror", f"https://{registry.HUB}"],  # Docker Hub's images come from here
                    self.dir / "dockerd.pid", self.dir / "dockerd.log")
         return enter
+
+    def mounts(self) -> str:
+        """More of the host's mount namespace, as shell commands each followed by ``&&`` (none here)."""
+        return ""
 
     def _wait_dockerd(self) -> None:
         proc.wait_for(f"{self.name} dockerd", lambda: self.docker("version", check=False).returncode == 0,
@@ -184,3 +188,14 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         """Empty the logs of what the host received (commands and stdin): a reset host starts with none."""
         for log in (self.commands_log, self.stdin_log):
             log.write_text("")
+
+
+class SmallDiskHost(SandboxHost):
+    """A sandbox VPS whose Docker disk is small: its data root a 96 MiB tmpfs (in its own mount namespace), so
+    a deploy meets a full disk, as seed 004's VPS did."""
+    DISK = "96m"
+
+    def mounts(self) -> str:
+        docker = self.dir / "docker"
+        docker.mkdir(parents=True, exist_ok=True)
+        return f"mount -t tmpfs -o size={self.DISK},mode=0711 tmpfs '{docker}' && "

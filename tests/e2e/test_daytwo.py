@@ -1,6 +1,8 @@
 """Day two, end to end on the EMS example (seeds 000/001): fab logs of a stack, a service, followed until
 Ctrl-C (the host's readers ended with it) and redacted like everything the tool prints; fab exec with its
-words exact, stdin piped through, a terminal when fab has one and the command's exit code fab's own."""
+words exact, stdin piped through, a terminal when fab has one and the command's exit code fab's own; fab prune
+keeping exactly the rollback targets (a rollback after it works by digest); and a deploy refused on a host
+whose Docker disk is too small for its images."""
 from __future__ import annotations
 
 import os
@@ -11,9 +13,9 @@ import time
 
 import pytest
 
-from sandbox import examples, proc
+from sandbox import examples, images, proc, registry
 
-from .conftest import FAB, REPO, Vps
+from .conftest import FAB, REPO, Vps, clean_vps
 
 FAKE_TOKEN = "ghp_" + "L" * 36
 
@@ -91,3 +93,61 @@ def on_a_terminal(vps: Vps, *args: str) -> tuple[str, int]:
         out += chunk
     os.close(main)
     return out.decode(errors="replace"), run.wait(timeout=60)
+
+
+def test_prune_keeps_exactly_the_rollback_targets_and_a_rollback_after_it_works(ems):
+    """Good releases v1.4.3, v1.4.2, v1.4.2 re-pushed (three digests of ems) and a failed v1.5.0: --keep 2
+    keeps the last two good ones' images, and a rollback to the pruned v1.4.3 pulls it again by digest."""
+    vps, repo = ems, f"{registry.SERVER}/{images.APPS[0]}"
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    assert vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0").returncode == 5
+    builder = vps.sb.builder
+    try:
+        builder.push_variant(vps.sb.registry, images.APPS[0], "v1.4.2", build="pruned")
+        vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    finally:
+        builder.push_variant(vps.sb.registry, images.APPS[0], "v1.4.2", build="original")
+    kept = {r["images"]["ems"].split("@")[1] for r in vps.releases() if r["state"] == "good"} - {digest_of(vps, "v1.4.3")}
+    assert len(kept) == 2
+
+    listed = vps.ok("prune", "--host", "t1", "--keep", "2", "--dry-run").stdout
+    assert f"{repo}:v1.4.3" in listed and f"{repo}:v1.5.0" in listed and "would free up to" in listed, listed
+    assert present(vps, f"{repo}:v1.4.3"), "a dry run removes nothing"
+
+    out = vps.ok("prune", "--host", "t1", "--keep", "2").stdout
+    assert "freed" in out and "a release keeps it" in out, out
+    assert not present(vps, f"{repo}:v1.4.3") and not present(vps, f"{repo}:v1.5.0")
+    assert all(present(vps, f"{repo}@{d}") for d in kept), "the last two good releases' images stay"
+    vps.ok("rollback", "--host", "t1", "--to", "v1.4.3")
+    assert vps.running()["tag"] == "v1.4.3" and present(vps, f"{repo}:v1.4.3") is False
+    assert present(vps, f"{repo}@{digest_of(vps, 'v1.4.3')}"), "pulled again by its recorded digest"
+
+
+def digest_of(vps: Vps, tag: str) -> str:
+    """The digest the oldest good release of ``tag`` recorded for ems."""
+    return next(r["images"]["ems"].split("@")[1] for r in reversed(vps.releases())
+                if r["state"] == "good" and r["tag"] == tag)
+
+
+def present(vps: Vps, ref: str) -> bool:
+    return vps.host.docker("image", "inspect", ref, check=False).returncode == 0
+
+
+@pytest.fixture
+def small_disk(sandbox, tmp_path):
+    """A sandbox host whose Docker disk is a 96 MiB tmpfs, clean, with the repository's hosts.yml."""
+    running = bool(proc.read_pid(sandbox.host("small", kind="small").dir / "sshd.pid"))
+    sandbox.up(["small"], kind="small")
+    yield clean_vps(sandbox, "small", tmp_path / "hosts.yml")
+    if not running:
+        sandbox.host("small").stop()
+
+
+def test_a_deploy_refuses_when_dockers_disk_lacks_room_for_its_images(small_disk):
+    vps = small_disk
+    tree = {p: v for p, v in vps.tree().items() if not p.endswith("audit.jsonl")}
+    res = vps.fab("deploy", "--host", "small", "--tag", "v1.4.3")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "not enough disk for this release's images" in res.stderr and "MiB free, about" in res.stderr, res.stderr
+    assert {p: v for p, v in vps.tree().items() if not p.endswith("audit.jsonl")} == tree, "nothing changed"
+    assert "ems_server" not in vps.host.docker("image", "ls").stdout, "nothing pulled"

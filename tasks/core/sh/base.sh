@@ -103,6 +103,17 @@ disk_room() {
   [ $(( $1 + $1 / 10 + 1048576 )) -le "$ROOM_AVAIL" ]
 }
 
+# docker_room: the free bytes of the filesystem under Docker's root, DOCKER_ROOM (and DOCKER_ROOT), also
+# said (@@data docker_room): before and after a prune, what it freed is measured, not added up from image sizes
+# (images share layers); before the pulls, what a deploy has room for. Both empty when docker cannot say.
+docker_room() {
+  DOCKER_ROOM=""
+  DOCKER_ROOT=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null) && [ -d "$DOCKER_ROOT" ] || return 0
+  DOCKER_ROOM=$(df -B1 --output=avail "$DOCKER_ROOT" | tail -n 1 | tr -d ' ')
+  [[ $DOCKER_ROOM =~ ^[0-9]+$ ]] || { DOCKER_ROOM=""; return 0; }
+  data docker_room path "$DOCKER_ROOT" bytes "$DOCKER_ROOM"
+}
+
 # begin: a program that changes the host starts here: its state folder, and an audit line however it ends.
 begin() {
   mkdir -p "$STATE" || die "$R_FAILED" "cannot create $STATE"

@@ -63,6 +63,64 @@ pull_line() {
   else out=${out##*$'\n'}; printf '%s failed %.300s\n' "$1" "${out:-the pull of $2 failed}"; fi
 }
 
+# pull_room: refuse the deploy (nothing pulled or changed yet) when the disk under Docker's root lacks room for
+# the images it is about to pull: about twice their compressed size (layers are stored unpacked), and a margin
+# of 256 MiB and a tenth. Skipped when that disk has 16 GiB free or more (no registry is asked then); an image
+# the registry says nothing about counts for nothing (its pull says why it fails).
+pull_room() {
+  local i need=0 bytes why margin
+  [ -n "${WANTED[*]:-}" ] || return 0
+  docker_room
+  [ -n "$DOCKER_ROOM" ] && [ "$DOCKER_ROOM" -lt $(( 16 << 30 )) ] || return 0
+  while read -r bytes why; do
+    need=$(( need + 2 * bytes ))
+    [ -z "$why" ] || say "info $why"
+  done < <(
+    for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do image_bytes "${WANTED[i+1]}" "${WANTED[i+2]}" "${WANTED[i+3]}" & done
+    wait)
+  margin=$(( (256 << 20) + need / 10 ))
+  data space need "$need" avail "$DOCKER_ROOM"
+  [ $(( need + margin )) -gt "$DOCKER_ROOM" ] || return 0
+  die "$R_REFUSED" "not enough disk for this release's images under ${DOCKER_ROOT:-Docker root}: $(mib "$DOCKER_ROOM") MiB free, about $(mib "$need") MiB needed to pull and unpack them plus a margin of $(mib "$margin") MiB; nothing was pulled or changed: free space (fab prune --host HOST) and deploy again"
+}
+
+# mib BYTES: BYTES in MiB, rounded up.
+mib() { printf '%s' $(( ($1 + (1 << 20) - 1) >> 20 )); }
+
+# image_bytes REPO TAG PIN: the compressed size of the image's layers as the registry's manifest says (the
+# host's architecture's, when it names several), 0 when the image is here already (by its digest); 0 and why
+# on the same line when the registry cannot say (one line per image: the images are sized at once).
+image_bytes() {
+  local ref=$1:$2 out here
+  if [ -n "$3" ]; then
+    ref=$1@${3#*@}
+    if docker image inspect "$ref" >/dev/null 2>&1; then echo 0; return 0; fi
+  fi
+  if ! out=$(docker manifest inspect -v "$ref" 2>&1); then
+    printf '0 the registry does not say how large %s is: %s\n' "$ref" "$(tail -n 1 <<< "$out")"
+    return 0
+  fi
+  here=$(docker image inspect --format '{{join .RepoDigests " "}}' "$ref" 2>/dev/null | grep -o -E 'sha256:[0-9a-f]{64}')
+  if [ -n "$here" ] && grep -qF -f <(printf '%s\n' "$here") <<< "$out"; then echo 0; return 0; fi
+  manifest_bytes "$(host_arch)" <<< "$out"
+}
+
+# manifest_bytes ARCH: the sum of the layer sizes `docker manifest inspect -v` (stdin) gives, for ARCH when it
+# lists several platforms (else the largest).
+manifest_bytes() {
+  awk -v want="$1" '
+    /"architecture":/ { arch = $2; gsub(/[",]/, "", arch) }
+    /"layers": \[/ { layers = 1; next }
+    layers && /^[[:space:]]*\]/ { layers = 0; next }
+    layers && /"size":/ { size = $2; gsub(/,/, "", size); sum[arch] += size }
+    END { if (want in sum) { print sum[want]; exit } for (a in sum) if (sum[a] > most) most = sum[a]; print most + 0 }'
+}
+
+# host_arch: the host's architecture as image platforms name it.
+host_arch() {
+  case $(uname -m) in x86_64) echo amd64 ;; aarch64) echo arm64 ;; armv7*) echo arm ;; *) uname -m ;; esac
+}
+
 # fetch_images: every added image made present at once (docker pulls in parallel), then pinned in order. The
 # pulls answer through a pipe, not files: a full disk under STATE is no reason to refuse an image. Fail-closed:
 # an image without its "ok" line (its pull killed) is a failed pull; the first failed one in order stops the
@@ -71,6 +129,7 @@ fetch_images() {
   local i n what="" pin failed="" status rest
   local -a got=() why=()
   [ -n "${WANTED[*]:-}" ] || return 0
+  pull_room
   for (( i = 0; i < ${#WANTED[@]}; i += 4 )); do
     pin=${WANTED[i+3]}
     what+="${what:+, }${WANTED[i]}: ${WANTED[i+1]}"

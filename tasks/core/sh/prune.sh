@@ -131,11 +131,3 @@ prune_fail() {
   [ "${PRUNE_LATE:-}" = 1 ] || die "$R_FAILED" "$1: nothing was pruned"
   say "info the old images were not pruned ($1): the release is live; run fab prune"
 }
-
-# docker_room: the free bytes of the filesystem under Docker's root (@@data docker_room): said before and after a
-# prune, the space it freed is measured, not added up from image sizes (images share layers).
-docker_room() {
-  local root
-  root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null) && [ -d "$root" ] || return 0
-  data docker_room path "$root" bytes "$(df -B1 --output=avail "$root" | tail -n 1 | tr -d ' ')"
-}
