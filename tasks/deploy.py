@@ -1,6 +1,8 @@
 """fab deploy: pull the tagged images, bring the stacks up in order, health-gate, record the release."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .core import artifacts
 from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
@@ -36,18 +38,22 @@ from .core.ui import console, safe
                       "else stack=PATH pairs; uploaded over the SSH connection (skipped when the host has it) and "
                       "installed as releases/<tag>/ beside its live path. A binary stack without one keeps what runs",
           "allow-placeholders": "deploy even if a stack's .env still holds a placeholder from its template",
+          "refresh": "infra: pull the images of the stacks that pin nothing again (postgres:15-alpine, traefik:v3), "
+                     "so what their tags name now runs and is recorded (default: they run what they ran)",
           "dry-run": "print the exact program, then look at the host read-only (volumes, preflight); change "
                      "nothing",
           "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)",
           **FLEET_HELP})
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
-           json=False):
+           json=False, refresh=None):
     """Deploy a tagged release: pull, restart the stacks in order behind the health gate, record (or roll back).
 
     Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
     choice = check_tags(tag) if tag is not None else None
     ref = check_ref(ref) if ref is not None else None
+    if refresh not in (None, "infra"):
+        raise ToolError(f"--refresh {refresh!r}: only 'infra' (the images of the stacks that pin nothing)", BAD_INPUT)
     rollout = Rollout.parse(parallel, batch, no_revert)
     with select(host, system, all, group) as sel:
         plans = _plans(sel, split_list(stack))   # every name checked first
@@ -61,6 +67,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             session = None if dry_run and offline else sel.session(target)
             mine = files[target.label]
             intent, state = _intent(session, run, who, target, stacks, choice, ref, mine)
+            intent = replace(intent, refresh=refresh == "infra")
             program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                      allow_placeholders, releases=state.releases if state else ())
             if dry_run:

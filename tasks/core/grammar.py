@@ -33,6 +33,10 @@ RESERVED_VAR = re.compile(r"PATH|HOME|IFS|PWD|OLDPWD|SHELL|USER|LOGNAME|LANG|LAN
 FILE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,64}")       # one path component, not . or ..
 PLACEHOLDER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")              # a value hosts.yml calls a placeholder
 SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service name
+# An image a service that pins nothing ran (postgres:15-alpine@sha256:...), recorded as "stack/service": what
+# a rollback tags again, so compose runs that digest.
+INFRA_PIN = re.compile(rf"{IMAGE_NAME.pattern}(?::{TAG.pattern})?@{DIGEST.pattern}")
+INFRA_KEY = re.compile(rf"{SAFE_NAME.pattern}/{SERVICE.pattern}")
 # deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
 # as more than a name).
 GIT_REF = re.compile(r"(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}(?<![./])")

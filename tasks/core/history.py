@@ -32,6 +32,7 @@ class Release:
     config: dict = field(default_factory=dict)  # {"commit", "dirty", "files": {path: sha256}}: what it ran with
     backups: list = field(default_factory=list)  # the backups taken just before it went live (backup: before_deploy)
     binaries: dict = field(default_factory=dict)  # binary stack -> {"unit", "bytes"} (its sha256 is in its pin)
+    infra: dict = field(default_factory=dict)  # "stack/service" -> image@digest of the services that pin nothing
 
     @property
     def commit(self) -> str:
@@ -41,7 +42,7 @@ class Release:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
                 "images": self.pins, "config": self.config, "backups": self.backups, "binaries": self.binaries,
-                "running": running}
+                "infra": self.infra, "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -59,10 +60,11 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         rel = releases.get(rid)
         if rel is None:
             releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
-                                    at if state in FINAL else "", rec["config"], rec["backups"], rec["binaries"])
+                                    at if state in FINAL else "", rec["config"], rec["backups"], rec["binaries"],
+                                    rec["infra"])
         else:
             rel.state, rel.finished = state, at
-            rel.pins = rec["images"] or rel.pins
+            rel.pins, rel.infra = rec["images"] or rel.pins, rec["infra"] or rel.infra
     return list(releases.values())
 
 
@@ -87,8 +89,12 @@ def _record(rec: dict) -> dict:
             isinstance(k, str) and isinstance(v, dict) and isinstance(v.get("unit"), str)
             and isinstance(v.get("bytes"), int) for k, v in binaries.items()):
         raise ValueError
+    infra = rec.get("infra") or {}
+    if not isinstance(infra, dict) or not all(isinstance(k, str) and grammar.INFRA_KEY.fullmatch(k) and isinstance(v, str)
+                                              and grammar.INFRA_PIN.fullmatch(v) for k, v in infra.items()):
+        raise ValueError
     return {**out, "images": dict(pins), "config": _config(rec.get("config") or {}), "backups": list(backups),
-            "binaries": dict(binaries)}
+            "binaries": dict(binaries), "infra": dict(infra)}
 
 
 def _config(config: dict) -> dict:

@@ -18,6 +18,7 @@ from tasks.core.ui import StepDisplay
 HERE = Path(__file__).resolve().parent
 CAPTURED = HERE / "captured"
 REGISTRY = "10.200.0.1:5000"
+INFRA_DIGEST = "sha256:" + "4" * 64   # the digest the healthy host's infra stack runs
 TOKEN = "ghp_" + "T0k3n" * 7 + "x"
 
 
@@ -82,6 +83,7 @@ class Lab:
         self.answer("docker", "info*")
         self.answer("curl", "--globoff -fsS -o /dev/null --max-time 5 http*")
         target = target or self.target
+        self.answer("docker", "inspect --format {{.Config.Image}} *")   # (a test's own containers: nothing to record)
         running, survey = [], []
         for stack in target.system.stacks:
             project, cid = target.project(stack), self.container(stack.name)
@@ -97,8 +99,13 @@ class Lab:
             self.answer("docker", f"inspect --format {{{{index .Config.Labels*config-hash*.State.Status* {cid}",
                         f"{stack.name} {'e' * 64} running healthy sha256:{'1' * 64} {stack.name}:old\n")
             self.answer("docker", f"image inspect --format {{{{.Id}}}} {stack.name}:old", f"sha256:{'1' * 64}\n")
+            image = f"{stack.name}:old" if stack.apps else f"{stack.name}:stable"   # (a pin has its digest: no record)
+            self.answer("docker", f"inspect --format {{{{.Config.Image}}}} * {cid}",
+                        f"{image}{'@sha256:' + '3' * 64 if stack.apps else ''} sha256:{'1' * 64} {stack.name}\n")
             running.append(f"{project} {stack.name} Up 5 seconds (healthy)")
             survey.append(f"{name}|{project}|{Path(target.compose(stack)).parent}|{stack.name}|running")
+        self.answer("docker", "image inspect --format {{range .RepoDigests}}* sha256:" + "1" * 64,
+                    f"infra@{INFRA_DIGEST}\n")   # what the services that pin nothing run, recorded once good
         self.answer("docker", "ps --filter label=com.docker.compose.project --format *", "\n".join(running) + "\n")
         self.answer("docker", "ps -a --format *", "\n".join(survey) + "\n")
         self.answer("docker", "compose -f * config --format json", '{"name": "repo", "services": {}}\n')   # setup

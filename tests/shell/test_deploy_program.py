@@ -70,6 +70,13 @@ def test_the_order_of_docker_calls(lab):
     assert calls.count(config("infra", "infra")) == 1, "infra pins nothing: rendered once, beside the pulls"
     calls.remove(config("infra", "infra"))
     assert calls[0] == f"login -u edumigsoft --password-stdin -- {REGISTRY}"
+    assert calls[1] == "info --format {{.DockerRootDir}}", "room for the images first (here none said: unchecked)"
+    del calls[1]
+    end = next(i for i, c in enumerate(calls) if c.startswith("ps --filter label=com.docker.compose.project --format"))
+    recorded = [c.split(" --")[0] for c in calls[end + 1:]]
+    del calls[end + 1:]
+    assert recorded == ["ps -aq", "inspect", "image inspect", "ps -aq", "inspect", "ps -aq", "inspect"], \
+        "once good, what each stack's services that pin nothing run (infra's) is read for the record"
     assert sorted(calls[1:3]) == [f"pull {REGISTRY}/edumigsoft/ems_server:v1.4.3",   # at once
                                   f"pull {REGISTRY}/edumigsoft/sms_server:v1.4.3"]
     preflight = sorted(calls[3:6])   # the pinned stacks' compose configs at once, beside one look at every container

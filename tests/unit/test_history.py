@@ -66,6 +66,9 @@ def test_find_good_and_its_errors():
     {"images": {"ems": "v1@sha256:" + "a" * 64 + "\nDB_PASSWORD=x"}},   # a pin with a newline would write a variable
     {"images": {"ems": "latest"}}, {"images": ["ems"]}, {"images": {"../x": "v1@sha256:" + "a" * 64}},
     {"tag": ["v1"]}, {"tag": "v1;rm -rf /"}, {"state": 3}, {"release": {"x": 1}}, {"by": None},
+    {"infra": {"infra/traefik": "traefik:v3"}}, {"infra": {"../x/y": "traefik:v3@sha256:" + "a" * 64}},
+    {"infra": {"infra/traefik": "traefik:v3@sha256:" + "a" * 64 + "; reboot"}}, {"infra": ["traefik"]},
+    {"infra": {"infra/traefik": "-v:v3@sha256:" + "a" * 64}}, {"infra": {"infra": "traefik:v3@sha256:" + "a" * 64}},
 ])
 def test_values_read_back_from_the_host_are_checked_like_input(damage):
     rec = json.loads(line("r01", "v1.4.2", "good"))
@@ -126,3 +129,11 @@ def test_a_partial_record_differs_only_by_what_it_recorded():
                                     line("r03", "v1", "good", {"sms": now["sms"]})]))
     assert history.previous_good(rels, "r03", now).id == "r02"
     assert history.previous_good(rels, "r02", {"ems": now["ems"], "sms": "v2@sha256:" + "2" * 64}).id == "r03"
+
+
+def test_a_release_keeps_what_its_services_that_pin_nothing_ran():
+    rec = json.loads(line("r01", "v1.4.2", "good"))
+    infra = {"postgres/postgres": "postgres:15-alpine@sha256:" + "b" * 64,
+             "infra/traefik": "10.200.0.1:5000/sandbox/proxy:stable@sha256:" + "c" * 64}
+    rels = history.parse(line("r01", "v1.4.2", "deploying") + "\n" + json.dumps({**rec, "infra": infra}))
+    assert rels[0].infra == infra and rels[0].as_dict()["infra"] == infra

@@ -17,6 +17,7 @@ class Untouched:
     the whole system after it, not only the part a ``--stack`` deploy touched."""
     pins: dict = field(default_factory=dict)    # app (or binary stack) -> tag@digest
     files: dict = field(default_factory=dict)   # configuration file (as the record names it) -> sha256
+    infra: dict = field(default_factory=dict)   # "stack/service" -> image@digest of its services that pin nothing
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Intent:
     artifacts: dict | None = None  # binary stack -> sha256 of the file uploaded for it (a deploy --artifact)
     fleet: str = ""             # the fleet run this is part of (its id is in the lock it holds on every host)
     untouched: Untouched = field(default_factory=Untouched)   # what the stacks it leaves alone run: recorded with it
+    infra: dict | None = None   # "stack/service" -> image@digest a rollback runs again (what its release recorded)
+    refresh: bool = False       # deploy --refresh infra: the images of the stacks that pin nothing pulled again
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -41,9 +44,12 @@ class Intent:
                            "by": self.by, "from": self.origin}, separators=(",", ":"))[1:-1]
 
     def head(self) -> dict:
-        """The program variables every recording program uses."""
+        """The program variables every recording program uses (the stacks it leaves alone's services that pin
+        nothing as JSON members, encoded here)."""
+        kept = json.dumps(self.untouched.infra, separators=(",", ":"), sort_keys=True)[1:-1]
         return {"ACTION": self.action, "RELEASE": self.release, "TAG": self.tag, "BY": self.by,
-                "META": self.meta(), **({"FLEET": self.fleet} if self.fleet else {})}
+                "META": self.meta(), **({"FLEET": self.fleet} if self.fleet else {}),
+                **({"UNTOUCHED_INFRA": kept} if kept else {})}
 
 
 def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:

@@ -34,8 +34,9 @@ def going_back(state: State, rel: history.Release, target: Target, by: str, orig
     what they run, and the label says what runs after it."""
     stacks = [s for s in target.system.stacks if _recorded(s, rel)]
     rest = untouched(state, target, stacks)
+    infra = {k: v for k, v in rel.infra.items() if k.split("/")[0] in {s.name for s in stacks}}
     intent = Intent("rollback", release, release_label({}, {**rest.pins, **rel.pins}), by, origin, rel.pins,
-                    state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest)
+                    state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest, infra=infra)
     return intent, stacks
 
 
@@ -46,14 +47,17 @@ def _recorded(stack: Stack, rel: history.Release) -> bool:
 
 
 def untouched(state: State, target: Target, stacks: list[Stack]) -> Untouched:
-    """What the stacks of ``target`` that a run does not bring up run now: their apps' pins from state/current
-    and the running release's hashes of every file but those of ``stacks`` (hashed again by the run)."""
+    """What the stacks of ``target`` that a run does not bring up run now: their apps' pins from state/current,
+    the running release's hashes of every file but those of ``stacks`` (hashed again by the run) and its record
+    of their services that pin nothing."""
     rest = [s for s in target.system.stacks if s not in stacks]
     pins = {n: state.current.pins[n] for n in target.system.versioned(rest) if n in state.current.pins}
     running = next((r for r in state.releases if r.id == state.current.release), None)
     mine = {target.relative(p) for s in stacks if not s.binary for p in (target.compose(s), target.env_file(s))}
     files = {p: h for p, h in (running.config.get("files", {}) if running else {}).items() if p not in mine}
-    return Untouched(pins, files)
+    names = {s.name for s in rest}
+    infra = {k: v for k, v in (running.infra if running else {}).items() if k.split("/")[0] in names}
+    return Untouched(pins, files, infra)
 
 
 def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
@@ -96,6 +100,10 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step("render_start", *unpinned)
     if private:
         prog.step("registry_login")
+    if intent.refresh:
+        for s in stacks:
+            if s.name in unpinned:
+                prog.step("refresh_stack", s.name)
     for a in target.system.apps(stacks):
         prog.step("add_image", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))
@@ -109,6 +117,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))
         prog.step("registry_logout")
     prog.step("preflight_stacks")
+    for pin in sorted(set((intent.infra or {}).values())):   # (after preflight: a refused rollback moves no tag)
+        prog.step("infra_pin", pin)
     for s in target.system.binaries(stacks):   # installed once preflight passed: a refused deploy leaves none
         prog.head["ARTIFACTS"] = target.artifacts
         prog.step("fetch_binary", s.name, (intent.tags or {}).get(s.name, ""), (intent.artifacts or {}).get(s.name, ""),

@@ -24,13 +24,13 @@ add_path PART PATH
 add_stack NAME COMPOSE ENV PROJECT WAIT:int HEALTH APPS SCALE
 add_volume PART NAME...
 backup_done
-bootstrap_check
-bootstrap_docker distro|docker-ce MIRROR
-bootstrap_tools
 backup_take STACK
 backups_before_deploy
 backups_report STACK...
 begin
+bootstrap_check
+bootstrap_docker distro|docker-ce MIRROR
+bootstrap_tools
 check_history
 check_placeholders [WHAT...]
 check_secrets
@@ -48,11 +48,12 @@ ensure_unit UNITFILE TEMPLATE [FOLDER...]
 exec_find STACK SERVICE
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images
+fetch_stack STACK COMPOSE PROJECT
 files_drill NAME
 files_live NAME [make-volumes]
 files_take
-fetch_stack STACK COMPOSE PROJECT
 go_live
+infra_pin PIN
 lock_break
 lock_free
 lock_hold
@@ -90,12 +91,13 @@ recover_fetch REPO SNAPSHOT OLD [PATH...]
 recover_key
 recover_scratch [PATH...]
 recover_teardown [PATH...]
+refresh_stack STACK
 registry_login
-repo_clone FOLDER URL REF KEY KNOWN_HOST
-repo_key KEY
 registry_logout
 remove_old
 render_start STACK...
+repo_clone FOLDER URL REF KEY KNOWN_HOST
+repo_key KEY
 repoint_env ENV OLD NEW
 require_healthchecks STACK
 restore_drill STACK NAME

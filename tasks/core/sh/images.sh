@@ -153,3 +153,47 @@ fetch_stack() {
   local out; out=$(docker compose -p "$3" -f "$2" pull --quiet --policy missing 2>&1) \
     || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
 }
+
+# infra_digests: INFRA, what the services that pin nothing run (postgres:15-alpine, traefik:v3), each once by
+# digest as JSON members ("stack/service":"image@sha256:..."), after those of the stacks this run left alone
+# (UNTOUCHED_INFRA, as the running release recorded them): recorded with a good release, so a rollback runs
+# the same. An image built on the host has no digest and is left out.
+infra_digests() {
+  local s id ref image service digest
+  declare -A seen=()
+  INFRA=${UNTOUCHED_INFRA:-}
+  for s in "${STACKS[@]}"; do
+    ! is_binary "$s" || continue
+    while read -r id; do
+      read -r ref image service < <(docker inspect --format \
+        '{{.Config.Image}} {{.Image}} {{index .Config.Labels "com.docker.compose.service"}}' "$id" 2>/dev/null)
+      if [ -z "$service" ] || [[ $ref == *@* ]] || [ -n "${seen[$s/$service]:-}" ]; then continue; fi   # (a pin: the release's)
+      digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image" 2>/dev/null \
+        | after_prefix "$(image_name "$ref")@" | grep -m 1 -x -E 'sha256:[0-9a-f]{64}')
+      [ -n "$digest" ] || continue
+      seen[$s/$service]=1
+      INFRA+="${INFRA:+,}$(json_str "$s/$service"):$(json_str "$ref@$digest")"
+    done < <(project_containers "${SPEC_PROJECT[$s]}")
+  done
+}
+
+# infra_pin IMAGE@DIGEST: a rollback's: the image a service that pins nothing ran in the release it goes back
+# to, pulled by digest where missing and tagged IMAGE again, so compose runs that digest, not what the tag
+# names now.
+infra_pin() {
+  local ref=${1%@*} digest=${1##*@} name out
+  [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "$R_FAILED" "refusing a damaged image record: $1"
+  name=$(image_name "$ref")
+  if ! docker image inspect "$name@$digest" >/dev/null 2>&1; then
+    out=$(docker pull "$name@$digest" 2>&1) || die "$R_PULL" "pull of $name@$digest failed: $(tail -n 1 <<< "$out")"
+  fi
+  out=$(docker tag "$name@$digest" "$ref" 2>&1) || die "$R_FAILED" "cannot tag $name@$digest as $ref: $out"
+}
+
+# refresh_stack STACK: deploy --refresh infra: the images of STACK (one that pins nothing) pulled again, so
+# what their tags name now runs (and is recorded).
+refresh_stack() {
+  say "step pull $1: its images again (--refresh infra)"
+  local out; out=$(compose "$1" pull --quiet --policy always 2>&1) \
+    || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
+}

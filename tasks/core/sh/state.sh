@@ -11,10 +11,13 @@ pins_json() {
 }
 
 # record STATE: one line of the release history (deploying, good, failed), with the configuration, the
-# backups taken before it and its binaries' units and sizes (when there are).
+# backups taken before it, its binaries' units and sizes and, once good, what its services that pin nothing
+# run (when there are).
 record() {
   local bins=""
   [ -z "${RELEASE_BINARIES:-}" ] || bins=",\"binaries\":{$RELEASE_BINARIES}"
+  [ "$1" != good ] || infra_digests
+  [ -z "${INFRA:-}" ] || bins+=",\"infra\":{$INFRA}"
   append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
       "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}$bins")" \
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
