@@ -111,7 +111,8 @@ def _config(config: dict) -> dict:
 
 def previous_good(releases: list[Release], current_id: str | None, running: dict | None = None) -> Release | None:
     """The newest good release whose state differs from what runs now (rollback with no --to): another image
-    for an app it recorded, or another commit of repo/. ``running``: the pins that run (state/current: every
+    for an app it recorded, another digest of a service that pins nothing (where both recorded one), or another
+    commit of repo/. ``running``: the pins that run (state/current: every
     app's); else the running release's. A release that runs the same (a deploy of one stack that pins nothing,
     a rollback to the same images) is not a step back: going "back" to it would change nothing, and with
     --with-data would restore a dump over data that nothing replaced."""
@@ -120,7 +121,8 @@ def previous_good(releases: list[Release], current_id: str | None, running: dict
     for rel in reversed(releases):
         if rel.state != "good" or rel.id == current_id:
             continue
-        if now and rel.commit == now.commit and all(pins.get(a) == p for a, p in rel.pins.items()):
+        if now and rel.commit == now.commit and all(pins.get(a) == p for a, p in rel.pins.items()) \
+                and all(now.infra.get(k, v) == v for k, v in rel.infra.items()):
             continue
         return rel
     return None

@@ -95,6 +95,36 @@ def on_a_terminal(vps: Vps, *args: str) -> tuple[str, int]:
     return out.decode(errors="replace"), run.wait(timeout=60)
 
 
+def test_infrastructure_runs_what_it_ran_until_refreshed_and_a_rollback_brings_its_digest_back(ems):
+    """Traefik's tag moves on Docker Hub (the sandbox's stand-in): a deploy keeps the build that runs, --refresh
+    infra takes the new one, and a rollback to the release before runs the recorded digest again."""
+    vps, hub = ems, f"{registry.HUB}/library/traefik:v3.7"
+    before = traefik(vps)
+    assert vps.releases()[0]["infra"]["infra/traefik"] == f"traefik:v3.7@{before}", vps.releases()[0]
+    try:
+        vps.host.inside(f"printf 'FROM traefik:v3.7\\nLABEL fab.test=refreshed\\n' | DOCKER_BUILDKIT=0 docker build "
+                        f"-q -t {hub} - >/dev/null && docker push -q {hub} >/dev/null")
+        vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+        assert traefik(vps) == before, "a plain deploy keeps the build that runs"
+        vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3", "--refresh", "infra")
+        after = traefik(vps)
+        assert after != before and vps.releases()[0]["infra"]["infra/traefik"] == f"traefik:v3.7@{after}"
+        vps.ok("rollback", "--host", "t1")
+        assert traefik(vps) == before, "the rollback ran the recorded digest again"
+        assert vps.running()["infra"]["infra/traefik"] == f"traefik:v3.7@{before}"
+    finally:
+        vps.host.inside(f"docker tag traefik@{before} {hub} && docker push -q {hub} >/dev/null")
+        vps.host.inside("docker tag traefik@" + before + " traefik:v3.7")
+
+
+def traefik(vps: Vps) -> str:
+    """The digest of the image the running Traefik container was made from."""
+    image = vps.host.docker("inspect", "--format", "{{.Image}}", "traefik").stdout.strip()
+    digests = vps.host.docker("image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}",
+                              image).stdout.split()
+    return next(d.split("@")[1] for d in digests if d.startswith("traefik@"))
+
+
 def test_prune_keeps_exactly_the_rollback_targets_and_a_rollback_after_it_works(ems):
     """Good releases v1.4.3, v1.4.2, v1.4.2 re-pushed (three digests of ems) and a failed v1.5.0: --keep 2
     keeps the last two good ones' images, and a rollback to the pruned v1.4.3 pulls it again by digest."""

@@ -137,3 +137,13 @@ def test_a_release_keeps_what_its_services_that_pin_nothing_ran():
              "infra/traefik": "10.200.0.1:5000/sandbox/proxy:stable@sha256:" + "c" * 64}
     rels = history.parse(line("r01", "v1.4.2", "deploying") + "\n" + json.dumps({**rec, "infra": infra}))
     assert rels[0].infra == infra and rels[0].as_dict()["infra"] == infra
+
+
+def test_a_release_whose_infrastructure_ran_another_digest_is_a_step_back():
+    def with_infra(rid, state, digest):
+        return json.dumps({**json.loads(line(rid, "v1.4.3", state)), "infra": {"infra/traefik": f"traefik:v3@{digest}"}})
+    text = "\n".join([with_infra("r01", "good", "sha256:" + "1" * 64), with_infra("r02", "good", "sha256:" + "2" * 64)])
+    rels = history.parse(text)
+    assert history.previous_good(rels, "r02").id == "r01"
+    same = "\n".join([with_infra("r01", "good", "sha256:" + "2" * 64), with_infra("r02", "good", "sha256:" + "2" * 64)])
+    assert history.previous_good(history.parse(same), "r02") is None
