@@ -19,6 +19,7 @@ from . import (
     backups,
     bootstrap,
     deploy,
+    doctor,
     exec,
     logs,
     migrate,
@@ -38,7 +39,8 @@ from . import (
 namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, status.status, unlock.unlock,
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
-                       offsite.backup_check, recover.recover, logs.logs, exec.exec_, prune.prune, schema.schema)
+                       offsite.backup_check, recover.recover, logs.logs, exec.exec_, prune.prune,
+                       doctor.doctor, schema.schema)
 
 
 class HostsAreNames(Executor):

@@ -13,6 +13,7 @@ WARNING = 8         # something works but needs attention soon: a token expiring
                     # older than backup: {max_age}
 NOT_STARTED = 9     # compose could not start the new release (a conflict, a missing image): the previous is back
 BACKUP_FAILED = 10  # a backup, drill or restore failed: the live databases and the kept backups are as they were
+FOUND_BROKEN = 11   # fab doctor found something broken (a FAIL): its fix is printed beside it
 
 
 class ToolError(Exception):
@@ -24,7 +25,7 @@ class ToolError(Exception):
 
 
 # From least to most serious: what a run over several hosts exits with when they ended differently.
-SEVERITY = (WARNING, BAD_INPUT, BUSY, UNREACHABLE, REMOTE_FAILED, BACKUP_FAILED, NOT_STARTED, ROLLED_BACK,
+SEVERITY = (WARNING, FOUND_BROKEN, BAD_INPUT, BUSY, UNREACHABLE, REMOTE_FAILED, BACKUP_FAILED, NOT_STARTED, ROLLED_BACK,
             FAILED, NEEDS_ATTENTION)
 
 

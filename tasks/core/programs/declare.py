@@ -71,6 +71,13 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     return prog
 
 
+def placeholder_words(stacks: list[Stack]) -> list[str]:
+    """What the library's placeholders_left reads: each stack's configured template (template:STACK=NAME) and
+    the values hosts.yml lists as placeholders for it (value:STACK=VALUE)."""
+    return [*[f"template:{s.name}={s.env_template}" for s in stacks if s.env_template],
+            *[f"value:{s.name}={v}" for s in stacks for v in s.placeholders]]
+
+
 def add_waves(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare which of ``stacks`` come up at once (the system's ``together:``), for apply."""
     names = [s.name for s in stacks]

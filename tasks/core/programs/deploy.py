@@ -7,7 +7,7 @@ from .. import grammar, history
 from ..model import Stack
 from ..target import Target
 from .backup import before_deploy, restore_before_rollback
-from .declare import Intent, Untouched, add_stacks, add_waves
+from .declare import Intent, Untouched, add_stacks, add_waves, placeholder_words
 from .protocol import Program, Result, fields, report
 from .prune import after_deploy
 from .state import State
@@ -93,8 +93,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
     if not allow_placeholders:
-        prog.step("check_placeholders", *[f"template:{s.name}={s.env_template}" for s in stacks if s.env_template],
-                  *[f"value:{s.name}={v}" for s in stacks for v in s.placeholders])
+        prog.step("check_placeholders", *placeholder_words(stacks))
     unpinned = [s.name for s in stacks if not s.apps and not s.binary]
     if target.system.apps(stacks) and unpinned:   # their preflight renderings wait for no pull: started now
         prog.step("render_start", *unpinned)

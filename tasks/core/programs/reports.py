@@ -14,25 +14,28 @@ from __future__ import annotations
 KINDS = """
 api             status? expiry? scopes? has_scopes? unreachable?
 backup          name stack bytes holds seconds
+clock           epoch
 compose         stack config
 config_moved    from to
 current         release tag
 current_pin     app pin
-docker          result source?
-docker_room     path bytes
-exec            container service
 deploy_key      path public result
 dir             path result mode?
+docker          result source?
+docker_room     path bytes
 drill           database tables rows seconds
 env             stack result compose? path?
-files_drill     part files bytes seconds
+exec            container service
 file            missing? mode? mtime? dir_mode?
+files_drill     part files bytes seconds
+fs              path size avail files ffree
 history         sha256
 interrupted     release
 lock            holder stale gone interrupted
 login           result error?
 migrated        at
 network         name result
+networks        names
 offsite         repo result summary? seconds? error?
 offsite_check   repo result seconds error?
 offsite_listed  repo snapshots? error?
@@ -48,10 +51,10 @@ pruned          what name bytes result why?
 recovered       kind path
 refuse          reason
 repo            result url commit
-restored        name stack before
-root_login      result
 restic_key      path mode sha256 ssh_public value?
+restored        name stack before
 retention       stack name action reason? new?
+root_login      result
 rotated         at
 saved_old       project workdir files
 saved_pin       app pin
@@ -59,6 +62,7 @@ secrets         missing? mode? mtime?
 size            name bytes
 space           need avail
 stack           name containers
+stack_error     stack text
 switch          switch_ms volumes
 switched        release from
 token           path missing? mode?

@@ -41,6 +41,7 @@ copy_all
 create_user NAME KEYS:lines
 distro_mirror distro|docker-ce MIRROR
 docker_room
+doctor_facts [WHAT...]
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME
@@ -53,7 +54,7 @@ files_drill NAME
 files_live NAME [make-volumes]
 files_take
 go_live
-infra_pin PIN
+infra_pin IMAGE@DIGEST
 lock_break
 lock_free
 lock_hold

@@ -116,13 +116,20 @@ env_template() {
 
 # check_placeholders [WHAT...]: before anything is pulled or stopped,
 # refuse a stack whose .env still holds a placeholder its template gives (seed 001's change-me passwords would
-# go into PostgreSQL for good). Keys are named, values never leave the host. The words give a stack's
-# configured template (WHAT template:STACK=NAME) and the values hosts.yml lists as placeholders for it
-# (WHAT value:STACK=VALUE).
+# go into PostgreSQL for good). Keys are named, values never leave the host.
 check_placeholders() {
   say "step env checking the stacks' .env files for placeholders left from their templates"
-  local s env example key found="" word
+  placeholders_left "$@"
+  [ -z "$PLACEHOLDERS_LEFT" ] || die "$R_REFUSED" "still placeholders from the .env templates:$PLACEHOLDERS_LEFT: fill them in on the host (or --allow-placeholders): nothing was changed"
+}
+
+# placeholders_left [WHAT...]: PLACEHOLDERS_LEFT, " STACK:KEY" for each key of a stack's .env that still holds
+# the placeholder its template gives. The words give a stack's configured template (WHAT template:STACK=NAME)
+# and the values hosts.yml lists as placeholders for it (WHAT value:STACK=VALUE).
+placeholders_left() {
+  local s env example key word
   declare -A named=() listed=()
+  PLACEHOLDERS_LEFT=""
   for word in "$@"; do
     case $word in
       template:*) word=${word#template:}; named[${word%%=*}]=${word#*=} ;;
@@ -136,10 +143,9 @@ check_placeholders() {
     [ -f "$env" ] || continue
     while read -r key; do
       [ -n "$(env_value "$example" "$key")" ] && [ "$(env_value "$env" "$key")" = "$(env_value "$example" "$key")" ] \
-        && found+=" $s:$key"
+        && PLACEHOLDERS_LEFT+=" $s:$key"
     done < <(placeholder_keys "$example" "${listed[$s]:-}")
   done
-  [ -z "$found" ] || die "$R_REFUSED" "still placeholders from the .env templates:$found: fill them in on the host (or --allow-placeholders): nothing was changed"
 }
 
 # env_lines_but ENVFILE [VARIABLE...]: ENVFILE's lines but the ones that set a VARIABLE or

@@ -1,0 +1,161 @@
+"""fab doctor: the seeds' troubleshooting rows as checks. The program (sh/doctor.sh) reads the facts on the host,
+read-only; each check here judges them (OK, WARN or FAIL) and says the fix, so each rule is written once and
+tested against captured docker output."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from ..target import Target
+from .declare import add_stacks, placeholder_words
+from .protocol import Program, Result, count, fields, report
+from .setup import external_networks
+
+LEVELS = ("ok", "warn", "fail")
+WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict on one host: its name, ok / warn / fail, what it found, and the fix."""
+    check: str
+    level: str
+    text: str
+    fix: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def doctor_program(target: Target) -> Program:
+    """Read-only: the facts every check judges."""
+    prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir}), target,
+                      list(target.system.stacks))
+    return prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
+
+
+@report
+def findings(target: Target, result: Result, now: float) -> list[Finding]:
+    """Every check's verdict on what the program reported, in the order an operator fixes them."""
+    configs = {d["stack"]: d["config"] for d in result.all("compose")}
+    return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
+            *_ports(configs), *_unpinned(configs), *_placeholders(result), *_lock(target, result),
+            *_clock(result, now)]
+
+
+def worst(found: list[Finding]) -> str:
+    return max((f.level for f in found), key=LEVELS.index, default="ok")
+
+
+def _docker(result: Result) -> list[Finding]:
+    engine, compose = fields(result.one("versions"), "engine", "compose")
+    out = [Finding("docker", "ok", f"dockerd {engine} answers") if engine else
+           Finding("docker", "fail", "dockerd does not answer", "systemctl start docker (or fab bootstrap)")]
+    out.append(Finding("compose", "ok", f"Compose {compose}") if compose else
+               Finding("compose", "fail", "the Compose v2 plugin is missing", "fab bootstrap --host HOST"))
+    return out
+
+
+def _disks(target: Target, result: Result) -> list[Finding]:
+    """Free space and inodes: FAIL under 5% (or 1 GiB), WARN under 15%."""
+    out = []
+    for d in result.all("fs"):
+        path = d["path"]
+        size, avail, files, ffree = (count(d[k]) for k in ("size", "avail", "files", "ffree"))
+        fix = f"fab prune --host {target.host.name}" if path != "/" else "free space on / (logs, old backups)"
+        for what, free, total, floor in (("space", avail, size, 1 << 30), ("inodes", ffree, files, 0)):
+            share = free / total if total else 1
+            level = "fail" if share < 0.05 or free < floor else "warn" if share < 0.15 else "ok"
+            shown = f"{free / (1 << 30):.1f} GiB" if what == "space" else f"{free} inodes"
+            out.append(Finding("disk", level, f"{path}: {shown} free ({share:.0%})", "" if level == "ok" else fix))
+    return out
+
+
+def _stacks(result: Result) -> list[Finding]:
+    return [Finding("compose files", "fail", f"stack {d['stack']}: compose cannot read it: {d['text']}",
+                    "fix the compose file or its .env (fab setup --host HOST says what is missing)")
+            for d in result.all("stack_error")]
+
+
+def _networks(result: Result, configs: dict[str, str]) -> list[Finding]:
+    """Seed 000's "network not found": an external network the compose files need that does not exist."""
+    there = set((fields(result.one("networks"), "names")[0] if result.one("networks") else "").split())
+    out = []
+    for name in external_networks(list(configs.values())):
+        out.append(Finding("networks", "ok", f"external network {name} exists") if name in there else
+                   Finding("networks", "fail", f"external network {name} is missing (compose: network {name} "
+                                               "declared as external, but could not be found)",
+                           "fab setup --host HOST (creates it)"))
+    return out
+
+
+def _services(configs: dict[str, str]):
+    """(stack, service name, service) of every compose configuration that parses."""
+    for stack, raw in configs.items():
+        try:
+            services = json.loads(raw).get("services") or {}
+        except (ValueError, AttributeError):
+            continue
+        for name, svc in services.items() if isinstance(services, dict) else ():
+            if isinstance(svc, dict):
+                yield stack, name, svc
+
+
+def _ports(configs: dict[str, str]) -> list[Finding]:
+    """Ports published on every address: a database or an app reachable from the internet past the proxy."""
+    out = []
+    for stack, name, svc in _services(configs):
+        for port in svc.get("ports") or []:
+            if not isinstance(port, dict) or port.get("host_ip", "") not in ("", "0.0.0.0", "::"):
+                continue
+            published = str(port.get("published", ""))
+            if not published.isdigit():
+                continue
+            web = int(published) in WEB_PORTS
+            out.append(Finding("ports", "ok" if web else "warn",
+                               f"{stack}/{name} publishes {published} on every address" + (" (web)" if web else ""),
+                               "" if web else f"publish it on 127.0.0.1 only ('127.0.0.1:{published}:"
+                                              f"{port.get('target', published)}') or firewall it"))
+    return out
+
+
+def _unpinned(configs: dict[str, str]) -> list[Finding]:
+    """Images pinned by nothing: no tag, or `latest` (what runs changes with the next pull)."""
+    out = []
+    for stack, name, svc in _services(configs):
+        image = svc.get("image")
+        if not isinstance(image, str) or "@" in image:
+            continue
+        last = image.rsplit("/", 1)[-1]
+        if ":" not in last or last.endswith(":latest"):
+            out.append(Finding("images", "warn", f"{stack}/{name} runs {image}: pinned by nothing",
+                               "name a version tag in its compose file (the release records its digest)"))
+    return out
+
+
+def _placeholders(result: Result) -> list[Finding]:
+    by_file: dict[str, list[str]] = {}
+    for d in result.all("placeholder"):
+        by_file.setdefault(d["path"], []).append(d["key"])
+    return [Finding(".env", "fail", f"{path}: {', '.join(keys)} still hold their template's placeholder",
+                    "fill them in on the host (a deploy refuses them)") for path, keys in by_file.items()]
+
+
+def _lock(target: Target, result: Result) -> list[Finding]:
+    lock = result.one("lock")
+    if not lock:
+        return []
+    holder, stale, gone = fields(lock, "holder", "stale", "gone")
+    if stale == "1":
+        return [Finding("lock", "warn", f"a stale deploy lock: {holder} ({gone})",
+                        f"fab unlock --host {target.host.name} --force")]
+    return [Finding("lock", "ok", f"a deploy is running: {holder}")]
+
+
+def _clock(result: Result, now: float) -> list[Finding]:
+    """The host's clock against the operator's: TLS, token expiry and backup ages depend on it."""
+    epoch = count(fields(result.one("clock"), "epoch")[0])
+    off = epoch - now
+    level = "fail" if abs(off) > 60 else "warn" if abs(off) > 5 else "ok"
+    return [Finding("clock", level, f"the host's clock is {abs(off):.0f} s {'ahead' if off > 0 else 'behind'}",
+                    "" if level == "ok" else "timedatectl set-ntp true (and check its NTP server)")]

@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# What fab doctor judges, read on the host and said as facts (@@data): docker's answers are judged on the
+# operator's machine (tasks/core/doctor.py), so each check's rule lives in one place and is tested with
+# captured output. Read-only: nothing is locked, written or started.
+# shellcheck disable=SC2154  # R_*, STACKS and SPEC_* come from the program's head and add_stack
+
+# doctor_facts [WHAT...]: dockerd's and compose's versions, the free space and inodes of / and of Docker's
+# root, the networks, each compose stack's configuration as compose resolves it (or why it cannot), the keys
+# still holding their template's placeholder (WHAT: as placeholders_left), the host's clock and the lock.
+doctor_facts() {
+  local engine compose_version s cfg word
+  engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || engine=""
+  compose_version=$(docker compose version --short 2>/dev/null) || compose_version=""
+  data versions engine "$engine" compose "$compose_version"
+  doctor_fs /
+  docker_room
+  [ -z "$DOCKER_ROOT" ] || [ "$DOCKER_ROOT" = / ] || doctor_fs "$DOCKER_ROOT"
+  [ -z "$engine" ] || data networks names "$(docker network ls --format '{{.Name}}' 2>/dev/null | paste -s -d ' ' -)"
+  for s in "${STACKS[@]}"; do
+    ! is_binary "$s" || continue
+    if [ ! -f "${SPEC_COMPOSE[$s]}" ]; then data stack_error stack "$s" text "${SPEC_COMPOSE[$s]} is missing"
+    elif cfg=$(compose "$s" config --format json 2>&1); then data compose stack "$s" config "$cfg"
+    else data stack_error stack "$s" text "$(tail -n 1 <<< "$cfg")"; fi
+  done
+  placeholders_left "$@"
+  for word in $PLACEHOLDERS_LEFT; do data placeholder path "${SPEC_COMPOSE[${word%%:*}:env]}" key "${word#*:}"; done
+  data clock epoch "$(date +%s)"
+  lock_report
+}
+
+# doctor_fs PATH: the size, free bytes, inodes and free inodes of the filesystem PATH is on.
+doctor_fs() {
+  local size avail files ffree
+  read -r size avail < <(df -B1 --output=size,avail "$1" 2>/dev/null | tail -n 1) || return 0
+  read -r files ffree < <(df --output=itotal,iavail "$1" 2>/dev/null | tail -n 1) || return 0
+  data fs path "$1" size "$size" avail "$avail" files "$files" ffree "$ffree"
+}

@@ -1,0 +1,55 @@
+"""fab doctor's facts (sh/doctor.sh) under bash with stub docker and df: docker's and compose's versions, both
+filesystems, the networks, each stack's configuration or compose's error, placeholders, the clock; nothing is
+written or locked. Fast tier."""
+import pytest
+
+from tasks.core.programs.doctor import doctor_program
+
+from .conftest import HERE, Lab, finished
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    (lab.bin / "df").symlink_to(HERE / "stub")
+    lab.answer("df", "-B1 --output=size,avail /", "1B-blocks Avail\n100000000000 4000000000\n")
+    lab.answer("df", "--output=itotal,iavail /", "Inodes IFree\n6000000 5000000\n")
+    lab.answer("df", f"-B1 --output=size,avail {lab.root}", "1B-blocks Avail\n50000000000 2000000000\n")
+    lab.answer("df", f"--output=itotal,iavail {lab.root}", "Inodes IFree\n3000000 20000\n")
+    lab.answer("df", f"-B1 --output=avail {lab.root}", "Avail\n2000000000\n")
+    lab.answer("docker", "version --format {{.Server.Version}}", "27.5.1\n")
+    lab.answer("docker", "compose version --short", "2.32.4\n")
+    lab.answer("docker", "info --format {{.DockerRootDir}}", f"{lab.root}\n")
+    lab.answer("docker", "network ls --format {{.Name}}", "bridge\nhost\nnone\n")
+    lab.answer("docker", "compose -p * config --format json", '{"name": "x", "services": {}}\n')
+    yield lab
+    finished(lab)
+
+
+def test_the_facts_of_a_host_are_read_and_nothing_changes(lab):
+    lab.answer("docker", "compose -p ems_system-sms -f * config --format json", "service sms: bad port\n", code=15)
+    (lab.root / "ems_system/repo/ems/.env_example").write_text("DB_PASSWORD=change-me\nDB_USER=ems\n")
+    (lab.root / "ems_system/repo/ems/.env").write_text("DB_PASSWORD=change-me\nDB_USER=ems\n")
+    before = sorted(p for p in lab.root.rglob("*"))
+    run = lab.run(doctor_program(lab.target))
+    assert run.code == 0, run.stdout
+    r = run.result
+    assert r.one("versions") == {"engine": "27.5.1", "compose": "2.32.4"}
+    assert [d["path"] for d in r.all("fs")] == ["/", str(lab.root)]
+    assert r.all("fs")[1] == {"path": str(lab.root), "size": "50000000000", "avail": "2000000000",
+                              "files": "3000000", "ffree": "20000"}
+    assert r.one("networks") == {"names": "bridge host none"}
+    assert [d["stack"] for d in r.all("compose")] == ["infra", "ems"]
+    assert r.all("stack_error") == [{"stack": "sms", "text": "service sms: bad port"}]
+    assert r.all("placeholder") == [{"path": str(lab.root / "ems_system/repo/ems/.env"), "key": "DB_PASSWORD"}]
+    assert r.one("clock")["epoch"].isdigit()
+    assert sorted(p for p in lab.root.rglob("*")) == before, "read-only"
+
+
+def test_a_host_without_docker_still_reports_the_rest(lab):
+    lab.answer("docker", "version --format {{.Server.Version}}", "Cannot connect to the Docker daemon\n", code=1)
+    lab.answer("docker", "info --format {{.DockerRootDir}}", code=1)
+    run = lab.run(doctor_program(lab.target))
+    assert run.code == 0, run.stdout
+    assert run.result.one("versions")["engine"] == "" and run.result.one("networks") is None
+    assert [d["path"] for d in run.result.all("fs")] == ["/"]

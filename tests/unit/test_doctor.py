@@ -1,0 +1,94 @@
+"""fab doctor's judgements (programs/doctor.py) of the facts a host reported: each check's OK, WARN or FAIL and
+its fix, from captured docker answers. Unit tier."""
+import json
+
+import pytest
+
+from tasks.core import inventory
+from tasks.core.errors import ToolError
+from tasks.core.programs.doctor import findings, worst
+from tasks.core.programs.protocol import Result
+
+from .test_inventory import GOOD, write
+
+NOW = 1_800_000_000
+TRAEFIK = {"services": {"traefik": {"image": "traefik:v3.7", "ports": [
+    {"mode": "ingress", "target": 80, "published": "80", "protocol": "tcp"},
+    {"mode": "ingress", "host_ip": "0.0.0.0", "target": 443, "published": "443", "protocol": "tcp"}]}},
+    "networks": {"ems_net": {"name": "ems_net", "external": True}}}
+POSTGRES = {"services": {"postgres": {"image": "postgres:15-alpine", "ports": [
+    {"target": 5432, "published": "5432"}, {"host_ip": "127.0.0.1", "target": 9187, "published": "9187"}]},
+    "adminer": {"image": "adminer"}}}
+
+
+@pytest.fixture
+def target(tmp_path):
+    return inventory.load(write(tmp_path, GOOD)).host("vps1").targets()[0]
+
+
+def facts(**over) -> Result:
+    data = {"versions": [{"engine": "27.5.1", "compose": "2.32.4"}],
+            "fs": [{"path": "/", "size": str(100 << 30), "avail": str(40 << 30), "files": "1000", "ffree": "900"}],
+            "networks": [{"names": "bridge ems_net"}],
+            "compose": [{"stack": "infra", "config": json.dumps(TRAEFIK)}],
+            "clock": [{"epoch": str(NOW)}]}
+    data.update(over)
+    return Result(data=data)
+
+
+def levels(found, check):
+    return [(f.level, f.text) for f in found if f.check == check]
+
+
+def test_a_healthy_host_is_all_ok(target):
+    found = findings(target, facts(), NOW)
+    assert worst(found) == "ok", [f for f in found if f.level != "ok"]
+    assert levels(found, "ports") == [("ok", "infra/traefik publishes 80 on every address (web)"),
+                                      ("ok", "infra/traefik publishes 443 on every address (web)")]
+
+
+def test_no_dockerd_and_no_compose_fail_with_the_fix(target):
+    found = findings(target, facts(versions=[{"engine": "", "compose": ""}]), NOW)
+    assert [(f.level, f.fix) for f in found if f.check in ("docker", "compose")] == [
+        ("fail", "systemctl start docker (or fab bootstrap)"), ("fail", "fab bootstrap --host HOST")]
+
+
+@pytest.mark.parametrize("avail, ffree, level", [(40, 900, "ok"), (10, 900, "warn"), (4, 900, "fail"),
+                                                 (40, 100, "warn"), (40, 10, "fail")])
+def test_disk_space_and_inodes(target, avail, ffree, level):
+    fs = [{"path": "/var/lib/docker", "size": str(100 << 30), "avail": str(avail << 30), "files": "1000",
+           "ffree": str(ffree)}]
+    found = findings(target, facts(fs=fs), NOW)
+    assert worst([f for f in found if f.check == "disk"]) == level
+    if level != "ok":
+        assert any(f.fix == "fab prune --host vps1" for f in found if f.check == "disk")
+
+
+def test_a_missing_external_network_is_seed_000s_network_not_found(target):
+    found = findings(target, facts(networks=[{"names": "bridge"}]), NOW)
+    assert levels(found, "networks") == [("fail", "external network ems_net is missing (compose: network ems_net "
+                                                  "declared as external, but could not be found)")]
+
+
+def test_a_database_port_on_every_address_and_an_unpinned_image_are_warnings(target):
+    found = findings(target, facts(compose=[{"stack": "postgres", "config": json.dumps(POSTGRES)}]), NOW)
+    assert levels(found, "ports") == [("warn", "postgres/postgres publishes 5432 on every address")]
+    assert levels(found, "images") == [("warn", "postgres/adminer runs adminer: pinned by nothing")]
+
+
+def test_placeholders_a_stale_lock_a_compose_error_and_the_clock(target):
+    found = findings(target, facts(placeholder=[{"path": "/root/s/repo/ems/.env", "key": "DB_PASSWORD"}],
+                                   lock=[{"holder": "ana@laptop", "stale": "1", "gone": "its process is gone",
+                                          "interrupted": ""}],
+                                   stack_error=[{"stack": "sms", "text": "service sms: bad port"}],
+                                   clock=[{"epoch": str(NOW + 90)}]), NOW)
+    assert levels(found, ".env")[0][0] == "fail" and "DB_PASSWORD" in levels(found, ".env")[0][1]
+    assert levels(found, "lock") == [("warn", "a stale deploy lock: ana@laptop (its process is gone)")]
+    assert levels(found, "compose files")[0][0] == "fail"
+    assert levels(found, "clock") == [("fail", "the host's clock is 90 s ahead")]
+    assert worst(found) == "fail"
+
+
+def test_a_report_the_tool_cannot_read_is_a_clear_error(target):
+    with pytest.raises(ToolError, match="cannot read"):
+        findings(target, facts(clock=[{"epoch": "soon"}]), NOW)
