@@ -5,6 +5,7 @@ keeping exactly the rollback targets (a rollback after it works by digest); and 
 whose Docker disk is too small for its images."""
 from __future__ import annotations
 
+import json
 import os
 import pty
 import signal
@@ -181,3 +182,24 @@ def test_a_deploy_refuses_when_dockers_disk_lacks_room_for_its_images(small_disk
     assert "not enough disk for this release's images" in res.stderr and "MiB free, about" in res.stderr, res.stderr
     assert {p: v for p, v in vps.tree().items() if not p.endswith("audit.jsonl")} == tree, "nothing changed"
     assert "ems_server" not in vps.host.docker("image", "ls").stdout, "nothing pulled"
+
+
+def test_doctor_finds_seed_000s_missing_network_and_a_placeholder_and_says_the_fix(sandbox, tmp_path):
+    """The EMS example on a fresh host (nothing set up): Traefik's external network is missing; fab setup makes
+    it; a .env copied from its template keeps the template's passwords: both found, each with its fix."""
+    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
+    res = vps.fab("doctor", "--host", "t1", "--json")
+    found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}
+    assert res.returncode == 11, res.stdout + res.stderr
+    assert ("docker", "ok") in found and ("compose", "ok") in found and ("clock", "ok") in found, found
+    missing = found[("networks", "fail")]
+    assert "is missing" in missing["text"] and missing["fix"] == "fab setup --host t1 (creates it)"
+    vps.ok("setup", "--host", "t1")
+    folder = vps.host.root / "ems_system/repo/servers/ems/container"
+    (folder / ".env").write_text((folder / ".env_example").read_text())
+    res = vps.fab("doctor", "--host", "t1", "--json")
+    found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}
+    assert ("networks", "fail") not in found and ("networks", "ok") in found, found
+    assert str(folder / ".env") in found[(".env", "fail")]["text"], found
+    plain = vps.fab("doctor", "--host", "t1")
+    assert plain.returncode == 11 and "FAIL" in plain.stdout and "placeholder" in plain.stdout, plain.stdout
