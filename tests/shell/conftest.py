@@ -83,8 +83,9 @@ class Lab:
         self.answer("docker", "info*")
         self.answer("curl", "--globoff -fsS -o /dev/null --max-time 5 http*")
         target = target or self.target
-        self.answer("docker", "inspect --format {{.Config.Image}} *")   # (a test's own containers: nothing to record)
-        running, survey = [], []
+        self.answer("docker", "inspect --format {{index .Config.Labels*compose.project*{{.Config.Image}} *")   # (nothing
+        # to record of a test's own containers)
+        running, survey, recorded = [], [], []
         for stack in target.system.stacks:
             project, cid = target.project(stack), self.container(stack.name)
             name = f"{project}-{stack.name}-1"
@@ -99,13 +100,17 @@ class Lab:
             self.answer("docker", f"inspect --format {{{{index .Config.Labels*config-hash*.State.Status* {cid}",
                         f"{stack.name} {'e' * 64} running healthy sha256:{'1' * 64} {stack.name}:old\n")
             self.answer("docker", f"image inspect --format {{{{.Id}}}} {stack.name}:old", f"sha256:{'1' * 64}\n")
-            image = f"{stack.name}:old" if stack.apps else f"{stack.name}:stable"   # (a pin has its digest: no record)
-            self.answer("docker", f"inspect --format {{{{.Config.Image}}}} * {cid}",
-                        f"{image}{'@sha256:' + '3' * 64 if stack.apps else ''} sha256:{'1' * 64} {stack.name}\n")
+            image = f"{stack.name}:old@sha256:{'3' * 64}" if stack.apps else f"{stack.name}:stable"   # (a pin has
+            recorded.append(f"{project} {stack.name} {image} sha256:{'1' * 64}")                   # its digest)
             running.append(f"{project} {stack.name} Up 5 seconds (healthy)")
             survey.append(f"{name}|{project}|{Path(target.compose(stack)).parent}|{stack.name}|running")
-        self.answer("docker", "image inspect --format {{range .RepoDigests}}* sha256:" + "1" * 64,
-                    f"infra@{INFRA_DIGEST}\n")   # what the services that pin nothing run, recorded once good
+        ids = [self.container(s.name) for s in target.system.stacks]   # what a good release records of them:
+        self.answer("docker", "ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False",
+                    "".join(i + "\n" for i in ids))
+        self.answer("docker", "inspect --format {{index .Config.Labels*compose.project*{{.Config.Image}} * " + " ".join(ids),
+                    "".join(r + "\n" for r in recorded))
+        self.answer("docker", "image inspect --format {{.Id}} * sha256:" + "1" * 64,
+                    f"sha256:{'1' * 64} infra@{INFRA_DIGEST}\n")   # the services that pin nothing: by digest
         self.answer("docker", "ps --filter label=com.docker.compose.project --format *", "\n".join(running) + "\n")
         self.answer("docker", "ps -a --format *", "\n".join(survey) + "\n")
         self.answer("docker", "compose -f * config --format json", '{"name": "repo", "services": {}}\n')   # setup

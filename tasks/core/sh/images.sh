@@ -157,23 +157,27 @@ fetch_stack() {
 # infra_digests: INFRA, what the services that pin nothing run (postgres:15-alpine, traefik:v3), each once by
 # digest as JSON members ("stack/service":"image@sha256:..."), after those of the stacks this run left alone
 # (UNTOUCHED_INFRA, as the running release recorded them): recorded with a good release, so a rollback runs
-# the same. An image built on the host has no digest and is left out.
+# the same. Three docker calls whatever the stacks. An image built on the host has no digest: left out.
 infra_digests() {
-  local s id ref image service digest
-  declare -A seen=()
+  local s ids project service ref image digest
+  declare -A stack_of=() digests=() seen=()
   INFRA=${UNTOUCHED_INFRA:-}
-  for s in "${STACKS[@]}"; do
-    ! is_binary "$s" || continue
-    while read -r id; do
-      read -r ref image service < <(docker inspect --format \
-        '{{.Config.Image}} {{.Image}} {{index .Config.Labels "com.docker.compose.service"}}' "$id" 2>/dev/null)
-      if [ -z "$service" ] || [[ $ref == *@* ]] || [ -n "${seen[$s/$service]:-}" ]; then continue; fi   # (a pin: the release's)
-      digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image" 2>/dev/null \
-        | after_prefix "$(image_name "$ref")@" | grep -m 1 -x -E 'sha256:[0-9a-f]{64}')
-      [ -n "$digest" ] || continue
-      seen[$s/$service]=1
-      INFRA+="${INFRA:+,}$(json_str "$s/$service"):$(json_str "$ref@$digest")"
-    done < <(project_containers "${SPEC_PROJECT[$s]}")
+  for s in "${STACKS[@]}"; do is_binary "$s" || stack_of[${SPEC_PROJECT[$s]}]=$s; done
+  ids=$(docker ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False 2>/dev/null)
+  [ -n "$ids" ] || return 0
+  local -a found
+  mapfile -t found < <(xargs docker inspect --format '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}} {{.Image}}' <<< "$ids" 2>/dev/null)
+  while read -r image digest; do digests[$image]=$digest; done < <(
+    for s in "${found[@]}"; do printf '%s\n' "${s##* }"; done | sort -u \
+      | xargs docker image inspect --format '{{.Id}} {{join .RepoDigests " "}}' 2>/dev/null)
+  for s in "${found[@]}"; do
+    read -r project service ref image <<< "$s"
+    if [ -z "${stack_of[$project]:-}" ] || [ -z "$image" ] || [[ $ref == *@* ]] || [ -n "${seen[$project/$service]:-}" ]
+    then continue; fi   # (another system's, or a pin: the release's)
+    digest=$(tr ' ' '\n' <<< "${digests[$image]:-}" | after_prefix "$(image_name "$ref")@" | grep -m 1 -x -E 'sha256:[0-9a-f]{64}')
+    [ -n "$digest" ] || continue
+    seen[$project/$service]=1
+    INFRA+="${INFRA:+,}$(json_str "${stack_of[$project]}/$service"):$(json_str "$ref@$digest")"
   done
 }
 
