@@ -67,3 +67,14 @@ def test_refresh_pulls_the_images_of_the_stacks_that_pin_nothing(lab):  # noqa: 
     pulled = [c for c in lab.commands("docker") if c.startswith("compose") and " pull " in c]
     assert len(pulled) == 1 and pulled[0].startswith("compose -p ems_system-infra")
     assert "step pull infra: its images again (--refresh infra)" in run.stdout.replace("@@", "")
+
+
+def test_a_record_that_cannot_be_read_never_fails_the_live_release(lab):  # noqa: F811
+    pulls_answer(lab)
+    lab.answer("docker", "image inspect --format {{.Id}} *", "\n\n")   # (an answer with no image: ignored)
+    lab.answer("docker", "ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False",
+               "Cannot connect to the Docker daemon\n", code=1)
+    run = lab.run(deploy_program(lab.target, list(lab.target.system.stacks), intent()))
+    assert run.code == 0, run.stdout
+    assert history(lab)[-1]["state"] == "good" and "infra" not in history(lab)[-1]
+    assert "could not be read: this release does not record it" in run.stdout

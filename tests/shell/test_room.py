@@ -17,7 +17,7 @@ def lab(tmp_path):
     lab = Lab(tmp_path)
     (lab.bin / "df").symlink_to(HERE / "stub")
     lab.answer("docker", "info --format {{.DockerRootDir}}", f"{lab.root}\n")
-    lab.answer("docker", "image inspect --format {{join .RepoDigests \" \"}} *", code=1)   # not here yet
+    lab.answer("docker", "image inspect --format {{range .RepoDigests}}* *", code=1)   # not here yet
     yield lab
     finished(lab)
 

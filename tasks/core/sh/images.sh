@@ -100,7 +100,7 @@ image_bytes() {
     printf '0 the registry does not say how large %s is: %s\n' "$ref" "$(tail -n 1 <<< "$out")"
     return 0
   fi
-  here=$(docker image inspect --format '{{join .RepoDigests " "}}' "$ref" 2>/dev/null | grep -o -E 'sha256:[0-9a-f]{64}')
+  here=$(docker image inspect --format '{{range .RepoDigests}}{{.}} {{end}}' "$ref" 2>/dev/null | grep -o -E 'sha256:[0-9a-f]{64}')
   if [ -n "$here" ] && grep -qF -f <(printf '%s\n' "$here") <<< "$out"; then echo 0; return 0; fi
   manifest_bytes "$(host_arch)" <<< "$out"
 }
@@ -154,31 +154,32 @@ fetch_stack() {
     || die "$R_PULL" "pull of the $1 stack's images failed: $(printf '%s' "$out" | tail -n 1)"
 }
 
-# infra_digests: INFRA, what the services that pin nothing run (postgres:15-alpine, traefik:v3), each once by
-# digest as JSON members ("stack/service":"image@sha256:..."), after those of the stacks this run left alone
+# infra_digests: what the services that pin nothing run (postgres:15-alpine, traefik:v3), each once by digest,
+# printed as JSON members ("stack/service":"image@sha256:..."), after those of the stacks this run left alone
 # (UNTOUCHED_INFRA, as the running release recorded them): recorded with a good release, so a rollback runs
-# the same. Three docker calls whatever the stacks. An image built on the host has no digest: left out.
+# the same. Three docker calls whatever the stacks. An image built on the host has no digest: left out. Run in
+# a subshell by record: whatever goes wrong here costs the record, never the release.
 infra_digests() {
-  local s ids project service ref image digest
+  local s ids project service ref image digest out=${UNTOUCHED_INFRA:-}
   declare -A stack_of=() digests=() seen=()
-  INFRA=${UNTOUCHED_INFRA:-}
   for s in "${STACKS[@]}"; do is_binary "$s" || stack_of[${SPEC_PROJECT[$s]}]=$s; done
-  ids=$(docker ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False 2>/dev/null)
-  [ -n "$ids" ] || return 0
-  local -a found
-  mapfile -t found < <(xargs docker inspect --format '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}} {{.Image}}' <<< "$ids" 2>/dev/null)
-  while read -r image digest; do digests[$image]=$digest; done < <(
-    for s in "${found[@]}"; do printf '%s\n' "${s##* }"; done | sort -u \
-      | xargs docker image inspect --format '{{.Id}} {{join .RepoDigests " "}}' 2>/dev/null)
+  ids=$(docker ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False) \
+    || return 1
+  local -a found=()
+  [ -z "$ids" ] || mapfile -t found < <(xargs docker inspect --format '{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}} {{.Image}}' <<< "$ids")
+  while read -r image digest; do [ -z "$image" ] || digests[$image]=$digest; done < <(
+    for s in "${found[@]}"; do printf '%s\n' "${s##* }"; done | sort -u | grep . \
+      | xargs -r docker image inspect --format '{{.Id}} {{range .RepoDigests}}{{.}} {{end}}')
   for s in "${found[@]}"; do
     read -r project service ref image <<< "$s"
-    if [ -z "${stack_of[$project]:-}" ] || [ -z "$image" ] || [[ $ref == *@* ]] || [ -n "${seen[$project/$service]:-}" ]
-    then continue; fi   # (another system's, or a pin: the release's)
+    if [ -z "$project" ] || [ -z "$service" ] || [ -z "$image" ] || [ -z "${stack_of[$project]:-}" ] \
+        || [[ $ref == *@* ]] || [ -n "${seen[$project/$service]:-}" ]; then continue; fi   # (a pin: the release's)
     digest=$(tr ' ' '\n' <<< "${digests[$image]:-}" | after_prefix "$(image_name "$ref")@" | grep -m 1 -x -E 'sha256:[0-9a-f]{64}')
     [ -n "$digest" ] || continue
     seen[$project/$service]=1
-    INFRA+="${INFRA:+,}$(json_str "${stack_of[$project]}/$service"):$(json_str "$ref@$digest")"
+    out+="${out:+,}$(json_str "${stack_of[$project]}/$service"):$(json_str "$ref@$digest")"
   done
+  printf '%s' "$out"
 }
 
 # infra_pin IMAGE@DIGEST: a rollback's: the image a service that pins nothing ran in the release it goes back

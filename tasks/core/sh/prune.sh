@@ -47,7 +47,7 @@ prune_images() {
   for repo in "$@"; do
     while IFS= read -r id; do
       [ -n "$id" ] || continue
-      facts=$(docker image inspect --format '{{.Size}} {{join .RepoDigests " "}} {{join .RepoTags " "}}' "$id" 2>/dev/null) \
+      facts=$(docker image inspect --format '{{.Size}} {{range .RepoDigests}}{{.}} {{end}} {{range .RepoTags}}{{.}} {{end}}' "$id" 2>/dev/null) \
         || continue   # (gone meanwhile)
       size=${facts%% *} refs=${facts#* } why=""
       if grep -qxF -- "$id" <<< "$PRUNE_USED"; then why="a container uses it"

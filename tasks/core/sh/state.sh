@@ -16,7 +16,10 @@ pins_json() {
 record() {
   local bins=""
   [ -z "${RELEASE_BINARIES:-}" ] || bins=",\"binaries\":{$RELEASE_BINARIES}"
-  [ "$1" != good ] || infra_digests
+  if [ "$1" = good ] && ! INFRA=$(infra_digests 2>/dev/null); then
+    INFRA=${UNTOUCHED_INFRA:-}
+    say "info what the stacks that pin nothing run could not be read: this release does not record it"
+  fi
   [ -z "${INFRA:-}" ] || bins+=",\"infra\":{$INFRA}"
   append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
       "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}$bins")" \
