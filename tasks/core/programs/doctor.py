@@ -137,7 +137,8 @@ def _placeholders(result: Result) -> list[Finding]:
     by_file: dict[str, list[str]] = {}
     for d in result.all("placeholder"):
         by_file.setdefault(d["path"], []).append(d["key"])
-    return [Finding(".env", "fail", f"{path}: {', '.join(keys)} still hold their template's placeholder",
+    return [Finding(".env", "fail", f"{path}: {', '.join(keys)} still hold{'s' if len(keys) == 1 else ''} "
+                                    "their template's placeholder",
                     "fill them in on the host (a deploy refuses them)") for path, keys in by_file.items()]
 
 

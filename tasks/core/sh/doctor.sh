@@ -8,7 +8,7 @@
 # root, the networks, each compose stack's configuration as compose resolves it (or why it cannot), the keys
 # still holding their template's placeholder (WHAT: as placeholders_left), the host's clock and the lock.
 doctor_facts() {
-  local engine compose_version s cfg word
+  local engine compose_version s cfg word stand_in
   engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || engine=""
   compose_version=$(docker compose version --short 2>/dev/null) || compose_version=""
   data versions engine "$engine" compose "$compose_version"
@@ -18,8 +18,10 @@ doctor_facts() {
   [ -z "$engine" ] || data networks names "$(docker network ls --format '{{.Name}}' 2>/dev/null | paste -s -d ' ' -)"
   for s in "${STACKS[@]}"; do
     ! is_binary "$s" || continue
+    mapfile -t stand_in < <(not_deployed "$s")
     if [ ! -f "${SPEC_COMPOSE[$s]}" ]; then data stack_error stack "$s" text "${SPEC_COMPOSE[$s]} is missing"
-    elif cfg=$(compose "$s" config --format json 2>&1); then data compose stack "$s" config "$cfg"
+    elif cfg=$(env "${stand_in[@]}" docker compose -p "${SPEC_PROJECT[$s]}" -f "${SPEC_COMPOSE[$s]}" config \
+        --format json 2>&1); then data compose stack "$s" config "$cfg"
     else data stack_error stack "$s" text "$(tail -n 1 <<< "$cfg")"; fi
   done
   placeholders_left "$@"
@@ -34,4 +36,13 @@ doctor_fs() {
   read -r size avail < <(df -B1 --output=size,avail "$1" 2>/dev/null | tail -n 1) || return 0
   read -r files ffree < <(df --output=itotal,iavail "$1" 2>/dev/null | tail -n 1) || return 0
   data fs path "$1" size "$size" avail "$avail" files "$files" ffree "$ffree"
+}
+
+# not_deployed STACK: VARIABLE=not-deployed-yet for each tag variable of STACK its .env does not set yet (a
+# deploy writes them): compose reads the files of a stack never deployed instead of refusing its ${VAR:?}.
+not_deployed() {
+  local word
+  for word in ${SPEC_APPS[$1]}; do
+    grep -q "^${word#*=}=" "${SPEC_COMPOSE[$1:env]}" 2>/dev/null || printf '%s=not-deployed-yet\n' "${word#*=}"
+  done
 }

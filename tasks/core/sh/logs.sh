@@ -18,7 +18,9 @@ logs_show() {
     [ "$follow" != follow ] || reader+=(-f)
   else
     [ -z "$service" ] || stack_service "$stack" "$service"
-    reader=(compose "$stack" logs --no-color --tail "$tail")
+    # (docker itself, not the compose function: a followed reader runs in the background and is ended by its
+    # pid, which would be a subshell's, leaving docker reading)
+    reader=(docker compose -p "${SPEC_PROJECT[$stack]}" -f "${SPEC_COMPOSE[$stack]}" logs --no-color --tail "$tail")
     [ -z "$since" ] || reader+=(--since "$since")
     [ "$follow" != follow ] || reader+=(--follow)
     [ -z "$service" ] || reader+=(-- "$service")
