@@ -21,7 +21,8 @@ def doctor(c, host=None, group=None, all=False, system=None, json=False):
     """Diagnose a host: the seeds' troubleshooting rows as checks, each OK, WARN or FAIL with its fix.
 
     dockerd and Compose, disk and inodes, external networks, ports published on every address, images pinned
-    by nothing, .env placeholders, a stale lock, the host's clock. Read-only. Exit 0 when every check is OK, 8 for a WARN, 11 for a FAIL (the worst finding)."""
+    by nothing, .env placeholders, the token file, a stale lock, the newest backups' age, the host's clock.
+    Read-only. Exit 0 when every check is OK, 8 for a WARN, 11 for a FAIL (the worst finding)."""
     out: dict[str, list[dict]] = {}
     codes = []
     with select(host, system, all, group) as sel:

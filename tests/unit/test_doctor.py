@@ -92,3 +92,30 @@ def test_placeholders_a_stale_lock_a_compose_error_and_the_clock(target):
 def test_a_report_the_tool_cannot_read_is_a_clear_error(target):
     with pytest.raises(ToolError, match="cannot read"):
         findings(target, facts(clock=[{"epoch": "soon"}]), NOW)
+
+
+def test_the_token_file_missing_fails_and_a_wide_mode_warns(target):
+    assert levels(findings(target, facts(token=[{"path": "/root/s/.secrets/github", "missing": "1"}]), NOW),
+                  "token")[0][0] == "fail"
+    assert levels(findings(target, facts(token=[{"path": "/root/s/.secrets/github", "mode": "644"}]), NOW),
+                  "token") == [("warn", "the token file /root/s/.secrets/github has mode 644")]
+
+
+def manifest(created: str, verified: str = "yes") -> dict:
+    return {"name": f"infra-{created.replace('-', '').replace(':', '')}", "stack": "infra", "created": created,
+            "taken": "backup", "release": "", "verified": verified, "databases": ["db"]}
+
+
+@pytest.mark.parametrize("made, level, said", [
+    ([], "warn", "newest verified backup of infra: none yet (limit 48 h)"),
+    ([manifest("2027-01-15T06:00:00Z")], "ok", "newest verified backup of infra: 2 h old"),
+    ([manifest("2027-01-12T08:00:00Z")], "warn", "newest verified backup of infra: 72 h old (limit 48 h)"),
+    ([manifest("2027-01-15T07:00:00Z", verified=""), manifest("2027-01-12T08:00:00Z")], "warn", "72 h old"),
+])
+def test_the_newest_verified_backup_of_each_series_and_its_age(tmp_path, made, level, said):
+    text = GOOD.replace("infra: {compose:", "infra: {database: {service: db}, compose:")
+    target = inventory.load(write(tmp_path, text)).host("vps1").targets()[0]
+    now = NOW   # 2027-01-15T08:00:00Z
+    found = findings(target, facts(manifest=made, clock=[{"epoch": str(now)}]), now)
+    assert [(f.level, f.text) for f in found if f.check == "backups"][0][0] == level
+    assert said in [f.text for f in found if f.check == "backups"][0]

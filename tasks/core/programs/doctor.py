@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from ..target import Target
+from .backup import listed, series
 from .declare import add_stacks, placeholder_words
 from .protocol import Program, Result, count, fields, report
 from .setup import external_networks
 
 LEVELS = ("ok", "warn", "fail")
+BACKUP_AGE = 2 * 86400   # the newest backup's age doctor warns past, where backup: {max_age} says nothing
 WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
 
 
@@ -31,7 +34,13 @@ def doctor_program(target: Target) -> Program:
     """Read-only: the facts every check judges."""
     prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir}), target,
                       list(target.system.stacks))
-    return prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
+    prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
+    if target.system.needs_token:
+        prog.step("check_token_file", target.secrets)
+    if target.system.databases or target.system.backup.has_files:
+        prog.head["BACKUPS"] = target.backups
+        prog.step("backups_report", *series(target, target.system.databases))
+    return prog
 
 
 @report
@@ -39,8 +48,8 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     """Every check's verdict on what the program reported, in the order an operator fixes them."""
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
-            *_ports(configs), *_unpinned(configs), *_placeholders(result), *_lock(target, result),
-            *_clock(result, now)]
+            *_ports(configs), *_unpinned(configs), *_placeholders(result), *_token(result), *_lock(target, result),
+            *_backups(target, result, now), *_clock(result, now)]
 
 
 def worst(found: list[Finding]) -> str:
@@ -160,3 +169,39 @@ def _clock(result: Result, now: float) -> list[Finding]:
     level = "fail" if abs(off) > 60 else "warn" if abs(off) > 5 else "ok"
     return [Finding("clock", level, f"the host's clock is {abs(off):.0f} s {'ahead' if off > 0 else 'behind'}",
                     "" if level == "ok" else "timedatectl set-ntp true (and check its NTP server)")]
+
+
+def _token(result: Result) -> list[Finding]:
+    """The token file a system that pins images needs (its expiry: fab token-status asks GitHub)."""
+    token = result.one("token")
+    if not token:
+        return []
+    if token.get("missing"):
+        return [Finding("token", "fail", f"the token file {token['path']} is missing: no pull can log in",
+                        "fab rotate-token --host HOST")]
+    mode = fields(token, "mode")[0]
+    if mode != "600":
+        return [Finding("token", "warn", f"the token file {token['path']} has mode {mode}", f"chmod 600 {token['path']}")]
+    return [Finding("token", "ok", "the token file is there, mode 600 (its expiry: fab token-status)")]
+
+
+def _backups(target: Target, result: Result, now: float) -> list[Finding]:
+    """The newest verified backup of each series: WARN when there is none or it is older than backup: {max_age}
+    (two days where that is not set)."""
+    if not (target.system.databases or target.system.backup.has_files):
+        return []
+    limit = target.system.backup.max_age or BACKUP_AGE
+    newest: dict[str, float] = {}
+    for b in listed(result):
+        if b.verified and b.stack not in newest:
+            newest[b.stack] = now - datetime.fromisoformat(b.created.replace("Z", "+00:00")).timestamp()
+    out = []
+    for name in series(target, target.system.databases):
+        age = newest.get(name)
+        if age is None or age > limit:
+            what = f"{age / 3600:.0f} h old" if age is not None else "none yet"
+            out.append(Finding("backups", "warn", f"newest verified backup of {name}: {what} (limit {limit / 3600:.0f} h)",
+                               "fab backup --host HOST (and its schedule: examples/schedule/)"))
+        else:
+            out.append(Finding("backups", "ok", f"newest verified backup of {name}: {age / 3600:.0f} h old"))
+    return out
