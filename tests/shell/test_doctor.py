@@ -3,6 +3,7 @@ filesystems, the networks, each stack's configuration or compose's error, placeh
 written or locked. Fast tier."""
 import pytest
 
+from tasks.core import inventory
 from tasks.core.programs.doctor import doctor_program
 
 from .conftest import HERE, Lab, finished
@@ -53,3 +54,27 @@ def test_a_host_without_docker_still_reports_the_rest(lab):
     assert run.code == 0, run.stdout
     assert run.result.one("versions")["engine"] == "" and run.result.one("networks") is None
     assert [d["path"] for d in run.result.all("fs")] == ["/"]
+
+
+@pytest.mark.parametrize("content, result, keys", [
+    (None, "missing", []), ("", "empty", []), ("# DB_PASS=\n\n", "empty", []),
+    ("DB_USER=plantao\nDB_PASS=change-me\n", "set", ["DB_PASS"]), ("DB_PASS=s3cret\n", "set", []),
+])
+def test_a_units_environment_file_missing_empty_or_left_with_placeholders(lab, content, result, keys):
+    env = lab.root / "etc/plantao/plantao.env"
+    (lab.root / "hosts.yml").write_text(
+        "registry: {server: r.example, username: u}\nsystems:\n  plantao:\n    stacks:\n"
+        f"      escala: {{binary: {{path: '{lab.root}/opt/plantao/escala-plantao', unit: plantao}}}}\n"
+        f"hosts:\n  lab: {{address: 127.0.0.1, root: '{lab.root}', systems: [plantao]}}\n")
+    target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    (lab.bin / "systemctl").symlink_to(HERE / "stub")
+    lab.answer("systemctl", "show -p EnvironmentFiles --value plantao.service",
+               f"{env} (ignore_errors=no)\n{lab.root}/etc/plantao/optional.env (ignore_errors=yes)\n")
+    if content is not None:
+        env.parent.mkdir(parents=True)
+        env.write_text(content)
+    run = lab.run(doctor_program(target))
+    assert run.code == 0, run.stdout
+    assert run.result.all("unitenv") == [{"unit": "plantao.service", "path": str(env), "result": result}]
+    assert [d["key"] for d in run.result.all("placeholder")] == keys
+    assert "s3cret" not in run.stdout, "values never leave the host"

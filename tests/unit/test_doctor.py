@@ -119,3 +119,14 @@ def test_the_newest_verified_backup_of_each_series_and_its_age(tmp_path, made, l
     found = findings(target, facts(manifest=made, clock=[{"epoch": str(now)}]), now)
     assert [(f.level, f.text) for f in found if f.check == "backups"][0][0] == level
     assert said in [f.text for f in found if f.check == "backups"][0]
+
+
+def test_a_units_environment_file_missing_or_setting_nothing_fails(target):
+    found = findings(target, facts(unitenv=[
+        {"unit": "plantao.service", "path": "/etc/plantao/plantao.env", "result": "empty"},
+        {"unit": "plantao.service", "path": "/etc/plantao/more.env", "result": "missing"},
+        {"unit": "plantao.service", "path": "/etc/plantao/ok.env", "result": "set"}]), NOW)
+    assert levels(found, "unit env") == [
+        ("fail", "plantao.service reads /etc/plantao/plantao.env, which sets nothing"),
+        ("fail", "plantao.service reads /etc/plantao/more.env, which does not exist: it cannot start"),
+        ("ok", "plantao.service reads /etc/plantao/ok.env")]

@@ -48,7 +48,7 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     """Every check's verdict on what the program reported, in the order an operator fixes them."""
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
-            *_ports(configs), *_unpinned(configs), *_placeholders(result), *_token(result), *_lock(target, result),
+            *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result), *_token(result), *_lock(target, result),
             *_backups(target, result, now), *_clock(result, now)]
 
 
@@ -204,4 +204,21 @@ def _backups(target: Target, result: Result, now: float) -> list[Finding]:
                                "fab backup --host HOST (and its schedule: examples/schedule/)"))
         else:
             out.append(Finding("backups", "ok", f"newest verified backup of {name}: {age / 3600:.0f} h old"))
+    return out
+
+
+def _units(result: Result) -> list[Finding]:
+    """A binary's unit reads environment files: one missing stops it starting, one that sets nothing leaves it
+    without its values (seed 003's DB_PASS)."""
+    out = []
+    for d in result.all("unitenv"):
+        unit, path, state = fields(d, "unit", "path", "result")
+        fix = f"fill in {path} on the host (root's only, mode 600), then systemctl restart {unit}"
+        if state == "missing":
+            out.append(Finding("unit env", "fail", f"{unit} reads {path}, which does not exist: it cannot start",
+                               fix))
+        elif state == "empty":
+            out.append(Finding("unit env", "fail", f"{unit} reads {path}, which sets nothing", fix))
+        else:
+            out.append(Finding("unit env", "ok", f"{unit} reads {path}"))
     return out

@@ -2,7 +2,7 @@
 # What fab doctor judges, read on the host and said as facts (@@data): docker's answers are judged on the
 # operator's machine (tasks/core/doctor.py), so each check's rule lives in one place and is tested with
 # captured output. Read-only: nothing is locked, written or started.
-# shellcheck disable=SC2154  # R_*, STACKS and SPEC_* come from the program's head and add_stack
+# shellcheck disable=SC2154  # R_*, STACKS, SPEC_* and BIN come from the program's head, add_stack and add_binary
 
 # doctor_facts [WHAT...]: dockerd's and compose's versions, the free space and inodes of / and of Docker's
 # root, the networks, each compose stack's configuration as compose resolves it (or why it cannot), the keys
@@ -26,6 +26,7 @@ doctor_facts() {
   done
   placeholders_left "$@"
   for word in $PLACEHOLDERS_LEFT; do data placeholder path "${SPEC_COMPOSE[${word%%:*}:env]}" key "${word#*:}"; done
+  doctor_units
   data clock epoch "$(date +%s)"
   lock_report
 }
@@ -44,5 +45,27 @@ not_deployed() {
   local word
   for word in ${SPEC_APPS[$1]}; do
     grep -q "^${word#*=}=" "${SPEC_COMPOSE[$1:env]}" 2>/dev/null || printf '%s=not-deployed-yet\n' "${word#*=}"
+  done
+}
+
+# doctor_units: the environment files each binary stack's unit reads: missing, setting nothing, or set
+# (@@data unitenv), and their keys still holding a placeholder (@@data placeholder). Values never leave the host.
+doctor_units() {
+  local s unit files env rest
+  for s in "${STACKS[@]}"; do
+    is_binary "$s" || continue
+    unit=${BIN[$s:unit]}
+    files=$(systemctl show -p EnvironmentFiles --value "$unit" 2>/dev/null) || continue
+    while read -r env rest; do
+      [ -n "$env" ] || continue
+      if [ ! -f "$env" ]; then
+        [[ $rest == *ignore_errors=yes* ]] || data unitenv unit "$unit" path "$env" result missing
+      elif ! grep -q -E '^[[:space:]]*(export[[:space:]]+)?[A-Za-z_][A-Za-z0-9_]*=.' "$env" 2>/dev/null; then
+        data unitenv unit "$unit" path "$env" result empty
+      else
+        data unitenv unit "$unit" path "$env" result set
+        placeholder_keys "$env" | while read -r key; do data placeholder path "$env" key "$key"; done
+      fi
+    done <<< "$files"
   done
 }
