@@ -61,6 +61,10 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     res = vps.ok("setup", "--host", HOST)
     assert "+ /etc/systemd/system/plantao.service" in res.stdout and "fill in /etc/plantao/plantao.env" in res.stdout
     assert host.run("stat -c '%a %U' /etc/plantao/plantao.env").stdout.split() == ["600", "root"]
+    doctor = vps.fab("doctor", "--host", HOST, "--json")   # (seed 003's unit with its environment not filled in)
+    unit_env = [(f["level"], f["text"]) for f in json.loads(doctor.stdout)[f"{HOST}/plantao"] if f["check"] == "unit env"]
+    assert doctor.returncode == 11 and unit_env == [
+        ("fail", "plantao.service reads /etc/plantao/plantao.env, which sets nothing")], doctor.stdout
     # the seed's way: the binary copied by hand to /opt/plantao, the unit started by hand
     (host.root / "v0").write_bytes(builds["v0"].read_bytes())
     host.run("install -D -m 755 /root/v0 /opt/plantao/escala-plantao && systemctl start plantao")
