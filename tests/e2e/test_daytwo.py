@@ -188,9 +188,11 @@ def test_a_deploy_refuses_when_dockers_disk_lacks_room_for_its_images(small_disk
     assert "ems_server" not in vps.host.docker("image", "ls").stdout, "nothing pulled"
 
 
-def test_doctor_finds_seed_000s_missing_network_and_a_placeholder_and_says_the_fix(sandbox, tmp_path):
-    """The EMS example on a fresh host (nothing set up): Traefik's external network is missing; fab setup makes
-    it; a .env copied from its template keeps the template's passwords: both found, each with its fix."""
+def test_doctor_finds_a_missing_network_a_refused_password_and_a_placeholder_and_says_the_fix(sandbox, tmp_path):
+    """The EMS example on a fresh host (nothing set up): Traefik's external network is missing and PostgreSQL is
+    not running; once set up and deployed, the EMS app's login works, then a password the volume does not have
+    is seed 001's "password authentication failed"; a .env copied from its template keeps the template's
+    placeholders: each found, with its fix."""
     vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
     res = vps.fab("doctor", "--host", "t1", "--json")
     found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}
@@ -198,8 +200,19 @@ def test_doctor_finds_seed_000s_missing_network_and_a_placeholder_and_says_the_f
     assert ("docker", "ok") in found and ("compose", "ok") in found and ("clock", "ok") in found, found
     missing = found[("networks", "fail")]
     assert "is missing" in missing["text"] and missing["fix"] == "fab setup --host t1 (creates it)"
+    assert found[("database", "fail")]["text"] == "stack postgres: PostgreSQL is not running"
     vps.ok("setup", "--host", "t1")
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
     folder = vps.host.root / "ems_system/repo/servers/ems/container"
+    env = (folder / ".env").read_text()
+    found = {(f["check"], f["level"]): f for f in json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)[
+        "t1/ems_system"]}
+    assert found[("database", "ok")]["text"].startswith("ems logs in to postgres as ems_user"), found
+    (folder / ".env").write_text(env.replace("DB_PASSWORD=", "DB_PASSWORD=not-", 1))   # (the volume keeps its own)
+    found = {(f["check"], f["level"]): f for f in json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)[
+        "t1/ems_system"]}
+    refused = found[("database", "fail")]
+    assert "password authentication failed" in refused["text"] and "another password" in refused["text"], refused
     (folder / ".env").write_text((folder / ".env_example").read_text())
     res = vps.fab("doctor", "--host", "t1", "--json")
     found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}

@@ -78,3 +78,33 @@ def test_a_units_environment_file_missing_empty_or_left_with_placeholders(lab, c
     assert run.result.all("unitenv") == [{"unit": "plantao.service", "path": str(env), "result": result}]
     assert [d["key"] for d in run.result.all("placeholder")] == keys
     assert "s3cret" not in run.stdout, "values never leave the host"
+
+
+def test_each_clients_login_is_tried_against_its_postgresql_with_the_password_on_stdin(lab):
+    (lab.root / "hosts.yml").write_text(
+        f"registry: {{server: r.example, username: u}}\nsystems:\n  s:\n    stacks:\n"
+        "      postgres: {compose: repo/pg/docker-compose.yml, database: {service: postgres}}\n"
+        "      ems: {compose: repo/ems/docker-compose.yml}\n"
+        "      sms: {compose: repo/sms/docker-compose.yml}\n"
+        f"hosts:\n  lab: {{address: 127.0.0.1, root: '{lab.root}', systems: [s]}}\n")
+    target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    for stack, env in (("pg", "POSTGRES_PASSWORD=x\n"), ("ems", "DB_USER=ems_user\nDB_PASSWORD='s3cret pw'\nDB_NAME=db_ems\n"),
+                       ("sms", "DB_NAME=db_sms\n")):
+        (lab.root / f"s/repo/{stack}").mkdir(parents=True)
+        (lab.root / f"s/repo/{stack}/docker-compose.yml").write_text("services: {}\n")
+        (lab.root / f"s/repo/{stack}/.env").write_text(env)
+    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=s-postgres "
+                         "--filter label=com.docker.compose.service=postgres", "c0ffee\n")
+    lab.answer("docker", "inspect --format {{range .NetworkSettings.Networks}}* c0ffee", "172.18.0.2 \n")
+    lab.answer("docker", "exec -i c0ffee sh -c * sh 172.18.0.2 ems_user db_ems",
+               'psql: error: connection to server at "172.18.0.2", port 5432 failed: FATAL:  password '
+               'authentication failed for user "ems_user"\n', code=2)
+    run = lab.run(doctor_program(target))
+    assert run.code == 0, run.stdout
+    assert run.result.all("dblogin") == [{
+        "stack": "postgres", "client": "ems", "path": str(lab.root / "s/repo/ems/.env"), "user": "ems_user",
+        "database": "db_ems", "result": "refused",
+        "text": 'psql: error: connection to server at "172.18.0.2", port 5432 failed: FATAL:  password '
+                'authentication failed for user "ems_user"'}], "sms names no login: not tried"
+    assert "s3cret" not in run.stdout and not [c for c in lab.commands("docker") if "s3cret" in c]
+    assert [c.stdin for c in lab.calls("docker") if c.argv[1:3] == ["exec", "-i"]] == ["s3cret pw"]

@@ -130,3 +130,16 @@ def test_a_units_environment_file_missing_or_setting_nothing_fails(target):
         ("fail", "plantao.service reads /etc/plantao/plantao.env, which sets nothing"),
         ("fail", "plantao.service reads /etc/plantao/more.env, which does not exist: it cannot start"),
         ("ok", "plantao.service reads /etc/plantao/ok.env")]
+
+
+def test_a_client_refused_by_its_postgresql_is_named_with_the_old_volume_reason(target):
+    refused = {"stack": "postgres", "client": "ems", "path": "/root/s/ems/.env", "user": "ems_user",
+               "database": "db_ems", "result": "refused",
+               "text": 'FATAL:  password authentication failed for user "ems_user"'}
+    found = findings(target, facts(dblogin=[refused, {**refused, "client": "sms", "result": "ok", "text": ""},
+                                            {"stack": "pg2", "result": "down"}]), NOW)
+    logins = [f for f in found if f.check == "database"]
+    assert logins[0].level == "fail" and "the volume was made with another password" in logins[0].text
+    assert logins[0].fix.startswith("set the password the volume has in /root/s/ems/.env")
+    assert (logins[1].level, logins[1].text) == ("ok", "sms logs in to postgres as ems_user (database db_ems)")
+    assert (logins[2].level, logins[2].text) == ("fail", "stack pg2: PostgreSQL is not running")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..target import Target
 from .backup import listed, series
-from .declare import add_stacks, placeholder_words
+from .declare import add_databases, add_stacks, placeholder_words
 from .protocol import Program, Result, count, fields, report
 from .setup import external_networks
 
@@ -34,6 +34,7 @@ def doctor_program(target: Target) -> Program:
     """Read-only: the facts every check judges."""
     prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir}), target,
                       list(target.system.stacks))
+    add_databases(prog, target, target.system.databases)
     prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
     if target.system.needs_token:
         prog.step("check_token_file", target.secrets)
@@ -48,7 +49,7 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     """Every check's verdict on what the program reported, in the order an operator fixes them."""
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
-            *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result), *_token(result), *_lock(target, result),
+            *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result), *_logins(result), *_token(result), *_lock(target, result),
             *_backups(target, result, now), *_clock(result, now)]
 
 
@@ -221,4 +222,28 @@ def _units(result: Result) -> list[Finding]:
             out.append(Finding("unit env", "fail", f"{unit} reads {path}, which sets nothing", fix))
         else:
             out.append(Finding("unit env", "ok", f"{unit} reads {path}"))
+    return out
+
+
+def _logins(result: Result) -> list[Finding]:
+    """Each client's DB_USER and password against its PostgreSQL: seed 001's "password authentication failed"
+    when the volume was made with another password (its init scripts ran once, on an empty volume)."""
+    out = []
+    for d in result.all("dblogin"):
+        stack, state = fields(d, "stack", "result")
+        if state == "down":
+            out.append(Finding("database", "fail", f"stack {stack}: PostgreSQL is not running",
+                               f"fab deploy --host HOST (or fab logs --host HOST --stack {stack})"))
+            continue
+        client, path, user, name = fields(d, "client", "path", "user", "database")
+        if state == "ok":
+            out.append(Finding("database", "ok", f"{client} logs in to {stack} as {user} (database {name})"))
+            continue
+        why = d.get("text", "")
+        old = "password authentication failed" in why
+        out.append(Finding("database", "fail", f"{client} cannot log in to {stack} as {user}: {why}"
+                           + (" (the volume was made with another password: POSTGRES_PASSWORD and the init scripts "
+                              "apply only to an empty volume)" if old else ""),
+                           f"set the password the volume has in {path}, or change it in PostgreSQL: fab exec --host "
+                           f"HOST --stack {stack} -- psql -U postgres" if old else f"check {path} against {stack}"))
     return out

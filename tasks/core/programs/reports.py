@@ -19,6 +19,7 @@ compose         stack config
 config_moved    from to
 current         release tag
 current_pin     app pin
+dblogin         stack result client? path? user? database? text?
 deploy_key      path public result
 dir             path result mode?
 docker          result source?

@@ -27,6 +27,7 @@ doctor_facts() {
   placeholders_left "$@"
   for word in $PLACEHOLDERS_LEFT; do data placeholder path "${SPEC_COMPOSE[${word%%:*}:env]}" key "${word#*:}"; done
   doctor_units
+  doctor_db_logins
   data clock epoch "$(date +%s)"
   lock_report
 }
@@ -68,4 +69,43 @@ doctor_units() {
       fi
     done <<< "$files"
   done
+}
+
+# doctor_db_logins: each database stack (add_database) tried with its clients' credentials: the .env of every
+# compose stack after it and the environment files of the binary units after it, wherever they name a DB_USER
+# and a DB_PASSWORD (or DB_PASS): the answer PostgreSQL gives that login over TCP to the container's own
+# address (the image trusts its loopback), as the clients connect (@@data dblogin: ok, or its reason). The
+# password reaches psql on stdin only and never leaves the host.
+doctor_db_logins() {
+  local db s cid ip after env files
+  for db in ${DATABASES[@]+"${DATABASES[@]}"}; do
+    cid=$(db_container "$db") || { data dblogin stack "$db" result down; continue; }
+    ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$cid" 2>/dev/null)
+    ip=${ip%% *}
+    after=0
+    for s in "${STACKS[@]}"; do
+      if [ "$s" = "$db" ]; then after=1; continue; fi
+      [ "$after" = 1 ] || continue
+      if is_binary "$s"; then files=$(systemctl show -p EnvironmentFiles --value "${BIN[$s:unit]}" 2>/dev/null)
+      else files=${SPEC_COMPOSE[$s:env]}; fi
+      while read -r env _; do [ ! -f "$env" ] || db_login "$db" "$cid" "${ip:-127.0.0.1}" "$s" "$env"; done <<< "$files"
+    done
+  done
+}
+
+# db_login DBSTACK CONTAINER ADDRESS CLIENT ENVFILE: CLIENT's login (ENVFILE's DB_USER, DB_PASSWORD or DB_PASS,
+# DB_NAME) tried against DBSTACK's PostgreSQL at ADDRESS inside CONTAINER (see doctor_db_logins).
+db_login() {
+  local user pass name out
+  user=$(env_value "$5" DB_USER) pass=$(env_value "$5" DB_PASSWORD) name=$(env_value "$5" DB_NAME)
+  [ -n "$pass" ] || pass=$(env_value "$5" DB_PASS)
+  [ -n "$user" ] && [ -n "$pass" ] || return 0
+  # shellcheck disable=SC2016  # (expanded by the container's shell)
+  if out=$(printf '%s' "$pass" | docker exec -i "$2" sh -c 'PGPASSWORD=$(cat) PGCONNECT_TIMEOUT=5 exec psql -h "$1" -U "$2" -d "$3" -tAc "SELECT 1"' \
+      sh "$3" "$user" "${name:-postgres}" 2>&1); then
+    data dblogin stack "$1" client "$4" path "$5" user "$user" database "${name:-postgres}" result ok
+  else
+    data dblogin stack "$1" client "$4" path "$5" user "$user" database "${name:-postgres}" result refused \
+      text "$(grep -v '^[[:space:]]*$' <<< "$out" | tail -n 1)"
+  fi
 }
