@@ -1,4 +1,4 @@
-"""fab exec's and fab prune's input, checked on the operator's machine before any host is reached (unit tier: the inventory's
+"""fab exec's, fab prune's and deploy --refresh's input, checked on the operator's machine before any host is reached (unit tier: the inventory's
 hosts do not exist): each hostile value exits 2 with its reason, and the words after -- belong to exec alone
 (Fabric would run them on each -H address with a plain shell)."""
 import os
@@ -29,6 +29,10 @@ from .test_logs import COMMAND, folder  # noqa: F401  (the EMS and Plantão exam
     (("prune", "--host", "vps1", "--keep", "all"), "--keep all: a number"),
     (("prune", "--host", "vps1", "--keep", "5;reboot"), "--keep 5;reboot: a number"),
     (("prune", "--host", "vps1", "--keep", "1001"), "--keep 1001"),
+    (("deploy", "--host", "vps1", "--refresh", "all"), "--refresh 'all': only 'infra'"),
+    (("deploy", "--host", "vps1", "--refresh", "infra;reboot"), "--refresh 'infra;reboot': only 'infra'"),
+    (("deploy", "--host", "vps1", "--refresh", ""), "--refresh '': only 'infra'"),
+    (("deploy", "--host", "vps1", "--refresh", "INFRA"), "--refresh 'INFRA': only 'infra'"),
 ])
 def test_bad_input_exits_2_before_any_host_is_reached(folder, args, said):  # noqa: F811
     res = subprocess.run([str(COMMAND), *args], cwd=folder, capture_output=True, text=True, timeout=30,
