@@ -8,7 +8,8 @@ from rich.table import Table
 
 from .core.cli import command, select
 from .core.errors import FOUND_BROKEN, WARNING, ToolError, worst
-from .core.programs.doctor import Finding, doctor_program, findings
+from .core.programs.doctor import doctor_program, findings
+from .core.programs.finding import Finding
 from .core.programs.protocol import execute
 from .core.ui import console, safe
 

@@ -78,6 +78,7 @@ class Binary:
     mode: str
     keep: int                        # releases kept beside it (the live one and the one before always)
     unit_template: str | None        # relative to <root>/<system>: fab setup installs it as the unit file
+    certs: str | None = None         # the folder its own ACME client keeps certificates in (fab doctor reads them)
 
     @property
     def name(self) -> str:

@@ -161,6 +161,8 @@ class BinarySpec(Spec):
     keep: Whole(2, 100) = Field(5, description="releases kept beside it (the live one and the one before always)")
     unit_template: RelPath | None = Field(None, description="installed by fab setup as the unit file: a template "
                                           "of the repository, under repo/")
+    certs: AbsPath | None = Field(None, description="the folder its own ACME client keeps its certificates in "
+                                  "(seed 003's /opt/plantao/certs): fab doctor reads their expiry and names")
 
     @checks(mode="after")
     def _own_folder(self):
@@ -189,7 +191,8 @@ class BinaryStack(Spec):
         return model.Stack(
             name=name, compose=None, apps=(), health=self.health, wait=self.wait, project=None, scale=(),
             require_healthcheck=False, env_template=None, placeholders=(), database=None,
-            binary=model.Binary(b.path, b.unit.removesuffix(".service"), b.owner, b.mode, b.keep, b.unit_template),
+            binary=model.Binary(b.path, b.unit.removesuffix(".service"), b.owner, b.mode, b.keep, b.unit_template,
+                                b.certs),
             hosts=tuple(self.hosts), start_first=None)
 
 

@@ -81,7 +81,7 @@ class Lab:
         config-hash differs), so a deploy brings every stack up; the tests of ``unchanged`` script their own."""
         self.answer("docker", "login *", "Login Succeeded\n")
         self.answer("docker", "info*")
-        self.answer("curl", "--globoff -fsS -o /dev/null --max-time 5 http*")
+        self.answer("curl", "--globoff -fsS -k * --max-time 5 http*")
         target = target or self.target
         self.answer("docker", "inspect --format {{index .Config.Labels*compose.project*{{.Config.Image}} *")   # (nothing
         # to record of a test's own containers)

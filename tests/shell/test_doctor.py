@@ -23,6 +23,7 @@ def lab(tmp_path):
     lab.answer("docker", "info --format {{.DockerRootDir}}", f"{lab.root}\n")
     lab.answer("docker", "network ls --format {{.Name}}", "bridge\nhost\nnone\n")
     lab.answer("docker", "compose -p * config --format json", '{"name": "x", "services": {}}\n')
+    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=*", "")
     yield lab
     finished(lab)
 
@@ -80,21 +81,28 @@ def test_a_units_environment_file_missing_empty_or_left_with_placeholders(lab, c
     assert "s3cret" not in run.stdout, "values never leave the host"
 
 
-def test_each_clients_login_is_tried_against_its_postgresql_with_the_password_on_stdin(lab):
+def db_system(lab: Lab, ems_env: str = "DB_USER=ems_user\nDB_PASSWORD='s3cret pw'\nDB_NAME=db_ems\n"):
+    """A system whose stack postgres is the database of ems (a login) and sms (none): its target."""
     (lab.root / "hosts.yml").write_text(
         f"registry: {{server: r.example, username: u}}\nsystems:\n  s:\n    stacks:\n"
         "      postgres: {compose: repo/pg/docker-compose.yml, database: {service: postgres}}\n"
         "      ems: {compose: repo/ems/docker-compose.yml}\n"
         "      sms: {compose: repo/sms/docker-compose.yml}\n"
         f"hosts:\n  lab: {{address: 127.0.0.1, root: '{lab.root}', systems: [s]}}\n")
-    target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
-    for stack, env in (("pg", "POSTGRES_PASSWORD=x\n"), ("ems", "DB_USER=ems_user\nDB_PASSWORD='s3cret pw'\nDB_NAME=db_ems\n"),
-                       ("sms", "DB_NAME=db_sms\n")):
+    for stack, env in (("pg", "POSTGRES_PASSWORD=x\n"), ("ems", ems_env), ("sms", "DB_NAME=db_sms\n")):
         (lab.root / f"s/repo/{stack}").mkdir(parents=True)
         (lab.root / f"s/repo/{stack}/docker-compose.yml").write_text("services: {}\n")
         (lab.root / f"s/repo/{stack}/.env").write_text(env)
-    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=s-postgres "
-                         "--filter label=com.docker.compose.service=postgres", "c0ffee\n")
+    return inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+
+
+PG = "--filter label=com.docker.compose.project=s-postgres --filter label=com.docker.compose.service=postgres"
+
+
+def test_each_clients_login_is_tried_against_its_postgresql_with_the_password_on_stdin(lab):
+    target = db_system(lab)
+    lab.answer("docker", f"ps -q {PG} --filter status=running", "c0ffee\n")
+    lab.answer("docker", f"ps -aq {PG}", "")
     lab.answer("docker", "inspect --format {{range .NetworkSettings.Networks}}* c0ffee", "172.18.0.2 \n")
     lab.answer("docker", "exec -i c0ffee sh -c * sh 172.18.0.2 ems_user db_ems",
                'psql: error: connection to server at "172.18.0.2", port 5432 failed: FATAL:  password '
@@ -108,3 +116,81 @@ def test_each_clients_login_is_tried_against_its_postgresql_with_the_password_on
                 'authentication failed for user "ems_user"'}], "sms names no login: not tried"
     assert "s3cret" not in run.stdout and not [c for c in lab.commands("docker") if "s3cret" in c]
     assert [c.stdin for c in lab.calls("docker") if c.argv[1:3] == ["exec", "-i"]] == ["s3cret pw"]
+
+
+@pytest.mark.parametrize("env, mounts, said", [
+    ("PG_MAJOR=15\nPGDATA=/var/lib/postgresql/data\n", "/var/lib/postgresql/data {vol}\n",
+     {"state": "restarting", "image": "15", "volume": "14"}),
+    ("PG_MAJOR=16\nPGDATA=/var/lib/postgresql/data/pgdata\n",
+     "/tmp /x\n/var/lib/postgresql {decoy}\n/var/lib/postgresql/data {vol}/..\n",
+     {"state": "restarting", "image": "16", "volume": "16"}),
+    ("PATH=/bin\n", "/srv/other {vol}\n", {"state": "restarting", "image": "", "volume": ""}),
+    ("PG_MAJOR=15\n", "", {"state": "restarting", "image": "15", "volume": ""}),
+])
+def test_the_database_images_major_and_its_data_folders_are_read_from_the_container_in_any_state(
+        lab, env, mounts, said):
+    """The PG_VERSION read is the one under PGDATA through the mount holding it (the longest), even with the
+    server down; a volume not made yet or an image that does not say its major reads empty."""
+    target = db_system(lab, ems_env="")
+    vol, decoy = lab.root / "volumes/pg/_data", lab.root / "volumes/decoy/_data"
+    for folder, version in ((vol, "14"), (vol / "../pgdata", "16"), (decoy / "data/pgdata", "9.6")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "PG_VERSION").write_text(version + "\n")
+    lab.answer("docker", f"ps -q {PG} --filter status=running", "")
+    lab.answer("docker", f"ps -aq {PG}", "dead00\n")
+    lab.answer("docker", "inspect --format {{.State.Status}}{{println}}* dead00", f"restarting\n{env}")
+    lab.answer("docker", "inspect --format {{range .Mounts}}* dead00", mounts.format(vol=vol, decoy=decoy))
+    run = lab.run(doctor_program(target))
+    assert run.code == 0, run.stdout
+    assert run.result.all("dbversion") == [{"stack": "postgres", **said}]
+    assert run.result.all("dblogin") == [{"stack": "postgres", "result": "down"}]
+
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB{n}\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIkey\n-----END EC PRIVATE KEY-----\n"
+LABELS = """com.docker.compose.project=ems_system-ems
+traefik.enable=true
+traefik.http.routers.ems.rule=Host(`api.ems.example`) || Host(`ems.example`)
+traefik.http.routers.ems.entrypoints=websecure
+traefik.http.routers.ems.tls.certresolver=le
+traefik.http.routers.plain.rule=Host(`plain.example`)
+traefik.http.routers..rule=Host(`broken.example`)
+traefik.http.routers.other.tls=true
+traefik.http.routers.other.rule=PathPrefix(`/x`) && Host(`*.glob`)
+"""
+
+
+def test_the_certificate_served_for_each_tls_routers_name_and_each_certs_file_and_never_a_key(lab):
+    """Names come from the TLS routers' Host() rules of the system's running containers (a router without TLS
+    labels is not asked); each is asked of :443 with its name; a certs folder's files give their first
+    certificate only."""
+    certs = lab.root / "opt/plantao/certs"
+    certs.mkdir(parents=True)
+    (certs / "plantao.example").write_text(KEY + CERT.format(n="leaf") + CERT.format(n="chain"))
+    (certs / "acme_account+key").write_text(KEY)
+    (lab.root / "hosts.yml").write_text(
+        "registry: {server: r.example, username: u}\nsystems:\n  s:\n    stacks:\n"
+        "      ems: {compose: repo/ems/docker-compose.yml}\n"
+        f"      escala: {{binary: {{path: '{lab.root}/opt/plantao/escala-plantao', unit: plantao, certs: '{certs}'}}}}\n"
+        f"hosts:\n  lab: {{address: 127.0.0.1, root: '{lab.root}', systems: [s]}}\n")
+    target = inventory.load(lab.root / "hosts.yml").host("lab").targets()[0]
+    (lab.root / "s/repo/ems").mkdir(parents=True)
+    (lab.root / "s/repo/ems/docker-compose.yml").write_text("services: {}\n")
+    for tool in ("openssl", "systemctl"):
+        (lab.bin / tool).symlink_to(HERE / "stub")
+    lab.answer("systemctl", "show -p EnvironmentFiles --value plantao.service", "")
+    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=s-ems", "e1\n")
+    lab.answer("docker", "inspect --format {{range $k, $v := .Config.Labels}}* e1", LABELS)
+    lab.answer("openssl", "s_client -connect 127.0.0.1:443 -servername *",
+               "CONNECTED(00000003)\n---\nServer certificate\n" + CERT.format(n="served") + "subject=CN = x\n")
+    lab.answer("openssl", "s_client -connect 127.0.0.1:443 -servername ems.example", "connect: refused\n", code=1)
+    run = lab.run(doctor_program(target))
+    assert run.code == 0, run.stdout
+    assert run.result.all("cert") == [
+        {"source": "traefik", "name": "*.glob", "pem": CERT.format(n="served").strip()},
+        {"source": "traefik", "name": "api.ems.example", "pem": CERT.format(n="served").strip()},
+        {"source": "traefik", "name": "ems.example", "pem": ""},
+        {"source": str(certs), "name": "acme_account+key", "pem": ""},
+        {"source": str(certs), "name": "plantao.example", "pem": CERT.format(n="leaf").strip()}]
+    assert [c.split()[-1] for c in lab.commands("openssl")] == ["*.glob", "api.ems.example", "ems.example"]
+    assert "PRIVATE KEY" not in run.stdout and "MHcCAQEEIkey" not in run.stdout

@@ -414,4 +414,20 @@ def test_a_health_url_is_fetched_as_written_never_globbed(lab):
     """Issue 20 item 11: curl expands [1-40] and {a,b} in a URL: one health check became 40 requests."""
     run = lab.snippet('health_ok "http://127.0.0.1:8080/[1-40]/{a,b}" && echo ok', {"health_ok"})
     assert "ok" in run.stdout
-    assert lab.commands("curl") == ["--globoff -fsS -o /dev/null --max-time 5 http://127.0.0.1:8080/[1-40]/{a,b}"]
+    assert lab.commands("curl") == ["--globoff -fsS -k -o /dev/null --max-time 5 http://127.0.0.1:8080/[1-40]/{a,b}"]
+
+
+@pytest.mark.parametrize("url, pin", [
+    ("https://api.ems.edumigsoft.com.br/health", "api.ems.edumigsoft.com.br:443:127.0.0.1:443"),
+    ("http://api.sms.example/sms/health", "api.sms.example:80:127.0.0.1:80"),
+    ("https://u@app.example:8443/h?x=1", "app.example:8443:127.0.0.1:8443"),
+    ("http://127.0.0.1/ems/health", None), ("http://localhost:8080/health", None),
+    ("http://[::1]:8080/health", None), ("https://10.0.0.5/health", None),
+])
+def test_a_health_url_naming_a_host_is_asked_of_this_hosts_own_port_with_that_name(lab, url, pin):
+    """The gate judges this host: a name goes to 127.0.0.1 on its port (Host and SNI kept), whatever DNS says
+    (a load balancer, a neighbour); an address is asked as written. The certificate is doctor's to judge."""
+    run = lab.snippet(f'health_ok "{url}" && echo ok', {"health_ok"})
+    assert "ok" in run.stdout
+    assert lab.commands("curl") == [f"--globoff -fsS -k {'--connect-to ' + pin + ' ' if pin else ''}"
+                                    f"-o /dev/null --max-time 5 {url}"]

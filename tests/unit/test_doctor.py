@@ -1,12 +1,18 @@
 """fab doctor's judgements (programs/doctor.py) of the facts a host reported: each check's OK, WARN or FAIL and
 its fix, from captured docker answers. Unit tier."""
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tasks.core import inventory
 from tasks.core.errors import ToolError
-from tasks.core.programs.doctor import findings, worst
+from tasks.core.programs.doctor import findings
+from tasks.core.programs.finding import worst
 from tasks.core.programs.protocol import Result
 
 from .test_inventory import GOOD, write
@@ -143,3 +149,59 @@ def test_a_client_refused_by_its_postgresql_is_named_with_the_old_volume_reason(
     assert logins[0].fix.startswith("set the password the volume has in /root/s/ems/.env")
     assert (logins[1].level, logins[1].text) == ("ok", "sms logs in to postgres as ems_user (database db_ems)")
     assert (logins[2].level, logins[2].text) == ("fail", "stack pg2: PostgreSQL is not running")
+
+
+def test_a_newer_postgresql_on_an_older_volume_fails_and_says_how_to_go_back(target):
+    found = findings(target, facts(dbversion=[
+        {"stack": "postgres", "state": "restarting", "image": "16", "volume": "15"},
+        {"stack": "pg2", "state": "running", "image": "15", "volume": "15"},
+        {"stack": "pg3", "state": "running", "image": "", "volume": "15"},
+        {"stack": "pg4", "state": "created", "image": "15", "volume": ""}]), NOW)
+    db = [f for f in found if f.check == "database"]
+    assert [(f.level, f.text.split(":")[0]) for f in db] == [("fail", "stack postgres"), ("ok", "stack pg2")]
+    assert "made by PostgreSQL 15 (the container is restarting): database files are incompatible" in db[0].text
+    assert db[0].fix.startswith("name postgres:15 in its compose file again and deploy")
+    assert db[1].text == "stack pg2: PostgreSQL 15 on data made by 15"
+
+
+def certificate(names: list[str], days_left: float, issuer: str = "Pebble Intermediate CA 1a2b", cn: str = "") -> str:
+    """A PEM certificate for ``names`` expiring ``days_left`` days after NOW (self-signed: only read here)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.fromtimestamp(NOW, timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else []))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(days=30)).not_valid_after(now + timedelta(days=days_left)))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode().strip()
+
+
+@pytest.mark.parametrize("names, days, cn, level, said", [
+    (["api.ems.example"], 80, "", "ok", "api.ems.example: valid for 80 more days"),
+    (["*.ems.example"], 80, "", "ok", "api.ems.example: valid for 80 more days"),
+    (["api.ems.example"], 9, "", "warn", "api.ems.example: the certificate expires in 9 days"),
+    (["api.ems.example"], -2, "", "fail", "api.ems.example: the certificate expired on"),
+    ([], 365, "TRAEFIK DEFAULT CERT", "fail", "covers TRAEFIK DEFAULT CERT, not api.ems.example: no certificate was "
+                                              "issued for it (Traefik serves its default)"),
+    (["*.example"], 80, "", "fail", "covers *.example, not api.ems.example"),
+    (["ems.example"], 80, "", "fail", "covers ems.example, not api.ems.example"),
+])
+def test_the_certificate_traefik_serves_for_a_name(target, names, days, cn, level, said):
+    found = levels(findings(target, facts(cert=[{"source": "traefik", "name": "api.ems.example",
+                                                 "pem": certificate(names, days, cn=cn)}]), NOW), "tls")
+    assert len(found) == 1 and found[0][0] == level and said in found[0][1], found
+
+
+def test_a_certs_folders_files_are_judged_by_expiry_and_nothing_answering_on_443_fails(target):
+    found = findings(target, facts(cert=[
+        {"source": "/opt/plantao/certs", "name": "plantao.example", "pem": certificate(["plantao.example"], 5)},
+        {"source": "/opt/plantao/certs", "name": "acme_account+key", "pem": ""},
+        {"source": "traefik", "name": "sms.example", "pem": ""},
+        {"source": "traefik", "name": "bad.example", "pem": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"}]),
+        NOW)
+    tls = [f for f in found if f.check == "tls"]
+    assert [(f.level, f.text.split(":")[0]) for f in tls] == [
+        ("warn", "/opt/plantao/certs/plantao.example"), ("fail", "sms.example"), ("fail", "bad.example")]
+    assert "journalctl" in tls[0].fix and "nothing answers TLS" in tls[1].text

@@ -159,6 +159,11 @@ def test_unknown_host_lists_the_known_ones(tmp_path):
     (binary("path: /opt/p/app, unit: p, unit_template: .secrets/github}"), 5, "not a template of the repository"),
     (binary("path: /opt/p/app, unit: p, unit_template: state/current}"), 5, "unit_template must lie under repo/"),
     (binary("path: /usr/bin/app, unit: p}"), 5, "the system's own"),
+    (binary("path: /opt/p/app, unit: p, certs: certs}"), 5, "must be a normalised absolute path"),
+    (binary("path: /opt/p/app, unit: p, certs: '/opt/p/../../etc'}"), 5, "must be a normalised absolute path"),
+    (binary("path: /opt/p/app, unit: p, certs: /}"), 5, "must be a normalised absolute path"),
+    (binary("path: /opt/p/app, unit: p, certs: \"/opt/p\\ncerts\"}"), 5, "must be a path on one line"),
+    (binary("path: /opt/p/app, unit: p, certs: [/opt/p/certs]}"), 5, "certs"),
     (first_stack_with("image: -evil/x"), 5, "not an image repository"),
     (first_stack_with("image: a/b, tag_var: PATH"), 5, "'PATH' is a variable the shell, docker or compose read"),
     (first_stack_with("image: a/b, tag_var: COMPOSE_FILE"), 5, "read themselves"),
@@ -303,11 +308,11 @@ def test_a_binary_stack(tmp_path):
     inv = inventory.load(write(tmp_path, GOOD.replace(
         "infra: {compose: repo/servers/infra/docker-compose.prod.yml}",
         "escala: {binary: {path: /opt/plantao/escala-plantao, unit: plantao.service, owner: 'opc:opc', "
-        "unit_template: repo/deploy/plantao.service}, health: 'http://127.0.0.1:8080/health'}")))
+        "unit_template: repo/deploy/plantao.service, certs: /opt/plantao/certs}, health: 'http://127.0.0.1:8080/health'}")))
     system = inv.host("vps1").systems[0]
     stack = system.stacks[0]
     assert stack.binary == model.Binary("/opt/plantao/escala-plantao", "plantao", "opc:opc", "0755", 5,
-                                        "repo/deploy/plantao.service")
+                                        "repo/deploy/plantao.service", "/opt/plantao/certs")
     assert (stack.compose, stack.wait, stack.binary.releases, stack.binary.unit_file) == \
         (None, 60, "/opt/plantao/releases", "/etc/systemd/system/plantao.service")
     assert system.versioned() == ["escala", "ems"] and [a.name for a in system.apps()] == ["ems"]

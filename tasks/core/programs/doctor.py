@@ -4,30 +4,19 @@ tested against captured docker output."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from ..target import Target
 from .backup import listed, series
 from .declare import add_databases, add_stacks, placeholder_words
+from .doctor_db import logins, versions
+from .doctor_tls import certificates
+from .finding import Finding
 from .protocol import Program, Result, count, fields, report
 from .setup import external_networks
 
-LEVELS = ("ok", "warn", "fail")
 BACKUP_AGE = 2 * 86400   # the newest backup's age doctor warns past, where backup: {max_age} says nothing
 WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict on one host: its name, ok / warn / fail, what it found, and the fix."""
-    check: str
-    level: str
-    text: str
-    fix: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def doctor_program(target: Target) -> Program:
@@ -36,6 +25,7 @@ def doctor_program(target: Target) -> Program:
                       list(target.system.stacks))
     add_databases(prog, target, target.system.databases)
     prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
+    prog.step("doctor_tls", *(s.binary.certs for s in target.system.binaries() if s.binary.certs))
     if target.system.needs_token:
         prog.step("check_token_file", target.secrets)
     if target.system.databases or target.system.backup.has_files:
@@ -49,12 +39,9 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     """Every check's verdict on what the program reported, in the order an operator fixes them."""
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
-            *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result), *_logins(result), *_token(result), *_lock(target, result),
+            *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result),
+            *versions(result), *logins(result), *certificates(result, now), *_token(result), *_lock(target, result),
             *_backups(target, result, now), *_clock(result, now)]
-
-
-def worst(found: list[Finding]) -> str:
-    return max((f.level for f in found), key=LEVELS.index, default="ok")
 
 
 def _docker(result: Result) -> list[Finding]:
@@ -222,28 +209,4 @@ def _units(result: Result) -> list[Finding]:
             out.append(Finding("unit env", "fail", f"{unit} reads {path}, which sets nothing", fix))
         else:
             out.append(Finding("unit env", "ok", f"{unit} reads {path}"))
-    return out
-
-
-def _logins(result: Result) -> list[Finding]:
-    """Each client's DB_USER and password against its PostgreSQL: seed 001's "password authentication failed"
-    when the volume was made with another password (its init scripts ran once, on an empty volume)."""
-    out = []
-    for d in result.all("dblogin"):
-        stack, state = fields(d, "stack", "result")
-        if state == "down":
-            out.append(Finding("database", "fail", f"stack {stack}: PostgreSQL is not running",
-                               f"fab deploy --host HOST (or fab logs --host HOST --stack {stack})"))
-            continue
-        client, path, user, name = fields(d, "client", "path", "user", "database")
-        if state == "ok":
-            out.append(Finding("database", "ok", f"{client} logs in to {stack} as {user} (database {name})"))
-            continue
-        why = d.get("text", "")
-        old = "password authentication failed" in why
-        out.append(Finding("database", "fail", f"{client} cannot log in to {stack} as {user}: {why}"
-                           + (" (the volume was made with another password: POSTGRES_PASSWORD and the init scripts "
-                              "apply only to an empty volume)" if old else ""),
-                           f"set the password the volume has in {path}, or change it in PostgreSQL: fab exec --host "
-                           f"HOST --stack {stack} -- psql -U postgres" if old else f"check {path} against {stack}"))
     return out

@@ -14,12 +14,14 @@ from __future__ import annotations
 KINDS = """
 api             status? expiry? scopes? has_scopes? unreachable?
 backup          name stack bytes holds seconds
+cert            source name pem
 clock           epoch
 compose         stack config
 config_moved    from to
 current         release tag
 current_pin     app pin
 dblogin         stack result client? path? user? database? text?
+dbversion       stack state image volume
 deploy_key      path public result
 dir             path result mode?
 docker          result source?

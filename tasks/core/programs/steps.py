@@ -42,6 +42,7 @@ create_user NAME KEYS:lines
 distro_mirror distro|docker-ce MIRROR
 docker_room
 doctor_facts [WHAT...]
+doctor_tls [FOLDER...]
 ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME

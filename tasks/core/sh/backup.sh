@@ -20,7 +20,7 @@ add_database() {
 db_container() {
   local id
   id=$(docker ps -q --filter "label=com.docker.compose.project=${DB[$1:project]}" \
-    --filter "label=com.docker.compose.service=${DB[$1:service]}" 2>/dev/null | head -n 1)
+    --filter "label=com.docker.compose.service=${DB[$1:service]}" --filter status=running 2>/dev/null | head -n 1)
   [ -n "$id" ] && printf '%s' "$id"
 }
 

@@ -28,6 +28,7 @@ doctor_facts() {
   for word in $PLACEHOLDERS_LEFT; do data placeholder path "${SPEC_COMPOSE[${word%%:*}:env]}" key "${word#*:}"; done
   doctor_units
   doctor_db_logins
+  db_versions
   data clock epoch "$(date +%s)"
   lock_report
 }
@@ -109,3 +110,78 @@ db_login() {
       text "$(grep -v '^[[:space:]]*$' <<< "$out" | tail -n 1)"
   fi
 }
+
+# db_versions: for each database stack's container, in whatever state (a server refusing its data restarts
+# forever): the PostgreSQL major its image declares (PG_MAJOR) and the one that made its data folder (the
+# PG_VERSION file under PGDATA, read through the mount that holds it) (@@data dbversion).
+db_versions() {
+  local db cid facts word dest src best file state major pgdata
+  for db in ${DATABASES[@]+"${DATABASES[@]}"}; do
+    cid=$(docker ps -aq --filter "label=com.docker.compose.project=${DB[$db:project]}" \
+      --filter "label=com.docker.compose.service=${DB[$db:service]}" 2>/dev/null | head -n 1)
+    [ -n "$cid" ] || continue
+    facts=$(docker inspect --format '{{.State.Status}}{{println}}{{range .Config.Env}}{{println .}}{{end}}' "$cid" \
+      2>/dev/null) || continue
+    state=${facts%%$'\n'*} major="" pgdata=/var/lib/postgresql/data
+    while read -r word; do
+      case $word in PG_MAJOR=*) major=${word#*=} ;; PGDATA=?*) pgdata=${word#*=} ;; esac
+    done <<< "$facts"
+    best="" file=""
+    while read -r dest src; do
+      if [ -z "$dest" ] || [ "${#dest}" -le "${#best}" ]; then continue; fi
+      case $pgdata/ in "$dest"/*) best=$dest file=$src${pgdata#"$dest"}/PG_VERSION ;; esac
+    done < <(docker inspect --format '{{range .Mounts}}{{.Destination}} {{.Source}}{{println}}{{end}}' "$cid" 2>/dev/null)
+    data dbversion stack "$db" state "$state" image "$major" volume "$(head -c 16 "$file" 2>/dev/null | tr -dc '0-9.')"
+  done
+}
+
+# doctor_tls [FOLDER...]: the certificate this host serves on :443 for each name a TLS router of Traefik routes
+# (the Host(`...`) of a traefik.http.routers.R.rule label on a running container of the system's stacks whose
+# router R has tls labels), asked with that name as SNI; then the first certificate of each file in FOLDER (a
+# binary's certs folder, seed 003's autocert cache). Only certificates are said (@@data cert): a file's private
+# key never leaves the host.
+doctor_tls() {
+  local s ids labels name folder file
+  ids=()
+  for s in "${STACKS[@]}"; do
+    is_binary "$s" || mapfile -t -O "${#ids[@]}" ids < <(docker ps -q --filter "label=com.docker.compose.project=${SPEC_PROJECT[$s]}" 2>/dev/null)
+  done
+  if [ "${#ids[@]}" -gt 0 ]; then
+    labels=$(docker inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "${ids[@]}" 2>/dev/null)
+    while read -r name; do
+      [ -z "$name" ] || data cert source traefik name "$name" pem "$(served_certificate "$name")"
+    done < <(tls_router_names <<< "$labels")
+  fi
+  for folder in "$@"; do
+    for file in "$folder"/*; do
+      [ -f "$file" ] || continue
+      data cert source "$folder" name "${file##*/}" pem "$(first_certificate < "$file")"
+    done
+  done
+}
+
+# tls_router_names: the Host(`...`) names of the routers, among the label lines on stdin, that have TLS labels.
+tls_router_names() {
+  local line key router
+  local -A rule=() tls=()
+  while IFS= read -r line; do
+    key=${line%%=*}
+    [[ $key == traefik.http.routers.?* ]] || continue
+    key=${key#traefik.http.routers.} router=${key%%.*}
+    [ -n "$router" ] || continue
+    case ${key#"$router"} in .rule) rule[$router]=${line#*=} ;; .tls | .tls.*) tls[$router]=1 ;; esac
+  done
+  for router in "${!tls[@]}"; do
+    # shellcheck disable=SC2016  # (backquotes of Traefik's rule syntax, not a shell's)
+    grep -o 'Host(`[^`]*`)' <<< "${rule[$router]:-}" | sed 's/^Host(`\(.*\)`)$/\1/'
+  done | sort -u
+}
+
+# served_certificate NAME: the certificate this host's :443 serves for NAME (SNI), empty if none answers.
+served_certificate() {
+  command -v openssl >/dev/null || return 0
+  timeout 10 openssl s_client -connect 127.0.0.1:443 -servername "$1" < /dev/null 2>/dev/null | first_certificate
+}
+
+# first_certificate: the first PEM certificate block on stdin (a key in the same file is not printed).
+first_certificate() { sed -n '/^-----BEGIN CERTIFICATE-----$/,/^-----END CERTIFICATE-----$/{p;/^-----END CERTIFICATE-----$/q;}'; }

@@ -84,8 +84,21 @@ up_text() {
   printf '%s' "${SPEC_HEALTH[$1]:+, then ${SPEC_HEALTH[$1]}}"
 }
 
-# health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl).
-health_ok() { curl --globoff -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null || wget -q -O /dev/null -T 5 "$1" 2>/dev/null; }
+# health_ok URL: URL answers 2xx now (curl, or busybox's wget where there is no curl). A URL naming a host
+# (https://api.ems.example/health) is asked of this host's own port with that name (Host and SNI), whatever
+# DNS says: the gate judges this host, not a load balancer or a neighbour. Its certificate is not checked
+# here: a first deploy's is issued after the proxy starts, and fab doctor judges it.
+health_ok() {
+  local rest=${1#*://} name port to_self=()
+  rest=${rest%%/*} && rest=${rest##*@}
+  name=${rest%:*} port=${rest##*:}
+  if [ "$name" = "$rest" ]; then case $1 in https:*) port=443 ;; *) port=80 ;; esac; fi
+  if [[ $name =~ [A-Za-z] && $name != localhost && $name != \[* ]]; then
+    to_self=(--connect-to "$name:$port:127.0.0.1:$port")
+  fi
+  curl --globoff -fsS -k ${to_self[@]+"${to_self[@]}"} -o /dev/null --max-time 5 "$1" 2>/dev/null \
+    || wget -q -O /dev/null -T 5 "$1" 2>/dev/null
+}
 
 # up STACK: bring one stack up (a binary: its unit restarted, see binary.sh) and gate on compose's health and then its HTTP check. A dockerd that stopped
 # answering is waited for (60 s) and the stack tried once more. When compose itself fails (a conflict, a
