@@ -53,7 +53,8 @@ def prepare_enlevohub(sb, folder: Path, strategy: str):
 
 
 # proxy -> (its example installed and prepared for a strategy, /version through the proxy, the app's --tag name)
-PROXIES = {"traefik": (prepare_ems, "/ems/version", "ems"), "nginx": (prepare_enlevohub, "/api/version", "backend")}
+PROXIES = {"traefik": (prepare_ems, "https://api.ems.edumigsoft.com.br/version", "ems"),
+           "nginx": (prepare_enlevohub, "http://127.0.0.1/api/version", "backend")}
 
 
 def fab(inv: Path, *args: str) -> subprocess.CompletedProcess:
@@ -79,9 +80,9 @@ def to_three_replicas(proxy: str, inv: Path, strategy: str) -> None:
     inv.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def measure(host, inv: Path, path: str, args: tuple, rate: float, least: int) -> tuple:
+def measure(host, inv: Path, url: str, args: tuple, rate: float, least: int) -> tuple:
     """The load all along ``fab args``, and after it until ``least`` requests were made."""
-    with Load(host, 80, path, rate=rate, workers=8) as load:
+    with Load(host, url, rate=rate, workers=8) as load:
         t = time.monotonic()
         res = fab(inv, *args)
         took = time.monotonic() - t
@@ -102,7 +103,7 @@ def main() -> None:
     print(f"{'proxy':8} {'strategy':12} {'scenario':20} {'fab s':>6} {'exit':>4} {'requests':>8} {'failed':>6} "
           f"{'reopened':>8} {'p50 ms':>7} {'p99 ms':>7}  answers", flush=True)
     for proxy in a.proxies.split(","):
-        prepare, path, app = PROXIES[proxy]
+        prepare, url, app = PROXIES[proxy]
         for strategy in a.strategies.split(","):
             folder = Path(tempfile.mkdtemp(prefix="downtime-"))
             host, inv = prepare(sb, folder, strategy)
@@ -115,7 +116,7 @@ def main() -> None:
                 if scenario == "rolling 3 replicas":
                     to_three_replicas(proxy, inv, strategy)
                     ok(inv, "deploy", "--tag", f"{app}=v1.4.2")   # (not measured: to 3 replicas first)
-                res, took, load = measure(host, inv, path, args, a.rate, a.min)
+                res, took, load = measure(host, inv, url, args, a.rate, a.min)
                 if res.returncode != code:
                     raise SystemExit(f"fab {' '.join(args)}: exit {res.returncode}, not {code}:\n{res.stdout}\n{res.stderr}")
                 answers = ", ".join(f"{k} {v}" for k, v in sorted(load.answers.items()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import infra, install, proc, registry, system
+from . import acme, infra, install, proc, registry, system
 from .bare_host import BareHost
 from .images import Builder
 from .proc import SandboxError
@@ -27,6 +27,7 @@ class Sandbox:
         self.state = state
         self.registry = registry.Registry(state)
         self.hub = registry.Registry(state, "hub", registry.HUB_PORT, auth=False)  # the Docker Hub stand-in
+        self.acme = acme.Acme(state, self.registry)   # Let's Encrypt's stand-in (Pebble)
         self.builder = Builder(state)
         self.client_key = state / "ssh" / "id_ed25519"
 
@@ -38,6 +39,7 @@ class Sandbox:
         self.registry.restore_token()
         self.registry.start()
         self.hub.start()
+        self.acme.start()
         if self.builder.ensure_images(self.registry):
             log("built and pushed the sandbox release images")
         if infra.ensure(self.builder, self.hub, log):
@@ -74,6 +76,7 @@ class Sandbox:
             self.host(d.parent.name).stop()
         self.registry.stop()
         self.hub.stop()
+        self.acme.stop()
         self.builder.stop()
 
     def inventory_entry(self, host: SandboxHost) -> dict:

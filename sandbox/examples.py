@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from . import registry, system
+from . import acme, registry, system
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -43,24 +43,29 @@ def install(sandbox, folder: Path, name: str, sys_name: str, env: dict[str, dict
     return host, path
 
 
+EMS_NAMES = ("api.ems.edumigsoft.com.br", "api.sms.edumigsoft.com.br")   # seed 001's, its routers' Host() rules
+EMS_URL, SMS_URL = (f"https://{name}" for name in EMS_NAMES)
+
+
 def ems(sandbox, folder: Path, host: str = "t1"):
-    """The EMS example, its Traefik talking to the sandbox host's own dockerd."""
+    """The EMS example, its Traefik talking to the sandbox host's own dockerd and getting its certificates from
+    the sandbox's Pebble (its CA trusted through a file in /root/infra/letsencrypt), which finds the example's
+    names on this host."""
     host, path = install(sandbox, folder, "ems", "ems_system", EMS_ENV, host)
-    (host.root / "ems_system/repo/servers/infra/.env").write_text(f"DOCKER_SOCKET={host.sock}\n")
+    ca = host.root / "infra/letsencrypt/sandbox-acme-ca.crt"
+    ca.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(sandbox.acme.ca_file, ca)
+    (host.root / "ems_system/repo/servers/infra/.env").write_text(
+        f"DOCKER_SOCKET={host.sock}\nACME_CA_SERVER={acme.DIRECTORY}\n"
+        f"ACME_CA_CERTIFICATES=/letsencrypt/{ca.name}\nACME_EMAIL=ops@edumigsoft.example\n")
+    for name in EMS_NAMES:
+        sandbox.acme.point(name, host.address)
     return host, path
 
 
 def ems_for_rollout(host, inventory: Path, strategy: str = "start-first", replicas: int = 1, batch: int = 0) -> None:
-    """The EMS stack made fit for rollout: start-first (what docs/zero-downtime.md asks of a service): no
-    container_name, a healthcheck that fails while /tmp/drain exists (the app image has no shell but
-    busybox's), a start_period for PostgreSQL's first start; ``replicas`` of it, ``batch`` at a time. With
-    ``strategy`` stop-first the same stack changes the default way (the bench's baseline)."""
-    compose = host.root / "ems_system/repo/servers/ems/container/docker-compose.prod.yml"
-    compose.write_text(compose.read_text().replace("    container_name: ems_server_app\n", "").replace(
-        'test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]',
-        'test: ["CMD", "/bin/busybox", "sh", "-c", "test ! -f /tmp/drain && wget -q -O /dev/null '
-        'http://127.0.0.1:8080/health"]').replace(
-        "retries: 5", "retries: 2\n      start_period: 10s"))
+    """The EMS stack's rollout as the example ships it (start-first) with ``replicas`` of it, ``batch`` at a
+    time; with ``strategy`` stop-first the same stack changes the default way (the bench's baseline)."""
     inv = yaml.safe_load(inventory.read_text())
     stack = inv["systems"]["ems_system"]["stacks"]["ems"]
     stack["rollout"] = {"strategy": "start-first", "batch": batch} if strategy == "start-first" else strategy

@@ -63,6 +63,7 @@ class Builder:
         shutil.copy(shutil.which("busybox") or "/bin/busybox", ctx / "busybox")
         shutil.copy(FILES / "app-entrypoint", ctx / "app-entrypoint")
         shutil.copy(FILES / "wget", ctx / "wget")
+        shutil.copy(FILES / "sh", ctx / "sh")
         shutil.copy(FILES / "Dockerfile", ctx / "Dockerfile")
         (ctx / "www" / "version").write_text(tag + "\n")
         (ctx / "www" / "build").write_text(build + "\n")
@@ -96,7 +97,7 @@ class Builder:
 
     def _inputs_digest(self) -> str:
         h = hashlib.sha256()
-        for name in ("Dockerfile", "app-entrypoint", "wget"):
+        for name in ("Dockerfile", "app-entrypoint", "wget", "sh"):
             h.update((FILES / name).read_bytes())
         h.update(Path(__file__).read_bytes())  # how the images are built is an input too
         h.update(repr((APPS, SUPPORT, GOOD, BROKEN, registry.SERVER)).encode())

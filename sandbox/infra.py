@@ -40,7 +40,7 @@ DEBIAN = {
         '"$1"/usr/lib/x86_64-linux-gnu/libz3*; mkdir -p "$1"/docker-entrypoint-initdb.d',
         {"postgres-entrypoint": "/usr/local/bin/docker-entrypoint.sh"},
         ["ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-         "ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8", "VOLUME /var/lib/postgresql/data",
+         "ENV PG_MAJOR=15", "ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8", "VOLUME /var/lib/postgresql/data",
          "EXPOSE 5432", 'ENTRYPOINT ["docker-entrypoint.sh"]', 'CMD ["postgres"]'],
         ["postgres:15", "postgres:15-alpine"]),
     "nginx": (

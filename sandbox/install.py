@@ -21,6 +21,7 @@ PACKAGES = {  # command -> Debian package that provides it
     "rsync": "rsync",   # the files backups (sh/files.sh) on the sandbox hosts, which share this machine's /usr
     "restic": "restic",   # their copies off the VPS (sh/offsite.sh)
     "rclone": "rclone",   # `rclone serve restic`: the REST repository the offsite tests send to
+    "pebble": "pebble",   # Let's Encrypt's ACME test server and its DNS (acme.py): the EMS example's certificates
 }
 PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 

@@ -3,7 +3,7 @@ to stop or its time is up, and count what came back: failures, latency, and the 
 /version says which release served it). Half its workers open a fresh connection for each request (a
 browser's first request), half keep one connection alive (a browser's next ones).
 
-    with Load(host, 80, "/ems/version", rate=100) as load:
+    with Load(host, "https://api.ems.edumigsoft.com.br/version", rate=100) as load:
         ...deploy...
     assert load.failed == 0 and "v1.5.0" not in load.answers
 
@@ -11,14 +11,19 @@ A kept-alive connection the server closed between two requests (nginx's old work
 reload) is opened again and the request sent once more, as HTTP clients do for an idempotent request that got
 no answer at all (RFC 9110, 9.2.2); such requests count as ``reopened``, and as failed if the second try fails.
 
-Run as ``python -m sandbox.load PORT PATH SECONDS STOPFILE RATE WORKERS`` inside the namespace (``Load`` does
-that); it prints one JSON list: each request's [status or error name, body, seconds, "fresh"|"kept", reopened].
+Every request goes to the host itself (127.0.0.1, the URL's port) with the URL's name as Host and, for https,
+as SNI: as a user's browser reaches the proxy; the certificate is not checked here (fab doctor does).
+
+Run as ``python -m sandbox.load URL SECONDS STOPFILE RATE WORKERS`` inside the namespace (``Load`` does that);
+it prints one JSON list: each request's [status or error name, body, seconds, "fresh"|"kept", reopened].
 """
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -27,9 +32,31 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.CannotSendRequest)
+
+
+class Target:
+    """Where a URL's requests go: this host's own port, with the URL's name as Host (and SNI for https)."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self.tls, self.name = parts.scheme == "https", parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.context = ssl._create_unverified_context() if self.tls else None
+
+    def connection(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.name, self.port, timeout=5)
+        conn.default_port = self.port   # (Host: the bare name, as a browser sends it on 443)
+        conn.connect = lambda: self._connect(conn)
+        return conn
+
+    def _connect(self, conn: http.client.HTTPConnection) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        conn.sock = self.context.wrap_socket(sock, server_hostname=self.name) if self.context else sock
 
 
 def get(conn: http.client.HTTPConnection, path: str) -> tuple:
@@ -42,10 +69,9 @@ class Worker(threading.Thread):
     """One client: a request every ``interval`` seconds (on a schedule, so a slow answer does not lower the
     rate), on a fresh connection each time or on one it keeps."""
 
-    def __init__(self, port: int, path: str, interval: float, keep: bool, until: float, stopfile: str):
+    def __init__(self, target: Target, interval: float, keep: bool, until: float, stopfile: str):
         super().__init__(daemon=True)
-        self.port, self.path, self.interval, self.keep, self.until, self.stopfile = \
-            port, path, interval, keep, until, stopfile
+        self.target, self.interval, self.keep, self.until, self.stopfile = target, interval, keep, until, stopfile
         self.results: list[list] = []
         self.conn: http.client.HTTPConnection | None = None
 
@@ -62,23 +88,23 @@ class Worker(threading.Thread):
         t, reopened = time.monotonic(), False
         try:
             if not self.keep:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn = self.target.connection()
                 try:
-                    status, body = get(conn, self.path)
+                    status, body = get(conn, self.target.path)
                 finally:
                     conn.close()
             else:
                 reused = self.conn is not None
-                self.conn = self.conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                self.conn = self.conn or self.target.connection()
                 try:
-                    status, body = get(self.conn, self.path)
+                    status, body = get(self.conn, self.target.path)
                 except STALE:
                     self.conn.close()
                     if not reused:
                         raise
                     reopened = True   # closed by the server while idle: once more, on a new connection
-                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                    status, body = get(self.conn, self.path)
+                    self.conn = self.target.connection()
+                    status, body = get(self.conn, self.target.path)
             return [status, body, time.monotonic() - t, "kept" if self.keep else "fresh", reopened]
         except (OSError, http.client.HTTPException) as e:
             if self.conn:
@@ -87,10 +113,10 @@ class Worker(threading.Thread):
             return [type(e).__name__, "", time.monotonic() - t, "kept" if self.keep else "fresh", reopened]
 
 
-def poll(port: int, path: str, seconds: float, stopfile: str, rate: float = 40, workers: int = 2) -> list[list]:
+def poll(url: str, seconds: float, stopfile: str, rate: float = 40, workers: int = 2) -> list[list]:
     """Every request of ``workers`` clients (half fresh, half kept-alive) together asking ``rate`` per second."""
-    until = time.monotonic() + seconds
-    pool = [Worker(port, path, workers / rate, i % 2 == 1, until, stopfile) for i in range(workers)]
+    until, target = time.monotonic() + seconds, Target(url)
+    pool = [Worker(target, workers / rate, i % 2 == 1, until, stopfile) for i in range(workers)]
     for i, w in enumerate(pool):
         time.sleep(1 / rate if i else 0)   # spread over the interval
         w.start()
@@ -103,8 +129,8 @@ class Load:
     """``poll`` in the background inside ``host``'s network namespace for the length of a ``with`` block
     (at most ``seconds``: it stops by itself)."""
 
-    def __init__(self, host, port: int, path: str, seconds: float = 300, rate: float = 40, workers: int = 2):
-        self.host, self.port, self.path, self.seconds, self.rate, self.workers = host, port, path, seconds, rate, workers
+    def __init__(self, host, url: str, seconds: float = 300, rate: float = 40, workers: int = 2):
+        self.host, self.url, self.seconds, self.rate, self.workers = host, url, seconds, rate, workers
         self.results: list[list] = []
 
     def __enter__(self) -> Load:
@@ -112,7 +138,7 @@ class Load:
         self.stop = os.path.join(self.dir, "stop")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.host.netns}", sys.executable, "-m", "sandbox.load",
-             str(self.port), self.path, str(self.seconds), self.stop, str(self.rate), str(self.workers)],
+             self.url, str(self.seconds), self.stop, str(self.rate), str(self.workers)],
             cwd=REPO, stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)   # it is polling before the block's work starts
         return self
@@ -147,5 +173,5 @@ class Load:
 
 
 if __name__ == "__main__":
-    port, path, seconds, stopfile, rate, workers = sys.argv[1:7]
-    print(json.dumps(poll(int(port), path, float(seconds), stopfile, float(rate), int(workers))))
+    url, seconds, stopfile, rate, workers = sys.argv[1:6]
+    print(json.dumps(poll(url, float(seconds), stopfile, float(rate), int(workers))))

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import proc, registry
 
@@ -167,8 +168,15 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
     def http(self, port: int, path: str) -> str | None:
         """GET http://127.0.0.1:port/path as seen from the host itself (its own loopback); None when it fails."""
-        r = proc.sh("nsenter", f"--net=/run/netns/{self.netns}", "curl", "-fsS", "--max-time", "3",
-                    f"http://127.0.0.1:{port}{path}", check=False)
+        return self.get(f"http://127.0.0.1:{port}{path}")
+
+    def get(self, url: str) -> str | None:
+        """GET ``url`` from the host itself: a name in it is asked of the host's own port (Host and SNI kept, as
+        a browser sent there by DNS would), its certificate not checked; None when it fails."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        r = proc.sh("nsenter", f"--net=/run/netns/{self.netns}", "curl", "-fsSk", "--max-time", "3", "--connect-to",
+                    f"{parts.hostname}:{port}:127.0.0.1:{port}", url, check=False)
         return r.stdout.strip() if r.returncode == 0 else None
 
     def reset(self) -> None:

@@ -1,16 +1,18 @@
 """Day two, end to end on the EMS example (seeds 000/001): fab logs of a stack, a service, followed until
 Ctrl-C (the host's readers ended with it) and redacted like everything the tool prints; fab exec with its
 words exact, stdin piped through, a terminal when fab has one and the command's exit code fab's own; fab prune
-keeping exactly the rollback targets (a rollback after it works by digest); and a deploy refused on a host
-whose Docker disk is too small for its images."""
+keeping exactly the rollback targets (a rollback after it works by digest); a deploy refused on a host
+whose Docker disk is too small for its images; and fab doctor finding the seeds' faults on a real host."""
 from __future__ import annotations
 
 import json
 import os
 import pty
+import shlex
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +96,32 @@ def on_a_terminal(vps: Vps, *args: str) -> tuple[str, int]:
         out += chunk
     os.close(main)
     return out.decode(errors="replace"), run.wait(timeout=60)
+
+
+def test_traefik_gets_real_certificates_from_pebble_and_doctor_reads_their_expiry(ems, sandbox, tmp_path):
+    """The EMS example's Traefik as seed 001 runs it: its ACME resolver gets a certificate for each Host() name
+    from the sandbox's Pebble through a real HTTP-01 challenge (Pebble resolves the names to this host and
+    fetches the token from its :80); the name's certificate chains to Pebble's root; :80 redirects to HTTPS; and
+    fab doctor reads the certificate Traefik serves for each name: Pebble's live 10 days, so renewal is due."""
+    vps = ems
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(sandbox.acme.root_pem())
+    for url in (examples.EMS_URL, examples.SMS_URL):
+        name = url.split("//")[1]
+        verified = ("curl", "-fsS", "--max-time", "3", "--cacert", str(root), "--connect-to", f"{name}:443:127.0.0.1:443",
+                    f"{url}/version")
+        proc.wait_for(f"a certificate for {name}", lambda v=verified: vps.host.inside(shlex.join(v), check=False)
+                      .returncode == 0, 90, vps.host.dir / "dockerd.log")
+    assert vps.host.inside(shlex.join(verified)).stdout.strip() == "v1.4.3"
+    redirect = vps.host.inside("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --connect-to "
+                               f"{name}:80:127.0.0.1:80 http://{name}/version").stdout
+    assert redirect.split()[0] in ("301", "302", "307", "308") and redirect.split()[1] == f"{url}/version", redirect
+    found = json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)["t1/ems_system"]
+    tls = sorted((f["level"], f["text"]) for f in found if f["check"] == "tls")
+    assert [(level, text.split(":")[0]) for level, text in tls] == [
+        ("warn", "api.ems.edumigsoft.com.br"), ("warn", "api.sms.edumigsoft.com.br")], tls
+    assert all("the certificate expires in 10 days" in text and "issued by Pebble Intermediate CA" in text
+               for _, text in tls), tls
 
 
 def test_infrastructure_runs_what_it_ran_until_refreshed_and_a_rollback_brings_its_digest_back(ems):
@@ -188,12 +216,35 @@ def test_a_deploy_refuses_when_dockers_disk_lacks_room_for_its_images(small_disk
     assert "ems_server" not in vps.host.docker("image", "ls").stdout, "nothing pulled"
 
 
+def db_findings(vps: Vps) -> list[dict]:
+    return [f for f in json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)["t1/ems_system"]
+            if f["check"] == "database"]
+
+
+def data_made_by(vps: Vps, major: str) -> None:
+    """PostgreSQL restarted on its volume's PG_VERSION saying ``major``: a real server's refusal (it restarts
+    forever) when that is not its own, healthy again when it is."""
+    folder = vps.host.docker("volume", "inspect", "--format", "{{.Mountpoint}}", "postgres_postgres_data").stdout.strip()
+    (Path(folder) / "PG_VERSION").write_text(major + "\n")
+    vps.host.docker("restart", "postgres_shared_db")
+    if major != "15":
+        logs = ("logs", "--since", "30s", "postgres_shared_db")
+        proc.wait_for("PostgreSQL's refusal", lambda: "database files are incompatible with server" in (
+            (said := vps.host.docker(*logs)).stdout + said.stderr), 30)
+    else:
+        proc.wait_for("postgres_shared_db", lambda: vps.host.docker(
+            "inspect", "--format", "{{.State.Health.Status}}", "postgres_shared_db").stdout.strip() == "healthy", 60)
+
+
 def test_doctor_finds_a_missing_network_a_refused_password_and_a_placeholder_and_says_the_fix(sandbox, tmp_path):
     """The EMS example on a fresh host (nothing set up): Traefik's external network is missing and PostgreSQL is
     not running; once set up and deployed, the EMS app's login works, then a password the volume does not have
-    is seed 001's "password authentication failed"; a .env copied from its template keeps the template's
-    placeholders: each found, with its fix."""
+    is seed 001's "password authentication failed", a volume of another PostgreSQL major seed 000's "database
+    files are incompatible"; names whose DNS points elsewhere get no certificate (seed 001's "certificate not
+    issued"); a .env copied from its template keeps the template's placeholders: each found, with its fix."""
     vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
+    for name in examples.EMS_NAMES:   # their DNS points elsewhere: Let's Encrypt (Pebble) cannot issue
+        sandbox.acme.point(name, "10.200.254.2")
     res = vps.fab("doctor", "--host", "t1", "--json")
     found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}
     assert res.returncode == 11, res.stdout + res.stderr
@@ -205,20 +256,29 @@ def test_doctor_finds_a_missing_network_a_refused_password_and_a_placeholder_and
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
     folder = vps.host.root / "ems_system/repo/servers/ems/container"
     env = (folder / ".env").read_text()
-    logins = [(f["level"], f["text"]) for f in json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)[
-        "t1/ems_system"] if f["check"] == "database"]
-    assert logins == [("ok", "ems logs in to postgres as ems_user (database db_ems)"),
+    logins = [(f["level"], f["text"]) for f in db_findings(vps)]
+    assert logins == [("ok", "stack postgres: PostgreSQL 15 on data made by 15"),
+                      ("ok", "ems logs in to postgres as ems_user (database db_ems)"),
                       ("ok", "sms logs in to postgres as sms_user (database db_sms)")], logins
     (folder / ".env").write_text(env.replace("DB_PASSWORD=", "DB_PASSWORD=not-", 1))   # (the volume keeps its own)
     found = {(f["check"], f["level"]): f for f in json.loads(vps.fab("doctor", "--host", "t1", "--json").stdout)[
         "t1/ems_system"]}
     refused = found[("database", "fail")]
     assert "password authentication failed" in refused["text"] and "another password" in refused["text"], refused
+    (folder / ".env").write_text(env)
+    data_made_by(vps, "14")   # as a volume of PostgreSQL 14 under the example's postgres:15-alpine
+    old, down = (f for f in db_findings(vps) if f["level"] == "fail")
+    assert "runs PostgreSQL 15 but its data was made by PostgreSQL 14" in old["text"], old
+    assert down["text"] == "stack postgres: PostgreSQL is not running", "(it restarts forever)"
+    assert old["fix"].startswith("name postgres:14 in its compose file again"), old
+    data_made_by(vps, "15")
     (folder / ".env").write_text((folder / ".env_example").read_text())
     res = vps.fab("doctor", "--host", "t1", "--json")
     found = {(f["check"], f["level"]): f for f in json.loads(res.stdout)["t1/ems_system"]}
     assert ("networks", "fail") not in found and ("networks", "ok") in found, found
     assert found[(".env", "fail")]["text"].startswith("/root/ems_system/repo/servers/ems/container/.env: "), found
     assert ("compose files", "fail") not in found, "a stack never deployed is read with stand-ins for its tags"
+    assert "not api.sms.edumigsoft.com.br: no certificate was issued for it (Traefik serves its default)" in found[
+        ("tls", "fail")]["text"], found
     plain = vps.fab("doctor", "--host", "t1")
     assert plain.returncode == 11 and "FAIL" in plain.stdout and "placeholder" in plain.stdout, plain.stdout

@@ -57,7 +57,8 @@ def test_ems_and_sms_taken_over_from_a_hand_run_vps_then_released_each_on_its_ow
     assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
     assert "stack postgres: container postgres_shared_db already runs as compose project postgres: adopt it with " \
            "'project: postgres'" in res.stderr
-    assert "stack ems: container ems_server_app already runs as compose project container" in res.stderr
+    assert "stack ems: /root/ems_system/repo/servers/ems/container already runs as compose project container" \
+        in res.stderr
     assert psql(vps, "postgres_shared_db", "ems_user", "db_ems", "SELECT count(*) FROM pedidos") == "42"
 
     vps.inventory.write_text(as_shipped)   # the example as shipped adopts postgres; EMS's own copy is stopped
@@ -65,14 +66,14 @@ def test_ems_and_sms_taken_over_from_a_hand_run_vps_then_released_each_on_its_ow
                     "docker-compose.prod.yml down >/dev/null 2>&1")
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
-    assert vps.host.http(80, "/ems/version") == "v1.4.2" and vps.host.http(80, "/sms/version") == "v1.4.2"
+    assert vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.2" and vps.host.get(f"{examples.SMS_URL}/version") == "v1.4.2"
     vps.ok("deploy", "--host", "t1", "--tag", "ems=v1.4.3")
-    assert vps.host.http(80, "/ems/version") == "v1.4.3" and vps.host.http(80, "/sms/version") == "v1.4.2"
+    assert vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.3" and vps.host.get(f"{examples.SMS_URL}/version") == "v1.4.2"
     res = vps.fab("deploy", "--host", "t1", "--tag", "sms=v1.5.0")
     assert res.returncode == errors.ROLLED_BACK, res.stdout + res.stderr
-    assert vps.host.http(80, "/sms/version") == "v1.4.2"
+    assert vps.host.get(f"{examples.SMS_URL}/version") == "v1.4.2"
     vps.ok("rollback", "--host", "t1")
-    assert vps.host.http(80, "/ems/version") == "v1.4.2"
+    assert vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.2"
     assert psql(vps, "postgres_shared_db", "ems_user", "db_ems", "SELECT count(*) FROM pedidos") == "42"
     volumes = vps.host.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
     assert volumes == ["postgres_postgres_data"], "the hand-started database's own volume, and no other"
@@ -83,8 +84,7 @@ def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serv
     (issue 12): a good deploy, a release that fails its gate (v1.5.0: its health is broken, its /version
     works), a rollback, and a deploy over the doubled containers a killed rollout leaves fail no request, and
     no answer ever comes from v1.5.0."""
-    vps = ems
-    examples.ems_for_rollout(vps.host, vps.inventory)
+    vps = ems   # (the example ships rollout: start-first)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     ems_ids = ("ps", "-q", "--filter", "label=com.docker.compose.service=ems")
@@ -96,13 +96,13 @@ def test_ems_start_first_behind_the_real_traefik_fails_no_request_and_never_serv
             vps.host.inside("cd /root/ems_system/repo/servers/ems/container && docker compose -p ems_system-ems "
                             "-f docker-compose.prod.yml up -d --no-deps --no-recreate --scale ems=2 ems")
             assert len(vps.host.docker(*ems_ids).stdout.split()) == 2
-        with Load(vps.host, 80, "/ems/version", rate=60, workers=4) as load:
+        with Load(vps.host, f"{examples.EMS_URL}/version", rate=60, workers=4) as load:
             res = vps.fab(*args, "--host", "t1")
         assert res.returncode == code, res.stdout + res.stderr
         assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"
         if step == "rollback":
-            assert vps.host.http(80, "/ems/version") == "v1.4.2"
-    assert vps.host.http(80, "/ems/version") == "v1.4.3"
+            assert vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.2"
+    assert vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.3"
     assert len(vps.host.docker(*ems_ids).stdout.split()) == 1, "one replica again"
 
 
@@ -141,7 +141,7 @@ def test_ems_first_start_creates_the_apps_databases_once(ems):
     assert upload.read_bytes() == b"%PDF sms " * 5000 and "files restored from" in out
     stopped = [line.split(": nothing writes")[0].split()[-1] for line in out.splitlines() if ": nothing writes" in line]
     assert stopped == ["sms", "ems", "infra"], out   # (their uploads, Traefik's certificates; not PostgreSQL)
-    assert vps.host.http(80, "/sms/version") == "v1.4.3"
+    assert vps.host.get(f"{examples.SMS_URL}/version") == "v1.4.3"
 
 
 
@@ -174,7 +174,7 @@ def test_enlevohub_three_replicas_behind_the_real_nginx_change_without_a_failed_
                                    ("rolling, one at a time", ("deploy", "--tag", "backend=v1.4.3"), 0, "v1.4.3")):
         if step == "rolling, one at a time":
             examples.enlevohub_for_rollout(vps.host, vps.inventory, batch=1)
-        with Load(vps.host, 80, "/api/version", rate=60, workers=4) as load:
+        with Load(vps.host, "http://127.0.0.1/api/version", rate=60, workers=4) as load:
             res = vps.fab(*args, "--host", "t1")
         assert res.returncode == code, res.stdout + res.stderr
         assert load.failed == 0 and "v1.5.0" not in load.answers and len(load.results) > 20, f"{step}: {load.summary()}"

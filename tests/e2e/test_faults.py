@@ -221,8 +221,7 @@ def test_a_rollout_killed_on_the_host_is_finished_by_the_next_deploy(sandbox, tm
     """Issue 20 item 14, start-first: the program dies once the new EMS container runs beside the old one, so
     both serve users and nothing will change that by itself. The next deploy takes the lock over and ends it:
     one container, the new release, no request failed through the real Traefik meanwhile."""
-    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))
-    examples.ems_for_rollout(vps.host, vps.inventory)
+    vps = Vps(sandbox, *examples.ems(sandbox, tmp_path))   # (the example ships rollout: start-first)
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     ems_ids = ("ps", "-q", "--filter", "label=com.docker.compose.service=ems")
@@ -235,10 +234,10 @@ def test_a_rollout_killed_on_the_host_is_finished_by_the_next_deploy(sandbox, tm
     assert len(vps.host.docker(*ems_ids).stdout.split()) == 2, "old and new both serve: the story is not over"
     status = vps.ok("status", "--host", "t1").stdout
     assert "interrupted:" in status, status
-    with Load(vps.host, 80, "/ems/version", rate=60, workers=4) as load:
+    with Load(vps.host, f"{examples.EMS_URL}/version", rate=60, workers=4) as load:
         res = vps.fab("deploy", "--host", "t1", "--tag", "ems=v1.4.3")
     states = [r["state"] for r in vps.releases()]
-    kept = {"healthy after": res.returncode == 0 and vps.host.http(80, "/ems/version") == "v1.4.3"
+    kept = {"healthy after": res.returncode == 0 and vps.host.get(f"{examples.EMS_URL}/version") == "v1.4.3"
             and len(vps.host.docker(*ems_ids).stdout.split()) == 1,
             "history intact": states[:2] == ["good", "interrupted"],
             "nothing lost": load.failed == 0 and len(load.results) > 20,

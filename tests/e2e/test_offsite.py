@@ -212,7 +212,7 @@ def test_a_lost_server_comes_back_on_a_new_host_by_digest_with_its_rows_and_file
                        "SELECT count(*) FROM pedidos").stdout.strip()
     assert rows == "42"
     assert (host.root / "ems_system/data/uploads/ems/nota.pdf").read_bytes() == upload
-    assert host.http(80, "/ems/version") == "v1.4.3"
+    assert host.get(f"{examples.EMS_URL}/version") == "v1.4.3"
     assert not (host.root / "ems_system/state/recovering").exists()
     seen = host.commands_log.read_text() + res.stdout + res.stderr
     assert key.read_text().strip() not in seen and vps.token not in res.stdout + res.stderr
