@@ -3,12 +3,13 @@ each .env made from its template with the given values, the registry token file,
 example's hosts.yml reaching the sandbox host. Shared by the end-to-end tests and bench/downtime.py."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import yaml
 
-from . import acme, registry, system
+from . import acme, proc, registry, system
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -57,10 +58,25 @@ def ems(sandbox, folder: Path, host: str = "t1"):
     shutil.copy(sandbox.acme.ca_file, ca)
     (host.root / "ems_system/repo/servers/infra/.env").write_text(
         f"DOCKER_SOCKET={host.sock}\nACME_CA_SERVER={acme.DIRECTORY}\n"
-        f"ACME_CA_CERTIFICATES=/letsencrypt/{ca.name}\nACME_EMAIL=ops@edumigsoft.example\n")
+        f"ACME_CA_CERTIFICATES=/letsencrypt/{ca.name}\nACME_CERTIFICATES_HOURS={acme.VALIDITY // 3600}\n"
+        "ACME_EMAIL=ops@edumigsoft.example\n")
     for name in EMS_NAMES:
         sandbox.acme.point(name, host.address)
     return host, path
+
+
+def ems_certificates(host, timeout: float = 90) -> None:
+    """Wait until the EMS example's Traefik holds a certificate for each of its names (Pebble issues them
+    seconds after Traefik starts): /root/infra/letsencrypt stays the same from then on."""
+    acme_json = host.root / "infra/letsencrypt/acme.json"
+
+    def issued() -> bool:
+        try:
+            held = json.loads(acme_json.read_text())["le"]["Certificates"] or []
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return {c["domain"]["main"] for c in held} >= set(EMS_NAMES)
+    proc.wait_for("the EMS example's certificates", issued, timeout)
 
 
 def ems_for_rollout(host, inventory: Path, strategy: str = "start-first", replicas: int = 1, batch: int = 0) -> None:

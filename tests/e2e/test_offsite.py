@@ -53,6 +53,7 @@ def ems(sandbox, vault, tmp_path) -> Vps:
     vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     vps.ok("setup", "--host", "t1")
     vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3")
+    examples.ems_certificates(vps.host)   # (Traefik's acme.json, backed up, changes no more)
     vps.host.docker("exec", "postgres_shared_db", "psql", "-U", "ems_user", "-d", "db_ems", "-qc",
                     "CREATE TABLE pedidos (id int); INSERT INTO pedidos SELECT generate_series(1, 42)")
     (vps.host.root / "ems_system/data/uploads/ems/nota.pdf").write_bytes(b"%PDF nota " * 4000)
