@@ -22,13 +22,15 @@ def doctor(c, host=None, group=None, all=False, system=None, json=False):
     """Diagnose a host: the seeds' troubleshooting rows as checks, each OK, WARN or FAIL with its fix.
 
     dockerd and Compose, disk and inodes, external networks, ports published on every address, images pinned
-    by nothing, .env placeholders, the token file, a stale lock, the newest backups' age, the host's clock.
+    by nothing, .env placeholders, database logins and versions, TLS certificates, the token file and its expiry
+    (GitHub asked from the host), a stale lock, the newest backups' age, the host's clock.
     Read-only. Exit 0 when every check is OK, 8 for a WARN, 11 for a FAIL (the worst finding)."""
     out: dict[str, list[dict]] = {}
     codes = []
     with select(host, system, all, group) as sel:
         for target in sel.targets:
-            res = execute(sel.session(target), doctor_program(target), target.label, quiet=True)
+            program = doctor_program(target, sel.inventory.github_api_for(target.host))
+            res = execute(sel.session(target), program, target.label, quiet=True)
             found = [_with_host(f, target.host.name) for f in findings(target, res, time.time())]
             out[target.label] = [f.as_dict() for f in found]
             codes += [EXIT[f.level] for f in found]

@@ -6,7 +6,7 @@ import pytest
 from tasks.core import inventory
 from tasks.core.programs.doctor import doctor_program
 
-from .conftest import HERE, Lab, finished
+from .conftest import HERE, TOKEN, Lab, finished
 
 
 @pytest.fixture
@@ -194,3 +194,18 @@ def test_the_certificate_served_for_each_tls_routers_name_and_each_certs_file_an
         {"source": str(certs), "name": "plantao.example", "pem": CERT.format(n="leaf").strip()}]
     assert [c.split()[-1] for c in lab.commands("openssl")] == ["*.glob", "api.ems.example", "ems.example"]
     assert "PRIVATE KEY" not in run.stdout and "MHcCAQEEIkey" not in run.stdout
+
+
+def test_github_is_asked_about_the_token_from_the_host_with_the_token_on_stdin_only(lab):
+    """doctor's token expiry: the token file's token goes to GitHub's API in a header curl reads from stdin;
+    its expiry and scopes come back as token-status reads them."""
+    lab.answer("curl", "--globoff -sS -m 10 -o /dev/null -D - -H @- https://api.github.test/user",
+               "HTTP/2 200 \r\nx-oauth-scopes: read:packages\r\n"
+               "github-authentication-token-expiration: 2027-02-01 00:00:00 UTC\r\n\r\n")
+    run = lab.run(doctor_program(lab.target, "https://api.github.test"))
+    assert run.code == 0, run.stdout
+    assert run.result.one("api") == {"status": "200", "expiry": "2027-02-01 00:00:00 UTC", "scopes": "read:packages",
+                                     "has_scopes": "1"}
+    (call,) = [c for c in lab.calls("curl") if "api.github.test" in " ".join(c.argv)]
+    token = TOKEN
+    assert token not in " ".join(call.argv) and call.stdin == f"Authorization: token {token}\n"

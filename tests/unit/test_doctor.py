@@ -205,3 +205,25 @@ def test_a_certs_folders_files_are_judged_by_expiry_and_nothing_answering_on_443
     assert [(f.level, f.text.split(":")[0]) for f in tls] == [
         ("warn", "/opt/plantao/certs/plantao.example"), ("fail", "sms.example"), ("fail", "bad.example")]
     assert "journalctl" in tls[0].fix and "nothing answers TLS" in tls[1].text
+
+
+@pytest.mark.parametrize("api, level, said", [
+    ({"status": "200", "expiry": "2027-02-01 00:00:00 UTC", "scopes": "read:packages", "has_scopes": "1"}, "ok",
+     "GitHub: the token expires 2027-02-01"),
+    ({"status": "200", "expiry": "", "scopes": "read:packages, repo", "has_scopes": "1"}, "ok", "no expiry"),
+    ({"status": "200", "expiry": "2027-01-25 00:00:00 UTC", "scopes": "read:packages", "has_scopes": "1"}, "warn",
+     "expires in 9 days"),
+    ({"status": "200", "expiry": "2027-01-10 00:00:00 UTC", "scopes": "read:packages", "has_scopes": "1"}, "fail",
+     "expired 6 days ago"),
+    ({"status": "200", "expiry": "", "scopes": "repo", "has_scopes": "1"}, "fail", "lack read:packages"),
+    ({"status": "401", "expiry": "", "scopes": "", "has_scopes": "0"}, "fail", "answered 401"),
+    ({"unreachable": "1"}, "warn", "did not answer from the host"),
+])
+def test_the_tokens_expiry_as_github_says_it(target, api, level, said):
+    jan16 = datetime(2027, 1, 16, tzinfo=timezone.utc).timestamp()
+    found = findings(target, facts(token=[{"path": "/root/s/.secrets/github", "mode": "600"}], api=[api],
+                                   clock=[{"epoch": str(int(jan16))}]), jan16)
+    token = [(f.level, f.text, f.fix) for f in found if f.check == "token"]
+    assert token[0][:2] == ("ok", "the token file is there, mode 600")
+    assert len(token) == 2 and token[1][0] == level and said in token[1][1], token
+    assert level == "ok" or token[1][2].startswith("fab ")

@@ -4,7 +4,7 @@ tested against captured docker output."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 from ..target import Target
 from .backup import listed, series
@@ -14,20 +14,24 @@ from .doctor_tls import certificates
 from .finding import Finding
 from .protocol import Program, Result, count, fields, report
 from .setup import external_networks
+from .token import ApiAnswer
 
+TOKEN_DAYS = 14         # the token's expiry doctor warns within (deploy's and token-status's default)
 BACKUP_AGE = 2 * 86400   # the newest backup's age doctor warns past, where backup: {max_age} says nothing
 WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
 
 
-def doctor_program(target: Target) -> Program:
-    """Read-only: the facts every check judges."""
-    prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir}), target,
+def doctor_program(target: Target, github_api: str = "") -> Program:
+    """Read-only: the facts every check judges (GitHub asked about the token when ``github_api`` is given)."""
+    prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir, "SECRETS": target.secrets,
+                                                             "GITHUB_API": github_api}), target,
                       list(target.system.stacks))
     add_databases(prog, target, target.system.databases)
     prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
     prog.step("doctor_tls", *(s.binary.certs for s in target.system.binaries() if s.binary.certs))
     if target.system.needs_token:
         prog.step("check_token_file", target.secrets)
+        prog.step("token_expiry")
     if target.system.databases or target.system.backup.has_files:
         prog.head["BACKUPS"] = target.backups
         prog.step("backups_report", *series(target, target.system.databases))
@@ -40,7 +44,7 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
             *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result),
-            *versions(result), *logins(result), *certificates(result, now), *_token(result), *_lock(target, result),
+            *versions(result), *logins(result), *certificates(result, now), *_token(result, now), *_lock(target, result),
             *_backups(target, result, now), *_clock(result, now)]
 
 
@@ -159,7 +163,7 @@ def _clock(result: Result, now: float) -> list[Finding]:
                     "" if level == "ok" else "timedatectl set-ntp true (and check its NTP server)")]
 
 
-def _token(result: Result) -> list[Finding]:
+def _token(result: Result, now: float) -> list[Finding]:
     """The token file a system that pins images needs (its expiry: fab token-status asks GitHub)."""
     token = result.one("token")
     if not token:
@@ -168,9 +172,26 @@ def _token(result: Result) -> list[Finding]:
         return [Finding("token", "fail", f"the token file {token['path']} is missing: no pull can log in",
                         "fab rotate-token --host HOST")]
     mode = fields(token, "mode")[0]
-    if mode != "600":
-        return [Finding("token", "warn", f"the token file {token['path']} has mode {mode}", f"chmod 600 {token['path']}")]
-    return [Finding("token", "ok", "the token file is there, mode 600 (its expiry: fab token-status)")]
+    out = [Finding("token", "warn", f"the token file {token['path']} has mode {mode}", f"chmod 600 {token['path']}")
+           if mode != "600" else Finding("token", "ok", "the token file is there, mode 600")]
+    return out + _expiry(result, now)
+
+
+def _expiry(result: Result, now: float) -> list[Finding]:
+    """GitHub's view of the token (as fab token-status and deploy read it): expired or without read:packages
+    FAIL, expiring within TOKEN_DAYS WARN, GitHub not reachable from the host WARN (nothing known)."""
+    asked, api = result.one("api"), ApiAnswer.parse(result)
+    if asked is None:
+        return []
+    if api is None:
+        return [Finding("token", "warn", "GitHub's API did not answer from the host: the token's expiry is unknown",
+                        "fab token-status --host HOST (github_api: in hosts.yml if GitHub is reached another way)")]
+    at = datetime.fromtimestamp(now, timezone.utc)
+    facts, warnings = api.findings(TOKEN_DAYS, at)
+    if not warnings:
+        return [Finding("token", "ok", f"GitHub: the token {'; '.join(facts)}")]
+    return [Finding("token", "fail" if api.unusable(at) else "warn", f"GitHub: the token {'; '.join(warnings)}"
+                    + (f" ({'; '.join(facts)})" if facts else ""), "fab rotate-token --host HOST")]
 
 
 def _backups(target: Target, result: Result, now: float) -> list[Finding]:

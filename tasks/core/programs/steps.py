@@ -116,6 +116,7 @@ survey
 switch_over
 together STACK...
 token_check
+token_expiry
 use_pin APP TAG@DIGEST
 """
 _PART = re.compile(r"\[(?P<group>[^\]]+)\](?P<more>\.\.\.)?|(?P<one>[^\s\[]+?)(?P<many>\.\.\.)?(?=\s|$)")

@@ -47,18 +47,32 @@ class ApiAnswer:
         return cls(api.get("status", ""), api.get("expiry", ""),
                    [x.strip() for x in api.get("scopes", "").split(",") if x.strip()])
 
+    def expires(self) -> datetime | None:
+        """When GitHub says the token expires (None: never)."""
+        if not self.expiry:
+            return None
+        return datetime.strptime(self.expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+
+    def unusable(self, now: datetime) -> bool:
+        """GitHub refuses it, it has expired, or it cannot read packages: no pull will work with it."""
+        when = self.expires()
+        return self.status != "200" or (when is not None and when <= now) or "read:packages" not in self.scopes
+
     def findings(self, warn_days: int, now: datetime) -> tuple[list[str], list[str]]:
         """What the answer says of the token, and what of that deserves a warning."""
         if self.status != "200":
             return [], [f"the GitHub API answered {self.status or 'nothing'} for this token: expiry and scopes unknown"]
         facts, warnings = [], []
-        if self.expiry:
-            when = datetime.strptime(self.expiry.replace(" UTC", "").strip(), "%Y-%m-%d %H:%M:%S") \
-                .replace(tzinfo=timezone.utc)
+        when = self.expires()
+        if when:
             days = (when - now).days
-            facts.append(f"expires {when:%Y-%m-%d} (in {days} days)")
-            if days <= warn_days:
-                warnings.append(f"expires in {days} days")
+            if when <= now:
+                facts.append(f"expired {when:%Y-%m-%d}")
+                warnings.append(f"expired {-days} days ago")
+            else:
+                facts.append(f"expires {when:%Y-%m-%d} (in {days} days)")
+                if days <= warn_days:
+                    warnings.append(f"expires in {days} days")
         else:
             facts.append("no expiry")
         if "read:packages" not in self.scopes:

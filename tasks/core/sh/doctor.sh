@@ -57,7 +57,7 @@ doctor_units() {
   for s in "${STACKS[@]}"; do
     is_binary "$s" || continue
     unit=${BIN[$s:unit]}
-    files=$(systemctl show -p EnvironmentFiles --value "$unit" 2>/dev/null) || continue
+    files=$(unit_env_files "$unit") || continue
     while read -r env rest; do
       [ -n "$env" ] || continue
       if [ ! -f "$env" ]; then
@@ -71,6 +71,9 @@ doctor_units() {
     done <<< "$files"
   done
 }
+
+# unit_env_files UNIT: the environment files systemd reads for UNIT, one "PATH (ignore_errors=yes|no)" a line.
+unit_env_files() { systemctl show -p EnvironmentFiles --value "$1" 2>/dev/null; }
 
 # doctor_db_logins: each database stack (add_database) tried with its clients' credentials: the .env of every
 # compose stack after it and the environment files of the binary units after it, wherever they name a DB_USER
@@ -87,7 +90,7 @@ doctor_db_logins() {
     for s in "${STACKS[@]}"; do
       if [ "$s" = "$db" ]; then after=1; continue; fi
       [ "$after" = 1 ] || continue
-      if is_binary "$s"; then files=$(systemctl show -p EnvironmentFiles --value "${BIN[$s:unit]}" 2>/dev/null)
+      if is_binary "$s"; then files=$(unit_env_files "${BIN[$s:unit]}")
       else files=${SPEC_COMPOSE[$s:env]}; fi
       while read -r env _; do [ ! -f "$env" ] || db_login "$db" "$cid" "${ip:-127.0.0.1}" "$s" "$env"; done <<< "$files"
     done

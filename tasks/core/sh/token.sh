@@ -43,6 +43,12 @@ token_check() {
   read_token "$SECRETS" || { data login result no-token-line; return 0; }
   local cfg; cfg=$(mktemp -d) && TMP_FILES+=("$cfg")
   if try_login "$cfg"; then data login result ok; else data login result failed error "$LOGIN_ERROR"; fi
+  ask_github
+}
+
+# ask_github: what the GitHub API says of GITHUB_TOKEN (@@data api: its expiry and scopes, or unreachable),
+# asked from here so the token stays on the VPS, then forgotten; nothing when GITHUB_API is empty (not GHCR).
+ask_github() {
   [ -n "$GITHUB_API" ] || { unset GITHUB_TOKEN; return 0; }
   local headers
   headers=$(printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl --globoff -sS -m 10 -o /dev/null -D - -H @- "$GITHUB_API/user" 2>/dev/null) \
@@ -50,3 +56,7 @@ token_check() {
   unset GITHUB_TOKEN
   printf '%s\n' "$headers" | api_headers
 }
+
+# token_expiry: fab doctor's question: the token file's token, as GitHub sees it (ask_github); nothing when the
+# file is missing or holds no token line (check_token_file says so).
+token_expiry() { if [ -f "$SECRETS" ] && read_token "$SECRETS"; then ask_github; fi; }
