@@ -69,11 +69,11 @@ def test_a_bare_host_bootstrapped_from_the_mirror_runs_the_ems_example_and_rolls
 
     vps.ok("setup", "--host", HOST)
     vps.ok("deploy", "--host", HOST, "--tag", "v1.4.2")
-    assert host.http(80, "/ems/version") == "v1.4.2" and host.http(80, "/sms/version") == "v1.4.2"
+    assert host.get(f"{examples.EMS_URL}/version") == "v1.4.2" and host.get(f"{examples.SMS_URL}/version") == "v1.4.2"
     vps.ok("deploy", "--host", HOST, "--tag", "v1.4.3")
-    assert host.http(80, "/ems/version") == "v1.4.3"
+    assert host.get(f"{examples.EMS_URL}/version") == "v1.4.3"
     vps.ok("rollback", "--host", HOST)
-    assert host.http(80, "/ems/version") == "v1.4.2" and host.http(80, "/sms/version") == "v1.4.2"
+    assert host.get(f"{examples.EMS_URL}/version") == "v1.4.2" and host.get(f"{examples.SMS_URL}/version") == "v1.4.2"
     projects = host.docker("ps", "--format", '{{.Label "com.docker.compose.project"}}').stdout.split()
     assert sorted(projects) == ["ems_system-ems", "ems_system-infra", "ems_system-sms", "postgres"], \
         "every stack runs under the Docker bootstrap installed"
@@ -111,4 +111,4 @@ def test_a_deploy_user_is_proven_to_log_in_before_roots_login_is_closed_then_the
     assert "nothing to do, everything was in place" in again.stdout
     vps.ok("setup", "--host", HOST)
     vps.ok("deploy", "--host", HOST, "--tag", "v1.4.2")
-    assert host.http(80, "/ems/version") == "v1.4.2"
+    assert host.get(f"{examples.EMS_URL}/version") == "v1.4.2"
