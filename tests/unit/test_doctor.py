@@ -156,9 +156,13 @@ def test_a_newer_postgresql_on_an_older_volume_fails_and_says_how_to_go_back(tar
         {"stack": "postgres", "state": "restarting", "image": "16", "volume": "15"},
         {"stack": "pg2", "state": "running", "image": "15", "volume": "15"},
         {"stack": "pg3", "state": "running", "image": "", "volume": "15"},
-        {"stack": "pg4", "state": "created", "image": "15", "volume": ""}]), NOW)
+        {"stack": "pg4", "state": "created", "image": "15", "volume": ""}], dblogin=[
+        {"stack": "postgres", "result": "down"},   # (restarting: the version says why; not said twice)
+        {"stack": "pg2", "client": "ems", "path": "/root/s/ems/.env", "user": "ems", "database": "db", "result": "ok"}]),
+        NOW)
     db = [f for f in found if f.check == "database"]
-    assert [(f.level, f.text.split(":")[0]) for f in db] == [("fail", "stack postgres"), ("ok", "stack pg2")]
+    assert [(f.level, f.text.split(":")[0]) for f in db] == [("fail", "stack postgres"), ("ok", "stack pg2"),
+                                                             ("ok", "ems logs in to pg2 as ems (database db)")]
     assert "made by PostgreSQL 15 (the container is restarting): database files are incompatible" in db[0].text
     assert db[0].fix.startswith("name postgres:15 in its compose file again and deploy")
     assert db[1].text == "stack pg2: PostgreSQL 15 on data made by 15"

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from ..target import Target
 from .backup import listed, series
 from .declare import add_databases, add_stacks, placeholder_words
-from .doctor_db import logins, versions
+from .doctor_db import databases
 from .doctor_tls import certificates
 from .finding import Finding
 from .protocol import Program, Result, count, fields, report
@@ -44,7 +44,7 @@ def findings(target: Target, result: Result, now: float) -> list[Finding]:
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
             *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result),
-            *versions(result), *logins(result), *certificates(result, now), *_token(result, now), *_lock(target, result),
+            *databases(result), *certificates(result, now), *_token(result, now), *_lock(target, result),
             *_backups(target, result, now), *_clock(result, now)]
 
 
