@@ -18,7 +18,7 @@ from .core.errors import BAD_INPUT, WARNING, ToolError
 from .core.grammar import check_token, redact
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
-from .core.programs.token import check_program, describe, rotate_program
+from .core.programs.token import WARN_DAYS, check_program, describe, rotate_program
 from .core.target import Target
 from .core.ui import Outcome, outcome_table
 
@@ -51,7 +51,7 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
 
 @command({"all": ALL_HELP,
           "warn-days": "warn when GitHub says the token expires within this many days (default 14)"})
-def token_status(c, host=None, group=None, all=False, system=None, warn_days="14"):
+def token_status(c, host=None, group=None, all=False, system=None, warn_days=str(WARN_DAYS)):
     """Check each token: file and mode, age, a live login, and GitHub's expiry date and scopes."""
     days = _days(warn_days)
     with select(host, system, all, group) as sel:

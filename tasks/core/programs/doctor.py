@@ -14,9 +14,8 @@ from .doctor_tls import certificates
 from .finding import Finding
 from .protocol import Program, Result, count, fields, report
 from .setup import external_networks
-from .token import ApiAnswer
+from .token import WARN_DAYS, ApiAnswer
 
-TOKEN_DAYS = 14         # the token's expiry doctor warns within (deploy's and token-status's default)
 BACKUP_AGE = 2 * 86400   # the newest backup's age doctor warns past, where backup: {max_age} says nothing
 WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
 
@@ -164,7 +163,7 @@ def _clock(result: Result, now: float) -> list[Finding]:
 
 
 def _token(result: Result, now: float) -> list[Finding]:
-    """The token file a system that pins images needs (its expiry: fab token-status asks GitHub)."""
+    """The token file a system that pins images needs, and GitHub's view of its token (_expiry)."""
     token = result.one("token")
     if not token:
         return []
@@ -179,7 +178,7 @@ def _token(result: Result, now: float) -> list[Finding]:
 
 def _expiry(result: Result, now: float) -> list[Finding]:
     """GitHub's view of the token (as fab token-status and deploy read it): expired or without read:packages
-    FAIL, expiring within TOKEN_DAYS WARN, GitHub not reachable from the host WARN (nothing known)."""
+    FAIL, expiring within WARN_DAYS WARN, GitHub not reachable from the host WARN (nothing known)."""
     asked, api = result.one("api"), ApiAnswer.parse(result)
     if asked is None:
         return []
@@ -187,7 +186,7 @@ def _expiry(result: Result, now: float) -> list[Finding]:
         return [Finding("token", "warn", "GitHub's API did not answer from the host: the token's expiry is unknown",
                         "fab token-status --host HOST (github_api: in hosts.yml if GitHub is reached another way)")]
     at = datetime.fromtimestamp(now, timezone.utc)
-    facts, warnings = api.findings(TOKEN_DAYS, at)
+    facts, warnings = api.findings(WARN_DAYS, at)
     if not warnings:
         return [Finding("token", "ok", f"GitHub: the token {'; '.join(facts)}")]
     return [Finding("token", "fail" if api.unusable(at) else "warn", f"GitHub: the token {'; '.join(warnings)}"

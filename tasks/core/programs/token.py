@@ -11,6 +11,8 @@ from .declare import Intent
 from .protocol import Program, Result, report
 from .state import rotated_at
 
+WARN_DAYS = 14   # a token expiring within this many days is warned of (deploy, token-status, doctor)
+
 
 def _registry_head(target: Target) -> dict:
     registry = target.host.registry
@@ -109,7 +111,7 @@ def describe(result: Result, warn_days: int, now: datetime | None = None) -> str
     return "; ".join(parts)
 
 
-def deploy_warning(result: Result, warn_days: int = 14) -> str | None:
+def deploy_warning(result: Result, warn_days: int = WARN_DAYS) -> str | None:
     """deploy's version of token-status's warning, from the probe that ran during the deploy."""
     api = ApiAnswer.parse(result)
     if api is None:

@@ -16,11 +16,13 @@ add_database() {
   DB[$1:project]=$2; DB[$1:service]=$3; DB[$1:role]=$4; DB[$1:names]=$5
 }
 
-# db_container STACK: the running container of STACK's database service (fails when none runs).
+# db_container STACK [any]: the running container of STACK's database service (fails when none runs); with
+# "any", its container in whatever state (a server restarting forever on data it refuses, too).
 db_container() {
-  local id
-  id=$(docker ps -q --filter "label=com.docker.compose.project=${DB[$1:project]}" \
-    --filter "label=com.docker.compose.service=${DB[$1:service]}" --filter status=running 2>/dev/null | head -n 1)
+  local id ps=-q running=(--filter status=running)
+  if [ -n "${2:-}" ]; then ps=-aq running=(); fi
+  id=$(docker ps "$ps" --filter "label=com.docker.compose.project=${DB[$1:project]}" \
+    --filter "label=com.docker.compose.service=${DB[$1:service]}" ${running[@]+"${running[@]}"} 2>/dev/null | head -n 1)
   [ -n "$id" ] && printf '%s' "$id"
 }
 

@@ -120,9 +120,7 @@ db_login() {
 db_versions() {
   local db cid facts word dest src best file state major pgdata
   for db in ${DATABASES[@]+"${DATABASES[@]}"}; do
-    cid=$(docker ps -aq --filter "label=com.docker.compose.project=${DB[$db:project]}" \
-      --filter "label=com.docker.compose.service=${DB[$db:service]}" 2>/dev/null | head -n 1)
-    [ -n "$cid" ] || continue
+    cid=$(db_container "$db" any) || continue
     facts=$(docker inspect --format '{{.State.Status}}{{println}}{{range .Config.Env}}{{println .}}{{end}}' "$cid" \
       2>/dev/null) || continue
     state=${facts%%$'\n'*} major="" pgdata=/var/lib/postgresql/data
