@@ -1,7 +1,7 @@
 """One sandbox VPS: a separate host on this machine, reached over SSH like a real one.
 
-It has its own network namespace (a veth pair to this machine), a private mount namespace in which a folder of
-its own is bind-mounted on ``/root`` (so ``/root/<system>/...`` is the real path on both sides), its own dockerd
+It has its own network namespace (a veth pair to this machine), its own hostname (a UTS namespace: a Swarm
+names its nodes after it), a private mount namespace in which a folder of its own is bind-mounted on ``/root`` (so ``/root/<system>/...`` is the real path on both sides), its own dockerd
 and its own sshd. A long-lived "holder" process owns the mount namespace; dockerd and sshd join it with nsenter
 (``ip netns exec`` would remount /sys and dockerd dies without its devices cgroup).
 """
@@ -52,12 +52,13 @@ class SandboxHost:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(mode=0o700, exist_ok=True)
         self._network()
-        holder = proc.start(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount",
+        holder = proc.start(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount", "--uts",
                              "--propagation", "private", "sh", "-c",
-                             f"mount --bind '{self.root}' /root && {self.mounts()}exec sleep infinity"],
+                             f"hostname '{self.name}' && mount --bind '{self.root}' /root && {self.mounts()}"
+                             "exec sleep infinity"],
                             self.dir / "holder.pid", self.dir / "holder.log")
         proc.wait_for(f"{self.name} mount namespace", lambda: self._root_mounted(holder), 10, self.dir / "holder.log")
-        enter = ["nsenter", f"--target={holder}", "--mount", "--net"]
+        enter = ["nsenter", f"--target={holder}", "--mount", "--uts", "--net"]
         proc.start(enter + ["dockerd", "--host", f"unix://{self.sock}", "--data-root", str(self.dir / "docker"),
                             "--exec-root", str(self.dir / "run"), "--pidfile", str(self.dir / "dockerd.pidfile"),
                             "--registry-mirror", f"https://{registry.HUB}"],  # Docker Hub's images come from here
@@ -157,7 +158,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         holder = proc.read_pid(self.dir / "holder.pid")
         if not holder:
             raise proc.SandboxError(f"sandbox host {self.name} is not running")
-        return proc.sh("nsenter", f"--target={holder}", "--mount", "--net", "env",
+        return proc.sh("nsenter", f"--target={holder}", "--mount", "--uts", "--net", "env",
                        f"DOCKER_HOST=unix://{self.sock}", "bash", "-c", script, check=check)
 
     def route_to_others(self) -> None:

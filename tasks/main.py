@@ -31,6 +31,7 @@ from . import (
     schema,
     setup,
     status,
+    swarm,
     token,
     trust,
     unlock,
@@ -40,7 +41,7 @@ namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, stat
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
                        offsite.backup_check, recover.recover, logs.logs, exec.exec_, prune.prune,
-                       doctor.doctor, schema.schema)
+                       doctor.doctor, swarm.swarm, schema.schema)
 
 
 class HostsAreNames(Executor):

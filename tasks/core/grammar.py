@@ -94,6 +94,10 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 RESTIC_KEY = re.compile(r"[A-Za-z0-9+/]{16,200}={0,2}")   # a restic key the tool made: base64 of random bytes
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")               # a restic snapshot: its id or a prefix (8: restic's short id)
+# A Swarm node label of hosts.yml (labels: {db: "true"}): Docker's label key grammar, and never in the fab.
+# namespace, which the tool writes itself (fab.host names the inventory host a node is).
+NODE_LABEL = re.compile(r"(?!fab\.)[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+NODE_ID = re.compile(r"[a-z0-9]{25}")                          # what docker node ls calls a node
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
 # Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).
@@ -102,7 +106,9 @@ API_URL = re.compile(r"(?:https://[^\s'\"`$\\/@]+|http://(?:127\.0\.0\.1|localho
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{8,255}")
 # Token shapes GitHub issues (classic, OAuth, app, fine-grained): masked wherever they appear, glued to a word,
 # an underscore or a colour code too (a \b before them let `x<token>` and `\e[31m<token>` print whole).
-TOKEN_SHAPES = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})")
+# Docker Swarm's join tokens (SWMTKN-1-...) and its unlock key (SWMKEY-1-...): whoever has one joins or unlocks
+# the cluster, so they are masked the same way.
+TOKEN_SHAPES = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|SWM(?:TKN|KEY)-1-[A-Za-z0-9+/=-]{20,})")
 
 
 def check_tag(tag: str) -> str:

@@ -18,8 +18,10 @@ from .values import (
     AbsPath,
     ApiUrl,
     HostKey,
+    IpAddress,
     Matching,
     Names,
+    Placement,
     RelPath,
     SafeName,
     Spec,
@@ -194,10 +196,19 @@ class BootstrapSpec(Spec):
         return model.Bootstrap(self.docker, self.mirror)
 
 
+NodeLabels = dict[Matching(grammar.NODE_LABEL, "is not a node label name (lowercase letters, digits, . _ -; fab. is "
+                           "the tool's own)"), Text]
+
+
 class HostSpec(Spec):
     """A VPS: how to reach it and which systems it runs."""
     address: Text = Field(description="IP address or DNS name")
-    systems: list[SafeName] = Field(min_length=1, description="the systems it runs, e.g. [ems_system]")
+    systems: list[SafeName] = Field(description="the systems it runs, e.g. [ems_system] ([] only for a Swarm "
+                                                "worker, which runs what its managers place on it)")
+    labels: NodeLabels = Field({}, description="Swarm node labels `fab swarm init` sets, for the placement "
+                                               "constraints of the compose files (node.labels.db == true)")
+    swarm_address: IpAddress | None = Field(None, description="the address the other Swarm nodes reach this one at "
+                                                              "(default: address, which must then be an IP)")
     user: UserName = Field("root", description="who SSH logs in as")
     sudo: StrictBool = Field(False, description="run every program as root with `sudo -n` (user: opc on Oracle Linux, "
                                           "where root cannot log in); a sudo that asks for a password is refused")
@@ -226,6 +237,14 @@ def _members(value):
     return value
 
 
+class SwarmSpec(Spec):
+    """The Docker Swarm that `fab swarm init` makes of hosts of this file: its managers (an odd number keeps a
+    quorum when one is lost: 3 survive 1) and its workers."""
+    managers: Placement = Field(description="hosts or groups; the first creates the swarm")
+    workers: Placement = Field([], description="hosts or groups that run tasks but hold no copy of the cluster's "
+                                               "state")
+
+
 class Fragment(Spec):
     """A file of hosts.d/: more systems, hosts and groups."""
     systems: dict[SafeName, SystemSpec] = {}
@@ -238,6 +257,7 @@ class HostsFile(Fragment):
     """hosts.yml: the registry, the systems, the hosts that run them and groups of hosts."""
     registry: RegistrySpec
     github_api: ApiUrl | None = Field(None, description="where to ask GitHub about a token (default api.github.com)")
+    swarm: SwarmSpec | None = Field(None, description="a Docker Swarm of these hosts (fab swarm init)")
 
     @checks(mode="after")
     def _registry(self):

@@ -8,9 +8,11 @@ sandbox writes its host there). What it builds are the configuration objects of 
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
+from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
 from .model import Host, Inventory, Registry, System
 from .yamldoc import YamlDoc
@@ -97,7 +99,51 @@ def _join(path: Path, docs: list[YamlDoc], files: list, problems: Problems) -> I
         host = _host(name, spec, systems, registry, inv.groups, lambda at, m, n=name: fail("hosts", n, at, m))
         if host:
             inv.hosts[name] = host
+    inv.swarm = _swarm(files[0].swarm, specs["hosts"], inv.groups, lambda at, m: problems.add(docs[0], at, m))
+    for name, spec in specs["hosts"].items():
+        for at, message in _node(name, spec, inv.swarm):
+            fail("hosts", name, at, message)
     return inv
+
+
+def _swarm(spec, hosts: dict, groups: dict, fail) -> Swarm | None:
+    """swarm: with its groups resolved to hosts, each host in one role; None when hosts.yml has none."""
+    if spec is None:
+        return None
+    roles: dict[str, list[str]] = {}
+    for role in ("managers", "workers"):
+        members = roles[role] = []
+        for i, name in enumerate(getattr(spec, role)):
+            if name not in hosts and name not in groups:
+                fail(("swarm", role, i), f"swarm {role} lists {name!r}, which is neither a host nor a group "
+                     f"(hosts: {', '.join(sorted(hosts))}; groups: {', '.join(sorted(groups)) or 'none'})")
+            members.extend(h for h in groups.get(name, (name,)) if h in hosts and h not in members)
+    for i, name in enumerate(spec.workers):
+        both = [h for h in groups.get(name, (name,)) if h in roles["managers"]]
+        if both:
+            fail(("swarm", "workers", i), f"{', '.join(both)} cannot be both a manager and a worker of the swarm")
+    if not roles["managers"]:
+        fail(("swarm", "managers"), "a swarm needs at least one manager")
+    return Swarm(tuple(roles["managers"]), tuple(h for h in roles["workers"] if h not in roles["managers"]))
+
+
+def _node(name: str, spec, swarm: Swarm | None) -> list[tuple[tuple, str]]:
+    """What is wrong with host ``name`` as a Swarm node, or as a host outside the swarm: (where, message)."""
+    if swarm is None or not swarm.role(name):
+        out = [(("labels",), f"host {name!r} has node labels but is not in swarm: (managers or workers)")] \
+            if spec.labels else []
+        if not spec.systems:
+            out.append((("systems",), f"host {name!r} runs no system: list the ones it runs (only a Swarm "
+                                      "worker may run none)"))
+        return out
+    if spec.swarm_address:
+        return []
+    try:
+        ipaddress.ip_address(spec.address)
+        return []
+    except ValueError:
+        return [(("address",), f"host {name!r} is a Swarm node whose address {spec.address!r} is a name: give "
+                               "swarm_address: the IP the other nodes reach it at")]
 
 
 def _placement(stack: str, name: str, system: str, hosts: dict, groups: dict) -> list[str]:
@@ -136,6 +182,7 @@ def _host(name: str, spec, systems: dict, registry: Registry, groups: dict, fail
                 user=spec.user, sudo=spec.sudo, bootstrap=spec.bootstrap.build(), port=spec.port, root=spec.root,
                 identity=spec.identity and os.path.expanduser(spec.identity),
                 known_hosts=spec.known_hosts and os.path.expanduser(spec.known_hosts),
+                labels=tuple(spec.labels.items()), swarm_address=spec.swarm_address,
                 legacy=tuple((s, legacy.build()) for s, legacy in spec.legacy.items() if s in spec.systems))
     projects = host.projects()
     twice = sorted({p for p in projects if projects.count(p) > 1})

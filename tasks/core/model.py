@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import grammar
 from .backupplan import BackupPlan
+from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
 from .target import Target
 
@@ -231,6 +232,13 @@ class Host:
     legacy: tuple        # (system name, Legacy) pairs
     sudo: bool = False   # log in as ``user`` and run every program as root through `sudo -n` (seed 003's opc)
     bootstrap: Bootstrap = Bootstrap()
+    labels: tuple[tuple[str, str], ...] = ()   # Swarm node labels (fab swarm init sets them)
+    swarm_address: str | None = None           # where the other Swarm nodes reach it (None: address, an IP)
+
+    @property
+    def node_address(self) -> str:
+        """The address this host is a Swarm node at (the inventory checked it is an IP)."""
+        return self.swarm_address or self.address
 
     def projects(self) -> list[str]:
         """Every compose project the tool runs on this host (what is not one of them was started by hand)."""
@@ -239,7 +247,7 @@ class Host:
     def targets(self, only: str | None = None) -> list[Target]:
         """Each system of this host as a Target, or just the system ``only`` (which must be one of them)."""
         chosen = [s for s in self.systems if not only or s.name == only]
-        if not chosen:
+        if only and not chosen:
             raise ToolError(f"host {self.name} runs no system {only!r} (it runs "
                             f"{', '.join(s.name for s in self.systems)})", BAD_INPUT)
         return [Target(self, s) for s in chosen]
@@ -252,6 +260,7 @@ class Inventory:
     hosts: dict[str, Host] = field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> host names, as listed
     systems: dict[str, System] = field(default_factory=dict)           # every stack, wherever it is placed
+    swarm: Swarm | None = None                                           # swarm: in hosts.yml
 
     def choose(self, hosts: list[str] | None, group: str | None, every: bool) -> list[Host]:
         """The hosts a task acts on: ``--host a,b`` (each must be in the inventory), ``--group NAME`` or

@@ -5,6 +5,7 @@ split a shell ``read`` and let ``--remove-old`` delete ``/srv``."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import posixpath
 import re
 from typing import Annotated
@@ -125,6 +126,20 @@ EnvVar = Annotated[Matching(grammar.ENV_VAR, "must be an UPPER_CASE variable nam
                           "not": {"pattern": f"^(?:{grammar.RESERVED_VAR.pattern})$"}})]
 ImageName = Matching(grammar.IMAGE_NAME, "is not an image repository (no tag: the tool picks it)")
 ApiUrl = Matching(grammar.API_URL, "must be an https:// URL (http:// only to 127.0.0.1 or localhost)")
+
+
+def _ip(value):
+    """An IPv4 or IPv6 address, written back normalised (``ip_address(5)`` would take a number)."""
+    try:
+        if isinstance(value, str):
+            return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    raise wrong(f"{value!r} is not an IP address (Swarm's nodes reach each other at an address, never a name)")
+
+
+IpAddress = Annotated[str, BeforeValidator(_ip), _json({"type": "string", "anyOf": [{"format": "ipv4"},
+                                                                                    {"format": "ipv6"}]})]
 
 
 def _placement(value):

@@ -66,6 +66,11 @@ size            name bytes
 space           need avail
 stack           name containers
 stack_error     stack text
+swarm_info      json
+swarm_node      json
+swarm_service   json
+swarm_task      json
+swarm_tokens    worker manager
 switch          switch_ms volumes
 switched        release from
 token           path missing? mode?

@@ -113,6 +113,13 @@ show_state
 show_unit STACK UNIT PATH
 start_first STACK DRAIN:int BATCH:int [VOLUME...]
 survey
+swarm_availability HOST active|pause|drain WAIT:int
+swarm_facts
+swarm_init ADDRESS
+swarm_join ADDRESS MANAGER
+swarm_node NODE HOST manager|worker [LABEL...]
+swarm_report
+swarm_tokens
 switch_over
 together STACK...
 token_check

@@ -1,0 +1,151 @@
+"""End-to-end (real tier): `fab swarm` on three sandbox hosts (sw1, sw2, sw3: each its own namespaces, hostname,
+dockerd and sshd, routed to each other): the swarm of hosts.yml made and joined with the join tokens never
+printed, a second run that changes nothing, a role changed in hosts.yml, labels for placement, a node drained
+and activated under a real service, a node in another swarm refused, and status through another manager
+when the first is down."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from sandbox import proc, registry
+from tasks.core import errors
+
+from .conftest import FAB, REPO
+
+pytestmark = pytest.mark.e2e
+
+NAMES = ("sw1", "sw2", "sw3")
+WEB = f"{registry.HUB}/library/nginx:alpine"   # (the Docker Hub stand-in: every sandbox dockerd's mirror)
+
+
+@pytest.fixture(scope="module")
+def nodes(sandbox):
+    """The three hosts, each out of any swarm; left out of it afterwards (stopped if they were not running)."""
+    started = [n for n in NAMES if not proc.read_pid(sandbox.host(n).dir / "sshd.pid")]
+    hosts = sandbox.up(list(NAMES))
+    for host in hosts:
+        host.route_to_others()
+        leave(host)
+    yield {h.name: h for h in hosts}
+    for host in hosts:
+        leave(host)
+    for name in started:
+        sandbox.host(name).stop()
+
+
+@pytest.fixture(autouse=True)
+def no_swarm(nodes):
+    """Each test starts from three hosts in no swarm (a swarm left behind would count its dead members)."""
+    for host in reversed(list(nodes.values())):
+        leave(host)
+
+
+def leave(host) -> None:
+    host.inside("docker swarm leave --force >/dev/null 2>&1; true")
+
+
+def inventory(sandbox, path, managers, workers=(), labels=None):
+    inv = {"registry": {"server": registry.SERVER, "username": registry.USERNAME},
+           "swarm": {"managers": list(managers), "workers": list(workers)}, "hosts": {}}
+    for name in NAMES:
+        inv["hosts"][name] = {**sandbox.inventory_entry(sandbox.host(name)), "systems": [],
+                              **({"labels": labels[name]} if labels and name in labels else {})}
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+def fab(path, *args, code: int | None = 0) -> subprocess.CompletedProcess:
+    res = subprocess.run([FAB, *args], cwd=REPO, env=dict(os.environ, FAB_INVENTORY=str(path), COLUMNS="200"),
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    if code is not None:
+        assert res.returncode == code, f"fab {' '.join(args)}: {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+def node_table(host) -> dict[str, tuple[str, str, dict]]:
+    """What the swarm says of its nodes, seen from ``host``: inventory name -> (id, role, labels)."""
+    ids = host.docker("node", "ls", "-q").stdout.split()
+    out = {}
+    for line in host.docker("node", "inspect", "--format", "{{json .}}", *ids).stdout.splitlines():
+        n = json.loads(line)
+        labels = dict(n["Spec"]["Labels"])
+        out[labels.pop("fab.host", "?")] = (n["ID"], n["Spec"]["Role"], labels)
+    return out
+
+
+def test_init_makes_the_swarm_of_hosts_yml_without_showing_a_token_and_again_changes_only_what_differs(
+        sandbox, nodes, tmp_path):
+    path = inventory(sandbox, tmp_path / "hosts.yml", ["sw1", "sw2"], ["sw3"], {"sw1": {"db": "true"}})
+    first = fab(path, "swarm", "init", code=errors.WARNING)   # (two managers: the quorum warning)
+    assert "2 managers survive the loss of 0" in first.stderr
+    made = node_table(nodes["sw1"])
+    assert {n: role for n, (_, role, _) in made.items()} == {"sw1": "manager", "sw2": "manager", "sw3": "worker"}
+    assert made["sw1"][2] == {"db": "true"} and made["sw2"][2] == {}
+    for name in NAMES:
+        assert nodes[name].inside("hostname").stdout.strip() == name   # (each node its own name)
+    tokens = nodes["sw1"].inside("docker swarm join-token -q worker; docker swarm join-token -q manager").stdout.split()
+    seen = first.stdout + first.stderr + "".join(nodes[n].commands_log.read_text() for n in NAMES)
+    assert len(tokens) == 2 and not any(t in seen for t in tokens)
+    assert tokens[0] in nodes["sw3"].stdin_log.read_text()   # (each travelled on the SSH channel's stdin)
+    assert tokens[1] in nodes["sw2"].stdin_log.read_text()
+    assert not any(t in nodes["sw1"].stdin_log.read_text() for t in tokens)   # (the pad did, not the tokens)
+
+    path = inventory(sandbox, path, ["sw1", "sw2", "sw3"], [], {"sw1": {"db": "true"}, "sw3": {"zone": "b"}})
+    again = fab(path, "swarm", "init")
+    assert "joining" not in again.stdout
+    now = node_table(nodes["sw1"])
+    assert {n: node_id for n, (node_id, _, _) in now.items()} == {n: node_id for n, (node_id, _, _) in made.items()}
+    assert now["sw3"][1:] == ("manager", {"zone": "b"})
+
+
+def test_a_node_drained_hands_its_tasks_over_and_activate_takes_it_back(sandbox, nodes, tmp_path):
+    path = inventory(sandbox, tmp_path / "hosts.yml", NAMES)
+    fab(path, "swarm", "init")
+    nodes["sw1"].docker("service", "create", "--quiet", "--detach=false", "--name", "web", "--replicas", "3",
+                        "--endpoint-mode", "dnsrr", "--no-resolve-image", WEB)
+    try:
+        drained = fab(path, "swarm", "drain", "--host", "sw3")
+        assert "sw3" in drained.stdout and "drain" in drained.stdout
+        placed = nodes["sw1"].docker("service", "ps", "web", "--filter", "desired-state=running",
+                                     "--format", "{{.Node}}").stdout.split()
+        assert len(placed) == 3 and "sw3" not in placed
+        status = fab(path, "swarm", "status", "--json")
+        report = json.loads(status.stdout)
+        assert {n["host"]: n["availability"] for n in report["nodes"]}["sw3"] == "drain"
+        fab(path, "swarm", "activate", "--host", "sw3")
+        assert node_table(nodes["sw1"])["sw3"][1] == "manager"
+        assert nodes["sw1"].docker("node", "inspect", "--format", "{{.Spec.Availability}}",
+                                   node_table(nodes["sw1"])["sw3"][0]).stdout.strip() == "active"
+    finally:
+        nodes["sw1"].docker("service", "rm", "web", check=False)
+
+
+def test_a_node_in_another_swarm_is_refused_before_anything_changes(sandbox, nodes, tmp_path):
+    path = inventory(sandbox, tmp_path / "hosts.yml", NAMES)
+    fab(path, "swarm", "init")
+    leave(nodes["sw3"])
+    nodes["sw3"].inside(f"docker swarm init --advertise-addr {nodes['sw3'].address} >/dev/null")
+    theirs = nodes["sw3"].inside("docker info --format '{{.Swarm.Cluster.ID}}'").stdout
+    before = node_table(nodes["sw1"])
+    res = fab(path, "swarm", "init", code=errors.BAD_INPUT)
+    assert "different swarms" in res.stderr and "nothing was changed" in res.stderr
+    assert nodes["sw3"].inside("docker info --format '{{.Swarm.Cluster.ID}}'").stdout == theirs
+    assert node_table(nodes["sw1"]) == before
+
+
+def test_status_answers_through_another_manager_when_the_first_is_down(sandbox, nodes, tmp_path):
+    path = inventory(sandbox, tmp_path / "hosts.yml", NAMES)
+    fab(path, "swarm", "init")
+    nodes["sw1"].stop()
+    try:
+        res = fab(path, "swarm", "status", code=errors.WARNING)
+        assert "node sw1 is down" in res.stderr or "manager sw1 is unreachable" in res.stderr, res.stderr
+        assert "sw2" in res.stdout and "leader" in res.stdout
+    finally:
+        nodes["sw1"].start()
+        nodes["sw1"].route_to_others()

@@ -1,0 +1,93 @@
+"""swarm: in hosts.yml and `fab swarm`'s arguments: the cluster built from hosts and groups, and every hostile
+value refused with the file's line (or before anything connects), exit 2. Unit tier: no SSH."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.core import grammar, inventory
+from tasks.core.errors import ToolError
+
+FAB = Path(sys.executable).parent / "fab"
+HEAD = "registry: {server: ghcr.io, username: edumigsoft}\nsystems:\n  s: {stacks: {app: {compose: c.yml}}}\n"
+NODES = ("hosts:\n  n1: {address: 10.0.0.1, systems: [s], labels: {db: 'true'}}\n"
+         "  n2: {address: 10.0.0.2, systems: [s]}\n  n3: {address: 10.0.0.3, systems: [s]}\n"
+         "  w1: {address: 10.0.0.4, systems: []}\ngroups:\n  core: [n2, n3]\n")
+
+
+def write(tmp_path, swarm: str, nodes: str = NODES) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(HEAD + swarm + nodes)
+    return path
+
+
+def error_of(path) -> str:
+    with pytest.raises(ToolError) as e:
+        inventory.load(path)
+    assert e.value.code == 2
+    return str(e.value)
+
+
+def test_the_swarm_of_hosts_and_groups(tmp_path):
+    inv = inventory.load(write(tmp_path, "swarm: {managers: [n1, core], workers: w1}\n"))
+    assert inv.swarm.managers == ("n1", "n2", "n3") and inv.swarm.workers == ("w1",)
+    assert inv.swarm.quorum == 2 and inv.swarm.role("w1") == "worker" and inv.swarm.role("x") is None
+    assert inv.hosts["n1"].labels == (("db", "true"),) and inv.hosts["w1"].systems == ()
+    assert inv.hosts["n1"].node_address == "10.0.0.1"
+
+
+@pytest.mark.parametrize("swarm, nodes, line, message", [
+    ("swarm: {managers: []}\n", NODES, 4, "a swarm needs at least one manager"),
+    ("swarm: {managers: [n1, nx]}\n", NODES, 4, "swarm managers lists 'nx', which is neither a host nor a group"),
+    ("swarm: {managers: [n1], workers: [core, n1]}\n", NODES, 4, "n1 cannot be both a manager and a worker"),
+    ("swarm: {managers: n1, workers: ['../x']}\n", NODES, 4, "must be a host or group name"),
+    ("swarm: {managers: [n1], leader: n1}\n", NODES, 4, "unknown key 'leader'"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("10.0.0.1,", "n1.example.com,"), 6,
+     "Swarm node whose address 'n1.example.com' is a name: give swarm_address:"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("10.0.0.1,", "10.0.0.1, swarm_address: 10.0.0.300,"), 6,
+     "is not an IP address"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("10.0.0.1,", "10.0.0.1, swarm_address: 5,"), 6,
+     "is not an IP address"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("{db: 'true'}", "{fab.host: n9}"), 6, "not a node label name"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("{db: 'true'}", "{DB: x}"), 6, "not a node label name"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("{db: 'true'}", "{'-x': y}"), 6, "not a node label name"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("{db: 'true'}", "{db: \"a\\nb\"}"), 6, "on one line"),
+    ("swarm: {managers: [n1]}\n", NODES.replace("{db: 'true'}", "{db: 1}"), 6, "must be a"),
+    ("swarm: {managers: [n1]}\n", NODES, 9, "host 'w1' runs no system"),
+    ("", NODES, 5, "host 'n1' has node labels but is not in swarm:"),
+])
+def test_hostile_swarm_values_are_refused_with_their_line(tmp_path, swarm, nodes, line, message):
+    text = error_of(write(tmp_path, swarm, nodes))
+    assert f"hosts.yml:{line}:" in text and message in text, text
+
+
+def test_join_tokens_are_masked_wherever_the_tool_prints():
+    token = "SWMTKN-1-" + "4" * 50 + "-" + "x" * 25
+    assert "SWMTKN" not in grammar.redact(f"docker swarm join --token {token} 10.0.0.1:2377")
+    assert "SWMKEY" not in grammar.redact("unlock key: SWMKEY-1-" + "Ab+/" * 10)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["swarm", "dance"], "say one of init, status, drain, activate"),
+    (["swarm", "drain"], "needs --host NAME"),
+    (["swarm", "drain", "--host", "nope"], "unknown host 'nope'"),
+    (["swarm", "activate", "--host", "solo"], "is not a node of the swarm"),
+    (["swarm", "status", "--host", "n1"], "--host is for drain and activate"),
+])
+def test_fab_swarm_refuses_bad_arguments_before_connecting(tmp_path, args, message):
+    # (192.0.2.0/24 is TEST-NET-1: nothing answers there, so a connection attempt would fail otherwise)
+    nodes = NODES.replace("10.0.0.", "192.0.2.").replace("groups:", "  solo: {address: 192.0.2.9, systems: [s]}\ngroups:")
+    res = fab(write(tmp_path, "swarm: {managers: [n1], workers: [w1]}\n", nodes), *args)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def fab(path, *args):
+    return subprocess.run([str(FAB), *args], env={"FAB_INVENTORY": str(path), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_an_inventory_without_a_swarm_says_so(tmp_path):
+    nodes = NODES.replace(", labels: {db: 'true'}", "").replace("systems: []", "systems: [s]")
+    res = fab(write(tmp_path, "", nodes), "swarm", "status")
+    assert res.returncode == 2 and "has no swarm:" in res.stderr, res.stderr
