@@ -181,7 +181,12 @@ def _tables(cluster: Swarm, report: SwarmReport) -> None:
         return
     services = Table("service", "mode", "replicas", "image", "failed tasks", title_justify="left")
     for s in report.services:
-        wanted = "" if s.replicas is None else f"/{s.replicas}"
         failed = "\n".join(f"{t.node}: {t.error} ({t.state})" for t in report.failures(s.name)[:3])
-        services.add_row(safe(s.name), s.mode, f"{report.running(s.name)}{wanted}", safe(s.image), safe(failed))
+        services.add_row(safe(s.name), s.mode, report.replicas(s), safe(_short(s.image)), safe(failed))
     console.print(services)
+
+
+def _short(image: str) -> str:
+    """An image as a table shows it: name:tag with the digest's first 12 hex digits."""
+    name, _, digest = image.partition("@sha256:")
+    return f"{name}@{digest[:12]}" if digest else name

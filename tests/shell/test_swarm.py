@@ -113,6 +113,7 @@ def test_the_report_is_read_whole_and_says_what_needs_a_look(lab):
     assert {s.name: (s.mode, s.replicas) for s in report.services} == {"web": ("replicated", 3),
                                                                        "broken": ("replicated", 2)}
     assert report.running("web") == 3 and report.running("broken") == 0
+    assert [report.replicas(s) for s in report.services] == ["0/2", "3/3"]
     assert report.failures("broken")[0].error == "task: non-zero exit (1)"
     problems = report.problems(Swarm(("sw1", "sw2"), ("sw3",)))
     assert "service broken runs 0 of 2 replicas" in problems
@@ -172,3 +173,12 @@ def test_the_captured_outputs_are_docker_s(lab):
     """(The fixtures above are real: docker info of a worker says it is one.)"""
     info = json.loads((CAPTURED / "swarm-info-worker.json").read_text())
     assert info["LocalNodeState"] == "active" and info["ControlAvailable"] is False
+
+
+def test_a_job_counts_its_completed_tasks_and_is_never_short_of_replicas():
+    from tasks.core.programs.swarm import Service, SwarmReport, Task
+    job = Service("enl_migrate", "replicated-job", 1, "img@sha256:" + "1" * 64)
+    done = Task("enl_migrate", "sw1", "Complete", "Complete 3 seconds ago", "", job.image)
+    report = SwarmReport([], [job], [done])
+    assert report.replicas(job) == "1/1 completed" and report.running("enl_migrate") == 0
+    assert not [p for p in report.problems(Swarm(("sw1",), ())) if "enl_migrate" in p]

@@ -110,6 +110,17 @@ class SwarmReport:
     def running(self, service: str) -> int:
         return sum(t.running for t in self.tasks if t.service == service)
 
+    def completed(self, service: str) -> int:
+        """The tasks of a job (a one-shot service) that ran to completion."""
+        return sum(t.state.startswith("Complete") for t in self.tasks if t.service == service)
+
+    def replicas(self, service: Service) -> str:
+        """What runs of ``service`` against what it asks: "2/3", "3" for a global one, "1/1 completed" for a job."""
+        if service.mode.endswith("job"):
+            return f"{self.completed(service.name)}/{service.replicas or 0} completed"
+        wanted = "" if service.replicas is None else f"/{service.replicas}"
+        return f"{self.running(service.name)}{wanted}"
+
     def failures(self, service: str) -> list[Task]:
         """The tasks of ``service`` that failed or were rejected, with docker's error."""
         return [t for t in self.tasks if t.service == service and t.error]
