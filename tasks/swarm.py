@@ -3,17 +3,16 @@ tasks moved off it and back (drain, activate). Every program runs through a mana
 when one cannot be reached: a swarm answers as long as a majority of its managers is up."""
 from __future__ import annotations
 
-import contextlib
 import json as jsonlib
 from dataclasses import asdict
 
 from rich.table import Table
 
 from .core import inventory
-from .core.cli import command
+from .core.cli import Selection, command
 from .core.cluster import Swarm
 from .core.errors import BAD_INPUT, UNREACHABLE, WARNING, ToolError
-from .core.model import Host, Inventory
+from .core.model import Inventory
 from .core.programs.protocol import Program, execute
 from .core.programs.swarm import (
     Facts,
@@ -30,7 +29,6 @@ from .core.programs.swarm import (
     tokens,
     tokens_program,
 )
-from .core.ssh import Session
 from .core.ui import console, safe
 
 ACTIONS = {"init": "make the swarm", "status": "look at it", "drain": "move a node's tasks off it",
@@ -52,12 +50,12 @@ def swarm(c, action, host=None, json=False):
         raise ToolError(f"{inv.path} has no swarm: (managers: [...], workers: [...]) to {ACTIONS[action]} of",
                         BAD_INPUT)
     node = _node(inv, cluster, host, action)
-    with Sessions(inv) as sessions:
+    with Selection(inv, []) as sel:
         if action == "init":
-            report = _init(sessions, cluster)
+            report = _init(sel, cluster)
         else:
             program = report_program() if node is None else availability_program(node, action)
-            report = swarm_report(_through_manager(sessions, cluster, program, quiet=node is None or json))
+            report = swarm_report(_through_manager(sel, cluster, program, quiet=node is None or json))
     _show(cluster, report, json)
 
 
@@ -75,32 +73,17 @@ def _node(inv: Inventory, cluster: Swarm, host: str | None, action: str) -> str 
     return host
 
 
-class Sessions(contextlib.AbstractContextManager):
-    """One SSH session per host, opened when first needed, all closed at the end."""
-
-    def __init__(self, inv: Inventory):
-        self.inv, self.open = inv, {}
-
-    def run(self, name: str, program: Program, stdin_tail: str = "", quiet: bool = False):
-        """``program`` on host ``name``, its steps shown unless ``quiet`` (a read-only one the task reports)."""
-        if name not in self.open:
-            self.open[name] = Session(self.inv.hosts[name])
-        return execute(self.open[name], program, name, quiet=quiet, stdin_tail=stdin_tail)
-
-    def host(self, name: str) -> Host:
-        return self.inv.hosts[name]
-
-    def __exit__(self, *exc):
-        for session in self.open.values():
-            session.close()
+def _run(sel: Selection, name: str, program: Program, stdin_tail: str = "", quiet: bool = False):
+    """``program`` on host ``name``, its steps shown unless ``quiet`` (a read-only one the task reports)."""
+    return execute(sel.host_session(sel.inventory.hosts[name]), program, name, quiet=quiet, stdin_tail=stdin_tail)
 
 
-def _through_manager(sessions: Sessions, cluster: Swarm, program: Program, quiet: bool):
+def _through_manager(sel: Selection, cluster: Swarm, program: Program, quiet: bool):
     """``program`` run on the first manager that can be reached and answers for the swarm."""
     tried = []
     for name in cluster.managers:
         try:
-            return sessions.run(name, program, quiet=quiet)
+            return _run(sel, name, program, quiet=quiet)
         except ToolError as e:
             if e.code == BAD_INPUT:
                 raise
@@ -108,11 +91,12 @@ def _through_manager(sessions: Sessions, cluster: Swarm, program: Program, quiet
     raise ToolError("no manager of the swarm answered:\n  " + "\n  ".join(tried), UNREACHABLE)
 
 
-def _init(sessions: Sessions, cluster: Swarm) -> SwarmReport:
+def _init(sel: Selection, cluster: Swarm) -> SwarmReport:
     """The swarm as hosts.yml says: every node's facts read first (a node in another swarm, or in a broken
     state, refuses the run before anything changes); a swarm made on the first manager when none manages one;
     the nodes outside it joined (the token on their stdin); every node's role and labels set."""
-    seen = {n: facts(sessions.run(n, facts_program(sessions.host(n)), quiet=True)) for n in cluster.nodes}
+    hosts = sel.inventory.hosts
+    seen = {n: facts(_run(sel, n, facts_program(hosts[n]), quiet=True)) for n in cluster.nodes}
     _refuse_broken(seen)
     lead, once = next((n for n in cluster.managers if seen[n].manager), None), pad()
     if lead is None:
@@ -121,11 +105,11 @@ def _init(sessions: Sessions, cluster: Swarm) -> SwarmReport:
             raise ToolError(f"{', '.join(strangers)} already belong to a swarm none of whose managers is in swarm: "
                             "(run `docker swarm leave` there first): nothing was changed", BAD_INPUT)
         lead = cluster.managers[0]
-        result = sessions.run(lead, init_program(sessions.host(lead)), stdin_tail=once.hex() + "\n")
+        result = _run(sel, lead, init_program(hosts[lead]), stdin_tail=once.hex() + "\n")
         seen[lead], known = facts(result), set()
     else:
         _refuse_split(cluster, seen)
-        result = sessions.run(lead, tokens_program(sessions.host(lead)), stdin_tail=once.hex() + "\n", quiet=True)
+        result = _run(sel, lead, tokens_program(hosts[lead]), stdin_tail=once.hex() + "\n", quiet=True)
         known = {node.id for node in swarm_report(result).nodes}
         strangers = [n for n, f in seen.items() if f.state == "active" and f.node not in known]
         if strangers:
@@ -134,11 +118,11 @@ def _init(sessions: Sessions, cluster: Swarm) -> SwarmReport:
     secret = tokens(result, once)
     for name in cluster.nodes:
         if seen[name].state == "inactive":
-            joined = sessions.run(name, join_program(sessions.host(name), sessions.host(lead)),
+            joined = _run(sel, name, join_program(hosts[name], hosts[lead]),
                                   stdin_tail=secret[cluster.role(name)] + "\n")
             seen[name] = facts(joined)
-    plan = [(seen[n].node, cluster.role(n), sessions.host(n)) for n in cluster.nodes]
-    return swarm_report(sessions.run(lead, nodes_program(plan)))
+    plan = [(seen[n].node, cluster.role(n), hosts[n]) for n in cluster.nodes]
+    return swarm_report(_run(sel, lead, nodes_program(plan)))
 
 
 def _refuse_broken(seen: dict[str, Facts]) -> None:

@@ -22,7 +22,7 @@ from invoke.exceptions import Exit
 from . import grammar, inventory
 from .errors import BAD_INPUT, FAILED, WARNING, ToolError
 from .grammar import redact
-from .model import Inventory
+from .model import Host, Inventory
 from .programs.declare import Intent
 from .programs.protocol import Program, Result, execute
 from .ssh import Session, as_root
@@ -122,11 +122,15 @@ class Selection:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def session(self, target: Target) -> Session:
+        """The session of the target's host."""
+        return self.host_session(target.host)
+
+    def host_session(self, host: Host) -> Session:
         """The host's session (safe from the threads of a parallel run: one connection per host)."""
         with self.lock:
-            if target.host.name not in self.sessions:
-                self.sessions[target.host.name] = Session(target.host)
-            return self.sessions[target.host.name]
+            if host.name not in self.sessions:
+                self.sessions[host.name] = Session(host)
+            return self.sessions[host.name]
 
     def __enter__(self) -> Selection:
         return self

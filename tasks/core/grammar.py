@@ -97,7 +97,6 @@ SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")               # a restic snapshot: i
 # A Swarm node label of hosts.yml (labels: {db: "true"}): Docker's label key grammar, and never in the fab.
 # namespace, which the tool writes itself (fab.host names the inventory host a node is).
 NODE_LABEL = re.compile(r"(?!fab\.)[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-NODE_ID = re.compile(r"[a-z0-9]{25}")                          # what docker node ls calls a node
 COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")   # what docker compose accepts as a project name
 URL = re.compile(r"https?://[^\s'\"`$\\]+")
 # Where a token may be sent: https, or plain http to the VPS's own loopback only (a stand-in, a local proxy).

@@ -8,13 +8,13 @@ sandbox writes its host there). What it builds are the configuration objects of 
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
 from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
 from .model import Host, Inventory, Registry, System
+from .values import is_ip
 from .yamldoc import YamlDoc
 
 
@@ -136,14 +136,10 @@ def _node(name: str, spec, swarm: Swarm | None) -> list[tuple[tuple, str]]:
             out.append((("systems",), f"host {name!r} runs no system: list the ones it runs (only a Swarm "
                                       "worker may run none)"))
         return out
-    if spec.swarm_address:
+    if spec.swarm_address or is_ip(spec.address):
         return []
-    try:
-        ipaddress.ip_address(spec.address)
-        return []
-    except ValueError:
-        return [(("address",), f"host {name!r} is a Swarm node whose address {spec.address!r} is a name: give "
-                               "swarm_address: the IP the other nodes reach it at")]
+    return [(("address",), f"host {name!r} is a Swarm node whose address {spec.address!r} is a name: give "
+                           "swarm_address: the IP the other nodes reach it at")]
 
 
 def _placement(stack: str, name: str, system: str, hosts: dict, groups: dict) -> list[str]:

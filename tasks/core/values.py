@@ -128,13 +128,18 @@ ImageName = Matching(grammar.IMAGE_NAME, "is not an image repository (no tag: th
 ApiUrl = Matching(grammar.API_URL, "must be an https:// URL (http:// only to 127.0.0.1 or localhost)")
 
 
-def _ip(value):
-    """An IPv4 or IPv6 address, written back normalised (``ip_address(5)`` would take a number)."""
+def is_ip(value) -> bool:
+    """An IPv4 or IPv6 address written as text (``ip_address(5)`` would take a number)."""
     try:
-        if isinstance(value, str):
-            return str(ipaddress.ip_address(value))
+        return isinstance(value, str) and bool(ipaddress.ip_address(value))
     except ValueError:
-        pass
+        return False
+
+
+def _ip(value):
+    """An IPv4 or IPv6 address, written back normalised."""
+    if is_ip(value):
+        return str(ipaddress.ip_address(value))
     raise wrong(f"{value!r} is not an IP address (Swarm's nodes reach each other at an address, never a name)")
 
 

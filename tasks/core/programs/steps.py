@@ -113,7 +113,7 @@ show_state
 show_unit STACK UNIT PATH
 start_first STACK DRAIN:int BATCH:int [VOLUME...]
 survey
-swarm_availability HOST active|pause|drain WAIT:int
+swarm_availability HOST LABEL active|pause|drain WAIT:int
 swarm_facts
 swarm_init ADDRESS
 swarm_join ADDRESS MANAGER

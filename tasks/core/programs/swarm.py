@@ -48,7 +48,8 @@ def nodes_program(nodes: list[tuple[str, str, Host]]) -> Program:
 def availability_program(host: str, action: str) -> Program:
     """fab swarm drain / activate of the node that is ``host``, then the report."""
     availability = {"activate": "active"}.get(action, action)
-    return (Program(f"swarm {action} of {host}").step("swarm_availability", host, availability, DRAIN_WAIT)
+    return (Program(f"swarm {action} of {host}").step("swarm_availability", host, f"{HOST_LABEL}={host}", availability,
+                                                                    DRAIN_WAIT)
             .step("swarm_report"))
 
 

@@ -109,22 +109,22 @@ manager_reachable() {
   done
 }
 
-# swarm_availability HOST active|pause|drain WAIT: on a manager, the node the tool labelled fab.host=HOST set to
-# that availability; a drain then waits up to WAIT seconds for its tasks to move (those still there are said).
+# swarm_availability HOST LABEL active|pause|drain WAIT: on a manager, the node labelled LABEL (the tool's
+# fab.host=HOST) set to that availability; a drain then waits up to WAIT seconds for its tasks to move.
 swarm_availability() {
-  local node out left=$3
-  node=$(docker node ls -q --filter "node.label=fab.host=$1" 2>&1) || die "$R_FAILED" "cannot list the swarm's nodes: $node"
-  [ -n "$node" ] || die "$R_REFUSED" "no node of this swarm is host $1 (fab swarm init labels each node it joins)"
-  say "step availability node $1 ($node): $2"
-  out=$(docker node update --availability "$2" "$node" 2>&1) || die "$R_FAILED" "cannot set node $1 to $2: $(tail -n 1 <<< "$out")"
+  local node out left=$4
+  node=$(docker node ls -q --filter "node.label=$2" 2>&1) || die "$R_FAILED" "cannot list the swarm's nodes: $node"
+  [ -n "$node" ] || die "$R_REFUSED" "no node of this swarm is host $1 (fab swarm init labels each node it joins $2)"
+  say "step availability node $1 ($node): $3"
+  out=$(docker node update --availability "$3" "$node" 2>&1) || die "$R_FAILED" "cannot set node $1 to $3: $(tail -n 1 <<< "$out")"
   say ok
-  [ "$2" = drain ] || return 0
-  say "step drain waiting (up to $3 s) for the tasks of $1 to run on other nodes"
+  [ "$3" = drain ] || return 0
+  say "step drain waiting (up to $4 s) for the tasks of $1 to run on other nodes"
   until moved_off "$node"; do
     [ "$left" -gt 0 ] || break
     sleep 1; left=$((left - 1))
   done
-  [ "$left" -gt 0 ] || say "info after $3 s, not every task has moved (see the services' replicas below)"
+  [ "$left" -gt 0 ] || say "info after $4 s, not every task has moved (see the services' replicas below)"
   say ok
 }
 
