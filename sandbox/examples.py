@@ -116,3 +116,24 @@ def enlevohub_for_rollout(host, inventory: Path, strategy: str = "start-first", 
         del stack["rollout"]
         (host.root / "enlevohub/repo/nginx.conf").write_text(SEED_NGINX_CONF)
     inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+
+def enlevohub_swarm(sandbox, folder: Path, names: tuple[str, ...]) -> Path:
+    """examples/enlevohub/swarm.yml on the sandbox hosts ``names`` (a swarm's managers): on each, the example's
+    repo/ and .env and the token in <root>/enlevohub (anything there before removed; the hosts' containers and
+    swarm untouched); returns the inventory, its hosts reaching the sandbox hosts with the example's labels."""
+    inv = yaml.safe_load((EXAMPLES / "enlevohub" / "swarm.yml").read_text())
+    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
+    for name in names:
+        host = sandbox.host(name)
+        base = host.root / "enlevohub"
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.copytree(EXAMPLES / "enlevohub" / "repo", base / "repo", symlinks=True)
+        values = {**ENLEVOHUB_ENV["."], "REGISTRY": registry.SERVER}
+        (base / "repo/swarm/.env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        system.write_token(host.root, sandbox.registry.token, "enlevohub")
+        inv["hosts"][name] = {**sandbox.inventory_entry(host), **{k: v for k, v in inv["hosts"][name].items()
+                                                                   if k != "address"}}
+    path = folder / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path

@@ -60,9 +60,9 @@ def seed(root: Path, token: str) -> None:
     write_token(root, token)
 
 
-def write_token(root: Path, token: str) -> None:
-    """The seed's token file: ``export GITHUB_TOKEN=...`` in .secrets/github, folder 700, file 600."""
-    secrets = root / SYSTEM / ".secrets"
+def write_token(root: Path, token: str, name: str = SYSTEM) -> None:
+    """The seed's token file: ``export GITHUB_TOKEN=...`` in <name>/.secrets/github, folder 700, file 600."""
+    secrets = root / name / ".secrets"
     secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(secrets, 0o700)
     path = secrets / "github"

@@ -111,6 +111,9 @@ class SystemSpec(Spec):
     repo: RepoSpec | None = Field(None, description="where setup clones repo/ from (default: it is there already)")
     prune: PruneSpec | None = Field(None, description="prune the system's old images after every good deploy "
                                                       "(default: only `fab prune` does)")
+    engine: Literal["compose", "swarm"] = Field(
+        "compose", description="compose: each host runs its stacks; swarm: `docker stack deploy` through a manager "
+                               "of swarm:, the swarm placing the services on its nodes")
 
     @checks(mode="after")
     def _whole(self):
@@ -130,7 +133,23 @@ class SystemSpec(Spec):
             raise refuse(f"a stack named {FILES!r} would share its backups' name with the system's files: rename "
                          "it", "stacks", FILES)
         self._check_together()
+        if self.engine == "swarm":
+            self._check_swarm()
         return self
+
+    def _check_swarm(self):
+        """What the swarm itself does for a stack of a swarm system, refused in the tool's words: placement
+        (deploy.placement in the compose file), replicas (deploy.replicas), the rollout (deploy.update_config);
+        a binary runs under systemd on one host, not on a swarm."""
+        for name, stack in self.stacks.items():
+            if getattr(stack, "binary", None):
+                raise refuse("a binary stack cannot run on a swarm (engine: swarm): deploy it in a system of its "
+                             "own", "stacks", name)
+            for key, instead in (("hosts", "deploy.placement.constraints (node labels from hosts.yml's labels:)"),
+                                 ("scale", "deploy.replicas"), ("rollout", "deploy.update_config (order: start-first)")):
+                if key in stack.model_fields_set:
+                    raise refuse(f"{key}: is the compose engine's: on a swarm the compose file says it with "
+                                 f"{instead}", "stacks", name, key)
 
     def _check_copied(self):
         """A path of backup.paths neither holds nor lies in the backups (each would hold the ones before it)
@@ -167,7 +186,8 @@ class SystemSpec(Spec):
             name=name, stacks=tuple(s.build(n) for n, s in self.stacks.items()), secrets=self.secrets, tag=self.tag,
             backup=self.backup.build(),
             together=tuple(tuple(sorted(w, key=names.index)) for w in self.together),
-            repo=self.repo.build() if self.repo else None, prune=self.prune.keep if self.prune else None)
+            repo=self.repo.build() if self.repo else None, prune=self.prune.keep if self.prune else None,
+            engine=self.engine)
         return system, self.registry and self.registry.over(registry)
 
 

@@ -103,7 +103,29 @@ def _join(path: Path, docs: list[YamlDoc], files: list, problems: Problems) -> I
     for name, spec in specs["hosts"].items():
         for at, message in _node(name, spec, inv.swarm):
             fail("hosts", name, at, message)
+    for name, system in inv.systems.items():
+        if system.engine == "swarm" and inv.swarm is None:
+            fail("systems", name, ("engine",), f"system {name!r} runs on a swarm (engine: swarm) but hosts.yml has "
+                                               "no swarm: (managers: [...], workers: [...])")
+    for host in inv.hosts.values():
+        for at, message in _on_swarm(host, inv.swarm):
+            fail("hosts", host.name, at, message)
     return inv
+
+
+def _on_swarm(host: Host, swarm: Swarm | None) -> list[tuple[tuple, str]]:
+    """What is wrong with ``host`` running a system of engine: swarm: its files and its deploys are a
+    manager's, and the manager's registry login is what it sends the nodes that pull."""
+    mine = [i for i, s in enumerate(host.systems) if s.engine == "swarm"]
+    if not mine or swarm is None:
+        return []
+    if host.name not in swarm.managers:
+        return [(("systems", mine[0]), f"host {host.name!r} runs {host.systems[mine[0]].name!r}, a swarm system, but "
+                                       "is not a manager of swarm: (its stacks are deployed through a manager)")]
+    if host.registry.logout:
+        return [(("registry", "logout"), f"host {host.name!r} deploys a swarm system: its registry login is sent to "
+                                         "the nodes that pull (--with-registry-auth), so it cannot log out")]
+    return []
 
 
 def _swarm(spec, hosts: dict, groups: dict, fail) -> Swarm | None:

@@ -137,6 +137,7 @@ class System:
     elsewhere: tuple[str, ...] = ()      # stacks placed only on other hosts (a host's view of a placed system)
     repo: Repo | None = None             # where setup clones repo/ from (None: the operator puts it there)
     prune: int | None = None             # after every good deploy, prune images keeping this many good releases'
+    engine: str = "compose"              # or "swarm": its stacks deployed with `docker stack deploy` on a manager
 
     def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
         """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its

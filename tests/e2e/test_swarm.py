@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from sandbox import proc, registry
+from sandbox import examples, proc, registry
 from tasks.core import errors
 
 from .conftest import FAB, REPO
@@ -149,3 +149,38 @@ def test_status_answers_through_another_manager_when_the_first_is_down(sandbox, 
     finally:
         nodes["sw1"].start()
         nodes["sw1"].route_to_others()
+
+
+def backend_tasks(host) -> list[tuple[str, str]]:
+    """The running tasks of EnlevoHub's backend service: (image with its digest, node), sorted."""
+    out = host.docker("service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format",
+                      "{{.Image}} {{.Node}} {{.CurrentState}}", "enlevohub-app_backend").stdout
+    return sorted((image, node) for image, node, state, *_ in (ln.split() for ln in out.splitlines())
+                  if state == "Running")
+
+
+def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_stack_back(sandbox, nodes, tmp_path):
+    """EnlevoHub's example on the swarm (engine: swarm): PostgreSQL on the node labelled db, nginx on edge, three
+    backend replicas over the nodes, deployed through sw1 with the images pinned by digest; v1.5.0, whose
+    backends fail their healthcheck, is paused by the swarm and the tool puts every service back (exit 5) on the
+    digests of the release before, recorded as failed in the history."""
+    path = examples.enlevohub_swarm(sandbox, tmp_path, NAMES)
+    fab(path, "swarm", "init")
+    fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
+    fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")
+    good = backend_tasks(nodes["sw1"])
+    assert len(good) == 3 and len({node for _, node in good}) >= 2, good
+    assert all(":v1.4.3@sha256:" in image for image, _ in good), good
+    digest = good[0][0].split("@")[1]
+    assert nodes["sw1"].http(80, "/api/version") == "v1.4.3"
+    where = nodes["sw1"].docker("service", "ps", "--format", "{{.Node}}", "enlevohub-app_postgres").stdout.split()
+    assert where[0] == "sw3", where
+
+    bad = fab(path, "deploy", "--host", "sw1", "--tag", "v1.5.0", code=errors.ROLLED_BACK)
+    assert "the update of enlevohub-app_backend stopped (paused)" in bad.stdout + bad.stderr
+    back = backend_tasks(nodes["sw1"])
+    assert len(back) == 3 and all(image.endswith("@" + digest) for image, _ in back), back
+    assert nodes["sw1"].http(80, "/api/version") == "v1.4.3"
+    history = json.loads(fab(path, "releases", "--host", "sw1", "--json").stdout)["enlevohub"]
+    assert [(r["tag"], r["state"]) for r in history[:3]] == [("v1.5.0", "failed"), ("v1.4.3", "good"),
+                                                              ("v1.4.2", "good")], history

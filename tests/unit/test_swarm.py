@@ -91,3 +91,36 @@ def test_an_inventory_without_a_swarm_says_so(tmp_path):
     nodes = NODES.replace(", labels: {db: 'true'}", "").replace("systems: []", "systems: [s]")
     res = fab(write(tmp_path, "", nodes), "swarm", "status")
     assert res.returncode == 2 and "has no swarm:" in res.stderr, res.stderr
+
+
+SWARM_SYSTEM = "  s: {engine: swarm, stacks: {app: {compose: c.yml}}}\n"
+
+
+@pytest.mark.parametrize("system, swarm, line, message", [
+    (SWARM_SYSTEM, "", 3, "runs on a swarm (engine: swarm) but hosts.yml has no swarm:"),
+    (SWARM_SYSTEM, "swarm: {managers: [n1], workers: [core]}\n", 7, "host 'n2' runs 's', a swarm system, but is "
+                                                                    "not a manager"),
+    ("  s: {engine: kubernetes, stacks: {app: {compose: c.yml}}}\n", "swarm: {managers: [n1, core]}\n", 3,
+     "'compose' or 'swarm'"),
+    ("  s: {engine: swarm, stacks: {app: {compose: c.yml, scale: {web: 3}}}}\n", "swarm: {managers: [n1, core]}\n",
+     3, "scale: is the compose engine's: on a swarm the compose file says it with deploy.replicas"),
+    ("  s: {engine: swarm, stacks: {app: {compose: c.yml, hosts: [n1]}}}\n", "swarm: {managers: [n1, core]}\n",
+     3, "hosts: is the compose engine's"),
+    ("  s: {engine: swarm, stacks: {app: {compose: c.yml, rollout: start-first}}}\n",
+     "swarm: {managers: [n1, core]}\n", 3, "deploy.update_config"),
+    ("  s: {engine: swarm, stacks: {b: {binary: {path: /opt/x/x, unit: x}}}}\n", "swarm: {managers: [n1, core]}\n",
+     3, "a binary stack cannot run on a swarm"),
+])
+def test_a_swarm_system_s_hostile_values_are_refused_with_their_line(tmp_path, system, swarm, line, message):
+    path = tmp_path / "hosts.yml"
+    path.write_text(HEAD.replace("  s: {stacks: {app: {compose: c.yml}}}\n", system) + swarm + NODES)
+    error = error_of(path)
+    assert f"hosts.yml:{line}" in error and message in error, error
+
+
+def test_a_swarm_system_on_managers_is_built_with_its_engine(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_text(HEAD.replace("  s: {stacks: {app: {compose: c.yml}}}\n", SWARM_SYSTEM)
+                    + "swarm: {managers: [n1, core], workers: [w1]}\n" + NODES)
+    inv = inventory.load(path)
+    assert inv.systems["s"].engine == "swarm" and inv.hosts["n1"].systems[0].engine == "swarm"

@@ -62,6 +62,8 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
             continue
         prog.step("add_stack", s.name, target.compose(s), target.env_file(s), target.project(s), s.wait, s.health or "",
                   " ".join(f"{a.name}={a.tag_var}" for a in s.apps), " ".join(f"{svc}={n}" for svc, n in s.scale))
+        if target.system.engine == "swarm":
+            prog.step("on_swarm", s.name)
         if s.start_first:
             sf = s.start_first
             prog.step("start_first", s.name, sf.drain, sf.batch, *sf.shared_volumes)

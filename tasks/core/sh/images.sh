@@ -162,7 +162,7 @@ fetch_stack() {
 infra_digests() {
   local s ids project service ref image digest out=${UNTOUCHED_INFRA:-}
   declare -A stack_of=() digests=() seen=()
-  for s in "${STACKS[@]}"; do is_binary "$s" || stack_of[${SPEC_PROJECT[$s]}]=$s; done
+  for s in "${STACKS[@]}"; do ! is_compose "$s" || stack_of[${SPEC_PROJECT[$s]}]=$s; done
   [ "${#stack_of[@]}" -gt 0 ] || { printf '%s' "$out"; return 0; }   # (binaries only: no docker to ask)
   ids=$(docker ps -aq --filter label=com.docker.compose.project --filter label=com.docker.compose.oneoff=False) \
     || return 1

@@ -211,7 +211,7 @@ render_start() {
     TMP_FILES+=("$RENDER_DIR")
   fi
   for s in "$@"; do
-    if is_binary "$s" || [ -n "${RENDERING[$s]:-}" ]; then continue; fi
+    if ! is_compose "$s" || [ -n "${RENDERING[$s]:-}" ]; then continue; fi
     { compose_config "$s" > "$RENDER_DIR/$s.out" 2> "$RENDER_DIR/$s.err"; echo $? > "$RENDER_DIR/$s.rc"; } &
     RENDERING[$s]=$! TMP_WRITERS+=("$!")
   done
@@ -229,7 +229,7 @@ preflight_check() {
     || die "$R_FAILED" "docker ps failed: is docker running?"
   [ -z "${RENDERING[*]:-}" ] || wait "${RENDERING[@]}" || true   # (each status is in its .rc file)
   for s in "${STACKS[@]}"; do
-    if is_binary "$s"; then does "$s" check; else check_stack "$s" "$containers" "$RENDER_DIR/$s"; fi
+    if is_compose "$s"; then check_stack "$s" "$containers" "$RENDER_DIR/$s"; else does "$s" check; fi
   done
 }
 

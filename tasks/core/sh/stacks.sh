@@ -5,8 +5,10 @@
 # (images.sh).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; TAG (the release's label), RELEASE, STATE, PIN_RE and R_* come from the program's head
 
-# is_binary STACK / does STACK up|pin|check: a stack of another kind (add_binary, in binary.sh) names the
-# functions that bring it up, pin it and check it in SPEC_DOES, so a program carries them only when it has one.
+# is_compose STACK / is_binary STACK / does STACK up|pin|check: a stack of another kind than compose (add_binary
+# in binary.sh, on_swarm in swarm_stacks.sh) names the functions that bring it up, pin it and check it in
+# SPEC_DOES, so a program carries them only when it has one.
+is_compose() { [ "${SPEC_KIND[$1]:-}" = compose ]; }
 is_binary() { [ "${SPEC_KIND[$1]:-}" = binary ]; }
 does() { "${SPEC_DOES[$1:$2]}" "$1" "${@:3}"; }
 

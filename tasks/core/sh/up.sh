@@ -79,8 +79,11 @@ daemon_back() {
 
 # up_text STACK: what `up` of STACK does, for its step line.
 up_text() {
-  if is_binary "$1"; then printf '%s: systemctl restart %s (%ss)' "$1" "${BIN[$1:unit]}" "${SPEC_WAIT[$1]}"
-  else printf '%s: docker compose up, healthy within %ss' "$1" "${SPEC_WAIT[$1]}"; fi
+  case ${SPEC_KIND[$1]} in
+    binary) printf '%s: systemctl restart %s (%ss)' "$1" "${BIN[$1:unit]}" "${SPEC_WAIT[$1]}" ;;
+    swarm) printf '%s: docker stack deploy, every service converged within %ss' "$1" "${SPEC_WAIT[$1]}" ;;
+    *) printf '%s: docker compose up, healthy within %ss' "$1" "${SPEC_WAIT[$1]}" ;;
+  esac
   printf '%s' "${SPEC_HEALTH[$1]:+, then ${SPEC_HEALTH[$1]}}"
 }
 
@@ -107,7 +110,7 @@ health_ok() {
 # has nothing to put back: an `up` of the same files would fail the same way).
 up() {
   local stack=$1 out rc why before=""
-  ! is_binary "$stack" || { does "$stack" up; return; }
+  is_compose "$stack" || { does "$stack" up; return; }
   if ! pins_moved "$stack" && unchanged "$stack"; then
     say "info $stack: as it runs (configuration, images, healthy containers): not brought up again"
     health_gate "$stack"

@@ -1,0 +1,178 @@
+# shellcheck shell=bash
+# Stacks of a system on a Docker Swarm (engine: swarm), run on a manager: `docker stack deploy` of the stack's
+# compose file under its project name, the swarm placing the services on its nodes. The deploy around it is
+# the compose engine's (lock, pulls, pins in the .env, record, restore of the previous release's pins); what
+# differs is here: preflight reads `docker stack config`, an up is a stack deploy and the tool's own wait for
+# the whole stack to converge (never `--detach=false`, which hangs on one-shot services: docker/cli#5299).
+# Globals: STACK_ENV (the lines of a stack's interpolation environment), SWARM_PENDING (what a wait still
+# waits for), IMAGES (service -> image, for pinned_images).
+# shellcheck disable=SC2034,SC2154  # globals shared across files; R_* come from the program's head
+
+# on_swarm STACK: STACK (declared by add_stack) runs on the swarm this host manages; its up, check and text are
+# this file's.
+on_swarm() {
+  declare -gA SPEC_KIND SPEC_DOES
+  SPEC_KIND[$1]=swarm
+  SPEC_DOES[$1:up]=swarm_up SPEC_DOES[$1:check]=swarm_check
+}
+
+# stack_env STACK [VARIABLE=VALUE...]: STACK_ENV, the environment compose would interpolate STACK's compose
+# file with (this process's, then its .env's, then the VARIABLEs: a release's pins), as compose itself reads
+# the .env (its quoting and escapes): `docker stack` reads no .env (moby#29133). A value spanning lines
+# could not be told from the next one and is refused. Fails with STACK_ENV_ERR.
+stack_env() {
+  local out line
+  if ! out=$(env "${@:2}" docker compose -p "${SPEC_PROJECT[$1]}" -f "${SPEC_COMPOSE[$1]}" config --environment 2>&1); then
+    STACK_ENV_ERR="docker compose cannot read it: $(tail -n 1 <<< "$out")"; return 1
+  fi
+  mapfile -t STACK_ENV <<< "$out"
+  for line in "${STACK_ENV[@]}"; do
+    [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] && continue
+    STACK_ENV_ERR="a value of ${SPEC_COMPOSE[$1:env]} spans lines, which docker stack cannot be given: write it on one line"
+    return 1
+  done
+}
+
+# with_stack_env COMMAND...: COMMAND run with STACK_ENV exported by the shell (a builtin: no value is on any
+# command line), in a subshell.
+with_stack_env() {
+  (
+    local line
+    for line in "${STACK_ENV[@]}"; do export "${line%%=*}=${line#*=}"; done
+    "$@"
+  )
+}
+
+# has_ipvs: the kernel can do Swarm's virtual IPs and ingress mesh (IPVS loaded, or a module to load).
+has_ipvs() {
+  [ -d /sys/module/ip_vs ] || [ -n "$(find "/lib/modules/$(uname -r)" -name 'ip_vs.ko*' -print -quit 2>/dev/null)" ]
+}
+
+# swarm_objects: from `docker stack config` (services at 2 spaces, their fields at 4, deploy's at 6, a port's
+# at 8) the lines "service NAME", "image SERVICE REF", "dnsrr SERVICE" (deploy.endpoint_mode: dnsrr), "ingress
+# SERVICE PORT" (a published port not in mode: host) and "build SERVICE".
+swarm_objects() {
+  awk '
+    function port() { if (published != "" && mode != "host") print "ingress", service, published; published = ""; mode = "" }
+    /^[^ ]/ { port(); sec = $1; next }
+    sec != "services:" { next }
+    /^  [^ ]/ { port(); service = $1; sub(/:$/, "", service); print "service", service; field = ""; next }
+    /^    [^ ]/ { port(); field = $1; if ($1 == "image:") print "image", service, $2; if ($1 == "build:") print "build", service; next }
+    field == "deploy:" && /^      endpoint_mode: dnsrr$/ { print "dnsrr", service }
+    field == "ports:" && /^      - / { port(); sub(/^      - /, "        ") }
+    field == "ports:" && /^        published:/ { published = $2 }
+    field == "ports:" && /^        mode:/ { mode = $2 }
+    END { port() }'
+}
+
+# swarm_check STACK: preflight of a swarm stack with this release's pins: `docker stack config` renders it (the
+# values stay in this shell), each pinned image line runs its app's pin, nothing is built, and without IPVS in
+# the kernel every service resolves by DNS round robin and publishes its ports on its node (mode: host).
+swarm_check() {
+  local s=$1 out kind a b ipvs=1 found=""
+  declare -gA IMAGES=() DNSRR=()
+  stack_pins "$s" new >/dev/null || { problem "$s" "a pin of this release is damaged"; return 0; }
+  stack_env "$s" "${STACK_PINS[@]}" || { problem "$s" "$STACK_ENV_ERR"; return 0; }
+  if ! out=$(with_stack_env docker stack config -c "${SPEC_COMPOSE[$s]}" 2>&1); then
+    problem "$s" "docker stack config fails: $(tail -n 1 <<< "$out")"; return 0
+  fi
+  has_ipvs || ipvs=""
+  while read -r kind a b; do
+    case $kind in
+      service) found+=" $a" ;;
+      image) IMAGES[$a]=$b ;;
+      dnsrr) DNSRR[$a]=1 ;;
+      build) problem "$s" "service $a is built (build:): a swarm runs images from a registry only" ;;
+      ingress) [ -n "$ipvs" ] || problem "$s" "service $a publishes port $b through the ingress mesh, which needs IPVS, absent from this kernel: publish it on its node (ports: [{target: ..., published: $b, mode: host}])" ;;
+    esac
+  done < <(swarm_objects <<< "$out")
+  [ -n "$found" ] || problem "$s" "its compose file has no service"
+  if [ -z "$ipvs" ]; then
+    for a in $found; do
+      [ -n "${DNSRR[$a]:-}" ] || problem "$s" "service $a would get a virtual IP, which needs IPVS, absent from this kernel: set deploy.endpoint_mode: dnsrr"
+    done
+  fi
+  pinned_images "$s"
+}
+
+# swarm_up STACK: `docker stack deploy` of STACK as its .env now pins it (every service of the stack: a
+# previous release's pins bring all of them back), with the manager's registry login for the nodes that
+# pull (--with-registry-auth) and the pins as given (--resolve-image never: each is a digest already), then
+# the wait for the whole stack and its health URL. Fails like compose's up: COMPOSE_FAILED when docker
+# refused the stack, status 2 when it did not converge.
+swarm_up() {
+  local s=$1 out
+  if ! stack_env "$s"; then
+    say "fail $s: $STACK_ENV_ERR"; COMPOSE_FAILED="$s: $STACK_ENV_ERR"; return 1
+  fi
+  if ! out=$(with_stack_env docker stack deploy -c "${SPEC_COMPOSE[$s]}" --with-registry-auth --resolve-image never \
+      --prune --detach=true "${SPEC_PROJECT[$s]}" 2>&1); then
+    COMPOSE_FAILED="$s: $(tail -n 1 <<< "$out")"; say "fail $COMPOSE_FAILED"; return 1
+  fi
+  printf '%s\n' "$out"
+  swarm_wait "$s" || return 2
+  health_gate "$s" && record_up "$s"
+}
+
+# swarm_wait STACK: within the stack's wait: seconds, every service of it converged (swarm_converged); an
+# update the swarm paused or rolled back fails at once, saying the swarm's words.
+swarm_wait() {
+  local deadline rc
+  deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
+  while :; do
+    swarm_converged "${SPEC_PROJECT[$1]}"; rc=$?
+    case $rc in
+      0) say "info $1: every service converged"; return 0 ;;
+      2) say "fail $1: $SWARM_PENDING"; return 1 ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      say "fail $1: not converged within ${SPEC_WAIT[$1]} s: $SWARM_PENDING"; return 1
+    fi
+    sleep 1
+  done
+}
+
+# swarm_converged NAMESPACE: every service of the stack NAMESPACE runs as its spec says: as many running tasks
+# as its replicas (a global one: a task on each node it runs on), each on the spec's image, none of another,
+# its update (if any) completed. A task turns running only once its healthcheck passes, so this is the
+# stack healthy. Returns 0 converged, 1 not yet (SWARM_PENDING says what), 2 failed (an update the swarm
+# paused or rolled back, or docker not answering).
+swarm_converged() {
+  local ids specs name image replicas state message tasks task current good other all
+  SWARM_PENDING=""
+  ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1" 2>&1) \
+    || { SWARM_PENDING="docker does not answer: $(tail -n 1 <<< "$ids")"; return 2; }
+  [ -n "$ids" ] || { SWARM_PENDING="the stack has no service"; return 1; }
+  # shellcheck disable=SC2086  # one service id per word
+  specs=$(docker service inspect --format '{{.Spec.Name}}|{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else if .Spec.Mode.Global}}global{{else}}job{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}{{end}}' $ids 2>&1) \
+    || { SWARM_PENDING="docker service inspect failed: $(tail -n 1 <<< "$specs")"; return 2; }
+  while IFS='|' read -r name image replicas state message; do
+    case $state in
+      paused|rollback_started|rollback_paused|rollback_completed)
+        SWARM_PENDING="the update of $name stopped ($state): $message$(last_task_error "$name")"; return 2 ;;
+    esac
+    [ "$replicas" != job ] || continue
+    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}}|{{.CurrentState}}' "$name" 2>&1) \
+      || { SWARM_PENDING="docker service ps $name failed: $(tail -n 1 <<< "$tasks")"; return 2; }
+    good=0 other=0 all=0
+    while IFS='|' read -r task current; do
+      [ -n "$task" ] || continue
+      all=$((all + 1))
+      if [ "$task" != "$image" ]; then other=$((other + 1)); elif [[ $current == Running* ]]; then good=$((good + 1)); fi
+    done <<< "$tasks"
+    [ "$replicas" != global ] || replicas=$(( all > 0 ? all : 1 ))
+    if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$state" ] && [ "$state" != completed ]; }; then
+      SWARM_PENDING+="${SWARM_PENDING:+; }$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(last_task_error "$name")"
+    fi
+  done <<< "$specs"
+  [ -n "$SWARM_PENDING" ] && return 1
+  return 0
+}
+
+# last_task_error SERVICE: ", last task error: ..." for the latest task of SERVICE with an error (one that
+# failed, or one the swarm cannot place: "no suitable node"), else nothing.
+last_task_error() {
+  local err
+  err=$(docker service ps --no-trunc --format '{{.Error}}' "$1" 2>/dev/null | grep -m 1 .)
+  [ -z "$err" ] || printf ', last task error: %s' "$err"
+}

@@ -1,0 +1,84 @@
+"""A swarm system's stacks (sh/swarm_stacks.sh) under bash with a stub docker: the tool's own wait for a stack
+to converge (replicas on the spec's image, running; an update the swarm paused fails at once, in its words),
+preflight of `docker stack config` (without IPVS: virtual IPs and the ingress mesh refused; a pinned image line
+checked) and the .env given to docker stack through exported variables, a value spanning lines refused.
+Fast tier."""
+import os
+
+import pytest
+
+from .conftest import Lab, finished
+
+IMAGE = "r/enlevohub-backend:v2@sha256:" + "2" * 64
+OLD = "r/enlevohub-backend:v1@sha256:" + "1" * 64
+DECLARE = ('STACKS=(); run add_stack app /c/stack.yml /c/.env eh 30 "" "backend=BACKEND_TAG" ""; '
+           'run on_swarm app; ')
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    yield lab
+    finished(lab)
+
+
+def converged(lab: Lab, tasks: str, update: str = "completed|") -> str:
+    lab.answer("docker", "service ls -q --filter label=com.docker.stack.namespace=eh", "s1\n")
+    lab.answer("docker", "service inspect --format * s1", f"eh_backend|{IMAGE}|3|{update}\n")
+    lab.answer("docker", "service ps --no-trunc --filter desired-state=running --format * eh_backend", tasks)
+    lab.answer("docker", "service ps --no-trunc --format {{.Error}} eh_backend", "\n")
+    run = lab.snippet(DECLARE + 'swarm_converged eh; echo "rc=$? $SWARM_PENDING"', {"run", "add_stack", "on_swarm",
+                                                                                     "swarm_converged"})
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_a_stack_converged_has_its_replicas_running_on_the_spec_s_image_and_none_other(lab):
+    running = f"{IMAGE}|Running 3 seconds ago\n" * 3
+    assert converged(lab, running) == "rc=0"
+
+
+def test_an_old_replica_left_or_one_still_starting_is_not_converged(lab):
+    tasks = f"{IMAGE}|Running 3 seconds ago\n{IMAGE}|Starting 1 second ago\n{OLD}|Running 5 minutes ago\n"
+    assert converged(lab, tasks, "updating|update in progress") == \
+        "rc=1 eh_backend: 1 of 3 running on enlevohub-backend:v2@sha256:" + "2" * 64 + " (update updating)"
+
+
+def test_an_update_the_swarm_paused_fails_at_once_in_its_words(lab):
+    line = converged(lab, "", "paused|update paused due to failure of task x")
+    assert line == "rc=2 the update of eh_backend stopped (paused): update paused due to failure of task x"
+
+
+def render(services: str) -> str:
+    return 'version: "3.13"\nservices:\n' + services + "volumes:\n  pgdata: {}\n"
+
+
+def preflight(lab: Lab, environment: str, rendered: str):
+    lab.answer("docker", "compose -p eh -f /c/stack.yml config --environment", environment)
+    lab.answer("docker", "stack config -c /c/stack.yml", rendered)
+    return lab.snippet(DECLARE + f'run add_image backend r/enlevohub-backend v2 ""; run use_pin backend {IMAGE.split(":", 1)[1]}; '
+                       'PROBLEMS=(); swarm_check app; printf "%s\\n" "${PROBLEMS[@]}"',
+                       {"run", "add_stack", "on_swarm", "add_image", "use_pin", "swarm_check"},
+                       {"PIN_RE": "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64}"})
+
+
+@pytest.mark.skipif(os.path.isdir("/sys/module/ip_vs"), reason="this kernel has IPVS: nothing to refuse")
+def test_without_ipvs_a_virtual_ip_or_an_ingress_port_is_refused_and_each_pinned_line_checked(lab):
+    rendered = render(f"  backend:\n    deploy:\n      replicas: 3\n    image: {IMAGE}\n"
+                      "  frontend:\n    deploy:\n      endpoint_mode: dnsrr\n    image: nginx:alpine\n    ports:\n"
+                      "      - mode: ingress\n        target: 80\n        published: 8080\n"
+                      "      - mode: host\n        target: 443\n        published: 443\n"
+                      "  worker:\n    deploy:\n      endpoint_mode: dnsrr\n    image: r/enlevohub-backend:latest\n")
+    run = preflight(lab, "DB_PASSWORD=s3cret\n", rendered)
+    problems = run.stdout.strip().splitlines()
+    assert any("service frontend publishes port 8080 through the ingress mesh" in p for p in problems), problems
+    assert not any("port 443" in p for p in problems), problems
+    assert any("service backend would get a virtual IP" in p for p in problems), problems
+    assert not any("service frontend would get" in p for p in problems), problems
+    assert any("service worker runs r/enlevohub-backend:latest, not app backend's release" in p for p in problems)
+    assert "s3cret" not in run.stdout + "".join(lab.commands("docker"))
+
+
+def test_a_value_spanning_lines_is_refused_and_values_never_reach_an_argument(lab):
+    run = preflight(lab, "KEY=-----BEGIN KEY-----\nabc\n", render(""))
+    assert "spans lines, which docker stack cannot be given" in run.stdout
+    assert not [c for c in lab.commands("docker") if c.startswith("stack config")]
