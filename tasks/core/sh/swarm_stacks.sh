@@ -165,8 +165,7 @@ swarm_converged() {
       SWARM_PENDING+="${SWARM_PENDING:+; }$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(last_task_error "$name")"
     fi
   done <<< "$specs"
-  [ -n "$SWARM_PENDING" ] && return 1
-  return 0
+  [ -z "$SWARM_PENDING" ]
 }
 
 # last_task_error SERVICE: ", last task error: ..." for the latest task of SERVICE with an error (one that
