@@ -124,3 +124,13 @@ def test_a_swarm_system_on_managers_is_built_with_its_engine(tmp_path):
                     + "swarm: {managers: [n1, core], workers: [w1]}\n" + NODES)
     inv = inventory.load(path)
     assert inv.systems["s"].engine == "swarm" and inv.hosts["n1"].systems[0].engine == "swarm"
+
+
+def test_a_manager_of_a_swarm_system_cannot_log_out_of_its_registry(tmp_path):
+    path = tmp_path / "hosts.yml"
+    nodes = NODES.replace("n1: {address: 10.0.0.1,", "n1: {address: 10.0.0.1, registry: {logout: true},")
+    path.write_text(HEAD.replace("  s: {stacks: {app: {compose: c.yml}}}\n", SWARM_SYSTEM)
+                    + "swarm: {managers: [n1, core]}\n" + nodes)
+    error = error_of(path)
+    assert "hosts.yml:6" in error and "host 'n1' deploys a swarm system: its registry login is sent to the nodes" \
+        in error, error
