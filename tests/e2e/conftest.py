@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -66,9 +67,12 @@ class Vps:
                               timeout=timeout, **stdin)
 
     def spawn(self, *args: str, env: dict | None = None) -> subprocess.Popen:
-        """fab in the background (output merged, read it with communicate())."""
+        """fab in the background (output merged, read it with communicate()), with Ctrl-C's SIGINT handled as
+        at a terminal: a suite started in the background by a non-interactive shell (`bash .ci/run > log &`)
+        inherits SIGINT ignored, and fab (any program) keeps ignoring it."""
         return subprocess.Popen([FAB, *args], cwd=REPO, env=self.env(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def ok(self, *args: str) -> subprocess.CompletedProcess:
         res = self.fab(*args)

@@ -53,15 +53,26 @@ def test_logs_of_a_stack_and_a_service_followed_until_ctrl_c_and_redacted(ems):
     recent = vps.ok("logs", "--host", "t1", "--stack", "postgres", "--since", "1d").stdout
     assert "ready to accept connections" in recent
 
-    follower = vps.spawn("logs", "--host", "t1", "--stack", "postgres", "-f", "--tail", "0")
+    follower = vps.spawn("logs", "--host", "t1", "--stack", "postgres", "-f", "--tail", "0",
+                         env={"PYTHONFAULTHANDLER": "1"})
     time.sleep(4)
     sql_error(vps, "followed_table")
     proc.wait_for("the followed line", lambda: readers_left() != "", 10)
     time.sleep(3)
     follower.send_signal(signal.SIGINT)
-    out, _ = follower.communicate(timeout=30)
+    out = stopped(follower, 30)
     assert follower.returncode == 0 and 'relation "followed_table" does not exist' in out, out
     proc.wait_for("the host's readers to end", lambda: readers_left() == "", 10)
+
+
+def stopped(run: subprocess.Popen, timeout: float) -> str:
+    """What ``run`` printed once it ended; if it does not end in time, where each of its threads was (its
+    faulthandler's dump on SIGABRT) is the failure."""
+    try:
+        return run.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGABRT)
+        pytest.fail(f"still running {timeout} s after its SIGINT:\n{run.communicate(timeout=30)[0]}")
 
 
 def test_exec_runs_a_command_in_a_container_exactly_as_typed(ems):
