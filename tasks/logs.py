@@ -30,7 +30,7 @@ def logs(c, host=None, group=None, all=False, system=None, stack=None, service=N
     lines, since_ = _tail(tail), _since(since)
     if service is not None and (not stack or not grammar.SERVICE.fullmatch(service)):
         raise ToolError("--service NAME: a compose service name (letters, digits, _ . -), with --stack", BAD_INPUT)
-    with select(host, system, all, group) as sel:
+    with select(host, system, all, group, swarm_once=True) as sel:
         jobs = [(t, t.system.selected([stack] if stack else None)) for t in sel.targets]
         jobs = [(t, stacks) for t, stacks in jobs if stacks]
         if not jobs:

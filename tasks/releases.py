@@ -14,7 +14,7 @@ from .core.ui import console, safe
 def releases(c, host=None, group=None, all=False, system=None, json=False):
     """Show the release history (newest first), marking the one that runs."""
     out = {}
-    with select(host, system, all, group) as sel:
+    with select(host, system, all, group, swarm_once=True) as sel:
         for target in sel.targets:
             state = read_state(sel.session(target), target)
             rows = [r.as_dict(running=r.id == state.current.release) for r in reversed(state.releases)]

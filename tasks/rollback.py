@@ -31,7 +31,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
     if to is not None:
         check_label(to)
     rollout = Rollout.parse(parallel, batch, no_revert)
-    with select(host, system, all, group) as sel:
+    with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
         run = Run(sel, sel.targets, "rollback", rollout, json)
         run.reach()

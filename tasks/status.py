@@ -15,7 +15,7 @@ from .core.ui import console, safe
 @command()
 def status(c, host=None, group=None, all=False, system=None):
     """Show what runs on a host: containers, running release, health, deploy lock, token file age."""
-    with select(host, system, all, group) as sel:
+    with select(host, system, all, group, swarm_once=True) as sel:
         for target in sel.targets:
             res = execute(sel.session(target), status_program(target), target.label, quiet=True)
             _show(target.label, target.system, parse_status(res))

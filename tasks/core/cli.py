@@ -132,6 +132,32 @@ class Selection:
                 self.sessions[host.name] = Session(host)
             return self.sessions[host.name]
 
+    def swarm_once(self) -> None:
+        """A swarm system is one system whichever of its managers lists it: keep one target for it, the first of
+        the chosen managers whose session opens (in hosts.yml's order), so that it is deployed, rolled back and
+        read once, and through another manager when one is down (said as a warning)."""
+        kept, seen = [], set()
+        for target in self.targets:
+            name = target.system.name
+            if target.system.engine != "swarm":
+                kept.append(target)
+            elif name not in seen:
+                seen.add(name)
+                kept.append(self._first_answering([t for t in self.targets if t.system.name == name]))
+        self.targets = kept
+
+    def _first_answering(self, candidates: list[Target]) -> Target:
+        """The first candidate whose host's session opens; the first one when none does (its error is the task's)."""
+        for target in candidates:
+            try:
+                self.session(target)
+                return target
+            except ToolError as e:
+                if len(candidates) > 1:
+                    err_console.print(f"[bold yellow]warning:[/] {safe(redact(str(e)))}: trying another manager",
+                                      soft_wrap=True)
+        return candidates[0]
+
     def __enter__(self) -> Selection:
         return self
 
@@ -140,9 +166,11 @@ class Selection:
             session.close()
 
 
-def select(host: str | None, system: str | None = None, all_hosts: bool = False, group: str | None = None) -> Selection:
+def select(host: str | None, system: str | None = None, all_hosts: bool = False, group: str | None = None,
+           swarm_once: bool = False) -> Selection:
     """Load the inventory and choose: --host NAME[,NAME], --group NAME or --all, and optionally --system NAME
-    (hosts named one by one must run it; a group's or --all's hosts that do not are left out)."""
+    (hosts named one by one must run it; a group's or --all's hosts that do not are left out). With
+    ``swarm_once``, a swarm system is one target, through the first of its chosen managers that answers."""
     inv = inventory.load()
     hosts = inv.choose(split_list(host), group, all_hosts)
     if system and (group or all_hosts):
@@ -150,7 +178,10 @@ def select(host: str | None, system: str | None = None, all_hosts: bool = False,
         if not hosts:
             raise ToolError(f"no host of {'group ' + group if group else 'hosts.yml'} runs system {system!r}",
                             BAD_INPUT)
-    return Selection(inv, [t for h in hosts for t in h.targets(system)])
+    sel = Selection(inv, [t for h in hosts for t in h.targets(system)])
+    if swarm_once:
+        sel.swarm_once()
+    return sel
 
 
 def confirm(question: str) -> None:

@@ -163,7 +163,8 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     """EnlevoHub's example on the swarm (engine: swarm): PostgreSQL on the node labelled db, nginx on edge, three
     backend replicas over the nodes, deployed through sw1 with the images pinned by digest; v1.5.0, whose
     backends fail their healthcheck, is paused by the swarm and the tool puts every service back (exit 5) on the
-    digests of the release before, recorded as failed in the history."""
+    digests of the release before, recorded as failed in the history. With sw2 down, a deploy through
+    --host sw2,sw1 goes through sw1; sw3, which never ran a deploy, reads the whole history from the swarm."""
     path = examples.enlevohub_swarm(sandbox, tmp_path, NAMES)
     fab(path, "swarm", "init")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
@@ -184,3 +185,19 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     history = json.loads(fab(path, "releases", "--host", "sw1", "--json").stdout)["enlevohub"]
     assert [(r["tag"], r["state"]) for r in history[:3]] == [("v1.5.0", "failed"), ("v1.4.3", "good"),
                                                               ("v1.4.2", "good")], history
+
+    nodes["sw2"].stop()   # a manager down: the deploy goes through the next one named, the swarm in quorum
+    try:
+        proc.wait_for("the swarm to see sw2 down", lambda: "sw2 Down" in nodes["sw1"].docker(
+            "node", "ls", "--format", "{{.Hostname}} {{.Status}}").stdout, 60)
+        again = fab(path, "deploy", "--host", "sw2,sw1", "--tag", "v1.4.2")
+        assert "warning: sw2: " in again.stderr and "trying another manager" in again.stderr, again.stderr
+        assert nodes["sw1"].http(80, "/api/version") == "v1.4.2"
+    finally:
+        nodes["sw2"].start()
+        nodes["sw2"].route_to_others()
+    stored = nodes["sw3"].docker("config", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "fab.enlevohub.lock" not in stored and len([n for n in stored if ".state." in n]) <= 3, stored
+    history = json.loads(fab(path, "releases", "--host", "sw3", "--json").stdout)["enlevohub"]   # (none of its own)
+    assert [(r["tag"], r["state"]) for r in history[:4]] == [("v1.4.2", "good"), ("v1.5.0", "failed"),
+                                                              ("v1.4.3", "good"), ("v1.4.2", "good")], history

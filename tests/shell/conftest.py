@@ -147,7 +147,7 @@ class Lab:
             stdin, env = argv.with_suffix(".stdin"), argv.with_suffix(".env")
             tags = dict(line.split("=", 1) for line in env.read_text().splitlines()) if env.exists() else {}
             if tool is None or args[0] == tool:
-                out.append(Call(args, stdin.read_text() if stdin.exists() else None, tags))
+                out.append(Call(args, stdin.read_bytes().decode(errors="replace") if stdin.exists() else None, tags))
         return out
 
     def commands(self, tool: str) -> list[str]:

@@ -22,10 +22,12 @@ def lab(tmp_path):
     finished(lab)
 
 
-def converged(lab: Lab, tasks: str, update: str = "completed|") -> str:
+def converged(lab: Lab, tasks: str, update: str = "completed|", nodes: str = "n1 Ready\nn2 Ready\n") -> str:
+    """swarm_converged's answer for a backend of 3 replicas whose tasks are ``tasks`` (image|node|desired|current)."""
     lab.answer("docker", "service ls -q --filter label=com.docker.stack.namespace=eh", "s1\n")
     lab.answer("docker", "service inspect --format * s1", f"eh_backend|{IMAGE}|3|{update}\n")
-    lab.answer("docker", "service ps --no-trunc --filter desired-state=running --format * eh_backend", tasks)
+    lab.answer("docker", "node ls --format {{.Hostname}} {{.Status}}", nodes)
+    lab.answer("docker", "service ps --no-trunc --format * eh_backend", tasks)
     lab.answer("docker", "service ps --no-trunc --format {{.Error}} eh_backend", "\n")
     run = lab.snippet(DECLARE + 'swarm_converged eh; echo "rc=$? $SWARM_PENDING"', {"run", "add_stack", "on_swarm",
                                                                                      "swarm_converged"})
@@ -33,14 +35,35 @@ def converged(lab: Lab, tasks: str, update: str = "completed|") -> str:
 
 
 def test_a_stack_converged_has_its_replicas_running_on_the_spec_s_image_and_none_other(lab):
-    running = f"{IMAGE}|Running 3 seconds ago\n" * 3
+    running = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 3 + f"{OLD}|n2|Shutdown|Shutdown 3 seconds ago\n"
     assert converged(lab, running) == "rc=0"
 
 
 def test_an_old_replica_left_or_one_still_starting_is_not_converged(lab):
-    tasks = f"{IMAGE}|Running 3 seconds ago\n{IMAGE}|Starting 1 second ago\n{OLD}|Running 5 minutes ago\n"
+    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n{IMAGE}|n2|Running|Starting 1 second ago\n" \
+            f"{OLD}|n1|Running|Running 5 minutes ago\n"
     assert converged(lab, tasks, "updating|update in progress") == \
         "rc=1 eh_backend: 1 of 3 running on enlevohub-backend:v2@sha256:" + "2" * 64 + " (update updating)"
+
+
+def test_an_update_that_waits_only_for_a_task_of_a_node_that_is_down_is_done(lab):
+    """Seen on the sandbox swarm: with sw2 down, its old task stays "Running" (desired Shutdown) and the swarm's
+    update never completes; the stack runs on the live nodes as its spec says."""
+    tasks = (f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 2 + f"{IMAGE}|n3|Running|Running 9 seconds ago\n"
+             f"{OLD}|n2|Shutdown|Running 3 minutes ago\n{OLD}|n2|Running|Running 3 minutes ago\n")
+    down = "n1 Ready\nn2 Down\nn3 Ready\n"
+    assert converged(lab, tasks, "updating|update in progress", down) == "rc=0"
+
+
+def test_a_replica_short_on_the_live_nodes_is_not_converged_even_with_a_node_down(lab):
+    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 2 + f"{IMAGE}|n2|Running|Assigned 3 minutes ago\n"
+    assert converged(lab, tasks, "updating|update in progress", "n1 Ready\nn2 Down\n") == \
+        "rc=1 eh_backend: 2 of 3 running on enlevohub-backend:v2@sha256:" + "2" * 64 + " (update updating)"
+
+
+def test_an_old_task_still_stopping_on_a_live_node_is_not_converged(lab):
+    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 3 + f"{OLD}|n1|Shutdown|Running 5 minutes ago\n"
+    assert converged(lab, tasks, "updating|update in progress", "n1 Ready\nn2 Down\n").startswith("rc=1 eh_backend")
 
 
 def test_an_update_the_swarm_paused_fails_at_once_in_its_words(lab):

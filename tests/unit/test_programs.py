@@ -70,7 +70,9 @@ def every_program(target) -> list[Program]:
     db = with_database(target)
     pg = db.system.databases[0]
     binary = with_binary(target)
+    swarm = inventory.load(REPO / "examples/enlevohub/swarm.yml").host("sw1").targets()[0]
     return [deploy_program(target, stacks, intent(), "https://api.github.com"),
+            deploy_program(swarm, list(swarm.system.stacks), intent()), read_state_program(swarm), status_program(swarm),
             deploy_program(binary, list(binary.system.stacks), intent(artifacts={"escala": "b" * 64})),
             status_program(binary), setup_program(replace(binary, system=replace(binary.system, stacks=(
                 replace(binary.system.stacks[-1], binary=replace(binary.system.stacks[-1].binary,

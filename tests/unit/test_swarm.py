@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import grammar, inventory
+from tasks.core import cli, grammar, inventory
 from tasks.core.errors import ToolError
 
 FAB = Path(sys.executable).parent / "fab"
@@ -134,3 +134,27 @@ def test_a_manager_of_a_swarm_system_cannot_log_out_of_its_registry(tmp_path):
     error = error_of(path)
     assert "hosts.yml:6" in error and "host 'n1' deploys a swarm system: its registry login is sent to the nodes" \
         in error, error
+
+
+class Reachable:
+    """A session that opens for every host but those named DOWN (the unit tier opens no SSH)."""
+    DOWN: tuple[str, ...] = ()
+
+    def __init__(self, host):
+        if host.name in self.DOWN:
+            raise ToolError(f"{host.name}: cannot reach {host.address}:22: connection refused", 7)
+        self.host = host
+
+
+@pytest.mark.parametrize("down, hosts, through", [((), None, "sw1"), (("sw1",), None, "sw2"),
+                                                   (("sw1", "sw2"), None, "sw3"), (("sw3",), "sw3,sw2", "sw2"),
+                                                   (("sw1", "sw2", "sw3"), None, "sw1")])
+def test_a_swarm_system_is_acted_on_once_through_the_first_chosen_manager_that_answers(monkeypatch, capsys, down,
+                                                                                        hosts, through):
+    monkeypatch.setenv("FAB_INVENTORY", str(Path(__file__).parents[2] / "examples/enlevohub/swarm.yml"))
+    monkeypatch.setattr(Reachable, "DOWN", down)
+    monkeypatch.setattr(cli, "Session", Reachable)
+    sel = cli.select(hosts, None, hosts is None, None, swarm_once=True)
+    assert [t.label for t in sel.targets] == [f"{through}/enlevohub"]
+    assert capsys.readouterr().err.count("trying another manager") == len(down)
+    assert len(cli.select(hosts, None, hosts is None, None).targets) == (2 if hosts else 3), "other tasks: each host"

@@ -88,7 +88,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if target.system.needs_docker:
         prog.step("need_docker")
     add_waves(add_checked_stacks(prog, target, stacks), target, stacks)   # (the lock names them)
-    for step in ("lock_take", "check_history") + (("check_secrets",) if private else ()):
+    swarm = ("swarm_hold_state",) if target.system.engine == "swarm" else ()
+    for step in ("lock_take", *swarm, "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)
     if intent.ref:
         prog.step("checkout_ref", intent.ref)

@@ -70,8 +70,16 @@ def lock_holder(result: Result) -> Lock | None:
     return Lock(holder, gone if stale == "1" else "", interrupted if stale == "1" else "")
 
 
+def state_reader(name: str, target: Target, head: dict | None = None) -> Program:
+    """A program that reads ``target``'s state: a swarm system's first brought up to the swarm's newest."""
+    if target.system.engine != "swarm":
+        return Program(name, {"STATE": target.state_dir, **(head or {})})
+    return Program(name, {"STATE": target.state_dir, "SYSTEM": target.system.name, **(head or {})}).step(
+        "swarm_read_state")
+
+
 def read_state_program(target: Target) -> Program:
-    return Program("read-state", {"STATE": target.state_dir}).step("show_state")
+    return state_reader("read-state", target).step("show_state")
 
 
 def read_state(session: Session, target: Target) -> State:
@@ -84,7 +92,7 @@ def read_state(session: Session, target: Target) -> State:
 
 def read_current(session: Session, target: Target) -> Current:
     """The running release and its pins (without the history)."""
-    prog = Program("read-current", {"STATE": target.state_dir}).step("show_current")
+    prog = state_reader("read-current", target).step("show_current")
     return Current.parse(execute(session, prog, target.label, quiet=True))
 
 
@@ -122,7 +130,7 @@ class Status:
 
 def status_program(target: Target) -> Program:
     """The running release, the lock, what runs in each stack and the secrets file's age."""
-    prog = Program("status", {"STATE": target.state_dir, "SECRETS": target.secrets})
+    prog = state_reader("status", target, {"SECRETS": target.secrets})
     if target.system.needs_docker:
         prog.step("need_docker")
     prog.step("show_current")

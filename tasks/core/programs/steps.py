@@ -116,9 +116,11 @@ start_first STACK DRAIN:int BATCH:int [VOLUME...]
 survey
 swarm_availability HOST LABEL active|pause|drain WAIT:int
 swarm_facts
+swarm_hold_state
 swarm_init ADDRESS
 swarm_join ADDRESS MANAGER
 swarm_node NODE HOST manager|worker [LABEL...]
+swarm_read_state
 swarm_report
 swarm_tokens
 switch_over

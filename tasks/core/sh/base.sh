@@ -129,12 +129,14 @@ need_docker() {
 # on_exit CODE (the EXIT trap): release a lock this program took (a fleet run frees its own at its end), remove its
 # temporary files once the background jobs writing into them (TMP_WRITERS) ended, write the audit
 # line, and turn an exit that said nothing (an unbound variable, a killed command) into an @@error. A program
-# that fails first runs its EXIT_HOOKS (undo what it changed before its release went live).
+# that fails first runs its EXIT_HOOKS (undo what it changed before its release went live); every program
+# then its DONE_HOOKS (a swarm system's state stored in the swarm), before its lock goes.
 on_exit() {
   local code=$1
   [ "$code" = 0 ] || [ "$SAID_ERROR" = 1 ] || say "error the remote program stopped unexpectedly (exit $code)"
   local hook
   [ "$code" = 0 ] || for hook in "${EXIT_HOOKS[@]}"; do "$hook"; done
+  for hook in "${DONE_HOOKS[@]}"; do "$hook"; done
   [ "$HOLDING" = 1 ] && [ -z "${FLEET:-}" ] && rm -rf "$STATE/lock"
   [ "${#TMP_WRITERS[@]}" = 0 ] || wait "${TMP_WRITERS[@]}" 2>/dev/null   # (background jobs writing into them)
   [ "${#TMP_FILES[@]}" = 0 ] || rm -rf "${TMP_FILES[@]}"

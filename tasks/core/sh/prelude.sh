@@ -9,4 +9,4 @@ trap '' HUP PIPE
 trap 'on_exit $?' EXIT
 T0=$(date +%s)
 HOLDING=0 AUDIT=0 SAID_ERROR=0 RESULT=refused
-TMP_FILES=() TMP_WRITERS=() EXIT_HOOKS=()
+TMP_FILES=() TMP_WRITERS=() EXIT_HOOKS=() DONE_HOOKS=()

@@ -69,7 +69,7 @@ swarm_objects() {
 # values stay in this shell), each pinned image line runs its app's pin, nothing is built, and without IPVS in
 # the kernel every service resolves by DNS round robin and publishes its ports on its node (mode: host).
 swarm_check() {
-  local s=$1 out kind a b ipvs=1 found=""
+  local s=$1 out kind a b ipvs=1 services=""
   declare -gA IMAGES=() DNSRR=()
   stack_pins "$s" new >/dev/null || { problem "$s" "a pin of this release is damaged"; return 0; }
   stack_env "$s" "${STACK_PINS[@]}" || { problem "$s" "$STACK_ENV_ERR"; return 0; }
@@ -79,16 +79,16 @@ swarm_check() {
   has_ipvs || ipvs=""
   while read -r kind a b; do
     case $kind in
-      service) found+=" $a" ;;
+      service) services+=" $a" ;;
       image) IMAGES[$a]=$b ;;
       dnsrr) DNSRR[$a]=1 ;;
       build) problem "$s" "service $a is built (build:): a swarm runs images from a registry only" ;;
       ingress) [ -n "$ipvs" ] || problem "$s" "service $a publishes port $b through the ingress mesh, which needs IPVS, absent from this kernel: publish it on its node (ports: [{target: ..., published: $b, mode: host}])" ;;
     esac
   done < <(swarm_objects <<< "$out")
-  [ -n "$found" ] || problem "$s" "its compose file has no service"
+  [ -n "$services" ] || problem "$s" "its compose file has no service"
   if [ -z "$ipvs" ]; then
-    for a in $found; do
+    for a in $services; do
       [ -n "${DNSRR[$a]:-}" ] || problem "$s" "service $a would get a virtual IP, which needs IPVS, absent from this kernel: set deploy.endpoint_mode: dnsrr"
     done
   fi
@@ -133,12 +133,14 @@ swarm_wait() {
 }
 
 # swarm_converged NAMESPACE: every service of the stack NAMESPACE runs as its spec says: as many running tasks
-# as its replicas (a global one: a task on each node it runs on), each on the spec's image, none of another,
-# its update (if any) completed. A task turns running only once its healthcheck passes, so this is the
-# stack healthy. Returns 0 converged, 1 not yet (SWARM_PENDING says what), 2 failed (an update the swarm
-# paused or rolled back, or docker not answering).
+# as its replicas (a global one: a task on each node it runs on), each on the spec's image, none of another
+# and none still stopping, its update (if any) completed. A task turns running only once its healthcheck passes, so this is the
+# stack healthy. Tasks on a node that is down count neither way: the swarm replaces them elsewhere, and an
+# update that waits only for one of them to stop (it never will, until the node returns) is done. Returns 0
+# converged, 1 not yet (SWARM_PENDING says what), 2 failed (an update the swarm paused or rolled back, or
+# docker not answering).
 swarm_converged() {
-  local ids specs name image replicas state message tasks task current good other all
+  local ids specs name image replicas state message down tasks task node desired current good other all stuck waits
   SWARM_PENDING=""
   ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1" 2>&1) \
     || { SWARM_PENDING="docker does not answer: $(tail -n 1 <<< "$ids")"; return 2; }
@@ -146,22 +148,29 @@ swarm_converged() {
   # shellcheck disable=SC2086  # one service id per word
   specs=$(docker service inspect --format '{{.Spec.Name}}|{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else if .Spec.Mode.Global}}global{{else}}job{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}{{end}}' $ids 2>&1) \
     || { SWARM_PENDING="docker service inspect failed: $(tail -n 1 <<< "$specs")"; return 2; }
+  down=" $(docker node ls --format '{{.Hostname}} {{.Status}}' 2>/dev/null | awk '$2 != "Ready" { printf "%s ", $1 }')"
   while IFS='|' read -r name image replicas state message; do
     case $state in
       paused|rollback_started|rollback_paused|rollback_completed)
         SWARM_PENDING="the update of $name stopped ($state): $message$(last_task_error "$name")"; return 2 ;;
     esac
     [ "$replicas" != job ] || continue
-    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}}|{{.CurrentState}}' "$name" 2>&1) \
+    tasks=$(docker service ps --no-trunc --format '{{.Image}}|{{.Node}}|{{.DesiredState}}|{{.CurrentState}}' "$name" 2>&1) \
       || { SWARM_PENDING="docker service ps $name failed: $(tail -n 1 <<< "$tasks")"; return 2; }
-    good=0 other=0 all=0
-    while IFS='|' read -r task current; do
+    good=0 other=0 all=0 stuck=0
+    while IFS='|' read -r task node desired current; do
       [ -n "$task" ] || continue
-      all=$((all + 1))
-      if [ "$task" != "$image" ]; then other=$((other + 1)); elif [[ $current == Running* ]]; then good=$((good + 1)); fi
+      case $current in Shutdown*|Failed*|Complete*|Rejected*|Orphaned*|Remove*) continue ;; esac
+      if [[ $down == *" $node "* ]]; then stuck=1; continue; fi
+      [ "$desired" != Running ] || all=$((all + 1))
+      if [ "$desired" != Running ] || [ "$task" != "$image" ]; then other=$((other + 1))
+      elif [[ $current == Running* ]]; then good=$((good + 1))
+      fi
     done <<< "$tasks"
     [ "$replicas" != global ] || replicas=$(( all > 0 ? all : 1 ))
-    if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$state" ] && [ "$state" != completed ]; }; then
+    waits=$state
+    [ "$state:$stuck" != updating:1 ] || waits=""   # (only for the down node)
+    if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$waits" ] && [ "$waits" != completed ]; }; then
       SWARM_PENDING+="${SWARM_PENDING:+; }$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(last_task_error "$name")"
     fi
   done <<< "$specs"
