@@ -219,8 +219,9 @@ render_start() {
 
 # preflight_check: every stack checked (one look at the containers for all); PROBLEMS says what would refuse.
 preflight_check() {
-  say "step preflight each stack's compose config with this release's pins, its networks, volumes and names"
-  local s containers
+  local s containers what="compose config with this release's pins, its networks, volumes and names"
+  [[ " ${SPEC_KIND[*]:-} " != *" swarm "* ]] || what="docker stack config with this release's pins, its images and ports"
+  say "step preflight each stack's $what"
   PROBLEMS=() UNPINNED_IMAGES=()
   declare -gA STRICT RENDERED=()
   render_start "${STACKS[@]}"
