@@ -164,7 +164,8 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     backend replicas over the nodes, deployed through sw1 with the images pinned by digest; v1.5.0, whose
     backends fail their healthcheck, is paused by the swarm and the tool puts every service back (exit 5) on the
     digests of the release before, recorded as failed in the history. With sw2 down, a deploy through
-    --host sw2,sw1 goes through sw1; sw3, which never ran a deploy, reads the whole history from the swarm."""
+    --host sw2,sw1 goes through sw1; sw3, which never ran a deploy, reads the whole history from the swarm, and
+    the backend's logs from the nodes its tasks run on."""
     path = examples.enlevohub_swarm(sandbox, tmp_path, NAMES)
     fab(path, "swarm", "init")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
@@ -201,3 +202,6 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     history = json.loads(fab(path, "releases", "--host", "sw3", "--json").stdout)["enlevohub"]   # (none of its own)
     assert [(r["tag"], r["state"]) for r in history[:4]] == [("v1.4.2", "good"), ("v1.5.0", "failed"),
                                                               ("v1.4.3", "good"), ("v1.4.2", "good")], history
+    said = fab(path, "logs", "--host", "sw3", "--stack", "app", "--service", "backend", "--tail", "20").stdout
+    nodes_said = {m.split("@")[1].split()[0] for m in said.split() if m.startswith("sw3/enlevohub/app/backend.")}
+    assert len(nodes_said) >= 2, said   # (the tasks' logs, whichever node they run on, through one manager)

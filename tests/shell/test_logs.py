@@ -86,3 +86,39 @@ def test_a_followed_reader_ends_when_the_operators_machine_goes(logs_lab):
     assert code == 0 and time.monotonic() - started < 15
     left = subprocess.run(["pgrep", "-f", "sleep 600.0417"], capture_output=True, text=True).stdout
     assert left == "", "the reader was ended"
+
+
+def swarm_target():
+    """EnlevoHub's swarm example: its stack app (namespace enlevohub-app) on a swarm."""
+    return inventory.load(HERE.parents[1] / "examples/enlevohub/swarm.yml").host("sw1").targets()[0]
+
+
+def test_a_swarm_stack_is_read_service_by_service_through_the_manager_named_without_its_namespace(logs_lab):
+    lab, target = logs_lab, swarm_target()
+    lab.answer("docker", "service ls --filter label=com.docker.stack.namespace=enlevohub-app --format {{.Name}}",
+               "enlevohub-app_backend\nenlevohub-app_postgres\n")
+    lab.answer("docker", "service logs --no-task-ids --tail 5 --since 600s enlevohub-app_backend",
+               "enlevohub-app_backend.2@sw3    | GET /api/health 200\n")
+    lab.answer("docker", "service logs --no-task-ids --tail 5 --since 600s enlevohub-app_postgres",
+               "enlevohub-app_postgres.1@sw3    | ready to accept connections\n")
+    run = lab.run(logs_program(target, list(target.system.stacks), "", 5, Since("600s", "-600s"), False))
+    assert run.code == 0, run.stdout + run.stderr
+    assert [log_line(line, set()) for line in run.result.log] == [
+        ("app/backend.2@sw3", "GET /api/health 200"), ("app/postgres.1@sw3", "ready to accept connections")]
+    run = lab.run(logs_program(target, list(target.system.stacks), "nginx", 5, Since(), False))
+    assert run.code == 16 and "stack app has no service nginx (it has: backend postgres)" in run.error
+
+
+def test_a_swarm_stack_s_logs_with_a_node_down_are_shown_and_said_incomplete(logs_lab):
+    """Seen on the sandbox swarm with sw2 down: docker gives the other nodes' lines, then fails."""
+    lab, target = logs_lab, swarm_target()
+    lab.answer("docker", "service ls --filter label=com.docker.stack.namespace=enlevohub-app --format {{.Name}}",
+               "enlevohub-app_backend\n")
+    lab.answer("docker", "service logs --no-task-ids --tail 5 enlevohub-app_backend",
+               "enlevohub-app_backend.2@sw1    | listening\nerror from daemon in stream: Error grabbing logs: rpc "
+               "error: warning: incomplete log stream. some logs could not be retrieved: node x is not available\n",
+               code=1)
+    run = lab.run(logs_program(target, list(target.system.stacks), "backend", 5, Since(), False))
+    assert run.code == 0 and log_line(run.result.log[0], set()) == ("app/backend.2@sw1", "listening")
+    assert "incomplete log stream" in run.result.log[1]
+    assert any("some logs of app could not be read" in line for line in run.stdout.splitlines())

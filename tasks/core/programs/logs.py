@@ -10,8 +10,10 @@ from ..target import Target
 from .declare import add_stacks
 from .protocol import Program
 
-# docker compose logs leads each line with the container's service and number: "backend-2  | text"
-_COMPOSE_LINE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)\s+\| ?(?P<text>.*)")
+# docker compose logs leads each line with the container's service and number: "backend-2  | text"; docker
+# service logs (a swarm stack's, its namespace taken off by the program) with the task's slot and node:
+# "backend.2@sw3    | text"
+_COMPOSE_LINE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.@-]*)\s+\| ?(?P<text>.*)")
 
 
 @dataclass(frozen=True)
