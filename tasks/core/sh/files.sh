@@ -46,10 +46,12 @@ part_source() {
 # adopts it) for the one stack whose compose file declares it: a recovery fills it before the stack first
 # starts. PART_DIR its mount point; PART_ERR says why not.
 volume_make() {
-  local v=${1#volume/} s found=() version project
+  local v=${1#volume/} s found=() version project volumes
   for s in "${STACKS[@]}"; do
     ! is_binary "$s" || continue
-    compose "$s" config --volumes 2>/dev/null | grep -qxF -- "$v" && found+=("$s")
+    # (read whole, then searched: `compose ... | grep -q` under pipefail fails when grep ends before compose)
+    volumes=$(compose "$s" config --volumes 2>/dev/null) || continue
+    ! grep -qxF -- "$v" <<< "$volumes" || found+=("$s")
   done
   [ "${#found[@]}" = 1 ] || { PART_ERR="${#found[@]} stacks declare volume $v (one must, to make it)"; return 1; }
   project=${SPEC_PROJECT[${found[0]}]}

@@ -51,7 +51,7 @@ prune_images() {
         || continue   # (gone meanwhile)
       size=${facts%% *} refs=${facts#* } why=""
       if grep -qxF -- "$id" <<< "$PRUNE_USED"; then why="a container uses it"
-      elif digests_in <<< "$refs" | grep -qxF -f <(digests_in <<< "$PRUNE_KEEP"); then why="a release keeps it"; fi
+      elif grep -qxF -f <(digests_in <<< "$PRUNE_KEEP") <<< "$(digests_in <<< "$refs")"; then why="a release keeps it"; fi
       prune_said image "$(image_ref "$repo" "$refs")" "$size" "$mode" "$why" docker image rm "$id"
     done < <(docker image ls --no-trunc --format '{{.ID}}' "$repo" | sort -u)
   done

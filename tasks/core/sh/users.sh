@@ -67,7 +67,8 @@ lock_root() {
     rm -f "$file"
     die "$R_FAILED" "sshd -t refused the configuration, root's login left open: $(printf '%s' "$out" | tail -n 1)"
   fi
-  if ! sshd -T -C user=root,host=localhost,addr=127.0.0.1 2>/dev/null | grep -qx 'permitrootlogin no'; then
+  out=$(sshd -T -C user=root,host=localhost,addr=127.0.0.1 2>/dev/null) || out=""
+  if ! grep -qx 'permitrootlogin no' <<< "$out"; then
     rm -f "$file"
     die "$R_REFUSED" "sshd would still let root in (a setting read before $file wins): root's login left open"
   fi
