@@ -294,3 +294,19 @@ def test_a_recovery_refuses_a_volume_no_stack_or_two_stacks_declare(files_lab):
     run = recovered_files(lab, made.name)
     assert run.code == 16 and "stacks declare volume storage (one must" in run.error, run.stdout + run.stderr
     assert not [c for c in lab.commands("docker") if c.startswith("volume create")]
+
+
+def test_the_stack_declaring_a_volume_is_found_however_long_compose_s_answer(tmp_path):
+    """Seen in CI: `compose config --volumes | grep -q storage` under pipefail failed when grep ended before
+    compose had written everything (SIGPIPE is ignored by the programs, so compose's write fails): the
+    recovery said "0 stacks declare volume storage". The answer is now read whole, then searched."""
+    lab = Lab(tmp_path)
+    lab.answer("docker", "compose -p eh -f /c/stack.yml config --volumes", "storage\n" + "other\n" * 200_000)
+    lab.answer("docker", "compose version --short", "2.40.3\n")
+    lab.answer("docker", "volume create --label com.docker.compose.project=eh *")
+    lab.answer("docker", "volume inspect -f {{.Mountpoint}} eh_storage", "/var/lib/docker/volumes/eh_storage/_data\n")
+    run = lab.snippet('STACKS=(); run add_stack app /c/stack.yml /c/.env eh 30 "" "" ""; run add_volume volume/storage '
+                      'eh_storage; volume_make volume/storage; echo "rc=$? $PART_DIR ${PART_ERR:-}"',
+                      {"run", "add_stack", "add_volume", "volume_make"})
+    assert run.stdout.strip().splitlines()[-1] == "rc=0 /var/lib/docker/volumes/eh_storage/_data", run.stdout
+    finished(lab)
