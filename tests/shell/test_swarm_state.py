@@ -74,6 +74,15 @@ def test_a_snapshot_that_cannot_be_read_changes_nothing(lab):
     assert not (lab.state / "swarm-seq").exists()
 
 
+def test_a_store_that_does_not_answer_is_not_taken_for_an_empty_one(lab):
+    (lab.state / "releases.jsonl").write_text('{"release":"r0"}\n')
+    lab.answer("docker", "config ls --filter label=fab.state=eh --format {{.Name}}", "Error: no quorum\n", code=1,
+               stderr=True)
+    run = lab.snippet("swarm_read_state", {"swarm_read_state"}, HEAD)
+    assert run.code == Code.FAILED and "cannot read the swarm's store" in run.error
+    assert (lab.state / "releases.jsonl").read_text() == '{"release":"r0"}\n'
+
+
 def test_a_changed_state_becomes_the_next_snapshot_older_ones_go_and_the_lock_is_released(lab):
     lab.answer("docker", "config ls --filter label=fab.state=eh --format {{.Name}}",
                "fab.eh.state.1\nfab.eh.state.2\nfab.eh.state.3\n")

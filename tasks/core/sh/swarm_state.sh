@@ -44,10 +44,12 @@ swarm_lock_info() {
     | head -c 300
 }
 
-# swarm_state_seq: the newest snapshot's SEQ in the swarm's store (0: none).
+# swarm_state_seq: the newest snapshot's SEQ in the swarm's store (0: none); fails when the store cannot be read
+# (a store that does not answer is never taken for an empty one).
 swarm_state_seq() {
-  docker config ls --filter "label=fab.state=$SYSTEM" --format '{{.Name}}' | sed -n "s/^fab\.$SYSTEM\.state\.\([0-9]\{1,9\}\)$/\1/p" \
-    | sort -n | tail -n 1 | grep . || echo 0
+  local names
+  names=$(docker config ls --filter "label=fab.state=$SYSTEM" --format '{{.Name}}') || return 1
+  sed -n "s/^fab\.$SYSTEM\.state\.\([0-9]\{1,9\}\)$/\1/p" <<< "$names" | sort -n | tail -n 1 | grep . || echo 0
 }
 
 # state_sha: the checksum of the state a snapshot holds (what tells whether a program changed it).
