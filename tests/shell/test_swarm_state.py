@@ -121,13 +121,19 @@ def test_files_a_manager_could_not_store_before_are_stored_by_its_next_program(l
     assert run.code == 0 and "config create --label fab.state=eh fab.eh.state.4 -" in lab.commands("docker")
 
 
-def lock_held_by(lab: Lab, node_state: str):
+def swarm_lock(lab: Lab, node_state: str) -> None:
+    """This node is n1; the swarm's lock of eh is held through n2 (`docker node inspect` says NODE_STATE)."""
     lab.answer("docker", "info --format {{.Swarm.NodeID}}", "n1\n")
-    lab.answer("docker", "config create --label fab.node=n1 fab.eh.lock -", code=1, once=True)
     lab.answer("docker", "config inspect --format {{index .Spec.Labels \"fab.node\"}} fab.eh.lock", "n2\n")
     lab.answer("docker", "node inspect --format * n2", node_state)
     lab.answer("docker", "config inspect --format {{json .Spec.Data}} fab.eh.lock",
                config_data(b"bo@ci since 2026-12-05T10:00:00Z (deploy v1, release r1, pid 42)\n"))
+    lab.answer("docker", "config ls --filter label=fab.state=eh --format {{.Name}}", "")
+
+
+def lock_held_by(lab: Lab, node_state: str):
+    swarm_lock(lab, node_state)
+    lab.answer("docker", "config create --label fab.node=n1 fab.eh.lock -", code=1, once=True)
     return lab.snippet('swarm_lock_take; echo "locked=$SWARM_LOCKED"', {"swarm_lock_take"}, HEAD)
 
 
@@ -143,6 +149,36 @@ def test_a_lock_left_by_a_manager_that_is_down_is_taken_over_and_said(lab):
     lab.answer("docker", "config create --label fab.node=n1 fab.eh.lock -")
     run = lock_held_by(lab, "down sw2\n")
     assert run.code == 0 and "locked=1" in run.stdout, run.stdout + run.stderr
-    assert "taking over the swarm's lock of eh left by bo@ci since" in run.stdout and "(node sw2: down)" in run.stdout
+    assert "taking over the swarm's lock of eh left by bo@ci since" in run.stdout and "(its manager sw2 is down)" in run.stdout
     taken = [c.stdin for c in lab.calls("docker") if c.argv[1:3] == ["config", "create"]][-1]
     assert taken.startswith("ana@laptop since ") and "release r2" in taken
+
+
+@pytest.mark.parametrize("node_state, stale", [("ready sw2\n", "0"), ("down sw2\n", "1")])
+def test_status_through_another_manager_shows_the_swarm_s_lock_and_whether_it_is_stale(lab, node_state, stale):
+    swarm_lock(lab, node_state)
+    run = lab.snippet("swarm_read_state; show_current", {"swarm_read_state", "show_current"}, HEAD)
+    assert run.code == 0, run.stderr
+    lock = run.result.one("lock")
+    assert lock["holder"] == ("bo@ci since 2026-12-05T10:00:00Z (deploy v1, release r1, pid 42) through manager sw2")
+    assert lock["stale"] == stale and (stale == "0" or lock["gone"] == "its manager sw2 is down"), lock
+
+
+def test_unlock_removes_the_swarm_s_lock_too_and_says_whose_it_was(lab):
+    swarm_lock(lab, "ready sw2\n")
+    lab.answer("docker", "config rm fab.eh.lock")
+    run = lab.snippet("swarm_read_state; lock_break; swarm_lock_break",
+                      {"swarm_read_state", "lock_break", "swarm_lock_break"}, HEAD)
+    assert run.code == 0 and "config rm fab.eh.lock" in lab.commands("docker"), run.stdout + run.stderr
+    assert "removing the swarm's lock of eh held by bo@ci since 2026-12-05T10:00:00Z" in run.stdout
+    assert "through manager sw2" in run.stdout
+
+
+def test_unlock_of_a_swarm_without_a_lock_changes_nothing(lab):
+    lab.answer("docker", "info --format {{.Swarm.NodeID}}", "n1\n")
+    lab.answer("docker", "config inspect *", "", code=1)
+    lab.answer("docker", "config ls --filter label=fab.state=eh --format {{.Name}}", "")
+    run = lab.snippet("swarm_read_state; lock_break; swarm_lock_break",
+                      {"swarm_read_state", "lock_break", "swarm_lock_break"}, HEAD)
+    assert run.code == 0 and "no lock was held" in run.stdout, run.stdout + run.stderr
+    assert not [c for c in lab.commands("docker") if c.startswith("config rm")]

@@ -176,8 +176,10 @@ def containers(raw: str) -> list[dict]:
 
 
 def unlock_program(target: Target) -> Program:
-    """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone)."""
-    return Program("unlock", {"STATE": target.state_dir}).step("lock_break")
+    """Remove the deploy lock deliberately (a stale one: the deploy that held it is gone); a swarm system's is
+    also the swarm's."""
+    prog = state_reader("unlock", target).step("lock_break")
+    return prog.step("swarm_lock_break") if target.system.engine == "swarm" else prog
 
 
 def hold_program(target: Target, intent: Intent) -> Program:

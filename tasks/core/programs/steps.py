@@ -119,6 +119,7 @@ swarm_facts
 swarm_hold_state
 swarm_init ADDRESS
 swarm_join ADDRESS MANAGER
+swarm_lock_break
 swarm_node NODE HOST manager|worker [LABEL...]
 swarm_read_state
 swarm_report

@@ -10,10 +10,14 @@
 
 # lock_holder: LOCK_INFO ("" when free, else what the holder wrote) and LOCK_STALE=1 when its program is gone
 # (LOCK_GONE says how): the host booted since it took the lock, or its pid runs no process, or another one
-# (its start time differs: a pid is reused).
+# (its start time differs: a pid is reused). A swarm system's lock is also the swarm's (swarm_lock_holder), once
+# its state has been read (SWARM_LOCK), unless this program holds it.
 lock_holder() {
   LOCK_STALE=0 LOCK_INFO="" LOCK_GONE=""
-  [ -d "$STATE/lock" ] || return 0
+  if [ ! -d "$STATE/lock" ]; then
+    [ -z "${SWARM_LOCK:-}" ] || [ -n "${SWARM_LOCKED:-}" ] || swarm_lock_holder
+    return 0
+  fi
   LOCK_INFO=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")
   local pid boot started   # (a lock taken before the fields had their own files: the pid its info line ends with)
   pid=$(cat "$STATE/lock/pid" 2>/dev/null) || pid=$(printf '%s' "$LOCK_INFO" | sed -n 's/.*, pid \([0-9]*\))$/\1/p')

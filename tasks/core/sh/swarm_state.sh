@@ -19,23 +19,48 @@ swarm_hold_state() {
 # it is a dead program's (this one holds the manager's own lock: lock_take judged that holder); held by a node
 # that is not ready (a manager down), it is stale; either is replaced and said. Held by a live other node: refused.
 swarm_lock_take() {
-  local name="fab.$SYSTEM.lock" node holder state
+  local name="fab.$SYSTEM.lock" node
   node=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null) || node=""
   [ -n "$node" ] || die "$R_REFUSED" "this host is in no swarm: 'fab swarm init' makes the swarm of hosts.yml"
   if ! lock_info | docker config create --label "fab.node=$node" "$name" - >/dev/null 2>&1; then
-    holder=$(docker config inspect --format '{{index .Spec.Labels "fab.node"}}' "$name" 2>/dev/null) \
-      || die "$R_FAILED" "cannot take the swarm's lock of $SYSTEM (is this node a manager, and the swarm in quorum?)"
-    state=$(docker node inspect --format '{{.Status.State}} {{.Description.Hostname}}' "$holder" 2>/dev/null) \
-      || state="gone"
-    if [ "$holder" != "$node" ] && [ "${state%% *}" = ready ]; then
-      die "$R_LOCKED" "a deploy through manager ${state#* } holds the swarm's lock of $SYSTEM: $(swarm_lock_info)"
-    fi
-    say "info taking over the swarm's lock of $SYSTEM left by $(swarm_lock_info) (node ${state#* }: ${state%% *})"
+    swarm_lock_node "$node" || die "$R_FAILED" "cannot take the swarm's lock of $SYSTEM (is this node a manager, and the swarm in quorum?)"
+    [ -n "$SWARM_HOLDER_GONE" ] || die "$R_LOCKED" "a deploy through manager $SWARM_HOLDER holds the swarm's lock of $SYSTEM: $(swarm_lock_info)"
+    say "info taking over the swarm's lock of $SYSTEM left by $(swarm_lock_info) ($SWARM_HOLDER_GONE)"
     local taken="another program took the swarm's lock of $SYSTEM meanwhile"
     docker config rm "$name" >/dev/null 2>&1 || die "$R_LOCKED" "$taken"
     lock_info | docker config create --label "fab.node=$node" "$name" - >/dev/null 2>&1 || die "$R_LOCKED" "$taken"
   fi
   SWARM_LOCKED=1
+}
+
+# swarm_lock_node NODE: who holds the swarm's lock of SYSTEM, seen from node NODE (this one): SWARM_HOLDER
+# (its manager's hostname) and SWARM_HOLDER_GONE, why its program cannot be running ("" when it may be): its
+# manager is not ready, or it is NODE, whose own lock the caller found free or stale. Fails when the lock is
+# not held (or the store cannot be read).
+swarm_lock_node() {
+  local holder state
+  holder=$(docker config inspect --format '{{index .Spec.Labels "fab.node"}}' "fab.$SYSTEM.lock" 2>/dev/null) || return 1
+  state=$(docker node inspect --format '{{.Status.State}} {{.Description.Hostname}}' "$holder" 2>/dev/null) \
+    || state="gone (left the swarm)"
+  SWARM_HOLDER=${state#* } SWARM_HOLDER_GONE=""
+  if [ "${state%% *}" != ready ]; then SWARM_HOLDER_GONE="its manager $SWARM_HOLDER is ${state%% *}"
+  elif [ "$holder" = "$1" ]; then SWARM_HOLDER_GONE="its program on this manager is gone"
+  fi
+}
+
+# swarm_lock_holder: lock_holder's answer when this manager's own lock is free: the swarm's lock of SYSTEM, held
+# through another manager (or left by one that is down, or by a program on this one that died: stale).
+swarm_lock_holder() {
+  swarm_lock_node "$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)" || return 0
+  LOCK_INFO="$(swarm_lock_info) through manager $SWARM_HOLDER"
+  [ -z "$SWARM_HOLDER_GONE" ] || LOCK_STALE=1 LOCK_GONE=$SWARM_HOLDER_GONE
+}
+
+# swarm_lock_break: unlock --force of a swarm system: after the manager's own lock, the swarm's, whoever holds it.
+swarm_lock_break() {
+  swarm_lock_node "$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)" || return 0
+  say "info removing the swarm's lock of $SYSTEM held by $(swarm_lock_info) through manager $SWARM_HOLDER"
+  docker config rm "fab.$SYSTEM.lock" >/dev/null || die "$R_FAILED" "cannot remove the swarm's lock of $SYSTEM"
 }
 
 # swarm_lock_info: who holds the swarm's lock (its content: lock_info's line).
@@ -66,7 +91,7 @@ swarm_read_state() {
   [ ! -f "$STATE/swarm-seq" ] || read -r mine stored < "$STATE/swarm-seq"
   [[ $mine =~ ^[0-9]{1,9}$ ]] || mine=0
   # shellcheck disable=SC2034  # (swarm_state_done reads them; a program that only reads the state does not)
-  STATE_SEQ=$seq STATE_READ=$(state_sha)
+  STATE_SEQ=$seq STATE_READ=$(state_sha) SWARM_LOCK=1   # (lock_holder reads the swarm's lock too from now on)
   if [ "$seq" -le "$mine" ]; then
     [ "$STATE_READ" = "$stored" ] || [ ! -f "$STATE/releases.jsonl" ] || STATE_READ=unstored
     return 0
