@@ -151,6 +151,21 @@ def test_status_answers_through_another_manager_when_the_first_is_down(sandbox, 
         nodes["sw1"].route_to_others()
 
 
+def with_one_shots(sandbox) -> None:
+    """Two one-shots added to the example's stack on each manager, on the backend's pinned image: ``seed``, a
+    service the swarm does not restart (restart_policy condition none: its update is "paused" by the swarm
+    when its task ends, even well) and ``migrate``, a job the swarm runs again at each deploy."""
+    for name in NAMES:
+        stack = sandbox.host(name).root / "enlevohub/repo/swarm/docker-stack.yml"
+        spec = yaml.safe_load(stack.read_text())
+        image = spec["services"]["backend"]["image"]
+        spec["services"]["seed"] = {"image": image, "entrypoint": ["/bin/busybox", "sh", "-c", "cat /www/version"],
+                                    "deploy": {"endpoint_mode": "dnsrr", "restart_policy": {"condition": "none"}}}
+        spec["services"]["migrate"] = {"image": image, "entrypoint": ["/bin/busybox", "sh", "-c", "sleep 3"],
+                                       "deploy": {"endpoint_mode": "dnsrr", "mode": "replicated-job"}}
+        stack.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
 def backend_tasks(host) -> list[tuple[str, str]]:
     """The running tasks of EnlevoHub's backend service: (image with its digest, node), sorted."""
     out = host.docker("service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format",
@@ -167,9 +182,14 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     --host sw2,sw1 goes through sw1; sw3, which never ran a deploy, reads the whole history from the swarm, and
     the backend's logs from the nodes its tasks run on."""
     path = examples.enlevohub_swarm(sandbox, tmp_path, NAMES)
+    with_one_shots(sandbox)
     fab(path, "swarm", "init")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")
+    for service in ("seed", "migrate"):   # (waited for: done before the deploy returned, on this release)
+        ran = nodes["sw1"].docker("service", "ps", "--no-trunc", "--format", "{{.Image}} {{.CurrentState}}",
+                                  f"enlevohub-app_{service}").stdout.splitlines()
+        assert ":v1.4.3@" in ran[0] and " Complete " in ran[0], (service, ran)
     good = backend_tasks(nodes["sw1"])
     assert len(good) == 3 and len({node for _, node in good}) >= 2, good
     assert all(":v1.4.3@sha256:" in image for image, _ in good), good

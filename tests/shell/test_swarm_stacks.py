@@ -24,11 +24,26 @@ def lab(tmp_path):
 
 def converged(lab: Lab, tasks: str, update: str = "completed|", nodes: str = "n1 Ready\nn2 Ready\n") -> str:
     """swarm_converged's answer for a backend of 3 replicas whose tasks are ``tasks`` (image|node|desired|current)."""
+    return wait_answer(lab, f"eh_backend|{IMAGE}|3|any|{update}", tasks, nodes=nodes)
+
+
+def wait_answer(lab: Lab, spec: str, tasks: str = "", error: str = "", nodes: str = "n1 Ready\nn2 Ready\n",
+                jobs: str = "") -> str:
+    """swarm_converged's last line ("rc=N PENDING") for a stack of one service, inspected as ``spec``
+    (name|image|mode|restart|update state|message), its tasks ``tasks`` and, for a job, ``jobs`` (each task's
+    "ITERATION STATE")."""
+    name = spec.split("|")[0]
     lab.answer("docker", "service ls -q --filter label=com.docker.stack.namespace=eh", "s1\n")
-    lab.answer("docker", "service inspect --format * s1", f"eh_backend|{IMAGE}|3|{update}\n")
+    lab.answer("docker", "service inspect --format * s1", spec + "\n")
     lab.answer("docker", "node ls --format {{.Hostname}} {{.Status}}", nodes)
-    lab.answer("docker", "service ps --no-trunc --format * eh_backend", tasks)
-    lab.answer("docker", "service ps --no-trunc --format {{.Error}} eh_backend", "\n")
+    if jobs:
+        tasks = "".join(f"t{i}|{spec.split('|')[1]}|n1|Complete|Running|{name}.x|{error}\n"
+                        for i in range(len(jobs.splitlines())))
+    else:   # (ID|image|node|desired|current|slot|error; the error on the newest task of the spec's image)
+        tasks = "".join(f"t{i}|{line}{'|' * (4 - line.count('|'))}|{error if not i else ''}\n"
+                        for i, line in enumerate(tasks.splitlines()))
+    lab.answer("docker", f"service ps --no-trunc --format * {name}", tasks)
+    lab.answer("docker", "inspect --format * t*", jobs)
     run = lab.snippet(DECLARE + 'swarm_converged eh; echo "rc=$? $SWARM_PENDING"', {"run", "add_stack", "on_swarm",
                                                                                      "swarm_converged"})
     return run.stdout.strip().splitlines()[-1]
@@ -71,6 +86,47 @@ def test_an_update_the_swarm_paused_fails_at_once_in_its_words(lab):
     assert line == "rc=2 the update of eh_backend stopped (paused): update paused due to failure of task x"
 
 
+MIGRATE = "r/enlevohub-backend:v2@sha256:" + "2" * 64
+
+
+def test_a_one_shot_that_completed_is_done_though_the_swarm_paused_its_update_for_early_termination(lab):
+    """Seen on the sandbox: a service with restart_policy condition none whose task exits 0 has its update
+    paused ("failure or early termination"); the newest task of its slot is what counts, not the older ones."""
+    tasks = f"{MIGRATE}|n1|Shutdown|Complete 2 seconds ago|eh_seed.1\n{OLD}|n1|Shutdown|Failed 2 minutes ago|eh_seed.1\n"
+    spec = f"eh_seed|{MIGRATE}|1|none|paused|update paused due to failure or early termination of task x"
+    assert wait_answer(lab, spec, tasks) == "rc=0"
+
+
+def test_a_one_shot_that_failed_fails_the_wait_at_once_with_its_error(lab):
+    tasks = f"{MIGRATE}|n1|Shutdown|Failed 2 seconds ago|eh_seed.1\n{OLD}|n1|Shutdown|Complete 2 minutes ago|eh_seed.1\n"
+    line = wait_answer(lab, f"eh_seed|{MIGRATE}|1|none|paused|update paused", tasks, "task: non-zero exit (3)")
+    assert line == "rc=2 eh_seed.1 (a one-shot: restart_policy none) failed, last task error: task: non-zero exit (3)"
+
+
+def test_a_one_shot_still_running_or_not_yet_on_the_new_image_is_waited_for(lab):
+    tasks = f"{OLD}|n1|Shutdown|Complete 2 minutes ago|eh_seed.1\n"
+    assert wait_answer(lab, f"eh_seed|{MIGRATE}|1|on-failure|updating|", tasks).startswith(
+        "rc=1 eh_seed: 0 of 1 done or running on enlevohub-backend:v2@")
+
+
+@pytest.mark.parametrize("mode, restart, jobs, answer", [
+    ("job 1 2", "any", "1 complete\n2 running\n", "rc=1 eh_migrate: 0 of 1 runs of the job complete"),
+    ("job 1 2", "any", "1 complete\n2 complete\n", "rc=0"),
+    ("job 1 2", "any", "2 failed\n2 starting\n", "rc=1 eh_migrate: 0 of 1 runs of the job complete, "
+                                                      "last task error: task: non-zero exit (1)"),
+    ("job 1 2", "none", "2 failed\n", "rc=2 the job eh_migrate failed, last task error: task: non-zero exit (1)"),
+    ("job 2 0", "any", "0 complete\n0 pending\n", "rc=1 eh_migrate: 1 of 2 runs of the job complete"),
+    ("job all 3", "any", "3 complete\n3 running\n2 complete\n", "rc=1 eh_migrate: 1 of 2 runs of the job complete"),
+    ("job all 3", "any", "3 complete\n3 complete\n2 failed\n", "rc=0"),
+])
+def test_a_job_is_done_when_this_iteration_s_runs_completed(lab, mode, restart, jobs, answer):
+    """A job (replicated-job, global-job) runs again at every stack deploy: only this iteration's tasks count,
+    never the runs of a deploy before."""
+    error = "task: non-zero exit (1)" if "failed" in jobs else ""
+    line = wait_answer(lab, f"eh_migrate|{MIGRATE}|{mode}|{restart}||", error=error, jobs=jobs)
+    assert line == answer
+
+
 def render(services: str) -> str:
     return 'version: "3.13"\nservices:\n' + services + "volumes:\n  pgdata: {}\n"
 
@@ -105,3 +161,9 @@ def test_a_value_spanning_lines_is_refused_and_values_never_reach_an_argument(la
     run = preflight(lab, "KEY=-----BEGIN KEY-----\nabc\n", render(""))
     assert "spans lines, which docker stack cannot be given" in run.stdout
     assert not [c for c in lab.commands("docker") if c.startswith("stack config")]
+
+
+def test_an_older_release_s_task_error_is_not_given_as_this_deploy_s(lab):
+    tasks = f"{OLD}|n1|Shutdown|Failed 9 minutes ago|eh_seed.1\n"
+    line = wait_answer(lab, f"eh_seed|{MIGRATE}|1|none|updating|", tasks, "task: non-zero exit (3)")
+    assert line == "rc=1 eh_seed: 0 of 1 done or running on enlevohub-backend:v2@sha256:" + "2" * 64

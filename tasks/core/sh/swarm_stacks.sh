@@ -132,55 +132,132 @@ swarm_wait() {
   done
 }
 
-# swarm_converged NAMESPACE: every service of the stack NAMESPACE runs as its spec says: as many running tasks
-# as its replicas (a global one: a task on each node it runs on), each on the spec's image, none of another
-# and none still stopping, its update (if any) completed. A task turns running only once its healthcheck passes, so this is the
-# stack healthy. Tasks on a node that is down count neither way: the swarm replaces them elsewhere, and an
-# update that waits only for one of them to stop (it never will, until the node returns) is done. Returns 0
-# converged, 1 not yet (SWARM_PENDING says what), 2 failed (an update the swarm paused or rolled back, or
-# docker not answering).
+# swarm_converged NAMESPACE: every service of the stack NAMESPACE done as its spec says (swarm_service_done,
+# or a one-shot's: swarm_once_done, swarm_job_done). A task turns running only once its healthcheck passes, so
+# this is the stack healthy. Returns 0 converged, 1 not yet (SWARM_PENDING says what), 2 failed (an update the
+# swarm paused or rolled back, a one-shot that failed for good, or docker not answering).
 swarm_converged() {
-  local ids specs name image replicas state message down tasks task node desired current good other all stuck waits
+  local ids specs name image mode restart state message rc
   SWARM_PENDING=""
   ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1" 2>&1) \
     || { SWARM_PENDING="docker does not answer: $(tail -n 1 <<< "$ids")"; return 2; }
   [ -n "$ids" ] || { SWARM_PENDING="the stack has no service"; return 1; }
   # shellcheck disable=SC2086  # one service id per word
-  specs=$(docker service inspect --format '{{.Spec.Name}}|{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else if .Spec.Mode.Global}}global{{else}}job{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}{{end}}' $ids 2>&1) \
+  specs=$(docker service inspect --format '{{.Spec.Name}}|{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{with .Spec.Mode}}{{if .Replicated}}{{.Replicated.Replicas}}{{else if .Global}}global{{else if .ReplicatedJob}}job {{.ReplicatedJob.TotalCompletions}}{{else}}job all{{end}}{{end}}{{with $.JobStatus}} {{.JobIteration.Index}}{{end}}|{{with .Spec.TaskTemplate.RestartPolicy}}{{.Condition}}{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}{{end}}' $ids 2>&1) \
     || { SWARM_PENDING="docker service inspect failed: $(tail -n 1 <<< "$specs")"; return 2; }
-  down=" $(docker node ls --format '{{.Hostname}} {{.Status}}' 2>/dev/null | awk '$2 != "Ready" { printf "%s ", $1 }')"
-  while IFS='|' read -r name image replicas state message; do
-    case $state in
-      paused|rollback_started|rollback_paused|rollback_completed)
-        SWARM_PENDING="the update of $name stopped ($state): $message$(last_task_error "$name")"; return 2 ;;
+  SWARM_DOWN=" $(docker node ls --format '{{.Hostname}} {{.Status}}' 2>/dev/null | awk '$2 != "Ready" { printf "%s ", $1 }')"
+  while IFS='|' read -r name image mode restart state message; do
+    case $mode:$restart in
+      job*) swarm_job_done "$name" "$image" "$mode" "$restart" ;;
+      *:none|*:on-failure) swarm_once_done "$name" "$image" "$mode" "$restart" "$state" ;;
+      *) swarm_service_done "$name" "$image" "$mode" "$state" "$message" ;;
     esac
-    [ "$replicas" != job ] || continue
-    tasks=$(docker service ps --no-trunc --format '{{.Image}}|{{.Node}}|{{.DesiredState}}|{{.CurrentState}}' "$name" 2>&1) \
-      || { SWARM_PENDING="docker service ps $name failed: $(tail -n 1 <<< "$tasks")"; return 2; }
-    good=0 other=0 all=0 stuck=0
-    while IFS='|' read -r task node desired current; do
-      [ -n "$task" ] || continue
-      case $current in Shutdown*|Failed*|Complete*|Rejected*|Orphaned*|Remove*) continue ;; esac
-      if [[ $down == *" $node "* ]]; then stuck=1; continue; fi
-      [ "$desired" != Running ] || all=$((all + 1))
-      if [ "$desired" != Running ] || [ "$task" != "$image" ]; then other=$((other + 1))
-      elif [[ $current == Running* ]]; then good=$((good + 1))
-      fi
-    done <<< "$tasks"
-    [ "$replicas" != global ] || replicas=$(( all > 0 ? all : 1 ))
-    waits=$state
-    [ "$state:$stuck" != updating:1 ] || waits=""   # (only for the down node)
-    if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$waits" ] && [ "$waits" != completed ]; }; then
-      SWARM_PENDING+="${SWARM_PENDING:+; }$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(last_task_error "$name")"
-    fi
+    rc=$?
+    [ "$rc" != 2 ] || return 2
   done <<< "$specs"
   [ -z "$SWARM_PENDING" ]
 }
 
-# last_task_error SERVICE: ", last task error: ..." for the latest task of SERVICE with an error (one that
-# failed, or one the swarm cannot place: "no suitable node"), else nothing.
-last_task_error() {
-  local err
-  err=$(docker service ps --no-trunc --format '{{.Error}}' "$1" 2>/dev/null | grep -m 1 .)
-  [ -z "$err" ] || printf ', last task error: %s' "$err"
+# pending TEXT: what a wait still waits for, added to SWARM_PENDING (returns 1: not yet).
+pending() { SWARM_PENDING+="${SWARM_PENDING:+; }$1"; return 1; }
+
+# swarm_tasks SERVICE: its tasks, newest first in each slot, one "ID|IMAGE|NODE|DESIRED|CURRENT|SLOT|ERROR"
+# line each (SWARM_TASKS); fails saying docker's words.
+swarm_tasks() {
+  SWARM_TASKS=$(docker service ps --no-trunc --format '{{.ID}}|{{.Image}}|{{.Node}}|{{.DesiredState}}|{{.CurrentState}}|{{.Name}}|{{.Error}}' "$1" 2>&1) \
+    || { SWARM_PENDING="docker service ps $1 failed: $(tail -n 1 <<< "$SWARM_TASKS")"; return 2; }
+}
+
+# task_error IMAGE: ", last task error: ..." for the newest of SWARM_TASKS on IMAGE with an error (one that
+# failed, or one the swarm cannot place: "no suitable node"), else nothing: an older release's errors are
+# not this deploy's.
+task_error() {
+  local image err
+  while IFS='|' read -r _ image _ _ _ _ err; do
+    if [ "$image" = "$1" ] && [ -n "$err" ]; then printf ', last task error: %s' "$err"; return 0; fi
+  done <<< "$SWARM_TASKS"
+}
+
+# swarm_service_done SERVICE IMAGE REPLICAS UPDATE_STATE UPDATE_MESSAGE: a long-running service converged: as
+# many running tasks as its REPLICAS (global: a task on each node it runs on), each on IMAGE, none of another
+# and none still stopping, its update (if any) completed. Tasks on a node that is down count neither way: the
+# swarm replaces them elsewhere, and an update that waits only for one of them to stop (it never will, until
+# the node returns) is done.
+swarm_service_done() {
+  local name=$1 image=$2 replicas=$3 state=$4 task node desired current good=0 other=0 all=0 stuck=0 waits
+  swarm_tasks "$name" || return 2
+  case $state in
+    paused|rollback_started|rollback_paused|rollback_completed)
+      SWARM_PENDING="the update of $name stopped ($state): $5$(task_error "$image")"; return 2 ;;
+  esac
+  while IFS='|' read -r _ task node desired current _; do
+    [ -n "$task" ] || continue
+    case $current in Shutdown*|Failed*|Complete*|Rejected*|Orphaned*|Remove*) continue ;; esac
+    if [[ $SWARM_DOWN == *" $node "* ]]; then stuck=1; continue; fi
+    [ "$desired" != Running ] || all=$((all + 1))
+    if [ "$desired" != Running ] || [ "$task" != "$image" ]; then other=$((other + 1))
+    elif [[ $current == Running* ]]; then good=$((good + 1))
+    fi
+  done <<< "$SWARM_TASKS"
+  [ "$replicas" != global ] || replicas=$(( all > 0 ? all : 1 ))
+  waits=$state
+  [ "$state:$stuck" != updating:1 ] || waits=""   # (only for the down node)
+  if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$waits" ] && [ "$waits" != completed ]; }; then
+    pending "$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(task_error "$image")"
+  fi
+}
+
+# swarm_once_done SERVICE IMAGE REPLICAS RESTART UPDATE_STATE: a replicated service the swarm does not restart
+# when its task ends well (restart_policy condition none or on-failure: a one-shot) is done when the newest
+# task of each slot, on IMAGE, has completed or runs. One that failed fails the wait when the swarm will not
+# try again (condition none, or its update paused). The swarm pauses the update of such a service even when
+# its task completed ("early termination"): that pause alone is no failure.
+swarm_once_done() {
+  local name=$1 image=$2 replicas=$3 task current slot seen=" " good=0 failed=""
+  swarm_tasks "$name" || return 2
+  case $5 in rollback_*) SWARM_PENDING="the update of $name stopped ($5)$(task_error "$image")"; return 2 ;; esac
+  while IFS='|' read -r _ task _ _ current slot _; do
+    if [ -z "$task" ] || [[ $seen == *" $slot "* ]]; then continue; fi
+    seen+="$slot "
+    [ "$task" = "$image" ] || continue
+    case $current in
+      Complete*|Running*) good=$((good + 1)) ;;
+      Failed*|Rejected*) failed=$slot ;;
+    esac
+  done <<< "$SWARM_TASKS"
+  if [ -n "$failed" ] && { [ "$4" = none ] || [ "$5" = paused ]; }; then
+    SWARM_PENDING="$failed (a one-shot: restart_policy $4) failed$(task_error "$image")"; return 2
+  fi
+  [ "$good" = "$replicas" ] || pending "$name: $good of $replicas done or running on ${image##*/}$(task_error "$image")"
+}
+
+# swarm_job_done SERVICE IMAGE "job TOTAL|all ITERATION" RESTART: a job (mode: replicated-job or global-job),
+# which the swarm runs again at each stack deploy (a new iteration), is done when TOTAL tasks of this
+# iteration completed (all: every task of it, none left running); a task of it that failed fails the wait
+# when the swarm will not try again (restart_policy condition none).
+swarm_job_done() {
+  local name=$1 total iteration ids lines="" index state done=0 failed=0 left=0
+  read -r _ total iteration <<< "$3"
+  swarm_tasks "$name" || return 2
+  ids=$(cut -d'|' -f1 <<< "$SWARM_TASKS")
+  # shellcheck disable=SC2086  # one task id per word
+  [ -z "$ids" ] || lines=$(docker inspect --format '{{with .JobIteration}}{{.Index}}{{end}} {{.Status.State}}' $ids 2>&1) \
+    || { SWARM_PENDING="docker inspect of the tasks of $name failed: $(tail -n 1 <<< "$lines")"; return 2; }
+  while read -r index state; do
+    [ "$index" = "${iteration:-0}" ] || continue
+    case $state in
+      complete) done=$((done + 1)) ;;
+      failed|rejected) failed=$((failed + 1)) ;;
+      shutdown|orphaned|remove) ;;
+      *) left=$((left + 1)) ;;
+    esac
+  done <<< "$lines"
+  if [ "$failed" != 0 ] && [ "$4" = none ]; then
+    SWARM_PENDING="the job $name failed$(task_error "$2")"; return 2
+  fi
+  if [ "$total" = all ]; then
+    [ "$done" = 0 ] || [ "$left" != 0 ] || [ "$failed" != 0 ] || return 0
+    total=$((done + left + failed))
+  fi
+  [ "$done" -ge "$total" ] || pending "$name: $done of $total runs of the job complete$(task_error "$2")"
 }
