@@ -28,6 +28,7 @@ from .core.programs.backup import (
 from .core.programs.declare import Intent
 from .core.programs.offsite import sent
 from .core.programs.protocol import Program, execute
+from .core.programs.swarm import placed, placed_program
 from .core.target import Target
 from .core.ui import console, safe, size
 from .offsite import offsite_drill
@@ -43,11 +44,9 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
     Each dump is read back whole and every copied file read back and checksummed before the backup counts; old
     backups are pruned by the retention counts only after a verified one was made."""
     out = {}
-    with select(host, system, all, group) as sel:
-        targets = with_backups(sel.targets)
+    with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
-        for target in targets:
-            stacks = target.system.databases
+        for target, stacks in where_databases(sel, with_backups(sel.targets)):
             intent = Intent("backup", new_release_id(), "+".join(series(target, stacks)), by, origin)
             if dry_run:
                 if not json:
@@ -100,7 +99,7 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
     if offsite and live:
         raise ToolError("--offsite drills from a copy off the VPS; to bring a lost server back from one: fab recover",
                         BAD_INPUT)
-    with select(host, system) as sel:
+    with select(host, system, swarm_once=True) as sel:
         target, stack, name, program = offsite_drill(sel, name, snapshot) if offsite else _chosen(sel, name, live)
         if dry_run:
             print_program(target, program)
@@ -124,6 +123,11 @@ def _chosen(sel, name: str, live: bool) -> tuple[Target, Stack | None, str, Prog
     if name == "latest":
         name = _latest(sel, with_backups(sel.targets))
     target, stack = _owner(with_backups(sel.targets), name)
+    if target.system.engine == "swarm":
+        if live:
+            raise ToolError(f"{target.label}: restore --live is not done on a swarm yet (its clients run as "
+                            "services on other nodes): drill it, then restore by hand on the database's node", BAD_INPUT)
+        ((target, _),) = where_databases(sel, [target], [stack])
     if not live:
         return target, stack, name, drill_program(target, stack, name)
     intent = Intent("restore", new_release_id(), name, *operator())
@@ -157,6 +161,21 @@ def with_backups(targets: list[Target]) -> list[Target]:
                         "so there is nothing to back up (mark the PostgreSQL stack with database: {service: NAME})",
                         BAD_INPUT)
     return chosen
+
+
+def where_databases(sel, targets: list[Target], stacks: list[Stack] | None = None) -> list[tuple[Target, list[Stack]]]:
+    """Where each target's database ``stacks`` (default: all of them) are dumped and their backups kept: on its
+    own host, or for a swarm system on the host whose node runs each database's task (asked of the manager)."""
+    out = []
+    for target in targets:
+        mine = target.system.databases if stacks is None else stacks
+        if target.system.engine != "swarm" or not mine:
+            out.append((target, mine))
+            continue
+        hosts = placed(execute(sel.session(target), placed_program(target, mine), target.label, quiet=True))
+        for name in dict.fromkeys(hosts[s.name] for s in mine):
+            out.append((Target(sel.inventory.host(name), target.system), [s for s in mine if hosts[s.name] == name]))
+    return out
 
 
 def _latest(sel, targets: list[Target]) -> str:

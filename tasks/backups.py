@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from rich.table import Table
 
-from .backup import with_backups
+from .backup import where_databases, with_backups
 from .core.cli import command, select
 from .core.errors import WARNING, ToolError
 from .core.programs.backup import Backup, list_program, listed
@@ -27,8 +27,8 @@ def backups(c, host=None, group=None, all=False, system=None, json=False):
     Exit 8 when a system's newest verified backup of a series, or copy in a repository, is older than its
     backup: {max_age}, or a repository cannot be read or failed its last check (each is named)."""
     out, problems = {}, []
-    with select(host, system, all, group) as sel:
-        for target in with_backups(sel.targets):
+    with select(host, system, all, group, swarm_once=True) as sel:
+        for target in dict.fromkeys(t for t, _ in where_databases(sel, with_backups(sel.targets))):
             result = execute(sel.session(target), list_offsite(list_program(target), target), target.label, quiet=True)
             found, repos = listed(result), listed_offsite(result)
             mine = stale(target, found, repos, datetime.now(timezone.utc))

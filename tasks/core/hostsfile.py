@@ -140,7 +140,12 @@ class SystemSpec(Spec):
     def _check_swarm(self):
         """What the swarm itself does for a stack of a swarm system, refused in the tool's words: placement
         (deploy.placement in the compose file), replicas (deploy.replicas), the rollout (deploy.update_config);
-        a binary runs under systemd on one host, not on a swarm."""
+        a binary runs under systemd on one host, not on a swarm. Of backup:, only what follows the database's
+        task to its node (the dumps and their retention): files, volumes and copies off the node are not yet."""
+        for key in ("paths", "volumes", "offsite", "before_deploy"):
+            if key in self.backup.model_fields_set:
+                raise refuse(f"{key}: is not done on a swarm yet (fab backup dumps a swarm system's databases on "
+                             "the node that runs them, and keeps them there)", "backup", key)
         for name, stack in self.stacks.items():
             if getattr(stack, "binary", None):
                 raise refuse("a binary stack cannot run on a swarm (engine: swarm): deploy it in a system of its "

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from sandbox import examples, proc, registry
+from sandbox.load import Load
 from tasks.core import errors
 
 from .conftest import FAB, REPO
@@ -185,11 +186,13 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     with_one_shots(sandbox)
     fab(path, "swarm", "init")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
-    fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")
+    with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
+        fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")   # (start-first, one replica at a time)
+    assert load.failed == 0 and len(load.results) > 20, f"good deploy: {load.summary()}"
     for service in ("seed", "migrate"):   # (waited for: done before the deploy returned, on this release)
         ran = nodes["sw1"].docker("service", "ps", "--no-trunc", "--format", "{{.Image}} {{.CurrentState}}",
                                   f"enlevohub-app_{service}").stdout.splitlines()
-        assert ":v1.4.3@" in ran[0] and " Complete " in ran[0], (service, ran)
+        assert any(":v1.4.3@" in task and " Complete " in task for task in ran), (service, ran)
     good = backend_tasks(nodes["sw1"])
     assert len(good) == 3 and len({node for _, node in good}) >= 2, good
     assert all(":v1.4.3@sha256:" in image for image, _ in good), good
@@ -198,7 +201,9 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     where = nodes["sw1"].docker("service", "ps", "--format", "{{.Node}}", "enlevohub-app_postgres").stdout.split()
     assert where[0] == "sw3", where
 
-    bad = fab(path, "deploy", "--host", "sw1", "--tag", "v1.5.0", code=errors.ROLLED_BACK)
+    with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
+        bad = fab(path, "deploy", "--host", "sw1", "--tag", "v1.5.0", code=errors.ROLLED_BACK)
+    assert load.failed == 0 and "v1.5.0" not in load.answers, f"failed release: {load.summary()}"
     assert "the update of enlevohub-app_backend stopped (paused)" in bad.stdout + bad.stderr
     back = backend_tasks(nodes["sw1"])
     assert len(back) == 3 and all(image.endswith("@" + digest) for image, _ in back), back

@@ -47,6 +47,7 @@ old             project workdir files service ref pin
 old_volume      name info
 os              id version family
 pin             app pin
+placed          stack host
 placeholder     path key
 problem         text
 prune_cache     size result

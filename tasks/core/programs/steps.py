@@ -121,6 +121,7 @@ swarm_init ADDRESS
 swarm_join ADDRESS MANAGER
 swarm_lock_break
 swarm_node NODE HOST manager|worker [LABEL...]
+swarm_placed STACK SERVICE
 swarm_read_state
 swarm_report
 swarm_tokens

@@ -8,7 +8,8 @@ import secrets
 from dataclasses import dataclass
 
 from ..cluster import HOST_LABEL, Swarm
-from ..model import Host
+from ..model import Host, Stack
+from ..target import Target
 from .protocol import Program, Result, fields, report
 
 JOIN_TOKEN = re.compile(r"SWMTKN-1-[A-Za-z0-9-]{20,}")
@@ -51,6 +52,21 @@ def availability_program(host: str, action: str) -> Program:
     return (Program(f"swarm {action} of {host}").step("swarm_availability", host, f"{HOST_LABEL}={host}", availability,
                                                                     DRAIN_WAIT)
             .step("swarm_report"))
+
+
+def placed_program(target: Target, stacks: list[Stack]) -> Program:
+    """On a manager: the inventory host whose node runs each database stack's task (a swarm system's
+    database is dumped where it runs)."""
+    prog = Program(f"where the databases of {target.label} run")
+    for s in stacks:
+        prog.step("swarm_placed", s.name, f"{target.project(s)}_{s.database.service}")
+    return prog
+
+
+@report
+def placed(result: Result) -> dict[str, str]:
+    """Database stack -> the inventory host its task runs on."""
+    return {d["stack"]: d["host"] for d in result.all("placed")}
 
 
 def report_program() -> Program:

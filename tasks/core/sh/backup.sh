@@ -17,13 +17,16 @@ add_database() {
 }
 
 # db_container STACK [any]: the running container of STACK's database service (fails when none runs); with
-# "any", its container in whatever state (a server restarting forever on data it refuses, too).
+# "any", its container in whatever state (a server restarting forever on data it refuses, too). Compose's
+# container, else the swarm's task on this node (service PROJECT_SERVICE: a swarm system's database).
 db_container() {
   local id ps=-q running=(--filter status=running)
   if [ -n "${2:-}" ]; then ps=-aq running=(); fi
   id=$(docker ps "$ps" --filter "label=com.docker.compose.project=${DB[$1:project]}" \
-    --filter "label=com.docker.compose.service=${DB[$1:service]}" ${running[@]+"${running[@]}"} 2>/dev/null | head -n 1)
-  [ -n "$id" ] && printf '%s' "$id"
+    --filter "label=com.docker.compose.service=${DB[$1:service]}" ${running[@]+"${running[@]}"} 2>/dev/null)
+  [ -n "$id" ] || id=$(docker ps "$ps" ${running[@]+"${running[@]}"} \
+    --filter "label=com.docker.swarm.service.name=${DB[$1:project]}_${DB[$1:service]}" 2>/dev/null)
+  [ -n "$id" ] && printf '%s' "${id%%$'\n'*}"
 }
 
 # db_open STACK: DB_C (its running container) and DB_U (the role to connect as), or die saying why.

@@ -10,12 +10,12 @@
 
 # lock_holder: LOCK_INFO ("" when free, else what the holder wrote) and LOCK_STALE=1 when its program is gone
 # (LOCK_GONE says how): the host booted since it took the lock, or its pid runs no process, or another one
-# (its start time differs: a pid is reused). A swarm system's lock is also the swarm's (swarm_lock_holder), once
-# its state has been read (SWARM_LOCK), unless this program holds it.
+# (its start time differs: a pid is reused). When it is free, LOCK_ELSEWHERE (a function, if set) says of the
+# system's lock held elsewhere too (a swarm system's, in the swarm's store, by another manager).
 lock_holder() {
   LOCK_STALE=0 LOCK_INFO="" LOCK_GONE=""
   if [ ! -d "$STATE/lock" ]; then
-    [ -z "${SWARM_LOCK:-}" ] || [ -n "${SWARM_LOCKED:-}" ] || swarm_lock_holder
+    [ -z "${LOCK_ELSEWHERE:-}" ] || "$LOCK_ELSEWHERE"
     return 0
   fi
   LOCK_INFO=$(cat "$STATE/lock/info" 2>/dev/null || echo "holder unknown")

@@ -164,3 +164,17 @@ swarm_report() {
 answer() {
   ANSWER=$("$@" 2>&1) || die "$R_FAILED" "$* failed: $(tail -n 1 <<< "$ANSWER")"
 }
+
+# swarm_placed STACK SERVICE: the node that runs the task of SERVICE (a database service of STACK: one replica),
+# as the inventory host its fab.host label names: `@@data placed stack STACK host HOST`. Refused when no task of
+# it runs, or its node is none of hosts.yml's (joined by hand: no label).
+swarm_placed() {
+  local out node host
+  out=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Node}}|{{.CurrentState}}' "$2" 2>&1) \
+    || die "$R_REFUSED" "stack $1: the swarm has no service $2 ($(tail -n 1 <<< "$out")): deploy it first"
+  node=$(awk -F'|' '$2 ~ /^Running/ { print $1; exit }' <<< "$out")
+  [ -n "$node" ] || die "$R_REFUSED" "stack $1: service $2 has no running task: deploy it first"
+  host=$(docker node inspect --format '{{index .Spec.Labels "fab.host"}}' "$node" 2>/dev/null) || host=""
+  [ -n "$host" ] || die "$R_REFUSED" "stack $1: $2 runs on node $node, which has no fab.host label: it is none of hosts.yml's hosts ('fab swarm init' labels them)"
+  data placed stack "$1" host "$host"
+}

@@ -213,12 +213,12 @@ swarm_service_done() {
 # try again (condition none, or its update paused). The swarm pauses the update of such a service even when
 # its task completed ("early termination"): that pause alone is no failure.
 swarm_once_done() {
-  local name=$1 image=$2 replicas=$3 task current slot seen=" " good=0 failed=""
+  local name=$1 image=$2 replicas=$3 task current slot slots=" " good=0 failed=""
   swarm_tasks "$name" || return 2
   case $5 in rollback_*) SWARM_PENDING="the update of $name stopped ($5)$(task_error "$image")"; return 2 ;; esac
   while IFS='|' read -r _ task _ _ current slot _; do
-    if [ -z "$task" ] || [[ $seen == *" $slot "* ]]; then continue; fi
-    seen+="$slot "
+    if [ -z "$task" ] || [[ $slots == *" $slot "* ]]; then continue; fi
+    slots+="$slot "
     [ "$task" = "$image" ] || continue
     case $current in
       Complete*|Running*) good=$((good + 1)) ;;

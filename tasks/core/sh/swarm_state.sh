@@ -91,7 +91,8 @@ swarm_read_state() {
   [ ! -f "$STATE/swarm-seq" ] || read -r mine stored < "$STATE/swarm-seq"
   [[ $mine =~ ^[0-9]{1,9}$ ]] || mine=0
   # shellcheck disable=SC2034  # (swarm_state_done reads them; a program that only reads the state does not)
-  STATE_SEQ=$seq STATE_READ=$(state_sha) SWARM_LOCK=1   # (lock_holder reads the swarm's lock too from now on)
+  STATE_SEQ=$seq STATE_READ=$(state_sha)
+  [ -n "${SWARM_LOCKED:-}" ] || LOCK_ELSEWHERE=swarm_lock_holder   # (the swarm's lock, unless this program holds it)
   if [ "$seq" -le "$mine" ]; then
     [ "$STATE_READ" = "$stored" ] || [ ! -f "$STATE/releases.jsonl" ] || STATE_READ=unstored
     return 0
