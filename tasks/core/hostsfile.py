@@ -119,6 +119,8 @@ class SystemSpec(Spec):
     def _whole(self):
         if not self.stacks:
             raise refuse("needs at least one stack under 'stacks:'", "stacks")
+        if self.engine == "swarm":
+            self._check_swarm()
         pinned: dict[str, str] = {}
         for name, stack in self.stacks.items():
             for app in stack.build(name).apps:
@@ -133,8 +135,6 @@ class SystemSpec(Spec):
             raise refuse(f"a stack named {FILES!r} would share its backups' name with the system's files: rename "
                          "it", "stacks", FILES)
         self._check_together()
-        if self.engine == "swarm":
-            self._check_swarm()
         return self
 
     def _check_swarm(self):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -167,12 +168,13 @@ def with_one_shots(sandbox) -> None:
         stack.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def backend_tasks(host) -> list[tuple[str, str]]:
-    """The running tasks of EnlevoHub's backend service: (image with its digest, node), sorted."""
+def backend_tasks(host, down: str = "") -> list[tuple[str, str]]:
+    """The running tasks of EnlevoHub's backend service: (image with its digest, node), sorted; none of node
+    ``down`` (whose dockerd is gone: the manager's last word on its tasks is stale)."""
     out = host.docker("service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format",
                       "{{.Image}} {{.Node}} {{.CurrentState}}", "enlevohub-app_backend").stdout
     return sorted((image, node) for image, node, state, *_ in (ln.split() for ln in out.splitlines())
-                  if state == "Running")
+                  if state == "Running" and node != down)
 
 
 def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_stack_back(sandbox, nodes, tmp_path):
@@ -200,6 +202,14 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     assert nodes["sw1"].http(80, "/api/version") == "v1.4.3"
     where = nodes["sw1"].docker("service", "ps", "--format", "{{.Node}}", "enlevohub-app_postgres").stdout.split()
     assert where[0] == "sw3", where
+    made = json.loads(fab(path, "backup", "--host", "sw1", "--json").stdout)   # (dumped where PostgreSQL runs)
+    (backup,) = made["sw3/enlevohub"]["backups"]
+    assert (nodes["sw3"].root / "enlevohub/data/backups" / backup["name"] / "manifest.json").is_file(), backup
+    assert not (nodes["sw1"].root / "enlevohub/data/backups").exists()
+    listed = json.loads(fab(path, "backups", "--host", "sw2", "--json").stdout)["sw3/enlevohub"]["backups"]
+    assert [b["name"] for b in listed] == [backup["name"]], listed
+    drill = json.loads(fab(path, "restore", "--host", "sw1", "--from", backup["name"], "--json").stdout)
+    assert [d["database"] for d in drill["databases"]] == ["enlevohub"], drill
 
     with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
         bad = fab(path, "deploy", "--host", "sw1", "--tag", "v1.5.0", code=errors.ROLLED_BACK)
@@ -230,3 +240,43 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     said = fab(path, "logs", "--host", "sw3", "--stack", "app", "--service", "backend", "--tail", "20").stdout
     nodes_said = {m.split("@")[1].split()[0] for m in said.split() if m.startswith("sw3/enlevohub/app/backend.")}
     assert len(nodes_said) >= 2, said   # (the tasks' logs, whichever node they run on, through one manager)
+
+
+def test_a_node_s_dockerd_killed_during_a_deploy_leaves_the_stack_converged_or_back_never_half(sandbox, nodes,
+                                                                                                 tmp_path):
+    """sw2, a worker running backend replicas, loses its dockerd (SIGKILL) while v1.4.3 rolls out: the swarm
+    marks it down and places its tasks on sw1 and sw3; the deploy either converges there (exit 0, the release
+    good) or puts every service back (exit 5, failed): the live nodes run one release, and the history says
+    which."""
+    path = examples.enlevohub_swarm(sandbox, tmp_path, ("sw1",))
+    inv = yaml.safe_load(path.read_text())
+    inv["swarm"] = {"managers": ["sw1"], "workers": ["sw2", "sw3"]}
+    for name in ("sw2", "sw3"):
+        inv["hosts"][name] = {**sandbox.inventory_entry(sandbox.host(name)), "systems": [],
+                              **({"labels": inv["hosts"][name]["labels"]} if "labels" in inv["hosts"][name] else {})}
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    fab(path, "swarm", "init")
+    fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
+    assert "sw2" in {node for _, node in backend_tasks(nodes["sw1"])}
+    deploy = subprocess.Popen([FAB, "deploy", "--host", "sw1", "--tag", "v1.4.3"], cwd=REPO, text=True,
+                              env=dict(os.environ, FAB_INVENTORY=str(path), COLUMNS="200"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        proc.wait_for("the update to start", lambda: "updating" in nodes["sw1"].docker(
+            "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            "enlevohub-app_backend", check=False).stdout, 120)
+        os.kill(proc.read_pid(nodes["sw2"].dir / "dockerd.pid"), signal.SIGKILL)
+        out, _ = deploy.communicate(timeout=400)
+    finally:
+        deploy.kill()
+    try:
+        assert deploy.returncode in (0, errors.ROLLED_BACK), out
+        tag = "v1.4.3" if deploy.returncode == 0 else "v1.4.2"
+        live = backend_tasks(nodes["sw1"], "sw2")
+        assert len(live) == 3 and all(f":{tag}@" in image for image, _ in live), (tag, live, out)
+        assert nodes["sw1"].http(80, "/api/version") == tag
+        history = json.loads(fab(path, "releases", "--host", "sw1", "--json").stdout)["enlevohub"]
+        assert (history[0]["tag"], history[0]["state"]) == ("v1.4.3", "good" if tag == "v1.4.3" else "failed")
+    finally:
+        nodes["sw2"].start()
+        nodes["sw2"].route_to_others()

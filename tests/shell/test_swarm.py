@@ -6,21 +6,25 @@ import json
 
 import pytest
 
+from tasks.core import inventory
 from tasks.core.cluster import Swarm
 from tasks.core.model import Host, Registry
+from tasks.core.programs.protocol import Code
 from tasks.core.programs.swarm import (
     availability_program,
     facts,
     join_program,
     nodes_program,
     pad,
+    placed,
+    placed_program,
     report_program,
     swarm_report,
     tokens,
     tokens_program,
 )
 
-from .conftest import CAPTURED, Lab, finished
+from .conftest import CAPTURED, HERE, Lab, finished
 
 WORKER = "SWMTKN-1-" + "3" * 50 + "-" + "w" * 25
 MANAGER = "SWMTKN-1-" + "3" * 50 + "-" + "m" * 25
@@ -182,3 +186,43 @@ def test_a_job_counts_its_completed_tasks_and_is_never_short_of_replicas():
     report = SwarmReport([], [job], [done])
     assert report.replicas(job) == "1/1 completed" and report.running("enl_migrate") == 0
     assert not [p for p in report.problems(Swarm(("sw1",), ())) if "enl_migrate" in p]
+
+
+def enlevohub_on_swarm():
+    """EnlevoHub's swarm example through manager sw1: its stack app (namespace enlevohub-app) holds PostgreSQL."""
+    target = inventory.load(HERE.parents[1] / "examples/enlevohub/swarm.yml").host("sw1").targets()[0]
+    return target, target.system.databases
+
+
+def test_a_database_is_found_on_the_node_its_running_task_is_on_named_as_hosts_yml_names_it(lab):
+    target, stacks = enlevohub_on_swarm()
+    lab.answer("docker", "service ps --no-trunc --filter desired-state=running --format * enlevohub-app_postgres",
+               "sw2|Preparing 2 seconds ago\nnode-3|Running 5 minutes ago\n")
+    lab.answer("docker", 'node inspect --format {{index .Spec.Labels "fab.host"}} node-3', "sw3\n")
+    run = lab.run(placed_program(target, stacks))
+    assert run.code == 0 and placed(run.result) == {"app": "sw3"}, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("tasks, label, message", [
+    ("", "sw3\n", "stack app: service enlevohub-app_postgres has no running task: deploy it first"),
+    ("node-9|Running 1 minute ago\n", "\n", "stack app: enlevohub-app_postgres runs on node node-9, which has no "
+                                            "fab.host label: it is none of hosts.yml's hosts"),
+])
+def test_a_database_not_running_or_on_a_node_hosts_yml_does_not_know_is_refused(lab, tasks, label, message):
+    target, stacks = enlevohub_on_swarm()
+    lab.answer("docker", "service ps --no-trunc --filter desired-state=running --format * enlevohub-app_postgres", tasks)
+    lab.answer("docker", 'node inspect --format {{index .Spec.Labels "fab.host"}} node-9', label)
+    run = lab.run(placed_program(target, stacks))
+    assert run.code == Code.REFUSED and message in run.error, run.stdout + run.stderr
+
+
+def test_a_swarm_task_on_this_node_is_the_database_container_when_compose_runs_none(lab):
+    snippet = 'DATABASES=(); run add_database app eh-app postgres "" ""; db_container app || echo none'
+    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=eh-app *", "")
+    lab.answer("docker", "ps -q --filter status=running --filter label=com.docker.swarm.service.name=eh-app_postgres", "")
+    run = lab.snippet(snippet, {"run", "add_database", "db_container"}, {})
+    assert run.stdout.strip() == "none", run.stdout + run.stderr
+    lab.answer("docker", "ps -q --filter status=running --filter label=com.docker.swarm.service.name=eh-app_postgres",
+               "c0ffee\nbeef\n")
+    run = lab.snippet(snippet, {"run", "add_database", "db_container"}, {})
+    assert run.stdout.strip() == "c0ffee", run.stdout + run.stderr

@@ -110,6 +110,9 @@ SWARM_SYSTEM = "  s: {engine: swarm, stacks: {app: {compose: c.yml}}}\n"
      "swarm: {managers: [n1, core]}\n", 3, "deploy.update_config"),
     ("  s: {engine: swarm, stacks: {b: {binary: {path: /opt/x/x, unit: x}}}}\n", "swarm: {managers: [n1, core]}\n",
      3, "a binary stack cannot run on a swarm"),
+    *((f"  s: {{engine: swarm, stacks: {{app: {{compose: c.yml}}}}, backup: {{{key}}}}}\n",
+       "swarm: {managers: [n1, core]}\n", 3, f"{key.split(':')[0]}: is not done on a swarm yet")
+      for key in ("paths: [data]", "volumes: [pgdata]", "offsite: ['sftp:b@h:/r']", "before_deploy: true")),
 ])
 def test_a_swarm_system_s_hostile_values_are_refused_with_their_line(tmp_path, system, swarm, line, message):
     path = tmp_path / "hosts.yml"
