@@ -216,13 +216,9 @@ def test_a_database_not_running_or_on_a_node_hosts_yml_does_not_know_is_refused(
     assert run.code == Code.REFUSED and message in run.error, run.stdout + run.stderr
 
 
-def test_a_swarm_task_on_this_node_is_the_database_container_when_compose_runs_none(lab):
-    snippet = 'DATABASES=(); run add_database app eh-app postgres "" ""; db_container app || echo none'
-    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=eh-app *", "")
-    lab.answer("docker", "ps -q --filter status=running --filter label=com.docker.swarm.service.name=eh-app_postgres", "")
-    run = lab.snippet(snippet, {"run", "add_database", "db_container"}, {})
-    assert run.stdout.strip() == "none", run.stdout + run.stderr
-    lab.answer("docker", "ps -q --filter status=running --filter label=com.docker.swarm.service.name=eh-app_postgres",
+def test_a_swarm_system_s_database_container_is_the_swarm_s_task_on_this_node(lab):
+    snippet = 'DATABASES=(); run add_database app eh-app postgres "" "" swarm; db_container app || echo none'
+    lab.answer("docker", "ps -q --filter label=com.docker.swarm.service.name=eh-app_postgres --filter status=running",
                "c0ffee\nbeef\n")
     run = lab.snippet(snippet, {"run", "add_database", "db_container"}, {})
     assert run.stdout.strip() == "c0ffee", run.stdout + run.stderr

@@ -23,7 +23,8 @@ def lab(tmp_path):
 
 
 def converged(lab: Lab, tasks: str, update: str = "completed|", nodes: str = "n1 Ready\nn2 Ready\n") -> str:
-    """swarm_converged's answer for a backend of 3 replicas whose tasks are ``tasks`` (image|node|desired|current)."""
+    """swarm_converged's answer for a backend of 3 replicas whose tasks are ``tasks`` (image|node|desired|current).
+    """
     return wait_answer(lab, f"eh_backend|{IMAGE}|3|any|{update}", tasks, nodes=nodes)
 
 
@@ -44,8 +45,8 @@ def wait_answer(lab: Lab, spec: str, tasks: str = "", error: str = "", nodes: st
                         for i, line in enumerate(tasks.splitlines()))
     lab.answer("docker", f"service ps --no-trunc --format * {name}", tasks)
     lab.answer("docker", "inspect --format * t*", jobs)
-    run = lab.snippet(DECLARE + 'swarm_converged eh; echo "rc=$? $SWARM_PENDING"', {"run", "add_stack", "on_swarm",
-                                                                                     "swarm_converged"})
+    run = lab.snippet(DECLARE + 'swarm_converged eh; echo "rc=$? $SWARM_PENDING${SWARM_NOTES[*]:+ | ${SWARM_NOTES[*]}}"',
+                      {"run", "add_stack", "on_swarm", "swarm_converged"})
     return run.stdout.strip().splitlines()[-1]
 
 
@@ -71,9 +72,25 @@ def test_an_update_that_waits_only_for_a_task_of_a_node_that_is_down_is_done(lab
 
 
 def test_a_replica_short_on_the_live_nodes_is_not_converged_even_with_a_node_down(lab):
-    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 2 + f"{IMAGE}|n2|Running|Assigned 3 minutes ago\n"
+    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 2 + f"{OLD}|n2|Running|Running 3 minutes ago\n"
     assert converged(lab, tasks, "updating|update in progress", "n1 Ready\nn2 Down\n") == \
         "rc=1 eh_backend: 2 of 3 running on enlevohub-backend:v2@sha256:" + "2" * 64 + " (update updating)"
+
+
+def test_a_new_replica_given_to_a_node_that_went_down_is_said_not_waited_for(lab):
+    """Seen on the sandbox: sw2's dockerd killed as the update began; the swarm had given sw2 a new task, which
+    stays "Assigned" there (the swarm does not move it, its update never completes): every other replica on
+    the release's image runs on the live nodes."""
+    tasks = f"{IMAGE}|n1|Running|Running 3 seconds ago\n" * 2 + f"{IMAGE}|n2|Running|Assigned 3 minutes ago\n"
+    assert converged(lab, tasks, "updating|update in progress", "n1 Ready\nn2 Down\n") == (
+        "rc=0  | eh_backend: 2 of 3 replicas run; 1 waits for its node, which is down (it starts there when the node "
+        "is back)")
+
+
+def test_nothing_running_on_a_live_node_is_not_converged_whatever_a_down_node_holds(lab):
+    tasks = f"{IMAGE}|n2|Running|Assigned 3 minutes ago\n"
+    assert converged(lab, tasks, "updating|update in progress", "n1 Ready\nn2 Down\n").startswith(
+        "rc=1 eh_backend: 0 of 3 running")
 
 
 def test_an_old_task_still_stopping_on_a_live_node_is_not_converged(lab):
@@ -131,8 +148,9 @@ def render(services: str) -> str:
     return 'version: "3.13"\nservices:\n' + services + "volumes:\n  pgdata: {}\n"
 
 
-def preflight(lab: Lab, environment: str, rendered: str):
+def preflight(lab: Lab, environment: str, rendered: str, compose_runs: str = ""):
     lab.answer("docker", "compose -p eh -f /c/stack.yml config --environment", environment)
+    lab.answer("docker", "ps -q --filter label=com.docker.compose.project=eh", compose_runs)
     lab.answer("docker", "stack config -c /c/stack.yml", rendered)
     return lab.snippet(DECLARE + f'run add_image backend r/enlevohub-backend v2 ""; run use_pin backend {IMAGE.split(":", 1)[1]}; '
                        'PROBLEMS=(); swarm_check app; printf "%s\\n" "${PROBLEMS[@]}"',
@@ -167,3 +185,13 @@ def test_an_older_release_s_task_error_is_not_given_as_this_deploy_s(lab):
     tasks = f"{OLD}|n1|Shutdown|Failed 9 minutes ago|eh_seed.1\n"
     line = wait_answer(lab, f"eh_seed|{MIGRATE}|1|none|updating|", tasks, "task: non-zero exit (3)")
     assert line == "rc=1 eh_seed: 0 of 1 done or running on enlevohub-backend:v2@sha256:" + "2" * 64
+
+
+def test_a_compose_project_of_the_same_name_still_running_here_is_refused_with_how_to_stop_it(lab):
+    """The move from the compose engine: its containers would hold the ports and, beside the swarm's tasks, the
+    volumes the stack names alike (two PostgreSQL servers on one data folder)."""
+    run = preflight(lab, "DB_PASSWORD=x\n", render(f"  backend:\n    deploy:\n      endpoint_mode: dnsrr\n    image: {IMAGE}\n"),
+                    compose_runs="c1\nc2\nc3\n")
+    problems = run.stdout.strip().splitlines()
+    assert any("compose still runs project eh here (3 containers)" in p and "'docker compose -p eh down'" in p
+               for p in problems), problems

@@ -92,9 +92,10 @@ def add_waves(prog: Program, target: Target, stacks: list[Stack]) -> Program:
 
 def add_databases(prog: Program, target: Target, stacks: list[Stack]) -> Program:
     """Declare the database ``stacks`` (in order) to the library."""
+    swarm = ["swarm"] if target.system.engine == "swarm" else []
     for s in stacks:
         db = s.database
-        prog.step("add_database", s.name, target.project(s), db.service, db.user or "", " ".join(db.databases))
+        prog.step("add_database", s.name, target.project(s), db.service, db.user or "", " ".join(db.databases), *swarm)
     return prog
 
 

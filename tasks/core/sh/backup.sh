@@ -8,24 +8,23 @@
 # BACKUPS (the folder), TAKEN (the backups this program made, as a JSON list).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; BACKUPS, RELEASE, DB_NAME_RE and R_* come from the program's head
 
-# add_database STACK PROJECT SERVICE ROLE DATABASES: declare a database stack. ROLE and DATABASES may be empty:
-# the container's POSTGRES_USER (else postgres), and every database but the templates and "postgres".
+# add_database STACK PROJECT SERVICE ROLE DATABASES [swarm]: declare a database stack. ROLE and DATABASES may be
+# empty: the container's POSTGRES_USER (else postgres), and every database but the templates and "postgres".
+# swarm: its container is the swarm's task on this node (service PROJECT_SERVICE), not compose's.
 add_database() {
   declare -gA DB
   DATABASES+=("$1")
-  DB[$1:project]=$2; DB[$1:service]=$3; DB[$1:role]=$4; DB[$1:names]=$5
+  DB[$1:project]=$2; DB[$1:service]=$3; DB[$1:role]=$4; DB[$1:names]=$5; DB[$1:swarm]=${6:-}
 }
 
 # db_container STACK [any]: the running container of STACK's database service (fails when none runs); with
-# "any", its container in whatever state (a server restarting forever on data it refuses, too). Compose's
-# container, else the swarm's task on this node (service PROJECT_SERVICE: a swarm system's database).
+# "any", its container in whatever state (a server restarting forever on data it refuses, too).
 db_container() {
-  local id ps=-q running=(--filter status=running)
+  local id ps=-q running=(--filter status=running) which
   if [ -n "${2:-}" ]; then ps=-aq running=(); fi
-  id=$(docker ps "$ps" --filter "label=com.docker.compose.project=${DB[$1:project]}" \
-    --filter "label=com.docker.compose.service=${DB[$1:service]}" ${running[@]+"${running[@]}"} 2>/dev/null)
-  [ -n "$id" ] || id=$(docker ps "$ps" ${running[@]+"${running[@]}"} \
-    --filter "label=com.docker.swarm.service.name=${DB[$1:project]}_${DB[$1:service]}" 2>/dev/null)
+  which=(--filter "label=com.docker.compose.project=${DB[$1:project]}" --filter "label=com.docker.compose.service=${DB[$1:service]}")
+  [ -z "${DB[$1:swarm]}" ] || which=(--filter "label=com.docker.swarm.service.name=${DB[$1:project]}_${DB[$1:service]}")
+  id=$(docker ps "$ps" "${which[@]}" ${running[@]+"${running[@]}"} 2>/dev/null)
   [ -n "$id" ] && printf '%s' "${id%%$'\n'*}"
 }
 
