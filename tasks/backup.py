@@ -185,6 +185,7 @@ def _latest(sel, targets: list[Target]) -> str:
     if len(chosen) != 1 or len(chosen[0][1]) != 1:
         raise ToolError("--from latest needs one database stack: add --system (or name the backup)", BAD_INPUT)
     target, (name,) = chosen[0]
+    target = where_databases(sel, [target])[0][0]   # (a swarm system's: the host its database runs on)
     found = [b for b in listed(execute(sel.session(target), list_program(target), target.label, quiet=True))
              if b.stack == name]
     if not found:

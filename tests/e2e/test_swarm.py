@@ -251,6 +251,7 @@ def test_a_node_s_dockerd_killed_during_a_deploy_leaves_the_stack_converged_or_b
     path = examples.enlevohub_swarm(sandbox, tmp_path, ("sw1",))
     inv = yaml.safe_load(path.read_text())
     inv["swarm"] = {"managers": ["sw1"], "workers": ["sw2", "sw3"]}
+    inv["systems"]["enlevohub"]["stacks"]["app"]["wait"] = 45   # (a blocked update goes back after it)
     for name in ("sw2", "sw3"):
         inv["hosts"][name] = {**sandbox.inventory_entry(sandbox.host(name)), "systems": [],
                               **({"labels": inv["hosts"][name]["labels"]} if "labels" in inv["hosts"][name] else {})}
@@ -280,3 +281,45 @@ def test_a_node_s_dockerd_killed_during_a_deploy_leaves_the_stack_converged_or_b
     finally:
         nodes["sw2"].start()
         nodes["sw2"].route_to_others()
+
+
+def test_a_compose_system_moves_to_the_swarm_with_its_data_and_its_history(sandbox, nodes, tmp_path):
+    """docs/swarm.md's move from the compose engine, step by step: EnlevoHub deployed with compose on sw1 (rows in
+    its PostgreSQL); the swarm made, hosts.yml switched to engine: swarm (its stack file, sw1 labelled db and
+    edge); the first swarm deploy is refused while compose still runs the project, changing nothing; once the
+    operator stopped it (docker compose down: the volumes stay), the swarm's PostgreSQL runs on the same
+    volume (the rows are there) and the history goes on from the compose releases."""
+    (tmp_path / "compose").mkdir()
+    host, compose_inv = examples.install(sandbox, tmp_path / "compose", "enlevohub", "enlevohub",
+                                         examples.ENLEVOHUB_ENV, "sw1")
+    host.route_to_others()
+    fab(compose_inv, "setup", "--host", "sw1")
+    fab(compose_inv, "deploy", "--host", "sw1", "--tag", "v1.4.2")
+    host.docker("exec", "enlevohub-app-postgres-1", "psql", "-U", "enlevohub", "-d", "enlevohub", "-c",
+                "CREATE TABLE obras (id int); INSERT INTO obras SELECT generate_series(1, 7)")
+
+    inv = yaml.safe_load((REPO / "examples/enlevohub/swarm.yml").read_text())   # (the step: hosts.yml switched)
+    inv["registry"] = {"server": registry.SERVER, "username": registry.USERNAME}
+    inv["hosts"] = {name: {**sandbox.inventory_entry(sandbox.host(name)), "systems": []} for name in NAMES}
+    inv["hosts"]["sw1"].update(systems=["enlevohub"], labels={"db": "true", "edge": "true"})   # (where the data is)
+    swarm_inv = tmp_path / "hosts.yml"
+    swarm_inv.write_text(yaml.safe_dump(inv, sort_keys=False))
+    values = {**examples.ENLEVOHUB_ENV["."], "REGISTRY": registry.SERVER}   # (the step: swarm/.env written)
+    (host.root / "enlevohub/repo/swarm/.env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    fab(swarm_inv, "swarm", "init")
+
+    refused = fab(swarm_inv, "deploy", "--host", "sw1", "--tag", "v1.4.3", code=None)
+    assert refused.returncode == errors.BAD_INPUT, refused.stdout + refused.stderr
+    assert "compose still runs project enlevohub-app here" in refused.stdout + refused.stderr
+    assert host.docker("service", "ls", "-q").stdout.strip() == ""   # (nothing deployed on the swarm)
+    assert host.http(80, "/api/version") == "v1.4.2"                   # (compose's still serving)
+
+    host.inside("docker compose -p enlevohub-app down")   # (the step: compose stopped; its volumes stay)
+    fab(swarm_inv, "deploy", "--host", "sw1", "--tag", "v1.4.3")
+    assert host.http(80, "/api/version") == "v1.4.3"
+    db = host.docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=enlevohub-app_postgres").stdout.split()
+    rows = host.docker("exec", db[0], "psql", "-U", "enlevohub", "-d", "enlevohub", "-tAc",
+                       "SELECT count(*) FROM obras").stdout.strip()
+    assert rows == "7", rows
+    history = json.loads(fab(swarm_inv, "releases", "--host", "sw1", "--json").stdout)["enlevohub"]
+    assert [(r["tag"], r["state"]) for r in history] == [("v1.4.3", "good"), ("v1.4.2", "good")], history

@@ -128,14 +128,12 @@ swarm_up() {
 # swarm_wait STACK: within the stack's wait: seconds, every service of it converged (swarm_converged); an
 # update the swarm paused or rolled back fails at once, saying the swarm's words.
 swarm_wait() {
-  local deadline rc note
+  local deadline rc
   deadline=$(( $(date +%s) + ${SPEC_WAIT[$1]} ))
   while :; do
     swarm_converged "${SPEC_PROJECT[$1]}"; rc=$?
     case $rc in
-      0) say "info $1: every service converged"
-         for note in "${SWARM_NOTES[@]}"; do say "info $1: $note"; done
-         return 0 ;;
+      0) say "info $1: every service converged"; return 0 ;;
       2) say "fail $1: $SWARM_PENDING"; return 1 ;;
     esac
     if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -151,7 +149,7 @@ swarm_wait() {
 # swarm paused or rolled back, a one-shot that failed for good, or docker not answering).
 swarm_converged() {
   local ids specs name image mode restart state message rc
-  SWARM_PENDING="" SWARM_NOTES=()
+  SWARM_PENDING=""
   ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1" 2>&1) \
     || { SWARM_PENDING="docker does not answer: $(tail -n 1 <<< "$ids")"; return 2; }
   [ -n "$ids" ] || { SWARM_PENDING="the stack has no service"; return 1; }
@@ -193,12 +191,12 @@ task_error() {
 
 # swarm_service_done SERVICE IMAGE REPLICAS UPDATE_STATE UPDATE_MESSAGE: a long-running service converged: as
 # many running tasks as its REPLICAS (global: a task on each node it runs on), each on IMAGE, none of another
-# and none still stopping, its update (if any) completed. Tasks on a node that is down count neither way, but
-# for a replica of IMAGE the swarm gave a node that then went down (it runs there when the node returns: the
-# swarm does not move it meanwhile), which is said (SWARM_NOTES), once a replica runs on a live node; and an
-# update that waits only for one of them (it never ends until the node returns) is done.
+# and none still stopping, its update (if any) completed. Tasks on a node that is down count neither way: the
+# swarm replaces them elsewhere, and an update that waits only for one of them to stop (it never will, until
+# the node returns) is done. An update that still has tasks to replace while it waits for one on a node that
+# is down never moves on (seen with a node lost mid-update): the wait says so, and the deploy goes back.
 swarm_service_done() {
-  local name=$1 image=$2 replicas=$3 state=$4 task node desired current good=0 other=0 all=0 stuck=0 held=0 short waits
+  local name=$1 image=$2 replicas=$3 state=$4 task node desired current good=0 other=0 all=0 stuck="" waits
   swarm_tasks "$name" || return 2
   case $state in
     paused|rollback_started|rollback_paused|rollback_completed)
@@ -207,11 +205,7 @@ swarm_service_done() {
   while IFS='|' read -r _ task node desired current _; do
     [ -n "$task" ] || continue
     case $current in Shutdown*|Failed*|Complete*|Rejected*|Orphaned*|Remove*) continue ;; esac
-    if [[ $SWARM_DOWN == *" $node "* ]]; then
-      stuck=1
-      [ "$desired:$task" != "Running:$image" ] || held=$((held + 1))
-      continue
-    fi
+    if [[ $SWARM_DOWN == *" $node "* ]]; then stuck=$node; continue; fi
     [ "$desired" != Running ] || all=$((all + 1))
     if [ "$desired" != Running ] || [ "$task" != "$image" ]; then other=$((other + 1))
     elif [[ $current == Running* ]]; then good=$((good + 1))
@@ -219,13 +213,10 @@ swarm_service_done() {
   done <<< "$SWARM_TASKS"
   [ "$replicas" != global ] || replicas=$(( all > 0 ? all : 1 ))
   waits=$state
-  [ "$state:$stuck" != updating:1 ] || waits=""   # (only for the down node)
-  short=$((replicas - good))
-  if [ "$good" = 0 ] || [ "$short" -le 0 ] || [ "$short" -gt "$held" ]; then held=0; else held=$short; fi
-  if [ $((good + held)) != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$waits" ] && [ "$waits" != completed ]; }; then
-    pending "$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(task_error "$image")"
-  elif [ "$held" != 0 ]; then
-    SWARM_NOTES+=("$name: $good of $replicas replicas run; $held waits for its node, which is down (it starts there when the node is back)")
+  [ "$state" != updating ] || [ -z "$stuck" ] || waits=""   # (only for the down node)
+  if [ "$good" != "$replicas" ] || [ "$other" != 0 ] || { [ -n "$waits" ] && [ "$waits" != completed ]; }; then
+    [ -z "$stuck" ] || stuck=" (a task of it is on node $stuck, which is down: the swarm's update waits for it)"
+    pending "$name: $good of $replicas running on ${image##*/}${state:+ (update $state)}$(task_error "$image")$stuck"
   fi
 }
 
