@@ -55,7 +55,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
     if refresh not in (None, "infra"):
         raise ToolError(f"--refresh {refresh!r}: only 'infra' (the images of the stacks that pin nothing)", BAD_INPUT)
     rollout = Rollout.parse(parallel, batch, no_revert)
-    with select(host, system, all, group, swarm_once=True) as sel:
+    with select(host, system, all, group, swarm_once=True, connect=not (dry_run and offline)) as sel:
         plans = _plans(sel, split_list(stack))   # every name checked first
         files = {target.label: artifacts.chosen(artifact, target, stacks, choice) for target, stacks in plans}
         _check_named(choice, plans)

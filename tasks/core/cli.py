@@ -132,10 +132,11 @@ class Selection:
                 self.sessions[host.name] = Session(host)
             return self.sessions[host.name]
 
-    def swarm_once(self) -> None:
+    def swarm_once(self, connect: bool = True) -> None:
         """A swarm system is one system whichever of its managers lists it: keep one target for it, the first of
         the chosen managers whose session opens (in hosts.yml's order), so that it is deployed, rolled back and
-        read once, and through another manager when one is down (said as a warning)."""
+        read once, and through another manager when one is down (said as a warning). Without ``connect`` (a
+        dry run that looks at no host), the first of them."""
         kept, seen = [], set()
         for target in self.targets:
             name = target.system.name
@@ -143,7 +144,8 @@ class Selection:
                 kept.append(target)
             elif name not in seen:
                 seen.add(name)
-                kept.append(self._first_answering([t for t in self.targets if t.system.name == name]))
+                managers = [t for t in self.targets if t.system.name == name]
+                kept.append(self._first_answering(managers) if connect else managers[0])
         self.targets = kept
 
     def _first_answering(self, candidates: list[Target]) -> Target:
@@ -167,10 +169,11 @@ class Selection:
 
 
 def select(host: str | None, system: str | None = None, all_hosts: bool = False, group: str | None = None,
-           swarm_once: bool = False) -> Selection:
+           swarm_once: bool = False, connect: bool = True) -> Selection:
     """Load the inventory and choose: --host NAME[,NAME], --group NAME or --all, and optionally --system NAME
     (hosts named one by one must run it; a group's or --all's hosts that do not are left out). With
-    ``swarm_once``, a swarm system is one target, through the first of its chosen managers that answers."""
+    ``swarm_once``, a swarm system is one target, through the first of its chosen managers that answers (without
+    ``connect``: the first of them)."""
     inv = inventory.load()
     hosts = inv.choose(split_list(host), group, all_hosts)
     if system and (group or all_hosts):
@@ -180,7 +183,7 @@ def select(host: str | None, system: str | None = None, all_hosts: bool = False,
                             BAD_INPUT)
     sel = Selection(inv, [t for h in hosts for t in h.targets(system)])
     if swarm_once:
-        sel.swarm_once()
+        sel.swarm_once(connect)
     return sel
 
 

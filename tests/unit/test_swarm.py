@@ -161,3 +161,11 @@ def test_a_swarm_system_is_acted_on_once_through_the_first_chosen_manager_that_a
     assert [t.label for t in sel.targets] == [f"{through}/enlevohub"]
     assert capsys.readouterr().err.count("trying another manager") == len(down)
     assert len(cli.select(hosts, None, hosts is None, None).targets) == (2 if hosts else 3), "other tasks: each host"
+
+
+def test_a_dry_run_that_looks_at_no_host_chooses_the_first_manager_without_connecting(monkeypatch):
+    monkeypatch.setenv("FAB_INVENTORY", str(Path(__file__).parents[2] / "examples/enlevohub/swarm.yml"))
+    monkeypatch.setattr(Reachable, "DOWN", ("sw1", "sw2", "sw3"))
+    monkeypatch.setattr(cli, "Session", Reachable)
+    sel = cli.select("sw2,sw1", None, swarm_once=True, connect=False)
+    assert [t.label for t in sel.targets] == ["sw2/enlevohub"] and sel.sessions == {}
