@@ -34,13 +34,13 @@ NODES = ("sw1", "sw2", "sw3")
 COMPOSE_HOST = "bench"
 
 
-def run(inv: Path, host: str, *args: str) -> subprocess.CompletedProcess:
+def run(inv: Path, host: str | None, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, FAB_INVENTORY=str(inv), COLUMNS="200")
-    return subprocess.run([FAB, *args, "--host", host], cwd=REPO, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=600)
+    return subprocess.run([FAB, *args, *(["--host", host] if host else [])], cwd=REPO, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
 
 
-def must(inv: Path, host: str, *args: str) -> None:
+def must(inv: Path, host: str | None, *args: str) -> None:
     res = run(inv, host, *args)
     if res.returncode != 0:
         raise SystemExit(f"fab {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
@@ -72,7 +72,7 @@ def main() -> None:
     engines = {"compose": (compose_inv, COMPOSE_HOST, host), "swarm": (swarm_inv, "sw1", nodes[0])}
     try:
         must(compose_inv, COMPOSE_HOST, "setup")
-        must(swarm_inv, "sw1", "swarm", "init")
+        must(swarm_inv, None, "swarm", "init")
         for inv, name, _ in engines.values():
             must(inv, name, "deploy", "--tag", "v1.4.2")
         bad, took = 0, {e: [] for e in engines}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json as jsonlib
 import time
 
-from .core import grammar
+from .core import grammar, hooks
 from .core.backupplan import FILES
 from .core.cli import command, confirm, new_release_id, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
@@ -46,29 +46,11 @@ def backup(c, host=None, group=None, all=False, system=None, dry_run=False, json
     out = {}
     with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
-        for target, stacks in where_databases(sel, with_backups(sel.targets)):
-            intent = Intent("backup", new_release_id(), "+".join(series(target, stacks)), by, origin)
-            if dry_run:
-                if not json:
-                    print_program(target, backup_program(target, stacks, intent))
-                kept = retention(execute(sel.session(target), preview_program(target, stacks), target.label,
-                                         quiet=True))
-                out[target.label] = {"backups": [], "retention": _rows(kept)}
-                if not json:
-                    _show_retention(target, kept, "would")
-                continue
-            result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
-            made, kept = taken(result), retention(result)
-            out[target.label] = {"backups": made, "retention": _rows(kept), "offsite": sent(result)}
-            if not json:
-                for b in made:
-                    console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
-                                  f"({size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
-                _show_retention(target, kept, "")
-                for r in sent(result):
-                    console.print(f"[green]✓ {safe(target.label)}: offsite {safe(r['repo'])}[/] snapshot "
-                                  f"{safe(r['snapshot'])} ({size(r['added'])} new, {r['files']} files, "
-                                  f"{r['seconds']}s, encrypted)")
+        chosen = with_backups(sel.targets)
+        with hooks.around(sel.inventory, "backup", "", chosen, "", skip=dry_run):
+            for target, stacks in where_databases(sel, chosen):
+                intent = Intent("backup", new_release_id(), "+".join(series(target, stacks)), by, origin)
+                out[target.label] = (_preview if dry_run else _take)(sel, target, stacks, intent, json)
     if json:
         print(jsonlib.dumps(out, indent=2))
 
@@ -115,6 +97,32 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
                           f"{safe((result.one('restored') or {}).get('before', '?'))})")
         else:
             _show_drill(name, stack, result, json)
+
+
+def _preview(sel, target: Target, stacks: list[Stack], intent: Intent, json: bool) -> dict:
+    """--dry-run: the program, then what retention would prune (read on the host)."""
+    if not json:
+        print_program(target, backup_program(target, stacks, intent))
+    kept = retention(execute(sel.session(target), preview_program(target, stacks), target.label, quiet=True))
+    if not json:
+        _show_retention(target, kept, "would")
+    return {"backups": [], "retention": _rows(kept)}
+
+
+def _take(sel, target: Target, stacks: list[Stack], intent: Intent, json: bool) -> dict:
+    """A backup of ``target`` taken: what it made, kept, pruned and sent off the VPS."""
+    result = execute(sel.session(target), backup_program(target, stacks, intent), target.label, quiet=json)
+    made, kept = taken(result), retention(result)
+    if not json:
+        for b in made:
+            console.print(f"[green]✓ {safe(target.label)}: backup {safe(b['name'])}[/] "
+                          f"({size(b['bytes'])}, {safe(b['holds'])}, {b['seconds']}s, verified)")
+        _show_retention(target, kept, "")
+        for r in sent(result):
+            console.print(f"[green]✓ {safe(target.label)}: offsite {safe(r['repo'])}[/] snapshot "
+                          f"{safe(r['snapshot'])} ({size(r['added'])} new, {r['files']} files, "
+                          f"{r['seconds']}s, encrypted)")
+    return {"backups": made, "retention": _rows(kept), "offsite": sent(result)}
 
 
 def _chosen(sel, name: str, live: bool) -> tuple[Target, Stack | None, str, Program]:

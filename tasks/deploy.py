@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .core import artifacts
+from .core import artifacts, hooks
 from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
@@ -63,20 +63,21 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         if not dry_run:
             run.reach()
         jobs, who = [], operator()
-        for target, stacks in plans:
-            session = None if dry_run and offline else sel.session(target)
-            mine = files[target.label]
-            intent, state = _intent(session, run, who, target, stacks, choice, ref, mine)
-            intent = replace(intent, refresh=refresh == "infra")
-            program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
-                                     allow_placeholders, releases=state.releases if state else ())
-            if dry_run:
-                _dry_run(session, target, stacks, intent, program)
-                continue
-            artifacts.upload(session, target, mine)
-            jobs.append(Job(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
-        if jobs:
-            run.go(jobs)
+        with hooks.around(sel.inventory, "deploy", run.release, run.targets, tag or "", skip=dry_run):
+            for target, stacks in plans:
+                session = None if dry_run and offline else sel.session(target)
+                mine = files[target.label]
+                intent, state = _intent(session, run, who, target, stacks, choice, ref, mine)
+                intent = replace(intent, refresh=refresh == "infra")
+                program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
+                                         allow_placeholders, releases=state.releases if state else ())
+                if dry_run:
+                    _dry_run(session, target, stacks, intent, program)
+                    continue
+                artifacts.upload(session, target, mine)
+                jobs.append(Job(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
+            if jobs:
+                run.go(jobs)
 
 
 def _intent(session, run: Run, who: tuple[str, str], target: Target, stacks: list[Stack], choice, ref,

@@ -2,7 +2,7 @@
 have been pushed again since)."""
 from __future__ import annotations
 
-from .core import history
+from .core import history, hooks
 from .core.cli import FLEET_HELP, command, confirm, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Job, Rollout, Run
@@ -37,26 +37,27 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
         run.reach()
         states = {t.label: read_state(sel.session(t), t) for t in sel.targets}
         chosen = _targets(sel.targets, states, to, force)
-        jobs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
-        for target in sel.targets:
-            state, rel = states[target.label], chosen[target.label]
-            if rel is False:
-                show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
-                     "in its history")
-                continue
-            intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet) if rel
-                              else _forced(state, target, to, by, origin, run))
-            snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
-            show(_what_comes_back(target, rel, intent, snapshot))
-            program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
-                                     snapshot=snapshot, releases=state.releases)
-            if dry_run:
-                print_program(target, program)
-                continue
-            jobs.append(Job(target, program, intent, run.stage_of(target, stacks),
-                            notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
-        if jobs:
-            run.go(jobs)
+        with hooks.around(sel.inventory, "rollback", run.release, run.targets, to or "", skip=dry_run):
+            jobs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
+            for target in sel.targets:
+                state, rel = states[target.label], chosen[target.label]
+                if rel is False:
+                    show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
+                         "in its history")
+                    continue
+                intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet) if rel
+                                  else _forced(state, target, to, by, origin, run))
+                snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
+                show(_what_comes_back(target, rel, intent, snapshot))
+                program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
+                                         snapshot=snapshot, releases=state.releases)
+                if dry_run:
+                    print_program(target, program)
+                    continue
+                jobs.append(Job(target, program, intent, run.stage_of(target, stacks),
+                                notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
+            if jobs:
+                run.go(jobs)
 
 
 def _forced(state: State, target: Target, tag: str, by: str, origin: str, run: Run) -> tuple[Intent, list[Stack]]:

@@ -13,6 +13,7 @@ from pydantic import model_validator as checks
 from . import grammar, model
 from .backupplan import FILES
 from .backupspecs import BackupSpec, nested
+from .hookspecs import HooksSpec
 from .stackspecs import StackSpec
 from .values import (
     AbsPath,
@@ -283,6 +284,7 @@ class HostsFile(Fragment):
     registry: RegistrySpec
     github_api: ApiUrl | None = Field(None, description="where to ask GitHub about a token (default api.github.com)")
     swarm: SwarmSpec | None = Field(None, description="a Docker Swarm of these hosts (fab swarm init)")
+    hooks: HooksSpec | None = Field(None, description="commands run on your machine around deploy, rollback, backup")
 
     @checks(mode="after")
     def _registry(self):

@@ -66,7 +66,7 @@ def load(path: Path | None = None) -> Inventory:
 def _join(path: Path, docs: list[YamlDoc], files: list, problems: Problems) -> Inventory:
     """The files as one inventory: each name defined once, every reference known."""
     registry = files[0].registry.over(None)
-    inv = Inventory(path, github_api=files[0].github_api)
+    inv = Inventory(path, github_api=files[0].github_api, hooks=files[0].hooks and files[0].hooks.build())
     where: dict[tuple[str, str], tuple[int, YamlDoc]] = {}
     specs: dict[str, dict] = {"systems": {}, "hosts": {}, "groups": {}}
     for order, (doc, spec) in enumerate(zip(docs, files, strict=True)):

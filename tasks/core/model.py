@@ -14,6 +14,7 @@ from . import grammar
 from .backupplan import BackupPlan
 from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
+from .hooks import Hooks
 from .target import Target
 
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -262,6 +263,7 @@ class Inventory:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> host names, as listed
     systems: dict[str, System] = field(default_factory=dict)           # every stack, wherever it is placed
     swarm: Swarm | None = None                                           # swarm: in hosts.yml
+    hooks: Hooks | None = None                                           # hooks: in hosts.yml
 
     def choose(self, hosts: list[str] | None, group: str | None, every: bool) -> list[Host]:
         """The hosts a task acts on: ``--host a,b`` (each must be in the inventory), ``--group NAME`` or
