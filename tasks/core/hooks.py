@@ -1,7 +1,7 @@
 """hosts.yml's hooks: commands run by ``sh`` on the operator's machine (or CI), in hosts.yml's folder, around a
 deploy, a rollback and a backup, told what the run is about in FAB_* environment variables. A failing
 ``pre_deploy`` stops the run before anything changes; ``post_deploy`` and ``on_failure`` are reported and never
-change the run's result (a good deploy stays good)."""
+change the run's result (a good deploy stays good). Then the run's end is notified (``notify``)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import notify
 from .errors import BAD_INPUT, WARNING, ToolError
 from .grammar import redact
 from .ui import err_console, safe
@@ -29,6 +30,7 @@ class Hooks:
     post_deploy: str | None = None
     on_failure: str | None = None
     timeout: int = 60   # seconds each may run before it is stopped (and counts as failed)
+    notify: notify.Notify | None = None   # hosts.yml's notify:
 
 
 @contextmanager
@@ -46,27 +48,35 @@ def around(inv: Inventory, action: str, release: str, targets: list[Target], tag
              "FAB_SYSTEMS": ",".join(dict.fromkeys(t.system.name for t in targets))}
     failed = _run(hooks, "pre_deploy", facts, inv)
     if failed:
-        raise ToolError(f"hook pre_deploy {failed}: the {action} did not start, nothing was changed", BAD_INPUT)
+        refused = ToolError(f"hook pre_deploy {failed}: the {action} did not start, nothing was changed", BAD_INPUT)
+        notify.send(hooks.notify, {**facts, **ended(refused)})
+        raise refused
     try:
         yield
     except ToolError as e:
-        done = {"FAB_RESULT": "ok", "FAB_EXIT": str(e.code)} if e.code == WARNING else \
-            {"FAB_RESULT": "failed", "FAB_EXIT": str(e.code), "FAB_ERROR": redact(str(e)).splitlines()[0]}
-        _after(hooks, "post_deploy" if e.code == WARNING else "on_failure", {**facts, **done}, inv)
+        _after(hooks, "post_deploy" if e.code == WARNING else "on_failure", {**facts, **ended(e)}, inv)
         raise
     except KeyboardInterrupt:
-        _after(hooks, "on_failure", {**facts, "FAB_RESULT": "failed", "FAB_EXIT": "130",
-                                     "FAB_ERROR": "interrupted"}, inv)
+        _after(hooks, "on_failure", {**facts, **ended(ToolError("interrupted", 130))}, inv)
         raise
-    _after(hooks, "post_deploy", {**facts, "FAB_RESULT": "ok", "FAB_EXIT": "0"}, inv)
+    _after(hooks, "post_deploy", {**facts, **ended(None)}, inv)
+
+
+def ended(error: ToolError | None) -> dict[str, str]:
+    """How a run ended, for the hooks after it and the notification: a WARNING is a run that succeeded."""
+    if error is None or error.code == WARNING:
+        return {"FAB_RESULT": "ok", "FAB_EXIT": str(error.code if error else 0)}
+    return {"FAB_RESULT": "failed", "FAB_EXIT": str(error.code), "FAB_ERROR": redact(str(error)).splitlines()[0]}
 
 
 def _after(hooks: Hooks, name: str, facts: dict[str, str], inv: Inventory) -> None:
-    """A hook after the run: its failure is said as a warning, the run's result stays."""
+    """A hook after the run, then the notification: a failure of either is said as a warning, the run's
+    result stays."""
     failed = _run(hooks, name, facts, inv)
     if failed:
         err_console.print(f"[bold yellow]warning:[/] hook {name} {safe(failed)} (the {facts['FAB_ACTION']}'s "
                           "result stands)", soft_wrap=True)
+    notify.send(hooks.notify, facts)
 
 
 def _run(hooks: Hooks, name: str, facts: dict[str, str], inv: Inventory) -> str:

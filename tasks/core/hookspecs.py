@@ -1,9 +1,13 @@
 """The shape of hosts.yml's ``hooks:``: commands run on the operator's machine around deploy, rollback and
 backup (see ``hooks``); builds ``Hooks``."""
+from typing import Literal
+
 from pydantic import Field
+from pydantic import model_validator as checks
 
 from .hooks import Hooks
-from .values import Spec, Text, Whole
+from .notify import Notify
+from .values import ApiUrl, EnvVar, Spec, Text, Whole, refuse
 
 
 class HooksSpec(Spec):
@@ -18,5 +22,33 @@ class HooksSpec(Spec):
     timeout: Whole(1, 3600) = Field(60, description="seconds each hook may run; then it is stopped and counts as "
                                                     "failed")
 
-    def build(self) -> Hooks:
-        return Hooks(self.pre_deploy, self.post_deploy, self.on_failure, self.timeout)
+
+
+class NotifySpec(Spec):
+    """A JSON POST (with a Slack-compatible text field) from your machine when a deploy, rollback or backup ends
+    as on: asks; never a secret or a .env value in it."""
+    webhook: ApiUrl | None = Field(None, description="the receiver's URL (https://; http:// only to 127.0.0.1)")
+    webhook_env: EnvVar | None = Field(None, description="or the environment variable holding it (a Slack URL is "
+                                                         "a credential: keep it out of hosts.yml)")
+    on: list[Literal["failure", "success"]] = Field(["failure"], description="which ends are sent")
+    timeout: Whole(1, 60) = Field(10, description="seconds each try may take")
+    retries: Whole(0, 5) = Field(2, description="tries after the first (1 s, 2 s, ... apart)")
+
+    @checks(mode="after")
+    def _one_url(self):
+        if (self.webhook is None) == (self.webhook_env is None):
+            raise refuse("needs one of webhook: URL and webhook_env: VARIABLE")
+        if not self.on or len(set(self.on)) != len(self.on):
+            raise refuse("on: lists failure and/or success, each once", "on")
+        return self
+
+    def build(self) -> Notify:
+        return Notify(self.webhook, self.webhook_env, tuple(self.on), self.timeout, self.retries)
+
+
+def build(hooks: HooksSpec | None, notify: NotifySpec | None) -> Hooks | None:
+    """What runs around a run: hosts.yml's hooks and its notification (None: neither is set)."""
+    if hooks is None and notify is None:
+        return None
+    hooks = hooks or HooksSpec()
+    return Hooks(hooks.pre_deploy, hooks.post_deploy, hooks.on_failure, hooks.timeout, notify and notify.build())

@@ -13,8 +13,9 @@ from pydantic import model_validator as checks
 from . import grammar, model
 from .backupplan import FILES
 from .backupspecs import BackupSpec, nested
-from .hookspecs import HooksSpec
+from .hookspecs import HooksSpec, NotifySpec
 from .stackspecs import StackSpec
+from .swarmspecs import SwarmSpec
 from .values import (
     AbsPath,
     ApiUrl,
@@ -22,7 +23,6 @@ from .values import (
     IpAddress,
     Matching,
     Names,
-    Placement,
     RelPath,
     SafeName,
     Spec,
@@ -263,14 +263,6 @@ def _members(value):
     return value
 
 
-class SwarmSpec(Spec):
-    """The Docker Swarm that `fab swarm init` makes of hosts of this file: its managers (an odd number keeps a
-    quorum when one is lost: 3 survive 1) and its workers."""
-    managers: Placement = Field(description="hosts or groups; the first creates the swarm")
-    workers: Placement = Field([], description="hosts or groups that run tasks but hold no copy of the cluster's "
-                                               "state")
-
-
 class Fragment(Spec):
     """A file of hosts.d/: more systems, hosts and groups."""
     systems: dict[SafeName, SystemSpec] = {}
@@ -285,6 +277,7 @@ class HostsFile(Fragment):
     github_api: ApiUrl | None = Field(None, description="where to ask GitHub about a token (default api.github.com)")
     swarm: SwarmSpec | None = Field(None, description="a Docker Swarm of these hosts (fab swarm init)")
     hooks: HooksSpec | None = Field(None, description="commands run on your machine around deploy, rollback, backup")
+    notify: NotifySpec | None = Field(None, description="a webhook told when a deploy, rollback or backup ends")
 
     @checks(mode="after")
     def _registry(self):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import hookspecs
 from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
 from .model import Host, Inventory, Registry, System
@@ -66,7 +67,7 @@ def load(path: Path | None = None) -> Inventory:
 def _join(path: Path, docs: list[YamlDoc], files: list, problems: Problems) -> Inventory:
     """The files as one inventory: each name defined once, every reference known."""
     registry = files[0].registry.over(None)
-    inv = Inventory(path, github_api=files[0].github_api, hooks=files[0].hooks and files[0].hooks.build())
+    inv = Inventory(path, github_api=files[0].github_api, hooks=hookspecs.build(files[0].hooks, files[0].notify))
     where: dict[tuple[str, str], tuple[int, YamlDoc]] = {}
     specs: dict[str, dict] = {"systems": {}, "hosts": {}, "groups": {}}
     for order, (doc, spec) in enumerate(zip(docs, files, strict=True)):

@@ -2,8 +2,7 @@
 and the paths derived from them. A ``Target`` (one system on one host) owns every path of it on the host: its
 folder, state, secrets, compose files, .env files, compose projects and image repositories. Built by
 ``hostsfile``'s models, which declare each key of hosts.yml once with its default (none is repeated here);
-nothing here reads a file.
-"""
+nothing here reads a file."""
 from __future__ import annotations
 
 import posixpath
@@ -263,7 +262,7 @@ class Inventory:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> host names, as listed
     systems: dict[str, System] = field(default_factory=dict)           # every stack, wherever it is placed
     swarm: Swarm | None = None                                           # swarm: in hosts.yml
-    hooks: Hooks | None = None                                           # hooks: in hosts.yml
+    hooks: Hooks | None = None                                           # hooks: and notify: in hosts.yml
 
     def choose(self, hosts: list[str] | None, group: str | None, every: bool) -> list[Host]:
         """The hosts a task acts on: ``--host a,b`` (each must be in the inventory), ``--group NAME`` or
@@ -297,6 +296,5 @@ class Inventory:
         """Where to ask GitHub about ``host``'s token (every caller asks here): the registry's own github_api
         (an explicit opt-in), else for ghcr.io the inventory's github_api or api.github.com. Any other
         registry's password is not a GitHub token and is never sent to GitHub: empty means never ask."""
-        if host.registry.github_api:
-            return host.registry.github_api
-        return (self.github_api or DEFAULT_GITHUB_API) if host.registry.server == "ghcr.io" else ""
+        ghcr = (self.github_api or DEFAULT_GITHUB_API) if host.registry.server == "ghcr.io" else ""
+        return host.registry.github_api or ghcr

@@ -23,8 +23,9 @@ class YamlDoc:
     @classmethod
     def read(cls, path: Path) -> YamlDoc:
         """Parse ``path``; every way a file can be malformed is a file:line error, never a crash or a hang:
-        aliases that expand beyond a budget (a 2 KB alias bomb expands to gigabytes), tags, merge and non-string
-        keys, deep nesting, huge files, bytes that are not UTF-8. Plain aliases (shared settings) are fine."""
+        aliases that expand beyond a budget (a 2 KB alias bomb expands to gigabytes), tags, merge keys and keys
+        that are not plain scalars (a key is read as written: `on:` is "on", `1:` is "1"), deep nesting, huge
+        files, bytes that are not UTF-8. Plain aliases (shared settings) are fine."""
         try:
             raw = path.read_bytes()
             if len(raw) > MAX_BYTES:
@@ -83,7 +84,7 @@ class YamlDoc:
                 if not isinstance(knode, yaml.ScalarNode) or knode.tag not in PLAIN_TAGS:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: a key must be a plain name "
                                     "(no lists, mappings or << merges)", BAD_INPUT)
-                key = cls._build(path, knode, at + ("<key>",), {}, budget)
+                key = knode.value   # (a key is a name, as written: `on:` is "on", not YAML 1.1's true)
                 if key in out:
                     raise ToolError(f"{path}:{knode.start_mark.line + 1}: {key!r} appears twice", BAD_INPUT)
                 out[key] = cls._build(path, vnode, at + (key,), lines, budget)

@@ -1,7 +1,11 @@
 """hosts.yml's hooks (tasks/core/hooks.py) run for real by sh in a temp folder: what they are told, a failing
 pre_deploy stopping the run before its body, on_failure told the exit code, post_deploy and on_failure never
 changing the result, a hook that hangs stopped at its timeout with what it started, output redacted, hostile
-values refused with their line. Fast tier (no host)."""
+values refused with their line; and notify: (tasks/core/notify.py) posting to a real HTTP receiver on
+127.0.0.1: the payload, retries, a receiver that hangs bounded, the URL never shown. Fast tier (no host)."""
+import http.server
+import json
+import threading
 import time
 from pathlib import Path
 
@@ -109,3 +113,113 @@ def test_hostile_hooks_are_refused_with_their_line(tmp_path, spec, message):
     with pytest.raises(ToolError) as e:
         inventory.load(path)
     assert e.value.code == BAD_INPUT and "hosts.yml:8" in str(e.value) and message in str(e.value), str(e.value)
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1: answers each POST with the next of ``codes`` (200 after them), or
+    never (``hang``); keeps what it got."""
+
+    def __init__(self, codes=(), hang=False):
+        self.got, self.codes, self.hang = [], list(codes), hang
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):   # noqa: N802 (http.server's name)
+                receiver.got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                if receiver.hang:
+                    time.sleep(5)
+                    return
+                self.send_response(receiver.codes.pop(0) if receiver.codes else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook/T0K3N"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+    yield lambda **kw: made.append(Receiver(**kw)) or made[-1]
+    for r in made:
+        r.close()
+
+
+def test_a_failure_is_posted_with_its_facts_and_no_secret(tmp_path, receiver):
+    r = receiver()
+    inv, targets = load(tmp_path, "  timeout: 5\n" + f"notify: {{webhook: '{r.url}'}}\n")
+    with pytest.raises(ToolError), hooks.around(inv, "deploy", "20261206T040000Z-abcd", targets, "v1.5.0"):
+        raise ToolError(f"n1/s: v1.5.0 failed its health gate ({TOKEN})\nlast lines: DB_PASSWORD=hunter2", ROLLED_BACK)
+    (sent,) = r.got
+    assert sent == {"text": "fab deploy of v1.5.0 on n1,n2 (s) failed (exit 5): n1/s: v1.5.0 failed its health gate "
+                            "(***)", "action": "deploy", "release": "20261206T040000Z-abcd", "hosts": ["n1", "n2"],
+                    "systems": ["s"], "tags": "v1.5.0", "result": "failed", "exit": 5,
+                    "error": "n1/s: v1.5.0 failed its health gate (***)"}
+
+
+def test_a_success_is_posted_only_when_on_asks_and_a_refused_run_is_a_failure(tmp_path, receiver):
+    quiet, loud = receiver(), receiver()
+    inv, targets = load(tmp_path, f"  pre_deploy: 'true'\nnotify: {{webhook: '{quiet.url}'}}\n")
+    with hooks.around(inv, "deploy", "r", targets, ""):
+        pass
+    assert quiet.got == []
+    inv, targets = load(tmp_path, f"  pre_deploy: exit 4\nnotify: {{webhook: '{loud.url}', on: [failure, success]}}\n")
+    with pytest.raises(ToolError), hooks.around(inv, "deploy", "r", targets, ""):
+        pass
+    assert [(g["result"], g["exit"]) for g in loud.got] == [("failed", 2)]
+
+
+def test_a_receiver_that_fails_then_answers_is_tried_again(tmp_path, receiver):
+    r = receiver(codes=[500])
+    inv, targets = load(tmp_path, f"  timeout: 5\nnotify: {{webhook: '{r.url}', on: [success], retries: 1}}\n")
+    with hooks.around(inv, "backup", "", targets, ""):
+        pass
+    assert len(r.got) == 2 and r.got[1]["result"] == "ok"
+
+
+def test_a_receiver_that_hangs_costs_its_timeout_and_retries_at_most_and_is_said(tmp_path, receiver, capsys):
+    r = receiver(hang=True)
+    inv, targets = load(tmp_path, f"  timeout: 5\nnotify: {{webhook: '{r.url}', timeout: 1, retries: 1}}\n")
+    started = time.monotonic()
+    with pytest.raises(ToolError) as e, hooks.around(inv, "deploy", "r", targets, ""):
+        raise ToolError("failed", ROLLED_BACK)
+    assert e.value.code == ROLLED_BACK and time.monotonic() - started < 1 * 2 + 1 + 1.5
+    err = capsys.readouterr().err
+    assert "notify: the webhook did not take the notification after 2 tries (timed out" in err
+    assert "T0K3N" not in err   # (the URL, a credential for Slack, is never shown)
+
+
+def test_a_webhook_read_from_the_environment_and_one_that_is_not_set(tmp_path, receiver, monkeypatch, capsys):
+    r = receiver()
+    inv, targets = load(tmp_path, "  timeout: 5\nnotify: {webhook_env: TEAM_WEBHOOK}\n")
+    with pytest.raises(ToolError), hooks.around(inv, "rollback", "r", targets, ""):
+        raise ToolError("failed", 6)
+    assert "TEAM_WEBHOOK is not set: no notification sent" in capsys.readouterr().err
+    monkeypatch.setenv("TEAM_WEBHOOK", r.url)
+    with pytest.raises(ToolError), hooks.around(inv, "rollback", "r", targets, ""):
+        raise ToolError("failed", 6)
+    assert [g["action"] for g in r.got] == ["rollback"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{webhook: 'http://hooks.example/x'}", "must be an https:// URL"),
+    ("{webhook: 'https://h.example/x', webhook_env: HOOK}", "needs one of webhook: URL and webhook_env: VARIABLE"),
+    ("{}", "needs one of webhook: URL and webhook_env: VARIABLE"),
+    ("{webhook_env: 'lower'}", "must be an UPPER_CASE variable name"),
+    ("{webhook: 'https://h.example/x', on: [maybe]}", "notify.on"),
+    ("{webhook: 'https://h.example/x', on: []}", "on: lists failure and/or success"),
+    ("{webhook: 'https://h.example/x', timeout: 61}", "must be a whole number from 1 to 60"),
+    ("{webhook: 'https://h.example/x', retries: -1}", "must be a whole number from 0 to 5"),
+])
+def test_hostile_notify_values_are_refused_with_their_line(tmp_path, spec, message):
+    path = tmp_path / "hosts.yml"
+    path.write_text(HEAD + f"notify: {spec}\n")
+    with pytest.raises(ToolError) as e:
+        inventory.load(path)
+    assert e.value.code == BAD_INPUT and "hosts.yml:7" in str(e.value) and message in str(e.value), str(e.value)
