@@ -53,9 +53,9 @@ def send(notify: Notify | None, facts: dict[str, str]) -> None:
         why = _post(url, body, notify.timeout)
         if not why:
             return
-    err_console.print(f"[bold yellow]warning:[/] notify: the webhook did not take the notification after "
-                      f"{notify.retries + 1} tries ({safe(redact(why))}; the {facts['FAB_ACTION']}'s result stands)",
-                      soft_wrap=True)
+    tries = f"{notify.retries + 1} {'try' if not notify.retries else 'tries'}"
+    err_console.print(f"[bold yellow]warning:[/] notify: the webhook did not take the notification: "
+                      f"{safe(redact(why))} ({tries}; the {facts['FAB_ACTION']}'s result stands)", soft_wrap=True)
 
 
 def _post(url: str, body: bytes, timeout: int) -> str:

@@ -3,14 +3,12 @@ pre_deploy stopping the run before its body, on_failure told the exit code, post
 changing the result, a hook that hangs stopped at its timeout with what it started, output redacted, hostile
 values refused with their line; and notify: (tasks/core/notify.py) posting to a real HTTP receiver on
 127.0.0.1: the payload, retries, a receiver that hangs bounded, the URL never shown. Fast tier (no host)."""
-import http.server
-import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from sandbox.webhook import Receiver
 from tasks.core import hooks, inventory
 from tasks.core.errors import BAD_INPUT, ROLLED_BACK, WARNING, ToolError
 
@@ -115,34 +113,6 @@ def test_hostile_hooks_are_refused_with_their_line(tmp_path, spec, message):
     assert e.value.code == BAD_INPUT and "hosts.yml:8" in str(e.value) and message in str(e.value), str(e.value)
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1: answers each POST with the next of ``codes`` (200 after them), or
-    never (``hang``); keeps what it got."""
-
-    def __init__(self, codes=(), hang=False):
-        self.got, self.codes, self.hang = [], list(codes), hang
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):   # noqa: N802 (http.server's name)
-                receiver.got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                if receiver.hang:
-                    time.sleep(5)
-                    return
-                self.send_response(receiver.codes.pop(0) if receiver.codes else 200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook/T0K3N"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
 @pytest.fixture
 def receiver():
     made = []
@@ -191,7 +161,7 @@ def test_a_receiver_that_hangs_costs_its_timeout_and_retries_at_most_and_is_said
         raise ToolError("failed", ROLLED_BACK)
     assert e.value.code == ROLLED_BACK and time.monotonic() - started < 1 * 2 + 1 + 1.5
     err = capsys.readouterr().err
-    assert "notify: the webhook did not take the notification after 2 tries (timed out" in err
+    assert "notify: the webhook did not take the notification: timed out (2 tries;" in err
     assert "T0K3N" not in err   # (the URL, a credential for Slack, is never shown)
 
 
