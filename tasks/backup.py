@@ -81,7 +81,8 @@ def restore(c, host=None, system=None, from_=None, dry_run=False, json=False, li
     if offsite and live:
         raise ToolError("--offsite drills from a copy off the VPS; to bring a lost server back from one: fab recover",
                         BAD_INPUT)
-    with select(host, system, swarm_once=True) as sel:
+    with select(host, system, swarm_once=True) as sel, \
+            hooks.around(sel.inventory, "restore", "", sel.targets, name, skip=dry_run, hooked=False):
         target, stack, name, program = offsite_drill(sel, name, snapshot) if offsite else _chosen(sel, name, live)
         if dry_run:
             print_program(target, program)

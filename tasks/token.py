@@ -13,6 +13,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from .core import hooks
 from .core.cli import Selection, command, operator, print_program, select
 from .core.errors import BAD_INPUT, WARNING, ToolError
 from .core.grammar import check_token, redact
@@ -54,7 +55,8 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
 def token_status(c, host=None, group=None, all=False, system=None, warn_days=str(WARN_DAYS)):
     """Check each token: file and mode, age, a live login, and GitHub's expiry date and scopes."""
     days = _days(warn_days)
-    with select(host, system, all, group) as sel:
+    with select(host, system, all, group) as sel, \
+            hooks.around(sel.inventory, "token-status", "", sel.targets, "", hooked=False):
         def check(target: Target) -> str:
             program = check_program(target, sel.inventory.github_api_for(target.host))
             return describe(execute(sel.session(target), program, target.label, quiet=True), days)

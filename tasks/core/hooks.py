@@ -35,14 +35,14 @@ class Hooks:
 
 @contextmanager
 def around(inv: Inventory, action: str, release: str, targets: list[Target], tags: str,
-           skip: bool = False) -> Iterator[None]:
-    """Run the body between the hooks of hosts.yml (none with ``skip``: a dry run). A ToolError of the body
-    reaches on_failure (FAB_EXIT its exit code, FAB_ERROR its line) and is raised again; a WARNING is a
-    success (the run did what it was asked)."""
-    hooks = inv.hooks
-    if skip or hooks is None:
+           skip: bool = False, hooked: bool = True) -> Iterator[None]:
+    """Run the body between the hooks of hosts.yml (none with ``skip``: a dry run; only the notification
+    without ``hooked``: a drill, a token check). A ToolError of the body reaches on_failure (FAB_EXIT its exit
+    code, FAB_ERROR its line) and is raised again; a WARNING is a success (the run did what it was asked)."""
+    if skip or inv.hooks is None:
         yield
         return
+    hooks = inv.hooks if hooked else Hooks(notify=inv.hooks.notify)
     facts = {"FAB_ACTION": action, "FAB_RELEASE": release, "FAB_TAGS": tags, "FAB_INVENTORY": str(inv.path),
              "FAB_HOSTS": ",".join(dict.fromkeys(t.host.name for t in targets)),
              "FAB_SYSTEMS": ",".join(dict.fromkeys(t.system.name for t in targets))}

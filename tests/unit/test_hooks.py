@@ -193,3 +193,12 @@ def test_hostile_notify_values_are_refused_with_their_line(tmp_path, spec, messa
     with pytest.raises(ToolError) as e:
         inventory.load(path)
     assert e.value.code == BAD_INPUT and "hosts.yml:7" in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_a_drill_or_a_token_check_notifies_and_runs_no_hook(tmp_path, receiver):
+    r = receiver()
+    inv, targets = load(tmp_path, f"  pre_deploy: touch pre\n  on_failure: touch fail\nnotify: {{webhook: '{r.url}'}}\n")
+    with pytest.raises(ToolError), hooks.around(inv, "restore", "", targets, "latest", hooked=False):
+        raise ToolError("the drill of postgres-20261206T020000Z failed: pg_restore: error", 10)
+    assert [(g["action"], g["exit"], g["tags"]) for g in r.got] == [("restore", 10, "latest")]
+    assert not (tmp_path / "pre").exists() and not (tmp_path / "fail").exists()
