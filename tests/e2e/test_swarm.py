@@ -210,6 +210,12 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     assert [b["name"] for b in listed] == [backup["name"]], listed
     drill = json.loads(fab(path, "restore", "--host", "sw1", "--from", backup["name"], "--json").stdout)
     assert [d["database"] for d in drill["databases"]] == ["enlevohub"], drill
+    checked = json.loads(fab(path, "doctor", "--host", "sw1,sw3", "--json", code=None).stdout)   # (where it runs)
+    on = {label: {f["check"]: (f["level"], f["text"]) for f in found if f["check"] in ("database", "backups")}
+          for label, found in checked.items()}
+    assert on["sw1/enlevohub"] == {"database": ("ok", "stack app: its database runs on sw3 (a swarm task): "
+                                                      "checked there, with its backups")}, checked
+    assert on["sw3/enlevohub"]["backups"][0] == "ok", checked
 
     with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
         bad = fab(path, "deploy", "--host", "sw1", "--tag", "v1.5.0", code=errors.ROLLED_BACK)

@@ -2,6 +2,7 @@
 its fix, from captured docker answers. Unit tier."""
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -11,7 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from tasks.core import inventory
 from tasks.core.errors import ToolError
-from tasks.core.programs.doctor import findings
+from tasks.core.programs.doctor import doctor_program, findings
 from tasks.core.programs.finding import worst
 from tasks.core.programs.protocol import Result
 
@@ -231,3 +232,17 @@ def test_the_tokens_expiry_as_github_says_it(target, api, level, said):
     assert token[0][:2] == ("ok", "the token file is there, mode 600")
     assert len(token) == 2 and token[1][0] == level and said in token[1][1], token
     assert level == "ok" or token[1][2].startswith("fab ")
+
+
+def test_a_swarm_system_s_database_and_its_backups_are_checked_on_the_node_that_runs_it():
+    """On a manager that does not run it: its program holds no database check and no backup series (no false
+    "PostgreSQL is not running" or "no backup"), and the finding says where it is checked."""
+    target = inventory.load(Path(__file__).parents[2] / "examples/enlevohub/swarm.yml").host("sw1").targets()[0]
+    program = doctor_program(target, "", [])
+    assert "run add_database" not in program.text and "run backups_report" not in program.text
+    found = findings(target, facts(), NOW, [], {"app": "sw3"})
+    assert levels(found, "database") == [("ok", "stack app: its database runs on sw3 (a swarm task): checked "
+                                                 "there, with its backups")]
+    assert levels(found, "backups") == []
+    here = doctor_program(target, "", target.system.databases).text
+    assert "run add_database app enlevohub-app postgres '' '' swarm" in here and "run backups_report app" in here

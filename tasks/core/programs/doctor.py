@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from ..model import Stack
 from ..target import Target
 from .backup import listed, series
 from .declare import add_databases, add_stacks, placeholder_words
@@ -20,31 +21,37 @@ BACKUP_AGE = 2 * 86400   # the newest backup's age doctor warns past, where back
 WEB_PORTS = {80, 443}   # a proxy's ports: published on every address on purpose
 
 
-def doctor_program(target: Target, github_api: str = "") -> Program:
-    """Read-only: the facts every check judges (GitHub asked about the token when ``github_api`` is given)."""
+def doctor_program(target: Target, github_api: str = "", dbs: list[Stack] | None = None) -> Program:
+    """Read-only: the facts every check judges (GitHub asked about the token when ``github_api`` is given), of
+    the database stacks ``dbs`` that run here (default: all of the system's; a swarm's: those on this node)."""
+    dbs = target.system.databases if dbs is None else dbs
     prog = add_stacks(Program(f"doctor of {target.label}", {"STATE": target.state_dir, "SECRETS": target.secrets,
                                                              "GITHUB_API": github_api}), target,
                       list(target.system.stacks))
-    add_databases(prog, target, target.system.databases)
+    add_databases(prog, target, dbs)
     prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
     prog.step("doctor_tls", *(s.binary.certs for s in target.system.binaries() if s.binary.certs))
     if target.system.needs_token:
         prog.step("check_token_file", target.secrets)
         prog.step("token_expiry")
-    if target.system.databases or target.system.backup.has_files:
+    if dbs or target.system.backup.has_files:
         prog.head["BACKUPS"] = target.backups
-        prog.step("backups_report", *series(target, target.system.databases))
+        prog.step("backups_report", *series(target, dbs))
     return prog
 
 
 @report
-def findings(target: Target, result: Result, now: float) -> list[Finding]:
-    """Every check's verdict on what the program reported, in the order an operator fixes them."""
+def findings(target: Target, result: Result, now: float, dbs: list[Stack] | None = None,
+             elsewhere: dict[str, str] | None = None) -> list[Finding]:
+    """Every check's verdict on what the program reported, in the order an operator fixes them (``dbs`` as
+    given to the program; ``elsewhere``: a swarm system's database stacks whose task runs on another host)."""
     configs = {d["stack"]: d["config"] for d in result.all("compose")}
+    away = [Finding("database", "ok", f"stack {stack}: its database runs on {host} (a swarm task): checked there, "
+                    "with its backups", f"fab doctor --host {host}") for stack, host in (elsewhere or {}).items()]
     return [*_docker(result), *_disks(target, result), *_stacks(result), *_networks(result, configs),
             *_ports(configs), *_unpinned(configs), *_units(result), *_placeholders(result),
-            *databases(result), *certificates(result, now), *_token(result, now), *_lock(target, result),
-            *_backups(target, result, now), *_clock(result, now)]
+            *databases(result), *away, *certificates(result, now), *_token(result, now), *_lock(target, result),
+            *_backups(target, result, now, target.system.databases if dbs is None else dbs), *_clock(result, now)]
 
 
 def _docker(result: Result) -> list[Finding]:
@@ -193,10 +200,10 @@ def _expiry(result: Result, now: float) -> list[Finding]:
                     + (f" ({'; '.join(facts)})" if facts else ""), "fab rotate-token --host HOST")]
 
 
-def _backups(target: Target, result: Result, now: float) -> list[Finding]:
-    """The newest verified backup of each series: WARN when there is none or it is older than backup: {max_age}
-    (two days where that is not set)."""
-    if not (target.system.databases or target.system.backup.has_files):
+def _backups(target: Target, result: Result, now: float, dbs: list[Stack]) -> list[Finding]:
+    """The newest verified backup of each series kept here: WARN when there is none or it is older than backup:
+    {max_age} (two days where that is not set)."""
+    if not (dbs or target.system.backup.has_files):
         return []
     limit = target.system.backup.max_age or BACKUP_AGE
     newest: dict[str, float] = {}
@@ -204,7 +211,7 @@ def _backups(target: Target, result: Result, now: float) -> list[Finding]:
         if b.verified and b.stack not in newest:
             newest[b.stack] = now - datetime.fromisoformat(b.created.replace("Z", "+00:00")).timestamp()
     out = []
-    for name in series(target, target.system.databases):
+    for name in series(target, dbs):
         age = newest.get(name)
         if age is None or age > limit:
             what = f"{age / 3600:.0f} h old" if age is not None else "none yet"
