@@ -23,7 +23,6 @@ class HooksSpec(Spec):
                                                     "failed")
 
 
-
 class NotifySpec(Spec):
     """A JSON POST (with a Slack-compatible text field) from your machine when a deploy, rollback or backup ends
     as on: asks; never a secret or a .env value in it."""
