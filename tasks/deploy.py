@@ -6,7 +6,7 @@ from dataclasses import replace
 from .core import artifacts, hooks
 from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
-from .core.fleet import Job, Rollout, Run
+from .core.fleet import Leg, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
 from .core.model import Stack
 from .core.programs.declare import Intent, Untouched
@@ -62,7 +62,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         run = Run(sel, [t for t, _ in plans], "deploy", rollout, json)
         if not dry_run:
             run.reach()
-        jobs, who = [], operator()
+        legs, who = [], operator()
         with hooks.around(sel.inventory, "deploy", run.release, run.targets, tag or "", skip=dry_run):
             for target, stacks in plans:
                 session = None if dry_run and offline else sel.session(target)
@@ -75,9 +75,9 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
                     _dry_run(session, target, stacks, intent, program)
                     continue
                 artifacts.upload(session, target, mine)
-                jobs.append(Job(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
-            if jobs:
-                run.go(jobs)
+                legs.append(Leg(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
+            if legs:
+                run.go(legs)
 
 
 def _intent(session, run: Run, who: tuple[str, str], target: Target, stacks: list[Stack], choice, ref,

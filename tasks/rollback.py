@@ -5,7 +5,7 @@ from __future__ import annotations
 from .core import history, hooks
 from .core.cli import FLEET_HELP, command, confirm, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
-from .core.fleet import Job, Rollout, Run
+from .core.fleet import Leg, Rollout, Run
 from .core.grammar import check_label, check_tag
 from .core.model import Stack
 from .core.programs.declare import Intent
@@ -38,7 +38,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
         states = {t.label: read_state(sel.session(t), t) for t in sel.targets}
         chosen = _targets(sel.targets, states, to, force)
         with hooks.around(sel.inventory, "rollback", run.release, run.targets, to or "", skip=dry_run):
-            jobs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
+            legs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
             for target in sel.targets:
                 state, rel = states[target.label], chosen[target.label]
                 if rel is False:
@@ -54,10 +54,10 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                 if dry_run:
                     print_program(target, program)
                     continue
-                jobs.append(Job(target, program, intent, run.stage_of(target, stacks),
+                legs.append(Leg(target, program, intent, run.stage_of(target, stacks),
                                 notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
-            if jobs:
-                run.go(jobs)
+            if legs:
+                run.go(legs)
 
 
 def _forced(state: State, target: Target, tag: str, by: str, origin: str, run: Run) -> tuple[Intent, list[Stack]]:

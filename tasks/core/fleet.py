@@ -31,7 +31,7 @@ from .ssh import Session
 from .target import Target
 from .ui import Outcome, console, outcome_table, safe
 
-RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched")   # a job's end, in this order
+RESULTS = ("switched", "kept", "reverted", "failed", "revert failed", "untouched")   # a leg's end, in this order
 MAX_PARALLEL = 32   # connections at once when --parallel is not given (a wider fleet goes in waves)
 
 
@@ -75,8 +75,8 @@ class Rollout:
 
 
 @dataclass
-class Job:
-    """One system of one host in a run: the program that changes it, and what happened."""
+class Leg:
+    """One system of one host in a run (a leg of it): the program that changes it, and what happened."""
     target: Target
     program: Program
     intent: Intent
@@ -108,17 +108,17 @@ def put_back(session: Session, target: Target, previous: str, undone: Intent) ->
     return deploy_program(target, stacks, intent, reverts=undone, releases=state.releases)
 
 
-def in_stages(jobs: list[Job]) -> list[list[Job]]:
-    """``jobs`` grouped by their stage, in order."""
-    stages = sorted({j.stage for j in jobs})
-    return [[j for j in jobs if j.stage == s] for s in stages]
+def in_stages(legs: list[Leg]) -> list[list[Leg]]:
+    """``legs`` grouped by their stage, in order."""
+    stages = sorted({j.stage for j in legs})
+    return [[j for j in legs if j.stage == s] for s in stages]
 
 
-def by_host(jobs: list[Job]) -> list[list[Job]]:
-    """``jobs`` grouped by host (a host's systems run one after another, in one worker)."""
-    hosts: dict[str, list[Job]] = {}
-    for job in jobs:
-        hosts.setdefault(job.host, []).append(job)
+def by_host(legs: list[Leg]) -> list[list[Leg]]:
+    """``legs`` grouped by host (a host's systems run one after another, in one worker)."""
+    hosts: dict[str, list[Leg]] = {}
+    for leg in legs:
+        hosts.setdefault(leg.host, []).append(leg)
     return list(hosts.values())
 
 
@@ -159,48 +159,48 @@ class Run:
         except ToolError as e:
             return e
 
-    def go(self, jobs: list[Job], revert: Revert = put_back) -> None:
-        """Change every job's host (see the module's docstring); a failure is raised once every host has
+    def go(self, legs: list[Leg], revert: Revert = put_back) -> None:
+        """Change every leg's host (see the module's docstring); a failure is raised once every host has
         finished and been reverted."""
         if not self.transaction and not self.json:
-            for job in jobs:
-                result = run_release(self.sel.session(job.target), job.target, job.intent, job.program)
-                for note in job.notes(result) if job.notes else []:
-                    console.print(f"[yellow]⚠ {safe(job.target.label)}: {safe(note)}[/]")
+            for leg in legs:
+                result = run_release(self.sel.session(leg.target), leg.target, leg.intent, leg.program)
+                for note in leg.notes(result) if leg.notes else []:
+                    console.print(f"[yellow]⚠ {safe(leg.target.label)}: {safe(note)}[/]")
             return
         self.events.open()
         self.events.post("plan", fleet=self.fleet, release=self.release, action=self.action,
-                         stages=[[j.target.label for j in stage] for stage in in_stages(jobs)])
+                         stages=[[j.target.label for j in stage] for stage in in_stages(legs)])
         try:
-            self._hold(jobs)
-            self._forward_all(jobs)
+            self._hold(legs)
+            self._forward_all(legs)
             if self.stopping:
-                self._undo(jobs, revert)
+                self._undo(legs, revert)
         finally:
             if self.transaction:
-                self.events.parallel([j.target for j in jobs], self._free, MAX_PARALLEL)
+                self.events.parallel([j.target for j in legs], self._free, MAX_PARALLEL)
             self.events.close()
-        self._result(jobs)
+        self._result(legs)
 
-    def _forward_all(self, jobs: list[Job]) -> None:
+    def _forward_all(self, legs: list[Leg]) -> None:
         """Stage by stage, batch by batch, each batch's hosts in parallel, until a host fails."""
-        for stage in in_stages(jobs):
+        for stage in in_stages(legs):
             for batch in self.rollout.batches(by_host(stage)):
                 self.events.parallel(batch, self._forward, self.rollout.width(len(batch)))
                 if self.stopping:
                     return
 
-    def _hold(self, jobs: list[Job]) -> None:
+    def _hold(self, legs: list[Leg]) -> None:
         """Take every host's lock for the run, in host-name order; on a refusal ``go`` frees those taken (nothing
         changed)."""
         if not self.transaction:
             return
-        for job in sorted(jobs, key=lambda j: (j.host, j.target.system.name)):
+        for leg in sorted(legs, key=lambda j: (j.host, j.target.system.name)):
             try:
-                execute(self.sel.session(job.target), hold_program(job.target, job.intent), job.target.label,
+                execute(self.sel.session(leg.target), hold_program(leg.target, leg.intent), leg.target.label,
                         quiet=True)
             except ToolError as e:
-                self.events.post("host", host=job.host, system=job.target.system.name, result="refused", detail=str(e))
+                self.events.post("host", host=leg.host, system=leg.target.system.name, result="refused", detail=str(e))
                 raise ToolError(f"{e}\nnothing was changed on any host (every lock this run took is released)",
                                 e.code) from None
 
@@ -211,59 +211,59 @@ class Run:
             self.events.post("info", host=target.host.name, system=target.system.name,
                              text=f"could not release the run's lock ({e}): 'fab unlock --force' does")
 
-    def _forward(self, jobs: list[Job]) -> None:
-        """One host's jobs, in order; the first that fails stops the host and the run."""
-        for job in jobs:
+    def _forward(self, legs: list[Leg]) -> None:
+        """One host's legs, in order; the first that fails stops the host and the run."""
+        for leg in legs:
             if self.stopping:
                 return
             try:
-                result = execute(self.sel.session(job.target), job.program, job.target.label,
-                                 display=self.events.display(job.target))
-                job.result, job.detail, job.previous = "switched", f"{job.intent.tag} is live", switched_from(result)
-                for note in job.notes(result) if job.notes else []:
-                    self.events.post("info", host=job.host, system=job.target.system.name, text=f"⚠ {note}")
+                result = execute(self.sel.session(leg.target), leg.program, leg.target.label,
+                                 display=self.events.display(leg.target))
+                leg.result, leg.detail, leg.previous = "switched", f"{leg.intent.tag} is live", switched_from(result)
+                for note in leg.notes(result) if leg.notes else []:
+                    self.events.post("info", host=leg.host, system=leg.target.system.name, text=f"⚠ {note}")
             except ToolError as e:
                 self.stopping = True
-                job.result, job.detail, job.code = "failed", str(e), e.code
+                leg.result, leg.detail, leg.code = "failed", str(e), e.code
             except Exception as e:  # noqa: BLE001 - one host's surprise must not hide the others' results
                 self.stopping = True
-                job.result, job.detail, job.code = "failed", redact(f"unexpected {type(e).__name__}: {e}"), FAILED
-            self.events.post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+                leg.result, leg.detail, leg.code = "failed", redact(f"unexpected {type(e).__name__}: {e}"), FAILED
+            self.events.post("host", host=leg.host, system=leg.target.system.name, result=leg.result, detail=leg.detail)
 
-    def _undo(self, jobs: list[Job], revert: Revert) -> None:
+    def _undo(self, legs: list[Leg], revert: Revert) -> None:
         """Put back what every switched host ran before, the last stage first (or keep them: --no-revert)."""
-        switched = [j for j in jobs if j.result == "switched"]
+        switched = [j for j in legs if j.result == "switched"]
         if not self.rollout.revert:
-            for job in switched:
-                job.result, job.detail = "kept", f"{job.detail} (kept: --no-revert)"
+            for leg in switched:
+                leg.result, leg.detail = "kept", f"{leg.detail} (kept: --no-revert)"
             return
         for stage in reversed(in_stages(switched)):
             self.events.parallel(by_host(stage), lambda host_jobs: self._back(host_jobs, revert),
                                  self.rollout.width(len(stage)))
 
-    def _back(self, jobs: list[Job], revert: Revert) -> None:
-        for job in jobs:
-            if job.previous is None:   # its first release: there is nothing to go back to
-                job.result, job.detail = "kept", f"{job.detail} (its first release: nothing ran before it)"
+    def _back(self, legs: list[Leg], revert: Revert) -> None:
+        for leg in legs:
+            if leg.previous is None:   # its first release: there is nothing to go back to
+                leg.result, leg.detail = "kept", f"{leg.detail} (its first release: nothing ran before it)"
             else:
                 try:
-                    session = self.sel.session(job.target)
-                    program = revert(session, job.target, job.previous, job.intent)
-                    execute(session, program, job.target.label, display=self.events.display(job.target))
-                    job.result, job.detail = "reverted", f"{job.intent.tag} was live; the release before it is back"
+                    session = self.sel.session(leg.target)
+                    program = revert(session, leg.target, leg.previous, leg.intent)
+                    execute(session, program, leg.target.label, display=self.events.display(leg.target))
+                    leg.result, leg.detail = "reverted", f"{leg.intent.tag} was live; the release before it is back"
                 except ToolError as e:
-                    job.result, job.detail, job.code = "revert failed", str(e), NEEDS_ATTENTION
-            self.events.post("host", host=job.host, system=job.target.system.name, result=job.result, detail=job.detail)
+                    leg.result, leg.detail, leg.code = "revert failed", str(e), NEEDS_ATTENTION
+            self.events.post("host", host=leg.host, system=leg.target.system.name, result=leg.result, detail=leg.detail)
 
-    def _result(self, jobs: list[Job]) -> None:
+    def _result(self, legs: list[Leg]) -> None:
         outcomes = [Outcome(j.host, j.target.system.name, j.result in ("switched", "kept"), redact(j.detail), j.code,
-                            result=j.result) for j in jobs]
-        code = worst(j.code for j in jobs)
+                            result=j.result) for j in legs]
+        code = worst(j.code for j in legs)
         self.events.post("result", fleet=self.fleet, release=self.release, exit=code,
                          hosts=[{"host": o.host, "system": o.system, "result": o.result} for o in outcomes])
         self.events.drain()
         if not self.json:
             outcome_table(f"{self.action} {self.release}", outcomes)
         if code:
-            counts = [(sum(j.result == r for j in jobs), r) for r in RESULTS]
+            counts = [(sum(j.result == r for j in legs), r) for r in RESULTS]
             raise ToolError(f"{self.action} {self.release}: " + ", ".join(f"{n} {r}" for n, r in counts if n), code)

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.core import cli, errors, fleet, inventory
 from tasks.core.errors import ToolError, worst
-from tasks.core.fleet import Job, Rollout, Run
+from tasks.core.fleet import Leg, Rollout, Run
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.protocol import Program, Result
 from tasks.core.programs.state import free_program, hold_program
@@ -46,12 +46,12 @@ def hosts(tmp_path, monkeypatch):
     return sel, sent, failing
 
 
-def jobs_for(run: Run, sel) -> list[Job]:
+def jobs_for(run: Run, sel) -> list[Leg]:
     out = []
     for target in sel.targets:
         stacks = target.system.stacks
         intent = Intent("deploy", run.release, "v2", "ana", "laptop", fleet=run.fleet)
-        out.append(Job(target, Program(f"deploy v2 on {target.label}"), intent, run.stage_of(target, list(stacks))))
+        out.append(Leg(target, Program(f"deploy v2 on {target.label}"), intent, run.stage_of(target, list(stacks))))
     return out
 
 
