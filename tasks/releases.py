@@ -28,14 +28,16 @@ def releases(c, host=None, group=None, all=False, system=None, json=False):
 
 def _table(label: str, rows: list[dict]) -> None:
     table = Table(title=f"{safe(label)} releases", title_justify="left")
-    for col in ("", "release", "tag", "action", "state", "started", "by", "apps (tag, digest)", "config"):
+    jobs = any(r["jobs"] for r in rows)
+    for col in ("", "release", "tag", "action", "state", "started", "by", "apps (tag, digest)", "config",
+                *(("jobs",) if jobs else ())):
         table.add_column(col)
     for r in rows:
         pins = " ".join(f"{s} {p.split('@')[0]} ({p.split('@')[-1][7:19]})" for s, p in sorted(r["images"].items()))
         style = {"good": "green", "failed": "red"}.get(r["state"], "yellow")
         table.add_row("▶" if r["running"] else "", safe(r["release"]), safe(r["tag"]), safe(r["action"]),
                       f"[{style}]{safe(r['state'])}[/]", safe(r["started"]), safe(r["by"]), safe(pins),
-                      safe(_config(r["config"])))
+                      safe(_config(r["config"])), *((safe(_jobs(r["jobs"])),) if jobs else ()))
     console.print(table)
     if not rows:
         console.print("  no releases recorded yet")
@@ -47,3 +49,9 @@ def _config(config: dict) -> str:
         return "-"
     commit = config["commit"][:10] + ("*" if config["dirty"] else "") if config["commit"] else "no git"
     return f"{commit} ({len(config['files'])} files)"
+
+
+def _jobs(jobs: dict) -> str:
+    """A release's run-once jobs and how each ended: ``app/migrate ok 3s``, ``app/migrate failed (exit 1)``."""
+    return " ".join(f"{k} {v['result']}" + (f" {v['seconds']}s" if v["result"] == "ok" else f" (exit {v['exit']})")
+                    for k, v in sorted(jobs.items())) or "-"

@@ -21,10 +21,12 @@ from .core.ui import console, err_console, safe
           "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example",
           "with-data": "also put the databases back to the backup taken right after that release ran (the next "
                        "deploy's before-deploy backup; a fresh backup is taken first); asks at a terminal",
-          "yes": "--with-data without asking (no terminal, e.g. CI)", **FLEET_HELP})
+          "yes": "--with-data without asking (no terminal, e.g. CI)",
+          "jobs": "run the stacks' run-once jobs (hosts.yml's jobs:) again, with the release's images (by default a "
+                  "rollback runs none: a migration's schema stays; --with-data puts the data back)", **FLEET_HELP})
 def rollback(c, host=None, group=None, all=False, to=None, system=None, force=False, dry_run=False,
-             allow_placeholders=False, with_data=False, yes=False, parallel=None, batch=None, no_revert=False,
-             json=False):
+             allow_placeholders=False, with_data=False, yes=False, jobs=False, parallel=None, batch=None,
+             no_revert=False, json=False):
     """Roll back to a recorded release by its image digests and commit (no --to: the previous good one).
 
     Its data too with --with-data (the default never touches data). Several hosts are one transaction."""
@@ -45,8 +47,8 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                     show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
                          "in its history")
                     continue
-                intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet) if rel
-                                  else _forced(state, target, to, by, origin, run))
+                intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet, jobs) if rel
+                                  else _forced(state, target, to, by, origin, run, jobs))
                 snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
                 show(_what_comes_back(target, rel, intent, snapshot))
                 program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
@@ -60,14 +62,15 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
                 run.go(legs)
 
 
-def _forced(state: State, target: Target, tag: str, by: str, origin: str, run: Run) -> tuple[Intent, list[Stack]]:
+def _forced(state: State, target: Target, tag: str, by: str, origin: str, run: Run,
+            jobs: bool) -> tuple[Intent, list[Stack]]:
     """--force: a tag the history does not know, pulled by tag for every app; a binary keeps what it runs (it
     needs its recorded bytes)."""
     tags = {a.name: check_tag(tag) for a in target.system.apps()}
     stacks = [s for s in target.system.stacks if not s.binary]
     rest = untouched(state, target, stacks)
     return Intent("rollback", run.release, release_label(tags, rest.pins), by, origin, history_sha=state.history_sha,
-                  tags=tags, fleet=run.fleet, untouched=rest), stacks
+                  tags=tags, fleet=run.fleet, untouched=rest, jobs=jobs), stacks
 
 
 def _what_comes_back(target: Target, rel: history.Release | None, intent: Intent,
@@ -76,7 +79,9 @@ def _what_comes_back(target: Target, rel: history.Release | None, intent: Intent
     live databases."""
     what = f"release {rel.id} ({rel.tag}, {rel.action} of {rel.at})" if rel else f"tag {intent.tag} (--force)"
     data = f"; databases from {', '.join(name for _, name in snapshot)}" if snapshot else ""
-    return f"{safe(target.label)}: back to {safe(what)}, running {safe(intent.tag)}{safe(data)}"
+    skipped = [f"{s.name}/{j.name}" for s in target.system.stacks for j in s.jobs] if not intent.jobs else []
+    jobs = f" (its jobs {', '.join(skipped)} are not run: --jobs runs them)" if skipped else ""
+    return f"{safe(target.label)}: back to {safe(what)}, running {safe(intent.tag)}{safe(data)}{safe(jobs)}"
 
 
 def _snapshot(state: State, rel: history.Release | None, target: Target, confirmed: bool) -> list[tuple[Stack, str]]:

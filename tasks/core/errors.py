@@ -14,6 +14,7 @@ WARNING = 8         # something works but needs attention soon: a token expiring
 NOT_STARTED = 9     # compose could not start the new release (a conflict, a missing image): the previous is back
 BACKUP_FAILED = 10  # a backup, drill or restore failed: the live databases and the kept backups are as they were
 FOUND_BROKEN = 11   # fab doctor found something broken (a FAIL): its fix is printed beside it
+JOB_FAILED = 12     # a run-once job failed: a `before` one switched nothing, an `after` one's release was put back
 
 
 class ToolError(Exception):

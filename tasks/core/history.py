@@ -33,6 +33,7 @@ class Release:
     backups: list = field(default_factory=list)  # the backups taken just before it went live (backup: before_deploy)
     binaries: dict = field(default_factory=dict)  # binary stack -> {"unit", "bytes"} (its sha256 is in its pin)
     infra: dict = field(default_factory=dict)  # "stack/service" -> image@digest of the services that pin nothing
+    jobs: dict = field(default_factory=dict)   # "stack/job" -> {"result": ok|failed|timeout, "exit", "seconds"}
 
     @property
     def commit(self) -> str:
@@ -42,7 +43,7 @@ class Release:
         return {"release": self.id, "tag": self.tag, "action": self.action, "state": self.state,
                 "started": self.at, "finished": self.finished, "by": self.by, "from": self.origin,
                 "images": self.pins, "config": self.config, "backups": self.backups, "binaries": self.binaries,
-                "infra": self.infra, "running": running}
+                "infra": self.infra, "jobs": self.jobs, "running": running}
 
 
 def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
@@ -61,10 +62,10 @@ def parse(text: str, source: str = "releases.jsonl") -> list[Release]:
         if rel is None:
             releases[rid] = Release(rid, rec["tag"], rec["action"], rec["by"], at, state, rec["images"], rec["from"],
                                     at if state in FINAL else "", rec["config"], rec["backups"], rec["binaries"],
-                                    rec["infra"])
+                                    rec["infra"], rec["jobs"])
         else:
             rel.state, rel.finished = state, at
-            rel.pins, rel.infra = rec["images"] or rel.pins, rec["infra"] or rel.infra
+            rel.pins, rel.infra, rel.jobs = rec["images"] or rel.pins, rec["infra"] or rel.infra, rec["jobs"] or rel.jobs
     return list(releases.values())
 
 
@@ -94,7 +95,18 @@ def _record(rec: dict) -> dict:
                                               and grammar.INFRA_PIN.fullmatch(v) for k, v in infra.items()):
         raise ValueError
     return {**out, "images": dict(pins), "config": _config(rec.get("config") or {}), "backups": list(backups),
-            "binaries": dict(binaries), "infra": dict(infra)}
+            "binaries": dict(binaries), "infra": dict(infra), "jobs": _jobs(rec.get("jobs") or {})}
+
+
+def _jobs(jobs: dict) -> dict:
+    """A release's run-once jobs: "stack/job" -> its result, exit code and seconds."""
+    if not isinstance(jobs, dict) or not all(
+            isinstance(k, str) and grammar.JOB_KEY.fullmatch(k) and isinstance(v, dict)
+            and v.get("result") in ("ok", "failed", "timeout")
+            and all(isinstance(v.get(n), int) and not isinstance(v.get(n), bool) for n in ("exit", "seconds"))
+            for k, v in jobs.items()):
+        raise ValueError
+    return {k: {"result": v["result"], "exit": v["exit"], "seconds": v["seconds"]} for k, v in jobs.items()}
 
 
 def _config(config: dict) -> dict:

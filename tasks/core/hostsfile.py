@@ -152,7 +152,8 @@ class SystemSpec(Spec):
                 raise refuse("a binary stack cannot run on a swarm (engine: swarm): deploy it in a system of its "
                              "own", "stacks", name)
             for key, instead in (("hosts", "deploy.placement.constraints (node labels from hosts.yml's labels:)"),
-                                 ("scale", "deploy.replicas"), ("rollout", "deploy.update_config (order: start-first)")):
+                                 ("scale", "deploy.replicas"), ("rollout", "deploy.update_config (order: start-first)"),
+                                 ("jobs", "a service of deploy.mode: replicated-job (waited for at every deploy)")):
                 if key in stack.model_fields_set:
                     raise refuse(f"{key}: is the compose engine's: on a swarm the compose file says it with "
                                  f"{instead}", "stacks", name, key)

@@ -1,8 +1,6 @@
-"""The configuration objects: hosts, the systems they run, each system's stacks and the apps (images) they pin,
-and the paths derived from them. A ``Target`` (one system on one host) owns every path of it on the host: its
-folder, state, secrets, compose files, .env files, compose projects and image repositories. Built by
-``hostsfile``'s models, which declare each key of hosts.yml once with its default (none is repeated here);
-nothing here reads a file."""
+"""The configuration objects: hosts, the systems they run, each system's stacks and the apps (images) they pin.
+A ``Target`` (one system on one host) owns every path of it on the host. Built by ``hostsfile``'s models, which
+declare each key of hosts.yml once with its default (none is repeated here); nothing here reads a file."""
 from __future__ import annotations
 
 import posixpath
@@ -14,6 +12,7 @@ from .backupplan import BackupPlan
 from .cluster import Swarm
 from .errors import BAD_INPUT, ToolError
 from .hooks import Hooks
+from .jobs import Job
 from .target import Target
 
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -124,6 +123,7 @@ class Stack:
     binary: Binary | None               # a binary under systemd instead of a compose file (its app: the stack)
     hosts: tuple[str, ...]              # placement: the hosts or groups it runs on (empty: every host of the system)
     start_first: StartFirst | None          # rollout: start-first (None: stop, then start)
+    jobs: tuple[Job, ...] = ()              # run-once jobs (jobs.py), in hosts.yml's order
 
 
 @dataclass(frozen=True)

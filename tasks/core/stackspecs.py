@@ -1,12 +1,14 @@
 """The shape of one stack in hosts.yml: a compose stack (the images it pins, its health gate, its rollout, its
 database) or a binary under systemd; each builds the ``model.Stack`` it describes."""
 import re
+import shlex
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, StrictBool, Tag, WithJsonSchema
 from pydantic import model_validator as checks
 
 from . import grammar, model
+from .jobs import WHEN, Job
 from .values import (
     AbsPath,
     EnvVar,
@@ -25,6 +27,7 @@ from .values import (
 
 TAGS = {"compose stack", "binary stack", "rollout word", "rollout settings"}   # union branches: not keys
 # Folders of the operating system: a binary's live path there would replace a file the system owns.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")   # not in a job's words: one line each, joined by \x1f on the VPS
 SYSTEM_PATH = re.compile(r"/(?:bin|boot|dev|etc|lib[0-9x]*|proc|run|sbin|sys|usr|var/lib)/")
 
 
@@ -60,6 +63,40 @@ class NginxSpec(Spec):
         if self.service in self.upstreams:
             raise refuse(f"nginx's own service {self.service} cannot be one of its upstreams", "service")
         return self
+
+
+def _command(value) -> list[str]:
+    """A job's command: a string split into words as a shell would (quotes kept together; no $VARIABLE, pipe or
+    &&: it runs without a shell) or a list of words; each word on one line."""
+    if isinstance(value, str):
+        try:
+            value = shlex.split(value)
+        except ValueError as e:
+            raise refuse(f"cannot be split into words ({e}): quote it as a list, e.g. [sh, -c, \"...\"]") from None
+    if not isinstance(value, list) or not value or len(value) > 64 or not all(
+            isinstance(w, str) and w and len(w) <= 4096 and not CONTROL.search(w) for w in value):
+        raise refuse("must be a command: a string or a list of 1-64 words, none empty, each on one line (no "
+                     "control characters)")
+    return value
+
+
+Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(
+    {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]})]
+
+
+class JobSpec(Spec):
+    """A run-once job: ``docker compose run --rm`` of one of the stack's services with the release's image and
+    the stack's environment (a schema migration before any of its containers is replaced)."""
+    service: Service = Field(description="the compose service it runs as (its image, environment, volumes)")
+    command: Command = Field(description='its words, run without a shell: "npx prisma migrate deploy", or '
+                                         '[sh, -c, "..."] for one')
+    when: Literal[WHEN] = Field("before", description="before: once the images are pulled, before any container "
+                                "of the stack is replaced (its failure switches nothing); after: once every "
+                                "stack of the release is healthy (its failure puts the previous release back)")
+    timeout: Whole(1, 86400) = Field(600, description="seconds; then its container is removed and it failed")
+
+    def build(self, name: str) -> Job:
+        return Job(name, self.service, tuple(self.command), self.when, self.timeout)
 
 
 class RolloutSpec(Spec):
@@ -112,6 +149,8 @@ class ComposeStack(Spec):
     database: DatabaseSpec | None = None
     hosts: Placement = []
     rollout: Rollout = "stop-first"
+    jobs: dict[SafeName, JobSpec] = Field({}, description="run-once jobs: a schema migration before the stack's "
+                                                          "containers are replaced, or a task once it is healthy")
 
     @checks(mode="after")
     def _images(self):
@@ -139,7 +178,7 @@ class ComposeStack(Spec):
             scale=tuple(self.scale.items()), require_healthcheck=self.require_healthcheck,
             env_template=self.env_template, placeholders=tuple(self.placeholders),
             database=self.database and self.database.build(), binary=None, hosts=tuple(self.hosts),
-            start_first=self.start_first())
+            start_first=self.start_first(), jobs=tuple(j.build(n) for n, j in self.jobs.items()))
 
     def start_first(self) -> model.StartFirst | None:
         """``rollout: start-first`` (the word: every setting its default), or None for stop-first."""

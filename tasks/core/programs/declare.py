@@ -37,6 +37,7 @@ class Intent:
     untouched: Untouched = field(default_factory=Untouched)   # what the stacks it leaves alone run: recorded with it
     infra: dict | None = None   # "stack/service" -> image@digest a rollback runs again (what its release recorded)
     refresh: bool = False       # deploy --refresh infra: the images of the stacks that pin nothing pulled again
+    jobs: bool = True           # run the stacks' run-once jobs (hosts.yml's jobs:; a rollback only with --jobs)
 
     def meta(self) -> str:
         """The fixed part of the history and audit records, JSON-encoded here (no shell escaping games)."""
@@ -70,6 +71,15 @@ def add_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Program:
             if sf.nginx:
                 prog.step("nginx_pool", s.name, sf.nginx.service, target.upstreams(s),
                           *(f"{svc}={port}" for svc, port in sf.nginx.upstreams))
+    return prog
+
+
+def add_jobs(prog: Program, stacks: list[Stack]) -> Program:
+    """Declare the run-once jobs of ``stacks`` (in their order): apply runs each ``before`` one just before its
+    stack is switched, go_live the ``after`` ones once every stack is healthy."""
+    for s in stacks:
+        for j in s.jobs:
+            prog.step("add_job", s.name, j.name, j.service, j.when, j.timeout, *j.command)
     return prog
 
 

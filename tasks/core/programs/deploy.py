@@ -7,7 +7,7 @@ from .. import grammar, history
 from ..model import Stack
 from ..target import Target
 from .backup import before_deploy, restore_before_rollback
-from .declare import Intent, Untouched, add_stacks, add_waves, placeholder_words
+from .declare import Intent, Untouched, add_jobs, add_stacks, add_waves, placeholder_words
 from .protocol import Program, Result, fields, report
 from .prune import after_deploy
 from .state import State
@@ -27,16 +27,17 @@ def release_label(tags: dict[str, str], pins: dict[str, str]) -> str:
 
 
 def going_back(state: State, rel: history.Release, target: Target, by: str, origin: str, release: str,
-               fleet: str = "") -> tuple[Intent, list[Stack]]:
+               fleet: str = "", jobs: bool = False) -> tuple[Intent, list[Stack]]:
     """A rollback to ``rel``: the intent (its recorded digests and commit, never its tag, which may have been
     pushed again since) and the stacks it brings up: those that pin nothing, and those whose apps (or binary)
     it recorded. A release recorded before releases named the whole system may lack some apps: those keep
-    what they run, and the label says what runs after it."""
+    what they run, and the label says what runs after it. Its stacks' run-once jobs run only when asked
+    (``jobs``: rollback --jobs): a migration is seldom one to run again over newer data."""
     stacks = [s for s in target.system.stacks if _recorded(s, rel)]
     rest = untouched(state, target, stacks)
     infra = {k: v for k, v in rel.infra.items() if k.split("/")[0] in {s.name for s in stacks}}
     intent = Intent("rollback", release, release_label({}, {**rest.pins, **rel.pins}), by, origin, rel.pins,
-                    state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest, infra=infra)
+                    state.history_sha, ref=rel.commit or None, fleet=fleet, untouched=rest, infra=infra, jobs=jobs)
     return intent, stacks
 
 
@@ -88,6 +89,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if target.system.needs_docker:
         prog.step("need_docker")
     add_waves(add_checked_stacks(prog, target, stacks), target, stacks)   # (the lock names them)
+    if intent.jobs:
+        add_jobs(prog, stacks)
     swarm = ("swarm_hold_state",) if target.system.engine == "swarm" else ()
     for step in ("lock_take", *swarm, "check_history") + (("check_secrets",) if private else ()):
         prog.step(step)

@@ -22,6 +22,7 @@ from ..errors import (
     BAD_INPUT,
     BUSY,
     FAILED,
+    JOB_FAILED,
     NEEDS_ATTENTION,
     NOT_STARTED,
     REMOTE_FAILED,
@@ -46,6 +47,7 @@ class Code(enum.IntEnum):
     REFUSED = 16        # the host refuses: secrets file, preflight
     NOT_STARTED = 17    # compose could not start the release (not its health); the previous one is back
     BACKUP = 18         # a backup, drill or restore failed; the live databases are as they were
+    JOB = 19            # a run-once job failed (before: nothing more switched; after: the previous release is back)
 
     @property
     def shell_name(self) -> str:
@@ -60,7 +62,7 @@ CONSTANTS = {"PIN_RE": grammar.PIN.pattern, "DB_NAME_RE": grammar.DB_NAME.patter
 TOOL_CODE = {Code.FAILED: FAILED, Code.LOCKED: BUSY, Code.LOGIN: REMOTE_FAILED, Code.PULL: REMOTE_FAILED,
              Code.ROLLED_BACK: ROLLED_BACK, Code.BROKEN: NEEDS_ATTENTION, Code.CONFLICT: BUSY,
              Code.REFUSED: BAD_INPUT, Code.NOT_STARTED: NOT_STARTED,
-             Code.BACKUP: BACKUP_FAILED}
+             Code.BACKUP: BACKUP_FAILED, Code.JOB: JOB_FAILED}
 
 
 def q(value) -> str:

@@ -34,6 +34,7 @@ files_drill     part files bytes seconds
 fs              path size avail files ffree
 history         sha256
 interrupted     release
+job             stack name result exit seconds
 lock            holder stale gone interrupted
 login           result error?
 migrated        at

@@ -147,6 +147,7 @@ check_stack() {
   [ "${STRICT[$s]:-}" != 1 ] || check_healthchecks "$s"
   start_first_healthchecks "$s"
   check_nginx_pool "$s"
+  check_jobs "$s"
 }
 
 # pinned_images STACK: each image line of an app's repository runs that app's pin, and no other image does.

@@ -11,18 +11,19 @@ pins_json() {
 }
 
 # record STATE: one line of the release history (deploying, good, failed), with the configuration, the
-# backups taken before it, its binaries' units and sizes and, once good, what its services that pin nothing
+# backups taken before it, its run-once jobs' results, its binaries' units and sizes and, once good, what its services that pin nothing
 # run (when there are).
 record() {
-  local bins=""
+  local bins="" jobs=""
   [ -z "${RELEASE_BINARIES:-}" ] || bins=",\"binaries\":{$RELEASE_BINARIES}"
+  [ -z "${JOBS:-}" ] || jobs=",\"jobs\":{$JOBS}"
   if [ "$1" = good ] && ! INFRA=$(infra_digests 2>/dev/null); then
     INFRA=${UNTOUCHED_INFRA:-}
     say "info what the stacks that pin nothing run could not be read: this release does not record it"
   fi
   [ -z "${INFRA:-}" ] || bins+=",\"infra\":{$INFRA}"
   append_line "$STATE/releases.jsonl" "$(printf '{%s,"state":"%s","at":"%s","images":%s%s}' "$META" "$1" "$(now)" \
-      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}$bins")" \
+      "$(pins_json)" "${CONFIG:+,\"config\":$CONFIG}${TAKEN:+,\"backups\":[$TAKEN]}$jobs$bins")" \
     || die "$R_FAILED" "cannot write the release history $STATE/releases.jsonl (disk full?)"
 }
 

@@ -181,8 +181,8 @@ together() {
   for s in "$@"; do WAVE[$s]=$1; done
 }
 
-# apply: pin and bring up every stack in order (a together: wave at once); on the first failure stop and return
-# 1. SWITCHED lists the stacks whose .env it changed (a stack whose .env could not be written still runs what
+# apply: pin and bring up every stack in order (a together: wave at once), each after its jobs that run before
+# it (jobs.sh); on the first failure stop and return 1. SWITCHED lists the stacks whose .env it changed (a stack whose .env could not be written still runs what
 # it ran); FAILED_UP the stack whose `up` failed.
 apply() {
   local i=0 wave s
@@ -194,6 +194,7 @@ apply() {
         && [ "${WAVE[${STACKS[i]}]:-}" = "${WAVE[${wave[0]}]}" ]; do
       wave+=("${STACKS[i]}"); i=$((i + 1))
     done
+    jobs_run before "${wave[@]}" || return 1
     if [ "${#wave[@]}" = 1 ]; then say "step up $(up_text "${wave[0]}")"
     else say "step up ${wave[*]} at once"; fi
     for s in "${wave[@]}"; do switch_stack "$s" || return 1; done
@@ -287,7 +288,7 @@ unchecked_services() {
 # and the previous good release is put back by itself. A release compose could not even start exits with its
 # own code (R_NOT_STARTED), so a config or conflict problem is not mistaken for the app's health.
 go_live() {
-  if apply; then
+  if apply && jobs_run after; then
     unchecked_services
     record good
     write_current
@@ -299,7 +300,10 @@ go_live() {
   fi
   record failed
   local failed="$TAG failed its health gate" code=$R_ROLLED_BACK
-  if [ -n "${COMPOSE_FAILED:-}" ]; then
+  if [ -n "${JOB_FAILED:-}" ]; then
+    failed="$TAG: its $JOB_FAILED" code=$R_JOB
+    pins_switched || job_stopped "$failed"
+  elif [ -n "${COMPOSE_FAILED:-}" ]; then
     failed="$TAG could not be started (compose failed, not a health check: $COMPOSE_FAILED)"
     code=$R_NOT_STARTED
   fi
