@@ -69,6 +69,10 @@ def test_find_good_and_its_errors():
     {"infra": {"infra/traefik": "traefik:v3"}}, {"infra": {"../x/y": "traefik:v3@sha256:" + "a" * 64}},
     {"infra": {"infra/traefik": "traefik:v3@sha256:" + "a" * 64 + "; reboot"}}, {"infra": ["traefik"]},
     {"infra": {"infra/traefik": "-v:v3@sha256:" + "a" * 64}}, {"infra": {"infra": "traefik:v3@sha256:" + "a" * 64}},
+    {"jobs": {"app/migrate": {"result": "ok", "exit": "0", "seconds": 1}}}, {"jobs": ["app/migrate"]},
+    {"jobs": {"app/migrate": {"result": "maybe", "exit": 0, "seconds": 1}}},
+    {"jobs": {"../x": {"result": "ok", "exit": 0, "seconds": 1}}},
+    {"jobs": {"app/migrate": {"result": "ok", "exit": True, "seconds": 1}}},
 ])
 def test_values_read_back_from_the_host_are_checked_like_input(damage):
     rec = json.loads(line("r01", "v1.4.2", "good"))
@@ -76,6 +80,13 @@ def test_values_read_back_from_the_host_are_checked_like_input(damage):
     with pytest.raises(ToolError, match="damaged at line 2") as e:
         history.parse(text)
     assert e.value.code == BAD_INPUT
+
+
+def test_a_release_keeps_its_jobs_results_once_it_ended():
+    ran = {"app/migrate": {"result": "failed", "exit": 1, "seconds": 4, "extra": "dropped"}}
+    rec = {**json.loads(line("r01", "v1", "failed")), "jobs": ran}
+    (rel,) = history.parse(line("r01", "v1", "deploying") + "\n" + json.dumps(rec))
+    assert rel.jobs == {"app/migrate": {"result": "failed", "exit": 1, "seconds": 4}} == rel.as_dict()["jobs"]
 
 
 def config_line(rid, commit, state="good", files=None):

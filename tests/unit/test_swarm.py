@@ -110,6 +110,9 @@ SWARM_SYSTEM = "  s: {engine: swarm, stacks: {app: {compose: c.yml}}}\n"
      "swarm: {managers: [n1, core]}\n", 3, "deploy.update_config"),
     ("  s: {engine: swarm, stacks: {b: {binary: {path: /opt/x/x, unit: x}}}}\n", "swarm: {managers: [n1, core]}\n",
      3, "a binary stack cannot run on a swarm"),
+    ("  s: {engine: swarm, stacks: {app: {compose: c.yml, jobs: {m: {service: w, command: x}}}}}\n",
+     "swarm: {managers: [n1, core]}\n", 3, "jobs: is the compose engine's: on a swarm the compose file says it with "
+                                           "a service of deploy.mode: replicated-job"),
     *((f"  s: {{engine: swarm, stacks: {{app: {{compose: c.yml}}}}, backup: {{{key}}}}}\n",
        "swarm: {managers: [n1, core]}\n", 3, f"{key.split(':')[0]}: is not done on a swarm yet")
       for key in ("paths: [data]", "volumes: [pgdata]", "offsite: ['sftp:b@h:/r']", "before_deploy: true")),
