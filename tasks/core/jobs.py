@@ -16,3 +16,4 @@ class Job:
     command: tuple[str, ...]    # its words, run without a shell (``[sh, -c, "..."]`` asks for one)
     when: str                   # before | after
     timeout: int                # seconds; then its container is removed and the job has failed
+    entrypoint: tuple[str, ...] = ()   # instead of the image's (one that ignores its arguments and starts the app)

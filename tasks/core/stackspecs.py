@@ -94,9 +94,11 @@ class JobSpec(Spec):
                                 "of the stack is replaced (its failure switches nothing); after: once every "
                                 "stack of the release is healthy (its failure puts the previous release back)")
     timeout: Whole(1, 86400) = Field(600, description="seconds; then its container is removed and it failed")
+    entrypoint: Command | None = Field(None, description="instead of the image's entrypoint (one that ignores its "
+                                                         "arguments and starts the app): npx, or [sh, -c]")
 
     def build(self, name: str) -> Job:
-        return Job(name, self.service, tuple(self.command), self.when, self.timeout)
+        return Job(name, self.service, tuple(self.command), self.when, self.timeout, tuple(self.entrypoint or ()))
 
 
 class RolloutSpec(Spec):

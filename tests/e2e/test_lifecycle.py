@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 
 import pytest
 import yaml
 
+from sandbox import examples
+from sandbox.load import Load
 from sandbox.webhook import Receiver
 from tasks.core import errors
+
+from .test_examples import backend_tags, install, psql
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +86,82 @@ def test_hooks_around_deploys_and_a_rollback_and_a_failing_pre_deploy_changes_no
     assert good.returncode == 0 and "hook post_deploy failed (exit 9)" in good.stderr, good.stdout + good.stderr
     assert "notify: the webhook did not take the notification: timed out (1 try;" in good.stderr
     assert len(hangs.got) == 1 and took < 60 and vps.version() == "v1.4.3"
+
+
+# -- run-once jobs: EnlevoHub's schema migration before its backends are replaced ---------------------------------
+# The sandbox's backend image is busybox (its entrypoint serves whatever its arguments): its "migration" writes the release it runs (/www/version) into the
+# backends' shared volume, and fails on the broken v1.5.0 build (no /www/health), as a migration that does not
+# apply would; it prints DATABASE_URL, whose password must not reach the output. The after job is a real SQL
+# write, run as the stack's PostgreSQL service (psql) once every backend is healthy.
+MIGRATE = ('echo "migrating $DATABASE_URL"; read -r v < /www/version; test -f /www/health '
+           '|| { echo "migration 0042 failed: column obras.area" >&2; exit 1; }; echo "$v" > /app/data/schema; '
+           'echo "schema at $v"')
+SEED = ('PGPASSWORD="$POSTGRES_PASSWORD" psql -h postgres -U enlevohub -d enlevohub -v ON_ERROR_STOP=1 -qc '
+        '"CREATE TABLE IF NOT EXISTS seeded (id serial); INSERT INTO seeded DEFAULT VALUES"')
+
+
+def with_jobs(vps, **jobs) -> None:
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["enlevohub"]["stacks"]["app"]["jobs"] = jobs
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+
+def test_a_schema_migration_runs_once_before_the_backends_change_and_a_failing_one_switches_nothing(sandbox, tmp_path):
+    vps = install(sandbox, tmp_path, "enlevohub", "enlevohub", examples.ENLEVOHUB_ENV)
+    with_jobs(vps, migrate={"service": "backend", "entrypoint": ["/bin/sh", "-c"], "command": [MIGRATE]},
+              seed={"service": "postgres", "command": ["sh", "-c", SEED], "when": "after"})
+    vps.ok("setup", "--host", "t1")
+    volume = "\"$(docker volume inspect -f '{{.Mountpoint}}' enlevohub-app_appdata)\""
+
+    def schema() -> str:
+        return vps.host.inside(f"cat {volume}/schema").stdout.strip()
+
+    def seeded() -> str:
+        return psql(vps, "enlevohub-app-postgres-1", "enlevohub", "enlevohub", "SELECT count(*) FROM seeded")
+
+    def one_offs() -> str:
+        return vps.host.docker("ps", "-aq", "--filter", "label=com.docker.compose.oneoff=True").stdout.strip()
+
+    first = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")   # nothing runs yet: compose starts PostgreSQL for it
+    assert "schema at v1.4.2" in first.stdout and schema() == "v1.4.2" and seeded() == "1", first.stdout
+
+    with Load(vps.host, "http://127.0.0.1/api/version", rate=60, workers=4) as load:
+        good = vps.fab("deploy", "--host", "t1", "--tag", "backend=v1.4.3")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert load.failed == 0 and len(load.results) > 20, load.summary()
+    assert schema() == "v1.4.3" and seeded() == "2" and backend_tags(vps) == ["v1.4.3"] * 3
+    migrated = int(vps.host.inside(f"stat -c %Y {volume}/schema").stdout)
+    started = vps.host.docker("ps", "-q", "--filter", "label=com.docker.compose.service=backend").stdout.split()
+    created = [vps.host.docker("inspect", "-f", "{{.Created}}", c).stdout.strip() for c in started]
+    assert all(datetime.fromisoformat(c[:19]).replace(tzinfo=timezone.utc).timestamp() >= migrated - 1
+               for c in created), (migrated, created)   # every new backend was created after the migration
+    backends = sorted(started)
+
+    with Load(vps.host, "http://127.0.0.1/api/version", rate=60, workers=4) as load:
+        bad = vps.fab("deploy", "--host", "t1", "--tag", "v1.5.0")
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == errors.JOB_FAILED, out
+    assert "its job migrate of app failed (exit 1); nothing was switched: v1.4.3 still runs" in out
+    assert "migration 0042 failed: column obras.area" in out
+    assert "enlevo-sandbox-pw" not in out and "postgresql://enlevohub:***@postgres:5432/enlevohub" in out
+    assert load.failed == 0 and "v1.5.0" not in load.answers, load.summary()
+    assert sorted(vps.host.docker("ps", "-q", "--filter", "label=com.docker.compose.service=backend").stdout.split()) \
+        == backends, "not one backend was replaced"
+    assert schema() == "v1.4.3" and seeded() == "2" and not one_offs()
+    history = json.loads(vps.ok("releases", "--host", "t1", "--json").stdout)["enlevohub"]
+    assert history[0]["state"] == "failed" and history[0]["jobs"] == {
+        "app/migrate": {"result": "failed", "exit": 1, "seconds": history[0]["jobs"]["app/migrate"]["seconds"]}}
+    assert {k: v["result"] for k, v in history[1]["jobs"].items()} == {"app/migrate": "ok", "app/seed": "ok"}
+
+    back = vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
+    assert "(its jobs app/migrate, app/seed are not run: --jobs runs them)" in back.stdout + back.stderr
+    assert schema() == "v1.4.3" and seeded() == "2" and backend_tags(vps) == ["v1.4.2"] * 3
+
+    # the image's own entrypoint ignores its arguments and serves (as seed 002's migrates, then starts the
+    # server): without entrypoint: the job never ends, and its timeout stops it
+    with_jobs(vps, migrate={"service": "backend", "command": "npx prisma migrate deploy", "timeout": 3})
+    began = time.monotonic()
+    hung = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert hung.returncode == errors.JOB_FAILED and time.monotonic() - began < 60, hung.stdout + hung.stderr
+    assert "did not finish within 3s (its container was removed)" in hung.stderr
+    assert not one_offs() and backend_tags(vps) == ["v1.4.2"] * 3

@@ -118,13 +118,14 @@ def test_a_rollback_declares_no_job_unless_asked(lab):
     stacks = with_jobs(lab, MIGRATE)
     assert "add_job" not in deploy_program(lab.target, stacks, intent(action="rollback", jobs=False)).text
     text = deploy_program(lab.target, stacks, intent(action="rollback", jobs=True)).text
-    assert "run add_job ems migrate ems before 30 npx prisma migrate deploy" in text
+    assert "run add_job ems migrate ems before 30 '' npx prisma migrate deploy" in text
 
 
 def test_a_jobs_words_reach_docker_exactly_as_written(lab):
-    words = ("sh", "-c", "echo \"$HOME\" 'x'; exit 0 # `id` $(id) * ?", "--", " spaced  ")
-    stacks = with_jobs(lab, replace(MIGRATE, command=words))
+    words = ("-c", "echo \"$HOME\" 'x'; exit 0 # `id` $(id) * ?", "--", " spaced  ")
+    stacks = with_jobs(lab, replace(MIGRATE, command=words, entrypoint=("/bin/sh", "-e x")))
     lab.answer("docker", JOB_RUN.format("migrate"))
     assert deploy(lab, stacks).code == 0
     (call,) = job_calls(lab)
-    assert tuple(call.argv[-len(words):]) == words
+    assert tuple(call.argv[-len(words) - 3:]) == ("--entrypoint", "/bin/sh '-e x'", "ems", *words), \
+        "compose splits --entrypoint as a shell would; the command's words go as they are"

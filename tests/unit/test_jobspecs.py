@@ -20,6 +20,11 @@ def test_jobs_are_built_in_order_with_their_defaults(tmp_path):
                     Job("warm", "backend", ("sh", "-c", "curl -s x | wc -l"), "after", 30))
 
 
+def test_an_entrypoint_replaces_the_images_own(tmp_path):
+    (job,) = jobs_of(tmp_path, 'jobs: {m: {service: b, entrypoint: npx, command: "prisma migrate deploy"}}')
+    assert job.entrypoint == ("npx",) and job.command == ("prisma", "migrate", "deploy")
+
+
 def test_a_command_string_is_split_as_a_shell_would_quote_it_but_runs_without_one(tmp_path):
     (job,) = jobs_of(tmp_path, '''jobs: {m: {service: b, command: "python manage.py migrate --database 'main db' $X"}}''')
     assert job.command == ("python", "manage.py", "migrate", "--database", "main db", "$X")
@@ -42,6 +47,8 @@ def test_a_command_string_is_split_as_a_shell_would_quote_it_but_runs_without_on
     ("{service: b, command: x, timeout: 86401}", "timeout must be a whole number from 1 to 86400"),
     ("{service: b, command: x, timeout: 1h}", "timeout must be a whole number from 1 to 86400"),
     ("{service: b, command: x, retries: 3}", "unknown key 'retries'"),
+    ("{service: b, command: x, entrypoint: []}", "must be a command"),
+    ("{service: b, command: x, entrypoint: [\"a\\u0000\"]}", "no control characters"),
 ])
 def test_a_hostile_job_is_refused_with_its_line(tmp_path, job, message):
     msg = error_of(write(tmp_path, first_stack_with(f"jobs: {{m: {job}}}")))

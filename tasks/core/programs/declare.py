@@ -3,6 +3,7 @@ audit record) and the stacks and databases they act on, in their configured orde
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 
 from ..model import Stack
@@ -79,7 +80,7 @@ def add_jobs(prog: Program, stacks: list[Stack]) -> Program:
     stack is switched, go_live the ``after`` ones once every stack is healthy."""
     for s in stacks:
         for j in s.jobs:
-            prog.step("add_job", s.name, j.name, j.service, j.when, j.timeout, *j.command)
+            prog.step("add_job", s.name, j.name, j.service, j.when, j.timeout, shlex.join(j.entrypoint), *j.command)
     return prog
 
 

@@ -10,16 +10,17 @@
 # words), JOB_RUNNING (the container of the job that runs, removed if the program stops).
 # shellcheck disable=SC2034,SC2154  # globals shared across files; RELEASE, STATE and R_* come from the program's head
 
-# add_job STACK NAME SERVICE before|after TIMEOUT WORD...: declare a job of STACK (run by jobs_run); its
-# words are kept joined by the unit separator (hosts.yml refuses control characters in them).
+# add_job STACK NAME SERVICE before|after TIMEOUT ENTRYPOINT WORD...: declare a job of STACK (run by jobs_run);
+# ENTRYPOINT (its words quoted as a shell would, compose's --entrypoint; "": the image's own); its words are
+# kept joined by the unit separator (hosts.yml refuses control characters in them).
 add_job() {
   declare -ga JOB_KEYS
-  declare -gA JOB_SPEC JOB_WORDS
+  declare -gA JOB_SPEC JOB_WORDS JOB_ENTRY
   local IFS=$'\x1f'
-  JOB_KEYS+=("$1/$2")
+  JOB_KEYS+=("$1/$2") JOB_ENTRY[$1/$2]=$6
   [ "${#JOB_KEYS[@]}" -gt 1 ] || EXIT_HOOKS+=(job_gone)   # (a program that stops under a job removes its container)
   JOB_SPEC[$1/$2]="$3 $4 $5"
-  JOB_WORDS[$1/$2]="${*:6}"
+  JOB_WORDS[$1/$2]="${*:7}"
 }
 
 # check_jobs STACK: preflight refuses a job whose service STACK's compose file does not have (IMAGES, BUILT:
@@ -52,8 +53,9 @@ jobs_run() {
 # deploy) compose starts what the service depends on; otherwise the job runs beside what runs (--no-deps), so
 # nothing is replaced before it passes. The job's container takes no traffic (traefik.enable=false).
 run_job() {
-  local stack=${1%%/*} name=${1#*/} words=() deps=(--no-deps) out rc t0 seconds result=ok
+  local stack=${1%%/*} name=${1#*/} words=() deps=(--no-deps) entry=() out rc t0 seconds result=ok
   IFS=$'\x1f' read -ra words <<< "${JOB_WORDS[$1]}"
+  [ -z "${JOB_ENTRY[$1]}" ] || entry=(--entrypoint "${JOB_ENTRY[$1]}")
   [ -n "$(project_containers "${SPEC_PROJECT[$stack]}" 2>/dev/null)" ] || deps=()
   stack_pins "$stack" new || { JOB_FAILED="job $name of $stack: a damaged pin"; return 1; }
   say "step job $stack: $name (${words[*]}) as service $2, within ${3}s"
@@ -62,7 +64,7 @@ run_job() {
   JOB_RUNNING="${SPEC_PROJECT[$stack]}-job-$name-$RELEASE" t0=$(date +%s)
   timeout -k 10 "$3" env ${STACK_PINS[@]+"${STACK_PINS[@]}"} docker compose -p "${SPEC_PROJECT[$stack]}" \
     -f "${SPEC_COMPOSE[$stack]}" run --rm -T --name "$JOB_RUNNING" --label traefik.enable=false \
-    ${deps[@]+"${deps[@]}"} "$2" "${words[@]}" > "$out" 2>&1 < /dev/null
+    ${deps[@]+"${deps[@]}"} ${entry[@]+"${entry[@]}"} "$2" "${words[@]}" > "$out" 2>&1 < /dev/null
   rc=$? seconds=$(( $(date +%s) - t0 ))
   case $rc in
     0) ;;
