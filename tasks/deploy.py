@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .core import artifacts, hooks
+from .core import artifacts, hooks, plans
 from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Leg, Rollout, Run
@@ -43,10 +43,13 @@ from .core.ui import console, safe
           "dry-run": "print the exact program, then look at the host read-only (volumes, preflight); change "
                      "nothing",
           "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)",
+          "plan": "print what the deploy would do on each host (pins now -> after, files changed, stacks brought "
+                  "up or left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
+          "yes": "do not show the plan and ask first (asked only at a terminal, never in CI)",
           **FLEET_HELP})
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
-           json=False, refresh=None):
+           json=False, refresh=None, plan=False, yes=False):
     """Deploy a tagged release: pull, restart the stacks in order behind the health gate, record (or roll back).
 
     Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
@@ -55,26 +58,35 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
     if refresh not in (None, "infra"):
         raise ToolError(f"--refresh {refresh!r}: only 'infra' (the images of the stacks that pin nothing)", BAD_INPUT)
     rollout = Rollout.parse(parallel, batch, no_revert)
+    if plan and dry_run:
+        raise ToolError("--plan or --dry-run, not both: --plan reads the host and says what would change, --dry-run "
+                        "prints the program", BAD_INPUT)
     with select(host, system, all, group, swarm_once=True, connect=not (dry_run and offline)) as sel:
-        plans = _plans(sel, split_list(stack))   # every name checked first
-        files = {target.label: artifacts.chosen(artifact, target, stacks, choice) for target, stacks in plans}
-        _check_named(choice, plans)
-        run = Run(sel, [t for t, _ in plans], "deploy", rollout, json)
-        if not dry_run:
+        chosen = _chosen(sel, split_list(stack))   # every name checked first
+        files = {target.label: artifacts.chosen(artifact, target, stacks, choice) for target, stacks in chosen}
+        _check_named(choice, chosen)
+        run = Run(sel, [t for t, _ in chosen], "deploy", rollout, json)
+        if not dry_run and not plan:
             run.reach()
-        legs, who = [], operator()
+        work, who = [], operator()
+        for target, stacks in chosen:
+            session = None if dry_run and offline else sel.session(target)
+            intent, state = _intent(session, run, who, target, stacks, choice, ref, files[target.label])
+            work.append((target, stacks, session, replace(intent, refresh=refresh == "infra"), state))
+        if plan or (not dry_run and not yes and plans.interactive()):
+            planned = [plans.plan(session, target, stacks, intent) for target, stacks, session, intent, _ in work]
+            if plan:
+                return plans.show(planned, json)
+            plans.ask(planned, "deploy")
+        legs = []
         with hooks.around(sel.inventory, "deploy", run.release, run.targets, tag or "", skip=dry_run):
-            for target, stacks in plans:
-                session = None if dry_run and offline else sel.session(target)
-                mine = files[target.label]
-                intent, state = _intent(session, run, who, target, stacks, choice, ref, mine)
-                intent = replace(intent, refresh=refresh == "infra")
+            for target, stacks, session, intent, state in work:
                 program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
                                          allow_placeholders, releases=state.releases if state else ())
                 if dry_run:
                     _dry_run(session, target, stacks, intent, program)
                     continue
-                artifacts.upload(session, target, mine)
+                artifacts.upload(session, target, files[target.label])
                 legs.append(Leg(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
             if legs:
                 run.go(legs)
@@ -103,11 +115,11 @@ def _dry_run(session, target: Target, stacks: list[Stack], intent: Intent, progr
         _look(session, target, stacks, intent)
 
 
-def _plans(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:
+def _chosen(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:
     """Each target with the stacks this deploy brings up there; with several hosts, a host none of whose
     stacks is chosen is left out (--stack frontend: only the hosts the frontend is placed on)."""
-    plans = [(t, t.system.selected(only)) for t in sel.targets]
-    chosen = [(t, stacks) for t, stacks in plans if stacks]
+    every = [(t, t.system.selected(only)) for t in sel.targets]
+    chosen = [(t, stacks) for t, stacks in every if stacks]
     if not chosen:
         raise ToolError(f"--stack {','.join(only or [])}: no selected host runs it", BAD_INPUT)
     return chosen
@@ -161,12 +173,12 @@ def _look(session, target: Target, stacks: list[Stack], intent: Intent) -> None:
     console.print("  preflight: nothing would refuse this deploy")
 
 
-def _check_named(choice, plans: list[tuple[Target, list[Stack]]]) -> None:
+def _check_named(choice, chosen: list[tuple[Target, list[Stack]]]) -> None:
     """app=tag pairs name apps (or binary stacks) of this deploy, and a tag needs one to set (refused before
     anything connects). Over several hosts, a host whose stacks pin nothing (a database server) just brings
     its stacks up."""
-    apps = list(dict.fromkeys(n for target, stacks in plans for n in target.system.versioned(stacks)))
-    where = plans[0][0].label if len(plans) == 1 else "these hosts"
+    apps = list(dict.fromkeys(n for target, stacks in chosen for n in target.system.versioned(stacks)))
+    where = chosen[0][0].label if len(chosen) == 1 else "these hosts"
     if choice is not None and not apps:
         raise ToolError(f"--tag: this deploy of {where} pins no image (no stack of it has image: or images: in "
                         "hosts.yml), so a tag has nothing to set; deploy without --tag (and --ref to move repo/)",

@@ -2,7 +2,7 @@
 have been pushed again since)."""
 from __future__ import annotations
 
-from .core import history, hooks
+from .core import history, hooks, plans
 from .core.cli import FLEET_HELP, command, confirm, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Leg, Rollout, Run
@@ -21,36 +21,50 @@ from .core.ui import console, err_console, safe
           "allow-placeholders": "roll back even if a stack's .env still holds a placeholder from its .env_example",
           "with-data": "also put the databases back to the backup taken right after that release ran (the next "
                        "deploy's before-deploy backup; a fresh backup is taken first); asks at a terminal",
-          "yes": "--with-data without asking (no terminal, e.g. CI)",
+          "yes": "do not show the plan and ask first at a terminal (nor ask about --with-data); CI is never asked",
+          "plan": "print what the rollback would do on each host (pins now -> after, files, stacks brought up or "
+                  "left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
           "jobs": "run the stacks' run-once jobs (hosts.yml's jobs:) again, with the release's images (by default a "
                   "rollback runs none: a migration's schema stays; --with-data puts the data back)", **FLEET_HELP})
 def rollback(c, host=None, group=None, all=False, to=None, system=None, force=False, dry_run=False,
              allow_placeholders=False, with_data=False, yes=False, jobs=False, parallel=None, batch=None,
-             no_revert=False, json=False):
+             no_revert=False, json=False, plan=False):
     """Roll back to a recorded release by its image digests and commit (no --to: the previous good one).
 
     Its data too with --with-data (the default never touches data). Several hosts are one transaction."""
     if to is not None:
         check_label(to)
     rollout = Rollout.parse(parallel, batch, no_revert)
+    if plan and dry_run:
+        raise ToolError("--plan or --dry-run, not both: --plan reads the host and says what would change, --dry-run "
+                        "prints the program", BAD_INPUT)
+    asking = not (plan or dry_run or yes) and plans.interactive()
     with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
         run = Run(sel, sel.targets, "rollback", rollout, json)
         run.reach()
         states = {t.label: read_state(sel.session(t), t) for t in sel.targets}
         chosen = _targets(sel.targets, states, to, force)
+        work, show = [], (err_console if json or plan else console).print   # (--json: stdout holds only events)
+        for target in sel.targets:
+            state, rel = states[target.label], chosen[target.label]
+            if rel is False:
+                show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
+                     "in its history")
+                continue
+            intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet, jobs) if rel
+                              else _forced(state, target, to, by, origin, run, jobs))
+            snapshot = _snapshot(state, rel, target, dry_run or yes or plan or asking) if with_data else []
+            show(_what_comes_back(target, rel, intent, snapshot))
+            work.append((target, stacks, intent, snapshot, state, rel))
+        if plan or asking:
+            planned = [plans.plan(sel.session(t), t, stacks, i) for t, stacks, i, *_ in work]
+            if plan:
+                return plans.show(planned, json)
+            plans.ask(planned, "roll back")
         with hooks.around(sel.inventory, "rollback", run.release, run.targets, to or "", skip=dry_run):
-            legs, show = [], (err_console if json else console).print   # (--json: stdout holds only events)
-            for target in sel.targets:
-                state, rel = states[target.label], chosen[target.label]
-                if rel is False:
-                    show(f"{safe(target.label)}: left alone: it pins no image and no release of {safe(to)}'s run is "
-                         "in its history")
-                    continue
-                intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet, jobs) if rel
-                                  else _forced(state, target, to, by, origin, run, jobs))
-                snapshot = _snapshot(state, rel, target, dry_run or yes) if with_data else []
-                show(_what_comes_back(target, rel, intent, snapshot))
+            legs = []
+            for target, stacks, intent, snapshot, state, rel in work:
                 program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
                                          snapshot=snapshot, releases=state.releases)
                 if dry_run:

@@ -53,6 +53,8 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     (("deploy", "--hots", "vps1"), "No idea what '--hots' is"),
     (("deploy", "--host"), "needed value"),
     (("deploy-now",), "No idea what 'deploy-now' is"),
+    (("deploy", "--host", "vps1", "--tag", "v1", "--plan", "--dry-run"), "--plan or --dry-run, not both"),
+    (("rollback", "--host", "vps1", "--plan", "--dry-run"), "--plan or --dry-run, not both"),
     (("restore", "--host", "vps1", "--from", "latest", "--snapshot", "abcdef12"), "goes with --offsite"),
     (("restore", "--host", "vps1", "--from", "latest", "--offsite", "--snapshot", "latest;reboot"), "--snapshot ID"),
     (("restore", "--host", "vps1", "--from", "latest", "--offsite", "--snapshot", "ABCDEF12"), "--snapshot ID"),

@@ -255,12 +255,16 @@ def test_the_token_only_ever_flows_through_builtins_into_pipes_or_the_new_file(t
     for use in uses:
         if use.startswith(("GITHUB_TOKEN=", "[ -n \"$GITHUB_TOKEN\" ]")):
             continue  # bash assignments and tests: no process sees them
+        if use == 'printf \'user = "%s:%s"\\n\' "$REGISTRY_USER" "$GITHUB_TOKEN"':
+            continue  # registry_basic: curl's config, only ever read by curl on a pipe (below)
         assert use.count("$GITHUB_TOKEN") == 1 and "printf " in use, use
         after = use.split('"$GITHUB_TOKEN"', 1)[1].lstrip()
         assert after.startswith("| docker login") and "--password-stdin" in after \
             or after.startswith("| DOCKER_CONFIG=$1 docker login") and "--password-stdin" in after \
             or after.startswith("| curl") and "-H @-" in after \
             or after.startswith('> "$tmp"'), use
+    calls = [ln for ln in text.splitlines() if "registry_basic" in ln and not ln.startswith("registry_basic()")]
+    assert calls and all(ln.count("registry_basic") == ln.count("-K <(registry_basic)") for ln in calls), calls
     for program in every_program(target):
         assert "set -x" not in program.text and "xtrace" not in program.text
 

@@ -49,6 +49,8 @@ old_volume      name info
 os              id version family
 pin             app pin
 placed          stack host
+plan_pin        app now after why
+plan_stack      stack action
 placeholder     path key
 problem         text
 prune_cache     size result

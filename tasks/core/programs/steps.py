@@ -78,6 +78,8 @@ offsite_ready
 offsite_scratch
 offsite_send LAST:int DAILY:int WEEKLY:int MONTHLY:int REPO...
 os_detect
+plan_pins
+plan_stacks
 preflight_report
 preflight_stacks
 prune_after_deploy ROOT KEEP:int REPO...
