@@ -31,20 +31,20 @@ def demo(sb: Sandbox) -> int:
     system.seed(host.root, sb.registry.token)
     write_entry(sb, [host])
     fab = [str(Path(sys.executable).parent / "fab")]
-    steps = [["deploy", "--host", "sandbox", "--tag", "v1.4.2"],
-             ["deploy", "--host", "sandbox", "--tag", "v1.4.3"],
-             ["deploy", "--host", "sandbox", "--tag", "v1.5.0"],
-             ["rollback", "--host", "sandbox", "--to", "v1.4.2"],
-             ["releases", "--host", "sandbox"],
-             ["status", "--host", "sandbox"]]
-    expected = {2: 5}  # the v1.5.0 deploy must fail its health gate and roll back (exit code 5)
-    for i, step in enumerate(steps):
+    steps = [(["deploy", "--host", "sandbox", "--tag", "v1.4.2", "--yes"], 0),   # (--yes: at a terminal the
+             (["deploy", "--host", "sandbox", "--tag", "v1.4.3", "--plan"], 0),   # plan is shown and asked about)
+             (["deploy", "--host", "sandbox", "--tag", "v1.4.3", "--yes"], 0),
+             (["deploy", "--host", "sandbox", "--tag", "v1.5.0", "--yes"], 5),    # fails its gate, goes back
+             (["rollback", "--host", "sandbox", "--to", "v1.4.2", "--yes"], 0),
+             (["releases", "--host", "sandbox"], 0),
+             (["status", "--host", "sandbox"], 0)]
+    for step, expected in steps:
         print(f"\n$ fab {' '.join(step)}", flush=True)
         code = subprocess.run(fab + step, cwd=REPO).returncode
-        if code != expected.get(i, 0):
+        if code != expected:
             print(f"demo: unexpected exit code {code}", file=sys.stderr)
             return 1
-        if i < 4:
+        if step[0] in ("deploy", "rollback") and "--plan" not in step:
             print(f"  sandbox answers /version: {host.http(8080, '/version')}")
     return 0
 
