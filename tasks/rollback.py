@@ -55,7 +55,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             intent, stacks = (going_back(state, rel, target, by, origin, run.release, run.fleet, jobs) if rel
                               else _forced(state, target, to, by, origin, run, jobs))
             snapshot = _snapshot(state, rel, target, dry_run or yes or plan or asking) if with_data else []
-            show(_what_comes_back(target, rel, intent, snapshot))
+            show(_what_comes_back(target, rel, intent, snapshot), soft_wrap=True)
             work.append((target, stacks, intent, snapshot, state, rel))
         if plan or asking:
             planned = [plans.plan(sel.session(t), t, stacks, i) for t, stacks, i, *_ in work]

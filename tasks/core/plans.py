@@ -29,10 +29,19 @@ def plan(session: Session, target: Target, stacks: list[Stack], intent: Intent) 
 
 
 def show(plans: list[Plan], as_json: bool = False) -> None:
-    """Print ``plans``: one block per target, or one JSON object (target -> plan) on stdout."""
+    """Print ``plans``: one block per target, or one JSON object (target -> plan) on stdout; then exit 2 when
+    preflight would refuse the run on one of them (a CI review fails there, as the run would)."""
     if as_json:
         print(json.dumps({p.target: p.as_dict() for p in plans}, indent=2))
-        return
+    else:
+        _print(plans)
+    refused = [p.target for p in plans if p.problems]
+    if refused:
+        raise ToolError(f"preflight would refuse this run on {', '.join(refused)} (see the plan): nothing was changed",
+                        BAD_INPUT)
+
+
+def _print(plans: list[Plan]) -> None:
     for p in plans:
         console.print(f"[bold]{safe(p.target)}[/]: {safe(p.action)} of {safe(p.release)}")
         for a in p.apps:
@@ -49,6 +58,8 @@ def show(plans: list[Plan], as_json: bool = False) -> None:
         console.print(f"  lock: {safe(p.lock)}", soft_wrap=True)
         for problem in p.problems:
             console.print(f"  [red]preflight would refuse: {safe(problem)}[/]", soft_wrap=True)
+        for note in p.notes:
+            console.print(f"  [yellow]{safe(note)}[/]", soft_wrap=True)
 
 
 def ask(plans: list[Plan], action: str) -> None:

@@ -111,6 +111,9 @@ def test_a_schema_migration_runs_once_before_the_backends_change_and_a_failing_o
     vps = install(sandbox, tmp_path, "enlevohub", "enlevohub", examples.ENLEVOHUB_ENV)
     with_jobs(vps, migrate={"service": "backend", "entrypoint": ["/bin/sh", "-c"], "command": [MIGRATE]},
               seed={"service": "postgres", "entrypoint": "sh -c", "command": [SEED], "when": "after"})
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["systems"]["enlevohub"]["backup"]["before_deploy"] = True   # the jobs run after that backup
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
     vps.ok("setup", "--host", "t1")
     volume = "\"$(docker volume inspect -f '{{.Mountpoint}}' enlevohub-app_appdata)\""
 
@@ -129,6 +132,7 @@ def test_a_schema_migration_runs_once_before_the_backends_change_and_a_failing_o
     with Load(vps.host, "http://127.0.0.1/api/version", rate=60, workers=4) as load:
         good = vps.fab("deploy", "--host", "t1", "--tag", "backend=v1.4.3")
     assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.index("app: pg_dump of its databases") < good.stdout.index("app: migrate ("), good.stdout
     assert load.failed == 0 and len(load.results) > 20, load.summary()
     assert schema() == "v1.4.3" and seeded() == "2" and backend_tags(vps) == ["v1.4.3"] * 3
     migrated = int(vps.host.inside(f"stat -c %Y {volume}/schema").stdout)
@@ -155,9 +159,10 @@ def test_a_schema_migration_runs_once_before_the_backends_change_and_a_failing_o
         "app/migrate": {"result": "failed", "exit": 1, "seconds": history[0]["jobs"]["app/migrate"]["seconds"]}}
     assert {k: v["result"] for k, v in history[1]["jobs"].items()} == {"app/migrate": "ok", "app/seed": "ok"}
 
-    back = vps.ok("rollback", "--host", "t1", "--to", "v1.4.2")
+    # going back from the migration: the images, and the database as the backup before v1.4.3's deploy has it
+    back = vps.ok("rollback", "--host", "t1", "--to", "v1.4.2", "--with-data", "--yes")
     assert "(its jobs app/migrate, app/seed are not run: --jobs runs them)" in back.stdout + back.stderr
-    assert schema() == "v1.4.3" and seeded() == "2" and backend_tags(vps) == ["v1.4.2"] * 3
+    assert seeded() == "1" and backend_tags(vps) == ["v1.4.2"] * 3, back.stdout
 
     # the image's own entrypoint ignores its arguments and serves (as seed 002's migrates, then starts the
     # server): without entrypoint: the job never ends, and its timeout stops it

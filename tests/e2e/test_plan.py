@@ -83,6 +83,13 @@ def test_a_plan_names_a_tag_the_registry_does_not_have_and_a_held_lock(vps):
     planned = plan(vps, "deploy", "--tag", "v9.9.9")
     assert "held now by" in planned["lock"], planned["lock"]
     assert all(a["why"] == "the registry has no such tag (404)" for a in planned["apps"]), planned["apps"]
+    (vps.state / "lock" / "info").unlink()
+    (vps.state / "lock").rmdir()
+    (vps.host.root / "ems_system/repo/servers/sms/container/docker-compose.prod.yml").write_text("services: [\n")
+    refused = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3", "--plan", "--json")
+    assert refused.returncode == errors.BAD_INPUT and "preflight would refuse this run on t1/ems_system" in refused.stderr
+    problems = json.loads(refused.stdout)["t1/ems_system"]["problems"]
+    assert len(problems) == 1 and problems[0].startswith("stack sms: docker compose config fails"), problems
 
 
 def at_a_terminal(vps, answer: str, *args: str) -> tuple[int, str]:

@@ -28,6 +28,7 @@ class Plan:
     backups: list[str] = field(default_factory=list)    # the database stacks backed up before anything changes
     lock: str = ""                                      # the lock it takes, and who holds it now
     problems: list[str] = field(default_factory=list)   # what preflight would refuse
+    notes: list[str] = field(default_factory=list)      # what the plan could not foresee
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +81,9 @@ def plan_of(target: Target, stacks: list[Stack], intent: Intent, result: Result)
                 [f for f in config_differences(running.config if running else {}, result) if f],
                 [f"{s.name}/{j.name} ({j.when})" for s in stacks for j in s.jobs] if intent.jobs else [],
                 [s.name for s in stacks if s.database] if target.system.backup.before_deploy else [],
-                lock, [fields(d, "text")[0] for d in result.all("problem")])
+                lock, [fields(d, "text")[0] for d in result.all("problem")],
+                [f"repo/ moves to {intent.ref} first: the files and stacks above are read as repo/ is now"]
+                if intent.ref else [])
 
 
 def _row(data: dict, *keys: str) -> dict:
