@@ -81,7 +81,7 @@ def test_a_plan_names_a_tag_the_registry_does_not_have_and_a_held_lock(vps):
     (vps.state / "lock").mkdir()
     (vps.state / "lock" / "info").write_text("ana@laptop deploy v9 pid 1")
     planned = plan(vps, "deploy", "--tag", "v9.9.9")
-    assert "held now by" in planned["lock"], planned["lock"]
+    assert "now held by ana@laptop deploy v9 pid 1" in planned["lock"], planned["lock"]
     assert all(a["why"] == "the registry has no such tag (404)" for a in planned["apps"]), planned["apps"]
     (vps.state / "lock" / "info").unlink()
     (vps.state / "lock").rmdir()

@@ -188,6 +188,10 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     with_one_shots(sandbox)
     fab(path, "swarm", "init")
     fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.2")
+    planned = json.loads(fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3", "--plan", "--json").stdout)
+    (backend,) = planned["sw1/enlevohub"]["apps"]
+    assert backend["now"].startswith("v1.4.2@sha256:") and backend["after"].startswith("v1.4.3@sha256:"), planned
+    assert planned["sw1/enlevohub"]["stacks"] == [{"stack": "app", "action": "up"}], planned
     with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
         fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")   # (start-first, one replica at a time)
     assert load.failed == 0 and len(load.results) > 20, f"good deploy: {load.summary()}"
@@ -199,6 +203,7 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     assert len(good) == 3 and len({node for _, node in good}) >= 2, good
     assert all(":v1.4.3@sha256:" in image for image, _ in good), good
     digest = good[0][0].split("@")[1]
+    assert backend["after"] == f"v1.4.3@{digest}", "the digest it pinned is the plan's"
     assert nodes["sw1"].http(80, "/api/version") == "v1.4.3"
     where = nodes["sw1"].docker("service", "ps", "--format", "{{.Node}}", "enlevohub-app_postgres").stdout.split()
     assert where[0] == "sw3", where

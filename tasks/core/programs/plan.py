@@ -12,7 +12,7 @@ from ..target import Target
 from .declare import Intent
 from .deploy import add_checked_stacks, config_differences
 from .protocol import Program, Result, fields, report
-from .state import Current, lock_holder, state_reader
+from .state import Current, Lock, lock_holder, state_reader
 
 
 @dataclass
@@ -74,8 +74,7 @@ def plan_of(target: Target, stacks: list[Stack], intent: Intent, result: Result)
         if not (grammar.SAFE_NAME.fullmatch(a["app"]) and (not a["now"] or grammar.PIN.fullmatch(a["now"]))):
             raise ValueError(f"a damaged pin report: {a['app'][:40]}")
     held = lock_holder(result)
-    lock = f"{target.state_dir}/lock (held now by {held.describe()}: the run would wait or refuse)" if held \
-        else f"{target.state_dir}/lock (free now)"
+    lock = f"{target.state_dir}/lock ({_lock_now(held)})"
     return Plan(target.label, intent.action, intent.tag, apps,
                 [_row(d, "stack", "action") for d in result.all("plan_stack")],
                 [f for f in config_differences(running.config if running else {}, result) if f],
@@ -84,6 +83,14 @@ def plan_of(target: Target, stacks: list[Stack], intent: Intent, result: Result)
                 lock, [fields(d, "text")[0] for d in result.all("problem")],
                 [f"repo/ moves to {intent.ref} first: the files and stacks above are read as repo/ is now"]
                 if intent.ref else [])
+
+
+def _lock_now(held: Lock | None) -> str:
+    """Who holds the lock the run needs, and what the run would do about it."""
+    if held is None:
+        return "free now"
+    then = "the run takes it over" if held.gone else "the run would be refused (exit 3) until it is free"
+    return f"now {held.describe()}: {then}"
 
 
 def _row(data: dict, *keys: str) -> dict:
