@@ -19,7 +19,7 @@ from .core.errors import BAD_INPUT, WARNING, ToolError
 from .core.grammar import check_token, redact
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
-from .core.programs.token import WARN_DAYS, check_program, describe, rotate_program
+from .core.programs.token import WARN_DAYS, check_program, describe, rotate_program, rotated
 from .core.target import Target
 from .core.ui import Outcome, outcome_table
 
@@ -29,23 +29,30 @@ ALL_HELP = "every host in hosts.yml, in parallel"
 @command({"all": ALL_HELP, "token-env": "read the new token from this environment variable",
           "token-command": "run this local command and use its output as the token (e.g. a password manager's CLI)",
           "token-stdin": "read the new token from standard input",
-          "dry-run": "print the remote program and change nothing (the token is not read)"})
+          "dry-run": "print the remote program and change nothing (the token is not read)",
+          "revoke-old": "once the new token has logged in and pulled the running release's images, revoke the old "
+                        "one through GitHub's API (a GHCR token; a revoke that fails leaves the rotation done)"})
 def rotate_token(c, host=None, group=None, all=False, system=None, token_env=None, token_command=None, token_stdin=False,
-                 dry_run=False):
+                 dry_run=False, revoke_old=False):
     """Put a new GHCR token on the VPS: proven by a real docker login before it replaces the old one."""
     with select(host, system, all, group) as sel:
         intent = Intent("rotate-token", "", "", *operator())
+        apis = {t.label: sel.inventory.github_api_for(t.host) for t in sel.targets}
+        unknown = [label for label, api in apis.items() if not api]   # (``all`` is the option here)
+        if revoke_old and unknown:
+            raise ToolError("--revoke-old: only a GitHub token can be revoked (ghcr.io, or registry: {github_api: URL}); "
+                            f"not on {', '.join(unknown)}", BAD_INPUT)
+        programs = {t.label: rotate_program(t, intent, apis[t.label], revoke_old) for t in sel.targets}
         if dry_run:
             for target in sel.targets:
-                print_program(target, rotate_program(target, intent), "<the new token, one line>\n")
+                print_program(target, programs[target.label], "<the new token, one line>\n")
             return
         token = check_token(read_token(token_env, token_command, token_stdin))
         redact.secrets.append(token)
 
         def rotate(target: Target) -> str:
-            execute(sel.session(target), rotate_program(target, intent), target.label,
-                    quiet=len(sel.targets) > 1, stdin_tail=token + "\n")
-            return "token replaced and proven"
+            return rotated(execute(sel.session(target), programs[target.label], target.label,
+                                   quiet=len(sel.targets) > 1, stdin_tail=token + "\n"))
 
         _report("rotate-token", _each(sel, rotate))
 

@@ -245,23 +245,27 @@ def test_values_are_quoted_so_a_hostile_inventory_cannot_inject(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_the_token_only_ever_flows_through_builtins_into_pipes_or_the_new_file(target):
-    """No program holds a secret (the token is read on the VPS), and every use of the token's value is the
-    printf builtin writing into a pipe to ``docker login --password-stdin`` / ``curl -H @-`` or into the
-    rotation's temporary file: never an argument of a process, never echoed to output."""
+@pytest.mark.parametrize("name", ["GITHUB_TOKEN", "OLD_TOKEN"])
+def test_the_token_only_ever_flows_through_builtins_into_pipes_or_the_new_file(target, name):
+    """No program holds a secret (the token is read on the VPS), and every use of the token's value (the old
+    one too, which rotate-token --revoke-old sends to GitHub) is the printf builtin writing into a pipe to
+    ``docker login --password-stdin`` / ``curl -H @-`` / ``curl --data-binary @-`` or into the rotation's
+    temporary file, or a test of the ``[`` builtin: never an argument of a process, never echoed to output."""
     text = "\n".join(f.text for f in library.load().functions.values())
-    uses = [ln.strip() for ln in text.splitlines() if "$GITHUB_TOKEN" in ln or "${GITHUB_TOKEN" in ln]
+    uses = [ln.strip() for ln in text.splitlines() if f"${name}" in ln or f"${{{name}" in ln]
     assert uses, "the library must use the token somewhere"
     for use in uses:
-        if use.startswith(("GITHUB_TOKEN=", "[ -n \"$GITHUB_TOKEN\" ]")):
+        if use.startswith((f"{name}=", f"[ -n \"${name}\" ]", f"[ -z \"${name}\" ]", f"[[ ${name} =~ ",
+                           f"[ -z \"${{{name}:-}}\" ]",
+                           'if [ -z "$OLD_TOKEN" ] || [ "$OLD_TOKEN" = "$GITHUB_TOKEN" ]; then')):
             continue  # bash assignments and tests: no process sees them
         if use == 'printf \'user = "%s:%s"\\n\' "$REGISTRY_USER" "$GITHUB_TOKEN"':
             continue  # registry_basic: curl's config, only ever read by curl on a pipe (below)
-        assert use.count("$GITHUB_TOKEN") == 1 and "printf " in use, use
-        after = use.split('"$GITHUB_TOKEN"', 1)[1].lstrip()
+        assert use.count(f"${name}") == 1 and "printf " in use, use
+        after = use.split(f'"${name}"', 1)[1].lstrip()
         assert after.startswith("| docker login") and "--password-stdin" in after \
             or after.startswith("| DOCKER_CONFIG=$1 docker login") and "--password-stdin" in after \
-            or after.startswith("| curl") and "-H @-" in after \
+            or after.startswith("| curl") and ("-H @-" in after or after.endswith("\\")) \
             or after.startswith('> "$tmp"'), use
     calls = [ln for ln in text.splitlines() if "registry_basic" in ln and not ln.startswith("registry_basic()")]
     assert calls and all(ln.count("registry_basic") == ln.count("-K <(registry_basic)") for ln in calls), calls

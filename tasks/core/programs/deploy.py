@@ -80,7 +80,7 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     registry = target.host.registry
     private = target.system.needs_token
     login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
-             "GITHUB_API": github_api} if private else {}
+             **({"GITHUB_API": github_api} if github_api else {})} if private else {}
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
         "STATE": target.state_dir, "SYSTEM": target.system.name, **login, **intent.head(),
         "EXPECT_HISTORY": intent.history_sha or "", "OWN_PROJECTS": " ".join(target.host.projects()),
@@ -101,6 +101,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     unpinned = [s.name for s in stacks if not s.apps and not s.binary]
     if target.system.apps(stacks) and unpinned:   # their preflight renderings wait for no pull: started now
         prog.step("render_start", *unpinned)
+    if private and github_api:   # (GitHub asked about the token beside the login and the pulls: token_gate)
+        prog.step("probe_token_start")
     if private:
         prog.step("registry_login")
     if intent.refresh:
@@ -114,6 +116,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step("use_pin", name, pin)
     if target.system.apps(stacks):
         prog.step("fetch_images")
+    if private and github_api:   # (an expired or scope-less token refused before anything changes)
+        prog.step("token_gate")
     if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
         for s in stacks:
             if s.name in unpinned:

@@ -55,7 +55,7 @@ class Code(enum.IntEnum):
 
 
 # The tool's own grammar, written into a program that checks values with it (the shell never spells it again).
-CONSTANTS = {"PIN_RE": grammar.PIN.pattern, "DB_NAME_RE": grammar.DB_NAME.pattern,
+CONSTANTS = {"PIN_RE": grammar.PIN.pattern, "DB_NAME_RE": grammar.DB_NAME.pattern, "TOKEN_RE": grammar.TOKEN.pattern,
              "RESTIC_KEY_RE": grammar.RESTIC_KEY.pattern,
              "FILE_PART_RE": grammar.FILE_PART.pattern}
 

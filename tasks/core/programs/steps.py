@@ -81,6 +81,7 @@ os_detect
 plan_pins
 plan_stacks
 preflight_report
+probe_token_start
 preflight_stacks
 prune_after_deploy ROOT KEEP:int REPO...
 prune_backups STACK LAST:int DAILY:int WEEKLY:int MONTHLY:int prune|preview
@@ -132,6 +133,7 @@ switch_over
 together STACK...
 token_check
 token_expiry
+token_gate
 use_pin APP TAG@DIGEST
 """
 _PART = re.compile(r"\[(?P<group>[^\]]+)\](?P<more>\.\.\.)?|(?P<one>[^\s\[]+?)(?P<many>\.\.\.)?(?=\s|$)")

@@ -20,11 +20,27 @@ def _registry_head(target: Target) -> dict:
             "REGISTRY_USER": registry.username}
 
 
-def rotate_program(target: Target, intent: Intent) -> Program:
+def rotate_program(target: Target, intent: Intent, github_api: str = "", revoke: bool = False) -> Program:
     """Replace the token file only after the new token (read from stdin, after this program) logged in for
-    real with a throw-away docker config; the old file and login stay exactly as they were otherwise."""
-    head = {**_registry_head(target), "ACTION": intent.action, "META": intent.meta(), "GITHUB_API": ""}
+    real with a throw-away docker config and, for a GitHub token (``github_api``), GitHub says it has neither
+    expired nor lacks read:packages; the old file and login stay exactly as they were otherwise. With
+    ``revoke``, the new token also pulls the running release's images, then the old one is revoked."""
+    head = {**_registry_head(target), "ACTION": intent.action, "META": intent.meta(), "GITHUB_API": github_api,
+            **({"REVOKE": "1", "APP_REPOS": " ".join(f"{a.name}={target.image_repo(a)}" for a in target.system.apps())}
+               if revoke else {})}
     return Program(f"rotate-token on {target.label}", head).step("begin").step("need_docker").step("rotate_token")
+
+
+@report
+def rotated(result: Result) -> str:
+    """rotate-token's line for a host; a revoke that GitHub did not take is a warning (the rotation stands)."""
+    revoked = result.one("revoked")
+    if revoked is None:
+        return "token replaced and proven"
+    if revoked["status"] == "202":
+        return "token replaced and proven; the old one revoked"
+    raise ToolError(f"token replaced and proven, but GitHub did not revoke the old one (it answered "
+                    f"{revoked['status']}): revoke it at https://github.com/settings/tokens", WARNING)
 
 
 def check_program(target: Target, github_api: str) -> Program:

@@ -26,9 +26,9 @@ registry_login() {
   local out
   if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login -u "$REGISTRY_USER" --password-stdin -- "$REGISTRY" 2>&1); then
     unset GITHUB_TOKEN
+    token_gate
     die "$R_LOGIN" "docker login to $REGISTRY failed: $(printf '%s' "$out" | tail -n 1)"
   fi
-  probe_token_start
   unset GITHUB_TOKEN
   chmod 600 "$HOME/.docker/config.json" 2>/dev/null || true
 }
@@ -47,31 +47,67 @@ try_login() {
     || { LOGIN_ERROR=$(printf '%s' "$out" | tail -n 1); return 1; }
 }
 
-# probe_token_start: ask GitHub about GITHUB_TOKEN in the background while the deploy runs (no added latency);
-# probe_token_report gives the answer at the end.
+# probe_token_start: a deploy asks GitHub about the token file's token in the background, beside its login and
+# pulls (no added latency): token_gate reads the answer before anything changes, probe_token_report at the end.
 probe_token_start() {
-  [ -n "$GITHUB_API" ] || return 0
+  [ -n "$GITHUB_API" ] && read_token "$SECRETS" || return 0
   PROBE=$(mktemp) || return 0
   TMP_FILES+=("$PROBE")
   (printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl --globoff -sS -m 8 -o /dev/null -D - -H @- "$GITHUB_API/user" > "$PROBE" 2>/dev/null) &
+  PROBE_PID=$!
+  unset GITHUB_TOKEN
 }
 probe_token_report() {
   [ -n "${PROBE:-}" ] || return 0
-  wait
+  wait "$PROBE_PID" 2>/dev/null
   api_headers < "$PROBE"
+}
+
+# token_gate: GitHub's answer about the token (probe_token_start's) refuses the run, before anything that runs
+# has changed, when the token has expired or cannot read packages: its pulls would fail, or work only until a
+# cache empties; the message says what to run. An answer that is not 200 (GitHub unreachable, a registry
+# whose token GitHub does not know) refuses nothing.
+token_gate() {
+  local why
+  [ -n "${PROBE:-}" ] || return 0
+  wait "$PROBE_PID" 2>/dev/null
+  why=$(token_unusable < "$PROBE") || return 0
+  die "$R_REFUSED" "the registry token in $SECRETS $why (GitHub says so): nothing was changed; put a new one on this host with 'fab rotate-token' (--token-env NAME, --token-command CMD or at a prompt)"
+}
+
+# token_unusable: from GitHub's answer about a token (HTTP headers on stdin), why it cannot pull (it expired,
+# or lacks read:packages); fails when it can (or when the answer says nothing: not a 200).
+token_unusable() {
+  local ends
+  read_api_headers
+  [ "$API_STATUS" = 200 ] || return 1
+  if [ -n "$API_EXPIRY" ] && ends=$(date -u -d "$API_EXPIRY" +%s 2>/dev/null) && [ "$ends" -le "$(date +%s)" ]; then
+    printf 'expired on %s' "$API_EXPIRY"; return 0
+  fi
+  if [ "$API_HAS_SCOPES" = 1 ] && [[ ", $API_SCOPES," != *", read:packages,"* ]]; then
+    printf 'lacks read:packages (its scopes: %s)' "${API_SCOPES:-none}"; return 0
+  fi
+  return 1
 }
 
 # api_headers: GitHub's answer (HTTP headers on stdin) as one @@data api line: status, expiry, scopes.
 api_headers() {
-  local line status="" expiry="" scopes="" has_scopes=0
+  read_api_headers
+  [ -n "$API_STATUS" ] || return 0
+  data api status "$API_STATUS" expiry "$API_EXPIRY" scopes "$API_SCOPES" has_scopes "$API_HAS_SCOPES"
+}
+
+# read_api_headers: GitHub's answer about a token (HTTP headers on stdin) in API_STATUS, API_EXPIRY (its
+# expiration header; empty: it never expires), API_SCOPES and API_HAS_SCOPES (1: the header is there).
+read_api_headers() {
+  local line
+  API_STATUS="" API_EXPIRY="" API_SCOPES="" API_HAS_SCOPES=0
   while IFS= read -r line; do
     line=${line%$'\r'}
     case ${line,,} in
-      http*) status=${line#* }; status=${status%% *} ;;
-      github-authentication-token-expiration:*) expiry=${line#*:}; expiry=${expiry# } ;;
-      x-oauth-scopes:*) scopes=${line#*:}; scopes=${scopes# }; has_scopes=1 ;;
+      http*) API_STATUS=${line#* }; API_STATUS=${API_STATUS%% *} ;;
+      github-authentication-token-expiration:*) API_EXPIRY=${line#*:}; API_EXPIRY=${API_EXPIRY# } ;;
+      x-oauth-scopes:*) API_SCOPES=${line#*:}; API_SCOPES=${API_SCOPES# }; API_HAS_SCOPES=1 ;;
     esac
   done
-  [ -n "$status" ] || return 0
-  data api status "$status" expiry "$expiry" scopes "$scopes" has_scopes "$has_scopes"
 }
