@@ -1,9 +1,12 @@
-"""A stand-in for the GitHub API's /user endpoint, run by the tests inside a sandbox host's network namespace
-(on its own 127.0.0.1): answers with the two headers token-status reads. Usage: PORT EXPIRY SCOPES"""
+"""A stand-in for the GitHub API, run by the tests inside a sandbox host's network namespace (on its own
+127.0.0.1): /user answers with the two headers token-status and the deploy's token gate read; POST
+/credentials/revoke (rotate-token --revoke-old) answers 202 and appends each body it got to REVOKED (a file the
+test reads). Usage: PORT EXPIRY SCOPES [REVOKED]"""
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 port, expiry, scopes = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+revoked = sys.argv[4] if len(sys.argv) > 4 else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -16,6 +19,16 @@ class Handler(BaseHTTPRequestHandler):
         if expiry != "none":
             self.send_header("GitHub-Authentication-Token-Expiration", expiry)
         self.send_header("X-OAuth-Scopes", scopes)
+        self.end_headers()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path != "/credentials/revoke" or revoked is None:
+            self.send_response(404)
+        else:
+            with open(revoked, "ab") as f:
+                f.write(body + b"\n")
+            self.send_response(202)
         self.end_headers()
 
     def log_message(self, *args):

@@ -1,5 +1,6 @@
 """GHCR token lifecycle end to end: rotation proven before it replaces, nothing changed on failure, several
 hosts in parallel, no leak anywhere, and token-status against a GitHub API stand-in."""
+import json
 import os
 import secrets
 import subprocess
@@ -132,9 +133,9 @@ def github_api(vps):
     """Start the GitHub API stand-in on the sandbox host's own 127.0.0.1 and point the inventory at it."""
     procs = []
 
-    def start(expiry: str, scopes: str, port: int = 18443) -> None:
+    def start(expiry: str, scopes: str, port: int = 18443, revoked: Path | None = None) -> None:
         procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{vps.host.netns}", "python3", str(STANDIN),
-                                       str(port), expiry, scopes]))
+                                       str(port), expiry, scopes, *([str(revoked)] if revoked else [])]))
         inv = yaml.safe_load(vps.inventory.read_text())
         inv["hosts"]["t1"]["registry"]["github_api"] = f"http://127.0.0.1:{port}"  # opt-in: not ghcr.io
         vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
@@ -181,6 +182,42 @@ def test_deploy_warns_when_the_token_expires_soon(vps, github_api):
     github_api(github_date(5), "read:packages")
     res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     assert "the GHCR token expires in 4 days" in res.stdout and "rotate-token" in res.stdout
+
+
+def test_a_deploy_refuses_a_token_github_calls_expired_and_changes_nothing(vps, github_api):
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    github_api(github_date(-1), "read:packages")   # (the sandbox registry still takes it: GitHub's word decides)
+    before = vps.snapshot()
+    res = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3")
+    assert res.returncode == errors.BAD_INPUT, res.stdout + res.stderr
+    assert "the registry token in /root/ems_system/.secrets/github expired on" in res.stderr and \
+        "nothing was changed" in res.stderr and "fab rotate-token" in res.stderr, res.stderr
+    assert vps.snapshot()[1] == before[1] and vps.version() == "v1.4.2", "not a container changed"
+
+
+def test_rotate_token_revoke_old_sends_the_old_token_to_github_once_the_new_one_pulled(vps, github_api,
+                                                                                        registry_password, tmp_path):
+    revoked = tmp_path / "revoked"
+    github_api(github_date(90), "read:packages", revoked=revoked)
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    old, token = vps.token, new_token()
+    registry_password(token)
+    res = vps.fab("rotate-token", "--host", "t1", "--token-env", "NEW_TOKEN", "--revoke-old", env={"NEW_TOKEN": token})
+    assert res.returncode == 0 and "the old one revoked" in res.stdout, res.stdout + res.stderr
+    assert [json.loads(line) for line in revoked.read_text().splitlines()] == [{"credentials": [old]}]
+    assert vps.secrets.read_text() == f"export GITHUB_TOKEN={token}\n"
+    logged = vps.host.commands_log.read_text()
+    assert old not in logged and token not in logged and old not in res.stdout + res.stderr
+
+
+def test_rotate_token_refuses_a_new_token_github_calls_scope_less(vps, github_api, registry_password):
+    github_api(github_date(90), "repo")
+    token = new_token()
+    registry_password(token)   # (it logs in: GitHub's word on its scopes refuses it)
+    before = secrets_dir_state(vps)
+    res = vps.fab("rotate-token", "--host", "t1", "--token-env", "NEW_TOKEN", env={"NEW_TOKEN": token})
+    assert res.returncode == errors.BAD_INPUT and "the new token lacks read:packages" in res.stdout + res.stderr
+    assert secrets_dir_state(vps) == before
 
 
 def test_logout_after_pull_leaves_no_credentials_on_the_vps(vps):
