@@ -182,8 +182,8 @@ together() {
 }
 
 # apply: pin and bring up every stack in order (a together: wave at once), each after its jobs that run before
-# it (jobs.sh); on the first failure stop and return 1. SWITCHED lists the stacks whose .env it changed (a stack whose .env could not be written still runs what
-# it ran); FAILED_UP the stack whose `up` failed.
+# it (jobs.sh); on the first failure stop and return 1. SWITCHED lists the stacks whose .env it changed (a
+# stack whose .env could not be written still runs what it ran); FAILED_UP the stack whose `up` failed.
 apply() {
   local i=0 wave s
   declare -gA WAVE   # (empty unless together declared some)
