@@ -37,6 +37,7 @@ SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")     # a compose service
 # a rollback tags again, so compose runs that digest.
 INFRA_PIN = re.compile(rf"{IMAGE_NAME.pattern}(?::{TAG.pattern})?@{DIGEST.pattern}")
 INFRA_KEY = re.compile(rf"{SAFE_NAME.pattern}/{SERVICE.pattern}")
+ENV_KEY = re.compile(rf"{SAFE_NAME.pattern}:[A-Za-z_][A-Za-z0-9_]{{0,127}}")   # must_match: STACK:KEY
 JOB_KEY = re.compile(rf"{SAFE_NAME.pattern}/{SAFE_NAME.pattern}")   # a run-once job: stack/name
 # deploy --ref: a branch, tag or commit of repo/'s origin (no leading '-', no '..', nothing a shell or git reads
 # as more than a name).

@@ -79,6 +79,10 @@ class SystemSpec(Spec):
     repo: RepoSpec | None = Field(None, description="where setup clones repo/ from (default: it is there already)")
     prune: PruneSpec | None = Field(None, description="prune the system's old images after every good deploy "
                                                       "(default: only `fab prune` does)")
+    must_match: list[Annotated[list[Matching(grammar.ENV_KEY, "must be STACK:KEY, e.g. postgres:POSTGRES_PASSWORD")],
+                               Field(min_length=2)]] = Field(
+        [], description="values that must be equal across the stacks' .env files (a binary's: its unit's "
+                        "EnvironmentFile), compared on the VPS by fab env-check: [[postgres:DB_PASS, escala:DB_PASS]]")
     engine: Literal["compose", "swarm"] = Field(
         "compose", description="compose: each host runs its stacks; swarm: `docker stack deploy` through a manager "
                                "of swarm:, the swarm placing the services on its nodes")
@@ -103,6 +107,10 @@ class SystemSpec(Spec):
             raise refuse(f"a stack named {FILES!r} would share its backups' name with the system's files: rename "
                          "it", "stacks", FILES)
         self._check_together()
+        for i, group in enumerate(self.must_match):
+            for j, where in enumerate(group):
+                if where.split(":")[0] not in self.stacks:
+                    raise refuse(f"{where}: the system has no stack {where.split(':')[0]!r}", "must_match", i, j)
         return self
 
     def _check_swarm(self):
@@ -161,7 +169,7 @@ class SystemSpec(Spec):
             backup=self.backup.build(),
             together=tuple(tuple(sorted(w, key=names.index)) for w in self.together),
             repo=self.repo.build() if self.repo else None, prune=self.prune.keep if self.prune else None,
-            engine=self.engine)
+            engine=self.engine, must_match=tuple(tuple(g) for g in self.must_match))
         return system, self.registry and self.registry.over(registry)
 
 

@@ -138,6 +138,7 @@ class System:
     repo: Repo | None = None             # where setup clones repo/ from (None: the operator puts it there)
     prune: int | None = None             # after every good deploy, prune images keeping this many good releases'
     engine: str = "compose"              # or "swarm": its stacks deployed with `docker stack deploy` on a manager
+    must_match: tuple[tuple[str, ...], ...] = ()   # STACK:KEY groups whose values must be equal (fab env-check)
 
     def placed(self, host: str, groups: dict[str, tuple[str, ...]]) -> System:
         """This system as ``host`` runs it: only the stacks placed there (``hosts:`` naming it or one of its
@@ -204,8 +205,7 @@ class Legacy:
 
 @dataclass(frozen=True)
 class Repo:
-    """Where a system's repo/ is cloned from: ``url`` at ``ref``; ``known_host`` the known_hosts line that pins
-    the git server's key ("" for https). Over SSH the VPS logs in with a deploy key of its own."""
+    """Where a system's repo/ is cloned from: ``url`` at ``ref``; ``known_host`` pins the git server's key."""
     url: str
     ref: str
     known_host: str = ""

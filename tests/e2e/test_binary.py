@@ -65,6 +65,16 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     unit_env = [(f["level"], f["text"]) for f in json.loads(doctor.stdout)[f"{HOST}/plantao"] if f["check"] == "unit env"]
     assert doctor.returncode == 11 and unit_env == [
         ("fail", "plantao.service reads /etc/plantao/plantao.env, which sets nothing")], doctor.stdout
+    # must_match: the database's password (repo/.env) is the one the unit's environment gives the binary
+    for environment, found in (("", "escala:DB_PASS not set"), ("DB_PASS=wrong-pw\n", "escala:DB_PASS differs from "
+                                                                                       "postgres:DB_PASS"),
+                               ("DB_PASS=plantao-sandbox-pw\n", None)):
+        host.run(f"printf '{environment}' > /etc/plantao/plantao.env")
+        checked = vps.fab("env-check", "--host", HOST, "--json")
+        said = [f["text"] for f in json.loads(checked.stdout)[f"{HOST}/plantao"]]
+        assert said == ([f"must_match postgres:DB_PASS escala:DB_PASS: {found}"] if found else []), said
+        assert checked.returncode == (11 if found else 0) and "pw" not in checked.stdout + checked.stderr
+    host.run(": > /etc/plantao/plantao.env")
     # the seed's way: the binary copied by hand to /opt/plantao, the unit started by hand
     (host.root / "v0").write_bytes(builds["v0"].read_bytes())
     host.run("install -D -m 755 /root/v0 /opt/plantao/escala-plantao && systemctl start plantao")

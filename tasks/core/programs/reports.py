@@ -28,6 +28,9 @@ docker          result source?
 docker_room     path bytes
 drill           database tables rows seconds
 env             stack result compose? path?
+env_match       keys result where
+env_missing     stack key
+env_placeholder stack key
 exec            container service
 file            missing? mode? mtime? dir_mode?
 files_drill     part files bytes seconds

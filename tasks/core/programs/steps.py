@@ -48,6 +48,8 @@ ensure_dir PATH MODE
 ensure_env STACK COMPOSE TEMPLATE VALUES:lines [VARIABLE...]
 ensure_network NAME
 ensure_unit UNITFILE TEMPLATE [FOLDER...]
+env_check [WHAT...]
+env_match STACK:KEY...
 exec_find STACK SERVICE
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images

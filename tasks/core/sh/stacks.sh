@@ -96,10 +96,13 @@ placeholder_keys() {
     [ -z "${2:-}" ] || listed_keys "$1" "$2"; } | sort -u
 }
 
+# env_keys FILE: the keys an env file sets (KEY=... or export KEY=...), once each, in order.
+env_keys() { sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=.*/\2/p' "$1" | awk '!seen[$0]++'; }
+
 # listed_keys ENVFILE VALUES: the keys of ENVFILE whose value is one of the VALUES lines.
 listed_keys() {
   local key keys
-  mapfile -t keys < <(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=.*/\2/p' "$1")
+  mapfile -t keys < <(env_keys "$1")
   for key in "${keys[@]}"; do
     ! grep -qxF -- "$(env_value "$1" "$key")" <<< "$2" || printf '%s\n' "$key"
   done
