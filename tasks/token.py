@@ -6,14 +6,10 @@ never printed; it travels to each VPS on the SSH channel's stdin, right after th
 """
 from __future__ import annotations
 
-import getpass
-import os
 import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from .core import hooks
+from .core import asked, hooks
 from .core.cli import Selection, command, operator, print_program, select
 from .core.errors import BAD_INPUT, WARNING, ToolError
 from .core.grammar import check_token, redact
@@ -73,26 +69,8 @@ def token_status(c, host=None, group=None, all=False, system=None, warn_days=str
 
 def read_token(env_name, command, stdin) -> str:
     """The new token from exactly one source; a prompt without echo only at a terminal."""
-    chosen = [x for x in (env_name, command, stdin) if x]
-    if len(chosen) > 1:
-        raise ToolError("give one token source: --token-env, --token-command or --token-stdin", BAD_INPUT)
-    if env_name:
-        if not os.environ.get(env_name):
-            raise ToolError(f"environment variable {env_name} is not set or empty", BAD_INPUT)
-        return os.environ[env_name].strip()
-    if command:
-        proc = subprocess.run(command, shell=True, capture_output=True)
-        if proc.returncode != 0:
-            raise ToolError(f"the token command failed with exit code {proc.returncode}", BAD_INPUT)
-        try:
-            return proc.stdout.decode("utf-8").strip()
-        except UnicodeDecodeError:   # (what it printed is never shown: it may be the token)
-            raise ToolError("the token command printed something that is not text (not UTF-8)", BAD_INPUT) from None
-    if stdin:
-        return sys.stdin.readline().strip()
-    if sys.stdin.isatty():
-        return getpass.getpass("New GHCR token (not echoed): ").strip()
-    raise ToolError("no token source: use --token-env VAR, --token-command CMD or --token-stdin", BAD_INPUT)
+    return asked.secret("the new token", "--token-env VAR, --token-command CMD or --token-stdin", env_name, command,
+                        stdin)
 
 
 def _each(sel: Selection, work) -> list[Outcome]:

@@ -77,7 +77,7 @@ def test_bad_token_values_are_refused_locally(vps):
         if bad:
             assert bad not in res.stdout + res.stderr
     res = vps.fab("rotate-token", "--host", "t1")  # no source and no terminal
-    assert res.returncode == errors.BAD_INPUT and "no token source" in res.stderr
+    assert res.returncode == errors.BAD_INPUT and "no source of the new token: --token-env VAR" in res.stderr
     assert secrets_dir_state(vps) == before
 
 

@@ -49,8 +49,8 @@ def recover(folder: Path, *args: str, env: dict | None = None) -> subprocess.Com
     (("--host", "vps2", "--from", "vps1", "--key", "."), "--key .: cannot read it"),
     (("--host", "vps2", "--from", "vps1", "--key", "hosts.yml"), "does not hold a restic key this tool made"),
     (("--host", "vps2", "--from", "vps1", "--token-env", "NO_SUCH_VAR"), "NO_SUCH_VAR is not set"),
-    (("--host", "vps2", "--from", "vps1", "--token-command", "false"), "the token command failed"),
-    (("--host", "vps2", "--from", "vps1", "--token-env", "T", "--token-stdin"), "give one token source"),
+    (("--host", "vps2", "--from", "vps1", "--token-command", "false"), "the command giving the new token failed"),
+    (("--host", "vps2", "--from", "vps1", "--token-env", "T", "--token-stdin"), "give one source of the new token"),
 ])
 def test_bad_input_exits_2_before_any_host_is_reached(folder, args, said):
     res = recover(folder, *args, env={"T": "ghp_" + "a" * 36})

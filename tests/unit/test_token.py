@@ -75,7 +75,7 @@ def test_one_token_source_only(monkeypatch):
     monkeypatch.setenv("T", "ghp_" + "b" * 36)
     assert read_token("T", None, False) == "ghp_" + "b" * 36
     assert read_token(None, "printf ghp_cccccccccc", False) == "ghp_cccccccccc"
-    with pytest.raises(ToolError, match="one token source"):
+    with pytest.raises(ToolError, match="give one source of the new token"):
         read_token("T", "echo x", False)
     with pytest.raises(ToolError, match="exit code 3"):
         read_token(None, "exit 3", False)

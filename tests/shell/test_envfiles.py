@@ -1,9 +1,9 @@
-"""fab env-check's reads (sh/envcheck.sh) under bash: keys a template sets that the .env lacks, placeholders,
+"""fab env-check's reads (sh/envfiles.sh) under bash: keys a template sets that the .env lacks, placeholders,
 must_match groups compared on the host, and no value in what leaves it. Fast tier: bash over files written here
 (a binary's value, read from its unit's EnvironmentFile, is tested end to end with systemd: test_binary.py)."""
 from dataclasses import replace
 
-from tasks.core.programs.envcheck import env_program, findings
+from tasks.core.programs.envfiles import env_program, findings
 
 SECRET = "s3cr3t 'with' $dollar #hash"
 

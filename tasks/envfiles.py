@@ -6,7 +6,7 @@ import json as jsonlib
 
 from .core.cli import command, select
 from .core.errors import FOUND_BROKEN, WARNING, ToolError, worst
-from .core.programs.envcheck import FAIL, WARN, env_program, findings
+from .core.programs.envfiles import FAIL, WARN, env_program, findings
 from .core.programs.protocol import execute
 from .core.ui import console, safe
 
