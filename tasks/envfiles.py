@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from .core.cli import command, select
-from .core.errors import FOUND_BROKEN, WARNING, ToolError, worst
-from .core.programs.envfiles import FAIL, WARN, env_program, findings
+from .core import asked
+from .core.cli import command, operator, select
+from .core.errors import BAD_INPUT, FOUND_BROKEN, WARNING, ToolError, worst
+from .core.grammar import redact
+from .core.programs.declare import Intent
+from .core.programs.envfiles import FAIL, WARN, env_program, findings, set_program, settable
 from .core.programs.protocol import execute
 from .core.ui import console, safe
 
@@ -38,3 +41,32 @@ def env_check(c, host=None, group=None, all=False, system=None, json=False):
     if code:
         raise ToolError("env-check found " + ("something to fix (FAIL)" if code == FOUND_BROKEN else "warnings (WARN)"),
                         code)
+
+
+@command({"stack": "the stack whose .env gets the value", "key": "the variable, e.g. DB_PASSWORD",
+          "from-command": "run this local command and use its output as the value (e.g. 'pass show ems/db')",
+          "stdin": "read the value from standard input (also without this flag when stdin is not a terminal)"})
+def env_set(c, key, host=None, system=None, stack=None, from_command=None, stdin=False):
+    """Set one value of a stack's .env on the VPS, without a shell there: from stdin or a command, never printed.
+
+    The value (quotes, $, #, line breaks and all) is written as compose reads it back, in place of the key's
+    line (or added), atomically, the file's owner and mode kept; it never is an argument, here or on the VPS.
+    It takes effect at the next deploy of the stack."""
+    with select(host, system, False, None) as sel:
+        if len(sel.targets) != 1:
+            raise ToolError("env-set writes one system's .env on one host: give --host NAME (and --system)", BAD_INPUT)
+        target = sel.targets[0]
+        chosen = target.system.selected([stack] if stack else None)
+        if len(chosen) != 1:
+            raise ToolError(f"say which stack's .env: --stack NAME ({', '.join(s.name for s in chosen)})", BAD_INPUT)
+        value = asked.secret(f"the value of {key}", "--from-command CMD or --stdin", command=from_command,
+                             stdin=stdin, whole=True)
+        line = settable(target, chosen[0], key, value)
+        if len(value) >= 4:   # (never printed; masked anyway should the host say it)
+            redact.secrets.append(value)
+        program = set_program(target, chosen[0], key, Intent("env-set", "", "", *operator()))
+        result = execute(sel.session(target), program, target.label, stdin_tail=line + "\n")
+        how = (result.one("env_set") or {}).get("result", "written")
+        where = target.relative(target.env_file(chosen[0]))
+        console.print(f"{safe(target.label)}: {safe(key)} {safe(how)} in {safe(where)} (the value is not shown); it "
+                      f"takes effect at the next deploy of {safe(chosen[0].name)}", soft_wrap=True)

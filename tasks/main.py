@@ -42,7 +42,7 @@ namespace = Collection(deploy.deploy, rollback.rollback, releases.releases, stat
                        trust.trust_host, bootstrap.bootstrap, setup.setup, migrate.migrate_layout, token.rotate_token,
                        token.token_status, backup.backup, backups.backups, backup.restore, offsite.backup_key,
                        offsite.backup_check, recover.recover, logs.logs, exec.exec_, prune.prune,
-                       doctor.doctor, envfiles.env_check, swarm.swarm, schema.schema)
+                       doctor.doctor, envfiles.env_check, envfiles.env_set, swarm.swarm, schema.schema)
 
 
 class HostsAreNames(Executor):

@@ -2,11 +2,50 @@
 placeholders left, and hosts.yml's must_match groups compared on the VPS (only equal or differ leaves it)."""
 from __future__ import annotations
 
+import re
+
+from ..errors import BAD_INPUT, ToolError
+from ..model import Stack
 from ..target import Target
-from .declare import add_stacks, placeholder_words
+from .declare import Intent, add_stacks, placeholder_words
 from .protocol import Program, Result, fields, report
 
 FAIL, WARN, NOTE = "fail", "warn", "note"   # (a note changes no exit code)
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+UNWRITABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")   # control characters but tab and line break
+MAX_VALUE = 65536
+
+
+def dotenv_line(key: str, value: str) -> str:
+    """``KEY="value"`` as compose reads it back exactly (checked against Compose v2): in double quotes, with
+    backslash, quote and dollar escaped (so nothing is interpolated) and a line break as \\n."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    return f'{key}="{escaped}"'
+
+
+def settable(target: Target, stack: Stack, key: str, value: str) -> str:
+    """The line env-set writes for ``key``; refused (exit 2, before anything connects) when the key is not one,
+    is the tool's own (an app's tag variable, COMPOSE_PROJECT_NAME: every deploy rewrites them), or the value
+    is empty, too long or holds a control character (never repeated)."""
+    if stack.binary or target.system.engine == "swarm":
+        raise ToolError(f"stack {stack.name}: env-set writes a compose stack's .env (a binary's unit environment "
+                        "file and a swarm stack's are not done yet)", BAD_INPUT)
+    if not KEY.fullmatch(key):
+        raise ToolError(f"{key[:64]!r} is not an environment variable name (letters, digits, _)", BAD_INPUT)
+    if key == "COMPOSE_PROJECT_NAME" or key in {a.tag_var for a in stack.apps}:
+        raise ToolError(f"{key} is the tool's own line of the .env (every deploy writes it)", BAD_INPUT)
+    if not value or len(value) > MAX_VALUE or UNWRITABLE.search(value):
+        raise ToolError(f"the value for {key} is empty, longer than 64 KiB or holds a control character (other than "
+                        "a tab or a line break): nothing was changed", BAD_INPUT)
+    return dotenv_line(key, value)
+
+
+def set_program(target: Target, stack: Stack, key: str, intent: Intent) -> Program:
+    """Lock, then ``key``'s line of ``stack``'s .env written from the line that follows the program on stdin."""
+    head = {"STATE": target.state_dir, "SYSTEM": target.system.name, **intent.head()}
+    prog = add_stacks(Program(f"env-set {key} on {target.label}", head).step("begin").step("lock_take"), target,
+                      [stack])
+    return prog.step("env_set", stack.name, key)
 
 
 def env_program(target: Target) -> Program:

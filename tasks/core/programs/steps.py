@@ -50,6 +50,7 @@ ensure_network NAME
 ensure_unit UNITFILE TEMPLATE [FOLDER...]
 env_check [WHAT...]
 env_match STACK:KEY...
+env_set STACK KEY
 exec_find STACK SERVICE
 fetch_binary STACK TAG SHA PIN [GOOD...]
 fetch_images

@@ -54,3 +54,36 @@ env_match() {
   elif [ -n "$differ" ]; then data env_match keys "$*" result differ where "${differ# }"
   else data env_match keys "$*" result equal where ""; fi
 }
+
+# env_set STACK KEY: KEY's line of STACK's .env replaced (its first one; later ones dropped) or added, by the
+# line that arrives on stdin after the program (KEY="...", encoded by the tool as compose reads it back), the
+# file written atomically (owner and mode kept; a new .env is 600). The value is in no argument, never said.
+env_set() {
+  local env=${SPEC_COMPOSE[$1:env]} line how=added
+  say "step env writing $2 into $env (its other lines as they are)"
+  IFS= read -r line || die "$R_REFUSED" "no value arrived on standard input: nothing was changed"
+  [[ $line == "$2="* ]] || die "$R_REFUSED" "what arrived is not a line for $2: nothing was changed"
+  [ ! -f "$env" ] || ! grep -q -E "^[[:space:]]*(export[[:space:]]+)?$2=" "$env" || how=replaced
+  atomic_write "$env" env_with "$env" "$2" "$line" || die "$R_FAILED" "cannot write $env (disk full?): it is as it was"
+  line=""
+  data env_set stack "$1" key "$2" result "$how"
+  RESULT=ok
+  say ok
+}
+
+# env_with FILE KEY LINE: FILE's lines with KEY's first line replaced by LINE and its later ones dropped, or LINE
+# added at the end (a function, its output a file: LINE is in no process's arguments).
+env_with() {
+  local l put=0
+  if [ -f "$1" ]; then
+    while IFS= read -r l || [ -n "$l" ]; do
+      if [[ $l =~ ^[[:space:]]*(export[[:space:]]+)?$2= ]]; then
+        [ "$put" = 1 ] || printf '%s\n' "$3"
+        put=1
+      else
+        printf '%s\n' "$l"
+      fi
+    done < "$1" || return 1
+  fi
+  [ "$put" = 1 ] || printf '%s\n' "$3"
+}
