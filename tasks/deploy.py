@@ -45,7 +45,7 @@ from .core.ui import console, safe
           "offline": "with --dry-run: only print the program; do not look at the host (volumes, preflight)",
           "plan": "print what the deploy would do on each host (pins now -> after, files changed, stacks brought "
                   "up or left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
-          "yes": "do not show the plan and ask first (asked only at a terminal, never in CI)",
+          "yes": "do not show the plan and ask first (asked only at a terminal, never in CI or with --json)",
           **FLEET_HELP})
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
@@ -73,7 +73,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             session = None if dry_run and offline else sel.session(target)
             intent, state = _intent(session, run, who, target, stacks, choice, ref, files[target.label])
             work.append((target, stacks, session, replace(intent, refresh=refresh == "infra"), state))
-        if plan or (not dry_run and not yes and plans.interactive()):
+        if plan or (not (dry_run or yes or json) and plans.interactive()):
             planned = [plans.plan(session, target, stacks, intent) for target, stacks, session, intent, _ in work]
             if plan:
                 return plans.show(planned, json)

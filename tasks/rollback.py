@@ -38,7 +38,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
     if plan and dry_run:
         raise ToolError("--plan or --dry-run, not both: --plan reads the host and says what would change, --dry-run "
                         "prints the program", BAD_INPUT)
-    asking = not (plan or dry_run or yes) and plans.interactive()
+    asking = not (plan or dry_run or yes or json) and plans.interactive()   # (--json: a program reads it)
     with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
         run = Run(sel, sel.targets, "rollback", rollout, json)
