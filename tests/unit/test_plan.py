@@ -10,6 +10,7 @@ import pytest
 from tasks.core import inventory, plans
 from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.jobs import Job
+from tasks.core.model import Database
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.plan import plan_of, plan_program
 from tasks.core.programs.protocol import Result
@@ -48,6 +49,10 @@ def test_a_plan_names_pins_stacks_changed_files_jobs_backups_and_the_lock(target
     assert plan.files == ["repo/a/.env"] and plan.jobs == ["ems/migrate (before)"]
     assert plan.lock.endswith("/state/lock (free now)") and not plan.problems and not plan.notes
     assert plan_of(target, stacks, intent(jobs=False), reported({})).jobs == [], "a rollback without --jobs runs none"
+    assert plan.backups == [], "no backup: {before_deploy: true}"
+    stacks = [replace(s, database=Database("db", None, ())) if s.name == "infra" else s for s in stacks]
+    backed = replace(target, system=replace(target.system, backup=replace(target.system.backup, before_deploy=True)))
+    assert plan_of(backed, stacks, intent(), reported({})).backups == ["infra"]
 
 
 def test_a_held_lock_and_a_ref_are_said(target):
