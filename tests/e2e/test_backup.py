@@ -34,6 +34,7 @@ def plantao(sandbox, tmp_path) -> Vps:
     app.write_text(APP)
     inv = yaml.safe_load(vps.inventory.read_text())
     del inv["systems"]["plantao"]["stacks"]["escala"]   # the binary runs on the systemd host (test_binary.py)
+    del inv["systems"]["plantao"]["must_match"]         # ... and so does the password it shares with postgres
     inv["systems"]["plantao"]["stacks"]["app"] = {"compose": "repo/app/docker-compose.yml",
                                                   "image": "edumigsoft/ems_server",
                                                   "health": "http://127.0.0.1:8080/health"}
