@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .core import artifacts, hooks, plans
-from .core.cli import FLEET_HELP, command, operator, print_program, select, split_list
+from .core import artifacts, asked, hooks, plans
+from .core.cli import FLEET_HELP, TOKEN_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Leg, Rollout, Run
 from .core.grammar import check_ref, check_tags, pin_tag
@@ -46,10 +46,10 @@ from .core.ui import console, safe
           "plan": "print what the deploy would do on each host (pins now -> after, files changed, stacks brought "
                   "up or left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
           "yes": "do not show the plan and ask first (asked only at a terminal, never in CI or with --json)",
-          **FLEET_HELP})
+          **TOKEN_HELP, **FLEET_HELP})
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
-           json=False, refresh=None, plan=False, yes=False):
+           json=False, refresh=None, plan=False, yes=False, token_env=None, token_command=None):
     """Deploy a tagged release: pull, restart the stacks in order behind the health gate, record (or roll back).
 
     Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
@@ -65,6 +65,8 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         chosen = _chosen(sel, split_list(stack))   # every name checked first
         files = {target.label: artifacts.chosen(artifact, target, stacks, choice) for target, stacks in chosen}
         _check_named(choice, chosen)
+        given = bool(token_env or token_command)   # (a token for this run: not read for --dry-run)
+        token = "" if dry_run else asked.registry_token([t for t, _ in chosen], token_env, token_command)
         run = Run(sel, [t for t, _ in chosen], "deploy", rollout, json)
         if not dry_run and not plan:
             run.reach()
@@ -74,7 +76,8 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
             intent, state = _intent(session, run, who, target, stacks, choice, ref, files[target.label])
             work.append((target, stacks, session, replace(intent, refresh=refresh == "infra"), state))
         if plan or (not (dry_run or yes or json) and plans.interactive()):
-            planned = [plans.plan(session, target, stacks, intent) for target, stacks, session, intent, _ in work]
+            planned = [plans.plan(session, target, stacks, intent, token, given)
+                       for target, stacks, session, intent, _ in work]
             if plan:
                 return plans.show(planned, json)
             plans.ask(planned, "deploy")
@@ -82,12 +85,13 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
         with hooks.around(sel.inventory, "deploy", run.release, run.targets, tag or "", skip=dry_run):
             for target, stacks, session, intent, state in work:
                 program = deploy_program(target, stacks, intent, sel.inventory.github_api_for(target.host),
-                                         allow_placeholders, releases=state.releases if state else ())
+                                         allow_placeholders, releases=state.releases if state else (), per_deploy=given)
                 if dry_run:
-                    _dry_run(session, target, stacks, intent, program)
+                    _dry_run(session, target, stacks, intent, program, target.brings_token(given))
                     continue
                 artifacts.upload(session, target, files[target.label])
-                legs.append(Leg(target, program, intent, run.stage_of(target, stacks), notes=_warnings))
+                legs.append(Leg(target, program.with_token(token), intent, run.stage_of(target, stacks),
+                                notes=_warnings))
             if legs:
                 run.go(legs)
 
@@ -107,9 +111,10 @@ def _intent(session, run: Run, who: tuple[str, str], target: Target, stacks: lis
                   untouched=rest, history_sha=state and state.history_sha), state
 
 
-def _dry_run(session, target: Target, stacks: list[Stack], intent: Intent, program) -> None:
-    """--dry-run: the exact program, how each stack changes, and (unless --offline) a read-only look."""
-    print_program(target, program)
+def _dry_run(session, target: Target, stacks: list[Stack], intent: Intent, program, token: bool) -> None:
+    """--dry-run: the exact program (and where a token it brings would follow it), how each stack changes, and
+    (unless --offline) a read-only look."""
+    print_program(target, program, asked.TOKEN_PLACE if token else "")
     _strategies(target, stacks)
     if session:
         _look(session, target, stacks, intent)

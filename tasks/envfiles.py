@@ -65,7 +65,7 @@ def env_set(c, key, host=None, system=None, stack=None, from_command=None, stdin
         if len(value) >= 4:   # (never printed; masked anyway should the host say it)
             redact.secrets.append(value)
         program = set_program(target, chosen[0], key, Intent("env-set", "", "", *operator()))
-        result = execute(sel.session(target), program, target.label, stdin_tail=line + "\n")
+        result = execute(sel.session(target), program.given(line), target.label)
         how = (result.one("env_set") or {}).get("result", "written")
         where = target.relative(target.env_file(chosen[0]))
         console.print(f"{safe(target.label)}: {safe(key)} {safe(how)} in {safe(where)} (the value is not shown); it "

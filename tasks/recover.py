@@ -184,8 +184,8 @@ def _fetch(session: Session, old: Target, new: Target, key: str, snapshot: str |
     failure = None
     for repo in old.system.backup.offsite:
         try:
-            return placed(execute(session, fetch_program(new, old, repo, snapshot or "latest", intent), new.label,
-                                  stdin_tail=key + "\n"))
+            return placed(execute(session, fetch_program(new, old, repo, snapshot or "latest", intent).given(key),
+                                  new.label))
         except ToolError as e:
             if e.code != BACKUP_FAILED:
                 raise
@@ -200,8 +200,8 @@ def _prepare(session: Session, new: Target, token: str | None) -> None:
     report = prepare(session, new, setup_program(new, recovering=True))
     show(new.label, report)
     if token:
-        execute(session, rotate_program(new, Intent("rotate-token", "", "", *operator())), new.label,
-                stdin_tail=token + "\n")
+        execute(session, rotate_program(new, Intent("rotate-token", "", "", *operator())).given(token),
+                new.label)
         report.missing = [m for m in report.missing if m != new.secrets]
     if report.missing:
         raise ToolError(f"{', '.join(report.missing)} missing: put repo/ in place (or set repo: in hosts.yml) and "

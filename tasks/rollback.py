@@ -2,8 +2,8 @@
 have been pushed again since)."""
 from __future__ import annotations
 
-from .core import history, hooks, plans
-from .core.cli import FLEET_HELP, command, confirm, operator, print_program, select
+from .core import asked, history, hooks, plans
+from .core.cli import FLEET_HELP, TOKEN_HELP, command, confirm, operator, print_program, select
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Leg, Rollout, Run
 from .core.grammar import check_label, check_tag
@@ -25,10 +25,11 @@ from .core.ui import console, err_console, safe
           "plan": "print what the rollback would do on each host (pins now -> after, files, stacks brought up or "
                   "left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
           "jobs": "run the stacks' run-once jobs (hosts.yml's jobs:) again, with the release's images (by default a "
-                  "rollback runs none: a migration's schema stays; --with-data puts the data back)", **FLEET_HELP})
+                  "rollback runs none: a migration's schema stays; --with-data puts the data back)",
+          **TOKEN_HELP, **FLEET_HELP})
 def rollback(c, host=None, group=None, all=False, to=None, system=None, force=False, dry_run=False,
              allow_placeholders=False, with_data=False, yes=False, jobs=False, parallel=None, batch=None,
-             no_revert=False, json=False, plan=False):
+             no_revert=False, json=False, plan=False, token_env=None, token_command=None):
     """Roll back to a recorded release by its image digests and commit (no --to: the previous good one).
 
     Its data too with --with-data (the default never touches data). Several hosts are one transaction."""
@@ -39,8 +40,10 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
         raise ToolError("--plan or --dry-run, not both: --plan reads the host and says what would change, --dry-run "
                         "prints the program", BAD_INPUT)
     asking = not (plan or dry_run or yes or json) and plans.interactive()   # (--json: a program reads it)
+    given = bool(token_env or token_command)
     with select(host, system, all, group, swarm_once=True) as sel:
         by, origin = operator()
+        token = "" if dry_run else asked.registry_token(sel.targets, token_env, token_command)
         run = Run(sel, sel.targets, "rollback", rollout, json)
         run.reach()
         states = {t.label: read_state(sel.session(t), t) for t in sel.targets}
@@ -58,7 +61,7 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             show(_what_comes_back(target, rel, intent, snapshot), soft_wrap=True)
             work.append((target, stacks, intent, snapshot, state, rel))
         if plan or asking:
-            planned = [plans.plan(sel.session(t), t, stacks, i) for t, stacks, i, *_ in work]
+            planned = [plans.plan(sel.session(t), t, stacks, i, token, given) for t, stacks, i, *_ in work]
             if plan:
                 return plans.show(planned, json)
             plans.ask(planned, "roll back")
@@ -66,11 +69,11 @@ def rollback(c, host=None, group=None, all=False, to=None, system=None, force=Fa
             legs = []
             for target, stacks, intent, snapshot, state, rel in work:
                 program = deploy_program(target, stacks, intent, allow_placeholders=allow_placeholders,
-                                         snapshot=snapshot, releases=state.releases)
+                                         snapshot=snapshot, releases=state.releases, per_deploy=given)
                 if dry_run:
-                    print_program(target, program)
+                    print_program(target, program, asked.TOKEN_PLACE if target.brings_token(given) else "")
                     continue
-                legs.append(Leg(target, program, intent, run.stage_of(target, stacks),
+                legs.append(Leg(target, program.with_token(token), intent, run.stage_of(target, stacks),
                                 notes=(lambda result, rel=rel: _config_notes(rel, result)) if rel else None))
             if legs:
                 run.go(legs)

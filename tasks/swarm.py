@@ -73,9 +73,9 @@ def _node(inv: Inventory, cluster: Swarm, host: str | None, action: str) -> str 
     return host
 
 
-def _run(sel: Selection, name: str, program: Program, stdin_tail: str = "", quiet: bool = False):
+def _run(sel: Selection, name: str, program: Program, quiet: bool = False):
     """``program`` on host ``name``, its steps shown unless ``quiet`` (a read-only one the task reports)."""
-    return execute(sel.host_session(sel.inventory.hosts[name]), program, name, quiet=quiet, stdin_tail=stdin_tail)
+    return execute(sel.host_session(sel.inventory.hosts[name]), program, name, quiet=quiet)
 
 
 def _through_manager(sel: Selection, cluster: Swarm, program: Program, quiet: bool):
@@ -105,11 +105,11 @@ def _init(sel: Selection, cluster: Swarm) -> SwarmReport:
             raise ToolError(f"{', '.join(strangers)} already belong to a swarm none of whose managers is in swarm: "
                             "(run `docker swarm leave` there first): nothing was changed", BAD_INPUT)
         lead = cluster.managers[0]
-        result = _run(sel, lead, init_program(hosts[lead]), stdin_tail=once.hex() + "\n")
+        result = _run(sel, lead, init_program(hosts[lead]).given(once.hex()))
         seen[lead], known = facts(result), set()
     else:
         _refuse_split(cluster, seen)
-        result = _run(sel, lead, tokens_program(hosts[lead]), stdin_tail=once.hex() + "\n", quiet=True)
+        result = _run(sel, lead, tokens_program(hosts[lead]).given(once.hex()), quiet=True)
         known = {node.id for node in swarm_report(result).nodes}
         strangers = [n for n, f in seen.items() if f.state == "active" and f.node not in known]
         if strangers:
@@ -118,8 +118,7 @@ def _init(sel: Selection, cluster: Swarm) -> SwarmReport:
     secret = tokens(result, once)
     for name in cluster.nodes:
         if seen[name].state == "inactive":
-            joined = _run(sel, name, join_program(hosts[name], hosts[lead]),
-                                  stdin_tail=secret[cluster.role(name)] + "\n")
+            joined = _run(sel, name, join_program(hosts[name], hosts[lead]).given(secret[cluster.role(name)]))
             seen[name] = facts(joined)
     plan = [(seen[n].node, cluster.role(n), hosts[n]) for n in cluster.nodes]
     return swarm_report(_run(sel, lead, nodes_program(plan)))

@@ -33,6 +33,10 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
     """Put a new GHCR token on the VPS: proven by a real docker login before it replaces the old one."""
     with select(host, system, all, group) as sel:
         intent = Intent("rotate-token", "", "", *operator())
+        brought = [t.label for t in sel.targets if t.system.needs_token and not t.keeps_token]
+        if brought:
+            raise ToolError(f"{', '.join(brought)}: registry.token is per-deploy: the VPS keeps no token to rotate "
+                            "(each deploy brings its own: --token-env, --token-command)", BAD_INPUT)
         apis = {t.label: sel.inventory.github_api_for(t.host) for t in sel.targets}
         unknown = [label for label, api in apis.items() if not api]   # (``all`` is the option here)
         if revoke_old and unknown:
@@ -47,8 +51,8 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
         redact.secrets.append(token)
 
         def rotate(target: Target) -> str:
-            return rotated(execute(sel.session(target), programs[target.label], target.label,
-                                   quiet=len(sel.targets) > 1, stdin_tail=token + "\n"))
+            return rotated(execute(sel.session(target), programs[target.label].given(token), target.label,
+                                   quiet=len(sel.targets) > 1))
 
         _report("rotate-token", _each(sel, rotate))
 
@@ -61,6 +65,8 @@ def token_status(c, host=None, group=None, all=False, system=None, warn_days=str
     with select(host, system, all, group) as sel, \
             hooks.around(sel.inventory, "token-status", "", sel.targets, "", hooked=False):
         def check(target: Target) -> str:
+            if not target.keeps_token:
+                return "keeps no token (registry.token: per-deploy, or the system pins no image)"
             program = check_program(target, sel.inventory.github_api_for(target.host))
             return describe(execute(sel.session(target), program, target.label, quiet=True), days)
 

@@ -9,6 +9,11 @@ import subprocess
 import sys
 
 from .errors import BAD_INPUT, ToolError
+from .grammar import check_token, redact
+from .target import Target
+
+TOKEN_PLACE = "<this run's registry token, one line>\n"   # where --dry-run shows it would follow the program
+TOKEN_SOURCES = "--token-env VAR or --token-command CMD (or keep one on the VPS: registry: {token: stored})"
 
 
 def secret(what: str, sources: str, env_name: str | None = None, command: str | None = None, stdin: bool = False,
@@ -41,3 +46,15 @@ def _printed(what: str, command: str) -> str:
         return proc.stdout.decode("utf-8")
     except UnicodeDecodeError:
         raise ToolError(f"the command giving {what} printed something that is not text (not UTF-8)", BAD_INPUT) from None
+
+
+def registry_token(targets: list[Target], env_name: str | None, command: str | None) -> str:
+    """The registry token a run brings (registry.token per-deploy, or one given for this run): read once here,
+    checked, masked in every output from now on; "" when no target pulls with one. CI without a source of it
+    is refused (exit 2) before anything connects."""
+    given = bool(env_name or command)
+    if not any(t.brings_token(given) for t in targets):
+        return ""
+    token = check_token(secret("the registry token", TOKEN_SOURCES, env_name, command), "the registry token")
+    redact.secrets.append(token)
+    return token

@@ -42,6 +42,10 @@ FLEET_HELP = {"parallel": "with several hosts: at most this many at once (defaul
               "no-revert": "with several hosts: when one fails, keep the hosts already switched (default: they get "
                            "the release they ran before)",
               "json": "print the run as JSON lines: plan, each host's steps, its result, the run's result"}
+TOKEN_HELP = {"token-env": "this run brings its registry token, read from this environment variable (CI: the "
+                           "job's GITHUB_TOKEN); the VPS keeps nothing of it (registry.token: per-deploy asks always)",
+              "token-command": "this run brings its registry token, printed by this local command (a password "
+                               "manager's CLI); the VPS keeps nothing of it"}
 
 
 def command(help: dict | None = None, short: dict | None = None, name: str | None = None):

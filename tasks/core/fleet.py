@@ -249,6 +249,7 @@ class Run:
                 try:
                     session = self.sel.session(leg.target)
                     program = revert(session, leg.target, leg.previous, leg.intent)
+                    program.tail = leg.program.tail if "receive_token" in program.step_names else ""  # (its token)
                     execute(session, program, leg.target.label, display=self.events.display(leg.target))
                     leg.result, leg.detail = "reverted", f"{leg.intent.tag} was live; the release before it is back"
                 except ToolError as e:

@@ -154,10 +154,10 @@ def pin_tag(pin: str) -> str:
     return pin.split("@", 1)[0]
 
 
-def check_token(token: str) -> str:
+def check_token(token: str, what: str = "the new token") -> str:
     """A token that is safe to write as ``export GITHUB_TOKEN=...``. The error never repeats the value."""
     if not isinstance(token, str) or not TOKEN.fullmatch(token):
-        raise ToolError("the new token is not a token (8-255 letters, digits, _ . -; no spaces, quotes or newlines)",
+        raise ToolError(f"{what} is not a token (8-255 letters, digits, _ . -; no spaces, quotes or newlines)",
                         BAD_INPUT)
     return token
 

@@ -43,6 +43,10 @@ class RegistrySpec(Spec):
                                "~/.docker/config.json")
     github_api: ApiUrl | None = Field(None, description="opt-in: this registry's password is a GitHub token; "
                                       "ask this API about its expiry and scopes")
+    token: Literal["stored", "per-deploy"] = Field(
+        "stored", description="stored: setup keeps the token on the VPS (the seeds' secrets file); per-deploy: the "
+        "VPS keeps none, each deploy or rollback brings one (--token-env, --token-command, a prompt) on the SSH "
+        "channel, used for its pulls only")
 
     def over(self, base: model.Registry | None) -> model.Registry:
         """This registry on top of ``base``: the keys given here win; github_api is inherited only by the same
@@ -50,8 +54,10 @@ class RegistrySpec(Spec):
         given = self.model_dump(exclude_unset=True)
         same = base is not None and given.get("server", base.server) == base.server
         merged = {**(vars(base) if base else {}), **({} if same else {"github_api": None}), **given}
+        per_deploy = given["token"] == "per-deploy" if "token" in given else merged.get("per_deploy", False)
         return model.Registry(server=merged["server"], username=merged["username"],
-                              logout=merged.get("logout", False), github_api=merged.get("github_api"))
+                              logout=merged.get("logout", False), github_api=merged.get("github_api"),
+                              per_deploy=per_deploy)
 
 
 def _waves(value):

@@ -24,6 +24,7 @@ class Registry:
     username: str
     logout: bool           # docker logout after the pulls: no credentials left in ~/.docker/config.json
     github_api: str | None          # opt-in: this registry's password is a GitHub token; ask this API about it
+    per_deploy: bool = False        # registry.token: per-deploy: the VPS keeps no token, each run brings one
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,8 @@ class System:
 
     @property
     def needs_token(self) -> bool:
-        """A system that pins images pulls them from its registry with the token on the VPS; one of public
-        images only (Plantão's PostgreSQL, a binary) needs no token, no secrets folder and no login."""
+        """A system that pins images pulls them from its registry with a token; one of public images only
+        (Plantão's PostgreSQL, a binary) needs no token, no secrets folder and no login."""
         return bool(self.apps())
 
     @property
@@ -213,8 +214,7 @@ class Repo:
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """How `fab bootstrap` installs Docker on a host: ``docker`` distro (the distribution's packages) or
-    docker-ce (Docker's repository); ``mirror`` a URL standing in for either (a host without the internet)."""
+    """How `fab bootstrap` installs Docker: ``docker`` distro or docker-ce; ``mirror`` a URL standing in for either."""
     docker: str = "distro"
     mirror: str | None = None
 

@@ -22,9 +22,12 @@ def interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
 
 
-def plan(session: Session, target: Target, stacks: list[Stack], intent: Intent) -> Plan:
-    """The plan of this run on ``target``, read in one round trip."""
-    result = execute(session, plan_program(target, stacks, intent), target.label, quiet=True)
+def plan(session: Session, target: Target, stacks: list[Stack], intent: Intent, token: str = "",
+         given: bool = False) -> Plan:
+    """The plan of this run on ``target``, read in one round trip (with the registry token the run brings, if
+    it brings one: ``given`` as deploy_program's ``per_deploy``)."""
+    program = plan_program(target, stacks, intent, given).with_token(token)
+    result = execute(session, program, target.label, quiet=True)
     return plan_of(target, stacks, intent, result)
 
 

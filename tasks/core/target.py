@@ -35,6 +35,20 @@ class Target:
     def secrets(self) -> str:
         return posixpath.join(self.base, self.system.secrets)
 
+    def brings_token(self, given: bool = False) -> bool:
+        """Whether a run here brings its registry token on stdin (one ``given`` for the run: --token-env; or
+        registry.token per-deploy) rather than reading the VPS's secrets file; public images need none."""
+        return self.system.needs_token and (given or self.host.registry.per_deploy)
+
+    @property
+    def keeps_token(self) -> bool:
+        """Whether the VPS keeps this system's registry token (its secrets file: setup, doctor, rotate-token)."""
+        return self.system.needs_token and not self.host.registry.per_deploy
+
+    def token_head(self, given: bool = False) -> dict[str, str]:
+        """A program's head for its registry token: where it is read from (``brings_token``)."""
+        return {"PER_DEPLOY": "1"} if self.brings_token(given) else {"SECRETS": self.secrets}
+
     @property
     def keys(self) -> str:
         """The folder of the VPS's own secrets (its git deploy key; the token file by default): root's only,

@@ -229,3 +229,38 @@ def test_logout_after_pull_leaves_no_credentials_on_the_vps(vps):
     config = json.loads((vps.host.root / ".docker" / "config.json").read_text())
     assert vps.sb.registry.token not in json.dumps(config) and not config.get("auths")
     assert vps.version() == "v1.4.2"
+
+
+def test_a_per_deploy_token_pulls_and_leaves_nothing_on_the_vps_and_a_rollback_brings_one_too(vps, registry_password):
+    """registry.token: per-deploy: no secrets file; the token (the only one the registry takes now) comes from
+    the CI's environment, logs in into a temporary docker config and is nowhere on the host afterwards: not in
+    a file of its tree (root's home, its docker's container configs, /dev/shm), an argv or an output."""
+    inv = yaml.safe_load(vps.inventory.read_text())
+    inv["hosts"]["t1"]["registry"]["token"] = "per-deploy"
+    vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    vps.secrets.unlink()
+    token = new_token()
+    registry_password(token)   # the seeded token is refused from now on: only the brought one pulls
+    refused = vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2")   # CI (no stdin) without a source of it
+    assert refused.returncode == errors.BAD_INPUT and "--token-env" in refused.stderr, refused.stdout + refused.stderr
+    assert not (vps.state / "releases.jsonl").exists() or "v1.4.2" not in (vps.state / "releases.jsonl").read_text()
+    outputs = [vps.fab("deploy", "--host", "t1", "--tag", "v1.4.2", "--token-env", "CI_TOKEN", env={"CI_TOKEN": token}),
+               vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3", "--dry-run", env={"CI_TOKEN": token}),
+               vps.fab("deploy", "--host", "t1", "--tag", "v1.4.3", "--token-command", f"echo {token}"),
+               vps.fab("rollback", "--host", "t1", "--token-env", "CI_TOKEN", env={"CI_TOKEN": token}),
+               vps.fab("status", "--host", "t1"), vps.fab("doctor", "--host", "t1")]
+    assert [o.returncode for o in outputs[:5]] == [0, 0, 0, 0, 0], [o.stdout + o.stderr for o in outputs]
+    assert vps.version() == "v1.4.2" and "<this run's registry token, one line>" in outputs[1].stdout
+    assert "none kept (registry.token: per-deploy" in outputs[4].stdout
+    assert token in vps.host.stdin_log.read_text(), "it did travel, on the SSH channel's stdin"
+    assert not vps.secrets.exists() and not list(Path("/dev/shm").glob("fab-vps-login.*"))
+    trees = [vps.host.root, vps.host.dir / "docker" / "containers", Path("/dev/shm")]
+    files = [p for t in trees if t.exists() for p in t.rglob("*")
+             if p.is_file() and not p.is_symlink() and p.stat().st_size < 4 << 20]
+    leaks = [str(p) for p in files if token.encode() in p.read_bytes()]
+    assert any(p.name == "config.v2.json" for p in files) and any(p.name == "releases.jsonl" for p in files)
+    assert leaks == [], leaks
+    places = {f"output {i}": o.stdout + o.stderr for i, o in enumerate(outputs)}
+    places["commands the VPS ran"] = vps.host.commands_log.read_text()
+    for where, text in places.items():
+        assert token not in text, f"token found in {where}"

@@ -26,7 +26,7 @@ TOKEN = "ghp_" + "T0k3n" * 7 + "x"
 class Call:
     argv: list[str]
     stdin: str | None
-    env: dict[str, str]   # the *TAG variables it was called with (pins given to compose)
+    env: dict[str, str]   # the *TAG variables it was called with (pins given to compose); DOCKER_CONFIG, its mode
 
 
 @dataclass
@@ -154,8 +154,9 @@ class Lab:
         return [" ".join(c.argv[1:]) for c in self.calls(tool)]
 
     def run(self, program: Program | str, stdin_tail: str = "", env: dict | None = None, ulimit: str = "") -> Run:
-        """Run a program (or an assembled text) under bash -s as the host would, and read its lines."""
-        text = program.text if isinstance(program, Program) else program
+        """Run a program (or an assembled text) under bash -s as the host would, and read its lines; what follows
+        it on stdin is its tail (``Program.given``), then ``stdin_tail`` (raw: a test's malformed input)."""
+        text = program.text + program.tail if isinstance(program, Program) else program
         cmd = ["bash", "-c", f"ulimit {ulimit}; exec bash -s"] if ulimit else ["bash", "-s"]
         proc = subprocess.run(cmd, input=text + stdin_tail, capture_output=True, text=True, timeout=60, cwd=self.path,
                               env=self.env(env))

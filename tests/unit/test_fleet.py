@@ -31,7 +31,7 @@ def hosts(tmp_path, monkeypatch):
     monkeypatch.setenv("FAB_INVENTORY", str(path))
     sent, failing = [], {}
 
-    def execute(session, program, label, quiet=False, stdin_tail="", display=None):
+    def execute(session, program, label, quiet=False, display=None):
         sent.append((label.split("/")[0], program.name.split(" ")[0]))
         code = failing.get((label.split("/")[0], program.name.split(" ")[0]))
         if code:

@@ -82,6 +82,8 @@ def every_program(target) -> list[Program]:
             backup_program(db, [pg], intent(action="backup")), preview_program(db, [pg]), list_program(db),
             drill_program(db, pg, BACKUP), restore_program(db, pg, BACKUP, intent(action="restore")),
             deploy_program(logout, stacks, intent()),
+            deploy_program(target, stacks, intent(), "https://api.github.com", per_deploy=True),
+            deploy_program(swarm, list(swarm.system.stacks), intent(), per_deploy=True),
             deploy_program(target, stacks, intent(action="rollback", pins={"ems": PIN}, tags=None, history_sha="f" * 64)),
             read_state_program(target), status_program(target), unlock_program(target),
             rotate_program(target, intent(action="rotate-token")), check_program(target, ""),
@@ -224,6 +226,36 @@ def test_logout_fetches_the_unpinned_stacks_first(target):
     logout = replace(target, host=replace(target.host, registry=replace(target.host.registry, logout=True)))
     steps = [s[:2] for s in deploy_program(logout, list(target.system.stacks), intent()).steps]
     assert steps.index(("fetch_stack", "infra")) < steps.index(("registry_logout",)) < steps.index(("record", "deploying"))
+
+
+def test_a_run_that_brings_its_token_reads_it_from_stdin_and_keeps_none(target):
+    brought = "ghp_" + "b" * 36
+    program = deploy_program(target, list(target.system.stacks), intent(), "https://api.github.com",
+                             per_deploy=True).with_token(brought)
+    steps = [s[0] for s in program.steps]
+    assert steps.index("check_history") < steps.index("receive_token") < steps.index("probe_token_start") \
+        < steps.index("registry_login") < steps.index("fetch_images") < steps.index("registry_logout") \
+        < steps.index("preflight_stacks"), "received under the lock; gone before anything changes"
+    assert ("fetch_stack", "infra") in [s[:2] for s in program.steps], "compose cannot pull once it is gone"
+    assert "check_secrets" not in steps and "SECRETS" not in program.head and program.head["PER_DEPLOY"] == "1"
+    assert program.tail == brought + "\n" and brought not in program.text + repr(program)
+    stored = deploy_program(target, list(target.system.stacks), intent())
+    assert "receive_token" not in stored.step_names and stored.with_token(brought).tail == ""
+
+
+def test_registry_token_per_deploy_in_hosts_yml_makes_every_run_bring_one(target):
+    per = replace(target, host=replace(target.host, registry=replace(target.host.registry, per_deploy=True)))
+    assert per.brings_token() and not per.keeps_token and target.keeps_token and not target.brings_token()
+    assert "receive_token" in deploy_program(per, list(per.system.stacks), intent()).step_names
+    assert "check_token_file" not in setup_program(per).step_names and "ensure_dir" not in \
+        [s[0] for s in setup_program(per).steps if s[1:2] == (str(Path(per.secrets).parent),)]
+
+
+def test_a_swarm_keeps_the_run_s_login_until_its_stacks_are_deployed():
+    swarm = inventory.load(REPO / "examples/enlevohub/swarm.yml").host("sw1").targets()[0]
+    program = deploy_program(swarm, list(swarm.system.stacks), intent(), per_deploy=True)
+    assert "receive_token" in program.step_names and "registry_logout" not in program.step_names, \
+        "docker stack deploy --with-registry-auth sends the nodes this login; the program's exit removes it"
 
 
 def test_values_are_quoted_so_a_hostile_inventory_cannot_inject(tmp_path):

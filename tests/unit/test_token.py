@@ -92,3 +92,24 @@ def test_a_damaged_rotation_time_from_the_host_is_a_clear_error(rotated):
         describe(report(rotated=rotated), 14, NOW)
     with pytest.raises(ToolError, match="the host sent a report the tool cannot read"):
         parse_status(Result(data={"secrets": [{"mode": "600", "mtime": "1"}], "rotated": [{"at": rotated}]}))
+
+
+def test_a_run_brings_its_registry_token_only_where_one_is_pulled_with(monkeypatch, tmp_path):
+    from tasks.core import asked, inventory
+    (tmp_path / "hosts.yml").write_text(
+        "registry: {server: ghcr.io, username: u, token: per-deploy}\n"
+        "systems:\n  s: {stacks: {a: {compose: repo/a.yml, image: o/a}}}\n"
+        "  pub: {stacks: {db: {compose: repo/db.yml}}}\n"
+        "hosts:\n  h: {address: x, systems: [s]}\n  p: {address: y, systems: [pub]}\n")
+    inv = inventory.load(tmp_path / "hosts.yml")
+    per, public = inv.host("h").targets(), inv.host("p").targets()
+    assert asked.registry_token(public, None, None) == "", "public images: nothing is asked"
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_" + "d" * 36)
+    assert asked.registry_token(per, "GITHUB_TOKEN", None) == "ghp_" + "d" * 36
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))   # CI: no terminal, no source given
+    with pytest.raises(ToolError, match="no source of the registry token: --token-env") as e:
+        asked.registry_token(per, None, None)
+    monkeypatch.setenv("BAD", "ghp_$(reboot) x")
+    with pytest.raises(ToolError, match="the registry token is not a token") as bad:
+        asked.registry_token(per, "BAD", None)
+    assert e.value.code == bad.value.code == BAD_INPUT and "reboot" not in str(bad.value)

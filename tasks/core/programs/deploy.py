@@ -72,14 +72,18 @@ def add_checked_stacks(prog: Program, target: Target, stacks: list[Stack]) -> Pr
 
 def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_api: str = "",
                    allow_placeholders: bool = False, snapshot: list[tuple[Stack, str]] = (),
-                   reverts: Intent | None = None, releases: list[history.Release] = ()) -> Program:
+                   reverts: Intent | None = None, releases: list[history.Release] = (),
+                   per_deploy: bool = False) -> Program:
     """The whole deploy (or rollback) of ``stacks`` of ``target``; a rollback --with-data first restores each
     database stack of ``snapshot`` to its backup; a fleet's revert (``reverts``: the release it takes back)
     records that release reverted once its own is live. ``releases`` (the history as read) say which binary
-    builds once passed their gate: never replaced by another build of their tag, and kept first by pruning."""
+    builds once passed their gate: never replaced by another build of their tag, and kept first by pruning.
+    A token brought for the run (``per_deploy``: --token-env; or registry.token per-deploy) is read after the
+    program on stdin (``Program.given``) and nothing of it is kept."""
     registry = target.host.registry
     private = target.system.needs_token
-    login = {"SECRETS": target.secrets, "REGISTRY": registry.server, "REGISTRY_USER": registry.username,
+    per_deploy = target.brings_token(per_deploy)
+    login = {"REGISTRY": registry.server, "REGISTRY_USER": registry.username, **target.token_head(per_deploy),
              **({"GITHUB_API": github_api} if github_api else {})} if private else {}
     prog = Program(f"{intent.action} {intent.tag} on {target.label}", {
         "STATE": target.state_dir, "SYSTEM": target.system.name, **login, **intent.head(),
@@ -92,7 +96,8 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
     if intent.jobs:
         add_jobs(prog, stacks)
     swarm = ("swarm_hold_state",) if target.system.engine == "swarm" else ()
-    for step in ("lock_take", *swarm, "check_history") + (("check_secrets",) if private else ()):
+    token = ("receive_token",) if per_deploy else ("check_secrets",) if private else ()
+    for step in ("lock_take", *swarm, "check_history", *token):
         prog.step(step)
     if intent.ref:
         prog.step("checkout_ref", intent.ref)
@@ -118,7 +123,9 @@ def deploy_program(target: Target, stacks: list[Stack], intent: Intent, github_a
         prog.step("fetch_images")
     if private and github_api:   # (an expired or scope-less token refused before anything changes)
         prog.step("token_gate")
-    if private and registry.logout:  # compose cannot pull once logged out: fetch the other stacks' images now
+    if private and (registry.logout or per_deploy and not swarm):
+        # no login past the pulls: compose could not pull then, so the other stacks' images come now (a swarm's
+        # per-deploy login lives until its stacks are deployed: the nodes pull with it)
         for s in stacks:
             if s.name in unpinned:
                 prog.step("fetch_stack", s.name, target.compose(s), target.project(s))

@@ -31,7 +31,7 @@ def doctor_program(target: Target, github_api: str = "", dbs: list[Stack] | None
     add_databases(prog, target, dbs)
     prog.step("doctor_facts", *placeholder_words(list(target.system.stacks)))
     prog.step("doctor_tls", *(s.binary.certs for s in target.system.binaries() if s.binary.certs))
-    if target.system.needs_token:
+    if target.keeps_token:
         prog.step("check_token_file", target.secrets)
         prog.step("token_expiry")
     if dbs or target.system.backup.has_files:

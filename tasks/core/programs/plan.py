@@ -34,16 +34,18 @@ class Plan:
         return asdict(self)
 
 
-def plan_program(target: Target, stacks: list[Stack], intent: Intent) -> Program:
+def plan_program(target: Target, stacks: list[Stack], intent: Intent, per_deploy: bool = False) -> Program:
     """The read-only look behind a plan: the state (history, current, lock), each app's pin after the run (a
-    tag's digest asked of the registry), each stack's fate as the deploy would decide it, and the hashes of
-    the configuration files as they are now."""
+    tag's digest asked of the registry, with the token the run would use: ``per_deploy`` as deploy_program),
+    each stack's fate as the deploy would decide it, and the hashes of the configuration files as they are now."""
     private = target.system.needs_token
     head = {"SYSTEM": target.system.name, "OWN_PROJECTS": " ".join(target.host.projects()), "BASE": target.base,
             "REPO": target.path("repo"),
-            **({"SECRETS": target.secrets, "REGISTRY_USER": target.host.registry.username} if private else {})}
+            **({"REGISTRY_USER": target.host.registry.username, **target.token_head(per_deploy)} if private else {})}
     prog = add_checked_stacks(state_reader(f"plan of {intent.action} {intent.tag} on {target.label}", target, head),
                               target, stacks)
+    if target.brings_token(per_deploy):
+        prog.step("receive_token")
     for a in target.system.apps(stacks):
         prog.step("add_image", a.name, target.image_repo(a), (intent.tags or {}).get(a.name, ""),
                   (intent.pins or {}).get(a.name, ""))

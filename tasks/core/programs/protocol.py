@@ -72,10 +72,21 @@ def q(value) -> str:
 @dataclass
 class Program:
     """One remote program: ``head`` variables (strings, or lists for bash arrays) and ``steps`` (a library
-    function and its arguments each). ``text`` is exactly what the host receives; ``--dry-run`` prints it."""
+    function and its arguments each). ``text`` is what the host receives first; ``--dry-run`` prints it. A
+    secret the program reads (a token, a key) follows it on stdin (``given``): never printed, never in repr."""
     name: str
     head: dict = field(default_factory=dict)
     steps: list[tuple] = field(default_factory=list)
+    tail: str = field(default="", repr=False, compare=False)
+
+    def given(self, *lines: str) -> Program:
+        """The program with ``lines`` following it on stdin, one per line, in the order its steps read them."""
+        self.tail = "".join(f"{line}\n" for line in lines)
+        return self
+
+    def with_token(self, token: str) -> Program:
+        """The program with a run's registry token following it, if it reads one (its ``receive_token`` step)."""
+        return self.given(token) if "receive_token" in self.step_names else self
 
     def step(self, function: str, *args) -> Program:
         """Run library ``function`` with ``args``: checked against its signature (programs/steps.py) now."""
@@ -215,16 +226,16 @@ def _json_object(key: str, value: str) -> dict:
     return obj
 
 
-def execute(session: Session, program: Program, label: str, quiet: bool = False, stdin_tail: str = "",
-            display=None, other=None) -> Result:
+def execute(session: Session, program: Program, label: str, quiet: bool = False, display=None,
+            other=None) -> Result:
     """Run ``program`` on the session's host, its steps shown under ``label`` (unless quiet) or on ``display``
-    (a fleet run's events); ``stdin_tail`` follows the program on stdin (rotate-token's new token); ``other``
+    (a fleet run's events); its ``tail`` follows it on stdin (a secret it reads: ``Program.given``); ``other``
     gets each line that is not the protocol's as it comes (fab logs) instead of the Result's log. The Result
     when it succeeded; otherwise a ToolError with the program's own error and the tool exit code its exit code
     maps to."""
     result, display = Result(), display or StepDisplay(label, quiet)
     reader = Reader(result, display, other)
-    result.code, stderr = session.stream(program.text + stdin_tail, reader.line)
+    result.code, stderr = session.stream(program.text + program.tail, reader.line)
     display.step_ended(ok=result.code == 0)
     result.log.extend(stderr)
     if result.code == 0:

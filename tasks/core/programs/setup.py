@@ -31,7 +31,7 @@ def setup_program(target: Target, recovering: bool = False) -> Program:
     places the lost server's .env files first (once repo/ is there), so none is made from its template."""
     head = {"STATE": target.state_dir, "BASE": target.base} if recovering else {}
     prog = Program(f"setup on {target.label}", head).step("ensure_dir", target.state_dir, "700")
-    private = target.system.needs_token
+    private = target.keeps_token
     if private:
         prog.step("ensure_dir", posixpath.dirname(target.secrets), "700")
     repo = target.system.repo

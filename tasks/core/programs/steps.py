@@ -93,6 +93,7 @@ prune_containers list|remove PROJECT...
 prune_images ROOT KEEP:int list|remove REPO...
 prune_releases STACK [GOOD...]
 prune_untagged list|remove
+receive_token
 record STATE
 recover_data STACK NAME
 recover_done

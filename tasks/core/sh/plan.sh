@@ -47,10 +47,10 @@ manifest_head() {
 # auth_param NAME: NAME's value in the WWW-Authenticate header on stdin (realm="...").
 auth_param() { grep -i '^www-authenticate:' | grep -o -E "$1=\"[^\"]*\"" | head -n 1 | cut -d'"' -f2; }
 
-# registry_basic: curl's config line with the registry user and the token file's token (nothing when the
+# registry_basic: curl's config line with the registry user and this run's token (nothing when the
 # system needs no token); printf is a builtin, so the token is in no process's arguments.
 registry_basic() {
-  [ -n "${SECRETS:-}" ] && read_token "$SECRETS" 2>/dev/null || return 0
+  the_token 2>/dev/null || return 0
   printf 'user = "%s:%s"\n' "$REGISTRY_USER" "$GITHUB_TOKEN"
 }
 

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # The GHCR token: checked, read and used on the VPS only. It goes from the secrets file to docker's (or
 # curl's) stdin through bash builtins: never an argument of a process, never in output.
-# shellcheck disable=SC2034,SC2154  # globals shared across files; SECRETS, REGISTRY, REGISTRY_USER, GITHUB_API and R_* come from the program's head
+# A per-deploy token (PER_DEPLOY=1: registry.token per-deploy, --token-env) arrives on stdin instead, lives in
+# this program's memory and a temporary docker config until the pulls are done, and nothing of it stays.
+# shellcheck disable=SC2034,SC2154  # globals shared across files; SECRETS, PER_DEPLOY, REGISTRY, REGISTRY_USER, GITHUB_API and R_* come from the program's head
 
 # check_secrets: the token file is there and only root reads it (file 600, folder 700), or refuse.
 check_secrets() {
@@ -19,10 +21,48 @@ read_token() {
   [ -n "$GITHUB_TOKEN" ]
 }
 
-# registry_login: docker login to REGISTRY with the token of the secrets file, given on stdin.
+# receive_token: this run's registry token, the line that follows the program on stdin, kept in DEPLOY_TOKEN
+# (never exported: no child process sees it) until the pulls are done (registry_logout).
+receive_token() {
+  say "step receive reading this run's registry token from the SSH channel (this host keeps none)"
+  IFS= read -r DEPLOY_TOKEN || die "$R_REFUSED" "no registry token arrived on standard input: nothing was changed"
+  [ -n "$DEPLOY_TOKEN" ] || die "$R_REFUSED" "an empty registry token arrived: nothing was changed"
+}
+
+# the_token: GITHUB_TOKEN for this run's pulls: the one received (PER_DEPLOY), else the secrets file's; fails
+# when there is none.
+the_token() {
+  if [ "${PER_DEPLOY:-}" = 1 ]; then
+    GITHUB_TOKEN=${DEPLOY_TOKEN:-}
+    [ -n "$GITHUB_TOKEN" ]
+  else
+    [ -n "${SECRETS:-}" ] && read_token "$SECRETS"
+  fi
+}
+
+# login_config: a per-deploy login's own docker config folder (mode 700; in memory where /dev/shm is), exported
+# as DOCKER_CONFIG for the pulls; it goes at registry_logout or however the program ends (on_exit), and one a
+# killed program left is removed by a later login. docker's CLI plugins (compose) are still found.
+login_config() {
+  local shm=/dev/shm dir
+  [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+  find "$shm" -maxdepth 1 -type d -name 'fab-vps-login.*' -mmin +120 -exec rm -rf {} + 2>/dev/null
+  dir=$(mktemp -d "$shm/fab-vps-login.XXXXXX") || die "$R_FAILED" "cannot create a temporary docker config in $shm"
+  TMP_FILES+=("$dir")
+  [ ! -d "$HOME/.docker/cli-plugins" ] || ln -s "$HOME/.docker/cli-plugins" "$dir/cli-plugins"
+  export DOCKER_CONFIG=$dir
+}
+
+# registry_login: docker login to REGISTRY, the token given on stdin: the secrets file's into root's docker
+# config, or this run's (PER_DEPLOY) into a temporary one.
 registry_login() {
-  say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
-  read_token "$SECRETS" || die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
+  if [ "${PER_DEPLOY:-}" = 1 ]; then
+    say "step login logging in to $REGISTRY as $REGISTRY_USER (this run's token, into a temporary docker config)"
+    login_config
+  else
+    say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
+  fi
+  the_token || die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
   local out
   if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login -u "$REGISTRY_USER" --password-stdin -- "$REGISTRY" 2>&1); then
     unset GITHUB_TOKEN
@@ -30,11 +70,18 @@ registry_login() {
     die "$R_LOGIN" "docker login to $REGISTRY failed: $(printf '%s' "$out" | tail -n 1)"
   fi
   unset GITHUB_TOKEN
-  chmod 600 "$HOME/.docker/config.json" 2>/dev/null || true
+  chmod 600 "${DOCKER_CONFIG:-$HOME/.docker}/config.json" 2>/dev/null || true
 }
 
-# registry_logout: docker logout of REGISTRY after the pulls (registry.logout): no credential stays.
+# registry_logout: after the pulls, no credential stays: this run's token and temporary docker config go
+# (PER_DEPLOY), or docker logout of REGISTRY (registry.logout).
 registry_logout() {
+  if [ "${PER_DEPLOY:-}" = 1 ]; then
+    say "step logout removing this run's token and temporary docker config"
+    rm -rf -- "${DOCKER_CONFIG:?}"
+    unset DOCKER_CONFIG DEPLOY_TOKEN
+    return 0
+  fi
   say "step logout docker logout $REGISTRY (registry.logout: the stored credentials go)"
   docker logout -- "$REGISTRY" >/dev/null 2>&1 || true
 }
@@ -50,7 +97,7 @@ try_login() {
 # probe_token_start: a deploy asks GitHub about the token file's token in the background, beside its login and
 # pulls (no added latency): token_gate reads the answer before anything changes, probe_token_report at the end.
 probe_token_start() {
-  [ -n "$GITHUB_API" ] && read_token "$SECRETS" || return 0
+  [ -n "$GITHUB_API" ] && the_token || return 0
   PROBE=$(mktemp) || return 0
   TMP_FILES+=("$PROBE")
   (printf 'Authorization: token %s\n' "$GITHUB_TOKEN" | curl --globoff -sS -m 8 -o /dev/null -D - -H @- "$GITHUB_API/user" > "$PROBE" 2>/dev/null) &
