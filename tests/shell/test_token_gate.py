@@ -41,3 +41,12 @@ def test_an_expired_or_scope_less_token_refuses_the_deploy_with_what_to_run(lab,
 def test_a_usable_token_or_an_answer_that_says_nothing_refuses_nothing(lab, headers):
     run = gate(lab, *headers)
     assert run.code == 0 and "passed" in run.stdout, run.stdout + run.stderr
+
+
+def test_a_brought_token_github_calls_expired_is_refused_with_how_to_bring_another(lab):
+    """registry.token per-deploy: there is no secrets file to name nor rotate-token to run."""
+    answer = lab.path / "probe"
+    answer.write_text(f"HTTP/2 200\r\ngithub-authentication-token-expiration: {github_date(-1)}\r\n\r\n")
+    run = lab.snippet(f"PER_DEPLOY=1; PROBE={answer}; sleep 0 & PROBE_PID=$!; token_gate; echo passed", {"token_gate"})
+    assert run.code == Code.REFUSED and "passed" not in run.stdout
+    assert "this run's registry token expired on" in run.error and "--token-env" in run.error, run.stdout + run.stderr

@@ -62,7 +62,10 @@ registry_login() {
   else
     say "step login logging in to $REGISTRY as $REGISTRY_USER (token from the secrets file)"
   fi
-  the_token || die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
+  if ! the_token; then
+    [ "${PER_DEPLOY:-}" != 1 ] || die "$R_REFUSED" "this run's registry token is gone"
+    die "$R_REFUSED" "secrets file $SECRETS has no 'export GITHUB_TOKEN=...' line"
+  fi
   local out
   if ! out=$(printf '%s' "$GITHUB_TOKEN" | docker login -u "$REGISTRY_USER" --password-stdin -- "$REGISTRY" 2>&1); then
     unset GITHUB_TOKEN
@@ -119,6 +122,7 @@ token_gate() {
   [ -n "${PROBE:-}" ] || return 0
   wait "$PROBE_PID" 2>/dev/null
   why=$(token_unusable < "$PROBE") || return 0
+  [ "${PER_DEPLOY:-}" != 1 ] || die "$R_REFUSED" "this run's registry token $why (GitHub says so): nothing was changed; bring a valid one (--token-env NAME, --token-command CMD or at a prompt)"
   die "$R_REFUSED" "the registry token in $SECRETS $why (GitHub says so): nothing was changed; put a new one on this host with 'fab rotate-token' (--token-env NAME, --token-command CMD or at a prompt)"
 }
 
