@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -61,8 +63,8 @@ def inventory(sandbox, path, managers, workers=(), labels=None):
     return path
 
 
-def fab(path, *args, code: int | None = 0) -> subprocess.CompletedProcess:
-    res = subprocess.run([FAB, *args], cwd=REPO, env=dict(os.environ, FAB_INVENTORY=str(path), COLUMNS="200"),
+def fab(path, *args, code: int | None = 0, env: dict | None = None) -> subprocess.CompletedProcess:
+    res = subprocess.run([FAB, *args], cwd=REPO, env=dict(os.environ, FAB_INVENTORY=str(path), COLUMNS="200", **(env or {})),
                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     if code is not None:
         assert res.returncode == code, f"fab {' '.join(args)}: {res.returncode}\n{res.stdout}\n{res.stderr}"
@@ -192,9 +194,18 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     (backend,) = planned["sw1/enlevohub"]["apps"]
     assert backend["now"].startswith("v1.4.2@sha256:") and backend["after"].startswith("v1.4.3@sha256:"), planned
     assert planned["sw1/enlevohub"]["stacks"] == [{"stack": "app", "action": "up"}], planned
-    with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
-        fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3")   # (start-first, one replica at a time)
+    brought = "ghp_" + secrets.token_hex(18)   # this deploy brings its token: the registry takes only it now, so
+    sandbox.registry.set_password(registry.USERNAME, brought)   # the nodes pull with the login it sends them
+    try:
+        with Load(nodes["sw1"], "http://127.0.0.1/api/version", rate=60, workers=4) as load:
+            fab(path, "deploy", "--host", "sw1", "--tag", "v1.4.3", "--token-env", "CI_TOKEN",
+                env={"CI_TOKEN": brought})   # (start-first, one replica at a time)
+    finally:
+        sandbox.registry.set_password(registry.USERNAME, sandbox.registry.token)
     assert load.failed == 0 and len(load.results) > 20, f"good deploy: {load.summary()}"
+    kept = [str(f) for n in NAMES for f in nodes[n].root.rglob("*") if f.is_file() and not f.is_symlink()
+            and brought.encode() in f.read_bytes()]
+    assert kept == [] and not list(Path("/dev/shm").glob("fab-vps-login.*")), kept
     for service in ("seed", "migrate"):   # (waited for: done before the deploy returned, on this release)
         ran = nodes["sw1"].docker("service", "ps", "--no-trunc", "--format", "{{.Image}} {{.CurrentState}}",
                                   f"enlevohub-app_{service}").stdout.splitlines()
