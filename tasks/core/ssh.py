@@ -16,6 +16,7 @@ from collections.abc import Callable
 import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
+from invoke.exceptions import ThreadException
 
 from .errors import BAD_INPUT, UNREACHABLE, ToolError
 from .grammar import redact
@@ -36,6 +37,17 @@ class ChunkedStdinRemote(Remote):
         if isinstance(input_, io.StringIO):
             return input_.read(65536)
         return super().read_our_stdin(input_)
+
+    def _write_proc_stdin(self, data):
+        """A remote that ends before it has read all of its program (``sudo -n`` that wants a password) closes
+        the channel under this writer: its exit code and what it said tell why, so the rest is dropped here
+        rather than raised from invoke's stdin thread. A channel closed without an exit status still raises."""
+        try:
+            return super()._write_proc_stdin(data)
+        except OSError:
+            if self.channel.exit_status_ready():
+                return None
+            raise
 
 
 def known_hosts_files(host: Host, conn: Connection | None = None) -> list[str]:
@@ -166,7 +178,7 @@ class Session:
         try:
             res = self.conn.run(as_root(self.host, "bash -s"), in_stream=io.StringIO(script), out_stream=out,
                                 err_stream=err, warn=True, hide=False, pty=False)
-        except (OSError, EOFError, paramiko.SSHException) as e:
+        except (OSError, EOFError, paramiko.SSHException, ThreadException) as e:
             raise ToolError(f"{self.host.name}: the connection broke while running: {redact(str(e))}", UNREACHABLE) from None
         out.flush_rest()
         if res.exited == -1:  # the channel closed without an exit status: the connection went away
@@ -200,7 +212,7 @@ class Session:
             sftp.put(local, partial, callback=progress)
             sftp.posix_rename(partial, target)
             return True
-        except (OSError, EOFError, paramiko.SSHException) as e:
+        except (OSError, EOFError, paramiko.SSHException, ThreadException) as e:
             raise ToolError(f"{self.host.name}: uploading {local} failed: {redact(str(e))}", UNREACHABLE) from None
 
     def _sftp(self) -> paramiko.SFTPClient:
