@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 import subprocess
 
@@ -21,6 +22,7 @@ from .test_examples import install, psql
 
 HOST = "sd1"
 SOURCE = REPO / "sandbox/files/plantao/escala-plantao.c"
+ODD = "it's \"quoted\" $HOME `tick` #not-a-comment \\ end"
 
 
 @pytest.fixture(scope="module")   # (stopped after this file, if it was not running: it loads the others)
@@ -65,15 +67,27 @@ def test_a_binary_under_systemd_deployed_broken_put_back_and_rolled_back(plantao
     unit_env = [(f["level"], f["text"]) for f in json.loads(doctor.stdout)[f"{HOST}/plantao"] if f["check"] == "unit env"]
     assert doctor.returncode == 11 and unit_env == [
         ("fail", "plantao.service reads /etc/plantao/plantao.env, which sets nothing")], doctor.stdout
-    # must_match: the database's password (repo/.env) is the one the unit's environment gives the binary
-    for environment, found in (("", "escala:DB_PASS not set"), ("DB_PASS=wrong-pw\n", "escala:DB_PASS differs from "
-                                                                                       "postgres:DB_PASS"),
-                               ("DB_PASS=plantao-sandbox-pw\n", None)):
-        host.run(f"printf '{environment}' > /etc/plantao/plantao.env")
+    # must_match: the database's password (repo/.env) is the one the unit's environment gives the binary, which
+    # env-set writes there without a shell on the VPS
+    for value, found in (("", "escala:DB_PASS not set"), ("wrong-pw", "escala:DB_PASS differs from postgres:DB_PASS"),
+                         ("plantao-sandbox-pw", None)):
+        if value:
+            res = vps.fab("env-set", "--host", HOST, "--stack", "escala", "DB_PASS", input=value)
+            how = "added" if value == "wrong-pw" else "replaced"
+            assert res.returncode == 0 and f"DB_PASS {how} in /etc/plantao/plantao.env" in res.stdout, res.stdout
         checked = vps.fab("env-check", "--host", HOST, "--json")
         said = [f["text"] for f in json.loads(checked.stdout)[f"{HOST}/plantao"]]
         assert said == ([f"must_match postgres:DB_PASS escala:DB_PASS: {found}"] if found else []), said
         assert checked.returncode == (11 if found else 0) and "pw" not in checked.stdout + checked.stderr
+    assert host.run("stat -c '%a %U' /etc/plantao/plantao.env").stdout.split() == ["600", "root"], "its mode kept"
+    # what systemd itself reads back from the file env-set wrote (quotes, $, # and a backslash)
+    res = vps.ok("env-set", "--host", HOST, "--stack", "escala", "API_KEY", "--from-command",
+                 f"printf %s {shlex.quote(ODD)}")
+    assert "not-a-comment" not in res.stdout + res.stderr
+    read = host.run("systemd-run --quiet --wait --pipe -p EnvironmentFile=/etc/plantao/plantao.env printenv API_KEY")
+    assert read.stdout == ODD + "\n", read.stdout + read.stderr
+    spans = vps.fab("env-set", "--host", HOST, "--stack", "escala", "API_KEY", input="two\nlines\n")
+    assert spans.returncode == errors.BAD_INPUT and "give it on one line" in spans.stderr
     host.run(": > /etc/plantao/plantao.env")
     # the seed's way: the binary copied by hand to /opt/plantao, the unit started by hand
     (host.root / "v0").write_bytes(builds["v0"].read_bytes())

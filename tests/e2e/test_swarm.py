@@ -194,6 +194,12 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     (backend,) = planned["sw1/enlevohub"]["apps"]
     assert backend["now"].startswith("v1.4.2@sha256:") and backend["after"].startswith("v1.4.3@sha256:"), planned
     assert planned["sw1/enlevohub"]["stacks"] == [{"stack": "app", "action": "up"}], planned
+    # a value set in the stack's .env on each manager (each keeps its own) reaches the services at the next deploy
+    odd = {"LEVEL": 'in"fo $HOME #x'}
+    part = fab(path, "env-set", "--host", "sw1,sw2", "--stack", "app", "LOG_LEVEL", "--from-command", "printenv LEVEL",
+               env=odd, code=errors.WARNING)
+    assert "set it there too (--host sw3)" in part.stderr and part.stdout.count("LOG_LEVEL added in") == 2, part
+    fab(path, "env-set", "--host", "sw3", "--stack", "app", "LOG_LEVEL", "--from-command", "printenv LEVEL", env=odd)
     brought = "ghp_" + secrets.token_hex(18)   # this deploy brings its token: the registry takes only it now, so
     sandbox.registry.set_password(registry.USERNAME, brought)   # the nodes pull with the login it sends them
     try:
@@ -216,6 +222,9 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     digest = good[0][0].split("@")[1]
     assert backend["after"] == f"v1.4.3@{digest}", "the digest it pinned is the plan's"
     assert nodes["sw1"].http(80, "/api/version") == "v1.4.3"
+    spec = json.loads(nodes["sw1"].docker("service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+                                          "enlevohub-app_backend").stdout)
+    assert "LOG_LEVEL=" + odd["LEVEL"] in spec, spec
     where = nodes["sw1"].docker("service", "ps", "--format", "{{.Node}}", "enlevohub-app_postgres").stdout.split()
     assert where[0] == "sw3", where
     made = json.loads(fab(path, "backup", "--host", "sw1", "--json").stdout)   # (dumped where PostgreSQL runs)

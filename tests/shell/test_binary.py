@@ -10,8 +10,10 @@ import os
 import pytest
 
 from tasks.core import history, inventory
+from tasks.core.errors import BAD_INPUT, ToolError
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.deploy import deploy_program
+from tasks.core.programs.envfiles import set_program, settable
 from tasks.core.programs.protocol import Code
 from tasks.core.programs.recover import scratch_program, teardown_program
 
@@ -208,3 +210,29 @@ def test_a_drill_checks_the_host_is_scratch_and_its_teardown_stops_the_unit_and_
     assert not (lab.root / "opt/plantao").exists(), "its folder too, once empty"
     assert not (lab.root / "etc/plantao").exists() and not (lab.root / "etc/systemd/system/plantao.service").exists()
     assert not (lab.root / "plantao/state").exists()
+
+
+def test_env_set_writes_the_units_environment_file_as_systemd_reads_it_its_mode_kept(bin_lab):
+    lab, escala = bin_lab, bin_lab.target.system.stacks[0]
+    env = lab.root / "etc/plantao/plantao.env"
+    env.parent.mkdir(parents=True)
+    env.write_text("PORT=8080\nDB_PASS=old\n")
+    env.chmod(0o640)
+    lab.answer("systemctl", "show -p EnvironmentFiles --value plantao.service", f"-{env} (ignore_errors=yes)\n")
+    line = settable(lab.target, escala, "DB_PASS", 'p"w $x')
+    run = lab.run(set_program(lab.target, escala, "DB_PASS", Intent("env-set", "", "", "a", "b")).given(line))
+    assert run.code == 0 and run.result.one("env_set") == {"stack": "escala", "key": "DB_PASS", "result": "replaced",
+                                                           "file": str(env)}, run.stdout + run.stderr
+    assert env.read_text() == 'PORT=8080\nDB_PASS="p\\"w \\$x"\n' and oct(env.stat().st_mode & 0o777) == "0o640"
+    with pytest.raises(ToolError) as e:
+        settable(lab.target, escala, "DB_PASS", "two\nlines")
+    assert e.value.code == BAD_INPUT and "give it on one line" in str(e.value) and "lines" not in str(e.value)[-40:]
+
+
+def test_env_set_on_a_unit_without_an_environment_file_is_refused_and_changes_nothing(bin_lab):
+    lab, escala = bin_lab, bin_lab.target.system.stacks[0]
+    lab.answer("systemctl", "show -p EnvironmentFiles --value plantao.service", "")
+    program = set_program(lab.target, escala, "DB_PASS", Intent("env-set", "", "", "a", "b")).given('DB_PASS="v"')
+    run = lab.run(program)
+    assert run.code == Code.REFUSED and "names no EnvironmentFile" in run.error
+    assert not list(lab.root.rglob("*.env")) and not (lab.target.state_dir and (lab.root / "plantao/state/lock").exists())

@@ -77,7 +77,8 @@ def set_value(lab, key, value, text=None, stack="ems"):
 def test_env_set_replaces_the_keys_first_line_drops_the_later_ones_and_keeps_the_files_mode(lab):
     run, path = set_value(lab, "DB_PASSWORD", VALUE, "A=1\nDB_PASSWORD=old\n# DB_PASSWORD=commented\n"
                                                      "export DB_PASSWORD=twice\nB=2")
-    assert run.code == 0 and run.result.one("env_set") == {"stack": "ems", "key": "DB_PASSWORD", "result": "replaced"}
+    assert run.code == 0 and run.result.one("env_set") == {"stack": "ems", "key": "DB_PASSWORD", "result": "replaced",
+                                                           "file": str(path)}
     assert path.read_text() == ('A=1\nDB_PASSWORD="it\'s \\"quoted\\" \\$HOME #not-a-comment\\nsecond line\\\\"\n'
                                 "# DB_PASSWORD=commented\nB=2\n")
     assert oct(path.stat().st_mode & 0o777) == "0o640", "the operator's mode stays"

@@ -8,6 +8,8 @@ import pytest
 
 from tasks.core import cli, grammar, inventory
 from tasks.core.errors import ToolError
+from tasks.core.programs.envfiles import settable
+from tasks.envfiles import writable
 
 FAB = Path(sys.executable).parent / "fab"
 HEAD = "registry: {server: ghcr.io, username: edumigsoft}\nsystems:\n  s: {stacks: {app: {compose: c.yml}}}\n"
@@ -172,3 +174,30 @@ def test_a_dry_run_that_looks_at_no_host_chooses_the_first_manager_without_conne
     monkeypatch.setattr(cli, "Session", Reachable)
     sel = cli.select("sw2,sw1", None, swarm_once=True, connect=False)
     assert [t.label for t in sel.targets] == ["sw2/enlevohub"] and sel.sessions == {}
+
+
+def test_env_set_on_a_swarm_stack_writes_its_env_on_the_manager_a_value_on_one_line(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_text(HEAD.replace("  s: {stacks: {app: {compose: c.yml}}}\n", SWARM_SYSTEM)
+                    + "swarm: {managers: [n1, core], workers: [w1]}\n" + NODES)
+    target = inventory.load(path).host("n1").targets()[0]
+    app = target.system.stacks[0]
+    assert settable(target, app, "DB_PASSWORD", 'one "line" $x') == 'DB_PASSWORD="one \\"line\\" \\$x"'
+    with pytest.raises(ToolError) as e:
+        settable(target, app, "DB_PASSWORD", "sp4ns\nl1nes")
+    assert e.value.code == 2 and "docker stack cannot be given" in str(e.value) and "l1nes" not in str(e.value)
+
+
+def test_env_set_writes_a_swarm_system_on_each_chosen_manager_and_one_other_system_on_one_host(tmp_path):
+    path = tmp_path / "hosts.yml"
+    other = "  c1: {address: 10.0.0.5, systems: [o]}\n  c2: {address: 10.0.0.6, systems: [o]}\ngroups:"
+    path.write_text(HEAD.replace("  s: {stacks: {app: {compose: c.yml}}}\n", SWARM_SYSTEM + "  o: {stacks: {x: "
+                                 "{compose: x.yml}}}\n") + "swarm: {managers: [n1, core], workers: [w1]}\n"
+                    + NODES.replace("groups:", other))
+    inv = inventory.load(path)
+    managers = [t for h in ("n1", "n2") for t in inv.host(h).targets()]
+    assert writable(cli.Selection(inv, managers)) == managers
+    for many in ([t for h in ("c1", "c2") for t in inv.host(h).targets()], managers[:1] + inv.host("c1").targets()):
+        with pytest.raises(ToolError) as e:
+            writable(cli.Selection(inv, many))
+        assert e.value.code == 2 and "one system's env file on one host" in str(e.value)

@@ -17,8 +17,9 @@ MAX_VALUE = 65536
 
 
 def dotenv_line(key: str, value: str) -> str:
-    """``KEY="value"`` as compose reads it back exactly (checked against Compose v2): in double quotes, with
-    backslash, quote and dollar escaped (so nothing is interpolated) and a line break as \\n."""
+    """``KEY="value"`` as compose reads it back exactly (checked against Compose v2), and as systemd reads
+    a unit's EnvironmentFile (checked against systemd 252, for a value on one line): in double quotes, with backslash, quote
+    and dollar escaped (so nothing is interpolated) and a line break as \\n (compose's only)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
     return f'{key}="{escaped}"'
 
@@ -27,9 +28,6 @@ def settable(target: Target, stack: Stack, key: str, value: str) -> str:
     """The line env-set writes for ``key``; refused (exit 2, before anything connects) when the key is not one,
     is the tool's own (an app's tag variable, COMPOSE_PROJECT_NAME: every deploy rewrites them), or the value
     is empty, too long or holds a control character (never repeated)."""
-    if stack.binary or target.system.engine == "swarm":
-        raise ToolError(f"stack {stack.name}: env-set writes a compose stack's .env (a binary's unit environment "
-                        "file and a swarm stack's are not done yet)", BAD_INPUT)
     if not KEY.fullmatch(key):
         raise ToolError(f"{key[:64]!r} is not an environment variable name (letters, digits, _)", BAD_INPUT)
     if key == "COMPOSE_PROJECT_NAME" or key in {a.tag_var for a in stack.apps}:
@@ -37,6 +35,10 @@ def settable(target: Target, stack: Stack, key: str, value: str) -> str:
     if not value or len(value) > MAX_VALUE or UNWRITABLE.search(value):
         raise ToolError(f"the value for {key} is empty, longer than 64 KiB or holds a control character (other than "
                         "a tab or a line break): nothing was changed", BAD_INPUT)
+    if "\n" in value and (stack.binary or target.system.engine == "swarm"):
+        raise ToolError(f"the value for {key} spans lines, which " + (
+            f"{stack.name}'s unit environment file would hold only over several quoted lines" if stack.binary
+            else "docker stack cannot be given") + ": give it on one line; nothing was changed", BAD_INPUT)
     return dotenv_line(key, value)
 
 

@@ -31,7 +31,7 @@ env             stack result compose? path?
 env_match       keys result where
 env_missing     stack key
 env_placeholder stack key
-env_set         stack key result
+env_set         stack key result file
 exec            container service
 file            missing? mode? mtime? dir_mode?
 files_drill     part files bytes seconds

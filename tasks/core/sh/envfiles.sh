@@ -55,18 +55,21 @@ env_match() {
   else data env_match keys "$*" result equal where ""; fi
 }
 
-# env_set STACK KEY: KEY's line of STACK's .env replaced (its first one; later ones dropped) or added, by the
-# line that arrives on stdin after the program (KEY="...", encoded by the tool as compose reads it back), the
-# file written atomically (owner and mode kept; a new .env is 600). The value is in no argument, never said.
+# env_set STACK KEY: KEY's line of STACK's env file (env_file_of: a compose stack's .env, a binary's unit's
+# EnvironmentFile) replaced (its first one; later ones dropped) or added, by the line that arrives on stdin after
+# the program (KEY="...", encoded by the tool as compose and systemd read it back), the file written atomically
+# (owner and mode kept; a new one is 600). The value is in no argument, never said.
 env_set() {
-  local env=${SPEC_COMPOSE[$1:env]} line how=added
+  local env line how=added
+  env=$(env_file_of "$1")
+  [ -n "$env" ] || die "$R_REFUSED" "the unit of $1 names no EnvironmentFile to write into: add one (EnvironmentFile=/etc/$1.env) and deploy: nothing was changed"
   say "step env writing $2 into $env (its other lines as they are)"
   IFS= read -r line || die "$R_REFUSED" "no value arrived on standard input: nothing was changed"
   [[ $line == "$2="* ]] || die "$R_REFUSED" "what arrived is not a line for $2: nothing was changed"
   [ ! -f "$env" ] || ! grep -q -E "^[[:space:]]*(export[[:space:]]+)?$2=" "$env" || how=replaced
-  atomic_write "$env" env_with "$env" "$2" "$line" || die "$R_FAILED" "cannot write $env (disk full?): it is as it was"
+  atomic_write "$env" env_with "$env" "$2" "$line" || die "$R_FAILED" "cannot write $env (its folder missing? disk full?): it is as it was"
   line=""
-  data env_set stack "$1" key "$2" result "$how"
+  data env_set stack "$1" key "$2" result "$how" file "$env"
   RESULT=ok
   say ok
 }
