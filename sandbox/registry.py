@@ -20,6 +20,11 @@ SERVER = f"{ADDRESS}:{PORT}"
 USERNAME = "edumigsoft"
 HUB_PORT = 5050   # (5001 is taken by the fault suite's slow registry: PORT + 1)
 HUB = f"{ADDRESS}:{HUB_PORT}"
+# The trust store of the sandbox hosts (under the sandbox's state): the system's CA bundle and the registry's CA.
+# Their sshd gives it to every session as CURL_CA_BUNDLE, so curl on a sandbox VPS trusts what that CA signs as
+# a real VPS trusts api.github.com, and nothing else on this machine does.
+TRUST = "trust.pem"
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 class Registry:
@@ -86,17 +91,27 @@ class Registry:
             self.start()
 
     def _make_certificates(self) -> None:
-        """A CA and a server certificate for ADDRESS, trusted by every dockerd here through certs.d."""
+        """A CA and a server certificate for ADDRESS, trusted by every dockerd here through certs.d and by the
+        sandbox hosts' curl through TRUST."""
         d = self.dir
         if not (d / "server.crt").exists():
             proc.sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
                     "-subj", "/CN=fab sandbox CA", "-keyout", str(d / "ca.key"), "-out", str(self.ca_crt))
-            proc.sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={ADDRESS}",
-                    "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
-            (d / "san.ext").write_text(f"subjectAltName=IP:{ADDRESS}\n")
-            proc.sh("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(self.ca_crt),
-                    "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
-                    "-extfile", str(d / "san.ext"), "-out", str(d / "server.crt"))
+            self.issue(ADDRESS, d / "server")
         certs_d = Path("/etc/docker/certs.d") / self.server
         certs_d.mkdir(parents=True, exist_ok=True)
         (certs_d / "ca.crt").write_bytes(self.ca_crt.read_bytes())
+        if self.auth:
+            trust = self.dir.parent / TRUST
+            system = Path(SYSTEM_BUNDLE).read_bytes() if Path(SYSTEM_BUNDLE).exists() else b""
+            trust.write_bytes(system + self.ca_crt.read_bytes())
+
+    def issue(self, ip: str, stem: Path) -> None:
+        """``stem``.crt and ``stem``.key: a server certificate for ``ip`` signed by this registry's CA (the
+        GitHub API stand-in's, which a sandbox host then trusts as a VPS trusts api.github.com)."""
+        proc.sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={ip}",
+                "-keyout", f"{stem}.key", "-out", f"{stem}.csr")
+        Path(f"{stem}.ext").write_text(f"subjectAltName=IP:{ip}\n")
+        proc.sh("openssl", "x509", "-req", "-in", f"{stem}.csr", "-CA", str(self.ca_crt), "-CAkey",
+                str(self.dir / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", f"{stem}.ext",
+                "-out", f"{stem}.crt")

@@ -142,7 +142,7 @@ KbdInteractiveAuthentication no
 StrictModes no
 UsePAM no
 MaxStartups 50
-SetEnv DOCKER_HOST=unix://{self.sock}
+SetEnv DOCKER_HOST=unix://{self.sock} CURL_CA_BUNDLE={self.dir.parent.parent / registry.TRUST}
 ForceCommand {self.dir / 'record-command'}
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)

@@ -100,8 +100,9 @@ def _report(what: str, outcomes: list[Outcome]) -> None:
     failed = [o for o in outcomes if not o.ok]
     if failed:
         errors = [o.code for o in failed if not o.warning]
-        raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: "
-                        + ", ".join(f"{o.host}/{o.system}" for o in failed), max(errors) if errors else WARNING)
+        raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: " + "; ".join(
+            f"{o.host}/{o.system} ({o.detail.rsplit(' — WARNING: ', 1)[-1]})" for o in failed),
+            max(errors) if errors else WARNING)
 
 
 def _days(value) -> int:

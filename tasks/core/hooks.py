@@ -63,10 +63,12 @@ def around(inv: Inventory, action: str, release: str, targets: list[Target], tag
 
 
 def ended(error: ToolError | None) -> dict[str, str]:
-    """How a run ended, for the hooks after it and the notification: a WARNING is a run that succeeded."""
-    if error is None or error.code == WARNING:
-        return {"FAB_RESULT": "ok", "FAB_EXIT": str(error.code if error else 0)}
-    return {"FAB_RESULT": "failed", "FAB_EXIT": str(error.code), "FAB_ERROR": redact(str(error)).splitlines()[0]}
+    """How a run ended, for the hooks after it and the notification: a WARNING is a run that succeeded (its
+    line in FAB_ERROR all the same: what needs attention)."""
+    if error is None:
+        return {"FAB_RESULT": "ok", "FAB_EXIT": "0"}
+    line = {"FAB_ERROR": redact(str(error)).splitlines()[0]}
+    return {"FAB_RESULT": "ok" if error.code == WARNING else "failed", "FAB_EXIT": str(error.code), **line}
 
 
 def _after(hooks: Hooks, name: str, facts: dict[str, str], inv: Inventory) -> None:

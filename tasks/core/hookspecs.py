@@ -29,7 +29,9 @@ class NotifySpec(Spec):
     webhook: ApiUrl | None = Field(None, description="the receiver's URL (https://; http:// only to 127.0.0.1)")
     webhook_env: EnvVar | None = Field(None, description="or the environment variable holding it (a Slack URL is "
                                                          "a credential: keep it out of hosts.yml)")
-    on: list[Literal["failure", "success"]] = Field(["failure"], description="which ends are sent")
+    on: list[Literal["failure", "warning", "success"]] = Field(
+        ["failure", "warning"], description="which ends are sent: a failure, a warning (exit 8: a token expiring "
+                                            "soon), a success")
     timeout: Whole(1, 60) = Field(10, description="seconds each try may take")
     retries: Whole(0, 5) = Field(2, description="tries after the first (1 s, 2 s, ... apart)")
 
@@ -38,7 +40,7 @@ class NotifySpec(Spec):
         if (self.webhook is None) == (self.webhook_env is None):
             raise refuse("needs one of webhook: URL and webhook_env: VARIABLE")
         if not self.on or len(set(self.on)) != len(self.on):
-            raise refuse("on: lists failure and/or success, each once", "on")
+            raise refuse("on: lists failure, warning and/or success, each once", "on")
         return self
 
     def build(self) -> Notify:

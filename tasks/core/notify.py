@@ -19,7 +19,7 @@ from .ui import err_console, safe
 class Notify:
     webhook: str | None          # the URL, or None: read from the environment variable webhook_env
     webhook_env: str | None
-    on: tuple[str, ...] = ("failure",)   # failure, success
+    on: tuple[str, ...] = ("failure", "warning")   # failure, warning (exit 8), success
     timeout: int = 10            # seconds per try
     retries: int = 2             # tries after the first, 1 s then 2 s apart
 
@@ -28,7 +28,8 @@ def payload(facts: dict[str, str]) -> dict:
     """What the receiver gets: the run's facts (no value of a .env, no token) and a line for people."""
     where = f"{facts['FAB_HOSTS']} ({facts['FAB_SYSTEMS']})"
     what = f" of {facts['FAB_TAGS']}" if facts.get("FAB_TAGS") else ""
-    how = "succeeded" if facts["FAB_RESULT"] == "ok" else f"failed (exit {facts['FAB_EXIT']})"
+    how = {"success": "succeeded", "warning": "succeeded with a warning (exit 8)"}.get(
+        end(facts), f"failed (exit {facts['FAB_EXIT']})")
     error = facts.get("FAB_ERROR", "")
     return {"text": f"fab {facts['FAB_ACTION']}{what} on {where} {how}{': ' + error if error else ''}",
             "action": facts["FAB_ACTION"], "release": facts["FAB_RELEASE"], "hosts": facts["FAB_HOSTS"].split(","),
@@ -36,9 +37,17 @@ def payload(facts: dict[str, str]) -> dict:
             "result": facts["FAB_RESULT"], "exit": int(facts["FAB_EXIT"]), "error": error}
 
 
+def end(facts: dict[str, str]) -> str:
+    """The kind of end ``on:`` chooses from: success, warning (a run that did its work and exited 8: a token
+    expiring soon, the scheduled check's reason to notify) or failure."""
+    if facts["FAB_RESULT"] != "ok":
+        return "failure"
+    return "warning" if facts["FAB_EXIT"] != "0" else "success"
+
+
 def send(notify: Notify | None, facts: dict[str, str]) -> None:
     """POST the run's end to the webhook if ``on:`` asks for it; a failure is said, never raised."""
-    if notify is None or ("success" if facts["FAB_RESULT"] == "ok" else "failure") not in notify.on:
+    if notify is None or end(facts) not in notify.on:
         return
     url = notify.webhook or os.environ.get(notify.webhook_env or "", "")
     if not url:

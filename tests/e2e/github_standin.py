@@ -1,12 +1,14 @@
 """A stand-in for the GitHub API, run by the tests inside a sandbox host's network namespace (on its own
-127.0.0.1): /user answers with the two headers token-status and the deploy's token gate read; POST
+127.0.0.1), over HTTPS with the certificate STEM.crt (signed by the sandbox's CA, which the sandbox hosts trust;
+"-" for plain HTTP): /user answers with the two headers token-status and the deploy's token gate read; POST
 /credentials/revoke (rotate-token --revoke-old) answers 202 and appends each body it got to REVOKED (a file the
-test reads). Usage: PORT EXPIRY SCOPES [REVOKED]"""
+test reads). Usage: PORT STEM EXPIRY SCOPES [REVOKED]"""
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-port, expiry, scopes = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-revoked = sys.argv[4] if len(sys.argv) > 4 else None
+port, stem, expiry, scopes = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+revoked = sys.argv[5] if len(sys.argv) > 5 else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -35,4 +37,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+server = HTTPServer(("127.0.0.1", port), Handler)
+if stem != "-":
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(f"{stem}.crt", f"{stem}.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

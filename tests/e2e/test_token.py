@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandbox.webhook import Receiver
 from tasks.core import errors, inventory
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.token import rotate_program
@@ -129,15 +130,24 @@ def test_the_new_token_appears_nowhere_but_the_secrets_file(vps, registry_passwo
 
 
 @pytest.fixture
-def github_api(vps):
-    """Start the GitHub API stand-in on the sandbox host's own 127.0.0.1 and point the inventory at it."""
+def github_api(vps, tmp_path):
+    """Start the GitHub API stand-in on the sandbox host's own 127.0.0.1, over HTTPS with a certificate from
+    the sandbox's CA (which the host trusts, as a VPS trusts api.github.com) or, with ``trusted`` False, a
+    self-signed one; and point the inventory at it."""
     procs = []
 
-    def start(expiry: str, scopes: str, port: int = 18443, revoked: Path | None = None) -> None:
+    def start(expiry: str, scopes: str, port: int = 18443, revoked: Path | None = None, trusted: bool = True) -> None:
+        stem = tmp_path / "github-api"
+        if trusted:
+            vps.sb.registry.issue("127.0.0.1", stem)
+        else:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{stem}.key",
+                            "-out", f"{stem}.crt"], check=True, capture_output=True)
         procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{vps.host.netns}", "python3", str(STANDIN),
-                                       str(port), expiry, scopes, *([str(revoked)] if revoked else [])]))
+                                       str(port), str(stem), expiry, scopes, *([str(revoked)] if revoked else [])]))
         inv = yaml.safe_load(vps.inventory.read_text())
-        inv["hosts"]["t1"]["registry"]["github_api"] = f"http://127.0.0.1:{port}"  # opt-in: not ghcr.io
+        inv["hosts"]["t1"]["registry"]["github_api"] = f"https://127.0.0.1:{port}"  # opt-in: not ghcr.io
         vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
         deadline = time.monotonic() + 10
         while vps.host.http(port, "/") is None and time.monotonic() < deadline:
@@ -162,12 +172,24 @@ def test_token_status_healthy_token(vps, github_api):
     assert "login ok" in res.stdout and "mode 600" in res.stdout and "(in 89 days)" in res.stdout
 
 
-def test_token_status_warns_of_expiry_and_missing_scope(vps, github_api):
+def test_token_status_warns_of_expiry_and_missing_scope_and_notifies_it(vps, github_api):
+    """The scheduled check (examples/schedule): a token expiring soon is exit 8 and, by notify:'s default, a
+    notification with the reason (never the token)."""
     github_api(github_date(3), "repo, workflow")
-    res = vps.fab("token-status", "--host", "t1", "--warn-days", "7")
+    inv = yaml.safe_load(vps.inventory.read_text())
+    receiver = Receiver()
+    try:
+        inv["notify"] = {"webhook": receiver.url}
+        vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+        res = vps.fab("token-status", "--host", "t1", "--warn-days", "7")
+    finally:
+        receiver.close()
     assert res.returncode == errors.WARNING, res.stdout + res.stderr
     assert "WARNING" in res.stdout and "expires in 2 days" in res.stdout
     assert "lack read:packages" in res.stdout
+    (sent,) = receiver.got
+    assert sent["action"] == "token-status" and sent["exit"] == 8 and "expires in 2 days" in sent["text"], sent
+    assert vps.token not in json.dumps(sent)
 
 
 def test_token_status_without_the_api_and_with_a_bad_token(vps):
@@ -208,6 +230,19 @@ def test_rotate_token_revoke_old_sends_the_old_token_to_github_once_the_new_one_
     assert vps.secrets.read_text() == f"export GITHUB_TOKEN={token}\n"
     logged = vps.host.commands_log.read_text()
     assert old not in logged and token not in logged and old not in res.stdout + res.stderr
+
+
+def test_revoke_old_sends_nothing_to_an_api_whose_certificate_the_vps_does_not_trust(vps, github_api,
+                                                                                      registry_password, tmp_path):
+    revoked = tmp_path / "revoked"
+    github_api(github_date(90), "read:packages", revoked=revoked, trusted=False)
+    vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
+    token = new_token()
+    registry_password(token)
+    res = vps.fab("rotate-token", "--host", "t1", "--token-env", "NEW_TOKEN", "--revoke-old", env={"NEW_TOKEN": token})
+    assert res.returncode == errors.WARNING and "not trusted" in res.stdout + res.stderr, res.stdout + res.stderr
+    assert not revoked.exists() or revoked.read_text() == "", "TLS failed before the old token was sent"
+    assert vps.secrets.read_text() == f"export GITHUB_TOKEN={token}\n", "the rotation stands"
 
 
 def test_rotate_token_refuses_a_new_token_github_calls_scope_less(vps, github_api, registry_password):

@@ -3,9 +3,12 @@
 never an argument) to the credentials-revoke API; a revoke GitHub refuses leaves the rotation done. Fast tier."""
 import json
 
+import pytest
+
+from tasks.core.errors import WARNING, ToolError
 from tasks.core.programs.declare import Intent
 from tasks.core.programs.protocol import Code
-from tasks.core.programs.token import rotate_program
+from tasks.core.programs.token import rotate_program, rotated
 
 from .conftest import TOKEN
 
@@ -40,7 +43,7 @@ def test_revoke_old_pulls_with_the_new_login_then_sends_the_old_token_on_stdin(l
     lab.answer("curl", f"--globoff -sS -m 10 -o /dev/null -w %{{http_code}} -X POST * --data-binary @- {API}/credentials/revoke",
                "202")
     run = rotate(lab, revoke=True)
-    assert run.code == 0 and run.result.one("revoked") == {"status": "202"}, run.stdout + run.stderr
+    assert run.code == 0 and run.result.one("revoked") == {"status": "202", "curl": "0"}, run.stdout + run.stderr
     assert lab.secrets.read_text() == f"export GITHUB_TOKEN={NEW}\n"
     revoke = lab.calls("curl")[-1]
     assert json.loads(revoke.stdin) == {"credentials": [TOKEN]}
@@ -55,7 +58,7 @@ def test_a_revoke_github_refuses_leaves_the_rotation_done(lab):
     lab.answer("docker", "pull -q *")
     lab.answer("curl", "* -X POST * --data-binary @- *", "422")
     run = rotate(lab, revoke=True)
-    assert run.code == 0 and run.result.one("revoked") == {"status": "422"}
+    assert run.code == 0 and run.result.one("revoked") == {"status": "422", "curl": "0"}
     assert lab.secrets.read_text() == f"export GITHUB_TOKEN={NEW}\n"
 
 
@@ -74,3 +77,14 @@ def test_a_new_token_that_cannot_pull_the_running_release_replaces_nothing(lab):
     run = rotate(lab, revoke=True)
     assert run.code == Code.LOGIN and "the new token cannot pull" in run.error
     assert lab.secrets.read_text() == f"export GITHUB_TOKEN={TOKEN}\n"
+
+
+def test_a_revoke_whose_connection_failed_says_curl_s_exit_code(lab):
+    running(lab)
+    lab.answer("docker", "pull -q *")
+    lab.answer("curl", "* -X POST * --data-binary @- *", "000", code=60)
+    run = rotate(lab, revoke=True)
+    assert run.code == 0 and run.result.one("revoked") == {"status": "000", "curl": "60"}
+    with pytest.raises(ToolError) as e:
+        rotated(run.result)
+    assert e.value.code == WARNING and "its certificate is not trusted by the VPS: nothing was sent" in str(e.value)

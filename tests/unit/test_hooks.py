@@ -190,7 +190,7 @@ def test_a_webhook_read_from_the_environment_and_one_that_is_not_set(tmp_path, r
     ("{}", "needs one of webhook: URL and webhook_env: VARIABLE"),
     ("{webhook_env: 'lower'}", "must be an UPPER_CASE variable name"),
     ("{webhook: 'https://h.example/x', on: [maybe]}", "notify.on"),
-    ("{webhook: 'https://h.example/x', on: []}", "on: lists failure and/or success"),
+    ("{webhook: 'https://h.example/x', on: []}", "on: lists failure, warning and/or success"),
     ("{webhook: 'https://h.example/x', timeout: 61}", "must be a whole number from 1 to 60"),
     ("{webhook: 'https://h.example/x', retries: -1}", "must be a whole number from 0 to 5"),
 ])
@@ -206,3 +206,21 @@ def test_a_drill_or_a_token_check_notifies_and_runs_no_hook(tmp_path, receiver):
         raise ToolError("the drill of postgres-20261206T020000Z failed: pg_restore: error", 10)
     assert [(g["action"], g["exit"], g["tags"]) for g in r.got] == [("restore", 10, "latest")]
     assert not (tmp_path / "pre").exists() and not (tmp_path / "fail").exists()
+
+
+def test_a_warning_is_notified_by_default_with_its_line_and_a_success_is_not(tmp_path, receiver):
+    r = receiver()
+    inv, targets = load(tmp_path, f"  timeout: 5\nnotify: {{webhook: '{r.url}'}}\n")
+    with hooks.around(inv, "token-status", "", targets, "", hooked=False):
+        pass
+    with pytest.raises(ToolError), hooks.around(inv, "token-status", "", targets, "", hooked=False):
+        raise ToolError(f"1 of 2 failed or warned: n1/s (the token expires in 5 days; {TOKEN})", WARNING)
+    (sent,) = r.got
+    assert sent["text"] == ("fab token-status on n1,n2 (s) succeeded with a warning (exit 8): 1 of 2 failed or "
+                            "warned: n1/s (the token expires in 5 days; ***)"), sent
+    assert (sent["result"], sent["exit"]) == ("ok", 8)
+    quiet = receiver()
+    inv, targets = load(tmp_path, f"  timeout: 5\nnotify: {{webhook: '{quiet.url}', on: [failure]}}\n")
+    with pytest.raises(ToolError), hooks.around(inv, "token-status", "", targets, "", hooked=False):
+        raise ToolError("the token expires in 5 days", WARNING)
+    assert quiet.got == []

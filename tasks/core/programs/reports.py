@@ -64,7 +64,7 @@ refuse          reason
 repo            result url commit
 restic_key      path mode sha256 ssh_public value?
 restored        name stack before
-revoked         status
+revoked         status curl
 retention       stack name action reason? new?
 root_login      result
 rotated         at

@@ -39,8 +39,20 @@ def rotated(result: Result) -> str:
         return "token replaced and proven"
     if revoked["status"] == "202":
         return "token replaced and proven; the old one revoked"
-    raise ToolError(f"token replaced and proven, but GitHub did not revoke the old one (it answered "
-                    f"{revoked['status']}): revoke it at https://github.com/settings/tokens", WARNING)
+    raise ToolError(f"token replaced and proven, but GitHub did not revoke the old one ({unrevoked(revoked)}): "
+                    "revoke it at https://github.com/settings/tokens", WARNING)
+
+
+UNTRUSTED = {"35", "51", "58", "60", "77", "83", "90", "91"}   # curl's exit codes for a TLS connection refused
+
+
+def unrevoked(revoked: dict) -> str:
+    """Why a revoke did not happen: GitHub's answer, or why none came (the old token was not sent then)."""
+    if revoked["status"] != "000":
+        return f"it answered {revoked['status']}"
+    if revoked.get("curl") in UNTRUSTED:
+        return "its certificate is not trusted by the VPS: nothing was sent"
+    return f"no answer: curl failed with exit code {revoked.get('curl', '?')}"
 
 
 def check_program(target: Target, github_api: str) -> Program:

@@ -76,15 +76,17 @@ old_token_kept() {
 }
 
 # revoke_old: the old token sent to GitHub's credentials-revoke API (on curl's stdin, over GITHUB_API), once the
-# new one replaced it; its answer reported (revoked: 202). A failure leaves the rotation as it is.
+# new one replaced it; its answer reported (revoked: 202; 000 with curl's exit code when none came: a
+# certificate the VPS does not trust ends the connection before the token is sent). A failure leaves the
+# rotation as it is.
 revoke_old() {
-  local code
+  local code failed=0
   say "step revoke the old token ($GITHUB_API/credentials/revoke)"
   code=$(printf '{"credentials":["%s"]}' "$OLD_TOKEN" | curl --globoff -sS -m 10 -o /dev/null -w '%{http_code}' \
     -X POST -H 'Content-Type: application/json' -H 'Accept: application/vnd.github+json' --data-binary @- \
-    "$GITHUB_API/credentials/revoke" 2>/dev/null) || code=000
+    "$GITHUB_API/credentials/revoke" 2>/dev/null) || { failed=$?; code=000; }
   OLD_TOKEN=""
-  data revoked status "$code"
+  data revoked status "$code" curl "$failed"
   if [ "$code" = 202 ]; then say ok; else say "fail GitHub answered $code: the old token may still work"; fi
 }
 
