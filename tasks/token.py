@@ -101,7 +101,7 @@ def _report(what: str, outcomes: list[Outcome]) -> None:
     if failed:
         errors = [o.code for o in failed if not o.warning]
         raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: " + "; ".join(
-            f"{o.host}/{o.system} ({o.detail.rsplit(' — WARNING: ', 1)[-1]})" for o in failed),
+            f"{o.host}/{o.system} ({o.detail.split(' — ', 1)[-1]})" for o in failed),
             max(errors) if errors else WARNING)
 
 

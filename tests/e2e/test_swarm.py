@@ -199,7 +199,9 @@ def test_a_swarm_stack_deploys_by_digest_and_a_failing_release_takes_the_whole_s
     part = fab(path, "env-set", "--host", "sw1,sw2", "--stack", "app", "LOG_LEVEL", "--from-command", "printenv LEVEL",
                env=odd, code=errors.WARNING)
     assert "set it there too (--host sw3)" in part.stderr and part.stdout.count("LOG_LEVEL added in") == 2, part
-    fab(path, "env-set", "--host", "sw3", "--stack", "app", "LOG_LEVEL", "--from-command", "printenv LEVEL", env=odd)
+    whole = fab(path, "env-set", "--host", "sw1,sw2,sw3", "--stack", "app", "LOG_LEVEL", "--from-command",
+                "printenv LEVEL", env=odd)
+    assert whole.stdout.count("LOG_LEVEL replaced in") == 2 and whole.stdout.count("LOG_LEVEL added in") == 1, whole
     brought = "ghp_" + secrets.token_hex(18)   # this deploy brings its token: the registry takes only it now, so
     sandbox.registry.set_password(registry.USERNAME, brought)   # the nodes pull with the login it sends them
     try:

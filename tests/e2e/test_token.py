@@ -172,24 +172,28 @@ def test_token_status_healthy_token(vps, github_api):
     assert "login ok" in res.stdout and "mode 600" in res.stdout and "(in 89 days)" in res.stdout
 
 
-def test_token_status_warns_of_expiry_and_missing_scope_and_notifies_it(vps, github_api):
-    """The scheduled check (examples/schedule): a token expiring soon is exit 8 and, by notify:'s default, a
-    notification with the reason (never the token)."""
-    github_api(github_date(3), "repo, workflow")
+def test_token_status_warns_of_expiry_refuses_a_scope_less_token_and_notifies_both(vps, github_api):
+    """The scheduled check (examples/schedule): a token expiring soon is exit 8, one without read:packages exit
+    2 with the rotation to run; by notify:'s default each is a notification with the reason (never the token)."""
+    github_api(github_date(3), "read:packages, repo")
     inv = yaml.safe_load(vps.inventory.read_text())
     receiver = Receiver()
     try:
         inv["notify"] = {"webhook": receiver.url}
         vps.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
         res = vps.fab("token-status", "--host", "t1", "--warn-days", "7")
+        github_api(github_date(90), "repo, workflow", port=18444)
+        refused = vps.fab("token-status", "--host", "t1")
     finally:
         receiver.close()
     assert res.returncode == errors.WARNING, res.stdout + res.stderr
     assert "WARNING" in res.stdout and "expires in 2 days" in res.stdout
-    assert "lack read:packages" in res.stdout
-    (sent,) = receiver.got
-    assert sent["action"] == "token-status" and sent["exit"] == 8 and "expires in 2 days" in sent["text"], sent
-    assert vps.token not in json.dumps(sent)
+    assert refused.returncode == errors.BAD_INPUT and "lack read:packages" in refused.stdout + refused.stderr
+    assert "fab rotate-token" in refused.stdout + refused.stderr
+    warned, failed = receiver.got
+    assert warned["action"] == "token-status" and warned["exit"] == 8 and "expires in 2 days" in warned["text"], warned
+    assert failed["exit"] == 2 and failed["result"] == "failed" and "lack read:packages" in failed["text"], failed
+    assert vps.token not in json.dumps(receiver.got)
 
 
 def test_token_status_without_the_api_and_with_a_bad_token(vps):

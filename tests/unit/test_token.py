@@ -45,7 +45,10 @@ def test_recorded_rotation_time_wins_over_mtime():
     ({"file": {"mode": "600", "mtime": MTIME, "dir_mode": "755"}}, BAD_INPUT, "folder 755"),
     ({"login": {"result": "failed", "error": "401 Unauthorized"}}, REMOTE_FAILED, "login fails now: 401 Unauthorized"),
     ({"api": api(expiry="2026-11-30 00:00:00 UTC")}, WARNING, "expires in 6 days"),
-    ({"api": api(scopes="repo, gist")}, WARNING, "scopes repo, gist lack read:packages"),
+    ({"api": api(scopes="repo, gist")}, BAD_INPUT, "FAIL: scopes repo, gist lack read:packages: no pull works with "
+                                                   "it; give the host a new token: fab rotate-token"),
+    ({"api": api(expiry="2026-11-20 00:00:00 UTC")}, BAD_INPUT, "FAIL: expired 4 days ago"),
+    ({"api": api(status="401")}, WARNING, "the GitHub API answered 401 for this token"),
 ])
 def test_problems_and_warnings(kw, code, phrase):
     with pytest.raises(ToolError) as e:

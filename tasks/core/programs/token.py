@@ -112,7 +112,8 @@ class ApiAnswer:
 
 @report
 def describe(result: Result, warn_days: int, now: datetime | None = None) -> str:
-    """One line on a token from what token_check reported; raises ToolError for a problem or a warning."""
+    """One line on a token from what token_check reported; raises ToolError for a problem (exit 2: a token
+    GitHub calls expired or without read:packages, as a deploy refuses it) or a warning (exit 8)."""
     now = now or datetime.now(timezone.utc)
     file = result.one("file") or {"missing": "1"}
     if file.get("missing"):
@@ -134,6 +135,9 @@ def describe(result: Result, warn_days: int, now: datetime | None = None) -> str
         return "; ".join(parts)
     facts, warnings = api.findings(warn_days, now)
     parts += facts
+    if api.status == "200" and api.unusable(now):   # (GitHub's word decides: no pull works with it)
+        raise ToolError("; ".join(parts) + " — FAIL: " + "; ".join(warnings) + ": no pull works with it; give "
+                        "the host a new token: fab rotate-token", BAD_INPUT)
     if warnings:
         raise ToolError("; ".join(parts) + " — WARNING: " + "; ".join(warnings), WARNING)
     return "; ".join(parts)
