@@ -27,10 +27,12 @@ ALL_HELP = "every host in hosts.yml, in parallel"
           "token-stdin": "read the new token from standard input",
           "dry-run": "print the remote program and change nothing (the token is not read)",
           "revoke-old": "once the new token has logged in and pulled the running release's images, revoke the old "
-                        "one through GitHub's API (a GHCR token; a revoke that fails leaves the rotation done)"})
+                        "one through GitHub's API (a GHCR token; a revoke that fails leaves the rotation done)",
+          "warn-days": "warn when GitHub says the new token expires within this many days (default 14)"})
 def rotate_token(c, host=None, group=None, all=False, system=None, token_env=None, token_command=None, token_stdin=False,
-                 dry_run=False, revoke_old=False):
+                 dry_run=False, revoke_old=False, warn_days=str(WARN_DAYS)):
     """Put a new GHCR token on the VPS: proven by a real docker login before it replaces the old one."""
+    days = _days(warn_days)
     with select(host, system, all, group) as sel:
         intent = Intent("rotate-token", "", "", *operator())
         brought = [t.label for t in sel.targets if t.system.needs_token and not t.keeps_token]
@@ -52,7 +54,7 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
 
         def rotate(target: Target) -> str:
             return rotated(execute(sel.session(target), programs[target.label].given(token), target.label,
-                                   quiet=len(sel.targets) > 1))
+                                   quiet=len(sel.targets) > 1), days)
 
         _report("rotate-token", _each(sel, rotate))
 

@@ -2,6 +2,7 @@
 --revoke-old pulls the running release's images with the new login, then sends the old token (on curl's stdin,
 never an argument) to the credentials-revoke API; a revoke GitHub refuses leaves the rotation done. Fast tier."""
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -88,3 +89,14 @@ def test_a_revoke_whose_connection_failed_says_curl_s_exit_code(lab):
     with pytest.raises(ToolError) as e:
         rotated(run.result)
     assert e.value.code == WARNING and "its certificate is not trusted by the VPS: nothing was sent" in str(e.value)
+
+
+def test_a_new_token_expiring_soon_replaces_the_old_one_and_is_warned_of(lab):
+    soon = (datetime.now(timezone.utc) + timedelta(days=5, hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    run = rotate(lab, answer=f"HTTP/2 200\r\ngithub-authentication-token-expiration: {soon}\r\n"
+                             "x-oauth-scopes: read:packages\r\n\r\n")
+    assert run.code == 0 and lab.secrets.read_text() == f"export GITHUB_TOKEN={NEW}\n", run.stdout + run.stderr
+    with pytest.raises(ToolError) as e:
+        rotated(run.result)
+    assert e.value.code == WARNING and "token replaced and proven, but the new token expires in 5 days" in str(e.value)
+    assert rotated(run.result, 3) == "token replaced and proven"

@@ -11,7 +11,7 @@ from .declare import Intent
 from .protocol import Program, Result, report
 from .state import rotated_at
 
-WARN_DAYS = 14   # a token expiring within this many days is warned of (deploy, token-status, doctor)
+WARN_DAYS = 14   # a token expiring within this many days is warned of (deploy, token-status, doctor, rotate-token)
 
 
 def _registry_head(target: Target) -> dict:
@@ -32,15 +32,19 @@ def rotate_program(target: Target, intent: Intent, github_api: str = "", revoke:
 
 
 @report
-def rotated(result: Result) -> str:
-    """rotate-token's line for a host; a revoke that GitHub did not take is a warning (the rotation stands)."""
-    revoked = result.one("revoked")
-    if revoked is None:
-        return "token replaced and proven"
-    if revoked["status"] == "202":
-        return "token replaced and proven; the old one revoked"
-    raise ToolError(f"token replaced and proven, but GitHub did not revoke the old one ({unrevoked(revoked)}): "
-                    "revoke it at https://github.com/settings/tokens", WARNING)
+def rotated(result: Result, warn_days: int = WARN_DAYS) -> str:
+    """rotate-token's line for a host; a revoke that GitHub did not take, or a new token GitHub says expires
+    within ``warn_days``, is a warning (the rotation stands)."""
+    revoked, api = result.one("revoked"), ApiAnswer.parse(result)
+    line = "token replaced and proven" + ("; the old one revoked" if revoked and revoked["status"] == "202" else "")
+    warnings = [f"the new token {w} (GitHub says so): rotate again before then"
+                for w in (api.findings(warn_days, datetime.now(timezone.utc))[1] if api else [])]
+    if revoked and revoked["status"] != "202":
+        warnings.append(f"GitHub did not revoke the old one ({unrevoked(revoked)}): revoke it at "
+                        "https://github.com/settings/tokens")
+    if warnings:
+        raise ToolError(f"{line}, but " + "; ".join(warnings), WARNING)
+    return line
 
 
 UNTRUSTED = {"35", "51", "58", "60", "77", "83", "90", "91"}   # curl's exit codes for a TLS connection refused

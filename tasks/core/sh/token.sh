@@ -38,7 +38,8 @@ rotate_token() {
 }
 
 # new_token_usable: what GitHub says of the new token (GITHUB_API: a GHCR token) refuses one that has expired or
-# cannot read packages, before it replaces anything; GitHub not answering refuses nothing (the login proved it).
+# cannot read packages, before it replaces anything, and is reported (@@data api: its expiry, warned of when
+# near); GitHub not answering refuses nothing (the login proved it).
 new_token_usable() {
   local headers why
   [ -n "$GITHUB_API" ] || return 0
@@ -49,6 +50,7 @@ new_token_usable() {
     unset GITHUB_TOKEN
     die "$R_REFUSED" "the new token $why (GitHub says so): the old token file and login are unchanged"
   fi
+  api_headers <<< "$headers"
 }
 
 # old_token_kept CONFIG: rotate-token --revoke-old: the old token (OLD_TOKEN) is kept to revoke once the new one
