@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from .core import artifacts, asked, hooks, plans
 from .core.cli import FLEET_HELP, TOKEN_HELP, command, operator, print_program, select, split_list
 from .core.errors import BAD_INPUT, ToolError
 from .core.fleet import Leg, Rollout, Run
-from .core.grammar import check_ref, check_tags, pin_tag
+from .core.grammar import check_days, check_ref, check_tags, pin_tag
 from .core.model import Stack
 from .core.programs.declare import Intent, Untouched
 from .core.programs.deploy import (
@@ -22,7 +23,7 @@ from .core.programs.deploy import (
 )
 from .core.programs.protocol import execute
 from .core.programs.state import State, read_state
-from .core.programs.token import deploy_warning
+from .core.programs.token import WARN_DAYS, deploy_warning
 from .core.target import Target
 from .core.ui import console, safe
 
@@ -46,10 +47,12 @@ from .core.ui import console, safe
           "plan": "print what the deploy would do on each host (pins now -> after, files changed, stacks brought "
                   "up or left alone, jobs, backups, the lock) and stop: nothing locked or changed (--json: as JSON)",
           "yes": "do not show the plan and ask first (asked only at a terminal, never in CI or with --json)",
+          "warn-days": "warn when GitHub says the registry token expires within this many days (default 14)",
           **TOKEN_HELP, **FLEET_HELP})
 def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=None, ref=None, artifact=None,
            dry_run=False, allow_placeholders=False, offline=False, parallel=None, batch=None, no_revert=False,
-           json=False, refresh=None, plan=False, yes=False, token_env=None, token_command=None):
+           json=False, refresh=None, plan=False, yes=False, token_env=None, token_command=None,
+           warn_days=str(WARN_DAYS)):
     """Deploy a tagged release: pull, restart the stacks in order behind the health gate, record (or roll back).
 
     Several hosts (--host a,b, --group, --all) are one transaction: all locked first, in order, reverted together."""
@@ -58,6 +61,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
     if refresh not in (None, "infra"):
         raise ToolError(f"--refresh {refresh!r}: only 'infra' (the images of the stacks that pin nothing)", BAD_INPUT)
     rollout = Rollout.parse(parallel, batch, no_revert)
+    days = check_days(warn_days)
     if plan and dry_run:
         raise ToolError("--plan or --dry-run, not both: --plan reads the host and says what would change, --dry-run "
                         "prints the program", BAD_INPUT)
@@ -91,7 +95,7 @@ def deploy(c, host=None, group=None, all=False, tag=None, system=None, stack=Non
                     continue
                 artifacts.upload(session, target, files[target.label])
                 legs.append(Leg(target, program.with_token(token), intent, run.stage_of(target, stacks),
-                                notes=_warnings))
+                                notes=partial(_warnings, days=days)))
             if legs:
                 run.go(legs)
 
@@ -130,10 +134,10 @@ def _chosen(sel, only: list[str] | None) -> list[tuple[Target, list[Stack]]]:
     return chosen
 
 
-def _warnings(result) -> list[str]:
-    """What the deploy saw that deserves a look: an expiring token, services the gate cannot judge, variables
-    compose left empty, volumes it created."""
-    warnings = [w for w in [deploy_warning(result)] if w]
+def _warnings(result, days: int = WARN_DAYS) -> list[str]:
+    """What the deploy saw that deserves a look: a token expiring within ``days``, services the gate cannot
+    judge, variables compose left empty, volumes it created."""
+    warnings = [w for w in [deploy_warning(result, days)] if w]
     blind, blank, created = unchecked(result), unset(result), new_volumes(result)
     if blind:
         warnings.append(f"no healthcheck on {', '.join(blind)}: the gate only saw them start, so a release that "

@@ -6,13 +6,12 @@ never printed; it travels to each VPS on the SSH channel's stdin, right after th
 """
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 from .core import asked, hooks
 from .core.cli import Selection, command, operator, print_program, select
 from .core.errors import BAD_INPUT, WARNING, ToolError
-from .core.grammar import check_token, redact
+from .core.grammar import check_days, check_token, redact
 from .core.programs.declare import Intent
 from .core.programs.protocol import execute
 from .core.programs.token import WARN_DAYS, check_program, describe, rotate_program, rotated
@@ -32,7 +31,7 @@ ALL_HELP = "every host in hosts.yml, in parallel"
 def rotate_token(c, host=None, group=None, all=False, system=None, token_env=None, token_command=None, token_stdin=False,
                  dry_run=False, revoke_old=False, warn_days=str(WARN_DAYS)):
     """Put a new GHCR token on the VPS: proven by a real docker login before it replaces the old one."""
-    days = _days(warn_days)
+    days = check_days(warn_days)
     with select(host, system, all, group) as sel:
         intent = Intent("rotate-token", "", "", *operator())
         brought = [t.label for t in sel.targets if t.system.needs_token and not t.keeps_token]
@@ -63,7 +62,7 @@ def rotate_token(c, host=None, group=None, all=False, system=None, token_env=Non
           "warn-days": "warn when GitHub says the token expires within this many days (default 14)"})
 def token_status(c, host=None, group=None, all=False, system=None, warn_days=str(WARN_DAYS)):
     """Check each token: file and mode, age, a live login, and GitHub's expiry date and scopes."""
-    days = _days(warn_days)
+    days = check_days(warn_days)
     with select(host, system, all, group) as sel, \
             hooks.around(sel.inventory, "token-status", "", sel.targets, "", hooked=False):
         def check(target: Target) -> str:
@@ -105,10 +104,3 @@ def _report(what: str, outcomes: list[Outcome]) -> None:
         raise ToolError(f"{len(failed)} of {len(outcomes)} failed or warned: " + "; ".join(
             f"{o.host}/{o.system} ({o.detail.split(' — ', 1)[-1]})" for o in failed),
             max(errors) if errors else WARNING)
-
-
-def _days(value) -> int:
-    """--warn-days: a whole number of days (0-3650), or a clear error (exit 2) before anything connects."""
-    if not re.fullmatch(r"[0-9]{1,4}", str(value)) or int(value) > 3650:
-        raise ToolError(f"--warn-days must be a whole number of days from 0 to 3650, not {value!r}", BAD_INPUT)
-    return int(value)

@@ -142,6 +142,13 @@ def check_ref(ref: str) -> str:
     return ref
 
 
+def check_days(value) -> int:
+    """--warn-days: a whole number of days (0-3650), or a clear error (exit 2) before anything connects."""
+    if not re.fullmatch(r"[0-9]{1,4}", str(value)) or int(value) > 3650:
+        raise ToolError(f"--warn-days must be a whole number of days from 0 to 3650, not {value!r}", BAD_INPUT)
+    return int(value)
+
+
 def check_label(label: str) -> str:
     """A release label (rollback --to): a tag, or app=tag pairs as `fab releases` shows them."""
     if not isinstance(label, str) or not LABEL.fullmatch(label):

@@ -208,6 +208,8 @@ def test_deploy_warns_when_the_token_expires_soon(vps, github_api):
     github_api(github_date(5), "read:packages")
     res = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.2")
     assert "the GHCR token expires in 4 days" in res.stdout and "rotate-token" in res.stdout
+    closer = vps.ok("deploy", "--host", "t1", "--tag", "v1.4.3", "--warn-days", "3")
+    assert "the GHCR token expires" not in closer.stdout, "4 days left is past --warn-days 3"
 
 
 def test_a_deploy_refuses_a_token_github_calls_expired_and_changes_nothing(vps, github_api):

@@ -48,6 +48,7 @@ def test_bad_input_exits_2_as_fab_does(deploy_repo):
     (("token-status", "--host", "vps1", "--warn-days", "abc"), "--warn-days must be a whole number"),
     (("token-status", "--host", "vps1", "--warn-days", "\u00b2"), "--warn-days must be a whole number"),
     (("rotate-token", "--host", "vps1", "--token-env", "T", "--warn-days", "9999"), "--warn-days must be a whole number"),
+    (("deploy", "--host", "vps1", "--warn-days", "-3"), "--warn-days must be a whole number"),
     (("deploy", "-t", "v1"), "an option that takes a number was given something else"),
     (("deploy", "--host", "vps1", "--batch", "\u00b2"), "--batch must be a number of hosts"),
     (("deploy", "--host", "vps1", "--parallel", "\u00b2"), "--parallel must be a number of hosts"),
