@@ -15,7 +15,7 @@ from pathlib import Path
 
 SH_DIR = Path(__file__).resolve().parent.parent / "sh"
 # In dependency order, bottom first: the order functions appear in a program.
-FILES = ("base", "lock", "registry", "images", "stacks", "unchanged", "up", "jobs", "rollout", "binary", "logs", "exec", "prune", "doctor", "envfiles", "backup", "files", "offsite", "recover", "restore", "takeover", "preflight", "plan", "config", "state", "token", "setup", "migrate", "bootstrap", "users", "repo", "swarm", "swarm_stacks", "swarm_state")
+FILES = ("base", "lock", "registry", "images", "stacks", "unchanged", "health", "up", "jobs", "rollout", "binary", "logs", "exec", "prune", "doctor", "envfiles", "backup", "files", "offsite", "recover", "restore", "takeover", "preflight", "plan", "config", "state", "token", "setup", "migrate", "bootstrap", "users", "repo", "swarm", "swarm_stacks", "swarm_state")
 FUNCTION = re.compile(r"^([a-z_][a-z0-9_]*)\(\) \{")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE = re.compile(r"\bR_[A-Z_]+\b")
