@@ -71,9 +71,9 @@ def env_set(c, key, host=None, system=None, stack=None, from_command=None, stdin
             console.print(f"{safe(target.label)}: {safe(key)} {safe(how)} in {safe(where)} (the value is not shown); "
                           f"it takes effect at the next deploy of {safe(chosen[0].name)}", soft_wrap=True)
         name, done = targets[0].system.name, {t.host.name for t in targets}
-        others = [h.name for h in sel.inventory.hosts.values() if targets[0].system.engine == "swarm"
-                  and h.name not in done and any(s.name == name for s in h.systems)]
-        if others:
+        others = [h.name for h in sel.inventory.hosts.values()
+                  if h.name not in done and any(s.name == name for s in h.systems)]
+        if others and targets[0].system.engine == "swarm":
             raise ToolError(f"the other managers of {name} keep their own .env and deploy with it "
                             f"when they are the one that answers: set it there too (--host {','.join(others)})",
                             WARNING)

@@ -100,3 +100,5 @@ def test_a_new_token_expiring_soon_replaces_the_old_one_and_is_warned_of(lab):
         rotated(run.result)
     assert e.value.code == WARNING and "token replaced and proven, but the new token expires in 5 days" in str(e.value)
     assert rotated(run.result, 3) == "token replaced and proven"
+    unknown = rotate(lab, answer="HTTP/2 401\r\n\r\n")   # (GitHub not vouching refuses nothing, warns of nothing)
+    assert unknown.code == 0 and rotated(unknown.result) == "token replaced and proven"

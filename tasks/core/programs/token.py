@@ -37,8 +37,8 @@ def rotated(result: Result, warn_days: int = WARN_DAYS) -> str:
     within ``warn_days``, is a warning (the rotation stands)."""
     revoked, api = result.one("revoked"), ApiAnswer.parse(result)
     line = "token replaced and proven" + ("; the old one revoked" if revoked and revoked["status"] == "202" else "")
-    warnings = [f"the new token {w} (GitHub says so): rotate again before then"
-                for w in (api.findings(warn_days, datetime.now(timezone.utc))[1] if api else [])]
+    soon = api.findings(warn_days, datetime.now(timezone.utc))[1] if api and api.status == "200" else []
+    warnings = [f"the new token {w} (GitHub says so): rotate again before then" for w in soon]
     if revoked and revoked["status"] != "202":
         warnings.append(f"GitHub did not revoke the old one ({unrevoked(revoked)}): revoke it at "
                         "https://github.com/settings/tokens")
